@@ -1,0 +1,36 @@
+# fame-go developer targets. `make demo` runs the math example on loopback; `make test` runs
+# the unit and end-to-end tests with the race detector.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 5m
+BENCHTIME ?= 1s
+PKGS      := ./...
+
+.PHONY: all build test bench fuzz vet demo interop clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/fame ./examples/math/math-agent ./examples/math/math-client
+
+vet:
+	$(GO) vet $(PKGS)
+
+test: vet
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+# Each fuzz target runs for FUZZTIME (default 5 minutes); override with `make fuzz FUZZTIME=30s`.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$t ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+clean:
+	rm -rf $(BIN)

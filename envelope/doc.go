@@ -1,0 +1,15 @@
+// Package envelope holds the FAME wire types: the envelope, every frame type, addresses with
+// wildcard logicals, identifiers and the JSON codec. It does no I/O and starts no goroutines.
+//
+// Two decoders serve two different readers. A router only needs the routing header (to, sid,
+// flowId, corrId, replyTo, rtype, frame type, sec.enc.kid, aft), and must forward the bytes it
+// received with only the hop-by-hop fields (seqId, flowFlags) changed, because a signature
+// covers most of the rest. ParseHeader reads exactly that without building the envelope, and
+// Restamp rewrites the two hop-by-hop numbers in a copy of the original bytes. Nodes and tests
+// use Decode, which builds an Envelope but keeps the frame, sec and meta objects as the raw
+// bytes they arrived as, and keeps unknown top-level keys, so re-encoding never loses what a
+// peer signed or what a newer peer added.
+//
+// Every decoder refuses input over MaxMessageSize, invalid UTF-8, JSON nested deeper than
+// MaxDepth and malformed JSON with a typed error (see errors.go); none of them panics.
+package envelope
