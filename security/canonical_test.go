@@ -82,8 +82,8 @@ func TestSecureDigest(t *testing.T) {
 		"/Cb8WVCC4ML5RsFM/client01": "2bDFT5akYCfhjCen05Vmym",
 		"":                          "6VE2wRoL3MNCIb6wil2FiA",
 		`{"alg":"CHACHA20P1305","cid":"auto-math@fame.fabric-XYZ","ephPub":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","opts":0,"type":"SecureOpen"}`: "6YxOiYPyZeE9yPEDWhXBZ6",
-		`{"kid":"kid-9","physicalPath":"/Cb8WVCC4ML5RsFM/r1","type":"KeyRequest"}`:                                                                         "4HHvIPnfXkc8oUgoTgUmOS",
-		`{"id":"req-1","jsonrpc":"2.0","method":"add","params":{"note":"héllo","x":3,"y":4}}`:                                                               "5nNqFZP2SMyuzMoJcWjZXT",
+		`{"kid":"kid-9","physicalPath":"/Cb8WVCC4ML5RsFM/r1","type":"KeyRequest"}`:                                                                       "4HHvIPnfXkc8oUgoTgUmOS",
+		`{"id":"req-1","jsonrpc":"2.0","method":"add","params":{"note":"héllo","x":3,"y":4}}`:                                                            "5nNqFZP2SMyuzMoJcWjZXT",
 	}
 	for in, want := range tests {
 		if got := SecureDigest(in); got != want {

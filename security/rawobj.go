@@ -1,0 +1,105 @@
+package security
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// rawMember is one member of a JSON object with its value kept as the exact bytes received,
+// so that a frame can gain or replace a member (pd, payload, codec) without re-encoding the
+// members a peer may have digested.
+type rawMember struct {
+	key string
+	val json.RawMessage
+}
+
+type rawObject []rawMember
+
+func parseRawObject(raw []byte) (rawObject, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	var obj rawObject
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := kt.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		obj.set(key, v)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("trailing data after object")
+	}
+	return obj, nil
+}
+
+func (o rawObject) get(key string) (json.RawMessage, bool) {
+	for _, m := range o {
+		if m.key == key {
+			return m.val, true
+		}
+	}
+	return nil, false
+}
+
+// set replaces key in place or appends it, so existing members keep their order.
+func (o *rawObject) set(key string, val json.RawMessage) {
+	for i := range *o {
+		if (*o)[i].key == key {
+			(*o)[i].val = val
+			return
+		}
+	}
+	*o = append(*o, rawMember{key: key, val: val})
+}
+
+func (o rawObject) marshal() []byte {
+	n := 2
+	for _, m := range o {
+		n += len(m.key) + len(m.val) + 4
+	}
+	dst := make([]byte, 0, n)
+	dst = append(dst, '{')
+	for i, m := range o {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, m.key, false)
+		dst = append(dst, ':')
+		dst = append(dst, m.val...)
+	}
+	return append(dst, '}')
+}
+
+// stringMember decodes a string member; absent or null gives "".
+func (o rawObject) stringMember(key string) (string, error) {
+	v, ok := o.get(key)
+	if !ok || isJSONNull(v) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	return s, nil
+}
+
+func isJSONNull(v []byte) bool { return string(bytes.TrimSpace(v)) == "null" }
+
+func quoteJSON(s string) json.RawMessage { return appendJSONString(nil, s, false) }

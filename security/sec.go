@@ -1,0 +1,68 @@
+package security
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Algorithm labels used in sec headers.
+const (
+	SigAlgEdDSA     = "EdDSA"
+	EncAlgSealed    = "ECDH-ES+A256GCM" // the reference's label; the cipher is really ChaCha20-Poly1305
+	EncAlgChannel   = "chacha20-poly1305-channel"
+	ChannelAlgOpen  = "CHACHA20P1305" // SecureOpen/SecureAccept alg
+	encAlgChacha    = "chacha20-poly1305"
+	encAlgAESGCM    = "aes-256-gcm"
+	usSeparatorByte = 0x1F
+)
+
+// ParseSec decodes a raw sec header. nil or empty input gives (nil, nil). Members must have
+// the right JSON types; unknown members are ignored (peers may add some).
+func ParseSec(raw json.RawMessage) (*envelope.Sec, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || isJSONNull(raw) {
+		return nil, nil
+	}
+	var s envelope.Sec
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSec, err)
+	}
+	if s.Sig != nil && (s.Sig.Kid == "" || s.Sig.Val == "") {
+		return nil, fmt.Errorf("%w: sig needs kid and val", ErrBadSec)
+	}
+	if s.Enc != nil && s.Enc.Kid == "" {
+		return nil, fmt.Errorf("%w: enc needs kid", ErrBadSec)
+	}
+	return &s, nil
+}
+
+// setSec writes sec back into the envelope; an empty header removes the member.
+func setSec(env *envelope.Envelope, s *envelope.Sec) error {
+	if s == nil || (s.Sig == nil && s.Enc == nil) {
+		env.Sec = nil
+		return nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode sec: %w", err)
+	}
+	env.Sec = b
+	return nil
+}
+
+// EncLevel classifies an envelope's encryption as the reference does: no sec.enc is
+// plaintext, the channel alg is channel, and any other alg (known sealed labels or unknown)
+// counts as sealed.
+func EncLevel(s *envelope.Sec) Level {
+	switch {
+	case s == nil || s.Enc == nil:
+		return LevelPlaintext
+	case s.Enc.Alg == EncAlgChannel:
+		return LevelChannel
+	default:
+		return LevelSealed
+	}
+}
