@@ -14,7 +14,6 @@ type ReplayGuard struct {
 	mu   sync.Mutex
 	seen map[string]time.Time
 	max  int
-	now  func() time.Time
 }
 
 // NewReplayGuard returns a guard holding at most max ids (default 100k).
@@ -22,15 +21,14 @@ func NewReplayGuard(max int) *ReplayGuard {
 	if max <= 0 {
 		max = 100_000
 	}
-	return &ReplayGuard{seen: make(map[string]time.Time), max: max, now: time.Now}
+	return &ReplayGuard{seen: make(map[string]time.Time), max: max}
 }
 
-// Use records jti as used until exp. It returns false when jti was already
-// used (or the table is full).
-func (g *ReplayGuard) Use(jti string, exp time.Time) bool {
+// Use records jti as used until exp, as seen at time now (the verifier's
+// clock). It returns false when jti was already used (or the table is full).
+func (g *ReplayGuard) Use(jti string, exp, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
 	if until, ok := g.seen[jti]; ok && now.Before(until) {
 		return false
 	}

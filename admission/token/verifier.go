@@ -103,7 +103,7 @@ func (v *Verifier) VerifyInto(ctx context.Context, raw string, dst Carrier) erro
 		if c.ID == "" {
 			return refuse(ReasonMalformed, "no jti on a one-shot token")
 		}
-		if !v.cfg.Replay.Use(c.ID, c.ExpiresAt.Add(v.cfg.Leeway)) {
+		if !v.cfg.Replay.Use(c.ID, c.ExpiresAt.Add(v.cfg.Leeway), v.cfg.Now()) {
 			return refuse(ReasonReplayed, "jti %q already used", c.ID)
 		}
 	}

@@ -155,18 +155,17 @@ func TestVerifierReplay(t *testing.T) {
 func TestReplayGuardBounded(t *testing.T) {
 	g := NewReplayGuard(2)
 	now := t0
-	g.now = func() time.Time { return now }
-	if !g.Use("a", now.Add(time.Minute)) || !g.Use("b", now.Add(time.Hour)) {
+	if !g.Use("a", now.Add(time.Minute), now) || !g.Use("b", now.Add(time.Hour), now) {
 		t.Fatal("fresh ids refused")
 	}
-	if g.Use("c", now.Add(time.Hour)) {
+	if g.Use("c", now.Add(time.Hour), now) {
 		t.Fatal("full table accepted a new id (should fail closed)")
 	}
 	now = now.Add(2 * time.Minute) // "a" expired: room again
-	if !g.Use("c", now.Add(time.Hour)) {
+	if !g.Use("c", now.Add(time.Hour), now) {
 		t.Fatal("id refused after an expired one could be purged")
 	}
-	if g.Use("b", now.Add(time.Hour)) {
+	if g.Use("b", now.Add(time.Hour), now) {
 		t.Fatal("replayed unexpired id accepted")
 	}
 	if g.Len() != 2 {
