@@ -1,0 +1,114 @@
+package welcome
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/fame-go/fame/admission/internal/envx"
+	"github.com/fame-go/fame/admission/jose"
+	"github.com/fame-go/fame/admission/token"
+)
+
+// Paths served by the Handler.
+const (
+	HelloPath = "/fame/v1/welcome/hello"
+	// JWKSPath is where the reference serves the welcome JWKS (the sentinel's
+	// FAME_JWKS_URL points here); JWKSPathV1 is the same under /fame/v1.
+	JWKSPath   = "/fame/welcome/.well-known/jwks.json"
+	JWKSPathV1 = "/fame/v1/welcome/.well-known/jwks.json"
+)
+
+// Config configures the welcome service.
+type Config struct {
+	TargetSystemID     string // the sentinel's system id (FAME_NODE_ID of the sentinel)
+	TargetPhysicalPath string // default "/" + TargetSystemID
+	AttachURL          string // public WS URL, e.g. wss://sentinel/fame/v1/attach/ws/downstream
+	CAServiceURL       string // e.g. https://ca/fame/v1/ca; empty = no ca_sign grant
+	Issuer             string // iss of tickets, default https://welcome/fame/welcome
+	// AllowedLogicals are the patterns a node may be given; default
+	// ["*.fame.fabric"].
+	AllowedLogicals []string
+	TicketTTL       time.Duration // attach ticket and CA grant, default 5 min
+	WelcomeTTL      time.Duration // NodeWelcome.expiresAt, default 1 h
+	KeyFile         string        // signing key file; empty = ephemeral
+
+	// Auth configures the bearer check from the environment; ignored when
+	// Verifier is set. AllowAnonymous disables the check (development only).
+	Auth           token.OAuth2Settings
+	Verifier       *token.Verifier
+	AllowAnonymous bool
+
+	Key    *jose.SigningKey // overrides KeyFile (tests, shared keys)
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	Host string // FAME_APP_HOST, for the CLI
+	Port string // FAME_APP_PORT, default 8090
+}
+
+// ConfigFromEnv reads the service's variables (see the package doc).
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		TargetSystemID:     getenv("FAME_WELCOME_TARGET_SYSTEM_ID"),
+		TargetPhysicalPath: getenv("FAME_WELCOME_TARGET_PHYSICAL_PATH"),
+		AttachURL:          envx.First(getenv, "", "FAME_WELCOME_ATTACH_URL", "FAME_DIRECT_ADMISSION_URL"),
+		CAServiceURL:       getenv("FAME_CA_SERVICE_URL"),
+		Issuer:             getenv("FAME_WELCOME_ISSUER"),
+		AllowedLogicals:    envx.List(getenv, "FAME_WELCOME_ALLOWED_LOGICALS", nil),
+		KeyFile:            getenv("FAME_WELCOME_KEY_FILE"),
+		Auth:               token.OAuth2SettingsFromEnv(getenv),
+		AllowAnonymous:     envx.Bool(getenv, "FAME_WELCOME_ALLOW_ANONYMOUS"),
+		Host:               envx.First(getenv, "0.0.0.0", "FAME_APP_HOST"),
+		Port:               envx.First(getenv, "8090", "FAME_APP_PORT"),
+	}
+	var err error
+	if c.TicketTTL, err = envx.Duration(getenv, "FAME_WELCOME_TICKET_TTL", 0); err != nil {
+		return c, err
+	}
+	if c.WelcomeTTL, err = envx.Duration(getenv, "FAME_WELCOME_TTL", 0); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+var (
+	errNoTarget = errors.New("welcome: target system id is required")
+	errNoAttach = errors.New("welcome: attach URL is required")
+	errNoAuth   = errors.New("welcome: no bearer verification configured (set FAME_JWT_TRUSTED_ISSUER or allow anonymous)")
+)
+
+func (c *Config) setDefaults() error {
+	if c.TargetSystemID == "" {
+		return errNoTarget
+	}
+	if !validSystemID(c.TargetSystemID) {
+		return fmt.Errorf("welcome: invalid target system id %q", c.TargetSystemID)
+	}
+	if c.TargetPhysicalPath == "" {
+		c.TargetPhysicalPath = "/" + c.TargetSystemID
+	}
+	if c.AttachURL == "" {
+		return errNoAttach
+	}
+	if c.Issuer == "" {
+		c.Issuer = "https://welcome/fame/welcome"
+	}
+	if c.AllowedLogicals == nil {
+		c.AllowedLogicals = []string{"*.fame.fabric"}
+	}
+	if c.TicketTTL <= 0 {
+		c.TicketTTL = 5 * time.Minute
+	}
+	if c.WelcomeTTL <= 0 {
+		c.WelcomeTTL = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
