@@ -1,0 +1,56 @@
+// Package stickiness keeps every client session of a replicated service on
+// the replica that holds its end-to-end channel keys, and moves it — loudly —
+// when that replica goes away.
+//
+// # Where it sits
+//
+// The sentinel calls it on its hot path for every envelope addressed to a
+// pooled logical address (math@fame.fabric served by pool math@*.fame.fabric,
+// whose members are replica system ids):
+//
+//  1. Table.Lookup(envelope.sid) — the client's session binding, if any and
+//     if the replica is still a pool member, decides (LookupChannel(cid) is
+//     there for traffic routed by channel id);
+//  2. on a miss, balancer.Strategy.Pick(sid, members) chooses a replica
+//     (Load = Table.SessionsOn(member)) and Table.Bind(sid, replica, 0) pins
+//     the session;
+//  3. replies from replicas go through ExtractAFT(meta) and Table.LearnAFT,
+//     which verifies the replica's Affinity Tag at the configured Level and
+//     pins the token's client_sid to the replica the reply came from; the
+//     sentinel also calls BindChannel when it sees SecureOpen/SecureAccept;
+//  4. when a replica detaches, misses heartbeats or its socket closes, the
+//     sentinel removes it from its pools and calls Table.PurgeReplica, then
+//     sends SecureClose{cid} to each client for each lost channel, so the
+//     next envelope of those sessions is load-balanced to a live replica and
+//     the client re-opens its channel there.
+//
+// # Bindings
+//
+// Session bindings (client sid → replica) and channel bindings (channel id →
+// client sid, replica) are kept in two LRUs (hashicorp/golang-lru/v2
+// simplelru), each bounded by Config.CacheMax and split into independently
+// locked shards when large, plus a reverse index replica → bindings that the
+// LRU eviction callback keeps exact, so PurgeReplica costs O(bindings of that
+// replica). Lookup takes one shard lock and does not allocate.
+//
+// TTL: a binding lives while it is used. Each has an idle TTL (DefaultTTL,
+// 1 h by default, capped by MaxTTL, 2 h); every Lookup hit slides the expiry
+// to now+TTL. Idle bindings expire lazily on Lookup or via Sweep. The
+// reference's 30 s default_ttl_sec is only advertised in Negotiate (as
+// AdvertisedTTL); a 30 s idle TTL would break any client that pauses.
+//
+// # AFT tokens
+//
+// SignAFT / UnsignedAFT mint tokens byte-for-byte as the reference replicas
+// do; VerifyAFT checks them (levels strict, signed-optional, sid-only) with
+// typed refusal reasons. Negotiate answers a replica's stickiness offer in
+// NodeAttachAck.
+//
+// # Persistence
+//
+// A Store (bbolt) attached to the Table receives every bind/unbind through a
+// bounded queue drained by one goroutine in batches (every 100 ms or 1000
+// changes); a full queue drops and counts, the hot path never blocks or
+// touches the disk. On start the sentinel opens the store (ErrCorruptStore →
+// start empty), Restore(store.Load()), then AttachStore.
+package stickiness

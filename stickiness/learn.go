@@ -1,0 +1,35 @@
+package stickiness
+
+import "time"
+
+// LearnAFT handles an AFT found on an envelope coming up from a replica
+// (ExtractAFT on its meta): it verifies the token at the table's level with
+// the envelope's sid as the expected replica sid and, when valid, pins the
+// token's client_sid to sourceReplica (the route the envelope came from).
+// The binding's idle TTL is the larger of DefaultTTL and the token's
+// remaining lifetime, capped at MaxTTL. Refusals are counted by reason and
+// returned as *AFTError; the envelope itself should still be forwarded.
+// A valid token without client_sid (reference unsigned tokens) binds nothing.
+func (t *Table) LearnAFT(token, envelopeSID, sourceReplica string, keys KeyLookup, now time.Time) error {
+	if !t.cfg.Enabled {
+		return nil
+	}
+	c, err := VerifyAFT(token, envelopeSID, t.cfg.SecurityLevel, keys, now)
+	if err != nil {
+		t.refusedMu.Lock()
+		t.refused[ReasonOf(err)]++
+		t.refusedMu.Unlock()
+		return err
+	}
+	t.aftVerified.Add(1)
+	if c.ClientSID == "" {
+		t.aftNoClient.Add(1)
+		return nil
+	}
+	ttl := time.Unix(c.Exp, 0).Sub(now)
+	if ttl < t.cfg.DefaultTTL {
+		ttl = t.cfg.DefaultTTL
+	}
+	t.Bind(c.ClientSID, sourceReplica, ttl)
+	return nil
+}

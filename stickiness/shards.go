@@ -1,0 +1,115 @@
+package stickiness
+
+import (
+	"hash/maphash"
+	"sync"
+	"unique"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// binding is one entry of the table: a session (key = client sid) or a
+// channel (key = channel id). Its mutable fields are guarded by the lock of
+// the shard that holds it.
+type binding struct {
+	key       string
+	clientSID string // equals key for sessions
+	replica   unique.Handle[string]
+	ttl       int64 // sliding idle TTL, ns
+	exp       int64 // expiry, ns since the table's epoch
+	persisted int64 // exp last sent to the store; refreshes re-send when it lags
+}
+
+type kind uint8
+
+const (
+	kindSession kind = iota
+	kindChannel
+)
+
+// shard is one lock + LRU. The hot path takes exactly one shard lock, so
+// lookups of different sessions rarely contend; counters live here too so
+// that they need no atomics of their own.
+type shard struct {
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, *binding]
+	// explicit is set while the table itself removes an entry (expiry,
+	// purge, re-pin) so that the eviction callback can tell capacity
+	// evictions apart.
+	explicit                         bool
+	hits, misses, evictions, expired uint64
+	_                                [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// shardSet is a bounded LRU split into independently locked shards.
+type shardSet struct {
+	shards []shard
+	seed   maphash.Seed
+}
+
+// shardCount: one shard keeps exact global LRU order for small tables (and
+// tests); big tables trade exactness for less lock contention. The capacity
+// is split so that the shards add up to exactly max.
+func shardCount(max int) int {
+	if max < 4096 {
+		return 1
+	}
+	return 32
+}
+
+func newShardSet(max int, onEvict func(s *shard, b *binding)) (*shardSet, error) {
+	n := shardCount(max)
+	ss := &shardSet{shards: make([]shard, n), seed: maphash.MakeSeed()}
+	for i := range ss.shards {
+		s := &ss.shards[i]
+		size := max / n
+		if i < max%n {
+			size++
+		}
+		l, err := simplelru.NewLRU(size, func(_ string, b *binding) { onEvict(s, b) })
+		if err != nil {
+			return nil, err
+		}
+		s.lru = l
+	}
+	return ss, nil
+}
+
+func (ss *shardSet) shardFor(key string) *shard {
+	if len(ss.shards) == 1 {
+		return &ss.shards[0]
+	}
+	return &ss.shards[maphash.String(ss.seed, key)%uint64(len(ss.shards))]
+}
+
+// removeLocked removes key without counting it as an eviction; the caller
+// holds s.mu.
+func (s *shard) removeLocked(key string) {
+	s.explicit = true
+	s.lru.Remove(key)
+	s.explicit = false
+}
+
+// removeIf removes key only if it still maps to b (not to a newer binding
+// created concurrently). It reports whether b was removed.
+func (ss *shardSet) removeIf(key string, b *binding) bool {
+	s := ss.shardFor(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.lru.Peek(key); ok && cur == b {
+		s.removeLocked(key)
+		return true
+	}
+	return false
+}
+
+func (ss *shardSet) len() int {
+	n := 0
+	for i := range ss.shards {
+		s := &ss.shards[i]
+		s.mu.Lock()
+		n += s.lru.Len()
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -1,0 +1,56 @@
+package stickiness
+
+// Stats is a point-in-time view of the table's counters (all monotonic
+// except Size and Channels).
+type Stats struct {
+	Size           int // session bindings
+	Channels       int // channel bindings
+	Hits, Misses   uint64
+	ChannelHits    uint64
+	ChannelMisses  uint64
+	Evictions      uint64 // dropped by the LRU bound (sessions + channels)
+	Expired        uint64 // dropped because idle past their TTL
+	Repins         uint64 // sessions bound to a different replica than before
+	PurgedSessions uint64 // removed by PurgeReplica
+	PurgedChannels uint64
+	AFTVerified    uint64
+	AFTNoClientSID uint64 // verified but carrying no client_sid (nothing to bind)
+	AFTRefused     map[Reason]uint64
+	StoreDropped   uint64 // changes the store queue could not take
+}
+
+// Stats collects the counters; it takes each shard lock briefly.
+func (t *Table) Stats() Stats {
+	var st Stats
+	collect := func(ss *shardSet, hits, misses *uint64) int {
+		n := 0
+		for i := range ss.shards {
+			s := &ss.shards[i]
+			s.mu.Lock()
+			n += s.lru.Len()
+			*hits += s.hits
+			*misses += s.misses
+			st.Evictions += s.evictions
+			st.Expired += s.expired
+			s.mu.Unlock()
+		}
+		return n
+	}
+	st.Size = collect(t.sessions, &st.Hits, &st.Misses)
+	st.Channels = collect(t.channels, &st.ChannelHits, &st.ChannelMisses)
+	st.Repins = t.repins.Load()
+	st.PurgedSessions = t.purgedSessions.Load()
+	st.PurgedChannels = t.purgedChannels.Load()
+	st.AFTVerified = t.aftVerified.Load()
+	st.AFTNoClientSID = t.aftNoClient.Load()
+	t.refusedMu.Lock()
+	st.AFTRefused = make(map[Reason]uint64, len(t.refused))
+	for r, n := range t.refused {
+		st.AFTRefused[r] = n
+	}
+	t.refusedMu.Unlock()
+	if s := t.store.Load(); s != nil {
+		st.StoreDropped = s.Dropped()
+	}
+	return st
+}

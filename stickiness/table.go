@@ -1,0 +1,320 @@
+package stickiness
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unique"
+)
+
+// Table maps client sessions (client sid) and end-to-end channels (channel
+// id) to the pool replica that serves them. It is safe for concurrent use.
+//
+// TTL semantics: every binding has an idle TTL (Bind's ttl, DefaultTTL by
+// default, never above MaxTTL). A Lookup hit slides its expiry to now+TTL, so
+// a session in use never expires; an idle one is dropped lazily on its next
+// Lookup or by Sweep. Session and channel bindings age independently: traffic
+// routed by client sid refreshes the session, traffic routed by channel id
+// refreshes the channel.
+type Table struct {
+	cfg   Config
+	clock func() time.Time
+	start time.Time // epoch of the int64 expiry times; carries a monotonic reading
+
+	sessions, channels *shardSet
+	idx                *index
+	store              atomic.Pointer[Store]
+
+	repins, purgedSessions, purgedChannels atomic.Uint64
+	aftVerified, aftNoClient               atomic.Uint64
+	refusedMu                              sync.Mutex
+	refused                                map[Reason]uint64
+}
+
+// Option customises a Table.
+type Option func(*Table)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(t *Table) { t.clock = now } }
+
+// WithStore attaches a persistence store from the start (see AttachStore).
+func WithStore(s *Store) Option { return func(t *Table) { t.store.Store(s) } }
+
+// Lost is what a replica's disappearance cost one client session: the
+// sentinel sends SecureClose{cid} for each channel so that the client
+// re-opens it on a live replica.
+type Lost struct {
+	ClientSID  string
+	ChannelIDs []string
+}
+
+// NewTable builds a table; zero durations and CacheMax take their defaults.
+func NewTable(cfg Config, opts ...Option) (*Table, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{cfg: cfg, clock: time.Now, idx: newIndex(), refused: map[Reason]uint64{}}
+	for _, o := range opts {
+		o(t)
+	}
+	t.start = t.clock()
+	if t.sessions, err = newShardSet(cfg.CacheMax, t.onRemove(kindSession)); err != nil {
+		return nil, fmt.Errorf("stickiness: session cache: %w", err)
+	}
+	if t.channels, err = newShardSet(cfg.CacheMax, t.onRemove(kindChannel)); err != nil {
+		return nil, fmt.Errorf("stickiness: channel cache: %w", err)
+	}
+	return t, nil
+}
+
+// Config returns the effective (normalised) configuration.
+func (t *Table) Config() Config { return t.cfg }
+
+// AttachStore makes the table write every bind/unbind behind to s (nil
+// detaches). Changes are queued, never written on the caller's goroutine.
+func (t *Table) AttachStore(s *Store) { t.store.Store(s) }
+
+func (t *Table) now() int64 { return int64(t.clock().Sub(t.start)) }
+
+func (t *Table) wall(exp int64) time.Time { return t.start.Add(time.Duration(exp)).Round(0) }
+
+// onRemove runs under the shard lock whenever the LRU drops an entry, be it
+// by capacity eviction or by the table's own Remove: it keeps the reverse
+// index and the store in step with the LRU.
+func (t *Table) onRemove(k kind) func(s *shard, b *binding) {
+	return func(s *shard, b *binding) {
+		if !s.explicit {
+			s.evictions++
+		}
+		t.idx.remove(k, b)
+		if st := t.store.Load(); st != nil {
+			st.enqueue(change{op: opDelete, kind: k, key: b.key})
+		}
+	}
+}
+
+func (t *Table) clampTTL(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		ttl = t.cfg.DefaultTTL
+	}
+	if ttl > t.cfg.MaxTTL {
+		ttl = t.cfg.MaxTTL
+	}
+	return int64(ttl)
+}
+
+// Lookup returns the replica bound to a client session and slides the
+// binding's expiry. It does not allocate.
+func (t *Table) Lookup(clientSID string) (replica string, ok bool) {
+	return t.lookup(kindSession, t.sessions, clientSID)
+}
+
+// LookupChannel returns the replica that holds channel cid.
+func (t *Table) LookupChannel(cid string) (replica string, ok bool) {
+	return t.lookup(kindChannel, t.channels, cid)
+}
+
+func (t *Table) lookup(k kind, ss *shardSet, key string) (string, bool) {
+	if !t.cfg.Enabled || key == "" {
+		return "", false
+	}
+	now := t.now()
+	s := ss.shardFor(key)
+	s.mu.Lock()
+	b, ok := s.lru.Get(key)
+	if !ok {
+		s.misses++
+		s.mu.Unlock()
+		return "", false
+	}
+	if now >= b.exp {
+		s.removeLocked(key)
+		s.expired++
+		s.misses++
+		s.mu.Unlock()
+		return "", false
+	}
+	s.hits++
+	b.exp = now + b.ttl
+	replica := b.replica.Value()
+	// Persist the slid expiry only when the stored one lags by more than half
+	// a TTL: at most two store writes per TTL per active binding, and a
+	// restart never loses a binding that was in use.
+	var c change
+	st := t.store.Load()
+	if st != nil && b.exp-b.persisted > b.ttl/2 {
+		b.persisted = b.exp
+		c = t.putChange(k, b)
+	} else {
+		st = nil
+	}
+	s.mu.Unlock()
+	if st != nil {
+		st.enqueue(c)
+	}
+	return replica, true
+}
+
+// putChange snapshots b for the store; caller holds the shard lock.
+func (t *Table) putChange(k kind, b *binding) change {
+	return change{op: opPut, kind: k, key: b.key, clientSID: b.clientSID, replica: b.replica.Value(),
+		ttl: b.ttl, expires: t.wall(b.exp).UnixNano()}
+}
+
+// Bind pins a client session to replica. ttl <= 0 means DefaultTTL; ttl is
+// capped at MaxTTL. Binding a session that is already bound elsewhere
+// re-pins it (counted in Stats.Repins). Empty arguments are ignored.
+func (t *Table) Bind(clientSID, replica string, ttl time.Duration) {
+	if !t.cfg.Enabled || clientSID == "" || replica == "" {
+		return
+	}
+	d := t.clampTTL(ttl)
+	t.bind(kindSession, t.sessions, clientSID, clientSID, replica, d, t.now()+d, true)
+}
+
+// BindChannel records that channel cid of session clientSID lives on
+// replica (learned from SecureOpen/SecureAccept or sec.enc.kid). It uses the
+// DefaultTTL, sliding on LookupChannel.
+func (t *Table) BindChannel(cid, clientSID, replica string) {
+	if !t.cfg.Enabled || cid == "" || replica == "" {
+		return
+	}
+	d := t.clampTTL(0)
+	t.bind(kindChannel, t.channels, cid, clientSID, replica, d, t.now()+d, true)
+}
+
+func (t *Table) bind(k kind, ss *shardSet, key, clientSID, replica string, ttl, exp int64, persist bool) {
+	h := unique.Make(replica)
+	s := ss.shardFor(key)
+	var c change
+	s.mu.Lock()
+	old, had := s.lru.Get(key)
+	if had && old.replica == h && old.clientSID == clientSID {
+		old.ttl, old.exp = ttl, exp
+		if persist {
+			old.persisted = exp
+			c = t.putChange(k, old)
+		}
+		s.mu.Unlock()
+		t.persist(persist, c)
+		return
+	}
+	if had {
+		s.removeLocked(key)
+		if old.replica != h {
+			t.repins.Add(1)
+		}
+	}
+	b := &binding{key: key, clientSID: clientSID, replica: h, ttl: ttl, exp: exp, persisted: exp}
+	// Index before the LRU: a PurgeReplica racing with this Bind then either
+	// finds b in the index and removes it, or runs entirely before it.
+	t.idx.add(k, b)
+	s.lru.Add(key, b)
+	if persist {
+		c = t.putChange(k, b)
+	}
+	s.mu.Unlock()
+	t.persist(persist, c)
+}
+
+func (t *Table) persist(do bool, c change) {
+	if !do {
+		return
+	}
+	if st := t.store.Load(); st != nil {
+		st.enqueue(c)
+	}
+}
+
+// Unbind removes a session binding (for example when the client detaches).
+func (t *Table) Unbind(clientSID string) { t.unbind(t.sessions, clientSID) }
+
+// UnbindChannel removes a channel binding (SecureClose seen).
+func (t *Table) UnbindChannel(cid string) { t.unbind(t.channels, cid) }
+
+func (t *Table) unbind(ss *shardSet, key string) {
+	s := ss.shardFor(key)
+	s.mu.Lock()
+	s.removeLocked(key)
+	s.mu.Unlock()
+}
+
+// PurgeReplica removes every session and channel binding of replica at once
+// and returns them grouped by client session (sorted, for stable output), so
+// that the sentinel can send SecureClose{cid} for each lost channel. Cost is
+// O(bindings of that replica). Bindings made to replica after the purge are
+// kept: the caller must take the replica out of its pools first.
+func (t *Table) PurgeReplica(replica string) []Lost {
+	set := t.idx.take(unique.Make(replica))
+	if set == nil {
+		return nil
+	}
+	bySID := make(map[string]*Lost, len(set.sessions))
+	get := func(sid string) *Lost {
+		l := bySID[sid]
+		if l == nil {
+			l = &Lost{ClientSID: sid}
+			bySID[sid] = l
+		}
+		return l
+	}
+	var ns, nc uint64
+	for key, b := range set.sessions {
+		if t.sessions.removeIf(key, b) {
+			get(b.clientSID)
+			ns++
+		}
+	}
+	for key, b := range set.channels {
+		if t.channels.removeIf(key, b) {
+			l := get(b.clientSID)
+			l.ChannelIDs = append(l.ChannelIDs, key)
+			nc++
+		}
+	}
+	t.purgedSessions.Add(ns)
+	t.purgedChannels.Add(nc)
+	out := make([]Lost, 0, len(bySID))
+	for _, l := range bySID {
+		sort.Strings(l.ChannelIDs)
+		out = append(out, *l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ClientSID < out[j].ClientSID })
+	return out
+}
+
+// Sweep drops every expired binding and returns how many it dropped. The
+// sentinel calls it from its maintenance ticker; lookups expire lazily
+// without it, Sweep only reclaims memory of sessions that never come back.
+func (t *Table) Sweep() int {
+	now := t.now()
+	n := 0
+	for _, ss := range []*shardSet{t.sessions, t.channels} {
+		for i := range ss.shards {
+			s := &ss.shards[i]
+			s.mu.Lock()
+			for _, key := range s.lru.Keys() {
+				if b, ok := s.lru.Peek(key); ok && now >= b.exp {
+					s.removeLocked(key)
+					s.expired++
+					n++
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	return n
+}
+
+// SessionsOn returns how many sessions are bound to replica: the Load to
+// give the balancer for that member.
+func (t *Table) SessionsOn(replica string) int {
+	n, _ := t.idx.counts(unique.Make(replica))
+	return n
+}
+
+// ReplicaSessions returns the session count per replica (imbalance metric).
+func (t *Table) ReplicaSessions() map[string]int { return t.idx.all() }
