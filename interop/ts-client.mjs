@@ -12,6 +12,9 @@
 //   WHOAMI=N            --whoami N
 //   CONCURRENCY=N       --concurrency N
 //   SLEEP_BEFORE_MS=MS  --sleep-before-ms MS   (idle time after attaching, before the first call)
+//   REPEAT=R            --repeat R             (run the add/multiply/fib_stream/whoami round R times
+//                                               in the same session; default 1)
+//   REPEAT_GAP_MS=MS    --repeat-gap-ms MS     (pause between rounds, e.g. to kill a replica)
 //   MATH_ADDRESS        target address (default math@fame.fabric)
 // plus the runtime's FAME_DIRECT_ADMISSION_URL, FAME_SECURITY_PROFILE, FAME_ADMISSION_PROFILE,
 // FAME_DELIVERY_PROFILE, FAME_NODE_ID(_SALT), FAME_FLOW_CONTROL, FAME_LOG_LEVEL.
@@ -40,6 +43,8 @@ function intOption(flag, envName, fallback) {
 const whoamiCalls = intOption('--whoami', 'WHOAMI', 0);
 const concurrency = intOption('--concurrency', 'CONCURRENCY', 0);
 const sleepBeforeMs = intOption('--sleep-before-ms', 'SLEEP_BEFORE_MS', 0);
+const rounds = Math.max(1, intOption('--repeat', 'REPEAT', 1));
+const roundGapMs = intOption('--repeat-gap-ms', 'REPEAT_GAP_MS', 0);
 const address = process.env.MATH_ADDRESS || 'math@fame.fabric';
 
 const { withFabric } = await import('@naylence/runtime');
@@ -65,11 +70,9 @@ async function step(label, fn) {
   }
 }
 
-async function run() {
-  const math = Agent.remoteByAddress(address);
-  if (sleepBeforeMs > 0) {
-    await new Promise((resolve) => setTimeout(resolve, sleepBeforeMs));
-  }
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function round(math) {
   await step('add', async () => {
     const sum = await math.add({ x: 3, y: 4 });
     if (check('add(3, 4)', sum, 7)) writeLine(`add(3, 4) = ${sum}`);
@@ -95,6 +98,15 @@ async function run() {
       }
       writeLine(`whoami = ${name}`);
     });
+  }
+}
+
+async function run() {
+  const math = Agent.remoteByAddress(address);
+  if (sleepBeforeMs > 0) await sleep(sleepBeforeMs);
+  for (let r = 0; r < rounds; r += 1) {
+    if (r > 0 && roundGapMs > 0) await sleep(roundGapMs);
+    await round(math);
   }
   if (concurrency > 0) {
     const before = failures;

@@ -1,0 +1,411 @@
+//go:build interop
+
+package interop
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var recordFlag = flag.String("record", "", "keep every process's stdout/stderr per case under this directory (env INTEROP_RECORD)")
+
+// Bounds on every wait; the machine is small (2 cores shared with other work) and Node is slow to start.
+const (
+	readyTimeout  = 60 * time.Second
+	clientTimeout = 120 * time.Second
+	npmTimeout    = 10 * time.Minute
+	buildTimeout  = 10 * time.Minute
+)
+
+// Paths, resolved once in TestMain. The test binary runs in the package directory (interop/).
+var (
+	interopDir string
+	repoRoot   string
+	binDir     string
+	recordRoot string
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := func() int {
+		wd, err := os.Getwd()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "interop: getwd:", err)
+			return 1
+		}
+		interopDir = wd
+		repoRoot = filepath.Dir(wd)
+		binDir, err = os.MkdirTemp("", "fame-interop-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "interop: temp dir:", err)
+			return 1
+		}
+		defer os.RemoveAll(binDir)
+		recordRoot = *recordFlag
+		if recordRoot == "" {
+			recordRoot = os.Getenv("INTEROP_RECORD")
+		}
+		if recordRoot != "" {
+			if recordRoot, err = filepath.Abs(recordRoot); err != nil {
+				fmt.Fprintln(os.Stderr, "interop: record dir:", err)
+				return 1
+			}
+		}
+		code := m.Run()
+		printSummary()
+		return code
+	}()
+	os.Exit(code)
+}
+
+// ---- per-case bookkeeping and the summary table ----
+
+type caseResult struct {
+	name     string
+	status   string
+	duration time.Duration
+}
+
+var (
+	resultsMu sync.Mutex
+	results   []caseResult
+)
+
+func printSummary() {
+	resultsMu.Lock()
+	defer resultsMu.Unlock()
+	if len(results) == 0 {
+		return
+	}
+	// Order by case number, not by the parallel group ("long"/"main") the case runs in.
+	caseKey := func(name string) string {
+		parts := strings.SplitN(name, "/", 3)
+		return parts[len(parts)-1]
+	}
+	sort.SliceStable(results, func(i, j int) bool { return caseKey(results[i].name) < caseKey(results[j].name) })
+	width := len("case")
+	for _, r := range results {
+		width = max(width, len(r.name))
+	}
+	var total time.Duration
+	fmt.Printf("\ninterop summary\n%-*s  %-6s  %10s\n", width, "case", "result", "duration")
+	for _, r := range results {
+		fmt.Printf("%-*s  %-6s  %10s\n", width, r.name, r.status, r.duration.Round(100*time.Millisecond))
+		total += r.duration
+	}
+	fmt.Printf("%-*s  %-6s  %10s (sum; parallel cases overlap)\n", width, "", "", total.Round(100*time.Millisecond))
+}
+
+// caseEnv is one leaf case: the processes it started and where their output is recorded.
+type caseEnv struct {
+	t         *testing.T
+	recordDir string
+	procs     []*proc
+	seq       int
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// newCase registers, in this order, the summary entry (runs last) and the output dump on failure
+// (runs after every process of the case has been killed, since cleanups run last-in first-out).
+func newCase(t *testing.T) *caseEnv {
+	t.Helper()
+	start := time.Now()
+	t.Cleanup(func() {
+		status := "PASS"
+		switch {
+		case t.Failed():
+			status = "FAIL"
+		case t.Skipped():
+			status = "SKIP"
+		}
+		resultsMu.Lock()
+		results = append(results, caseResult{name: t.Name(), status: status, duration: time.Since(start)})
+		resultsMu.Unlock()
+	})
+	c := &caseEnv{t: t}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range c.procs {
+				p.dump(t)
+			}
+		}
+	})
+	if recordRoot != "" {
+		c.recordDir = filepath.Join(recordRoot, unsafeName.ReplaceAllString(t.Name(), "_"))
+		if err := os.MkdirAll(c.recordDir, 0o755); err != nil {
+			t.Fatalf("record dir: %v", err)
+		}
+	}
+	return c
+}
+
+// uniqueSalt gives each TS process of a case its own fingerprint id: two processes started from
+// the same script on one host otherwise get the same system id and the sentinel rejects one.
+func (c *caseEnv) uniqueSalt(name string) string {
+	c.seq++
+	return fmt.Sprintf("FAME_NODE_ID_SALT=%s-%s-%d-%d", unsafeName.ReplaceAllString(c.t.Name(), "_"), name, c.seq, time.Now().UnixNano())
+}
+
+// ---- environment ----
+
+// childKeys are variables the harness sets explicitly; inherited values would change behaviour.
+var childKeys = []string{"AGENT_NAME", "MATH_LOGICAL", "MATH_ADDRESS", "WHOAMI", "CONCURRENCY", "SLEEP_BEFORE_MS", "REPEAT", "REPEAT_GAP_MS"}
+
+func baseEnv() []string {
+	var env []string
+next:
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "FAME_") {
+			continue
+		}
+		for _, k := range childKeys {
+			if strings.HasPrefix(kv, k+"=") {
+				continue next
+			}
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func attachURL(port int) string {
+	return fmt.Sprintf("ws://127.0.0.1:%d/fame/v1/attach/ws/downstream", port)
+}
+
+// ---- prerequisites: Node packages and Go binaries, each prepared once per run ----
+
+var (
+	npmOnce sync.Once
+	npmErr  error
+)
+
+// needNode makes sure node is on PATH and interop/node_modules is installed from the lock file.
+func needNode(t *testing.T) {
+	t.Helper()
+	npmOnce.Do(func() {
+		if _, err := exec.LookPath("node"); err != nil {
+			npmErr = fmt.Errorf("node not on PATH (Node 20 is required): %w", err)
+			return
+		}
+		installed := true
+		for _, pkg := range []string{"@naylence/runtime", "@naylence/agent-sdk", "@naylence/core", "ws"} {
+			if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
+				installed = false
+			}
+		}
+		if installed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), npmTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = interopDir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", interopDir, err, out)
+		}
+	})
+	if npmErr != nil {
+		t.Fatal(npmErr)
+	}
+}
+
+type goBinaries struct{ fame, agent, client string }
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+	bins      goBinaries
+)
+
+// needGoBinaries builds fame, math-agent and math-client from the repository once per run.
+func needGoBinaries(t *testing.T) goBinaries {
+	t.Helper()
+	buildOnce.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = "/usr/local/go/bin/go"
+		}
+		b := goBinaries{
+			fame:   filepath.Join(binDir, "fame"),
+			agent:  filepath.Join(binDir, "math-agent"),
+			client: filepath.Join(binDir, "math-client"),
+		}
+		for _, target := range []struct{ out, pkg string }{
+			{b.fame, "./cmd/fame"}, {b.agent, "./examples/math/agent"}, {b.client, "./examples/math/client"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+			cmd := exec.CommandContext(ctx, goTool, "build", "-o", target.out, target.pkg)
+			cmd.Dir = repoRoot
+			out, err := cmd.CombinedOutput()
+			cancel()
+			if err != nil {
+				buildErr = fmt.Errorf("go build -o %s %s: %w\n%s", target.out, target.pkg, err, out)
+				return
+			}
+		}
+		bins = b
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bins
+}
+
+// ---- starting the processes of a case ----
+
+func node(script string) []string {
+	return []string{"node", filepath.Join(interopDir, script)}
+}
+
+// fameSentinel starts our sentinel on a free port and waits for GET /healthz to return 200.
+// When recording, it also asks for the envelope dump.
+//
+// INTEROP_STANDIN_SENTINEL=ts replaces it with the reference TS sentinel: a self-check of the
+// harness and the Node side, and a way to tell whether a failure is specific to fame-go. Cases
+// that need fame-only features (stickiness, round robin) are expected to fail in that mode.
+func (c *caseEnv) fameSentinel(env ...string) int {
+	c.t.Helper()
+	if os.Getenv("INTEROP_STANDIN_SENTINEL") == "ts" {
+		c.t.Log("INTEROP_STANDIN_SENTINEL=ts: the reference TS sentinel stands in for fame sentinel")
+		return c.tsSentinel(env...)
+	}
+	b := needGoBinaries(c.t)
+	port := freePort(c.t)
+	env = append([]string{"FAME_LISTENER_HOST=127.0.0.1", fmt.Sprintf("FAME_LISTENER_PORT=%d", port)}, env...)
+	if c.recordDir != "" {
+		env = append(env, "FAME_SHOW_ENVELOPES=true")
+	}
+	p := startProc(c.t, c, "fame-sentinel", repoRoot, []string{b.fame, "sentinel"}, env)
+	if err := waitHTTP200(p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), readyTimeout); err != nil {
+		c.t.Fatal(err)
+	}
+	return port
+}
+
+// tsSentinel starts the reference TS sentinel and waits for its READY line.
+func (c *caseEnv) tsSentinel(env ...string) int {
+	c.t.Helper()
+	needNode(c.t)
+	port := freePort(c.t)
+	env = append([]string{"FAME_LISTENER_HOST=127.0.0.1", fmt.Sprintf("FAME_LISTENER_PORT=%d", port)}, env...)
+	p := startProc(c.t, c, "ts-sentinel", interopDir, node("ts-sentinel.mjs"), env)
+	c.waitReady(p)
+	return port
+}
+
+// tsAgent starts a TS math agent named name (whoami answers it) attached to the sentinel on port.
+func (c *caseEnv) tsAgent(name string, port int, env ...string) *proc {
+	c.t.Helper()
+	needNode(c.t)
+	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name), "AGENT_NAME=" + name}, env...)
+	p := startProc(c.t, c, name, interopDir, node("ts-agent.mjs"), env)
+	c.waitReady(p)
+	return p
+}
+
+// goAgent starts our math agent named name attached to the sentinel on port.
+func (c *caseEnv) goAgent(name string, port int, env ...string) *proc {
+	c.t.Helper()
+	b := needGoBinaries(c.t)
+	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name), "AGENT_NAME=" + name}, env...)
+	p := startProc(c.t, c, name, repoRoot, []string{b.agent}, env)
+	c.waitReady(p)
+	return p
+}
+
+// startTSClient starts a TS client without waiting for it.
+func (c *caseEnv) startTSClient(name string, port int, env ...string) *proc {
+	c.t.Helper()
+	needNode(c.t)
+	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name)}, env...)
+	return startProc(c.t, c, name, interopDir, node("ts-client.mjs"), env)
+}
+
+// startGoClient starts our math client without waiting for it.
+func (c *caseEnv) startGoClient(name string, port int, args []string, env ...string) *proc {
+	c.t.Helper()
+	b := needGoBinaries(c.t)
+	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name)}, env...)
+	return startProc(c.t, c, name, repoRoot, append([]string{b.client}, args...), env)
+}
+
+// tsClient runs a TS client to completion and requires exit code 0.
+func (c *caseEnv) tsClient(name string, port int, env ...string) *proc {
+	c.t.Helper()
+	p := c.startTSClient(name, port, env...)
+	c.requireExit0(p, clientTimeout)
+	return p
+}
+
+// goClient runs our math client to completion and requires exit code 0.
+func (c *caseEnv) goClient(name string, port int, args []string, env ...string) *proc {
+	c.t.Helper()
+	p := c.startGoClient(name, port, args, env...)
+	c.requireExit0(p, clientTimeout)
+	return p
+}
+
+func (c *caseEnv) waitReady(p *proc) {
+	c.t.Helper()
+	if _, err := p.waitLine(readyTimeout, "READY", func(l string) bool { return strings.TrimSpace(l) == "READY" }); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *caseEnv) requireExit0(p *proc, timeout time.Duration) {
+	c.t.Helper()
+	code, err := p.waitExit(timeout)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if code != 0 {
+		c.t.Fatalf("%s exited with code %d (%v), want 0", p.name, code, p.waitErr)
+	}
+}
+
+// waitHTTP200 polls url until it answers 200, the process exits or timeout passes.
+func waitHTTP200(p *proc, url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return fmt.Errorf("%s exited (%v) before %s answered 200", p.name, p.waitErr, url)
+		}
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		last = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: %s not 200 within %v (last: %v)", p.name, url, timeout, last)
+}
