@@ -78,7 +78,7 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	dropped, written, failed atomic.Uint64
+	dropped, written, failed, commits atomic.Uint64
 }
 
 // OpenStore opens (or creates) the store at path and starts its writer.
@@ -266,6 +266,7 @@ func (s *Store) commit(batch []change) []change {
 		s.log.Error("write-behind commit failed; changes lost", "changes", len(batch), "err", err)
 	} else {
 		s.written.Add(uint64(len(batch)))
+		s.commits.Add(1)
 	}
 	clear(batch) // drop string references
 	return batch[:0]
