@@ -1,0 +1,144 @@
+// Command fame is the one fame-go binary: the sentinel and the services around it.
+//
+//	fame sentinel [-c sentinel.yml]   run the router
+//	fame validate -c FILE             check a config file and explain every problem
+//	fame version                      print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/fame-go/fame/config"
+	"github.com/fame-go/fame/sentinel"
+)
+
+// commands maps each subcommand to its entry point.
+var commands = map[string]func(ctx context.Context, args []string) error{
+	"sentinel": runSentinel,
+	"validate": runValidate,
+	"version":  runVersion,
+}
+
+func main() {
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "fame: unknown command %q\n\n", os.Args[1])
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd(ctx, os.Args[2:]); err != nil {
+		fmt.Fprintf(os.Stderr, "fame %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	fmt.Fprintf(w, "usage: fame <command> [flags]\n\ncommands: %s\n\nRun 'fame <command> -h' for a command's flags.\n", strings.Join(sorted(names), ", "))
+}
+
+func runVersion(_ context.Context, _ []string) error {
+	v := "devel"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v = s.Value[:12]
+			}
+		}
+	}
+	fmt.Println("fame", v)
+	return nil
+}
+
+func runValidate(_ context.Context, args []string) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("c", "", "config file to check")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *path == "" {
+		return errors.New("-c FILE is required")
+	}
+	opts, err := sentinel.LoadOptions(*path, config.OSEnv)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
+		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness)
+	return nil
+}
+
+func runSentinel(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
+	path := fs.String("c", os.Getenv("FAME_CONFIG"), "config file (default: built-in defaults with FAME_* variables)")
+	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	opts, err := sentinel.LoadOptions(*path, config.OSEnv)
+	if err != nil {
+		return err
+	}
+	if *logJSON {
+		opts.LogFormat = "json"
+	}
+	log := newLogger(opts.LogFormat, opts.LogLevel)
+	s, err := sentinel.New(opts, sentinel.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, l)
+}
+
+func newLogger(format, level string) *slog.Logger {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug", "trace":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		lv = slog.LevelInfo
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+}
+
+func sorted(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}

@@ -1,0 +1,312 @@
+package sentinel
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fame-go/fame/config"
+)
+
+// File is a sentinel configuration document in the reference's shape.
+type File struct {
+	Node    NodeConfig    `yaml:"node"`
+	Plugins []any         `yaml:"plugins,omitempty"`
+	Logging LoggingConfig `yaml:"logging,omitempty"`
+}
+
+// LoggingConfig selects the log format and level.
+type LoggingConfig struct {
+	Format string `yaml:"format,omitempty"` // text (default) or json
+	Level  string `yaml:"level,omitempty"`
+}
+
+// NodeConfig is the `node:` block.
+type NodeConfig struct {
+	Type              string           `yaml:"type,omitempty"`
+	ID                string           `yaml:"id,omitempty"`
+	PublicURL         string           `yaml:"public_url,omitempty"`
+	Listeners         []ListenerConfig `yaml:"listeners,omitempty"`
+	RequestedLogicals []string         `yaml:"requested_logicals,omitempty"`
+	Security          ProfileRef       `yaml:"security,omitempty"`
+	Admission         ProfileRef       `yaml:"admission,omitempty"`
+	Storage           StorageConfig    `yaml:"storage,omitempty"`
+	Delivery          ProfileRef       `yaml:"delivery,omitempty"`
+	Stickiness        StickinessConfig `yaml:"stickiness,omitempty"`
+	LoadBalancing     ProfileRef       `yaml:"load_balancing,omitempty"`
+	IdentityPolicy    ProfileRef       `yaml:"identity_policy,omitempty"`
+	Telemetry         map[string]any   `yaml:"telemetry,omitempty"`
+	Limits            LimitsConfig     `yaml:"limits,omitempty"`
+	Extra             map[string]any   `yaml:",inline"`
+}
+
+// ListenerConfig is one entry of `listeners:`. HTTP and WebSocket listeners share one port.
+type ListenerConfig struct {
+	Type    string `yaml:"type"`
+	Host    string `yaml:"host,omitempty"`
+	Port    int    `yaml:"port,omitempty"`
+	Enabled *bool  `yaml:"enabled,omitempty"`
+}
+
+// ProfileRef is the reference's `{type: XProfile, profile: name}` block.
+type ProfileRef struct {
+	Type    string `yaml:"type,omitempty"`
+	Profile string `yaml:"profile,omitempty"`
+}
+
+// StorageConfig selects where bindings persist.
+type StorageConfig struct {
+	Type    string `yaml:"type,omitempty"`
+	Profile string `yaml:"profile,omitempty"` // memory (default) or bbolt
+	Path    string `yaml:"path,omitempty"`
+}
+
+// StickinessConfig is the reference's stickiness block.
+type StickinessConfig struct {
+	Type          string `yaml:"type,omitempty"`
+	Enabled       *bool  `yaml:"enabled,omitempty"`
+	SecurityLevel string `yaml:"security_level,omitempty"`
+	DefaultTTLSec int    `yaml:"default_ttl_sec,omitempty"`
+	MaxTTLSec     int    `yaml:"max_ttl_sec,omitempty"`
+	CacheMax      int    `yaml:"cache_max,omitempty"`
+	ClientEcho    bool   `yaml:"client_echo,omitempty"`
+}
+
+// LimitsConfig bounds per-connection resources.
+type LimitsConfig struct {
+	SendQueue       int `yaml:"send_queue,omitempty"`       // envelopes queued per connection
+	WriteTimeoutMs  int `yaml:"write_timeout_ms,omitempty"` // a write stuck longer disconnects the peer
+	AttachTimeoutMs int `yaml:"attach_timeout_ms,omitempty"`
+	PingIntervalMs  int `yaml:"ping_interval_ms,omitempty"` // liveness probe; a peer that misses two is dropped
+}
+
+// Options is the resolved configuration the sentinel runs with.
+type Options struct {
+	ID                string
+	Host              string
+	Port              int
+	RequestedLogicals []string
+	SecurityProfile   string
+	AdmissionProfile  string
+	DeliveryProfile   string
+	LoadBalancing     string
+	Stickiness        bool
+	StickinessLevel   string
+	StickyDefaultTTL  time.Duration
+	StickyMaxTTL      time.Duration
+	StickyCacheMax    int
+	StorageProfile    string
+	StoragePath       string
+	SendQueue         int
+	WriteTimeout      time.Duration
+	AttachTimeout     time.Duration
+	PingInterval      time.Duration
+	LogFormat         string
+	LogLevel          string
+	ShowEnvelopes     bool
+}
+
+// DefaultFile is the configuration used when no file is given: the reference's sentinel
+// config, so FAME_* variables work the same way.
+const DefaultFile = `
+node:
+  type: Sentinel
+  id: "${env:FAME_NODE_ID:}"
+  public_url: "${env:FAME_PUBLIC_URL:}"
+  listeners:
+    - type: HttpListener
+      host: "${env:FAME_LISTENER_HOST:0.0.0.0}"
+      port: "${env:FAME_LISTENER_PORT:8000}"
+    - type: WebSocketListener
+      host: "${env:FAME_LISTENER_HOST:0.0.0.0}"
+      port: "${env:FAME_LISTENER_PORT:8000}"
+  requested_logicals: ["${env:FAME_ROOT_LOGICAL:fame.fabric}"]
+  security:  {type: SecurityProfile,  profile: "${env:FAME_SECURITY_PROFILE:open}"}
+  admission: {type: AdmissionProfile, profile: "${env:FAME_ADMISSION_PROFILE:none}"}
+  storage:   {type: StorageProfile,   profile: "${env:FAME_STORAGE_PROFILE:memory}", path: "${env:FAME_STORAGE_PATH:}"}
+  delivery:  {type: DeliveryProfile,  profile: "${env:FAME_DELIVERY_PROFILE:at-most-once}"}
+  load_balancing: {type: LoadBalancingProfile, profile: "${env:FAME_LOAD_BALANCING:hrw}"}
+  stickiness:
+    type: AFTLoadBalancerStickinessManager
+    security_level: "${env:FAME_STICKINESS_LEVEL:signed-optional}"
+`
+
+// LoadOptions reads a config file (or the built-in default when path is empty), substitutes
+// the environment and applies FAME_* overrides. It returns every problem found, not the first.
+func LoadOptions(path string, env config.Getenv) (Options, error) {
+	var f File
+	var err error
+	if path == "" {
+		err = config.Decode([]byte(DefaultFile), env, &f)
+	} else {
+		err = config.LoadFile(path, env, &f)
+	}
+	if err != nil {
+		return Options{}, err
+	}
+	return f.Resolve(env)
+}
+
+// Resolve turns a parsed file into Options and validates it.
+func (f *File) Resolve(env config.Getenv) (Options, error) {
+	n := f.Node
+	o := Options{
+		ID:                n.ID,
+		Host:              "0.0.0.0",
+		Port:              8000,
+		RequestedLogicals: n.RequestedLogicals,
+		SecurityProfile:   orDefault(n.Security.Profile, "open"),
+		AdmissionProfile:  orDefault(n.Admission.Profile, "none"),
+		DeliveryProfile:   orDefault(n.Delivery.Profile, "at-most-once"),
+		LoadBalancing:     orDefault(n.LoadBalancing.Profile, "hrw"),
+		Stickiness:        true,
+		StickinessLevel:   orDefault(n.Stickiness.SecurityLevel, "signed-optional"),
+		StickyDefaultTTL:  time.Hour,
+		StickyMaxTTL:      2 * time.Hour,
+		StickyCacheMax:    100000,
+		StorageProfile:    orDefault(n.Storage.Profile, "memory"),
+		StoragePath:       n.Storage.Path,
+		SendQueue:         orDefaultInt(n.Limits.SendQueue, 4096),
+		WriteTimeout:      time.Duration(orDefaultInt(n.Limits.WriteTimeoutMs, 10000)) * time.Millisecond,
+		AttachTimeout:     time.Duration(orDefaultInt(n.Limits.AttachTimeoutMs, 10000)) * time.Millisecond,
+		PingInterval:      time.Duration(orDefaultInt(n.Limits.PingIntervalMs, 1000)) * time.Millisecond,
+		LogFormat:         orDefault(f.Logging.Format, "text"),
+		LogLevel:          orDefault(f.Logging.Level, "info"),
+	}
+	if len(o.RequestedLogicals) == 0 {
+		o.RequestedLogicals = []string{"fame.fabric"}
+	}
+	if n.Stickiness.Enabled != nil {
+		o.Stickiness = *n.Stickiness.Enabled
+	}
+	if n.Stickiness.DefaultTTLSec > 0 {
+		o.StickyDefaultTTL = time.Duration(n.Stickiness.DefaultTTLSec) * time.Second
+	}
+	if n.Stickiness.MaxTTLSec > 0 {
+		o.StickyMaxTTL = time.Duration(n.Stickiness.MaxTTLSec) * time.Second
+	}
+	if n.Stickiness.CacheMax > 0 {
+		o.StickyCacheMax = n.Stickiness.CacheMax
+	}
+	var problems []string
+	for i, l := range n.Listeners {
+		if l.Enabled != nil && !*l.Enabled {
+			continue
+		}
+		switch l.Type {
+		case "HttpListener", "WebSocketListener":
+			if l.Port < 0 || l.Port > 65535 {
+				problems = append(problems, fmt.Sprintf("listeners[%d]: port %d out of range 0-65535", i, l.Port))
+			}
+			if l.Port != 0 {
+				o.Port = l.Port
+			}
+			if l.Host != "" {
+				o.Host = l.Host
+			}
+		case "AgentHttpGatewayListener":
+		default:
+			problems = append(problems, fmt.Sprintf("listeners[%d]: unknown listener type %q (want HttpListener or WebSocketListener)", i, l.Type))
+		}
+	}
+	// Variables win over the file, as in the reference.
+	get := func(k string) string { v, _ := env(k); return v }
+	if v := get("FAME_LISTENER_WEBSOCKET_PORT"); v != "" {
+		if p, err := strconv.Atoi(v); err == nil {
+			o.Port = p
+		} else {
+			problems = append(problems, fmt.Sprintf("FAME_LISTENER_WEBSOCKET_PORT=%q is not a port number", v))
+		}
+	}
+	if v := get("FAME_STICKINESS"); v != "" {
+		switch strings.ToLower(v) {
+		case "off", "false", "0", "no", "disabled":
+			o.Stickiness = false
+		case "on", "true", "1", "yes", "enabled":
+			o.Stickiness = true
+		default:
+			problems = append(problems, fmt.Sprintf("FAME_STICKINESS=%q: want on or off", v))
+		}
+	}
+	o.ShowEnvelopes = get("FAME_SHOW_ENVELOPES") == "true"
+	if v := get("FAME_LOG_FORMAT"); v != "" {
+		o.LogFormat = v
+	}
+	if v := get("FAME_LOG_LEVEL"); v != "" {
+		o.LogLevel = v
+	}
+	if o.StoragePath == "" {
+		o.StoragePath = get("FAME_STORAGE_PATH")
+	}
+	if o.StorageProfile == "memory" && o.StoragePath != "" {
+		o.StorageProfile = "bbolt"
+	}
+	problems = append(problems, o.validate()...)
+	if len(problems) > 0 {
+		return o, &ConfigError{Problems: problems}
+	}
+	return o, nil
+}
+
+func (o *Options) validate() []string {
+	var p []string
+	oneOf := func(field, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		p = append(p, fmt.Sprintf("%s: %q is not one of %s", field, v, strings.Join(allowed, ", ")))
+	}
+	oneOf("security.profile", o.SecurityProfile, "open", "gated", "overlay", "strict-overlay")
+	oneOf("admission.profile", o.AdmissionProfile, "none", "open", "direct", "welcome", "noop")
+	oneOf("delivery.profile", o.DeliveryProfile, "at-most-once", "at-least-once")
+	oneOf("load_balancing.profile", o.LoadBalancing, "hrw", "round_robin", "random", "least_connections")
+	oneOf("stickiness.security_level", o.StickinessLevel, "strict", "signed-optional", "sid-only")
+	oneOf("storage.profile", o.StorageProfile, "memory", "bbolt")
+	oneOf("logging.format", o.LogFormat, "text", "json")
+	if o.StorageProfile == "bbolt" && o.StoragePath == "" {
+		p = append(p, "storage.profile bbolt needs storage.path (or FAME_STORAGE_PATH)")
+	}
+	if o.Port < 0 || o.Port > 65535 {
+		p = append(p, fmt.Sprintf("port %d out of range", o.Port))
+	}
+	if o.ID != "" && strings.ContainsAny(o.ID, "/@ ") {
+		p = append(p, fmt.Sprintf("node.id %q must not contain '/', '@' or spaces", o.ID))
+	}
+	if o.SendQueue < 16 {
+		p = append(p, fmt.Sprintf("limits.send_queue %d is too small (min 16)", o.SendQueue))
+	}
+	if o.StickyMaxTTL < o.StickyDefaultTTL {
+		p = append(p, "stickiness.max_ttl_sec is below default_ttl_sec")
+	}
+	return p
+}
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct{ Problems []string }
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// ErrConfig matches any *ConfigError with errors.Is.
+var ErrConfig = errors.New("invalid configuration")
+
+func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+func orDefaultInt(v, d int) int {
+	if v == 0 {
+		return d
+	}
+	return v
+}

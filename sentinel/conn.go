@@ -1,0 +1,280 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
+// forgetting a flow's counter only restarts it at SYN; the bound keeps a long-lived agent
+// connection from growing without limit as clients come and go.
+const (
+	maxFlowsPerConn   = 8192
+	maxPendingPerConn = 65536
+	creditWindow      = 32
+	creditLowWater    = 8
+)
+
+// conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
+// every goroutine that sends to this peer and guarded by seqMu, which is also held across the
+// enqueue so that queue order equals seqId order.
+type conn struct {
+	s         *Sentinel
+	ws        *websocket.Conn
+	log       *slog.Logger
+	remote    string
+	urlID     string // system id from the URL
+	origin    string // downstream or peer
+	systemID  string
+	path      string // assigned physical path
+	sid       string // SecureDigest(path): the sid this peer signs with
+	logicals  []string
+	flowID    string // the sentinel's own flow on this connection
+	principal *Principal
+
+	out       chan []byte
+	done      chan struct{}
+	closeOnce sync.Once
+	closeWhy  atomic.Value // string
+
+	seqMu sync.Mutex
+	seq   map[string]int64
+
+	recvCredits map[string]int
+
+	pendMu  sync.Mutex
+	pending map[string]pendingReq // corrId -> request routed to this peer, awaiting its reply
+
+	sessions   atomic.Int64 // sticky sessions bound to this peer (load for the balancer)
+	attachedAt time.Time
+	rx, tx     atomic.Uint64
+}
+
+// pendingReq is a request forwarded to this peer; if the peer goes away before replying, the
+// caller gets a ROUTE_CONNECTOR_CLOSED nack instead of waiting for its timeout.
+type pendingReq struct {
+	id, traceID, replyTo, to, frameType, corrID, cid string
+}
+
+func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
+	c := &conn{
+		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
+		flowID:      envelope.NewID(),
+		out:         make(chan []byte, s.opts.SendQueue),
+		done:        make(chan struct{}),
+		seq:         map[string]int64{},
+		recvCredits: map[string]int{},
+		pending:     map[string]pendingReq{},
+	}
+	c.log = s.log.With("peer", urlID, "remote", remote)
+	return c
+}
+
+// stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
+func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
+	n, ok := c.seq[string(flowID)]
+	if !ok {
+		if len(c.seq) >= maxFlowsPerConn {
+			clear(c.seq)
+		}
+		c.seq[string(flowID)] = 1
+		return 0, envelope.FlowSyn
+	}
+	c.seq[string(flowID)] = n + 1
+	return n, 0
+}
+
+// forward re-stamps a received envelope for this connection and queues it.
+func (c *conn) forward(msg []byte, h *envelope.Header) bool {
+	c.seqMu.Lock()
+	defer c.seqMu.Unlock()
+	seq, flags := c.stampLocked(h.FlowID)
+	out := envelope.Restamp(make([]byte, 0, len(msg)+24), msg, h, seq, flags)
+	return c.enqueueLocked(out)
+}
+
+// sendOwn sends an envelope the sentinel originates on this connection's sentinel flow.
+// flagsOverride, when non-zero, replaces the computed flags (nacks are sent with RESET).
+func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) bool {
+	if e.FlowID == "" {
+		e.FlowID = c.flowID
+	}
+	c.seqMu.Lock()
+	defer c.seqMu.Unlock()
+	seq, flags := c.stampLocked([]byte(e.FlowID))
+	if flagsOverride != 0 {
+		flags = flagsOverride
+	}
+	e.SeqID, e.FlowFlags = seq, flags
+	b, err := e.Marshal()
+	if err != nil {
+		c.log.Error("encode own envelope", "frame", e.FrameType(), "err", err)
+		return false
+	}
+	return c.enqueueLocked(b)
+}
+
+// sendCredit refills a flow this peer sends on. CreditUpdates do not advance the counter.
+func (c *conn) sendCredit(flowID, traceID string) {
+	raw, _ := envelope.EncodeFrame(&envelope.CreditUpdate{FlowID: flowID, Credits: creditWindow})
+	e := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), TraceID: traceID,
+		FlowID: flowID, SeqID: 0, FlowFlags: envelope.FlowAck, Frame: raw, TS: envelope.Now()}
+	b, err := e.Marshal()
+	if err != nil {
+		return
+	}
+	c.seqMu.Lock()
+	c.enqueueLocked(b)
+	c.seqMu.Unlock()
+}
+
+// enqueueLocked never blocks: a peer whose queue is full is too slow to keep and is
+// disconnected, so that it cannot stall the senders routing to it.
+func (c *conn) enqueueLocked(b []byte) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	select {
+	case c.out <- b:
+		return true
+	default:
+		c.s.metrics.queueDrops.Inc()
+		go c.close(websocket.StatusPolicyViolation, "send queue full: peer too slow")
+		return false
+	}
+}
+
+// writer is the only goroutine that writes to the socket.
+func (c *conn) writer() {
+	defer c.s.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageBinary, b)
+			cancel()
+			if err != nil {
+				c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
+				return
+			}
+			c.tx.Add(1)
+			if c.s.opts.ShowEnvelopes {
+				c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", b)
+			}
+		}
+	}
+}
+
+// pinger detects a peer that stopped reading: both the TS ws library and coder/websocket
+// answer pings from their read loops, so a missed pong means the peer is hung or gone.
+func (c *conn) pinger() {
+	defer c.s.wg.Done()
+	iv := c.s.opts.PingInterval
+	if iv <= 0 {
+		return
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(c.s.ctx, 2*iv)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				select {
+				case <-c.done:
+				default:
+					c.close(websocket.StatusGoingAway, "liveness: no pong within "+(2*iv).String())
+				}
+				return
+			}
+		}
+	}
+}
+
+// close tears the connection down once: it leaves every route at once (so nothing more is
+// routed to it), then closes the socket. Safe to call from any goroutine.
+func (c *conn) close(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.closeWhy.Store(reason)
+		close(c.done)
+		c.s.detach(c, reason)
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		// Close waits for the peer's close frame; do not hold up the caller for that.
+		c.s.wg.Add(1)
+		go func() {
+			defer c.s.wg.Done()
+			_ = c.ws.Close(code, reason)
+		}()
+	})
+}
+
+func (c *conn) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// trackPending remembers a request routed to this peer.
+func (c *conn) trackPending(h *envelope.Header) {
+	if len(h.CorrID) == 0 || len(h.ReplyTo) == 0 || !(h.RType.Has(envelope.RTypeReply) || h.RType.Has(envelope.RTypeStream)) {
+		return
+	}
+	c.pendMu.Lock()
+	if len(c.pending) < maxPendingPerConn {
+		c.pending[string(h.CorrID)] = pendingReq{id: string(h.ID), traceID: string(h.TraceID),
+			replyTo: string(h.ReplyTo), to: string(h.To), frameType: string(h.FrameType),
+			corrID: string(h.CorrID), cid: string(h.FrameCID)}
+	}
+	c.pendMu.Unlock()
+}
+
+// answered forgets a pending request once this peer sent a reply for it.
+func (c *conn) answered(corrID []byte) {
+	if len(corrID) == 0 {
+		return
+	}
+	c.pendMu.Lock()
+	if len(c.pending) > 0 {
+		delete(c.pending, string(corrID))
+	}
+	c.pendMu.Unlock()
+}
+
+func (c *conn) takePending() []pendingReq {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	out := make([]pendingReq, 0, len(c.pending))
+	for _, p := range c.pending {
+		out = append(out, p)
+	}
+	clear(c.pending)
+	return out
+}
+
+var errAttach = errors.New("attach refused")
+
+func attachErr(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errAttach}, args...)...)
+}

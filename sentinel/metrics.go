@@ -1,0 +1,104 @@
+package sentinel
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// metrics are the sentinel's Prometheus series. Per-frame-type counters are resolved once per
+// known type so that counting an envelope does not allocate.
+type metrics struct {
+	reg           *prometheus.Registry
+	connections   prometheus.Gauge
+	attaches      prometheus.Counter
+	attachRefused *prometheus.CounterVec
+	malformed     prometheus.Counter
+	queueDrops    prometheus.Counter
+	nacks         *prometheus.CounterVec
+	dropped       *prometheus.CounterVec
+	repins        prometheus.Counter
+	secureCloses  prometheus.Counter
+
+	receivedByType map[string]prometheus.Counter
+	routedByType   map[string]prometheus.Counter
+	receivedOther  prometheus.Counter
+	routedOther    prometheus.Counter
+}
+
+var knownFrameTypes = []string{
+	envelope.TypeNodeAttach, envelope.TypeNodeAttachAck, envelope.TypeNodeHello, envelope.TypeNodeWelcome,
+	envelope.TypeNodeReject, envelope.TypeAddressBind, envelope.TypeAddressBindAck, envelope.TypeAddressUnbind,
+	envelope.TypeAddressUnbindAck, envelope.TypeCapabilityAdvertise, envelope.TypeCapabilityAdvertiseAck,
+	envelope.TypeCapabilityWithdraw, envelope.TypeCapabilityWithdrawAck, envelope.TypeData, envelope.TypeDeliveryAck,
+	envelope.TypeCreditUpdate, envelope.TypeNodeHeartbeat, envelope.TypeNodeHeartbeatAck, envelope.TypeKeyRequest,
+	envelope.TypeKeyAnnounce, envelope.TypeSecureOpen, envelope.TypeSecureAccept, envelope.TypeSecureClose,
+}
+
+func newMetrics(s *Sentinel) *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fame_connections", Help: "Open WebSocket connections."})
+	m.attaches = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_attaches_total", Help: "Successful node attaches."})
+	m.attachRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_attach_refused_total", Help: "Refused attaches by reason."}, []string{"reason"})
+	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_malformed_total", Help: "Messages that were not valid envelopes (connection closed)."})
+	m.queueDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_send_queue_overflow_total", Help: "Peers disconnected because their send queue was full."})
+	m.nacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_nacks_total", Help: "Negative acknowledgements by code."}, []string{"code"})
+	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_dropped_total", Help: "Envelopes dropped without a nack, by reason."}, []string{"reason"})
+	m.repins = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_repins_total", Help: "Sessions moved to another replica after theirs was lost."})
+	m.secureCloses = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_secure_close_sent_total", Help: "SecureClose frames sent to clients whose channel replica was lost."})
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_received_total", Help: "Envelopes received by frame type."}, []string{"frame"})
+	routed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_routed_total", Help: "Envelopes forwarded by frame type."}, []string{"frame"})
+	for _, c := range []prometheus.Collector{m.connections, m.attaches, m.attachRefused, m.malformed, m.queueDrops,
+		m.nacks, m.dropped, m.repins, m.secureCloses, received, routed} {
+		f(c)
+	}
+	m.receivedByType = map[string]prometheus.Counter{}
+	m.routedByType = map[string]prometheus.Counter{}
+	for _, t := range knownFrameTypes {
+		m.receivedByType[t] = received.WithLabelValues(t)
+		m.routedByType[t] = routed.WithLabelValues(t)
+	}
+	m.receivedOther = received.WithLabelValues("other")
+	m.routedOther = routed.WithLabelValues("other")
+	sizes := func(name, help string, pick func(c, e, p int) int) {
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			c, e, p := s.routes.sizes()
+			return float64(pick(c, e, p))
+		}))
+	}
+	sizes("fame_route_children", "Attached nodes.", func(c, _, _ int) int { return c })
+	sizes("fame_route_exact", "Exact address routes.", func(_, e, _ int) int { return e })
+	sizes("fame_route_pools", "Replica pools.", func(_, _, p int) int { return p })
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_stickiness_bindings", Help: "Session bindings in the stickiness table."},
+		func() float64 { return float64(s.sticky.stats().Size) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_stickiness_channels", Help: "Channel bindings in the stickiness table."},
+		func() float64 { return float64(s.sticky.stats().Channels) }))
+	return m
+}
+
+func (m *metrics) received(ft []byte) {
+	if c, ok := m.receivedByType[string(ft)]; ok {
+		c.Inc()
+		return
+	}
+	m.receivedOther.Inc()
+}
+
+func (m *metrics) routed(ft []byte) {
+	if c, ok := m.routedByType[string(ft)]; ok {
+		c.Inc()
+		return
+	}
+	m.routedOther.Inc()
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

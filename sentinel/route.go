@@ -1,0 +1,237 @@
+package sentinel
+
+import (
+	"bytes"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// route forwards an envelope from src to the peer that serves dest, or nacks it.
+func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte) {
+	s.sticky.learn(src, h)
+	dst, reason := s.resolve(src, h, dest)
+	if dst == nil {
+		if reason == reasonLocal {
+			return
+		}
+		s.drop(src, h, dest, envelope.CodeNoRoute)
+		return
+	}
+	if dst == src {
+		// Never bounce an envelope back where it came from (loop guard, as the reference).
+		s.metrics.dropped.WithLabelValues("loop").Inc()
+		src.log.Debug("dropping envelope routed back to its sender", "to", string(dest), "frame", string(h.FrameType))
+		return
+	}
+	if isReplyFrame(h) {
+		src.answered(h.CorrID)
+	}
+	if !dst.forward(msg, h) {
+		s.drop(src, h, dest, envelope.CodeRouteConnectorClosed)
+		return
+	}
+	dst.trackPending(h)
+	s.metrics.routed(h.FrameType)
+}
+
+// isReplyFrame reports whether an envelope from a serving peer answers a pending request.
+func isReplyFrame(h *envelope.Header) bool {
+	switch string(h.FrameType) {
+	case envelope.TypeData, envelope.TypeSecureAccept:
+		return len(h.CorrID) > 0
+	}
+	return false
+}
+
+type resolveReason int
+
+const (
+	reasonNone resolveReason = iota
+	reasonLocal
+)
+
+// resolve finds the connection for dest with the reference's order: exact route, host pool,
+// physical path. Envelopes for the sentinel's own path are consumed (reasonLocal).
+func (s *Sentinel) resolve(src *conn, h *envelope.Header, dest []byte) (*conn, resolveReason) {
+	if c := s.routes.lookupExact(dest); c != nil {
+		return c, reasonNone
+	}
+	at := bytes.LastIndexByte(dest, '@')
+	if at < 0 {
+		return nil, reasonNone
+	}
+	participant, loc := dest[:at], dest[at+1:]
+	if len(loc) == 0 {
+		return nil, reasonNone
+	}
+	if loc[0] != '/' {
+		host := loc
+		if i := bytes.IndexByte(loc, '/'); i >= 0 {
+			host = loc[:i]
+		}
+		if p, members := s.routes.lookupPool(participant, host); p != nil {
+			return s.sticky.pick(src, p, members, h), reasonNone
+		}
+		return nil, reasonNone
+	}
+	return s.resolvePath(loc)
+}
+
+// resolvePath routes /<sentinelId>/<childId>/... to the child; /<sentinelId> is local.
+func (s *Sentinel) resolvePath(path []byte) (*conn, resolveReason) {
+	rest := path
+	if bytes.HasPrefix(path, []byte(s.path)) && (len(path) == len(s.path) || path[len(s.path)] == '/') {
+		rest = path[len(s.path):]
+		if len(rest) <= 1 {
+			return nil, reasonLocal
+		}
+	}
+	rest = rest[1:]
+	if i := bytes.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
+	}
+	return s.routes.child(rest), reasonNone
+}
+
+func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header) {
+	if string(h.FrameType) != envelope.TypeData {
+		s.metrics.dropped.WithLabelValues("no_destination").Inc()
+		src.log.Debug("dropping envelope without destination", "frame", string(h.FrameType))
+		return
+	}
+	e, err := envelope.Decode(msg)
+	if err != nil || len(e.Capabilities) == 0 {
+		s.drop(src, h, nil, envelope.CodeNoRoute)
+		return
+	}
+	providers := s.routes.lookupCapabilities(e.Capabilities)
+	var dst *conn
+	for _, p := range providers {
+		if p != src {
+			dst = p
+			break
+		}
+	}
+	if dst == nil || !dst.forward(msg, h) {
+		s.drop(src, h, nil, envelope.CodeNoRoute)
+		return
+	}
+	s.metrics.routed(h.FrameType)
+}
+
+// drop answers an unroutable Data or SecureOpen that carries id, replyTo and corrId with a
+// negative DeliveryAck (SecureAccept{ok:false} for SecureOpen) to its replyTo, as the
+// reference does; anything else is dropped with a log line.
+func (s *Sentinel) drop(src *conn, h *envelope.Header, dest []byte, code string) {
+	s.metrics.nacks.WithLabelValues(code).Inc()
+	ft := string(h.FrameType)
+	src.log.Debug("unroutable envelope", "to", string(dest), "frame", ft, "code", code)
+	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 ||
+		(ft != envelope.TypeData && ft != envelope.TypeSecureOpen) {
+		return
+	}
+	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
+		to: string(dest), frameType: ft, corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, "Unroutable to "+string(dest))
+}
+
+// nackPending sends the negative answer for a request that will not be delivered.
+func (s *Sentinel) nackPending(p pendingReq, code, reason string) {
+	var frame envelope.Frame = &envelope.DeliveryAck{Ack: envelope.Ack{OK: false, Code: code, Reason: reason, RefID: p.id}}
+	if p.frameType == envelope.TypeSecureOpen {
+		frame = &envelope.SecureAccept{Ack: envelope.Ack{OK: false, Code: code, Reason: reason, RefID: p.id}, CID: p.cid}
+	}
+	e, err := envelope.New(frame)
+	if err != nil {
+		return
+	}
+	e.SID, e.TraceID, e.To, e.CorrID = s.sid, p.traceID, p.replyTo, p.corrID
+	dst, _ := s.resolve(nil, &envelope.Header{}, []byte(p.replyTo))
+	if dst == nil {
+		return
+	}
+	dst.sendOwn(e, envelope.FlowReset)
+}
+
+func (s *Sentinel) ackHeartbeat(c *conn, h *envelope.Header) {
+	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: string(h.ID)}, RoutingEpoch: s.epoch})
+	if err != nil {
+		return
+	}
+	e.SID, e.TraceID, e.CorrID = s.sid, string(h.TraceID), string(h.CorrID)
+	c.sendOwn(e, 0)
+}
+
+// handleControl processes bind/unbind/advertise/withdraw and acknowledges each.
+func (s *Sentinel) handleControl(c *conn, msg []byte) {
+	e, err := envelope.Decode(msg)
+	if err != nil {
+		return
+	}
+	f, err := e.DecodeFrame()
+	if err != nil {
+		c.log.Warn("bad control frame", "err", err)
+		return
+	}
+	var ack envelope.Frame
+	refuse := func(code, reason string) envelope.Ack {
+		s.metrics.nacks.WithLabelValues(code).Inc()
+		c.log.Warn("control frame refused", "frame", e.FrameType(), "reason", reason)
+		return envelope.Ack{OK: false, Code: code, Reason: reason, RefID: e.ID}
+	}
+	okAck := envelope.Ack{OK: true, RefID: e.ID}
+	switch f := f.(type) {
+	case *envelope.AddressBind:
+		a, perr := envelope.ParseAddress(f.Address)
+		switch {
+		case perr != nil:
+			ack = &envelope.AddressBindAck{Ack: refuse("INVALID_ADDRESS", perr.Error()), Address: f.Address}
+		case !c.mayBind(a):
+			ack = &envelope.AddressBindAck{Ack: refuse(envelope.CodeUnauthorized,
+				"address "+f.Address+" is outside the logicals this node may serve"), Address: f.Address}
+		default:
+			s.routes.bind(c, a)
+			s.sticky.memberJoined(c, a)
+			c.log.Info("address bound", "address", f.Address)
+			ack = &envelope.AddressBindAck{Ack: okAck, Address: f.Address}
+		}
+	case *envelope.AddressUnbind:
+		if a, perr := envelope.ParseAddress(f.Address); perr == nil {
+			s.routes.unbind(c, a)
+		}
+		ack = &envelope.AddressUnbindAck{Ack: okAck, Address: f.Address}
+	case *envelope.CapabilityAdvertise:
+		s.routes.advertise(c, f.Address, f.Capabilities)
+		ack = &envelope.CapabilityAdvertiseAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
+	case *envelope.CapabilityWithdraw:
+		s.routes.withdraw(c, f.Address, f.Capabilities)
+		ack = &envelope.CapabilityWithdrawAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
+	default:
+		return
+	}
+	out, err := envelope.New(ack)
+	if err != nil {
+		return
+	}
+	out.SID, out.TraceID, out.CorrID = s.sid, e.TraceID, e.CorrID
+	c.sendOwn(out, 0)
+}
+
+// mayBind checks an address against the logicals the node asked for at attach (and those its
+// admission token allows). Physical addresses must lie under the node's own path.
+func (c *conn) mayBind(a envelope.Address) bool {
+	if a.Host == "" {
+		return a.Path == c.path || len(a.Path) > len(c.path) && a.Path[:len(c.path)+1] == c.path+"/"
+	}
+	logicals := c.logicals
+	if len(logicals) == 0 {
+		// A node that declared nothing may serve what this sentinel serves.
+		logicals = c.s.opts.RequestedLogicals
+	}
+	if !envelope.LogicalAllowed(logicals, a.Host) {
+		return false
+	}
+	if c.principal != nil && c.principal.Logicals != nil && !envelope.LogicalAllowed(c.principal.Logicals, a.Host) {
+		return false
+	}
+	return true
+}

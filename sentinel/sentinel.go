@@ -1,0 +1,387 @@
+package sentinel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/fame-go/fame/balancer"
+	"github.com/fame-go/fame/envelope"
+)
+
+// Principal is what admission established about a connecting peer (nil under open admission).
+type Principal struct {
+	Subject  string
+	SystemID string
+	Logicals []string // logicals the token allows; nil means no restriction from admission
+}
+
+// Authenticator checks a peer's credentials at upgrade time. The bearer token comes from
+// `Sec-WebSocket-Protocol: bearer,<token>` or `Authorization: Bearer <token>`.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string, systemID string) (*Principal, error)
+}
+
+// Sentinel is the router. Create it with New, serve it with Serve or Handler, stop it with
+// Shutdown.
+type Sentinel struct {
+	opts    Options
+	log     *slog.Logger
+	id      string
+	path    string
+	sid     string
+	epoch   string
+	routes  *routeTable
+	lb      balancer.Strategy
+	metrics *metrics
+	auth    Authenticator
+	sticky  *stickyRouter
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+
+	draining atomic.Bool
+	showMu   sync.Mutex
+	showOut  io.Writer
+}
+
+// Option customises a Sentinel beyond its Options.
+type Option func(*Sentinel)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(s *Sentinel) { s.log = l } }
+
+// WithAuthenticator sets the admission check for attaching peers.
+func WithAuthenticator(a Authenticator) Option { return func(s *Sentinel) { s.auth = a } }
+
+// WithEnvelopeOutput sets where FAME_SHOW_ENVELOPES output goes (stderr by default).
+func WithEnvelopeOutput(w io.Writer) Option { return func(s *Sentinel) { s.showOut = w } }
+
+// New creates a sentinel from resolved options.
+func New(opts Options, extra ...Option) (*Sentinel, error) {
+	lb, err := balancer.New(opts.LoadBalancing)
+	if err != nil {
+		return nil, fmt.Errorf("sentinel: load balancing: %w", err)
+	}
+	s := &Sentinel{
+		opts:    opts,
+		log:     slog.Default(),
+		id:      opts.ID,
+		epoch:   envelope.NewID(),
+		routes:  newRouteTable(),
+		lb:      lb,
+		conns:   map[*conn]struct{}{},
+		showOut: os.Stderr,
+	}
+	for _, o := range extra {
+		o(s)
+	}
+	if s.id == "" {
+		s.id = envelope.NewID()
+	}
+	s.path = "/" + s.id
+	s.sid = envelope.SecureDigest(s.path)
+	s.log = s.log.With("sentinel", s.id)
+	s.metrics = newMetrics(s)
+	if s.sticky, err = newStickyRouter(s); err != nil {
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// ID returns the sentinel's system id; PhysicalPath its path ("/<id>").
+func (s *Sentinel) ID() string           { return s.id }
+func (s *Sentinel) PhysicalPath() string { return s.path }
+
+// Handler returns the HTTP handler with every route the sentinel serves.
+func (s *Sentinel) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fame/v1/attach/ws/{origin}/{systemId}", s.handleAttach)
+	mux.HandleFunc("GET /fame/v1/attach/ws/{origin}", s.handleAttachNoID)
+	mux.HandleFunc("GET /fame/v1/attach/ws/{origin}/", s.handleAttachNoID)
+	mux.HandleFunc("GET /fame/v1/attach/health", s.handleHealth)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /stats", s.handleStats)
+	return mux
+}
+
+// Serve accepts connections on l until ctx is cancelled, then shuts down gracefully.
+func (s *Sentinel) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	s.log.Info("sentinel listening", "addr", l.Addr().String(), "path", s.path,
+		"security", s.opts.SecurityProfile, "admission", s.opts.AdmissionProfile,
+		"load_balancing", s.opts.LoadBalancing, "stickiness", s.opts.Stickiness)
+	select {
+	case err := <-errc:
+		s.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.Shutdown(shCtx)
+	_ = srv.Shutdown(shCtx)
+	return nil
+}
+
+// Shutdown stops accepting attaches, closes every connection with 1000 and waits for the
+// connection goroutines to finish (or ctx to expire).
+func (s *Sentinel) Shutdown(ctx context.Context) {
+	if !s.draining.CompareAndSwap(false, true) {
+		return
+	}
+	s.connsMu.Lock()
+	all := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		all = append(all, c)
+	}
+	s.connsMu.Unlock()
+	for _, c := range all {
+		c.close(websocket.StatusNormalClosure, "sentinel shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, c := range all {
+			_ = c.ws.CloseNow()
+		}
+	}
+	s.cancel()
+	s.sticky.close()
+}
+
+func (s *Sentinel) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	s.connsMu.Lock()
+	n := len(s.conns)
+	s.connsMu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	status := "healthy"
+	if s.draining.Load() {
+		status = "draining"
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "active_connections": n,
+		"listenerType": "WebSocketListener", "listener_type": "WebSocketListener"})
+}
+
+func (s *Sentinel) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+func (s *Sentinel) handleAttachNoID(w http.ResponseWriter, r *http.Request) {
+	s.refuseUpgrade(w, r, "Missing system id")
+}
+
+// refuseUpgrade completes the upgrade and closes with 1008 and a reason, as the reference does,
+// so that WebSocket clients see why; plain HTTP requests get a 404.
+func (s *Sentinel) refuseUpgrade(w http.ResponseWriter, r *http.Request, reason string) {
+	s.log.Warn("attach refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason)
+	s.metrics.attachRefused.WithLabelValues(reasonLabel(reason)).Inc()
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.NotFound(w, r)
+		return
+	}
+	ws, err := websocket.Accept(w, r, s.acceptOptions(r))
+	if err != nil {
+		return
+	}
+	_ = ws.Close(websocket.StatusPolicyViolation, reason)
+}
+
+func (s *Sentinel) acceptOptions(r *http.Request) *websocket.AcceptOptions {
+	o := &websocket.AcceptOptions{
+		CompressionMode:    websocket.CompressionDisabled,
+		InsecureSkipVerify: true, // peers are authenticated by admission, not by Origin
+	}
+	if proto, _ := bearerFromSubprotocol(r); proto != "" {
+		o.Subprotocols = []string{proto}
+	}
+	return o
+}
+
+// bearerFromSubprotocol reads `Sec-WebSocket-Protocol: bearer,<token>`.
+func bearerFromSubprotocol(r *http.Request) (proto, token string) {
+	var items []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(h, ",") {
+			items = append(items, strings.TrimSpace(p))
+		}
+	}
+	if len(items) >= 1 && items[0] == "bearer" {
+		if len(items) >= 2 {
+			return "bearer", items[1]
+		}
+		return "bearer", ""
+	}
+	return "", ""
+}
+
+func bearerToken(r *http.Request) string {
+	if _, tok := bearerFromSubprotocol(r); tok != "" {
+		return tok
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
+	origin, urlID := r.PathValue("origin"), r.PathValue("systemId")
+	switch {
+	case s.draining.Load():
+		http.Error(w, "sentinel is shutting down", http.StatusServiceUnavailable)
+		return
+	case origin != "downstream" && origin != "peer":
+		s.refuseUpgrade(w, r, "Invalid origin type")
+		return
+	case urlID == "":
+		s.refuseUpgrade(w, r, "Missing system id")
+		return
+	case urlID == s.id:
+		s.refuseUpgrade(w, r, "Self attachment not allowed")
+		return
+	}
+	ws, err := websocket.Accept(w, r, s.acceptOptions(r))
+	if err != nil {
+		s.log.Warn("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	ws.SetReadLimit(envelope.MaxMessageSize)
+	c := newConn(s, ws, r.RemoteAddr, urlID, origin)
+
+	if s.auth != nil {
+		p, err := s.auth.Authenticate(r.Context(), bearerToken(r), urlID)
+		if err != nil {
+			c.log.Warn("authentication failed", "err", err)
+			s.metrics.attachRefused.WithLabelValues("auth").Inc()
+			s.rejectAuth(ws)
+			return
+		}
+		c.principal = p
+	}
+	s.connsMu.Lock()
+	if s.draining.Load() {
+		s.connsMu.Unlock()
+		_ = ws.Close(websocket.StatusGoingAway, "sentinel shutting down")
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.connsMu.Unlock()
+	s.metrics.connections.Inc()
+	defer s.metrics.connections.Dec()
+	c.serve()
+}
+
+// rejectAuth sends the reference's text-frame negative NodeAttachAck (snake_case) and closes
+// with 1008 "Authentication failed".
+func (s *Sentinel) rejectAuth(ws *websocket.Conn) {
+	ack, _ := json.Marshal(map[string]any{"version": envelope.Version, "id": envelope.NewID(),
+		"trace_id": envelope.NewID(), "seq_id": 0, "flow_flags": 0,
+		"frame": map[string]any{"type": envelope.TypeNodeAttachAck, "ok": false, "reason": "Authentication failed"},
+		"ts":    envelope.Now()})
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+	_ = ws.Write(ctx, websocket.MessageText, ack)
+	cancel()
+	_ = ws.Close(websocket.StatusPolicyViolation, "Authentication failed")
+}
+
+// detach removes a closed connection from every table and tells the affected parties.
+func (s *Sentinel) detach(c *conn, reason string) {
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	if c.systemID == "" {
+		return // never attached
+	}
+	left := s.routes.detach(c)
+	s.sticky.replicaGone(c)
+	pend := c.takePending()
+	for _, p := range pend {
+		s.nackPending(p, envelope.CodeRouteConnectorClosed, "Route to "+p.to+" closed: "+c.systemID+" detached")
+	}
+	s.log.Info("node detached", "system_id", c.systemID, "path", c.path, "reason", reason,
+		"pools_left", left, "inflight_nacked", len(pend))
+}
+
+// showEnvelope prints an envelope for FAME_SHOW_ENVELOPES=true.
+func (s *Sentinel) showEnvelope(label string, b []byte) {
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, b, "", "  "); err != nil {
+		pretty.Reset()
+		pretty.Write(b)
+	}
+	s.showMu.Lock()
+	fmt.Fprintf(s.showOut, "\n%s - %s\n%s\n", time.Now().UTC().Format(time.RFC3339Nano), label, pretty.Bytes())
+	s.showMu.Unlock()
+}
+
+func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
+	type peer struct {
+		SystemID string    `json:"systemId"`
+		Path     string    `json:"path"`
+		Remote   string    `json:"remote"`
+		Since    time.Time `json:"attachedAt"`
+		Rx       uint64    `json:"received"`
+		Tx       uint64    `json:"sent"`
+		Queue    int       `json:"queued"`
+		Sessions int64     `json:"stickySessions"`
+	}
+	var peers []peer
+	s.connsMu.Lock()
+	for c := range s.conns {
+		if c.systemID == "" {
+			continue
+		}
+		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), len(c.out), c.sessions.Load()})
+	}
+	s.connsMu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{"id": s.id, "path": s.path, "routingEpoch": s.epoch,
+		"peers": peers, "routes": s.routes.snapshot(), "stickiness": s.sticky.stats()})
+}
+
+func reasonLabel(r string) string {
+	switch r {
+	case "Invalid origin type":
+		return "origin"
+	case "Missing system id":
+		return "missing_id"
+	case "Self attachment not allowed":
+		return "self"
+	}
+	return "other"
+}
+
+var errDraining = errors.New("sentinel is draining")

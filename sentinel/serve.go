@@ -1,0 +1,209 @@
+package sentinel
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// serve runs the connection: it waits for NodeAttach, then reads and routes envelopes until
+// the socket closes. It owns the connection's lifetime.
+func (c *conn) serve() {
+	defer c.s.wg.Done()
+	s := c.s
+	s.wg.Add(2)
+	go c.writer()
+	go func() {
+		// The pinger starts only after attach; until then the attach deadline bounds the wait.
+		defer s.wg.Done()
+		select {
+		case <-c.done:
+		case <-s.ctx.Done():
+			c.close(websocket.StatusNormalClosure, "sentinel shutting down")
+		}
+	}()
+	defer c.close(websocket.StatusNormalClosure, "connection closed")
+
+	attachCtx, cancel := context.WithTimeout(s.ctx, s.opts.AttachTimeout)
+	typ, msg, err := c.ws.Read(attachCtx)
+	cancel()
+	if err != nil {
+		c.log.Warn("no NodeAttach", "err", err)
+		c.close(websocket.StatusPolicyViolation, "expected NodeAttach within "+s.opts.AttachTimeout.String())
+		return
+	}
+	_ = typ
+	if err := c.handleAttach(msg); err != nil {
+		c.log.Warn("attach refused", "err", err)
+		s.metrics.attachRefused.WithLabelValues("attach").Inc()
+		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
+		return
+	}
+	s.wg.Add(1)
+	go c.pinger()
+
+	var h envelope.Header
+	for {
+		_, msg, err := c.ws.Read(s.ctx)
+		if err != nil {
+			c.readFailed(err)
+			return
+		}
+		c.rx.Add(1)
+		if err := envelope.ParseHeader(msg, &h); err != nil {
+			// A peer that sends what is not an envelope is broken or hostile; say why and
+			// drop it rather than guess at what it meant.
+			s.metrics.malformed.Inc()
+			c.log.Warn("malformed envelope, closing", "err", err, "bytes", len(msg))
+			c.close(websocket.StatusInvalidFramePayloadData, "malformed envelope: "+err.Error())
+			return
+		}
+		if s.opts.ShowEnvelopes {
+			s.showEnvelope("Received envelope from "+c.systemID+" 📨", msg)
+		}
+		c.countCredit(&h)
+		s.dispatch(c, msg, &h)
+	}
+}
+
+func (c *conn) readFailed(err error) {
+	switch st := websocket.CloseStatus(err); {
+	case st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway:
+		c.close(st, "peer closed")
+	case st == websocket.StatusMessageTooBig:
+		c.close(websocket.StatusMessageTooBig, "message too big")
+	case st != -1:
+		c.close(websocket.StatusNormalClosure, "peer closed with "+st.String())
+	case errors.Is(err, context.Canceled):
+		c.close(websocket.StatusNormalClosure, "sentinel shutting down")
+	default:
+		msg := err.Error()
+		if strings.Contains(msg, "read limited at") {
+			c.s.metrics.malformed.Inc()
+			c.log.Warn("message over size limit, closing", "limit", envelope.MaxMessageSize)
+			c.close(websocket.StatusMessageTooBig, "message exceeds 262144 bytes")
+			return
+		}
+		c.close(websocket.StatusGoingAway, "read failed: "+msg)
+	}
+}
+
+// countCredit is the receiver side of credit flow control: after 24 envelopes on a flow the
+// peer gets CreditUpdate{flow, 32}, before its 32 credits run out. Without this, reference
+// peers stall after 32 envelopes.
+func (c *conn) countCredit(h *envelope.Header) {
+	if string(h.FrameType) == envelope.TypeCreditUpdate || len(h.FlowID) == 0 {
+		return
+	}
+	n, ok := c.recvCredits[string(h.FlowID)]
+	if !ok {
+		if len(c.recvCredits) >= maxFlowsPerConn {
+			clear(c.recvCredits)
+		}
+		n = creditWindow
+	}
+	n--
+	if n <= creditLowWater {
+		c.sendCredit(string(h.FlowID), string(h.TraceID))
+		n = creditWindow
+	}
+	c.recvCredits[string(h.FlowID)] = n
+}
+
+// handleAttach processes the first message, which must be NodeAttach.
+func (c *conn) handleAttach(msg []byte) error {
+	s := c.s
+	e, err := envelope.Decode(msg)
+	if err != nil {
+		return attachErr("first message is not an envelope: %v", err)
+	}
+	if e.FrameType() != envelope.TypeNodeAttach {
+		return attachErr("expected NodeAttach, got %s", e.FrameType())
+	}
+	f, err := e.DecodeFrame()
+	if err != nil {
+		return attachErr("NodeAttach: %v", err)
+	}
+	na := f.(*envelope.NodeAttach)
+	if na.SystemID == "" {
+		return attachErr("Missing system id")
+	}
+	if na.SystemID != c.urlID {
+		return attachErr("NodeAttach systemId %q does not match URL system id %q", na.SystemID, c.urlID)
+	}
+	if na.SystemID == s.id {
+		return attachErr("Self attachment not allowed")
+	}
+	if c.principal != nil && c.principal.SystemID != "" && c.principal.SystemID != na.SystemID {
+		return attachErr("credentials are for system id %q, not %q", c.principal.SystemID, na.SystemID)
+	}
+	c.systemID = na.SystemID
+	c.path = s.path + "/" + na.SystemID
+	if c.origin == "peer" {
+		c.path = "/" + na.SystemID
+	}
+	if na.AssignedPath != "" && na.AssignedPath != c.path {
+		return attachErr("requested path %q is not under this sentinel (%q)", na.AssignedPath, c.path)
+	}
+	c.logicals = na.AcceptedLogicals
+	c.sid = envelope.SecureDigest(c.path)
+	c.log = c.log.With("system_id", c.systemID)
+	c.attachedAt = time.Now()
+
+	ack := envelope.NewNodeAttachAck(e.ID, s.id, c.path, s.path, s.epoch)
+	ack.Stickiness = s.sticky.negotiate(na.Stickiness)
+	out, err := envelope.New(ack)
+	if err != nil {
+		return attachErr("encode ack: %v", err)
+	}
+	out.SID, out.TraceID, out.CorrID = s.sid, e.TraceID, e.CorrID
+	if old := s.routes.attach(c); old != nil {
+		c.log.Info("node re-attached; replacing its previous connection", "old_remote", old.remote)
+		s.sticky.replicaGone(old)
+		old.close(websocket.StatusNormalClosure, "replaced by a new attach of the same system id")
+	}
+	c.sendOwn(out, 0)
+	c.log.Info("node attached", "path", c.path, "logicals", c.logicals, "instance", na.InstanceID)
+	s.metrics.attaches.Inc()
+	return nil
+}
+
+// dispatch acts on one envelope received from c.
+func (s *Sentinel) dispatch(c *conn, msg []byte, h *envelope.Header) {
+	ft := string(h.FrameType)
+	s.metrics.received(h.FrameType)
+	switch ft {
+	case envelope.TypeCreditUpdate:
+		return // hop-local; we do not block senders on credits (see package doc)
+	case envelope.TypeNodeHeartbeat:
+		s.ackHeartbeat(c, h)
+		return
+	case envelope.TypeAddressBind, envelope.TypeAddressUnbind,
+		envelope.TypeCapabilityAdvertise, envelope.TypeCapabilityWithdraw:
+		s.handleControl(c, msg)
+		return
+	case envelope.TypeNodeAttach:
+		c.log.Warn("NodeAttach on an attached connection ignored")
+		return
+	case envelope.TypeNodeHello, envelope.TypeNodeWelcome, envelope.TypeNodeReject:
+		c.log.Debug("dropping admission frame received in band", "frame", ft)
+		return
+	}
+	if len(h.To) == 0 && ft == envelope.TypeKeyRequest && len(h.FrameAddress) > 0 {
+		s.route(c, msg, h, h.FrameAddress)
+		return
+	}
+	if len(h.To) == 0 {
+		if strings.HasSuffix(ft, "Ack") || ft == envelope.TypeKeyRequest {
+			return // addressed to the sentinel itself
+		}
+		s.routeByCapabilities(c, msg, h)
+		return
+	}
+	s.route(c, msg, h, h.To)
+}
