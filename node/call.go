@@ -1,0 +1,262 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Call invokes method on the agent at address with params (marshalled to the flat JSON object
+// the reference SDK sends; nil sends {}) and decodes the result into result (may be nil, or a
+// *json.RawMessage). Without a deadline on ctx the call times out after Config.CallTimeout.
+// Errors: *RemoteError (the operation failed), *NackError (matching ErrNoRoute for NO_ROUTE),
+// ErrTimeout, ErrClosed.
+func (n *Node) Call(ctx context.Context, address, method string, params, result any) error {
+	ctx, cancel := n.withCallTimeout(ctx)
+	defer cancel()
+	c, err := n.startCall(ctx, address, method, params, false)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	payload, err := c.next(ctx)
+	if err != nil {
+		return err
+	}
+	resp, err := decodeResponse(payload)
+	if err != nil {
+		return fmt.Errorf("node: %s reply: %w", method, err)
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	if result == nil {
+		return nil
+	}
+	if err := json.Unmarshal(resp.Result, result); err != nil {
+		return fmt.Errorf("node: decode %s result: %w", method, err)
+	}
+	return nil
+}
+
+// Stream is the caller's side of a streaming call.
+type Stream struct {
+	c    *call
+	once sync.Once
+	done bool
+}
+
+// Stream starts a streaming call (rtype STREAM). Read the items with Next until io.EOF, and
+// Close the stream if you stop early.
+func (n *Node) Stream(ctx context.Context, address, method string, params any) (*Stream, error) {
+	c, err := n.startCall(ctx, address, method, params, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{c: c}, nil
+}
+
+// Next returns the next item's JSON result, io.EOF after the final "result":null, or the
+// error that ended the stream. Without a deadline on ctx each Next waits at most
+// Config.CallTimeout.
+func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
+	if st.done {
+		return nil, io.EOF
+	}
+	ctx, cancel := st.c.n.withCallTimeout(ctx)
+	defer cancel()
+	payload, err := st.c.next(ctx)
+	if err != nil {
+		st.finish()
+		return nil, err
+	}
+	resp, err := decodeResponse(payload)
+	if err != nil {
+		st.finish()
+		return nil, fmt.Errorf("node: %s stream item: %w", st.c.method, err)
+	}
+	if resp.Error != nil {
+		st.finish()
+		return nil, resp.Error
+	}
+	if string(resp.Result) == "null" {
+		st.finish()
+		return nil, io.EOF
+	}
+	return resp.Result, nil
+}
+
+// Close stops listening for the stream's items.
+func (st *Stream) Close() error {
+	st.finish()
+	return nil
+}
+
+func (st *Stream) finish() {
+	st.done = true
+	st.once.Do(st.c.close)
+}
+
+func (n *Node) withCallTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, n.cfg.CallTimeout)
+}
+
+// call is one outstanding request: its waiter and, under at-least-once, its re-send state.
+type call struct {
+	n        *Node
+	w        *waiter
+	method   string
+	id       string // envelope id, the same on every re-send so the receiver dedupes
+	corrID   string
+	traceID  string
+	to       string
+	payload  json.RawMessage
+	rtype    envelope.RType
+	alo      bool
+	acked    bool
+	attempt  int
+	retryAt  *time.Timer
+	closeOne sync.Once
+}
+
+func (n *Node) startCall(ctx context.Context, address, method string, params any, stream bool) (*call, error) {
+	if _, err := envelope.ParseAddress(address); err != nil {
+		return nil, fmt.Errorf("node: call %s: %w", method, err)
+	}
+	c := &call{n: n, method: method, id: envelope.NewID(), corrID: envelope.NewID(), traceID: envelope.NewID(), to: address}
+	var err error
+	if c.payload, err = encodeRequest(c.corrID, method, params); err != nil {
+		return nil, err
+	}
+	c.rtype = envelope.RTypeReply
+	if stream {
+		c.rtype = envelope.RTypeStream
+	}
+	if n.cfg.Delivery == AtLeastOnce {
+		c.alo = true
+		c.rtype |= envelope.RTypeAck
+	}
+	c.w = n.pend.add(c.corrID)
+	n.pend.track(c.w, c.id)
+	if err := c.send(ctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// send (re-)sends the request on the current session. The session may change between
+// attempts (reconnect), so sid and the reply inbox are filled in each time.
+func (c *call) send(ctx context.Context) error {
+	n := c.n
+	for {
+		s, err := n.session(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := envelope.New(&envelope.Data{Payload: c.payload})
+		if err != nil {
+			return err
+		}
+		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, s.sid, c.traceID, c.to, s.rpcInbox
+		env.RType, env.CorrID = c.rtype, c.corrID
+		err = n.sendOn(ctx, s, env)
+		if errors.Is(err, errSessionLost) {
+			continue // wait for the next session
+		}
+		if err == nil && c.alo {
+			c.armRetry()
+		}
+		return err
+	}
+}
+
+func (c *call) armRetry() {
+	d := c.n.cfg.SenderRetry.delay(c.attempt, jitter)
+	if c.retryAt == nil {
+		c.retryAt = time.NewTimer(d)
+		return
+	}
+	c.retryAt.Reset(d)
+}
+
+// next waits for the next reply payload, handling acks, nacks and re-sends on the way.
+func (c *call) next(ctx context.Context) (json.RawMessage, error) {
+	for {
+		ev, overflow, ok := c.w.pop()
+		if overflow {
+			return nil, fmt.Errorf("node: %s: reader fell %d items behind the stream", c.method, maxQueued)
+		}
+		if ok {
+			switch ev.kind {
+			case evAck:
+				c.stopRetry()
+			case evReply:
+				c.stopRetry()
+				return ev.payload, nil
+			case evNack:
+				if c.alo && !c.acked && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+					c.n.log.Debug("nack, will re-send", "method", c.method, "code", ev.nack.Code)
+					continue // the armed retry timer re-sends after the backoff
+				}
+				return nil, ev.nack
+			}
+			continue
+		}
+		var retry <-chan time.Time
+		if c.retryAt != nil && !c.acked {
+			retry = c.retryAt.C
+		}
+		select {
+		case <-c.w.notify:
+		case <-retry:
+			c.attempt++
+			if c.attempt > c.n.cfg.SenderRetry.MaxRetries {
+				c.acked = true // stop re-sending; a late reply may still come
+				return nil, fmt.Errorf("%w: %s to %s not acknowledged after %d retries", ErrTimeout, c.method, c.to, c.n.cfg.SenderRetry.MaxRetries)
+			}
+			if err := c.send(ctx); err != nil {
+				return nil, c.mapErr(ctx, err)
+			}
+		case <-ctx.Done():
+			return nil, c.mapErr(ctx, ctx.Err())
+		case <-c.n.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (c *call) mapErr(ctx context.Context, err error) error {
+	if c.n.ctx.Err() != nil || errors.Is(err, ErrClosed) {
+		return ErrClosed
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("node: %s on %s: %w", c.method, c.to, ctxErr(ctx))
+	}
+	return err
+}
+
+func (c *call) stopRetry() {
+	c.acked = true
+	if c.retryAt != nil {
+		c.retryAt.Stop()
+	}
+}
+
+func (c *call) close() {
+	c.closeOne.Do(func() {
+		if c.retryAt != nil {
+			c.retryAt.Stop()
+		}
+		c.n.pend.remove(c.w)
+	})
+}

@@ -1,0 +1,261 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Delivery profiles (FAME_DELIVERY_PROFILE).
+const (
+	AtMostOnce  = "at-most-once"
+	AtLeastOnce = "at-least-once"
+)
+
+// EnvelopeHook inspects or rewrites an envelope. On the outbound chain a non-nil error stops
+// the send and is returned to the caller; on the inbound chain it drops the envelope.
+type EnvelopeHook func(*envelope.Envelope) error
+
+// RetryPolicy is the at-least-once re-send schedule: the n-th re-send waits
+// min(BaseDelay*Factor^n, MaxDelay) plus up to Jitter.
+type RetryPolicy struct {
+	MaxRetries int
+	BaseDelay  time.Duration
+	MaxDelay   time.Duration
+	Factor     float64
+	Jitter     time.Duration
+}
+
+// delay returns the wait before re-send number attempt (0-based).
+func (p RetryPolicy) delay(attempt int, jitter func(time.Duration) time.Duration) time.Duration {
+	d := float64(p.BaseDelay)
+	for i := 0; i < attempt; i++ {
+		d *= p.Factor
+		if d >= float64(p.MaxDelay) {
+			break
+		}
+	}
+	out := time.Duration(d)
+	if p.MaxDelay > 0 && out > p.MaxDelay {
+		out = p.MaxDelay
+	}
+	if p.Jitter > 0 && jitter != nil {
+		out += jitter(p.Jitter)
+	}
+	return out
+}
+
+// The reference runtime's at-least-once defaults: the sender policy applies to requests, the
+// receiver policy to replies an agent sends back.
+var (
+	DefaultSenderRetry   = RetryPolicy{MaxRetries: 5, BaseDelay: time.Second, MaxDelay: 10 * time.Second, Factor: 2.0, Jitter: 200 * time.Millisecond}
+	DefaultReceiverRetry = RetryPolicy{MaxRetries: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, Factor: 1.8, Jitter: 50 * time.Millisecond}
+)
+
+// Config is everything a Node needs. Zero values take the defaults listed on each field.
+type Config struct {
+	// URL is the attach URL without the system id, e.g.
+	// ws://127.0.0.1:8000/fame/v1/attach/ws/downstream (FAME_DIRECT_ADMISSION_URL).
+	URL string
+	// SystemID is this node's id (FAME_NODE_ID); empty means a random 16-char id. The reference
+	// derives a deterministic fingerprint salted by FAME_NODE_ID_SALT; a Go node's id is random
+	// per process, so distinct replicas never collide and the salt is only recorded.
+	SystemID string
+	// IDSalt is FAME_NODE_ID_SALT, kept for diagnostics.
+	IDSalt string
+	// RequestedLogicals are sent as acceptedLogicals in NodeAttach: ["fame.fabric"] for an agent
+	// bound exactly, ["*.fame.fabric"] for a pool replica; empty means ["*"] (a plain client).
+	RequestedLogicals []string
+	// SecurityProfile (FAME_SECURITY_PROFILE) and AdmissionProfile (FAME_ADMISSION_PROFILE).
+	// Only open security is implemented here; other profiles need hooks and a Token.
+	SecurityProfile  string
+	AdmissionProfile string
+	// Token, when set, is offered on the WebSocket handshake as the subprotocols
+	// "bearer", <token> (direct admission with a bearer JWT).
+	Token func(ctx context.Context) (string, error)
+
+	// Delivery is AtMostOnce (default) or AtLeastOnce; the retry policies apply to the latter.
+	Delivery      string
+	SenderRetry   RetryPolicy
+	ReceiverRetry RetryPolicy
+
+	// DisableFlowControl stops sending CreditUpdates for received flows (FAME_FLOW_CONTROL=0).
+	// The reference sentinel stops forwarding a flow without them, so only turn it off when
+	// the whole fabric runs with flow control off.
+	DisableFlowControl bool
+	// ShowEnvelopes prints every envelope sent and received (FAME_SHOW_ENVELOPES=true) to
+	// ShowWriter (default os.Stderr).
+	ShowEnvelopes bool
+	ShowWriter    io.Writer
+
+	Logger *slog.Logger
+
+	AttachTimeout     time.Duration // NodeAttachAck and bind/advertise acks; default 10 s
+	CallTimeout       time.Duration // default for Call/Stream without a deadline; 30 s
+	HeartbeatInterval time.Duration // 15 s; the link is dead after 2 intervals without an ack
+	ReconnectMin      time.Duration // 1 s
+	ReconnectMax      time.Duration // 30 s
+	SendQueue         int           // writer queue length per session; 1024
+	DedupeSize        int           // recent envelope ids remembered for dedupe; 4096
+
+	// Hook chains and the SecureClose handler (see the package doc).
+	Outbound      []EnvelopeHook
+	Inbound       []EnvelopeHook
+	OnSecureClose func(*envelope.SecureClose)
+}
+
+// ErrConfig marks an invalid configuration.
+var ErrConfig = errors.New("node: invalid configuration")
+
+// ConfigFromEnv reads the FAME_* variables a reference node reads. FAME_REQUESTED_LOGICALS
+// (comma separated) is a Go addition; programs usually set RequestedLogicals themselves.
+func ConfigFromEnv() (Config, error) {
+	c := Config{
+		URL:                os.Getenv("FAME_DIRECT_ADMISSION_URL"),
+		SystemID:           os.Getenv("FAME_NODE_ID"),
+		IDSalt:             os.Getenv("FAME_NODE_ID_SALT"),
+		SecurityProfile:    envOr("FAME_SECURITY_PROFILE", "open"),
+		AdmissionProfile:   envOr("FAME_ADMISSION_PROFILE", "direct"),
+		Delivery:           envOr("FAME_DELIVERY_PROFILE", AtMostOnce),
+		DisableFlowControl: os.Getenv("FAME_FLOW_CONTROL") == "0",
+		ShowEnvelopes:      os.Getenv("FAME_SHOW_ENVELOPES") == "true",
+		SenderRetry:        DefaultSenderRetry,
+		ReceiverRetry:      DefaultReceiverRetry,
+	}
+	if l := os.Getenv("FAME_REQUESTED_LOGICALS"); l != "" {
+		for _, s := range strings.Split(l, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.RequestedLogicals = append(c.RequestedLogicals, s)
+			}
+		}
+	}
+	for _, p := range []*RetryPolicy{&c.SenderRetry, &c.ReceiverRetry} {
+		if err := retryFromEnv(p); err != nil {
+			return c, err
+		}
+	}
+	return c, c.validate()
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func retryFromEnv(p *RetryPolicy) error {
+	intVar := func(k string, dst *int) error {
+		if v := os.Getenv(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("%w: %s=%q is not a non-negative integer", ErrConfig, k, v)
+			}
+			*dst = n
+		}
+		return nil
+	}
+	msVar := func(k string, dst *time.Duration) error {
+		n := -1
+		if err := intVar(k, &n); err != nil {
+			return err
+		}
+		if n >= 0 {
+			*dst = time.Duration(n) * time.Millisecond
+		}
+		return nil
+	}
+	if err := intVar("FAME_DELIVERY_MAX_RETRIES", &p.MaxRetries); err != nil {
+		return err
+	}
+	if err := msVar("FAME_DELIVERY_BASE_DELAY_MS", &p.BaseDelay); err != nil {
+		return err
+	}
+	if err := msVar("FAME_DELIVERY_MAX_DELAY_MS", &p.MaxDelay); err != nil {
+		return err
+	}
+	if err := msVar("FAME_DELIVERY_JITTER_MS", &p.Jitter); err != nil {
+		return err
+	}
+	if v := os.Getenv("FAME_DELIVERY_BACKOFF_FACTOR"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 1 {
+			return fmt.Errorf("%w: FAME_DELIVERY_BACKOFF_FACTOR=%q is not a number >= 1", ErrConfig, v)
+		}
+		p.Factor = f
+	}
+	return nil
+}
+
+func (c *Config) validate() error {
+	if c.URL == "" {
+		return fmt.Errorf("%w: no attach URL (set FAME_DIRECT_ADMISSION_URL)", ErrConfig)
+	}
+	if !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://") {
+		return fmt.Errorf("%w: attach URL %q must start with ws:// or wss://", ErrConfig, c.URL)
+	}
+	switch c.Delivery {
+	case "", AtMostOnce, AtLeastOnce:
+	default:
+		return fmt.Errorf("%w: unknown delivery profile %q", ErrConfig, c.Delivery)
+	}
+	switch c.SecurityProfile {
+	case "", "open", "gated":
+	default:
+		// overlay and strict-overlay need signing hooks; accept them only when hooks are set.
+		if len(c.Outbound) == 0 {
+			return fmt.Errorf("%w: security profile %q needs outbound signing hooks", ErrConfig, c.SecurityProfile)
+		}
+	}
+	return nil
+}
+
+// withDefaults returns a copy with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.SystemID == "" {
+		c.SystemID = envelope.NewID()
+	}
+	if len(c.RequestedLogicals) == 0 {
+		c.RequestedLogicals = []string{"*"}
+	}
+	if c.Delivery == "" {
+		c.Delivery = AtMostOnce
+	}
+	if c.SenderRetry == (RetryPolicy{}) {
+		c.SenderRetry = DefaultSenderRetry
+	}
+	if c.ReceiverRetry == (RetryPolicy{}) {
+		c.ReceiverRetry = DefaultReceiverRetry
+	}
+	if c.ShowWriter == nil {
+		c.ShowWriter = os.Stderr
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AttachTimeout, 10*time.Second)
+	def(&c.CallTimeout, 30*time.Second)
+	def(&c.HeartbeatInterval, 15*time.Second)
+	def(&c.ReconnectMin, time.Second)
+	def(&c.ReconnectMax, 30*time.Second)
+	if c.SendQueue <= 0 {
+		c.SendQueue = 1024
+	}
+	if c.DedupeSize <= 0 {
+		c.DedupeSize = 4096
+	}
+	return c
+}

@@ -1,0 +1,158 @@
+package node
+
+import (
+	"strings"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// dispatch handles one received envelope on the reader goroutine. It must not block: user
+// code runs in handler goroutines and waiters are mailboxes.
+func (n *Node) dispatch(s *session, env *envelope.Envelope) {
+	switch env.FrameType() {
+	case envelope.TypeData:
+		n.onData(s, env)
+	case envelope.TypeDeliveryAck:
+		n.onDeliveryAck(env)
+	case envelope.TypeNodeHeartbeatAck:
+		s.lastAck.Store(time.Now().UnixNano())
+		f, err := env.DecodeFrame()
+		if err != nil {
+			return
+		}
+		if ep := f.(*envelope.NodeHeartbeatAck).RoutingEpoch; ep != "" {
+			if old := s.epoch.Swap(&ep); old != nil && *old != "" && *old != ep {
+				n.log.Info("routing epoch changed, re-binding", "old", *old, "new", ep)
+				select {
+				case n.rebindC <- struct{}{}:
+				default:
+				}
+			}
+		}
+	case envelope.TypeAddressBindAck, envelope.TypeAddressUnbindAck,
+		envelope.TypeCapabilityAdvertiseAck, envelope.TypeCapabilityWithdrawAck:
+		n.onControlAck(env)
+	case envelope.TypeSecureClose:
+		if n.cfg.OnSecureClose == nil {
+			return
+		}
+		if f, err := env.DecodeFrame(); err == nil {
+			n.cfg.OnSecureClose(f.(*envelope.SecureClose))
+		}
+	case envelope.TypeCreditUpdate:
+		// This node does not block its sends on credits (the reference peers never starve a
+		// sender that ignores them), so grants need no bookkeeping.
+	default:
+		n.log.Debug("ignoring frame", "type", env.FrameType(), "id", env.ID)
+	}
+}
+
+func (n *Node) onData(s *session, env *envelope.Envelope) {
+	wantsAck := env.RType.Has(envelope.RTypeAck) && env.ReplyTo != ""
+	if env.ID != "" {
+		if dup, _ := n.seen.ContainsOrAdd(env.ID, struct{}{}); dup {
+			// A re-send: our ack (or reply) was lost. Ack again, never process twice.
+			if wantsAck {
+				n.sendAck(s, env)
+			}
+			return
+		}
+	}
+	if wantsAck {
+		n.sendAck(s, env)
+	}
+	participant, _, _ := envelope.SplitInbox(env.To)
+	if strings.HasPrefix(participant, "__rpc__") || participant == "__sys__" {
+		if w := n.pend.byCorrID(env.CorrID); w != nil {
+			f, err := env.DecodeFrame()
+			if err != nil {
+				return
+			}
+			w.push(event{kind: evReply, payload: f.(*envelope.Data).Payload})
+		} else {
+			n.log.Debug("reply for no pending call", "corrId", env.CorrID)
+		}
+		return
+	}
+	reg := n.lookup(env.To)
+	if reg == nil {
+		n.log.Debug("request for an address this node does not serve", "to", env.To)
+		n.sendNack(s, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
+		return
+	}
+	n.wg.Add(1)
+	go n.handle(reg, env)
+}
+
+// sendAck sends the end-to-end positive DeliveryAck the at-least-once sender waits for.
+func (n *Node) sendAck(s *session, req *envelope.Envelope) {
+	n.sendDeliveryAck(s, req, envelope.Ack{OK: true, RefID: req.ID})
+}
+
+func (n *Node) sendNack(s *session, req *envelope.Envelope, code, reason string) {
+	if req.ReplyTo == "" || req.CorrID == "" {
+		return
+	}
+	n.sendDeliveryAck(s, req, envelope.Ack{OK: false, Code: code, Reason: reason, RefID: req.ID})
+}
+
+func (n *Node) sendDeliveryAck(s *session, req *envelope.Envelope, a envelope.Ack) {
+	env, err := envelope.New(&envelope.DeliveryAck{Ack: a})
+	if err != nil {
+		return
+	}
+	env.SID, env.TraceID, env.To, env.CorrID = s.sid, req.TraceID, req.ReplyTo, req.CorrID
+	// Queued from the reader: give up rather than block it when the session is gone.
+	if err := n.sendOn(s.ctx, s, env); err != nil {
+		n.log.Debug("delivery ack not sent", "ref", req.ID, "err", err)
+	}
+}
+
+func (n *Node) onDeliveryAck(env *envelope.Envelope) {
+	f, err := env.DecodeFrame()
+	if err != nil {
+		return
+	}
+	a := f.(*envelope.DeliveryAck)
+	w := n.pend.byEnvID(a.RefID)
+	if w == nil && !a.OK && env.CorrID != "" {
+		w = n.pend.byCorrID(env.CorrID)
+	}
+	if w == nil {
+		return
+	}
+	w.push(ackEvent(a.Ack))
+}
+
+func (n *Node) onControlAck(env *envelope.Envelope) {
+	w := n.pend.byCorrID(env.CorrID)
+	if w == nil {
+		return
+	}
+	f, err := env.DecodeFrame()
+	if err != nil {
+		return
+	}
+	var a envelope.Ack
+	switch v := f.(type) {
+	case *envelope.AddressBindAck:
+		a = v.Ack
+	case *envelope.AddressUnbindAck:
+		a = v.Ack
+	case *envelope.CapabilityAdvertiseAck:
+		a = v.Ack
+	case *envelope.CapabilityWithdrawAck:
+		a = v.Ack
+	default:
+		return
+	}
+	w.push(ackEvent(a))
+}
+
+func ackEvent(a envelope.Ack) event {
+	if a.OK {
+		return event{kind: evAck}
+	}
+	return event{kind: evNack, nack: &NackError{Code: a.Code, Reason: a.Reason}}
+}

@@ -1,0 +1,251 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// fakeSentinel speaks just enough of the sentinel side for the SDK tests: attach, bind and
+// advertise acks, heartbeat acks, routing of Data and DeliveryAck by exact address, pool and
+// physical path, NO_ROUTE nacks, and a record of everything each child sent.
+type fakeSentinel struct {
+	t   *testing.T
+	srv *httptest.Server
+	id  string
+
+	mu       sync.Mutex
+	children map[string]*fakeChild
+	exact    map[string]string   // address → child id
+	pools    map[string][]string // "participant@*.suffix" → child ids
+	got      map[string][]*envelope.Envelope
+	attaches map[string]int
+	closes   map[string]websocket.StatusCode // close status seen when a child's socket ended
+
+	// Knobs, set before the nodes connect.
+	refuse      string                           // non-empty: negative NodeAttachAck with this reason
+	noHeartbeat bool                             // never ack heartbeats
+	drop        func(*envelope.Envelope) bool    // drop an envelope before routing it
+	onForward   func(*envelope.Envelope, string) // observe each forward (to child id)
+}
+
+type fakeChild struct {
+	id   string
+	conn *websocket.Conn
+	wmu  sync.Mutex
+	seq  map[string]int64
+	flow string
+}
+
+func newFakeSentinel(t *testing.T) *fakeSentinel {
+	f := &fakeSentinel{
+		t: t, id: "SENTINEL00000001",
+		children: map[string]*fakeChild{}, exact: map[string]string{}, pools: map[string][]string{},
+		got: map[string][]*envelope.Envelope{}, attaches: map[string]int{}, closes: map[string]websocket.StatusCode{},
+	}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.close)
+	return f
+}
+
+func (f *fakeSentinel) url() string {
+	return "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/fame/v1/attach/ws/downstream"
+}
+
+func (f *fakeSentinel) close() {
+	f.dropAll()
+	f.srv.Close()
+}
+
+// dropAll closes every child socket abruptly, as a sentinel crash would.
+func (f *fakeSentinel) dropAll() {
+	f.mu.Lock()
+	cs := make([]*fakeChild, 0, len(f.children))
+	for _, c := range f.children {
+		cs = append(cs, c)
+	}
+	f.children = map[string]*fakeChild{}
+	f.exact = map[string]string{}
+	f.pools = map[string][]string{}
+	f.mu.Unlock()
+	for _, c := range cs {
+		c.conn.CloseNow()
+	}
+}
+
+func (f *fakeSentinel) received(child string) []*envelope.Envelope {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*envelope.Envelope(nil), f.got[child]...)
+}
+
+func (f *fakeSentinel) closeStatus(child string) (websocket.StatusCode, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.closes[child]
+	return c, ok
+}
+
+func (f *fakeSentinel) attachCount(child string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.attaches[child]
+}
+
+func (f *fakeSentinel) serve(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	conn, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	conn.SetReadLimit(1 << 20)
+	c := &fakeChild{id: id, conn: conn, seq: map[string]int64{}, flow: envelope.NewID()}
+	ctx := r.Context()
+	defer conn.CloseNow()
+	for {
+		_, msg, err := conn.Read(ctx)
+		if err != nil {
+			f.mu.Lock()
+			f.closes[id] = websocket.CloseStatus(err)
+			if f.children[id] == c {
+				delete(f.children, id)
+			}
+			f.mu.Unlock()
+			return
+		}
+		env, err := envelope.Decode(msg)
+		if err != nil {
+			f.t.Errorf("fake sentinel: undecodable envelope from %s: %v", id, err)
+			return
+		}
+		f.mu.Lock()
+		f.got[id] = append(f.got[id], env)
+		f.mu.Unlock()
+		f.handle(ctx, c, env)
+	}
+}
+
+func (f *fakeSentinel) handle(ctx context.Context, c *fakeChild, env *envelope.Envelope) {
+	fr, err := env.DecodeFrame()
+	if err != nil {
+		f.t.Errorf("fake sentinel: bad frame: %v", err)
+		return
+	}
+	path := "/" + f.id + "/" + c.id
+	switch v := fr.(type) {
+	case *envelope.NodeAttach:
+		if f.refuse != "" {
+			a := &envelope.NodeAttachAck{Ack: envelope.Ack{OK: false, Reason: f.refuse, RefID: env.ID}}
+			f.reply(ctx, c, env, a)
+			return
+		}
+		f.mu.Lock()
+		f.children[c.id] = c
+		f.attaches[c.id]++
+		f.mu.Unlock()
+		f.reply(ctx, c, env, envelope.NewNodeAttachAck(env.ID, f.id, path, "/"+f.id, "EPOCH00000000001"))
+	case *envelope.AddressBind:
+		f.mu.Lock()
+		if a, err := envelope.ParseAddress(v.Address); err == nil && a.IsWildcard() {
+			f.pools[v.Address] = append(f.pools[v.Address], c.id)
+		} else {
+			f.exact[v.Address] = c.id
+		}
+		f.mu.Unlock()
+		f.reply(ctx, c, env, &envelope.AddressBindAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, Address: v.Address})
+	case *envelope.CapabilityAdvertise:
+		f.reply(ctx, c, env, &envelope.CapabilityAdvertiseAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, Capabilities: v.Capabilities, Address: v.Address})
+	case *envelope.NodeHeartbeat:
+		if !f.noHeartbeat {
+			f.reply(ctx, c, env, &envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, RoutingEpoch: "EPOCH00000000001"})
+		}
+	case *envelope.CreditUpdate:
+	case *envelope.Data, *envelope.DeliveryAck:
+		if f.drop != nil && f.drop(env) {
+			return
+		}
+		target := f.route(env.To)
+		if target == nil {
+			if _, ok := v.(*envelope.Data); ok && env.ReplyTo != "" && env.CorrID != "" {
+				nack := &envelope.DeliveryAck{Ack: envelope.Ack{OK: false, Code: "NO_ROUTE", Reason: "Unroutable to " + env.To, RefID: env.ID}}
+				out, _ := envelope.New(nack)
+				out.SID, out.TraceID, out.To, out.CorrID, out.FlowID = envelope.SecureDigest("/"+f.id), env.TraceID, env.ReplyTo, env.CorrID, c.flow
+				if back := f.route(env.ReplyTo); back != nil {
+					f.write(ctx, back, out, envelope.FlowReset)
+				}
+			}
+			return
+		}
+		if f.onForward != nil {
+			f.onForward(env, target.id)
+		}
+		f.write(ctx, target, env, -1)
+	}
+}
+
+// route resolves to by exact bind, pool, then physical path /<sentinel>/<child>.
+func (f *fakeSentinel) route(to string) *fakeChild {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id, ok := f.exact[to]; ok {
+		return f.children[id]
+	}
+	a, err := envelope.ParseAddress(to)
+	if err != nil {
+		return nil
+	}
+	if a.Host != "" {
+		for pat, ids := range f.pools {
+			pa, _ := envelope.ParseAddress(pat)
+			if pa.Participant == a.Participant && envelope.MatchPool(pa.Host, a.Host) && len(ids) > 0 {
+				return f.children[ids[0]]
+			}
+		}
+	}
+	if segs := strings.Split(strings.TrimPrefix(a.Path, "/"), "/"); len(segs) == 2 && segs[0] == f.id {
+		return f.children[segs[1]]
+	}
+	return nil
+}
+
+// reply sends a sentinel-originated ack for req on c's own flow.
+func (f *fakeSentinel) reply(ctx context.Context, c *fakeChild, req *envelope.Envelope, fr envelope.Frame) {
+	out, err := envelope.New(fr)
+	if err != nil {
+		f.t.Errorf("fake sentinel: %v", err)
+		return
+	}
+	out.SID, out.TraceID, out.CorrID, out.FlowID = envelope.SecureDigest("/"+f.id), req.TraceID, req.CorrID, c.flow
+	f.write(ctx, c, out, -1)
+}
+
+// write re-stamps seqId/flowFlags per flow for this hop (flags >= 0 forces the flags) and sends.
+func (f *fakeSentinel) write(ctx context.Context, c *fakeChild, env *envelope.Envelope, flags envelope.FlowFlags) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	cp := *env
+	last, seen := c.seq[cp.FlowID]
+	if !seen {
+		cp.SeqID, cp.FlowFlags = 0, envelope.FlowSyn
+		c.seq[cp.FlowID] = 0
+	} else {
+		cp.SeqID, cp.FlowFlags = last+1, 0
+		c.seq[cp.FlowID] = last + 1
+	}
+	if flags >= 0 {
+		cp.FlowFlags = flags
+	}
+	b, err := cp.Marshal()
+	if err != nil {
+		f.t.Errorf("fake sentinel: marshal: %v", err)
+		return
+	}
+	_ = c.conn.Write(ctx, websocket.MessageBinary, b)
+}

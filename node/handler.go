@@ -1,0 +1,227 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// handle runs one request in its own goroutine and sends the reply (or stream items) back to
+// the request's replyTo with its corrId and traceId.
+func (n *Node) handle(r *registration, env *envelope.Envelope) {
+	defer n.wg.Done()
+	f, err := env.DecodeFrame()
+	if err != nil {
+		return
+	}
+	req, rerr := decodeRequest(f.(*envelope.Data).Payload)
+	id, _ := json.Marshal(env.CorrID)
+	if req != nil && len(req.ID) > 0 {
+		id = req.ID
+	}
+	respond := func(p json.RawMessage) error {
+		if env.ReplyTo == "" {
+			return nil // a notification: nobody to answer
+		}
+		return n.sendReply(env, p)
+	}
+	fail := func(e *RemoteError) {
+		if p, err := encodeError(id, e); err == nil {
+			if err := respond(p); err != nil {
+				n.log.Debug("error reply not delivered", "corrId", env.CorrID, "err", err)
+			}
+		}
+	}
+	if rerr != nil {
+		fail(rerr)
+		return
+	}
+	op, ok := r.ops[req.Method]
+	if !ok {
+		data, _ := json.Marshal(map[string]string{"method": req.Method})
+		fail(&RemoteError{Code: CodeMethodNotFound, Message: "Method not found: " + req.Method, Data: data})
+		return
+	}
+	wantsStream := env.RType.Has(envelope.RTypeStream)
+	ctx := n.ctx
+	if op.Unary != nil {
+		res, err := callUnary(ctx, op.Unary, req.Params)
+		if err != nil {
+			fail(toRemoteError(err))
+			return
+		}
+		p, err := encodeResult(id, res)
+		if err != nil {
+			fail(&RemoteError{Code: CodeInternalError, Message: "result not encodable: " + err.Error()})
+			return
+		}
+		if err := respond(p); err == nil && wantsStream && res != nil {
+			// A streaming caller of a unary op sees one item, then the end of the stream.
+			end, _ := encodeResult(id, nil)
+			_ = respond(end)
+		}
+		return
+	}
+	if !wantsStream {
+		// A plain call of a streaming op gets every item as one array.
+		var items []json.RawMessage
+		err := callStream(ctx, op.Stream, req.Params, func(v any) error {
+			b, err := json.Marshal(v)
+			items = append(items, b)
+			return err
+		})
+		if err != nil {
+			fail(toRemoteError(err))
+			return
+		}
+		if items == nil {
+			items = []json.RawMessage{}
+		}
+		if p, err := encodeResult(id, items); err == nil {
+			_ = respond(p)
+		}
+		return
+	}
+	err = callStream(ctx, op.Stream, req.Params, func(v any) error {
+		p, err := encodeResult(id, v)
+		if err != nil {
+			return fmt.Errorf("stream item not encodable: %w", err)
+		}
+		return respond(p)
+	})
+	if err != nil {
+		fail(toRemoteError(err))
+		return
+	}
+	end, _ := encodeResult(id, nil)
+	_ = respond(end)
+}
+
+// callUnary and callStream turn a panic in user code into an internal error instead of
+// taking the node down.
+func callUnary(ctx context.Context, f UnaryFunc, p json.RawMessage) (res any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("operation panicked: %v", r)
+		}
+	}()
+	return f(ctx, p)
+}
+
+func callStream(ctx context.Context, f StreamFunc, p json.RawMessage, emit func(any) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("operation panicked: %v", r)
+		}
+	}()
+	return f(ctx, p, emit)
+}
+
+// sendReply sends one reply envelope for req. Under at-least-once it asks for an ACK and
+// re-sends (same envelope id, so the caller dedupes) until acknowledged.
+func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage) error {
+	alo := n.cfg.Delivery == AtLeastOnce
+	id := envelope.NewID()
+	build := func(s *session) (*envelope.Envelope, error) {
+		env, err := envelope.New(&envelope.Data{Payload: payload})
+		if err != nil {
+			return nil, err
+		}
+		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, s.sid, req.TraceID, req.ReplyTo, s.sysInbox, req.CorrID
+		if alo {
+			env.RType = envelope.RTypeAck
+		}
+		return env, nil
+	}
+	ctx := n.ctx
+	if !alo {
+		s, err := n.session(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := build(s)
+		if err != nil {
+			return err
+		}
+		return n.sendOn(ctx, s, env)
+	}
+	w := n.pend.add("")
+	defer n.pend.remove(w)
+	n.pend.track(w, id)
+	pol := n.cfg.ReceiverRetry
+	for attempt := 0; ; attempt++ {
+		s, err := n.session(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := build(s)
+		if err != nil {
+			return err
+		}
+		if err := n.sendOn(ctx, s, env); err != nil && err != errSessionLost {
+			return err
+		}
+		acked, nack, err := n.awaitAck(ctx, w, pol.delay(attempt, jitter))
+		switch {
+		case err != nil:
+			return err
+		case acked:
+			return nil
+		case nack != nil && !retryable(nack.Code):
+			return nack
+		case attempt >= pol.MaxRetries:
+			return fmt.Errorf("%w: reply %s not acknowledged after %d retries", ErrTimeout, id, pol.MaxRetries)
+		}
+	}
+}
+
+// awaitAck waits up to d for an ack or nack on w. Replies on w are not expected here.
+func (n *Node) awaitAck(ctx context.Context, w *waiter, d time.Duration) (acked bool, nack *NackError, err error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		if ev, _, ok := w.pop(); ok {
+			switch ev.kind {
+			case evAck:
+				return true, nil, nil
+			case evNack:
+				if !retryable(ev.nack.Code) {
+					return false, ev.nack, nil
+				}
+				// The sentinel re-routes; wait out the delay before re-sending.
+			}
+			continue
+		}
+		select {
+		case <-w.notify:
+		case <-t.C:
+			return false, nil, nil
+		case <-ctx.Done():
+			if n.ctx.Err() != nil {
+				return false, nil, ErrClosed
+			}
+			return false, nil, ctxErr(ctx)
+		}
+	}
+}
+
+// retryable reports whether an at-least-once sender should re-send after this nack: the
+// route died under the envelope and the sentinel will pick another one.
+func retryable(code string) bool {
+	switch code {
+	case envelope.CodeRouteConnectorClosed, envelope.CodeChildUnreachable, envelope.CodePeerUnreachable:
+		return true
+	}
+	return false
+}
+
+func jitter(max time.Duration) time.Duration {
+	if max <= 0 {
+		return 0
+	}
+	return rand.N(max)
+}

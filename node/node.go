@@ -1,0 +1,234 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Node is one attached FAME node. All methods are safe for concurrent use.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	rpcID string // suffix of this node's __rpc__ inbox, stable across reconnects
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // supervisor and request handlers
+
+	mu      sync.Mutex
+	cur     *session      // nil while reconnecting
+	ready   chan struct{} // closed when cur is set
+	regs    []*registration
+	closed  bool
+	rebindC chan struct{} // routing epoch changed: re-bind everything
+
+	pend   *pendingTable
+	seen   *lru.Cache[string, struct{}] // recently received Data envelope ids
+	showMu sync.Mutex
+}
+
+// Connect attaches to the sentinel and returns a running node. The first attach failure is
+// returned (an *AttachError when the sentinel refused); later connection losses are repaired
+// in the background until Close.
+func Connect(ctx context.Context, cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.SystemID),
+		rpcID:   envelope.NewID(),
+		ready:   make(chan struct{}),
+		rebindC: make(chan struct{}, 1),
+		pend:    newPendingTable(),
+	}
+	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	s, err := n.dial(ctx)
+	if err != nil {
+		n.cancel()
+		return nil, err
+	}
+	n.install(s)
+	n.wg.Add(1)
+	go n.supervise(s)
+	return n, nil
+}
+
+// SystemID is this node's system id.
+func (n *Node) SystemID() string { return n.cfg.SystemID }
+
+// AssignedPath is the physical path of the current attachment ("" while reconnecting).
+func (n *Node) AssignedPath() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cur == nil {
+		return ""
+	}
+	return n.cur.assignedPath
+}
+
+// Close detaches (WebSocket close 1000) and stops every goroutine the node started, waiting
+// for running handlers to see their context cancelled and return.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	n.wg.Wait()
+	return nil
+}
+
+func (n *Node) install(s *session) {
+	s.start()
+	n.mu.Lock()
+	n.cur = s
+	close(n.ready)
+	n.mu.Unlock()
+}
+
+func (n *Node) uninstall(s *session) {
+	n.mu.Lock()
+	if n.cur == s {
+		n.cur = nil
+		n.ready = make(chan struct{})
+	}
+	n.mu.Unlock()
+}
+
+// supervise owns the current session: it re-binds on epoch changes, and when the session
+// dies it reconnects with exponential backoff and re-binds every served address.
+func (n *Node) supervise(s *session) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			n.uninstall(s)
+			s.shutdown()
+			return
+		case <-n.rebindC:
+			n.rebindAll(s)
+			continue
+		case <-s.ctx.Done():
+		}
+		n.log.Warn("connection lost", "cause", context.Cause(s.ctx))
+		n.uninstall(s)
+		s.shutdown()
+		var ok bool
+		if s, ok = n.reconnect(); !ok {
+			return
+		}
+	}
+}
+
+// reconnect dials until it succeeds (and the binds are back) or the node is closed.
+func (n *Node) reconnect() (*session, bool) {
+	backoff := n.cfg.ReconnectMin
+	for {
+		select {
+		case <-n.ctx.Done():
+			return nil, false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, n.cfg.ReconnectMax)
+		s, err := n.dial(n.ctx)
+		if err != nil {
+			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
+			continue
+		}
+		n.install(s)
+		if err := n.rebindAll(s); err != nil {
+			n.log.Warn("re-bind after reconnect failed", "err", err)
+			n.uninstall(s)
+			s.shutdown()
+			continue
+		}
+		n.log.Info("reconnected", "path", s.assignedPath)
+		return s, true
+	}
+}
+
+func (n *Node) rebindAll(s *session) error {
+	n.mu.Lock()
+	regs := append([]*registration(nil), n.regs...)
+	n.mu.Unlock()
+	for _, r := range regs {
+		if err := n.bind(n.ctx, s, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// session waits for an attached session.
+func (n *Node) session(ctx context.Context) (*session, error) {
+	for {
+		n.mu.Lock()
+		if n.closed {
+			n.mu.Unlock()
+			return nil, ErrClosed
+		}
+		s, ready := n.cur, n.ready
+		n.mu.Unlock()
+		if s != nil && s.ctx.Err() == nil {
+			return s, nil
+		}
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, ctxErr(ctx)
+		case <-n.ctx.Done():
+			return nil, ErrClosed
+		}
+		if s != nil {
+			// The current session is dead but not yet replaced: wait for the supervisor.
+			select {
+			case <-s.ctx.Done():
+			case <-ctx.Done():
+				return nil, ctxErr(ctx)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// sendOn runs the outbound hooks and queues env on s.
+func (n *Node) sendOn(ctx context.Context, s *session, env *envelope.Envelope) error {
+	if env.FlowID == "" {
+		env.FlowID = s.flowID
+	}
+	if err := n.runHooks(n.cfg.Outbound, env); err != nil {
+		return fmt.Errorf("node: outbound hook: %w", err)
+	}
+	return s.enqueue(ctx, outItem{env: env})
+}
+
+func (n *Node) runHooks(hooks []EnvelopeHook, env *envelope.Envelope) error {
+	for _, h := range hooks {
+		if err := h(env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ctxErr maps a finished context to the SDK's errors: a deadline is ErrTimeout.
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
+	}
+	return ctx.Err()
+}

@@ -1,0 +1,128 @@
+package node
+
+import (
+	"encoding/json"
+	"sync"
+)
+
+type eventKind int
+
+const (
+	evReply eventKind = iota // a Data reply (or stream item) with the call's corrId
+	evAck                    // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
+	evNack                   // a negative ack
+)
+
+type event struct {
+	kind    eventKind
+	payload json.RawMessage
+	nack    *NackError
+}
+
+// maxQueued bounds a mailbox: a stream whose consumer stopped reading must not grow without
+// limit; past it the stream fails.
+const maxQueued = 1 << 14
+
+// waiter is the mailbox of one outstanding exchange (a call, a stream, a bind, a reply that
+// waits for its ack). The reader pushes without ever blocking; the owner pops.
+type waiter struct {
+	corrID string
+	mu     sync.Mutex
+	envIDs []string // every envelope id this exchange sent (acks and nacks refer to them)
+	queue  []event
+	over   bool
+	notify chan struct{}
+}
+
+func (w *waiter) push(ev event) {
+	w.mu.Lock()
+	if len(w.queue) >= maxQueued {
+		w.over = true
+	} else {
+		w.queue = append(w.queue, ev)
+	}
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// pop returns the next event, or ok=false when there is none.
+func (w *waiter) pop() (ev event, overflow, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.queue) == 0 {
+		return event{}, w.over, false
+	}
+	ev = w.queue[0]
+	w.queue[0] = event{}
+	w.queue = w.queue[1:]
+	return ev, false, true
+}
+
+// pendingTable finds waiters by corrId (replies, control acks) and by envelope id (delivery
+// acks and nacks carry refId).
+type pendingTable struct {
+	mu     sync.Mutex
+	byCorr map[string]*waiter
+	byEnv  map[string]*waiter
+}
+
+func newPendingTable() *pendingTable {
+	return &pendingTable{byCorr: map[string]*waiter{}, byEnv: map[string]*waiter{}}
+}
+
+// add registers a waiter; corrID may be "" for exchanges matched by envelope id only.
+func (t *pendingTable) add(corrID string) *waiter {
+	w := &waiter{corrID: corrID, notify: make(chan struct{}, 1)}
+	if corrID != "" {
+		t.mu.Lock()
+		t.byCorr[corrID] = w
+		t.mu.Unlock()
+	}
+	return w
+}
+
+// track records that w sent the envelope id.
+func (t *pendingTable) track(w *waiter, envID string) {
+	t.mu.Lock()
+	t.byEnv[envID] = w
+	t.mu.Unlock()
+	w.mu.Lock()
+	w.envIDs = append(w.envIDs, envID)
+	w.mu.Unlock()
+}
+
+func (t *pendingTable) remove(w *waiter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w.corrID != "" && t.byCorr[w.corrID] == w {
+		delete(t.byCorr, w.corrID)
+	}
+	w.mu.Lock()
+	for _, id := range w.envIDs {
+		if t.byEnv[id] == w {
+			delete(t.byEnv, id)
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (t *pendingTable) byCorrID(id string) *waiter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byCorr[id]
+}
+
+func (t *pendingTable) byEnvID(id string) *waiter {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.byEnv[id]
+}
+
+func (t *pendingTable) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.byCorr) + len(t.byEnv)
+}

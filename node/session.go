@@ -1,0 +1,335 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// Credit constants of the reference connector: a window of 32 per flow, refilled once the
+// receiver has consumed 24 (its counter at the 0.25 low watermark).
+const (
+	creditWindow    = 32
+	creditThreshold = 24
+	creditFlows     = 4096 // received flows tracked per session (LRU; idle flows fall out)
+)
+
+// outItem is one envelope queued for the writer. Raw items (CreditUpdates) keep the
+// seqId/flowFlags they were built with and do not advance the flow's counter.
+type outItem struct {
+	env *envelope.Envelope
+	raw bool
+}
+
+// session is one attached WebSocket connection. Its reader, writer and heartbeat goroutines
+// all end when ctx is cancelled; wg waits for them.
+type session struct {
+	n      *Node
+	conn   *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	sendq  chan outItem
+	wg     sync.WaitGroup
+
+	flowID       string // this node's session flow on this connection
+	traceID      string // trace id of this session's control traffic (binds, heartbeats)
+	assignedPath string
+	sid          string
+	sysInbox     string
+	rpcInbox     string
+	epoch        atomic.Pointer[string]
+	lastAck      atomic.Int64 // unix nanos of the last NodeHeartbeatAck (or attach)
+
+	credits       *lru.Cache[string, int] // reader-owned counters per received flowId
+	pendingCredit []*envelope.Envelope    // credits earned during attach, sent by start
+}
+
+// dial opens the socket, runs the attach handshake and returns a session that is not yet
+// running (start launches its goroutines).
+func (n *Node) dial(ctx context.Context) (*session, error) {
+	cfg := &n.cfg
+	ctx, cancel := context.WithTimeout(ctx, cfg.AttachTimeout)
+	defer cancel()
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}
+	if cfg.Token != nil {
+		tok, err := cfg.Token(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("node: admission token: %w", err)
+		}
+		opts.Subprotocols = []string{"bearer", tok}
+	}
+	url := strings.TrimRight(cfg.URL, "/") + "/" + cfg.SystemID
+	conn, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		return nil, fmt.Errorf("node: dial %s: %w", url, err)
+	}
+	conn.SetReadLimit(envelope.MaxMessageSize + 64<<10)
+
+	s := &session{n: n, conn: conn, flowID: envelope.NewID(), traceID: envelope.NewID()}
+	s.credits, _ = lru.New[string, int](creditFlows)
+	ack, err := s.attach(ctx)
+	if err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	s.assignedPath = ack.AssignedPath
+	s.sid = envelope.SecureDigest(ack.AssignedPath)
+	s.sysInbox = "__sys__@" + ack.AssignedPath
+	s.rpcInbox = "__rpc__" + n.rpcID + "@" + ack.AssignedPath
+	s.epoch.Store(&ack.RoutingEpoch)
+	s.lastAck.Store(time.Now().UnixNano())
+	return s, nil
+}
+
+// attach sends NodeAttach as the first message and reads until the NodeAttachAck.
+func (s *session) attach(ctx context.Context) (*envelope.NodeAttachAck, error) {
+	cfg := &s.n.cfg
+	env, err := envelope.New(&envelope.NodeAttach{
+		OriginType:       "downstream",
+		SystemID:         cfg.SystemID,
+		InstanceID:       envelope.NewID(),
+		AcceptedLogicals: cfg.RequestedLogicals,
+	})
+	if err != nil {
+		return nil, err
+	}
+	env.TraceID, env.CorrID, env.FlowID = envelope.NewID(), envelope.NewID(), s.flowID
+	env.SeqID, env.FlowFlags = 0, envelope.FlowSyn
+	if err := s.n.runHooks(cfg.Outbound, env); err != nil {
+		return nil, fmt.Errorf("node: outbound hook on NodeAttach: %w", err)
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	s.n.show("Sent envelope 🚀", b)
+	if err := s.conn.Write(ctx, websocket.MessageBinary, b); err != nil {
+		return nil, attachFailure(err, "writing NodeAttach")
+	}
+	for {
+		_, msg, err := s.conn.Read(ctx)
+		if err != nil {
+			return nil, attachFailure(err, "connector closed while waiting for NodeAttachAck")
+		}
+		s.n.show("Received envelope 📨", msg)
+		in, err := envelope.Decode(msg)
+		if err != nil {
+			s.n.log.Warn("dropping undecodable envelope during attach", "err", err)
+			continue
+		}
+		s.countCredit(in)
+		if in.FrameType() != envelope.TypeNodeAttachAck {
+			continue
+		}
+		f, err := in.DecodeFrame()
+		if err != nil {
+			return nil, &AttachError{CloseCode: -1, Reason: "bad NodeAttachAck: " + err.Error()}
+		}
+		ack := f.(*envelope.NodeAttachAck)
+		if !ack.OK {
+			reason := ack.Reason
+			if reason == "" {
+				reason = ack.Code
+			}
+			return nil, &AttachError{CloseCode: -1, Reason: reason}
+		}
+		if ack.AssignedPath == "" {
+			ack.AssignedPath = ack.AssignedPathSnake
+		}
+		if ack.RoutingEpoch == "" {
+			ack.RoutingEpoch = ack.RoutingEpochSnake
+		}
+		if ack.AssignedPath == "" {
+			return nil, &AttachError{CloseCode: -1, Reason: "NodeAttachAck without assignedPath"}
+		}
+		return ack, nil
+	}
+}
+
+func attachFailure(err error, what string) error {
+	ae := &AttachError{CloseCode: websocket.CloseStatus(err), Reason: what}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		ae.CloseReason = ce.Reason
+	}
+	if ae.CloseCode < 0 {
+		ae.Reason = what + ": " + err.Error()
+	}
+	return ae
+}
+
+// start launches the session's goroutines. Their context is not derived from the node's: a
+// cancelled read makes the WebSocket library drop the socket without a close frame, and Close
+// must say goodbye with 1000 first (see shutdown).
+func (s *session) start() {
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.sendq = make(chan outItem, s.n.cfg.SendQueue)
+	for _, cu := range s.pendingCredit {
+		s.sendq <- outItem{env: cu, raw: true}
+	}
+	s.pendingCredit = nil
+	s.wg.Add(3)
+	go s.readLoop()
+	go s.writeLoop()
+	go s.heartbeatLoop()
+}
+
+// fail ends the session (first cause wins); the supervisor then reconnects.
+func (s *session) fail(cause error) {
+	s.cancel(cause)
+	s.conn.CloseNow()
+}
+
+// shutdown closes the socket in order (1000) and waits for the goroutines.
+func (s *session) shutdown() {
+	if s.ctx.Err() == nil {
+		_ = s.conn.Close(websocket.StatusNormalClosure, "normal closure")
+	}
+	s.cancel(ErrClosed)
+	s.conn.CloseNow()
+	s.wg.Wait()
+}
+
+// enqueue hands an envelope to the writer without blocking past ctx or the session's end.
+func (s *session) enqueue(ctx context.Context, it outItem) error {
+	select {
+	case s.sendq <- it:
+		return nil
+	case <-s.ctx.Done():
+		return errSessionLost
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+var errSessionLost = errors.New("node: connection lost")
+
+func (s *session) writeLoop() {
+	defer s.wg.Done()
+	seq := map[string]int64{s.flowID: 0} // NodeAttach used seqId 0 of the session flow
+	buf := make([]byte, 0, 4096)
+	for {
+		var it outItem
+		select {
+		case <-s.ctx.Done():
+			return
+		case it = <-s.sendq:
+		}
+		e := it.env
+		if !it.raw {
+			last, seen := seq[e.FlowID]
+			if !seen {
+				e.SeqID, e.FlowFlags = 0, envelope.FlowSyn
+				seq[e.FlowID] = 0
+			} else {
+				e.SeqID, e.FlowFlags = last+1, 0
+				seq[e.FlowID] = last + 1
+			}
+		}
+		var err error
+		buf, err = e.AppendMarshal(buf[:0])
+		if err != nil {
+			s.n.log.Error("dropping unencodable envelope", "id", e.ID, "err", err)
+			continue
+		}
+		if len(buf) > envelope.MaxMessageSize {
+			s.n.log.Error("dropping oversize envelope", "id", e.ID, "bytes", len(buf))
+			continue
+		}
+		s.n.show("Sent envelope 🚀", buf)
+		if err := s.conn.Write(s.ctx, websocket.MessageBinary, buf); err != nil {
+			s.fail(fmt.Errorf("node: write: %w", err))
+			return
+		}
+	}
+}
+
+func (s *session) readLoop() {
+	defer s.wg.Done()
+	for {
+		_, msg, err := s.conn.Read(s.ctx)
+		if err != nil {
+			s.fail(fmt.Errorf("node: read: %w", err))
+			return
+		}
+		s.n.show("Received envelope 📨", msg)
+		env, err := envelope.Decode(msg)
+		if err != nil {
+			s.n.log.Warn("dropping undecodable envelope", "err", err)
+			continue
+		}
+		if err := s.n.runHooks(s.n.cfg.Inbound, env); err != nil {
+			s.n.log.Debug("inbound hook dropped envelope", "id", env.ID, "err", err)
+			continue
+		}
+		s.countCredit(env)
+		s.n.dispatch(s, env)
+	}
+}
+
+// countCredit is the receiver side of credit flow control: after creditThreshold envelopes
+// of one flow it grants the sender a fresh window. Runs on the reader goroutine only (and on
+// the dialing goroutine before the reader exists).
+func (s *session) countCredit(env *envelope.Envelope) {
+	if s.n.cfg.DisableFlowControl || env.FlowID == "" || env.FrameType() == envelope.TypeCreditUpdate {
+		return
+	}
+	c, _ := s.credits.Get(env.FlowID)
+	c++
+	if c < creditThreshold {
+		s.credits.Add(env.FlowID, c)
+		return
+	}
+	s.credits.Add(env.FlowID, 0)
+	cu, err := envelope.New(&envelope.CreditUpdate{FlowID: env.FlowID, Credits: creditWindow})
+	if err != nil {
+		return
+	}
+	cu.TraceID, cu.FlowID, cu.SeqID, cu.FlowFlags = env.TraceID, env.FlowID, 0, envelope.FlowAck
+	if s.sendq == nil {
+		s.pendingCredit = append(s.pendingCredit, cu)
+		return
+	}
+	// Never block the reader: the queue is long, and a full queue means the socket is stuck.
+	select {
+	case s.sendq <- outItem{env: cu, raw: true}:
+	default:
+		s.n.log.Warn("send queue full, CreditUpdate dropped", "flow", env.FlowID)
+	}
+}
+
+func (s *session) heartbeatLoop() {
+	defer s.wg.Done()
+	iv := s.n.cfg.HeartbeatInterval
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, s.lastAck.Load())) > 2*iv {
+			s.n.log.Warn("missed heartbeat acknowledgement, reconnecting")
+			s.fail(errors.New("node: missed heartbeat acknowledgement"))
+			return
+		}
+		env, err := envelope.New(&envelope.NodeHeartbeat{})
+		if err != nil {
+			continue
+		}
+		env.SID, env.TraceID, env.CorrID, env.FlowID = s.sid, s.traceID, envelope.NewID(), s.flowID
+		if err := s.n.sendOn(s.ctx, s, env); err != nil && s.ctx.Err() == nil {
+			s.n.log.Warn("heartbeat not sent", "err", err)
+		}
+	}
+}
