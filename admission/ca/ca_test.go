@@ -2,9 +2,7 @@ package ca
 
 import (
 	"bytes"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
@@ -20,13 +18,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/fame-go/fame/admission/jose"
-	"github.com/fame-go/fame/admission/ticket"
-	"github.com/fame-go/fame/admission/token"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -271,10 +264,3 @@ func BenchmarkIssueNode(b *testing.B) {
 		}
 	}
 }
-
-var _ = ecdsa.GenerateKey
-var _ = elliptic.P256
-var _ = strings.Contains
-var _ = jose.Generate
-var _ = ticket.AudienceCA
-var _ = token.ErrExpired
