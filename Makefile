@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 # fame-go developer targets. `make demo` runs the math example on loopback; `make test` runs
 # the unit and end-to-end tests with the race detector.
 GO        ?= go
@@ -31,6 +32,14 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# A sentinel and two math replicas on loopback, the client, whoami calls; stops what it started.
+demo: build
+	BIN=$(BIN) ./scripts/demo.sh
+
+# The real Naylence TS peers against fame-go (needs Node 20; installs the pinned npm packages).
+interop:
+	$(GO) test -tags interop -count=1 -timeout 15m -v ./interop/
 
 clean:
 	rm -rf $(BIN)

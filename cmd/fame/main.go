@@ -93,6 +93,7 @@ func runSentinel(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	path := fs.String("c", os.Getenv("FAME_CONFIG"), "config file (default: built-in defaults with FAME_* variables)")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
+	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (useful with port 0)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +112,11 @@ func runSentinel(ctx context.Context, args []string) error {
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if *addrFile != "" {
+		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
+			return fmt.Errorf("addr-file: %w", err)
+		}
 	}
 	return s.Serve(ctx, l)
 }

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# make demo: a sentinel and two math replicas on loopback, the math client, a few whoami calls
+# from separate client sessions, then everything stopped again (also on Ctrl-C or failure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+
+wait_for() { # wait_for FILE PATTERN SECONDS
+  for _ in $(seq 1 $(( $3 * 10 ))); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "demo: timed out waiting for '$2' in $1" >&2
+  cat "$1" >&2 || true
+  return 1
+}
+
+echo "== starting sentinel on 127.0.0.1 (free port)"
+FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=0 "$BIN/fame" sentinel -addr-file "$work/addr" 2>"$work/sentinel.log" &
+pids+=($!)
+wait_for "$work/addr" ":" 10
+addr=$(cat "$work/addr")
+export FAME_DIRECT_ADMISSION_URL="ws://$addr/fame/v1/attach/ws/downstream"
+echo "   sentinel at $addr"
+
+for i in 1 2; do
+  echo "== starting math replica$i (math@*.fame.fabric)"
+  AGENT_NAME="replica$i" "$BIN/math-agent" >"$work/replica$i.out" 2>"$work/replica$i.log" &
+  pids+=($!)
+done
+wait_for "$work/replica1.out" READY 15
+wait_for "$work/replica2.out" READY 15
+
+echo "== math client"
+"$BIN/math-client"
+echo "== whoami from 4 client sessions (each session sticks to one replica)"
+for i in 1 2 3 4; do
+  printf 'session %d: ' "$i"
+  "$BIN/math-client" -whoami 3 | grep whoami | awk '{print $3}' | paste -sd' ' -
+done
+echo "== demo done"
