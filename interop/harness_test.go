@@ -233,46 +233,61 @@ func needNode(t *testing.T) {
 	}
 }
 
-type goBinaries struct{ fame, agent, client string }
+// goBinary is one of our binaries, built on first use (once per run) into binDir.
+type goBinary struct {
+	name string   // file name in binDir
+	pkgs []string // candidate package directories, first existing one wins
+	once sync.Once
+	path string
+	err  error
+}
 
 var (
-	buildOnce sync.Once
-	buildErr  error
-	bins      goBinaries
+	fameBin   = &goBinary{name: "fame", pkgs: []string{"./cmd/fame"}}
+	agentBin  = &goBinary{name: "math-agent", pkgs: []string{"./examples/math/agent", "./examples/math/math-agent"}}
+	clientBin = &goBinary{name: "math-client", pkgs: []string{"./examples/math/client", "./examples/math/math-client"}}
 )
 
-// needGoBinaries builds fame, math-agent and math-client from the repository once per run.
-func needGoBinaries(t *testing.T) goBinaries {
+// need returns the binary's path, building it from the repository root the first time.
+func (b *goBinary) need(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	b.once.Do(func() {
 		goTool, err := exec.LookPath("go")
 		if err != nil {
 			goTool = "/usr/local/go/bin/go"
 		}
-		b := goBinaries{
-			fame:   filepath.Join(binDir, "fame"),
-			agent:  filepath.Join(binDir, "math-agent"),
-			client: filepath.Join(binDir, "math-client"),
+		pkg, err := firstGoPackage(b.pkgs)
+		if err != nil {
+			b.err = err
+			return
 		}
-		for _, target := range []struct{ out, pkg string }{
-			{b.fame, "./cmd/fame"}, {b.agent, "./examples/math/agent"}, {b.client, "./examples/math/client"},
-		} {
-			ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-			cmd := exec.CommandContext(ctx, goTool, "build", "-o", target.out, target.pkg)
-			cmd.Dir = repoRoot
-			out, err := cmd.CombinedOutput()
-			cancel()
-			if err != nil {
-				buildErr = fmt.Errorf("go build -o %s %s: %w\n%s", target.out, target.pkg, err, out)
-				return
-			}
+		out := filepath.Join(binDir, b.name)
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goTool, "build", "-o", out, pkg)
+		cmd.Dir = repoRoot
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -o %s %s: %w\n%s", out, pkg, err, msg)
+			return
 		}
-		bins = b
+		b.path = out
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return bins
+	return b.path
+}
+
+// firstGoPackage returns the first candidate directory (relative to the repository root) that
+// holds Go files: the brief names examples/math/agent, the Makefile examples/math/math-agent.
+func firstGoPackage(candidates []string) (string, error) {
+	for _, pkg := range candidates {
+		matches, _ := filepath.Glob(filepath.Join(repoRoot, pkg, "*.go"))
+		if len(matches) > 0 {
+			return pkg, nil
+		}
+	}
+	return "", fmt.Errorf("none of %v (under %s) holds a Go package yet", candidates, repoRoot)
 }
 
 // ---- starting the processes of a case ----
@@ -293,13 +308,13 @@ func (c *caseEnv) fameSentinel(env ...string) int {
 		c.t.Log("INTEROP_STANDIN_SENTINEL=ts: the reference TS sentinel stands in for fame sentinel")
 		return c.tsSentinel(env...)
 	}
-	b := needGoBinaries(c.t)
+	fame := fameBin.need(c.t)
 	port := freePort(c.t)
 	env = append([]string{"FAME_LISTENER_HOST=127.0.0.1", fmt.Sprintf("FAME_LISTENER_PORT=%d", port)}, env...)
 	if c.recordDir != "" {
 		env = append(env, "FAME_SHOW_ENVELOPES=true")
 	}
-	p := startProc(c.t, c, "fame-sentinel", repoRoot, []string{b.fame, "sentinel"}, env)
+	p := startProc(c.t, c, "fame-sentinel", repoRoot, []string{fame, "sentinel"}, env)
 	if err := waitHTTP200(p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), readyTimeout); err != nil {
 		c.t.Fatal(err)
 	}
@@ -330,9 +345,9 @@ func (c *caseEnv) tsAgent(name string, port int, env ...string) *proc {
 // goAgent starts our math agent named name attached to the sentinel on port.
 func (c *caseEnv) goAgent(name string, port int, env ...string) *proc {
 	c.t.Helper()
-	b := needGoBinaries(c.t)
+	agent := agentBin.need(c.t)
 	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name), "AGENT_NAME=" + name}, env...)
-	p := startProc(c.t, c, name, repoRoot, []string{b.agent}, env)
+	p := startProc(c.t, c, name, repoRoot, []string{agent}, env)
 	c.waitReady(p)
 	return p
 }
@@ -348,9 +363,9 @@ func (c *caseEnv) startTSClient(name string, port int, env ...string) *proc {
 // startGoClient starts our math client without waiting for it.
 func (c *caseEnv) startGoClient(name string, port int, args []string, env ...string) *proc {
 	c.t.Helper()
-	b := needGoBinaries(c.t)
+	client := clientBin.need(c.t)
 	env = append([]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name)}, env...)
-	return startProc(c.t, c, name, repoRoot, append([]string{b.client}, args...), env)
+	return startProc(c.t, c, name, repoRoot, append([]string{client}, args...), env)
 }
 
 // tsClient runs a TS client to completion and requires exit code 0.

@@ -113,7 +113,9 @@ func startProc(t *testing.T, c *caseEnv, name string, dir string, argv []string,
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = append(baseEnv(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group so cleanup can kill everything the child spawns; Pdeathsig so the child
+	// does not outlive a harness that dies without running cleanups (go test -timeout panics).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = processDelay
 	p := &proc{
 		name:    name,
