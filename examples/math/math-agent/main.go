@@ -1,0 +1,60 @@
+// Command math-agent serves the math example (add, multiply, fib_stream, whoami) at
+// math@fame.fabric through the sentinel at FAME_DIRECT_ADMISSION_URL.
+//
+// MATH_LOGICAL selects how it binds: "*.fame.fabric" (default) joins the pool of replicas,
+// "fame.fabric" binds the address exactly (the last binder wins). AGENT_NAME is what whoami
+// answers (default: the node's system id). It prints READY on stdout once bound and
+// advertised, and stops cleanly on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/fame-go/fame/examples/math/mathagent"
+	"github.com/fame-go/fame/node"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "math-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := node.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	logical := os.Getenv("MATH_LOGICAL")
+	if logical == "" {
+		logical = "*.fame.fabric"
+	}
+	if logical != "*.fame.fabric" && logical != "fame.fabric" {
+		return fmt.Errorf("MATH_LOGICAL must be \"*.fame.fabric\" or \"fame.fabric\", got %q", logical)
+	}
+	cfg.RequestedLogicals = []string{logical}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	n, err := node.Connect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	name := os.Getenv("AGENT_NAME")
+	if name == "" {
+		name = n.SystemID()
+	}
+	if err := n.Serve(ctx, mathagent.Address, mathagent.Ops(name)); err != nil {
+		return err
+	}
+	fmt.Println("READY")
+	<-ctx.Done()
+	return nil
+}
