@@ -3,6 +3,8 @@
 //	fame sentinel [-c sentinel.yml]   run the router
 //	fame validate -c FILE             check a config file and explain every problem
 //	fame version                      print the version
+//
+// Further subcommands (services, load generator) register themselves from their own files.
 package main
 
 import (
@@ -24,12 +26,15 @@ import (
 	"github.com/fame-go/fame/sentinel"
 )
 
-// commands maps each subcommand to its entry point.
+// commands maps each subcommand to its entry point. Subcommands living in other files of this
+// package register themselves with register from an init function.
 var commands = map[string]func(ctx context.Context, args []string) error{
 	"sentinel": runSentinel,
 	"validate": runValidate,
 	"version":  runVersion,
 }
+
+func register(name string, run func(ctx context.Context, args []string) error) { commands[name] = run }
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
