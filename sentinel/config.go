@@ -106,6 +106,7 @@ type Options struct {
 	LogFormat         string
 	LogLevel          string
 	ShowEnvelopes     bool
+	Pprof             bool // serve /debug/pprof/ (FAME_PPROF=true)
 }
 
 // DefaultFile is the configuration used when no file is given: the reference's sentinel
@@ -231,6 +232,7 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		}
 	}
 	o.ShowEnvelopes = get("FAME_SHOW_ENVELOPES") == "true"
+	o.Pprof = get("FAME_PPROF") == "true"
 	if v := get("FAME_LOG_FORMAT"); v != "" {
 		o.LogFormat = v
 	}
