@@ -149,6 +149,7 @@ func (s *Sentinel) nackPending(p pendingReq, code, reason string) {
 	if dst == nil {
 		return
 	}
+	s.sec.signOwn(e)
 	dst.sendOwn(e, envelope.FlowReset)
 }
 
@@ -213,6 +214,7 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		return
 	}
 	out.SID, out.TraceID, out.CorrID = s.sid, e.TraceID, e.CorrID
+	s.sec.signOwn(out)
 	c.sendOwn(out, 0)
 }
 

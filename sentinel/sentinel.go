@@ -50,6 +50,7 @@ type Sentinel struct {
 	metrics *metrics
 	auth    Authenticator
 	sticky  *stickyRouter
+	sec     *secLayer
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,6 +103,9 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	s.log = s.log.With("sentinel", s.id)
 	s.metrics = newMetrics(s)
 	if s.sticky, err = newStickyRouter(s); err != nil {
+		return nil, err
+	}
+	if s.sec, err = newSecLayer(s); err != nil {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -332,6 +336,7 @@ func (s *Sentinel) detach(c *conn, reason string) {
 	}
 	left := s.routes.detach(c)
 	s.sticky.replicaGone(c)
+	s.sec.forget(c)
 	pend := c.takePending()
 	for _, p := range pend {
 		s.nackPending(p, envelope.CodeRouteConnectorClosed, "Route to "+p.to+" closed: "+c.systemID+" detached")

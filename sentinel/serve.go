@@ -155,8 +155,12 @@ func (c *conn) handleAttach(msg []byte) error {
 	c.log = c.log.With("system_id", c.systemID)
 	c.attachedAt = time.Now()
 
+	if err := s.sec.attachKeys(c, na); err != nil {
+		return attachErr("keys: %v", err)
+	}
 	ack := envelope.NewNodeAttachAck(e.ID, s.id, c.path, s.path, s.epoch)
 	ack.Stickiness = s.sticky.negotiate(na.Stickiness)
+	ack.Keys = s.sec.ackKeys()
 	out, err := envelope.New(ack)
 	if err != nil {
 		return attachErr("encode ack: %v", err)
@@ -192,6 +196,12 @@ func (s *Sentinel) dispatch(c *conn, msg []byte, h *envelope.Header) {
 		return
 	case envelope.TypeNodeHello, envelope.TypeNodeWelcome, envelope.TypeNodeReject:
 		c.log.Debug("dropping admission frame received in band", "frame", ft)
+		return
+	}
+	if !s.sec.inbound(c, msg, h) {
+		return
+	}
+	if (ft == envelope.TypeKeyRequest || ft == envelope.TypeKeyAnnounce) && s.sec.keyFrame(c, msg, h) {
 		return
 	}
 	if len(h.To) == 0 && ft == envelope.TypeKeyRequest && len(h.FrameAddress) > 0 {

@@ -195,6 +195,7 @@ func (r *stickyRouter) replicaGone(c *conn) {
 				continue
 			}
 			e.SID, e.To = r.s.sid, "__sys__@"+client.path
+			r.s.sec.signOwn(e)
 			if client.sendOwn(e, 0) {
 				closes++
 			}
