@@ -210,6 +210,16 @@ func needNode(t *testing.T) {
 			npmErr = fmt.Errorf("node not on PATH (Node 20 is required): %w", err)
 			return
 		}
+		version, err := exec.Command("node", "--version").Output()
+		if err != nil {
+			npmErr = fmt.Errorf("node --version: %w", err)
+			return
+		}
+		var major int
+		if _, err := fmt.Sscanf(strings.TrimSpace(string(version)), "v%d.", &major); err != nil || major < 20 {
+			npmErr = fmt.Errorf("node %s: Node 20 or newer is required", strings.TrimSpace(string(version)))
+			return
+		}
 		installed := true
 		for _, pkg := range []string{"@naylence/runtime", "@naylence/agent-sdk", "@naylence/core", "ws"} {
 			if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
