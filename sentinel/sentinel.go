@@ -108,6 +108,11 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	if s.sec, err = newSecLayer(s); err != nil {
 		return nil, err
 	}
+	if s.auth == nil {
+		if s.auth, err = newAuthenticator(s); err != nil {
+			return nil, err
+		}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
