@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"time"
+
+	"github.com/fame-go/fame/loadgen"
+	"github.com/fame-go/fame/node"
+)
+
+func init() { register("bench", runBench) }
+
+// runBench is `fame bench`: load against one operation through a sentinel, figures on stdout.
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	url := fs.String("url", os.Getenv("FAME_DIRECT_ADMISSION_URL"), "attach URL of the sentinel (FAME_DIRECT_ADMISSION_URL)")
+	to := fs.String("to", "math@fame.fabric", "address of the agent to call")
+	method := fs.String("method", "add", "operation to call; add's answer is checked")
+	callers := fs.Int("c", 50, "concurrent callers (open loop: most calls in flight)")
+	dur := fs.Duration("d", 10*time.Second, "measured duration")
+	warmup := fs.Duration("warmup", 2*time.Second, "warm-up before measuring (not recorded)")
+	rate := fs.Float64("rate", 0, "open loop: total calls per second, latency from the scheduled time (0 = closed loop)")
+	payload := fs.Int("payload", 0, "add a string parameter of this many bytes to every request")
+	conns := fs.Int("conns", 1, "client nodes (WebSocket connections) the callers share")
+	timeout := fs.Duration("timeout", 5*time.Second, "per-call timeout")
+	asJSON := fs.Bool("json", false, "print the result as one JSON object")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *url == "" {
+		return errors.New("no sentinel: pass -url or set FAME_DIRECT_ADMISSION_URL")
+	}
+	// The client nodes honour the usual FAME_* variables; -url wins over the environment.
+	if err := os.Setenv("FAME_DIRECT_ADMISSION_URL", *url); err != nil {
+		return err
+	}
+	ncfg, err := node.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	ncfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ncfg.CallTimeout = *timeout
+
+	opts := loadgen.Options{Callers: *callers, Rate: *rate, Warmup: *warmup, Duration: *dur, CallTimeout: *timeout}
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	target, err := loadgen.DialTarget(dialCtx, loadgen.TargetConfig{Node: ncfg, To: *to, Method: *method, Conns: *conns, PayloadBytes: *payload})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	res, err := loadgen.Run(ctx, opts, target.Call)
+	if err != nil {
+		return err
+	}
+	if err := printBench(os.Stdout, res, *asJSON, fmt.Sprintf("fame bench: %s %s via %s, %d connection(s), %d-byte pad", *to, *method, *url, *conns, *payload)); err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return errors.New("interrupted; figures cover part of the window")
+	}
+	if res.Calls() == 0 {
+		return errors.New("no call succeeded")
+	}
+	return nil
+}
+
+func printBench(w io.Writer, res *loadgen.Result, asJSON bool, title string) error {
+	if !asJSON {
+		return res.WriteText(w, title)
+	}
+	enc := json.NewEncoder(w)
+	return enc.Encode(res.Summary())
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
