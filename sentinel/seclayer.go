@@ -1,0 +1,227 @@
+package sentinel
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+)
+
+// secLayer applies the security profile at the sentinel: it keeps the keys peers present at
+// attach and in KeyAnnounce, verifies signatures where the profile requires them, answers
+// KeyRequests, and signs what the sentinel originates. Under the open and gated profiles it is
+// nil and every method is a no-op.
+//
+// The sentinel is the key directory of its fabric (security.md §5.5): TS peers learn each
+// other's keys only by asking it, so it must hold every attached node's keys under the path it
+// assigned, answer KeyRequest{kid} itself, and vouch (with its own signature) for the
+// KeyAnnounce a replica returns to a KeyRequest{address}.
+type secLayer struct {
+	s       *Sentinel
+	profile security.Profile
+	signer  *security.Signer
+	keys    *security.KeyStore
+	ksOpts  security.KeyStoreOptions // trust bundle and clock, for scratch stores
+	ownKeys []json.RawMessage        // the sentinel's public JWKs, as NodeAttachAck.keys
+
+	// mu serialises key registration so that the kid-ownership check and the add are atomic,
+	// and guards the ownership tables below.
+	mu sync.Mutex
+	// owner is the live connection that registered the keys of each physical path. A node
+	// that re-attaches gets a new conn before the old one is torn down; without this the old
+	// conn's teardown would delete the keys the new one just presented.
+	owner map[string]*conn
+	paths map[*conn][]string // every path c registered keys under (its own and announced ones)
+
+	corr *corrMap // KeyRequest{address} corrId -> requester, for re-wrapping the KeyAnnounce
+}
+
+// Refusal codes sent in DeliveryAck nacks. The first two are the reference's final-delivery
+// codes (security.md §2.3); KEY_NOT_FOUND is ours, so that a requester fails fast instead of
+// retrying a kid nobody has.
+const (
+	codeSignatureRequired = envelope.CodeSignatureRequired
+	codeSignatureFailed   = "signature_verification_failed"
+	codeKeyNotFound       = "KEY_NOT_FOUND"
+)
+
+// errKeys marks attach refusals caused by the presented keys.
+var errKeys = errors.New("keys refused")
+
+// getenv is read once at start-up for FAME_CA_CERTS; a variable so tests need not touch the
+// process environment.
+var getenv = os.Getenv
+
+func newSecLayer(s *Sentinel) (*secLayer, error) {
+	p, err := security.ParseProfile(s.opts.SecurityProfile)
+	if err != nil {
+		return nil, fmt.Errorf("sentinel: security profile: %w", err)
+	}
+	if !p.VerifiesSignatures() {
+		return nil, nil
+	}
+	ksOpts := security.KeyStoreOptions{}
+	if v := getenv("FAME_CA_CERTS"); v != "" {
+		b, err := security.LoadTrustBundle(v)
+		if err != nil {
+			return nil, fmt.Errorf("sentinel: %w", err)
+		}
+		ksOpts.Trust = b
+	} else if p.RequireCertSIDMatch() {
+		return nil, fmt.Errorf("sentinel: security profile %s needs FAME_CA_CERTS (the CA bundle node certificates must chain to)", p)
+	}
+	_, sigPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sentinel: signing key: %w", err)
+	}
+	encKey, err := security.NewX25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("sentinel: encryption key: %w", err)
+	}
+	l := &secLayer{
+		s:       s,
+		profile: p,
+		signer:  &security.Signer{Key: sigPriv, Kid: envelope.NewID()},
+		keys:    security.NewKeyStore(ksOpts),
+		ksOpts:  ksOpts,
+		owner:   map[string]*conn{},
+		paths:   map[*conn][]string{},
+		corr:    newCorrMap(corrMapSize, corrTTL),
+	}
+	sig := security.SigningJWK(sigPriv.Public().(ed25519.PublicKey), l.signer.Kid)
+	enc := security.EncryptionJWK(encKey.Public, envelope.NewID())
+	for _, j := range []security.JWK{sig, enc} {
+		b, err := json.Marshal(j)
+		if err != nil {
+			return nil, fmt.Errorf("sentinel: encode own key: %w", err)
+		}
+		l.ownKeys = append(l.ownKeys, b)
+		// The sentinel's own keys are in its directory too, so a node that missed the
+		// NodeAttachAck keys can still ask for them by kid.
+		if err := l.keys.Add(j, s.path); err != nil {
+			return nil, fmt.Errorf("sentinel: register own key: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// attachKeys stores the keys a node presented in NodeAttach (under its assigned path). All
+// keys are checked before any is stored, so a refused attach leaves the directory unchanged.
+func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
+	if l == nil {
+		return nil
+	}
+	var accepted []security.JWK
+	hasSig := false
+	for i, raw := range na.Keys {
+		j, err := security.ParseJWK(raw)
+		if err != nil {
+			if l.profile.RequireCertSIDMatch() {
+				return fmt.Errorf("%w: keys[%d]: %v", errKeys, i, err)
+			}
+			// The reference skips invalid keys with a warning; so do we under overlay.
+			c.log.Warn("skipping invalid attach key", "index", i, "err", err)
+			continue
+		}
+		if j.Use == "sig" {
+			hasSig = true
+			if l.profile.RequireCertSIDMatch() && len(j.X5C) == 0 {
+				return fmt.Errorf("%w: signing key %s has no x5c certificate chain (%s requires one)", errKeys, j.Kid, l.profile)
+			}
+		}
+		accepted = append(accepted, j)
+	}
+	if l.profile.RequireCertSIDMatch() && !hasSig {
+		return fmt.Errorf("%w: %s requires a signing key with an x5c certificate chain", errKeys, l.profile)
+	}
+	if !hasSig {
+		c.log.Warn("node attached without a signing key; everything it sends will be refused", "profile", l.profile)
+	}
+	return l.register(c, c.path, accepted)
+}
+
+// register validates (certificates included) and stores keys as owned by path on behalf of c.
+// A kid already owned by another live path is refused: otherwise any node could take over
+// another node's (or the sentinel's) kid and make its signatures fail.
+func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, j := range keys {
+		if prev, ok := l.keys.Get(j.Kid); ok && prev.PhysicalPath != path {
+			if prev.PhysicalPath == l.s.path || l.owner[prev.PhysicalPath] != nil {
+				return fmt.Errorf("%w: kid %s is already registered to %s", errKeys, j.Kid, prev.PhysicalPath)
+			}
+		}
+	}
+	// Certificate checks happen in Add; run them on a scratch store first so that one bad key
+	// refuses the whole set without leaving the others behind.
+	scratch := security.NewKeyStore(l.ksOpts)
+	for _, j := range keys {
+		if err := scratch.Add(j, path); err != nil {
+			return fmt.Errorf("%w: %v", errKeys, err)
+		}
+	}
+	if old := l.owner[path]; old != nil && old != c {
+		// The path changes hands (re-attach): the old connection's keys go.
+		l.keys.RemovePath(path)
+	}
+	for _, j := range keys {
+		if err := l.keys.Add(j, path); err != nil {
+			return fmt.Errorf("%w: %v", errKeys, err)
+		}
+	}
+	if l.owner[path] != c {
+		l.owner[path] = c
+		l.paths[c] = append(l.paths[c], path)
+	}
+	return nil
+}
+
+// ackKeys returns the sentinel's own public keys for NodeAttachAck (nil when none).
+func (l *secLayer) ackKeys() []json.RawMessage {
+	if l == nil {
+		return nil
+	}
+	return l.ownKeys
+}
+
+// signOwn signs an envelope the sentinel originates, when the profile signs.
+func (l *secLayer) signOwn(e *envelope.Envelope) {
+	if l == nil {
+		return
+	}
+	if e.SID == "" {
+		e.SID = l.s.sid
+	}
+	if err := l.signer.Sign(e); err != nil {
+		// Only a malformed frame of our own making can get here; send it unsigned and say so.
+		l.s.log.Error("signing own envelope", "frame", e.FrameType(), "err", err)
+	}
+}
+
+// forget drops the keys of a detached node, unless a newer connection of the same node has
+// taken its path over already.
+func (l *secLayer) forget(c *conn) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	removed := 0
+	for _, p := range l.paths[c] {
+		if l.owner[p] == c {
+			removed += l.keys.RemovePath(p)
+			delete(l.owner, p)
+		}
+	}
+	delete(l.paths, c)
+	if removed > 0 {
+		c.log.Debug("node keys removed", "keys", removed)
+	}
+}

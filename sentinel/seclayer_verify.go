@@ -1,0 +1,107 @@
+package sentinel
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+)
+
+// inbound checks an envelope from c before it is routed (security.md §2.3). It returns false
+// when the envelope must not be routed; it has then answered (nack) and logged as
+// appropriate. Unlike the reference, which drops unsigned envelopes silently and lets a bad
+// signature kill the connection's receive loop, a refusal costs only that envelope, and the
+// sender hears why when it is waiting for an answer.
+func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
+	if l == nil {
+		return true
+	}
+	ft := string(h.FrameType)
+	if !l.profile.RequiresSignature(ft, originOf(c)) {
+		return true
+	}
+	if !h.HasSig {
+		l.refuse(c, h, codeSignatureRequired, "signature required for "+ft)
+		return false
+	}
+	e, err := envelope.Decode(msg)
+	if err != nil {
+		// ParseHeader accepted it, so this is a frame or sec member of the wrong shape.
+		l.refuse(c, h, codeSignatureFailed, "signature verification failed: "+err.Error())
+		return false
+	}
+	if _, err := l.keys.Verify(e, true); err != nil {
+		l.refuse(c, h, verifyCode(err), verifyReason(e, err))
+		return false
+	}
+	return true
+}
+
+// originOf maps the connection's attach origin to the profile's notion of origin.
+func originOf(c *conn) security.Origin {
+	if c.origin == "peer" {
+		return security.OriginPeer
+	}
+	return security.OriginDownstream
+}
+
+func verifyCode(err error) string {
+	if errors.Is(err, security.ErrUnsigned) {
+		return codeSignatureRequired
+	}
+	return codeSignatureFailed
+}
+
+// verifyReason is the nack reason: short and stable for the cases a sender can act on.
+func verifyReason(e *envelope.Envelope, err error) string {
+	switch {
+	case errors.Is(err, security.ErrUnsigned):
+		return "signature required for " + e.FrameType()
+	case errors.Is(err, security.ErrUnknownKey):
+		kid := ""
+		if sec, perr := security.ParseSec(e.Sec); perr == nil && sec != nil && sec.Sig != nil {
+			kid = sec.Sig.Kid
+		}
+		return "unknown signing key " + kid
+	case errors.Is(err, security.ErrSIDMismatch):
+		return "signature verification failed: envelope sid does not match the signing key's owner"
+	case errors.Is(err, security.ErrCertExpired):
+		return "signature verification failed: signer certificate expired"
+	}
+	return "signature verification failed"
+}
+
+// refuse counts and logs a refused envelope and, when the sender waits for an answer (id,
+// replyTo and corrId present), nacks it. The nack goes only back down the connection the
+// envelope came in on: an unauthenticated envelope must not make the sentinel send to a third
+// party named in its replyTo.
+func (l *secLayer) refuse(c *conn, h *envelope.Header, code, reason string) {
+	s := l.s
+	s.metrics.nacks.WithLabelValues(code).Inc()
+	c.log.Warn("envelope refused", "frame", string(h.FrameType), "id", string(h.ID),
+		"sid", string(h.SID), "code", code, "reason", reason)
+	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 {
+		return
+	}
+	if !l.replyReaches(c, h.ReplyTo) {
+		return
+	}
+	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
+		to: string(h.To), frameType: string(h.FrameType), corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, reason)
+}
+
+// replyReaches reports whether replyTo is a physical address at or under c's path: the only
+// kind of reply address a node uses for itself (__rpc__…@<own path>, __sys__@<own path>).
+func (l *secLayer) replyReaches(c *conn, replyTo []byte) bool {
+	at := bytes.LastIndexByte(replyTo, '@')
+	if at < 0 {
+		return false
+	}
+	return underPath(string(replyTo[at+1:]), c.path)
+}
+
+// underPath reports whether p is path or lies below it.
+func underPath(p, path string) bool {
+	return path != "" && (p == path || len(p) > len(path) && p[:len(path)] == path && p[len(path)] == '/')
+}
