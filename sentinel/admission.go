@@ -1,6 +1,69 @@
 package sentinel
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Admission failures the sentinel branches on or tests match with errors.Is. Token refusals
+// from the verifiers (expired, wrong audience, ...) are *token.Error values wrapped below these.
+var (
+	// ErrNoCredentials: the upgrade carried no bearer token.
+	ErrNoCredentials = errors.New("admission: no bearer token presented")
+	// ErrAdmissionConfig: the profile needs settings that are missing or wrong.
+	ErrAdmissionConfig = errors.New("admission: configuration")
+)
+
+// authTimeout bounds one Authenticate call, JWKS fetch included: a slow issuer must not hold
+// upgrades open for the life of the HTTP request.
+const authTimeout = 5 * time.Second
+
 // newAuthenticator builds the admission check for the configured admission profile: nil for
-// none/open/noop (everyone may attach), a bearer-token check for direct, an attach-ticket
-// check for welcome.
-func newAuthenticator(s *Sentinel) (Authenticator, error) { return nil, nil }
+// none/open/noop (everyone may attach), an OAuth2 access-token check for direct, an
+// attach-ticket check for welcome.
+//
+// The settings come from the environment under the reference's names (FAME_JWT_TRUSTED_ISSUER,
+// FAME_JWKS_URL, FAME_JWT_AUDIENCE, ...) because Options does not carry them yet.
+func newAuthenticator(s *Sentinel) (Authenticator, error) {
+	return authenticatorFor(s, os.Getenv)
+}
+
+func authenticatorFor(s *Sentinel, getenv func(string) string) (Authenticator, error) {
+	switch p := strings.ToLower(strings.TrimSpace(s.opts.AdmissionProfile)); p {
+	case "", "none", "open", "noop":
+		// An untyped nil: the sentinel tests s.auth != nil, which a typed nil pointer would pass.
+		return nil, nil
+	case "direct":
+		a, err := newDirectAuth(s.path, getenv)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("admission: OAuth2 access tokens", "issuer", a.settings.Issuer,
+			"jwks", a.settings.JWKSURL, "audience", a.settings.Audience, "scopes", a.settings.RequiredScopes)
+		return a, nil
+	case "welcome":
+		a, err := newWelcomeAuth(s.path, getenv)
+		if err != nil {
+			return nil, err
+		}
+		if s.opts.ID == "" {
+			// Tickets name the sentinel's path as audience; a random id can never match the
+			// welcome service's placement.
+			s.log.Warn("admission: welcome profile without a fixed sentinel id; set FAME_NODE_ID to the welcome service's target system id",
+				"path", s.path)
+		}
+		s.log.Info("admission: attach tickets", "issuer", a.issuer, "jwks", a.jwksURL, "audience", s.path)
+		return a, nil
+	default:
+		return nil, fmt.Errorf("%w: unknown admission profile %q", ErrAdmissionConfig, p)
+	}
+}
+
+// withAuthTimeout derives the context one Authenticate call runs under.
+func withAuthTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, authTimeout)
+}
