@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"net"
+
+	"github.com/fame-go/fame/admission/welcome"
+)
+
+func init() { register("welcome", runWelcome) }
+
+// runWelcome serves the welcome service (NodeHello → NodeWelcome with the attach ticket and CA
+// grant). Configuration: FAME_WELCOME_TARGET_SYSTEM_ID (= the sentinel's FAME_NODE_ID),
+// FAME_WELCOME_ATTACH_URL, FAME_CA_SERVICE_URL, FAME_JWT_TRUSTED_ISSUER (the OAuth2 server),
+// ...; see admission/welcome. Default address FAME_APP_HOST:FAME_APP_PORT (:8090).
+func runWelcome(ctx context.Context, args []string) error {
+	cfg, err := welcome.ConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	fs := flag.NewFlagSet("welcome", flag.ContinueOnError)
+	var sf serveFlags
+	sf.register(fs, net.JoinHostPort(cfg.Host, cfg.Port))
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := sf.logger("welcome")
+	cfg.Logger = log
+	svc, err := welcome.New(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("welcome configured", "target", cfg.TargetSystemID, "attach_url", cfg.AttachURL,
+		"ca_url", cfg.CAServiceURL, "ticket_issuer", cfg.Issuer, "oauth2_issuer", cfg.Auth.Issuer,
+		"anonymous", cfg.AllowAnonymous, "kid", svc.Key().Kid)
+	return serveHTTP(ctx, "welcome", svc, &sf, log)
+}
