@@ -64,6 +64,9 @@ type Config struct {
 	MaxTTL time.Duration
 	// CacheMax bounds the number of session bindings, and separately the
 	// number of channel bindings; the least recently used one is evicted.
+	// From 4096 up the table is split into 32 shards that each hold
+	// CacheMax/32 and evict on their own, so eviction may begin slightly
+	// (about 0.2% at 1M) before the total reaches CacheMax.
 	CacheMax int
 	// AdvertisedTTL is the ttlSec that Negotiate puts in its answer (the
 	// reference's default_ttl_sec). Reference replicas ignore it.

@@ -1,6 +1,9 @@
 package stickiness
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // ExtractAFT returns the AFT a replica attached to an envelope's `meta`: the
 // nested form meta.set.aft (what reference replicas write) or the flat key
@@ -9,7 +12,9 @@ import "encoding/json"
 // non-string or empty token — yields ok=false; it never fails harder than
 // that because meta is unsigned and untrusted.
 func ExtractAFT(meta json.RawMessage) (string, bool) {
-	if len(meta) == 0 {
+	// Most metas carry no AFT; skip the decoder for them (both key forms
+	// contain the literal "aft"; peers do not \u-escape ASCII keys).
+	if len(meta) == 0 || !bytes.Contains(meta, []byte("aft")) {
 		return "", false
 	}
 	var m struct {

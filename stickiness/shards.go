@@ -15,9 +15,10 @@ type binding struct {
 	key       string
 	clientSID string // equals key for sessions
 	replica   unique.Handle[string]
-	ttl       int64 // sliding idle TTL, ns
-	exp       int64 // expiry, ns since the table's epoch
-	persisted int64 // exp last sent to the store; refreshes re-send when it lags
+	ttl       int64  // sliding idle TTL, ns
+	exp       int64  // expiry, ns since the table's epoch
+	persisted int64  // exp last sent to the store; refreshes re-send when it lags
+	shard     uint16 // index of the shard holding it, so a purge need not re-hash the key
 }
 
 type kind uint8
@@ -75,11 +76,13 @@ func newShardSet(max int, onEvict func(s *shard, b *binding)) (*shardSet, error)
 	return ss, nil
 }
 
-func (ss *shardSet) shardFor(key string) *shard {
+func (ss *shardSet) shardFor(key string) *shard { return &ss.shards[ss.indexOf(key)] }
+
+func (ss *shardSet) indexOf(key string) int {
 	if len(ss.shards) == 1 {
-		return &ss.shards[0]
+		return 0
 	}
-	return &ss.shards[maphash.String(ss.seed, key)%uint64(len(ss.shards))]
+	return int(maphash.String(ss.seed, key) % uint64(len(ss.shards)))
 }
 
 // removeLocked removes key without counting it as an eviction; the caller
@@ -90,17 +93,39 @@ func (s *shard) removeLocked(key string) {
 	s.explicit = false
 }
 
-// removeIf removes key only if it still maps to b (not to a newer binding
-// created concurrently). It reports whether b was removed.
-func (ss *shardSet) removeIf(key string, b *binding) bool {
-	s := ss.shardFor(key)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cur, ok := s.lru.Peek(key); ok && cur == b {
-		s.removeLocked(key)
-		return true
+// removeAll removes every binding of m that is still current, taking each
+// shard lock once, and calls removed for each one removed (under the lock).
+func (ss *shardSet) removeAll(m map[string]*binding, removed func(*binding)) int {
+	n := 0
+	drop := func(s *shard, b *binding) {
+		if cur, ok := s.lru.Peek(b.key); ok && cur == b {
+			s.removeLocked(b.key)
+			removed(b)
+			n++
+		}
 	}
-	return false
+	if len(ss.shards) == 1 {
+		s := &ss.shards[0]
+		s.mu.Lock()
+		for _, b := range m {
+			drop(s, b)
+		}
+		s.mu.Unlock()
+		return n
+	}
+	groups := make([][]*binding, len(ss.shards))
+	for _, b := range m {
+		groups[b.shard] = append(groups[b.shard], b)
+	}
+	for i, g := range groups {
+		s := &ss.shards[i]
+		s.mu.Lock()
+		for _, b := range g {
+			drop(s, b)
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 func (ss *shardSet) len() int {

@@ -77,6 +77,9 @@ func (t *Table) Config() Config { return t.cfg }
 // detaches). Changes are queued, never written on the caller's goroutine.
 func (t *Table) AttachStore(s *Store) { t.store.Store(s) }
 
+// promoteEvery is the LRU recency granularity of Lookup.
+const promoteEvery = int64(time.Second)
+
 func (t *Table) now() int64 { return int64(t.clock().Sub(t.start)) }
 
 func (t *Table) wall(exp int64) time.Time { return t.start.Add(time.Duration(exp)).Round(0) }
@@ -124,7 +127,7 @@ func (t *Table) lookup(k kind, ss *shardSet, key string) (string, bool) {
 	now := t.now()
 	s := ss.shardFor(key)
 	s.mu.Lock()
-	b, ok := s.lru.Get(key)
+	b, ok := s.lru.Peek(key)
 	if !ok {
 		s.misses++
 		s.mu.Unlock()
@@ -138,6 +141,13 @@ func (t *Table) lookup(k kind, ss *shardSet, key string) (string, bool) {
 		return "", false
 	}
 	s.hits++
+	// Move to the LRU front at most once per promoteEvery per binding: the
+	// move touches three list nodes (cache misses on a big table) and
+	// recency finer than that does not change which binding is evicted in
+	// any way that matters.
+	if now-(b.exp-b.ttl) >= promoteEvery {
+		s.lru.Get(key)
+	}
 	b.exp = now + b.ttl
 	replica := b.replica.Value()
 	// Persist the slid expiry only when the stored one lags by more than half
@@ -188,7 +198,8 @@ func (t *Table) BindChannel(cid, clientSID, replica string) {
 
 func (t *Table) bind(k kind, ss *shardSet, key, clientSID, replica string, ttl, exp int64, persist bool) {
 	h := unique.Make(replica)
-	s := ss.shardFor(key)
+	si := ss.indexOf(key)
+	s := &ss.shards[si]
 	var c change
 	s.mu.Lock()
 	old, had := s.lru.Get(key)
@@ -208,7 +219,7 @@ func (t *Table) bind(k kind, ss *shardSet, key, clientSID, replica string, ttl, 
 			t.repins.Add(1)
 		}
 	}
-	b := &binding{key: key, clientSID: clientSID, replica: h, ttl: ttl, exp: exp, persisted: exp}
+	b := &binding{key: key, clientSID: clientSID, replica: h, ttl: ttl, exp: exp, persisted: exp, shard: uint16(si)}
 	// Index before the LRU: a PurgeReplica racing with this Bind then either
 	// finds b in the index and removes it, or runs entirely before it.
 	t.idx.add(k, b)
@@ -243,46 +254,46 @@ func (t *Table) unbind(ss *shardSet, key string) {
 }
 
 // PurgeReplica removes every session and channel binding of replica at once
-// and returns them grouped by client session (sorted, for stable output), so
-// that the sentinel can send SecureClose{cid} for each lost channel. Cost is
-// O(bindings of that replica). Bindings made to replica after the purge are
-// kept: the caller must take the replica out of its pools first.
+// and returns them grouped by client session (sessions in no particular
+// order, each one's channel ids sorted), so that the sentinel can send
+// SecureClose{cid} for each lost channel. Cost is O(bindings of that
+// replica), one lock round per shard. Bindings made to replica after the
+// purge are kept: the caller must take the replica out of its pools first.
 func (t *Table) PurgeReplica(replica string) []Lost {
 	set := t.idx.take(unique.Make(replica))
 	if set == nil {
 		return nil
 	}
-	bySID := make(map[string]*Lost, len(set.sessions))
-	get := func(sid string) *Lost {
-		l := bySID[sid]
-		if l == nil {
-			l = &Lost{ClientSID: sid}
-			bySID[sid] = l
+	out := make([]Lost, 0, len(set.sessions))
+	var pos map[string]int // client sid -> index in out; only needed for channels
+	if len(set.channels) > 0 {
+		pos = make(map[string]int, len(set.sessions)+len(set.channels))
+	}
+	ns := t.sessions.removeAll(set.sessions, func(b *binding) {
+		if pos != nil {
+			pos[b.clientSID] = len(out)
 		}
-		return l
-	}
-	var ns, nc uint64
-	for key, b := range set.sessions {
-		if t.sessions.removeIf(key, b) {
-			get(b.clientSID)
-			ns++
+		out = append(out, Lost{ClientSID: b.clientSID})
+	})
+	nc := t.channels.removeAll(set.channels, func(b *binding) {
+		i, ok := pos[b.clientSID]
+		if !ok {
+			i = len(out)
+			pos[b.clientSID] = i
+			out = append(out, Lost{ClientSID: b.clientSID})
+		}
+		out[i].ChannelIDs = append(out[i].ChannelIDs, b.key)
+	})
+	for i := range out {
+		if len(out[i].ChannelIDs) > 1 {
+			sort.Strings(out[i].ChannelIDs)
 		}
 	}
-	for key, b := range set.channels {
-		if t.channels.removeIf(key, b) {
-			l := get(b.clientSID)
-			l.ChannelIDs = append(l.ChannelIDs, key)
-			nc++
-		}
+	t.purgedSessions.Add(uint64(ns))
+	t.purgedChannels.Add(uint64(nc))
+	if len(out) == 0 {
+		return nil
 	}
-	t.purgedSessions.Add(ns)
-	t.purgedChannels.Add(nc)
-	out := make([]Lost, 0, len(bySID))
-	for _, l := range bySID {
-		sort.Strings(l.ChannelIDs)
-		out = append(out, *l)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ClientSID < out[j].ClientSID })
 	return out
 }
 

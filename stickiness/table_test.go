@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -255,10 +256,11 @@ func TestSweep(t *testing.T) {
 }
 
 func TestLRUBoundKeepsIndex(t *testing.T) {
-	tbl, _ := newTestTable(t, func(c *Config) { c.CacheMax = 3 })
+	tbl, clk := newTestTable(t, func(c *Config) { c.CacheMax = 3 })
 	tbl.Bind("a", "R1", 0)
 	tbl.Bind("b", "R1", 0)
 	tbl.Bind("c", "R2", 0)
+	clk.add(time.Second)   // recency is tracked at promoteEvery granularity
 	tbl.Lookup("a")        // a is now most recent; b is the LRU victim
 	tbl.Bind("d", "R2", 0) // evicts b
 	if _, ok := tbl.Lookup("b"); ok {
@@ -281,6 +283,26 @@ func TestLRUBoundKeepsIndex(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	checkIndex(t, tbl)
+}
+
+func TestLookupPromotionGranularity(t *testing.T) {
+	tbl, clk := newTestTable(t, func(c *Config) { c.CacheMax = 2 })
+	tbl.Bind("a", "R", 0)
+	tbl.Bind("b", "R", 0)
+	tbl.Lookup("a") // same instant as its bind: not promoted
+	tbl.Bind("c", "R", 0)
+	if _, ok := tbl.Lookup("a"); ok {
+		t.Fatal("a promoted within promoteEvery")
+	}
+	clk.add(2 * time.Second)
+	tbl.Lookup("b") // promoted: c is now the victim
+	tbl.Bind("d", "R", 0)
+	if _, ok := tbl.Lookup("b"); !ok {
+		t.Fatal("b not promoted after promoteEvery")
+	}
+	if _, ok := tbl.Lookup("c"); ok {
+		t.Fatal("c should have been evicted")
+	}
 }
 
 func TestShardedBoundExact(t *testing.T) {
@@ -316,6 +338,7 @@ func TestPurgeReplica(t *testing.T) {
 	tbl.BindChannel("x1", "x", "R1") // channel whose session binding is elsewhere/unknown
 	tbl.BindChannel("b1", "b", "R2") // b's channel lives on R2: not lost
 	got := tbl.PurgeReplica("R1")
+	sort.Slice(got, func(i, j int) bool { return got[i].ClientSID < got[j].ClientSID })
 	want := []Lost{{ClientSID: "a", ChannelIDs: []string{"a1", "a2"}}, {ClientSID: "b"}, {ClientSID: "x", ChannelIDs: []string{"x1"}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("lost = %+v\nwant %+v", got, want)
