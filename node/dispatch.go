@@ -41,8 +41,10 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope) {
 			n.cfg.OnSecureClose(f.(*envelope.SecureClose))
 		}
 	case envelope.TypeCreditUpdate:
-		// This node does not block its sends on credits (the reference peers never starve a
-		// sender that ignores them), so grants need no bookkeeping.
+		if f, err := env.DecodeFrame(); err == nil {
+			cu := f.(*envelope.CreditUpdate)
+			s.grants.add(cu.FlowID, cu.Credits)
+		}
 	default:
 		n.log.Debug("ignoring frame", "type", env.FrameType(), "id", env.ID)
 	}

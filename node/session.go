@@ -50,6 +50,7 @@ type session struct {
 	lastAck      atomic.Int64 // unix nanos of the last NodeHeartbeatAck (or attach)
 
 	credits       *lru.Cache[string, int] // reader-owned counters per received flowId
+	grants        *creditGrants           // CreditUpdates received, for the writer
 	pendingCredit []*envelope.Envelope    // credits earned during attach, sent by start
 }
 
@@ -76,6 +77,7 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 
 	s := &session{n: n, conn: conn, flowID: envelope.NewID(), traceID: envelope.NewID()}
 	s.credits, _ = lru.New[string, int](creditFlows)
+	s.grants = newCreditGrants()
 	ack, err := s.attach(ctx)
 	if err != nil {
 		conn.CloseNow()
@@ -215,42 +217,71 @@ var errSessionLost = errors.New("node: connection lost")
 
 func (s *session) writeLoop() {
 	defer s.wg.Done()
-	seq := map[string]int64{s.flowID: 0} // NodeAttach used seqId 0 of the session flow
-	buf := make([]byte, 0, 4096)
+	w := &writer{s: s, seq: map[string]int64{s.flowID: 0}, buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
+	gate := newSenderCredits()
+	gate.credits[s.flowID] = creditWindow - 1 // NodeAttach spent one
+	flow := !s.n.cfg.DisableFlowControl
 	for {
-		var it outItem
+		sendq := s.sendq
+		if flow && gate.full() {
+			sendq = nil // stop taking more until grants drain the held envelopes
+		}
 		select {
 		case <-s.ctx.Done():
 			return
-		case it = <-s.sendq:
-		}
-		e := it.env
-		if !it.raw {
-			last, seen := seq[e.FlowID]
-			if !seen {
-				e.SeqID, e.FlowFlags = 0, envelope.FlowSyn
-				seq[e.FlowID] = 0
-			} else {
-				e.SeqID, e.FlowFlags = last+1, 0
-				seq[e.FlowID] = last + 1
+		case <-s.grants.wake:
+			for _, it := range gate.grant(s.grants.take()) {
+				if !w.write(it) {
+					return
+				}
+			}
+		case it := <-sendq:
+			if flow && !gate.admit(it) {
+				continue
+			}
+			if !w.write(it) {
+				return
 			}
 		}
-		var err error
-		buf, err = e.AppendMarshal(buf[:0])
-		if err != nil {
-			s.n.log.Error("dropping unencodable envelope", "id", e.ID, "err", err)
-			continue
-		}
-		if len(buf) > envelope.MaxMessageSize {
-			s.n.log.Error("dropping oversize envelope", "id", e.ID, "bytes", len(buf))
-			continue
-		}
-		s.n.show("Sent envelope 🚀", buf)
-		if err := s.conn.Write(s.ctx, websocket.MessageBinary, buf); err != nil {
-			s.fail(fmt.Errorf("node: write: %w", err))
-			return
+	}
+}
+
+// writer stamps and writes envelopes; only the writer goroutine uses it.
+type writer struct {
+	s   *session
+	seq map[string]int64
+	buf []byte
+}
+
+// write stamps seqId/flowFlags (raw items keep theirs) and writes; false ends the writer.
+func (w *writer) write(it outItem) bool {
+	s, e := w.s, it.env
+	if !it.raw {
+		last, seen := w.seq[e.FlowID]
+		if !seen {
+			e.SeqID, e.FlowFlags = 0, envelope.FlowSyn
+			w.seq[e.FlowID] = 0
+		} else {
+			e.SeqID, e.FlowFlags = last+1, 0
+			w.seq[e.FlowID] = last + 1
 		}
 	}
+	var err error
+	w.buf, err = e.AppendMarshal(w.buf[:0])
+	if err != nil {
+		s.n.log.Error("dropping unencodable envelope", "id", e.ID, "err", err)
+		return true
+	}
+	if len(w.buf) > envelope.MaxMessageSize {
+		s.n.log.Error("dropping oversize envelope", "id", e.ID, "bytes", len(w.buf))
+		return true
+	}
+	s.n.show("Sent envelope 🚀", w.buf)
+	if err := s.conn.Write(s.ctx, websocket.MessageBinary, w.buf); err != nil {
+		s.fail(fmt.Errorf("node: write: %w", err))
+		return false
+	}
+	return true
 }
 
 func (s *session) readLoop() {
