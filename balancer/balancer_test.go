@@ -126,19 +126,27 @@ func TestHRWDeterministic(t *testing.T) {
 	}
 }
 
-// A pinned value guards against accidental changes of the hash function:
-// sentinels of different versions must agree on the owner of a key.
+// Pinned values guard against accidental changes of the hash: sentinels of
+// different versions (or restarted ones) must agree on the owner of a key.
 func TestHashStable(t *testing.T) {
-	seen := map[uint64]string{}
-	for _, s := range []string{"", "a", "abcdefgh", "abcdefghi", "2bDFT5akYCfhjCen05Vmym"} {
-		h := hashString(s)
-		if h2 := hashString(s); h2 != h {
-			t.Fatalf("hashString(%q) not stable", s)
+	pins := map[string]uint64{
+		"":                       0xff2e69699c4857e,
+		"a":                      0xf5b31a74d94bbc23,
+		"abcdefgh":               0x405298153a374cb,
+		"abcdefghi":              0x2635da1db565871b,
+		"2bDFT5akYCfhjCen05Vmym": 0x5fa91430c8518ac6,
+	}
+	for s, want := range pins {
+		if got := hashString(s); got != want {
+			t.Errorf("hashString(%q) = %#x, want %#x", s, got, want)
 		}
-		if prev, dup := seen[h]; dup {
-			t.Fatalf("collision %q vs %q", s, prev)
+	}
+	h := NewHRW(DefaultLoadFactor)
+	ms := members(3)
+	for k, want := range map[string]string{"k1": "R000000000000001", "k3": "R000000000000001", "k4": "R000000000000000"} {
+		if got, _ := h.Pick(k, ms); got != want {
+			t.Errorf("Pick(%q) = %s, want %s", k, got, want)
 		}
-		seen[h] = s
 	}
 }
 

@@ -24,7 +24,7 @@ func fmix64(x uint64) uint64 {
 
 // hashString hashes s eight bytes at a time without allocating.
 func hashString(s string) uint64 {
-	h := uint64(len(s)) * prime1
+	h := prime2 ^ uint64(len(s))*prime1 // non-zero even for ""
 	for len(s) >= 8 {
 		v := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
 			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
