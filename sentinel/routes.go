@@ -186,6 +186,16 @@ func (t *routeTable) lookupExact(to []byte) *conn {
 	return c
 }
 
+func (t *routeTable) attached() []*conn {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]*conn, 0, len(t.children))
+	for _, c := range t.children {
+		out = append(out, c)
+	}
+	return out
+}
+
 func (t *routeTable) bySID(sid string) *conn {
 	t.mu.RLock()
 	c := t.sids[sid]

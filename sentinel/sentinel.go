@@ -340,7 +340,11 @@ func (s *Sentinel) detach(c *conn, reason string) {
 		return // never attached
 	}
 	left := s.routes.detach(c)
-	s.sticky.replicaGone(c)
+	if !s.draining.Load() {
+		// On shutdown the bindings must outlive the connections: a restarted sentinel
+		// restores them from the store when the replicas re-attach.
+		s.sticky.replicaGone(c)
+	}
 	s.sec.forget(c)
 	pend := c.takePending()
 	for _, p := range pend {
@@ -374,14 +378,11 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		Sessions int64     `json:"stickySessions"`
 	}
 	var peers []peer
-	s.connsMu.Lock()
-	for c := range s.conns {
-		if c.systemID == "" {
-			continue
-		}
+	// Only attached peers: their identity fields are written before they enter the route
+	// table, whose lock orders those writes before this read.
+	for _, c := range s.routes.attached() {
 		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), len(c.out), c.sessions.Load()})
 	}
-	s.connsMu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
