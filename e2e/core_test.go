@@ -193,7 +193,11 @@ func TestManyConcurrentCallers(t *testing.T) {
 func TestAtLeastOnce(t *testing.T) {
 	f := newFabric(t, nil)
 	ex := newExecLog()
-	alo := func(c *node.Config) { c.Delivery = node.AtLeastOnce; c.SenderRetry = node.DefaultSenderRetry; c.ReceiverRetry = node.DefaultReceiverRetry }
+	alo := func(c *node.Config) {
+		c.Delivery = node.AtLeastOnce
+		c.SenderRetry = node.DefaultSenderRetry
+		c.ReceiverRetry = node.DefaultReceiverRetry
+	}
 	f.startReplica("r1", "*.fame.fabric", ex, alo)
 	cfg := f.nodeConfig()
 	alo(&cfg)
