@@ -1,0 +1,214 @@
+package admit
+
+import (
+	"crypto/ed25519"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+)
+
+// Admission profiles (FAME_ADMISSION_PROFILE, security.md §3.1).
+const (
+	ProfileNone    = "none"
+	ProfileNoop    = "noop"
+	ProfileOpen    = "open"
+	ProfileDirect  = "direct"
+	ProfileWelcome = "welcome"
+)
+
+// DefaultScope is the scope the reference nodes request.
+const DefaultScope = "node.connect"
+
+// Admission is what a node needs to attach under its admission profile.
+type Admission struct {
+	Profile    string
+	SystemID   string // the id the node must attach with (the welcome ticket is bound to it)
+	InstanceID string // sent in NodeHello; use it as NodeAttach.instanceId too
+
+	// URL is the static attach URL (direct/open: FAME_DIRECT_ADMISSION_URL);
+	// empty for welcome, where AttachURL asks the welcome grant.
+	URL string
+	// Token yields the WebSocket bearer (node.Config.Token); nil when the
+	// profile sends none (none/open).
+	Token func(ctx context.Context) (string, error)
+
+	OAuth2  *OAuth2Source       // direct and welcome
+	Welcome *WelcomeTokenSource // welcome only
+
+	HTTPClient *http.Client       // for the admission services (FAME_CA_CERTS added to the roots)
+	Trust      *x509bundle.Bundle // FAME_CA_CERTS as a Fame trust bundle; nil when unset
+}
+
+// Options complete FromEnv; zero values are filled from the environment.
+type Options struct {
+	SystemID     string   // empty = FAME_NODE_ID, else a new random id
+	InstanceID   string   // empty = a new random id
+	Logicals     []string // empty = FAME_REQUESTED_LOGICALS (comma separated)
+	Capabilities []string
+	HTTPClient   *http.Client // overrides the FAME_CA_CERTS client
+	Now          func() time.Time
+}
+
+// FromEnv builds the admission for systemID from the FAME_ADMISSION_*
+// variables (see the package doc).
+func FromEnv(getenv func(string) string, systemID string) (*Admission, error) {
+	return FromEnvWith(getenv, Options{SystemID: systemID})
+}
+
+// FromEnvWith is FromEnv with the node's other hello fields.
+func FromEnvWith(getenv func(string) string, o Options) (*Admission, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	// Values are trimmed of spaces and of one pair of surrounding quotes: the
+	// example's env files quote some URLs.
+	get := func(k string) string { return unquote(strings.TrimSpace(getenv(k))) }
+	a := &Admission{Profile: strings.ToLower(get("FAME_ADMISSION_PROFILE")), SystemID: o.SystemID, InstanceID: o.InstanceID}
+	if a.Profile == "" {
+		a.Profile = ProfileDirect // the reference default when no admission block is given
+	}
+	if a.SystemID == "" {
+		a.SystemID = get("FAME_NODE_ID")
+	}
+	if a.SystemID == "" {
+		a.SystemID = envelope.NewID()
+	}
+	if a.InstanceID == "" {
+		a.InstanceID = envelope.NewID()
+	}
+	logicals := o.Logicals
+	if len(logicals) == 0 {
+		logicals = splitList(get("FAME_REQUESTED_LOGICALS"))
+	}
+	if err := a.setTrust(get("FAME_CA_CERTS"), o.HTTPClient); err != nil {
+		return nil, err
+	}
+
+	switch a.Profile {
+	case ProfileNone, ProfileNoop:
+		return a, nil
+	case ProfileOpen:
+		a.URL = get("FAME_DIRECT_ADMISSION_URL")
+		return a, checkWS("FAME_DIRECT_ADMISSION_URL", a.URL)
+	case ProfileDirect:
+		a.URL = get("FAME_DIRECT_ADMISSION_URL")
+		if err := checkWS("FAME_DIRECT_ADMISSION_URL", a.URL); err != nil {
+			return nil, err
+		}
+		src, err := oauth2FromEnv(get, a.HTTPClient, o.Now)
+		if err != nil {
+			return nil, err
+		}
+		a.OAuth2, a.Token = src, src.Token
+		return a, nil
+	case ProfileWelcome:
+		src, err := oauth2FromEnv(get, a.HTTPClient, o.Now)
+		if err != nil {
+			return nil, err
+		}
+		ws, err := NewWelcomeTokenSource(&Welcome{
+			ServiceURL: get("FAME_ADMISSION_SERVICE_URL"), TokenSource: src,
+			SystemID: a.SystemID, InstanceID: a.InstanceID, Logicals: logicals, Capabilities: o.Capabilities,
+			HTTPClient: a.HTTPClient, Now: o.Now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w (FAME_ADMISSION_SERVICE_URL)", err)
+		}
+		a.OAuth2, a.Welcome, a.Token = src, ws, ws.Token
+		return a, nil
+	default:
+		return nil, fmt.Errorf("%w: FAME_ADMISSION_PROFILE %q is not one of none, noop, open, direct, welcome", ErrConfig, a.Profile)
+	}
+}
+
+// AttachURL is the URL to attach to: the static one, or the welcome grant's.
+func (a *Admission) AttachURL(ctx context.Context) (string, error) {
+	if a.Welcome != nil {
+		return a.Welcome.AttachURL(ctx)
+	}
+	if a.URL == "" {
+		return "", fmt.Errorf("%w: profile %q has no attach URL", ErrConfig, a.Profile)
+	}
+	return a.URL, nil
+}
+
+// CertSource returns a renewing certificate source for a welcome admission
+// (nil key = a new one), verifying chains against FAME_CA_CERTS when set.
+func (a *Admission) CertSource(key ed25519.PrivateKey) (*CertSource, error) {
+	if a.Welcome == nil {
+		return nil, fmt.Errorf("%w: certificates need welcome admission (profile is %q)", ErrConfig, a.Profile)
+	}
+	return NewCertSource(CertConfig{Grants: a.Welcome, Key: key, Trust: a.Trust, HTTPClient: a.HTTPClient, Now: a.Welcome.w.Now})
+}
+
+func (a *Admission) setTrust(caCerts string, client *http.Client) error {
+	var pemBytes []byte
+	if caCerts != "" {
+		pemBytes = []byte(caCerts)
+		if !strings.HasPrefix(caCerts, "-----BEGIN") {
+			b, err := os.ReadFile(caCerts)
+			if err != nil {
+				return fmt.Errorf("%w: FAME_CA_CERTS: %v", ErrConfig, err)
+			}
+			pemBytes = b
+		}
+		certs, err := security.ParseCertificates(pemBytes)
+		if err != nil {
+			return fmt.Errorf("%w: FAME_CA_CERTS: %v", ErrConfig, err)
+		}
+		a.Trust = security.NewTrustBundle(certs)
+	}
+	if client != nil {
+		a.HTTPClient = client
+		return nil
+	}
+	c, err := NewHTTPClient(pemBytes)
+	if err != nil {
+		return err
+	}
+	a.HTTPClient = c
+	return nil
+}
+
+func oauth2FromEnv(get func(string) string, client *http.Client, now func() time.Time) (*OAuth2Source, error) {
+	src, err := ClientCredentials{
+		TokenURL: get("FAME_ADMISSION_TOKEN_URL"), ClientID: get("FAME_ADMISSION_CLIENT_ID"),
+		ClientSecret: get("FAME_ADMISSION_CLIENT_SECRET"), Scope: DefaultScope, Audience: get("FAME_JWT_AUDIENCE"),
+		HTTPClient: client, Now: now,
+	}.TokenSource()
+	if err != nil {
+		return nil, fmt.Errorf("%w (FAME_ADMISSION_TOKEN_URL, FAME_ADMISSION_CLIENT_ID, FAME_ADMISSION_CLIENT_SECRET)", err)
+	}
+	return src, nil
+}
+
+func checkWS(name, u string) error {
+	if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+		return fmt.Errorf("%w: %s=%q must be a ws:// or wss:// URL", ErrConfig, name, u)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
