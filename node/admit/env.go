@@ -1,8 +1,8 @@
 package admit
 
 import (
-	"crypto/ed25519"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net/http"
 	"os"

@@ -30,15 +30,20 @@ func tokenLifetime(tok string) (exp time.Time, life time.Duration, ok bool) {
 // under 2 KiB).
 const maxTokenLen = 16 << 10
 
-// localExpiry turns a token's exp into a local-clock expiry: start+life when
-// the token says how long it lives, else exp as is.
+// localExpiry turns a token's exp into a local-clock expiry. With iat it is
+// start+life, or exp itself when that is earlier but still after start (the
+// clocks agree and exp, truncated to seconds, is the real bound); without
+// iat it is exp.
 func localExpiry(tok string, start time.Time) (time.Time, bool) {
 	exp, life, ok := tokenLifetime(tok)
 	if !ok {
 		return time.Time{}, false
 	}
-	if life > 0 {
-		return start.Add(life), true
+	if life <= 0 {
+		return exp, true
+	}
+	if rel := start.Add(life); !exp.After(start) || rel.Before(exp) {
+		return rel, true
 	}
 	return exp, true
 }
