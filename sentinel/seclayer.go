@@ -52,11 +52,7 @@ const (
 )
 
 // errKeys marks attach refusals caused by the presented keys.
-var errKeys = errors.New("keys refused")
-
-// getenv is read once at start-up for FAME_CA_CERTS; a variable so tests need not touch the
-// process environment.
-var getenv = os.Getenv
+var errKeys = errors.New("refused")
 
 func newSecLayer(s *Sentinel) (*secLayer, error) {
 	p, err := security.ParseProfile(s.opts.SecurityProfile)
@@ -67,7 +63,7 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 		return nil, nil
 	}
 	ksOpts := security.KeyStoreOptions{}
-	if v := getenv("FAME_CA_CERTS"); v != "" {
+	if v := os.Getenv("FAME_CA_CERTS"); v != "" {
 		b, err := security.LoadTrustBundle(v)
 		if err != nil {
 			return nil, fmt.Errorf("sentinel: %w", err)

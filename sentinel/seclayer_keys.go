@@ -91,7 +91,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 		return true
 	}
 	if e.CorrID != "" {
-		if req, addr, ok := l.corr.take(e.CorrID); ok {
+		if req, addr, ok := l.corr.get(e.CorrID); ok {
 			if !l.serves(c, addr) {
 				// Only the node the request could have been routed to may answer it.
 				l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
@@ -99,6 +99,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 					"address", addr, "corr_id", e.CorrID)
 				return true
 			}
+			l.corr.remove(e.CorrID)
 			l.rewrap(c, req, e)
 			return true
 		}
@@ -178,20 +179,26 @@ func (m *corrMap) put(corrID string, c *conn, addr string) {
 	m.mu.Unlock()
 }
 
-// take returns and forgets the requester of corrID and the address it asked for; ok is false
-// when the id is unknown or expired.
-func (m *corrMap) take(corrID string) (c *conn, addr string, ok bool) {
+// get returns the requester of corrID and the address it asked for; ok is false when the id
+// is unknown or expired. The entry stays until remove: a wrong answerer must not use it up.
+func (m *corrMap) get(corrID string) (c *conn, addr string, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, found := m.m.Get(corrID)
 	if !found {
 		return nil, "", false
 	}
-	m.m.Remove(corrID)
 	if m.now().Sub(e.at) > m.ttl {
+		m.m.Remove(corrID)
 		return nil, "", false
 	}
 	return e.c, e.addr, true
+}
+
+func (m *corrMap) remove(corrID string) {
+	m.mu.Lock()
+	m.m.Remove(corrID)
+	m.mu.Unlock()
 }
 
 func (m *corrMap) len() int {

@@ -18,6 +18,11 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 		return true
 	}
 	ft := string(h.FrameType)
+	if ft == envelope.TypeCreditUpdate {
+		// Hop-local flow control that the sentinel does not act on (see package doc); Go nodes
+		// send it unsigned, and refusing it would only stall their flows.
+		return true
+	}
 	if !l.profile.RequiresSignature(ft, originOf(c)) {
 		return true
 	}
