@@ -18,6 +18,9 @@ type Result struct {
 	// Latency holds successful calls only: from send (closed loop) or due time (open loop)
 	// until the reply.
 	Latency *Histogram
+	// SendLag (open loop) is how late each call was sent after its due time; it is included
+	// in Latency.
+	SendLag *Histogram
 	// Errors counts failed calls by kind (see Classify).
 	Errors map[string]int64
 	// PerSecond counts successful calls by the second of the window they completed in.
@@ -32,6 +35,7 @@ func newResult(opts Options, start, end time.Time) *Result {
 		Options:   opts,
 		Elapsed:   max(0, end.Sub(start.Add(opts.Warmup))),
 		Latency:   NewHistogram(),
+		SendLag:   NewHistogram(),
 		Errors:    map[string]int64{},
 		PerSecond: make([]int64, int((opts.Duration+time.Second-1)/time.Second)),
 	}
@@ -39,6 +43,7 @@ func newResult(opts Options, start, end time.Time) *Result {
 
 func (r *Result) add(x *recorder) {
 	r.Latency.Merge(x.hist)
+	r.SendLag.Merge(x.sendLag)
 	for k, v := range x.errors {
 		r.Errors[k] += v
 	}
@@ -93,6 +98,8 @@ type Summary struct {
 	P999us      float64          `json:"p999_us"`
 	MaxUs       float64          `json:"max_us"`
 	MeanUs      float64          `json:"mean_us"`
+	LagP50us    float64          `json:"send_lag_p50_us,omitempty"`
+	LagP99us    float64          `json:"send_lag_p99_us,omitempty"`
 	ErrorTotal  int64            `json:"error_total"`
 	Errors      map[string]int64 `json:"errors"`
 	Unsent      int64            `json:"unsent,omitempty"`
@@ -115,6 +122,7 @@ func (r *Result) Summary() Summary {
 		Calls: r.Calls(), CallsPerSec: r.Throughput(),
 		P50us: us(h.Percentile(50)), P90us: us(h.Percentile(90)), P99us: us(h.Percentile(99)),
 		P999us: us(h.Percentile(99.9)), MaxUs: us(h.Max()), MeanUs: us(h.Mean()),
+		LagP50us: us(r.SendLag.Percentile(50)), LagP99us: us(r.SendLag.Percentile(99)),
 		ErrorTotal: r.ErrorCount(), Errors: r.Errors, Unsent: r.Unsent, Stalled: r.Stalled(), PerSecond: r.PerSecond,
 	}
 }
@@ -135,6 +143,10 @@ func (r *Result) WriteText(w io.Writer, title string) error {
 	fmt.Fprintf(&b, "  latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (mean %s, min %s)\n",
 		fmtDur(h.Percentile(50)), fmtDur(h.Percentile(90)), fmtDur(h.Percentile(99)),
 		fmtDur(h.Percentile(99.9)), fmtDur(h.Max()), fmtDur(h.Mean()), fmtDur(h.Min()))
+	if o.Rate > 0 {
+		fmt.Fprintf(&b, "  send lag  p50 %s  p99 %s  (sent after the due time: generator wake-up + backlog; part of the latency)\n",
+			fmtDur(r.SendLag.Percentile(50)), fmtDur(r.SendLag.Percentile(99)))
+	}
 	fmt.Fprintf(&b, "  errors    %s\n", r.errorText())
 	if r.Unsent > 0 {
 		fmt.Fprintf(&b, "  unsent    %d calls due in the window were never sent (all %d callers busy)\n", r.Unsent, o.Callers)

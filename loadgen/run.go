@@ -131,6 +131,7 @@ func (r *run) openLoop(ctx context.Context, w int, rec *recorder) {
 		} else if ctx.Err() != nil {
 			return
 		}
+		rec.lag(due, time.Now())
 		err := r.once(ctx, w)
 		rec.record(due, time.Now(), err)
 	}
@@ -152,11 +153,21 @@ type recorder struct {
 	errors    map[string]int64
 	perSecond []int64
 	unsent    int64
+	sendLag   *Histogram // open loop: how late each call went out
 }
 
 func newRecorder(from time.Time, window time.Duration) *recorder {
 	secs := int((window + time.Second - 1) / time.Second)
-	return &recorder{from: from, hist: NewHistogram(), errors: map[string]int64{}, perSecond: make([]int64, secs)}
+	return &recorder{from: from, hist: NewHistogram(), sendLag: NewHistogram(), errors: map[string]int64{}, perSecond: make([]int64, secs)}
+}
+
+// lag notes how long after its due time an open-loop call was sent: timer wake-up delay of
+// the generator itself plus any backlog. It is part of the latency; reporting it separately
+// tells the two apart.
+func (x *recorder) lag(due, sent time.Time) {
+	if !due.Before(x.from) {
+		x.sendLag.Record(sent.Sub(due))
+	}
 }
 
 // record files a call that started (or was due) at t0 and ended at t1; calls from the warm-up

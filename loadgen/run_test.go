@@ -41,6 +41,9 @@ func TestOpenLoopKeepsItsRate(t *testing.T) {
 	if p50 := res.Latency.Percentile(50); p50 < time.Millisecond || p50 > 20*time.Millisecond {
 		t.Fatalf("p50 %v, want about 1 ms", p50)
 	}
+	if res.SendLag.Count() != uint64(res.Calls()) {
+		t.Fatalf("send lag recorded for %d calls, want %d", res.SendLag.Count(), res.Calls())
+	}
 }
 
 func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
@@ -55,6 +58,9 @@ func TestOpenLoopMeasuresFromDueTime(t *testing.T) {
 	}
 	if max := res.Latency.Max(); max < 250*time.Millisecond {
 		t.Fatalf("max %v: the last calls sent were due long before", max)
+	}
+	if lag := res.SendLag.Percentile(50); lag < 60*time.Millisecond {
+		t.Fatalf("send lag p50 %v: the backlog is not visible", lag)
 	}
 	if res.Unsent < 100 {
 		t.Fatalf("unsent %d, want most of the 250 due calls", res.Unsent)
@@ -91,6 +97,9 @@ func TestClosedLoopCallsBackToBack(t *testing.T) {
 	}
 	if p50 := res.Latency.Percentile(50); p50 < 2*time.Millisecond {
 		t.Fatalf("p50 %v below the 2 ms service time", p50)
+	}
+	if res.SendLag.Count() != 0 {
+		t.Fatalf("closed loop recorded %d send lags", res.SendLag.Count())
 	}
 }
 

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# make bench-compare: the same load against our sentinel and against the reference Naylence TS
+# sentinel, side by side. For every scenario and each sentinel it starts a fresh sentinel on a
+# free loopback port and ONE Go math agent (same binary both times, bound at math@fame.fabric),
+# runs `fame bench`, and stops both again, so a stall in one scenario cannot leak into the next.
+# A run that does not finish in time is recorded as "stalled" instead of hanging the script.
+# Prints a markdown table and writes it, with the machine and the command, to BENCHMARKS.md.
+#
+# Environment: BIN (bin), BENCH_D (10s), BENCH_WARMUP (2s), BENCH_CALL_TIMEOUT (5s),
+# BENCH_OUT (BENCHMARKS.md; "-" prints only), PROFILE (1: also profile our sentinel and the
+# client under 50 callers and add the top CPU consumers to the report).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+D=${BENCH_D:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+CALL_TIMEOUT=${BENCH_CALL_TIMEOUT:-5s}
+OUT=${BENCH_OUT:-BENCHMARKS.md}
+PROFILE=${PROFILE:-1}
+GO=${GO:-go}
+LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
+
+for tool in jq node python3 timeout; do
+  command -v "$tool" >/dev/null || { echo "bench-compare: needs $tool on PATH" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+pids=()
+stop_all() { # stop what this script started, newest first
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap 'stop_all; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+secs() { # "10s" / "1500ms" / "2m" -> whole seconds, rounded up
+  python3 -c 'import re,sys,math
+m=re.fullmatch(r"([0-9.]+)(ms|s|m)",sys.argv[1]) or sys.exit("bad duration "+sys.argv[1])
+v=float(m[1])*{"ms":0.001,"s":1,"m":60}[m[2]]; print(math.ceil(v))' "$1"
+}
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+wait_for() { # wait_for FILE PATTERN SECONDS
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "bench-compare: timed out waiting for '$2' in $1" >&2
+  tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true
+  return 1
+}
+
+echo "== building $BIN/"
+mkdir -p "$BIN"
+CGO_ENABLED=0 $GO build -trimpath -o "$BIN/" ./cmd/fame ./examples/math/math-agent ./examples/math/math-client
+if [[ ! -d interop/node_modules ]]; then
+  echo "== installing the reference TS peers (npm ci)"
+  (cd interop && npm ci --no-audit --no-fund)
+fi
+
+# start_fabric SIDE: a sentinel and one math agent; sets URL and SENTINEL_ADDR.
+start_fabric() {
+  local side=$1 port
+  port=$(free_port)
+  SENTINEL_ADDR=127.0.0.1:$port
+  if [[ $side == ours ]]; then
+    FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_PPROF=${PPROF:-false} \
+      "$BIN/fame" sentinel -addr-file "$work/addr" >"$work/sentinel.out" 2>"$work/sentinel.log" &
+    pids+=($!)
+    wait_for "$work/addr" ":" 15
+    SENTINEL_ADDR=$(cat "$work/addr")
+    rm -f "$work/addr"
+  else
+    FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port \
+      node interop/ts-sentinel.mjs >"$work/sentinel.out" 2>"$work/sentinel.log" &
+    pids+=($!)
+    wait_for "$work/sentinel.out" READY 30
+  fi
+  URL="ws://$SENTINEL_ADDR/fame/v1/attach/ws/downstream"
+  FAME_DIRECT_ADMISSION_URL=$URL MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
+    "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
+  pids+=($!)
+  wait_for "$work/agent.out" READY 30
+}
+
+# Scenarios: name | label | fame bench flags. Add a line to add a row group.
+scenarios=(
+  "seq|sequential (1 caller)|-c 1"
+  "open400|open loop 400 calls/s (≤ 32 in flight)|-rate 400 -c 32"
+  "c50|50 callers|-c 50"
+  "c500|500 callers|-c 500"
+)
+
+limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
+for side in ours ref; do
+  for s in "${scenarios[@]}"; do
+    IFS='|' read -r name label flags <<<"$s"
+    echo "== $side: $label"
+    start_fabric "$side"
+    rc=0
+    # shellcheck disable=SC2086 # flags are words on purpose
+    timeout --kill-after=5 "$limit" "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
+      -timeout "$CALL_TIMEOUT" -json $flags >"$work/$side-$name.json" 2>"$work/$side-$name.err" || rc=$?
+    echo "$rc" >"$work/$side-$name.rc"
+    if [[ -s $work/$side-$name.json ]]; then
+      jq -c '{calls_per_sec, p50_us, p99_us, error_total, errors, stalled}' "$work/$side-$name.json"
+    else
+      echo "   no result (exit $rc): $(tail -1 "$work/$side-$name.err")"
+    fi
+    stop_all
+  done
+done
+
+# ---- table -----------------------------------------------------------------------------------
+# status SIDE NAME -> ok | stalled | failed
+status() {
+  local f=$work/$1-$2.json rc
+  rc=$(cat "$work/$1-$2.rc")
+  if [[ ! -s $f ]]; then
+    [[ $rc == 124 || $rc == 137 ]] && echo stalled || echo failed
+  elif [[ $(jq -r '.stalled or .calls == 0' "$f") == true ]]; then
+    echo stalled
+  else
+    echo ok
+  fi
+}
+fmt_us() { # µs -> "123 µs" / "4.56 ms" / "1.23 s"
+  jq -rn --argjson v "$1" 'if $v < 1000 then "\($v|round) µs" elif $v < 1000000 then "\($v/10|round/100) ms" else "\($v/10000|round/100) s" end'
+}
+errs() { jq -r 'if .error_total > 0 then " (\(.errors|to_entries|map("\(.key) \(.value)")|join(", ")))" else "" end' "$1"; }
+stalled_cell() {
+  local f=$work/$1-$2.json
+  if [[ -s $f ]]; then
+    echo "**stalled**: $(jq -r '.calls' "$f") ok$(errs "$f")"
+  elif [[ $(status "$1" "$2") == stalled ]]; then
+    echo "**stalled**: no result within ${limit}s"
+  else
+    echo "failed: $(tail -1 "$work/$1-$2.err" | cut -c1-80)"
+  fi
+}
+cell() { # cell SIDE NAME METRIC
+  local f=$work/$1-$2.json
+  if [[ $(status "$1" "$2") != ok ]]; then stalled_cell "$1" "$2"; return; fi
+  case $3 in
+    tput) echo "$(jq -r '.calls_per_sec|round' "$f") calls/s$(errs "$f")" ;;
+    lat) echo "p50 $(fmt_us "$(jq '.p50_us' "$f")") · p99 $(fmt_us "$(jq '.p99_us' "$f")") · p99.9 $(fmt_us "$(jq '.p999_us' "$f")")" ;;
+  esac
+}
+ratio() { # ratio NAME METRIC: how many times better ours is
+  local o=$work/ours-$1.json r=$work/ref-$1.json
+  local so sr
+  so=$(status ours "$1")
+  sr=$(status ref "$1")
+  if [[ $so == ok && $sr != ok ]]; then echo "reference stalled"; return; fi
+  if [[ $so != ok ]]; then echo "—"; return; fi
+  case $2 in
+    tput) jq -rn --slurpfile a "$o" --slurpfile b "$r" '"\($a[0].calls_per_sec / $b[0].calls_per_sec * 10 | round / 10)×"' ;;
+    lat) jq -rn --slurpfile a "$o" --slurpfile b "$r" '"\($b[0].p50_us / $a[0].p50_us * 10 | round / 10)× lower p50"' ;;
+  esac
+}
+
+table=$work/table.md
+{
+  echo "| scenario | ours (fame-go) | reference (Naylence TS) | ours vs reference |"
+  echo "|---|---|---|---|"
+  for s in "${scenarios[@]}"; do
+    IFS='|' read -r name label _ <<<"$s"
+    if [[ $name == open* ]]; then
+      echo "| $label: latency from scheduled time | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) |"
+      continue
+    fi
+    echo "| $label: throughput | $(cell ours "$name" tput) | $(cell ref "$name" tput) | $(ratio "$name" tput) |"
+    echo "| $label: latency | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) |"
+  done
+  echo "| overlay (signed envelopes), 50 callers | not yet measured | not yet measured | — |"
+} >"$table"
+echo
+cat "$table"
+
+# ---- profile (optional) -----------------------------------------------------------------------
+prof_section=$work/profile.md
+: >"$prof_section"
+if [[ $PROFILE == 1 ]]; then
+  echo "== profiling ours under 50 callers (separate run, not in the table)"
+  PPROF=true start_fabric ours
+  psecs=$(secs "$D")
+  "$BIN/fame" bench -url "$URL" -c 50 -d "$D" -warmup "$WARMUP" -timeout "$CALL_TIMEOUT" \
+    -cpuprofile "$work/client.prof" >"$work/prof-bench.txt" 2>&1 &
+  bench_pid=$!
+  pids+=("$bench_pid")
+  sleep "$(secs "$WARMUP")"
+  curl -fsS -o "$work/sentinel.prof" "http://$SENTINEL_ADDR/debug/pprof/profile?seconds=$psecs" || true
+  wait "$bench_pid" || true
+  stop_all
+  pprof_top() { $GO tool pprof -top -nodecount=15 "$BIN/fame" "$1" 2>/dev/null | sed -n '/flat%/,$p'; }
+  {
+    echo "### Where the CPU goes under 50 callers"
+    echo
+    echo "A separate run with \`FAME_PPROF=true\` on our sentinel (\`/debug/pprof/profile\` for the"
+    echo "measured window) and \`fame bench -cpuprofile\` on the client. Top 15 by flat time:"
+    echo
+    echo "Sentinel:"
+    echo
+    echo '```'
+    [[ -s $work/sentinel.prof ]] && pprof_top "$work/sentinel.prof" || echo "(no profile)"
+    echo '```'
+    echo
+    echo "Client (\`fame bench\`, 50 callers on one connection):"
+    echo
+    echo '```'
+    [[ -s $work/client.prof ]] && pprof_top "$work/client.prof" || echo "(no profile)"
+    echo '```'
+  } >"$prof_section"
+fi
+
+[[ $OUT == - ]] && exit 0
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+{
+  echo "# Benchmarks"
+  echo
+  echo "fame-go's sentinel against the reference Naylence TypeScript sentinel, same client, same agent."
+  echo "Regenerate with \`make bench-compare\` (\`scripts/bench-compare.sh\`); this file is overwritten."
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}; load average before the run: $LOADAVG"
+  echo "- go: $($GO version | cut -d' ' -f3-), node: $(node --version), reference: @naylence/runtime $(jq -r '.dependencies["@naylence/runtime"]' interop/package.json)"
+  echo "- command: \`scripts/bench-compare.sh\` (BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT)"
+  echo
+  echo "Setup: loopback, open security profile, at-most-once delivery, default flow control. Per"
+  echo "scenario and sentinel, a fresh sentinel and one Go \`math-agent\` (MATH_LOGICAL=fame.fabric);"
+  echo "the load is \`fame bench\` calling \`add({x:3,y:4})\` (answer checked) on one client connection,"
+  echo "$WARMUP warm-up then $D measured. Closed loop: every caller calls back to back. Open loop:"
+  echo "calls are due on a fixed schedule and latency counts from the due time. Latencies come from"
+  echo "a log-linear histogram (≤ 0.4% error). \"Stalled\" means a whole second of the window without"
+  echo "one successful call, or no result within ${limit}s. All processes share the same cores, so"
+  echo "the client's own CPU cost is in every figure."
+  echo
+  cat "$table"
+  echo
+  cat "$prof_section"
+} >"$OUT"
+echo "== wrote $OUT"
