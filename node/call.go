@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // Call invokes method on the agent at address with params (marshalled to the flat JSON object
@@ -123,6 +124,7 @@ type call struct {
 	rtype    envelope.RType
 	alo      bool
 	acked    bool
+	reopened bool // re-sent once over a new channel after SecureClose
 	attempt  int
 	retryAt  *time.Timer
 	closeOne sync.Once
@@ -169,9 +171,19 @@ func (c *call) send(ctx context.Context) error {
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, s.sid, c.traceID, c.to, s.rpcInbox
 		env.RType, env.CorrID = c.rtype, c.corrID
-		err = n.sendOn(ctx, s, env)
+		ch, err := n.outboundChannel(ctx, s, c.to)
+		if err == nil {
+			if ch != nil {
+				c.w.setCID(ch.CID())
+			}
+			err = n.sendSecured(ctx, s, env, ch)
+		}
 		if errors.Is(err, errSessionLost) {
 			continue // wait for the next session
+		}
+		if errors.Is(err, security.ErrChannelExhausted) {
+			n.closeChannel(s, ch.CID(), c.to, "rekey")
+			continue
 		}
 		if err == nil && c.alo {
 			c.armRetry()
@@ -203,6 +215,17 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 			case evReply:
 				c.stopRetry()
 				return ev.payload, nil
+			case evFail:
+				return nil, ev.err
+			case evReopen:
+				if c.reopened {
+					return nil, fmt.Errorf("node: %s on %s: %w twice", c.method, c.to, errChannelClosed)
+				}
+				c.reopened = true
+				c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
+				if err := c.send(ctx); err != nil {
+					return nil, c.mapErr(ctx, err)
+				}
 			case evNack:
 				if c.alo && !c.acked && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
 					c.n.log.Debug("nack, will re-send", "method", c.method, "code", ev.nack.Code)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // Delivery profiles (FAME_DELIVERY_PROFILE).
@@ -75,9 +76,22 @@ type Config struct {
 	// bound exactly, ["*.fame.fabric"] for a pool replica; empty means ["*"] (a plain client).
 	RequestedLogicals []string
 	// SecurityProfile (FAME_SECURITY_PROFILE) and AdmissionProfile (FAME_ADMISSION_PROFILE).
-	// Only open security is implemented here; other profiles need hooks and a Token.
+	// overlay and strict-overlay make the node sign, verify and exchange keys (see the package
+	// doc); strict-overlay also encrypts. Admission other than direct needs a Token.
 	SecurityProfile  string
 	AdmissionProfile string
+	// EncryptionLevel (FAME_DEFAULT_ENCRYPTION_LEVEL: plaintext, channel or sealed) is the
+	// level of the Data this node originates. Under strict-overlay it defaults to channel;
+	// under overlay it is honoured too (a Go extension: the reference ignores it there, and
+	// overlay TS peers refuse encrypted traffic); open and gated always send plaintext.
+	EncryptionLevel string
+	// Channel bounds every secure channel's lifetime (rekey after MaxAge or MaxMessages).
+	Channel security.ChannelOptions
+	// KeyRequestTimeout and KeyRequestAttempts bound the wait for an unknown signing key:
+	// a KeyRequest is re-sent every timeout, and after the last attempt the envelopes that
+	// waited are dropped (a waiting call fails with ErrUnknownKey). 5 s and 3.
+	KeyRequestTimeout  time.Duration
+	KeyRequestAttempts int
 	// Token, when set, is offered on the WebSocket handshake as the subprotocols
 	// "bearer", <token> (direct admission with a bearer JWT).
 	Token func(ctx context.Context) (string, error)
@@ -123,6 +137,7 @@ func ConfigFromEnv() (Config, error) {
 		SystemID:           os.Getenv("FAME_NODE_ID"),
 		IDSalt:             os.Getenv("FAME_NODE_ID_SALT"),
 		SecurityProfile:    envOr("FAME_SECURITY_PROFILE", "open"),
+		EncryptionLevel:    os.Getenv("FAME_DEFAULT_ENCRYPTION_LEVEL"),
 		AdmissionProfile:   envOr("FAME_ADMISSION_PROFILE", "direct"),
 		Delivery:           envOr("FAME_DELIVERY_PROFILE", AtMostOnce),
 		DisableFlowControl: os.Getenv("FAME_FLOW_CONTROL") == "0",
@@ -207,12 +222,12 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("%w: unknown delivery profile %q", ErrConfig, c.Delivery)
 	}
-	switch c.SecurityProfile {
-	case "", "open", "gated":
-	default:
-		// overlay and strict-overlay need signing hooks; accept them only when hooks are set.
-		if len(c.Outbound) == 0 {
-			return fmt.Errorf("%w: security profile %q needs outbound signing hooks", ErrConfig, c.SecurityProfile)
+	if _, err := security.ParseProfile(c.SecurityProfile); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if c.EncryptionLevel != "" {
+		if _, err := security.ParseLevel(c.EncryptionLevel); err != nil {
+			return fmt.Errorf("%w: FAME_DEFAULT_ENCRYPTION_LEVEL: %w", ErrConfig, err)
 		}
 	}
 	return nil
@@ -251,6 +266,10 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatInterval, 15*time.Second)
 	def(&c.ReconnectMin, time.Second)
 	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.KeyRequestTimeout, 5*time.Second)
+	if c.KeyRequestAttempts <= 0 {
+		c.KeyRequestAttempts = 3
+	}
 	if c.SendQueue <= 0 {
 		c.SendQueue = 1024
 	}

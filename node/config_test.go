@@ -39,7 +39,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"bad delivery", "FAME_DELIVERY_PROFILE", "exactly-once"},
 		{"bad retries", "FAME_DELIVERY_MAX_RETRIES", "-1"},
 		{"bad factor", "FAME_DELIVERY_BACKOFF_FACTOR", "fast"},
-		{"overlay without hooks", "FAME_SECURITY_PROFILE", "overlay"},
+		{"unknown security profile", "FAME_SECURITY_PROFILE", "overlay-ish"},
+		{"unknown encryption level", "FAME_DEFAULT_ENCRYPTION_LEVEL", "tls"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

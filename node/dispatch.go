@@ -5,14 +5,16 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // dispatch handles one received envelope on the reader goroutine. It must not block: user
 // code runs in handler goroutines and waiters are mailboxes.
-func (n *Node) dispatch(s *session, env *envelope.Envelope) {
+// ch is the secure channel a Data payload arrived on (nil for plaintext).
+func (n *Node) dispatch(s *session, env *envelope.Envelope, ch *security.Channel) {
 	switch env.FrameType() {
 	case envelope.TypeData:
-		n.onData(s, env)
+		n.onData(s, env, ch)
 	case envelope.TypeDeliveryAck:
 		n.onDeliveryAck(env)
 	case envelope.TypeNodeHeartbeatAck:
@@ -34,11 +36,18 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope) {
 		envelope.TypeCapabilityAdvertiseAck, envelope.TypeCapabilityWithdrawAck:
 		n.onControlAck(env)
 	case envelope.TypeSecureClose:
-		if n.cfg.OnSecureClose == nil {
-			return
+		n.onSecureClose(env)
+	case envelope.TypeSecureOpen:
+		if n.sec != nil {
+			n.onSecureOpen(s, env)
 		}
-		if f, err := env.DecodeFrame(); err == nil {
-			n.cfg.OnSecureClose(f.(*envelope.SecureClose))
+	case envelope.TypeSecureAccept:
+		if n.sec != nil {
+			n.onSecureAccept(env)
+		}
+	case envelope.TypeKeyAnnounce:
+		if n.sec != nil {
+			s.onKeyAnnounce(env)
 		}
 	case envelope.TypeCreditUpdate:
 		if f, err := env.DecodeFrame(); err == nil {
@@ -50,7 +59,7 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope) {
 	}
 }
 
-func (n *Node) onData(s *session, env *envelope.Envelope) {
+func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) {
 	wantsAck := env.RType.Has(envelope.RTypeAck) && env.ReplyTo != ""
 	if env.ID != "" {
 		if dup, _ := n.seen.ContainsOrAdd(env.ID, struct{}{}); dup {
@@ -84,7 +93,7 @@ func (n *Node) onData(s *session, env *envelope.Envelope) {
 		return
 	}
 	n.wg.Add(1)
-	go n.handle(reg, env)
+	go n.handle(reg, env, ch)
 }
 
 // sendAck sends the end-to-end positive DeliveryAck the at-least-once sender waits for.
@@ -105,10 +114,7 @@ func (n *Node) sendDeliveryAck(s *session, req *envelope.Envelope, a envelope.Ac
 		return
 	}
 	env.SID, env.TraceID, env.To, env.CorrID = s.sid, req.TraceID, req.ReplyTo, req.CorrID
-	// Queued from the reader: give up rather than block it when the session is gone.
-	if err := n.sendOn(s.ctx, s, env); err != nil {
-		n.log.Debug("delivery ack not sent", "ref", req.ID, "err", err)
-	}
+	n.post(s, env) // from the reader: never block it
 }
 
 func (n *Node) onDeliveryAck(env *envelope.Envelope) {

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -32,6 +33,7 @@ type fakeSentinel struct {
 	// Knobs, set before the nodes connect.
 	refuse      string                           // non-empty: negative NodeAttachAck with this reason
 	noHeartbeat bool                             // never ack heartbeats
+	noCredits   atomic.Bool                      // withhold CreditUpdates (a stuck receiver)
 	drop        func(*envelope.Envelope) bool    // drop an envelope before routing it
 	onForward   func(*envelope.Envelope, string) // observe each forward (to child id)
 }
@@ -42,6 +44,8 @@ type fakeChild struct {
 	wmu  sync.Mutex
 	seq  map[string]int64
 	flow string
+	recv map[string]int // envelopes received per flow since the last CreditUpdate
+	owed []string       // flows whose CreditUpdate was withheld
 }
 
 func newFakeSentinel(t *testing.T) *fakeSentinel {
@@ -106,7 +110,7 @@ func (f *fakeSentinel) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(1 << 20)
-	c := &fakeChild{id: id, conn: conn, seq: map[string]int64{}, flow: envelope.NewID()}
+	c := &fakeChild{id: id, conn: conn, seq: map[string]int64{}, flow: envelope.NewID(), recv: map[string]int{}}
 	ctx := r.Context()
 	defer conn.CloseNow()
 	for {
@@ -128,6 +132,7 @@ func (f *fakeSentinel) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.got[id] = append(f.got[id], env)
 		f.mu.Unlock()
+		f.credit(ctx, c, env)
 		f.handle(ctx, c, env)
 	}
 }
@@ -248,4 +253,57 @@ func (f *fakeSentinel) write(ctx context.Context, c *fakeChild, env *envelope.En
 		return
 	}
 	_ = c.conn.Write(ctx, websocket.MessageBinary, b)
+}
+
+// credit is the receiver side of flow control, as a sentinel must do it: a CreditUpdate of
+// 32 after every 24 envelopes of a flow (withheld while noCredits is set).
+func (f *fakeSentinel) credit(ctx context.Context, c *fakeChild, env *envelope.Envelope) {
+	if env.FrameType() == envelope.TypeCreditUpdate || env.FlowID == "" {
+		return
+	}
+	c.recv[env.FlowID]++
+	if c.recv[env.FlowID] < 24 {
+		return
+	}
+	c.recv[env.FlowID] = 0
+	if f.noCredits.Load() {
+		f.mu.Lock()
+		c.owed = append(c.owed, env.FlowID)
+		f.mu.Unlock()
+		return
+	}
+	f.sendCredit(ctx, c, env.FlowID)
+}
+
+func (f *fakeSentinel) sendCredit(ctx context.Context, c *fakeChild, flow string) {
+	cu, _ := envelope.New(&envelope.CreditUpdate{FlowID: flow, Credits: 32})
+	cu.FlowID, cu.SeqID, cu.FlowFlags = flow, 0, envelope.FlowAck
+	b, _ := cu.Marshal()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.conn.Write(ctx, websocket.MessageBinary, b)
+}
+
+// grantOwed sends a child every CreditUpdate withheld so far, plus one per flow it used.
+func (f *fakeSentinel) grantOwed(child string) {
+	f.mu.Lock()
+	c := f.children[child]
+	var owed []string
+	if c != nil {
+		owed, c.owed = c.owed, nil
+	}
+	f.mu.Unlock()
+	for _, flow := range owed {
+		f.sendCredit(context.Background(), c, flow)
+	}
+}
+
+func (f *fakeSentinel) childIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.children {
+		ids = append(ids, id)
+	}
+	return ids
 }

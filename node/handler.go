@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // handle runs one request in its own goroutine and sends the reply (or stream items) back to
 // the request's replyTo with its corrId and traceId.
-func (n *Node) handle(r *registration, env *envelope.Envelope) {
+// A request that came over a secure channel is answered over the same channel.
+func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Channel) {
 	defer n.wg.Done()
 	f, err := env.DecodeFrame()
 	if err != nil {
@@ -27,7 +29,7 @@ func (n *Node) handle(r *registration, env *envelope.Envelope) {
 		if env.ReplyTo == "" {
 			return nil // a notification: nobody to answer
 		}
-		return n.sendReply(env, p)
+		return n.sendReply(env, p, ch)
 	}
 	fail := func(e *RemoteError) {
 		if p, err := encodeError(id, e); err == nil {
@@ -123,7 +125,7 @@ func callStream(ctx context.Context, f StreamFunc, p json.RawMessage, emit func(
 
 // sendReply sends one reply envelope for req. Under at-least-once it asks for an ACK and
 // re-sends (same envelope id, so the caller dedupes) until acknowledged.
-func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage) error {
+func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *security.Channel) error {
 	alo := n.cfg.Delivery == AtLeastOnce
 	id := envelope.NewID()
 	build := func(s *session) (*envelope.Envelope, error) {
@@ -147,7 +149,7 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage) error 
 		if err != nil {
 			return err
 		}
-		return n.sendOn(ctx, s, env)
+		return n.sendSecured(ctx, s, env, n.replyChannel(ch))
 	}
 	w := n.pend.add("")
 	defer n.pend.remove(w)
@@ -162,7 +164,7 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage) error 
 		if err != nil {
 			return err
 		}
-		if err := n.sendOn(ctx, s, env); err != nil && err != errSessionLost {
+		if err := n.sendSecured(ctx, s, env, n.replyChannel(ch)); err != nil && err != errSessionLost {
 			return err
 		}
 		acked, nack, err := n.awaitAck(ctx, w, pol.delay(attempt, jitter))
@@ -224,4 +226,16 @@ func jitter(max time.Duration) time.Duration {
 		return 0
 	}
 	return rand.N(max)
+}
+
+// replyChannel is ch while it is still open (a SecureClose may have come meanwhile; then
+// the reply goes in plaintext, which strict-overlay accepts).
+func (n *Node) replyChannel(ch *security.Channel) *security.Channel {
+	if ch == nil || n.sec == nil {
+		return nil
+	}
+	if cur, ok := n.sec.channels.table.Get(ch.CID()); ok && !cur.NeedsRekey() {
+		return cur
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // Node is one attached FAME node. All methods are safe for concurrent use.
@@ -30,6 +31,7 @@ type Node struct {
 	closed  bool
 	rebindC chan struct{} // routing epoch changed: re-bind everything
 
+	sec    *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
 	pend   *pendingTable
 	seen   *lru.Cache[string, struct{}] // recently received Data envelope ids
 	showMu sync.Mutex
@@ -52,6 +54,11 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		pend:    newPendingTable(),
 	}
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
+	sec, err := newNodeSecurity(&n.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	n.sec = sec
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	s, err := n.dial(ctx)
 	if err != nil {
@@ -205,15 +212,62 @@ func (n *Node) session(ctx context.Context) (*session, error) {
 	}
 }
 
-// sendOn runs the outbound hooks and queues env on s.
+// sendOn runs the outbound hooks, signs (overlay profiles) and queues env on s.
 func (n *Node) sendOn(ctx context.Context, s *session, env *envelope.Envelope) error {
+	return n.sendSecured(ctx, s, env, nil)
+}
+
+// sendSecured is sendOn that also encrypts a Data payload over ch (sign first: pd is the
+// plaintext digest). ErrChannelExhausted means the channel must be replaced.
+func (n *Node) sendSecured(ctx context.Context, s *session, env *envelope.Envelope, ch *security.Channel) error {
+	if err := n.prepare(s, env, ch); err != nil {
+		return err
+	}
+	return s.enqueue(ctx, outItem{env: env})
+}
+
+// post queues an envelope from the reader goroutine, which must never block: when the
+// queue is full the envelope is dropped (the peer re-sends or times out).
+func (n *Node) post(s *session, env *envelope.Envelope) {
+	if err := n.prepare(s, env, nil); err != nil {
+		n.log.Warn("not sent", "type", env.FrameType(), "err", err)
+		return
+	}
+	select {
+	case s.sendq <- outItem{env: env}:
+	default:
+		n.log.Warn("send queue full, dropped", "type", env.FrameType(), "id", env.ID)
+	}
+}
+
+func (n *Node) prepare(s *session, env *envelope.Envelope, ch *security.Channel) error {
 	if env.FlowID == "" {
 		env.FlowID = s.flowID
 	}
 	if err := n.runHooks(n.cfg.Outbound, env); err != nil {
 		return fmt.Errorf("node: outbound hook: %w", err)
 	}
-	return s.enqueue(ctx, outItem{env: env})
+	if n.sec == nil {
+		return nil
+	}
+	if err := n.sec.sign(env); err != nil {
+		return err
+	}
+	if ch != nil {
+		if err := ch.EncryptEnvelope(env); err != nil {
+			return fmt.Errorf("node: encrypt for %s: %w", env.To, err)
+		}
+	}
+	return nil
+}
+
+// outboundChannel is the channel a request to dest goes over, nil for plaintext. Sealed
+// encryption is not implemented for sending: that level uses a channel too.
+func (n *Node) outboundChannel(ctx context.Context, s *session, dest string) (*security.Channel, error) {
+	if n.sec == nil || n.sec.level == security.LevelPlaintext {
+		return nil, nil
+	}
+	return n.channelFor(ctx, s, dest)
 }
 
 func (n *Node) runHooks(hooks []EnvelopeHook, env *envelope.Envelope) error {

@@ -11,12 +11,15 @@ const (
 	evReply eventKind = iota // a Data reply (or stream item) with the call's corrId
 	evAck                    // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
 	evNack                   // a negative ack
+	evFail                   // the exchange cannot complete (err says why)
+	evReopen                 // the secure channel the request went over was closed
 )
 
 type event struct {
 	kind    eventKind
 	payload json.RawMessage
 	nack    *NackError
+	err     error
 }
 
 // maxQueued bounds a mailbox: a stream whose consumer stopped reading must not grow without
@@ -31,7 +34,14 @@ type waiter struct {
 	envIDs []string // every envelope id this exchange sent (acks and nacks refer to them)
 	queue  []event
 	over   bool
+	cid    string // secure channel of the last request sent (channel encryption)
 	notify chan struct{}
+}
+
+func (w *waiter) setCID(cid string) {
+	w.mu.Lock()
+	w.cid = cid
+	w.mu.Unlock()
 }
 
 func (w *waiter) push(ev event) {
@@ -125,4 +135,21 @@ func (t *pendingTable) size() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return len(t.byCorr) + len(t.byEnv)
+}
+
+// channelClosed tells every exchange whose request went over channel cid.
+func (t *pendingTable) channelClosed(cid string) {
+	t.mu.Lock()
+	var hit []*waiter
+	for _, w := range t.byCorr {
+		w.mu.Lock()
+		if w.cid == cid {
+			hit = append(hit, w)
+		}
+		w.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, w := range hit {
+		w.push(event{kind: evReopen})
+	}
 }

@@ -52,6 +52,9 @@ type session struct {
 	credits       *lru.Cache[string, int] // reader-owned counters per received flowId
 	grants        *creditGrants           // CreditUpdates received, for the writer
 	pendingCredit []*envelope.Envelope    // credits earned during attach, sent by start
+
+	waits keyWaits // envelopes waiting for an unknown signing key
+	aft   bool     // pool replica whose sentinel enabled AFT stickiness
 }
 
 // dial opens the socket, runs the attach handshake and returns a session that is not yet
@@ -78,12 +81,25 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	s := &session{n: n, conn: conn, flowID: envelope.NewID(), traceID: envelope.NewID()}
 	s.credits, _ = lru.New[string, int](creditFlows)
 	s.grants = newCreditGrants()
+	s.waits.kids = map[string]*keyWait{}
 	ack, err := s.attach(ctx)
 	if err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
 	s.assignedPath = ack.AssignedPath
+	if ns := n.sec; ns != nil {
+		parent := ack.TargetPhysicalPath
+		if parent == "" {
+			parent = ack.TargetPhysicalPathSnake
+		}
+		if len(ack.Keys) > 0 {
+			if _, err := ns.keys.AddRaw(ack.Keys, parent); err != nil {
+				n.log.Warn("some sentinel keys were invalid", "err", err)
+			}
+		}
+		s.aft = isReplica(cfg.RequestedLogicals) && aftEnabled(ack.Stickiness)
+	}
 	s.sid = envelope.SecureDigest(ack.AssignedPath)
 	s.sysInbox = "__sys__@" + ack.AssignedPath
 	s.rpcInbox = "__rpc__" + n.rpcID + "@" + ack.AssignedPath
@@ -103,6 +119,18 @@ func (s *session) attach(ctx context.Context) (*envelope.NodeAttachAck, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	if ns := s.n.sec; ns != nil {
+		f := &envelope.NodeAttach{OriginType: "downstream", SystemID: cfg.SystemID, InstanceID: envelope.NewID(), AcceptedLogicals: cfg.RequestedLogicals}
+		if f.Keys, err = ns.attachKeys(); err != nil {
+			return nil, fmt.Errorf("node: attach keys: %w", err)
+		}
+		if isReplica(cfg.RequestedLogicals) {
+			f.Stickiness = stickinessOffer
+		}
+		if env, err = envelope.New(f); err != nil {
+			return nil, err
+		}
 	}
 	env.TraceID, env.CorrID, env.FlowID = envelope.NewID(), envelope.NewID(), s.flowID
 	env.SeqID, env.FlowFlags = 0, envelope.FlowSyn
@@ -183,6 +211,10 @@ func (s *session) start() {
 	go s.readLoop()
 	go s.writeLoop()
 	go s.heartbeatLoop()
+	if s.n.sec != nil {
+		s.wg.Add(1)
+		go s.keyLoop()
+	}
 }
 
 // fail ends the session (first cause wins); the supervisor then reconnects.
@@ -303,7 +335,7 @@ func (s *session) readLoop() {
 			continue
 		}
 		s.countCredit(env)
-		s.n.dispatch(s, env)
+		s.receive(env)
 	}
 }
 

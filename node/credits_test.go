@@ -1,0 +1,91 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// sentOnFlow counts the non-CreditUpdate envelopes the sentinel got from child on its
+// session flow (the one NodeAttach opened).
+func sentOnFlow(f *fakeSentinel, child string) int {
+	got := f.received(child)
+	if len(got) == 0 {
+		return 0
+	}
+	flow, n := got[0].FlowID, 0
+	for _, e := range got {
+		if e.FlowID == flow && e.FrameType() != envelope.TypeCreditUpdate {
+			n++
+		}
+	}
+	return n
+}
+
+func TestSenderHoldsAtZeroCreditsAndResumes(t *testing.T) {
+	f := newFakeSentinel(t)
+	_, client := agentAndClient(t, f, nil)
+	f.noCredits.Store(true)
+	const calls = 60
+	errs := make(chan error, calls)
+	for i := 0; i < calls; i++ {
+		go func() {
+			var sum int
+			err := client.Call(context.Background(), "math@fame.fabric", "add", map[string]int{"x": i, "y": 1}, &sum)
+			if err == nil && sum != i+1 {
+				t.Errorf("add(%d, 1) = %d", i, sum)
+			}
+			errs <- err
+		}()
+	}
+	waitFor(t, "the client to spend its window", func() bool { return sentOnFlow(f, client.SystemID()) >= creditWindow })
+	time.Sleep(150 * time.Millisecond)
+	if got := sentOnFlow(f, client.SystemID()); got != creditWindow {
+		t.Fatalf("client sent %d envelopes on its flow without a CreditUpdate, want exactly %d", got, creditWindow)
+	}
+	f.noCredits.Store(false)
+	for _, id := range f.childIDs() {
+		f.grantOwed(id)
+	}
+	for i := 0; i < calls; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("call: %v", err)
+		}
+	}
+	if got := sentOnFlow(f, client.SystemID()); got != calls+1 {
+		t.Errorf("client sent %d envelopes on its flow, want %d (attach + calls)", got, calls+1)
+	}
+}
+
+func TestSenderCreditsUnit(t *testing.T) {
+	mk := func(flow string) outItem {
+		e, _ := envelope.New(&envelope.Data{})
+		e.FlowID = flow
+		return outItem{env: e}
+	}
+	c := newSenderCredits()
+	for i := 0; i < creditWindow; i++ {
+		if !c.admit(mk("a")) {
+			t.Fatalf("envelope %d held with credits left", i)
+		}
+	}
+	if c.admit(mk("a")) || c.admit(mk("a")) {
+		t.Fatal("envelope sent at zero credits")
+	}
+	if !c.admit(mk("b")) {
+		t.Fatal("another flow was held by flow a's exhaustion")
+	}
+	cu, _ := envelope.New(&envelope.CreditUpdate{FlowID: "x", Credits: 32})
+	cu.FlowID = "a"
+	if !c.admit(outItem{env: cu}) {
+		t.Fatal("a CreditUpdate was held")
+	}
+	if out := c.grant(map[string]int{"a": 1}); len(out) != 1 || c.nHeld != 1 {
+		t.Fatalf("grant 1 released %d (held %d), want 1 (1)", len(out), c.nHeld)
+	}
+	if out := c.grant(map[string]int{"a": 100}); len(out) != 1 || c.nHeld != 0 || c.credits["a"] != creditWindow-1 {
+		t.Fatalf("big grant released %d, held %d, credits %d; want 1, 0, %d (clamped)", len(out), c.nHeld, c.credits["a"], creditWindow-1)
+	}
+}

@@ -1,0 +1,134 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+)
+
+// ErrUnknownKey: a reply was signed with a key the sentinel never announced after every
+// KeyRequest attempt (the call fails instead of hanging, unlike the reference).
+var ErrUnknownKey = errors.New("node: signing key of the sender is unknown")
+
+// nodeSecurity is the node's part of the overlay profiles: its keys, the key directory it
+// verifies with, channels and replay refusal. nil on open and gated nodes.
+type nodeSecurity struct {
+	profile  security.Profile
+	level    security.Level
+	signer   *security.Signer
+	encKey   security.X25519KeyPair
+	encKid   string
+	keys     *security.KeyStore
+	replay   *security.ReplayGuard
+	channels *channels
+}
+
+// newNodeSecurity makes the node's per-process keys (ephemeral, as the reference's are).
+func newNodeSecurity(cfg *Config) (*nodeSecurity, error) {
+	p, err := security.ParseProfile(cfg.SecurityProfile)
+	if err != nil {
+		return nil, err
+	}
+	if !p.SignsOutbound() {
+		return nil, nil
+	}
+	ns := &nodeSecurity{profile: p, level: p.DefaultEncryptionLevel()}
+	if cfg.EncryptionLevel != "" {
+		if ns.level, err = security.ParseLevel(cfg.EncryptionLevel); err != nil {
+			return nil, err
+		}
+	}
+	priv, err := security.NewNodeKey()
+	if err != nil {
+		return nil, fmt.Errorf("node: signing key: %w", err)
+	}
+	ns.signer = &security.Signer{Key: priv, Kid: envelope.NewID()}
+	if ns.encKey, err = security.NewX25519Key(nil); err != nil {
+		return nil, fmt.Errorf("node: encryption key: %w", err)
+	}
+	ns.encKid = envelope.NewID()
+	ns.keys = security.NewKeyStore(security.KeyStoreOptions{})
+	if ns.replay, err = security.NewReplayGuard(1<<16, 10*time.Minute, nil); err != nil {
+		return nil, err
+	}
+	ns.channels = newChannels(cfg.Channel)
+	return ns, nil
+}
+
+// attachKeys are the public JWKs sent in NodeAttach.keys.
+func (ns *nodeSecurity) attachKeys() ([]json.RawMessage, error) {
+	sig, err := json.Marshal(security.SigningJWK(ns.signer.Key.Public().(ed25519.PublicKey), ns.signer.Kid))
+	if err != nil {
+		return nil, err
+	}
+	enc, err := json.Marshal(security.EncryptionJWK(ns.encKey.Public, ns.encKid))
+	if err != nil {
+		return nil, err
+	}
+	return []json.RawMessage{sig, enc}, nil
+}
+
+// stickinessOffer is what a pool replica offers in NodeAttach (security.md §8.2).
+var stickinessOffer = json.RawMessage(`{"mode":"aft","supportedModes":["aft","attr"],"version":1}`)
+
+// isReplica: the node requested a wildcard logical, so it joins pools and mints AFTs.
+func isReplica(logicals []string) bool {
+	for _, l := range logicals {
+		if strings.HasPrefix(l, "*.") {
+			return true
+		}
+	}
+	return false
+}
+
+// aftEnabled reads the sentinel's stickiness answer: AFTs are minted only when it answered
+// and neither disabled them nor chose another mode.
+func aftEnabled(raw json.RawMessage) bool {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false
+	}
+	var st struct {
+		Mode    string `json:"mode"`
+		Enabled *bool  `json:"enabled"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return false
+	}
+	return (st.Enabled == nil || *st.Enabled) && (st.Mode == "" || st.Mode == "aft")
+}
+
+// sign signs an envelope this node originates (CreditUpdates have no sid and stay unsigned,
+// as hop-local connector traffic).
+func (ns *nodeSecurity) sign(env *envelope.Envelope) error {
+	if env.SID == "" || env.FrameType() == envelope.TypeCreditUpdate {
+		return nil
+	}
+	if err := ns.signer.Sign(env); err != nil {
+		return fmt.Errorf("node: sign %s: %w", env.FrameType(), err)
+	}
+	return nil
+}
+
+// exempt lists what the sentinel sends unsigned: the attach answer, heartbeat acks and
+// connector credit grants.
+func exemptFromSignature(frameType string) bool {
+	switch frameType {
+	case envelope.TypeNodeAttachAck, envelope.TypeNodeHeartbeatAck, envelope.TypeCreditUpdate:
+		return true
+	}
+	return false
+}
+
+// Nack codes of the reference's final-delivery checks (security.md §2.3).
+const (
+	codeSignatureRequired     = "signature_required"
+	codeSignatureFailed       = "signature_verification_failed"
+	codeCryptoLevelViolation  = "crypto_level_violation"
+	codeChannelHandshakeError = "channel_handshake_failed"
+)
