@@ -41,18 +41,18 @@ type conn struct {
 	flowID    string // the sentinel's own flow on this connection
 	principal *Principal
 
-	out       chan []byte
+	out       chan *[]byte
 	done      chan struct{}
 	closeOnce sync.Once
 	closeWhy  atomic.Value // string
 
 	seqMu sync.Mutex
-	seq   map[string]int64
+	seq   map[string]*int64 // pointer values: incrementing needs only a lookup, which does not allocate
 
 	recvCredits map[string]int
 
 	pendMu  sync.Mutex
-	pending map[string]pendingReq // corrId -> request routed to this peer, awaiting its reply
+	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply
 
 	sessions   atomic.Int64 // sticky sessions bound to this peer (load for the balancer)
 	attachedAt time.Time
@@ -65,15 +65,48 @@ type pendingReq struct {
 	id, traceID, replyTo, to, frameType, corrID, cid string
 }
 
+// packedReq is how a pendingReq is kept while it waits: its fields share one string, so that
+// remembering a request costs one allocation instead of seven.
+type packedReq struct {
+	all string
+	end [7]uint32
+}
+
+func packReq(h *envelope.Header) packedReq {
+	parts := [7][]byte{h.ID, h.TraceID, h.ReplyTo, h.To, h.FrameType, h.CorrID, h.FrameCID}
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	var p packedReq
+	for i, part := range parts {
+		b = append(b, part...)
+		p.end[i] = uint32(len(b))
+	}
+	p.all = string(b)
+	return p
+}
+
+func (p packedReq) unpack() pendingReq {
+	var f [7]string
+	start := uint32(0)
+	for i, e := range p.end {
+		f[i] = p.all[start:e]
+		start = e
+	}
+	return pendingReq{id: f[0], traceID: f[1], replyTo: f[2], to: f[3], frameType: f[4], corrID: f[5], cid: f[6]}
+}
+
 func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
 	c := &conn{
 		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
 		flowID:      envelope.NewID(),
-		out:         make(chan []byte, s.opts.SendQueue),
+		out:         make(chan *[]byte, s.opts.SendQueue),
 		done:        make(chan struct{}),
-		seq:         map[string]int64{},
+		seq:         map[string]*int64{},
 		recvCredits: map[string]int{},
-		pending:     map[string]pendingReq{},
+		pending:     map[string]packedReq{},
 	}
 	c.log = s.log.With("peer", urlID, "remote", remote)
 	return c
@@ -81,16 +114,17 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 
 // stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
 func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
-	n, ok := c.seq[string(flowID)]
-	if !ok {
-		if len(c.seq) >= maxFlowsPerConn {
-			clear(c.seq)
-		}
-		c.seq[string(flowID)] = 1
-		return 0, envelope.FlowSyn
+	if n := c.seq[string(flowID)]; n != nil {
+		v := *n
+		*n = v + 1
+		return v, 0
 	}
-	c.seq[string(flowID)] = n + 1
-	return n, 0
+	if len(c.seq) >= maxFlowsPerConn {
+		clear(c.seq)
+	}
+	one := int64(1)
+	c.seq[string(flowID)] = &one
+	return 0, envelope.FlowSyn
 }
 
 // forward re-stamps a received envelope for this connection and queues it.
@@ -98,8 +132,9 @@ func (c *conn) forward(msg []byte, h *envelope.Header) bool {
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
 	seq, flags := c.stampLocked(h.FlowID)
-	out := envelope.Restamp(make([]byte, 0, len(msg)+24), msg, h, seq, flags)
-	return c.enqueueLocked(out)
+	bp := getBuf()
+	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
+	return c.enqueueLocked(bp)
 }
 
 // sendOwn sends an envelope the sentinel originates on this connection's sentinel flow.
@@ -115,12 +150,15 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 		flags = flagsOverride
 	}
 	e.SeqID, e.FlowFlags = seq, flags
-	b, err := e.Marshal()
+	bp := getBuf()
+	b, err := e.AppendMarshal((*bp)[:0])
 	if err != nil {
+		putBuf(bp)
 		c.log.Error("encode own envelope", "frame", e.FrameType(), "err", err)
 		return false
 	}
-	return c.enqueueLocked(b)
+	*bp = b
+	return c.enqueueLocked(bp)
 }
 
 // sendCredit refills a flow this peer sends on. CreditUpdates do not advance the counter.
@@ -128,20 +166,24 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	raw, _ := envelope.EncodeFrame(&envelope.CreditUpdate{FlowID: flowID, Credits: creditWindow})
 	e := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), TraceID: traceID,
 		FlowID: flowID, SeqID: 0, FlowFlags: envelope.FlowAck, Frame: raw, TS: envelope.Now()}
-	b, err := e.Marshal()
+	bp := getBuf()
+	b, err := e.AppendMarshal((*bp)[:0])
 	if err != nil {
+		putBuf(bp)
 		return
 	}
+	*bp = b
 	c.seqMu.Lock()
-	c.enqueueLocked(b)
+	c.enqueueLocked(bp)
 	c.seqMu.Unlock()
 }
 
 // enqueueLocked never blocks: a peer whose queue is full is too slow to keep and is
 // disconnected, so that it cannot stall the senders routing to it.
-func (c *conn) enqueueLocked(b []byte) bool {
+func (c *conn) enqueueLocked(b *[]byte) bool {
 	select {
 	case <-c.done:
+		putBuf(b)
 		return false
 	default:
 	}
@@ -149,6 +191,7 @@ func (c *conn) enqueueLocked(b []byte) bool {
 	case c.out <- b:
 		return true
 	default:
+		putBuf(b)
 		c.s.metrics.queueDrops.Inc()
 		go c.close(websocket.StatusPolicyViolation, "send queue full: peer too slow")
 		return false
@@ -162,18 +205,20 @@ func (c *conn) writer() {
 		select {
 		case <-c.done:
 			return
-		case b := <-c.out:
+		case bp := <-c.out:
 			ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageBinary, b)
+			err := c.ws.Write(ctx, websocket.MessageBinary, *bp)
 			cancel()
 			if err != nil {
+				putBuf(bp)
 				c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
 				return
 			}
 			c.tx.Add(1)
 			if c.s.opts.ShowEnvelopes {
-				c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", b)
+				c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *bp)
 			}
+			putBuf(bp)
 		}
 	}
 }
@@ -243,9 +288,8 @@ func (c *conn) trackPending(h *envelope.Header) {
 	}
 	c.pendMu.Lock()
 	if len(c.pending) < maxPendingPerConn {
-		c.pending[string(h.CorrID)] = pendingReq{id: string(h.ID), traceID: string(h.TraceID),
-			replyTo: string(h.ReplyTo), to: string(h.To), frameType: string(h.FrameType),
-			corrID: string(h.CorrID), cid: string(h.FrameCID)}
+		p := packReq(h)
+		c.pending[p.unpack().corrID] = p
 	}
 	c.pendMu.Unlock()
 }
@@ -267,7 +311,7 @@ func (c *conn) takePending() []pendingReq {
 	defer c.pendMu.Unlock()
 	out := make([]pendingReq, 0, len(c.pending))
 	for _, p := range c.pending {
-		out = append(out, p)
+		out = append(out, p.unpack())
 	}
 	clear(c.pending)
 	return out
@@ -277,4 +321,20 @@ var errAttach = errors.New("attach refused")
 
 func attachErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errAttach}, args...)...)
+}
+
+// Outbound buffers are pooled: the writer returns each one after the socket write, so the
+// forward path does not allocate a fresh copy of every envelope.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > maxPooledBuf {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
 }

@@ -3,6 +3,7 @@ package sentinel
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fame-go/fame/balancer"
@@ -132,19 +133,26 @@ func (r *stickyRouter) note(c *conn, h *envelope.Header) {
 }
 
 func (r *stickyRouter) balance(members []*conn, key []byte) *conn {
-	ms := make([]balancer.Member, len(members))
-	for i, m := range members {
-		ms[i] = balancer.Member{ID: m.systemID}
+	mp := memberPool.Get().(*[]balancer.Member)
+	ms := (*mp)[:0]
+	for _, m := range members {
+		mb := balancer.Member{ID: m.systemID}
 		if r.table != nil {
-			ms[i].Load = int64(r.table.SessionsOn(m.systemID))
+			mb.Load = int64(r.table.SessionsOn(m.systemID))
 		}
+		ms = append(ms, mb)
 	}
 	id, ok := r.s.lb.Pick(string(key), ms)
+	*mp = ms
+	memberPool.Put(mp)
 	if !ok {
 		return nil
 	}
 	return memberByID(members, id)
 }
+
+// memberPool recycles the member lists handed to the balancer (one per pick without stickiness).
+var memberPool = sync.Pool{New: func() any { s := make([]balancer.Member, 0, 16); return &s }}
 
 func memberByID(members []*conn, id string) *conn {
 	for _, m := range members {
