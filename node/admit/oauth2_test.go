@@ -277,4 +277,3 @@ func TestParseTokenResponseExpiry(t *testing.T) {
 		}
 	}
 }
-
