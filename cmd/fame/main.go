@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -99,6 +100,8 @@ func runSentinel(ctx context.Context, args []string) error {
 	path := fs.String("c", os.Getenv("FAME_CONFIG"), "config file (default: built-in defaults with FAME_* variables)")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (useful with port 0)")
+	tlsCert := fs.String("tls-cert", os.Getenv("FAME_TLS_CERT_FILE"), "serve WSS/HTTPS with this certificate chain (PEM)")
+	tlsKey := fs.String("tls-key", os.Getenv("FAME_TLS_KEY_FILE"), "private key for -tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,6 +120,14 @@ func runSentinel(ctx context.Context, args []string) error {
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if *tlsCert != "" || *tlsKey != "" {
+		pair, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		// WebSocket upgrades need HTTP/1.1, so ALPN offers only that.
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
 	}
 	if *addrFile != "" {
 		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
