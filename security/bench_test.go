@@ -26,6 +26,7 @@ func BenchmarkCanonicalJSON(b *testing.B) {
 	p := benchPayload()
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, err := CanonicalJSON(p); err != nil {
 			b.Fatal(err)
@@ -37,6 +38,7 @@ func BenchmarkSign(b *testing.B) {
 	s := &Signer{Key: testSeedKey(), Kid: "k"}
 	tmpl := benchEnvelope(b)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		env := *tmpl
 		if err := s.Sign(&env); err != nil {
@@ -57,6 +59,7 @@ func BenchmarkVerify(b *testing.B) {
 	env := benchSigned(b)
 	pub := testSeedKey().Public().(ed25519.PublicKey)
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if err := Verify(env, pub); err != nil {
 			b.Fatal(err)
@@ -72,6 +75,7 @@ func BenchmarkVerifyShallow(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, err := ks.Verify(env, true); err != nil {
 			b.Fatal(err)
@@ -84,6 +88,7 @@ func BenchmarkSeal(b *testing.B) {
 	p := benchPayload()
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, _, err := Seal(p, "json", r.Public, "k", nil); err != nil {
 			b.Fatal(err)
@@ -100,6 +105,7 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, _, err := Open(ct, enc, r.Private); err != nil {
 			b.Fatal(err)
@@ -112,6 +118,7 @@ func BenchmarkChannelEncrypt(b *testing.B) {
 	p := benchPayload()
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, _, err := cli.Encrypt(p); err != nil {
 			b.Fatal(err)
@@ -128,6 +135,7 @@ func BenchmarkChannelDecrypt(b *testing.B) {
 	}
 	b.SetBytes(int64(len(p)))
 	b.ReportAllocs()
+	defer cpuMetric(b)()
 	for b.Loop() {
 		if _, err := srv.Decrypt(ct, enc); err != nil {
 			b.Fatal(err)

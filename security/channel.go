@@ -182,15 +182,9 @@ func (c *Channel) Encrypt(payload json.RawMessage) (string, envelope.Encryption,
 	if c.NeedsRekey() {
 		return "", envelope.Encryption{}, fmt.Errorf("%w: %s", ErrChannelExhausted, c.cid)
 	}
-	v, err := parseJSON(payload)
+	pt, err := channelPlaintext(payload)
 	if err != nil {
 		return "", envelope.Encryption{}, fmt.Errorf("channel encrypt: %w", err)
-	}
-	var pt []byte
-	if v.kind == kindString {
-		pt = []byte(v.s)
-	} else {
-		pt = v.appendTo(nil, &pyCompactOpts)
 	}
 	var nonce [chacha20poly1305.NonceSize]byte
 	if _, err := io.ReadFull(c.opts.Rand, nonce[:]); err != nil {
@@ -199,6 +193,22 @@ func (c *Channel) Encrypt(payload json.RawMessage) (string, envelope.Encryption,
 	c.used.Add(1)
 	ct := c.aead.Seal(nil, nonce[:], pt, []byte(c.cid))
 	return base64.StdEncoding.EncodeToString(ct), envelope.Encryption{Alg: EncAlgChannel, Kid: c.cid, Val: hex.EncodeToString(nonce[:])}, nil
+}
+
+// channelPlaintext is the text the reference encrypts: the decoded text of a JSON string,
+// otherwise Python's compact json.dumps of the value.
+func channelPlaintext(payload json.RawMessage) ([]byte, error) {
+	if p := skipWS(payload, 0); p < len(payload) && payload[p] == '"' {
+		s, end, err := readString(nil, payload, p, strDecoded)
+		if err == nil && skipWS(payload, end) != len(payload) {
+			err = fmt.Errorf("trailing data after JSON value at offset %d", end)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCanonical, err)
+		}
+		return s, nil
+	}
+	return appendEncoded(nil, payload, &pyCompactOpts)
 }
 
 // Decrypt opens a channel payload. The plaintext is returned as JSON: parsed JSON when it is

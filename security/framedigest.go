@@ -14,7 +14,10 @@ func PayloadDigest(payload json.RawMessage, style NumberStyle) (string, error) {
 	if len(payload) == 0 || isJSONNull(payload) {
 		return SecureDigest(""), nil
 	}
-	c, err := CanonicalJSONStyle(payload, style)
+	buf := getBuf()
+	defer putBuf(buf)
+	c, err := AppendCanonicalJSON((*buf)[:0], payload, style)
+	*buf = c
 	if err != nil {
 		return "", fmt.Errorf("payload digest: %w", err)
 	}
@@ -26,12 +29,14 @@ func PayloadDigest(payload json.RawMessage, style NumberStyle) (string, error) {
 // what the TS runtime computes, and what Python computes whenever the sender wrote the model
 // defaults explicitly (our Signer makes sure it does, see normalizeFrame).
 func FrameDigest(frame json.RawMessage) (string, error) {
-	v, err := parseJSON(frame)
+	buf := getBuf()
+	defer putBuf(buf)
+	c, err := appendEncoded((*buf)[:0], frame, &frameDigestOpts)
+	*buf = c
 	if err != nil {
 		return "", fmt.Errorf("frame digest: %w", err)
 	}
-	nv := v.withoutNulls()
-	return SecureDigestBytes(nv.appendTo(nil, &canonicalOpts)), nil
+	return SecureDigestBytes(c), nil
 }
 
 // ackFrames are the frames that extend DeliveryAck and therefore default ok to true.

@@ -1,9 +1,9 @@
 package security
 
 import (
+	"bytes"
 	"math"
 	"strconv"
-	"strings"
 )
 
 // NumberStyle selects how JSON numbers are printed in canonical form.
@@ -22,118 +22,136 @@ const (
 	JSNumbers
 )
 
-// formatNumber turns the wire text of a JSON number into its canonical spelling.
-func formatNumber(text string, style NumberStyle) string {
+// appendNumber appends the canonical spelling of the JSON number text (already validated).
+func appendNumber(dst, text []byte, style NumberStyle) []byte {
 	if style == JSNumbers {
-		f, _ := strconv.ParseFloat(text, 64) // the decoder already validated the syntax
-		return jsNumber(f)
+		return appendJSNumber(dst, parseFloat(text))
 	}
-	if !strings.ContainsAny(text, ".eE") {
-		if text == "-0" {
-			return "0"
+	if bytes.IndexAny(text, ".eE") < 0 {
+		if string(text) == "-0" {
+			return append(dst, '0')
 		}
-		return text
+		return append(dst, text...)
 	}
-	f, _ := strconv.ParseFloat(text, 64) // overflow yields ±Inf, which Python also produces
-	return pyFloatRepr(f)
+	return appendPyFloat(dst, parseFloat(text)) // overflow yields ±Inf, which Python also produces
 }
 
-// shortestDigits returns the shortest round-trip decimal digits of |f| and the position of
-// the decimal point relative to them (value = 0.d1d2... * 10^decpt).
-func shortestDigits(f float64) (digits string, decpt int) {
-	s := strconv.FormatFloat(math.Abs(f), 'e', -1, 64) // d.ddddde±XX
-	mant, exp, _ := strings.Cut(s, "e")
-	e, _ := strconv.Atoi(exp)
-	return strings.Replace(mant, ".", "", 1), e + 1
+// parseFloat parses validated JSON number text; the string conversion stays on the stack
+// for the short numbers seen in practice.
+func parseFloat(text []byte) float64 {
+	f, _ := strconv.ParseFloat(string(text), 64)
+	return f
 }
 
-func pyFloatRepr(f float64) string {
+// shortestDigits writes the shortest round-trip decimal digits of |f| into buf and returns
+// them with the position of the decimal point relative to them (value = 0.d1d2... * 10^decpt).
+func shortestDigits(buf *[32]byte, f float64) (digits []byte, decpt int) {
+	s := strconv.AppendFloat(buf[:0], math.Abs(f), 'e', -1, 64) // d.ddddde±XX
+	e := bytes.IndexByte(s, 'e')
+	exp := 0
+	for _, c := range s[e+2:] {
+		exp = exp*10 + int(c-'0')
+	}
+	if s[e+1] == '-' {
+		exp = -exp
+	}
+	digits = s[:e]
+	if len(digits) > 1 { // drop the '.' after the first digit
+		copy(digits[1:], digits[2:])
+		digits = digits[:len(digits)-1]
+	}
+	return digits, exp + 1
+}
+
+func appendZeros(dst []byte, n int) []byte {
+	for ; n > 0; n-- {
+		dst = append(dst, '0')
+	}
+	return dst
+}
+
+func appendPyFloat(dst []byte, f float64) []byte {
 	switch {
 	case math.IsInf(f, 1):
-		return "Infinity"
+		return append(dst, "Infinity"...)
 	case math.IsInf(f, -1):
-		return "-Infinity"
+		return append(dst, "-Infinity"...)
 	case math.IsNaN(f):
-		return "NaN"
+		return append(dst, "NaN"...)
 	case f == 0:
 		if math.Signbit(f) {
-			return "-0.0"
+			return append(dst, "-0.0"...)
 		}
-		return "0.0"
+		return append(dst, "0.0"...)
 	}
-	digits, decpt := shortestDigits(f)
-	var b strings.Builder
+	var buf [32]byte
+	digits, decpt := shortestDigits(&buf, f)
 	if f < 0 {
-		b.WriteByte('-')
+		dst = append(dst, '-')
 	}
 	if -4 < decpt && decpt <= 16 {
 		switch {
 		case decpt <= 0:
-			b.WriteString("0.")
-			b.WriteString(strings.Repeat("0", -decpt))
-			b.WriteString(digits)
+			dst = append(dst, "0."...)
+			dst = appendZeros(dst, -decpt)
+			return append(dst, digits...)
 		case decpt < len(digits):
-			b.WriteString(digits[:decpt])
-			b.WriteByte('.')
-			b.WriteString(digits[decpt:])
+			dst = append(dst, digits[:decpt]...)
+			dst = append(dst, '.')
+			return append(dst, digits[decpt:]...)
 		default:
-			b.WriteString(digits)
-			b.WriteString(strings.Repeat("0", decpt-len(digits)))
-			b.WriteString(".0")
+			dst = append(dst, digits...)
+			dst = appendZeros(dst, decpt-len(digits))
+			return append(dst, ".0"...)
 		}
-		return b.String()
 	}
-	writeSci(&b, digits, decpt-1, 2)
-	return b.String()
+	return appendSci(dst, digits, decpt-1, 2)
 }
 
-func jsNumber(f float64) string {
+func appendJSNumber(dst []byte, f float64) []byte {
 	switch {
 	case math.IsInf(f, 0) || math.IsNaN(f):
-		return "null"
+		return append(dst, "null"...)
 	case f == 0:
-		return "0"
+		return append(dst, '0')
 	}
-	digits, n := shortestDigits(f)
+	var buf [32]byte
+	digits, n := shortestDigits(&buf, f)
 	k := len(digits)
-	var b strings.Builder
 	if f < 0 {
-		b.WriteByte('-')
+		dst = append(dst, '-')
 	}
 	switch {
 	case k <= n && n <= 21:
-		b.WriteString(digits)
-		b.WriteString(strings.Repeat("0", n-k))
+		dst = append(dst, digits...)
+		return appendZeros(dst, n-k)
 	case 0 < n && n <= 21:
-		b.WriteString(digits[:n])
-		b.WriteByte('.')
-		b.WriteString(digits[n:])
+		dst = append(dst, digits[:n]...)
+		dst = append(dst, '.')
+		return append(dst, digits[n:]...)
 	case -6 < n && n <= 0:
-		b.WriteString("0.")
-		b.WriteString(strings.Repeat("0", -n))
-		b.WriteString(digits)
-	default:
-		writeSci(&b, digits, n-1, 1)
+		dst = append(dst, "0."...)
+		dst = appendZeros(dst, -n)
+		return append(dst, digits...)
 	}
-	return b.String()
+	return appendSci(dst, digits, n-1, 1)
 }
 
-func writeSci(b *strings.Builder, digits string, exp, minExpDigits int) {
-	b.WriteByte(digits[0])
+func appendSci(dst, digits []byte, exp, minExpDigits int) []byte {
+	dst = append(dst, digits[0])
 	if len(digits) > 1 {
-		b.WriteByte('.')
-		b.WriteString(digits[1:])
+		dst = append(dst, '.')
+		dst = append(dst, digits[1:]...)
 	}
-	b.WriteByte('e')
+	dst = append(dst, 'e')
 	if exp < 0 {
-		b.WriteByte('-')
+		dst = append(dst, '-')
 		exp = -exp
 	} else {
-		b.WriteByte('+')
+		dst = append(dst, '+')
 	}
-	es := strconv.Itoa(exp)
-	for i := len(es); i < minExpDigits; i++ {
-		b.WriteByte('0')
+	if exp < 10 && minExpDigits > 1 {
+		dst = append(dst, '0')
 	}
-	b.WriteString(es)
+	return strconv.AppendInt(dst, int64(exp), 10)
 }

@@ -3,9 +3,7 @@ package security
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 )
 
 // rawMember is one member of a JSON object with its value kept as the exact bytes received,
@@ -18,33 +16,12 @@ type rawMember struct {
 
 type rawObject []rawMember
 
+// parseRawObject splits a JSON object into members; values alias raw.
 func parseRawObject(raw []byte) (rawObject, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return nil, errors.New("not a JSON object")
-	}
 	var obj rawObject
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		key, _ := kt.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		obj.set(key, v)
-	}
-	if _, err := dec.Token(); err != nil {
+	var keyBuf [64]byte
+	if _, err := scanObject(raw, keyBuf[:0], func(key, val []byte) { obj.set(string(key), val) }); err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("trailing data after object")
 	}
 	return obj, nil
 }
@@ -89,15 +66,12 @@ func (o rawObject) marshal() []byte {
 
 // stringMember decodes a string member; absent or null gives "".
 func (o rawObject) stringMember(key string) (string, error) {
-	v, ok := o.get(key)
-	if !ok || isJSONNull(v) {
-		return "", nil
-	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
+	v, _ := o.get(key)
+	b, err := stringValue(nil, v)
+	if err != nil {
 		return "", fmt.Errorf("%s: %w", key, err)
 	}
-	return s, nil
+	return string(b), nil
 }
 
 func isJSONNull(v []byte) bool { return string(bytes.TrimSpace(v)) == "null" }

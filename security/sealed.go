@@ -25,16 +25,19 @@ func Seal(payload json.RawMessage, codec string, recipientPub []byte, recipientK
 	if r == nil {
 		r = rand.Reader
 	}
-	pv, err := parseJSON(payload)
+	// Python json.dumps({"original_codec": codec, "payload": payload}) with default options.
+	plaintext := append(make([]byte, 0, len(payload)+64), `{"original_codec": `...)
+	if codec != "" {
+		plaintext = appendJSONString(plaintext, codec, true)
+	} else {
+		plaintext = append(plaintext, "null"...)
+	}
+	plaintext = append(plaintext, `, "payload": `...)
+	plaintext, err := appendEncoded(plaintext, payload, &pyDefaultOpts)
 	if err != nil {
 		return "", envelope.Encryption{}, fmt.Errorf("seal: payload: %w", err)
 	}
-	codecVal := jvalue{kind: kindNull}
-	if codec != "" {
-		codecVal = jstr(codec)
-	}
-	wrapper := jvalue{kind: kindObject, obj: []jmember{{"original_codec", codecVal}, {"payload", pv}}}
-	plaintext := wrapper.appendTo(nil, &pyDefaultOpts)
+	plaintext = append(plaintext, '}')
 
 	eph, err := NewX25519Key(r)
 	if err != nil {

@@ -92,29 +92,41 @@ func appendTBS(dst []byte, sid string, env *envelope.Envelope, digest string) ([
 	if version == "" {
 		version = envelope.Version // the Python model fills the default before signing
 	}
-	caps := jvalue{kind: kindNull}
-	if env.Capabilities != nil {
-		caps = jvalue{kind: kindArray, arr: make([]jvalue, len(env.Capabilities))}
-		for i, c := range env.Capabilities {
-			caps.arr[i] = jstr(c)
-		}
-	}
-	// Members already in sorted key order, so no sort is needed.
-	h := jvalue{kind: kindObject, obj: []jmember{
-		{"capabilities", caps},
-		{"corr_id", jstrOrNull(env.CorrID)},
-		{"id", jstrOrNull(env.ID)},
-		{"reply_to", jstrOrNull(env.ReplyTo)},
-		{"sid", jstrOrNull(env.SID)},
-		{"to", jstrOrNull(env.To)},
-		{"trace_id", jstrOrNull(env.TraceID)},
-		{"version", jstr(version)},
-	}}
+	// The immutable headers, canonical: members already in sorted key order.
 	dst = append(dst, sid...)
 	dst = append(dst, usSeparatorByte)
-	dst = h.appendTo(dst, &canonicalOpts)
-	dst = append(dst, usSeparatorByte)
+	dst = append(dst, `{"capabilities":`...)
+	if env.Capabilities == nil {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '[')
+		for i, c := range env.Capabilities {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendJSONString(dst, c, false)
+		}
+		dst = append(dst, ']')
+	}
+	dst = appendHeader(dst, `,"corr_id":`, env.CorrID)
+	dst = appendHeader(dst, `,"id":`, env.ID)
+	dst = appendHeader(dst, `,"reply_to":`, env.ReplyTo)
+	dst = appendHeader(dst, `,"sid":`, env.SID)
+	dst = appendHeader(dst, `,"to":`, env.To)
+	dst = appendHeader(dst, `,"trace_id":`, env.TraceID)
+	dst = appendHeader(dst, `,"version":`, version)
+	dst = append(dst, '}', usSeparatorByte)
 	return append(dst, digest...), nil
+}
+
+// appendHeader writes one TBS header member; the Go zero value is JSON null, which is how the
+// reference renders an absent optional header.
+func appendHeader(dst []byte, prefix, val string) []byte {
+	dst = append(dst, prefix...)
+	if val == "" {
+		return append(dst, "null"...)
+	}
+	return appendJSONString(dst, val, false)
 }
 
 // TBS returns the exact bytes the reference signs for env with the given signer sid and

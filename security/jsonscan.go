@@ -1,0 +1,401 @@
+package security
+
+import (
+	"errors"
+	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file is the hand-written JSON reader under the canonicaliser and the frame scanner.
+// It accepts exactly what encoding/json accepts (RFC 8259, no extensions) and decodes strings
+// exactly as encoding/json does (invalid UTF-8 and unpaired surrogate escapes become
+// U+FFFD), because signatures computed over its output must match the ones computed by the
+// encoding/json-based implementation it replaced (see canonical_oracle_test.go).
+
+// maxJSONDepth bounds nesting so hostile input cannot make the canonicaliser recurse without
+// limit. It matches envelope.MaxDepth.
+const maxJSONDepth = 64
+
+// maxSkipDepth is encoding/json's own nesting limit, which applies where we only validate a
+// value and keep its bytes (frame members).
+const maxSkipDepth = 10000
+
+var (
+	errUnexpectedEnd = errors.New("unexpected end of JSON input")
+	errTooDeep       = errors.New("nesting too deep")
+)
+
+func syntaxErr(in []byte, pos int) error {
+	if pos >= len(in) {
+		return errUnexpectedEnd
+	}
+	return fmt.Errorf("invalid character %q at offset %d", in[pos], pos)
+}
+
+func skipWS(in []byte, pos int) int {
+	for pos < len(in) {
+		switch in[pos] {
+		case ' ', '\t', '\n', '\r':
+			pos++
+		default:
+			return pos
+		}
+	}
+	return pos
+}
+
+// scanLiteral checks that in[pos:] starts with lit and returns the position after it.
+func scanLiteral(in []byte, pos int, lit string) (int, error) {
+	if len(in)-pos < len(lit) || string(in[pos:pos+len(lit)]) != lit {
+		for i := 0; i < len(lit); i++ {
+			if pos+i >= len(in) || in[pos+i] != lit[i] {
+				return 0, syntaxErr(in, pos+i)
+			}
+		}
+	}
+	return pos + len(lit), nil
+}
+
+// scanNumber returns the end of the number starting at pos:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func scanNumber(in []byte, pos int) (int, error) {
+	if pos < len(in) && in[pos] == '-' {
+		pos++
+	}
+	switch {
+	case pos < len(in) && in[pos] == '0':
+		pos++
+	case pos < len(in) && in[pos] >= '1' && in[pos] <= '9':
+		pos = skipDigits(in, pos+1)
+	default:
+		return 0, syntaxErr(in, pos)
+	}
+	if pos < len(in) && in[pos] == '.' {
+		pos++
+		if pos >= len(in) || !isDigit(in[pos]) {
+			return 0, syntaxErr(in, pos)
+		}
+		pos = skipDigits(in, pos)
+	}
+	if pos < len(in) && (in[pos] == 'e' || in[pos] == 'E') {
+		pos++
+		if pos < len(in) && (in[pos] == '+' || in[pos] == '-') {
+			pos++
+		}
+		if pos >= len(in) || !isDigit(in[pos]) {
+			return 0, syntaxErr(in, pos)
+		}
+		pos = skipDigits(in, pos)
+	}
+	return pos, nil
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func skipDigits(in []byte, pos int) int {
+	for pos < len(in) && isDigit(in[pos]) {
+		pos++
+	}
+	return pos
+}
+
+// hex4 reads the four hex digits of a \u escape whose 'u' is at pos-1; -1 when malformed.
+func hex4(in []byte, pos int) rune {
+	if len(in)-pos < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range in[pos : pos+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// strMode says what readString appends for a string token.
+type strMode uint8
+
+const (
+	strDecoded     strMode = iota // the decoded UTF-8 text, no quotes
+	strCanonical                  // quoted, escaped as Python json.dumps(ensure_ascii=False)
+	strCanonicalAS                // quoted, escaped as Python json.dumps(ensure_ascii=True)
+	strValidate                   // nothing: only find the end
+)
+
+// readString reads the string token whose opening quote is at pos, appends it to dst in the
+// given mode, and returns the position after the closing quote.
+func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
+	pos++ // opening quote
+	ascii := mode == strCanonicalAS
+	if mode == strCanonical || mode == strCanonicalAS {
+		dst = append(dst, '"')
+	}
+	for {
+		// Copy the longest run that needs no decoding and no escaping.
+		start := pos
+		for pos < len(in) {
+			c := in[pos]
+			if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+				break
+			}
+			pos++
+		}
+		if mode != strValidate {
+			dst = append(dst, in[start:pos]...)
+		}
+		if pos >= len(in) {
+			return dst, pos, errUnexpectedEnd
+		}
+		c := in[pos]
+		switch {
+		case c == '"':
+			if mode == strCanonical || mode == strCanonicalAS {
+				dst = append(dst, '"')
+			}
+			return dst, pos + 1, nil
+		case c < 0x20:
+			return dst, pos, syntaxErr(in, pos)
+		case c == '\\':
+			if pos+1 >= len(in) {
+				return dst, pos, errUnexpectedEnd
+			}
+			var r rune
+			switch in[pos+1] {
+			case '"', '\\', '/':
+				r = rune(in[pos+1])
+			case 'b':
+				r = '\b'
+			case 'f':
+				r = '\f'
+			case 'n':
+				r = '\n'
+			case 'r':
+				r = '\r'
+			case 't':
+				r = '\t'
+			case 'u':
+				r = hex4(in, pos+2)
+				if r < 0 {
+					return dst, pos, syntaxErr(in, pos+2)
+				}
+				if utf16.IsSurrogate(r) {
+					// Same pairing rule as encoding/json: a surrogate that does not form a
+					// valid pair with an immediately following \u escape becomes U+FFFD and
+					// the following escape is read on its own.
+					r2 := rune(-1)
+					if pos+7 < len(in) && in[pos+6] == '\\' && in[pos+7] == 'u' {
+						r2 = hex4(in, pos+8)
+					}
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						r = dec
+						pos += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				pos += 4
+			default:
+				return dst, pos, syntaxErr(in, pos+1)
+			}
+			pos += 2
+			if mode != strValidate {
+				dst = appendRune(dst, r, mode, ascii)
+			}
+		default: // DEL or a non-ASCII byte
+			r, size := utf8.DecodeRune(in[pos:])
+			if mode != strValidate {
+				if r == utf8.RuneError && size == 1 {
+					dst = appendRune(dst, utf8.RuneError, mode, ascii)
+				} else if r < utf8.RuneSelf || ascii || mode == strDecoded {
+					dst = appendRune(dst, r, mode, ascii)
+				} else {
+					dst = append(dst, in[pos:pos+size]...)
+				}
+			}
+			pos += size
+		}
+	}
+}
+
+// appendRune appends one decoded rune in the given mode.
+func appendRune(dst []byte, r rune, mode strMode, ascii bool) []byte {
+	if mode == strDecoded {
+		return utf8.AppendRune(dst, r)
+	}
+	if r < utf8.RuneSelf {
+		return appendEscapedASCII(dst, byte(r), ascii)
+	}
+	if !ascii {
+		return utf8.AppendRune(dst, r)
+	}
+	if r > 0xFFFF {
+		r -= 0x10000
+		dst = appendU4(dst, 0xD800+(r>>10))
+		return appendU4(dst, 0xDC00+(r&0x3FF))
+	}
+	return appendU4(dst, r)
+}
+
+// appendEscapedASCII writes one ASCII character as Python's json encoder does.
+func appendEscapedASCII(dst []byte, c byte, ascii bool) []byte {
+	switch c {
+	case '"':
+		return append(dst, '\\', '"')
+	case '\\':
+		return append(dst, '\\', '\\')
+	case '\b':
+		return append(dst, '\\', 'b')
+	case '\f':
+		return append(dst, '\\', 'f')
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	if c < 0x20 || (ascii && c == 0x7f) {
+		return appendU4(dst, rune(c))
+	}
+	return append(dst, c)
+}
+
+// skipValue validates the value at pos (after any whitespace) and returns where it ends.
+func skipValue(in []byte, pos, depth int) (int, error) {
+	pos = skipWS(in, pos)
+	if pos >= len(in) {
+		return pos, errUnexpectedEnd
+	}
+	switch c := in[pos]; c {
+	case '{', '[':
+		if depth >= maxSkipDepth {
+			return pos, errTooDeep
+		}
+		closer := byte('}')
+		if c == '[' {
+			closer = ']'
+		}
+		pos = skipWS(in, pos+1)
+		if pos < len(in) && in[pos] == closer {
+			return pos + 1, nil
+		}
+		for {
+			var err error
+			if c == '{' {
+				if pos >= len(in) || in[pos] != '"' {
+					return pos, syntaxErr(in, pos)
+				}
+				if _, pos, err = readString(nil, in, pos, strValidate); err != nil {
+					return pos, err
+				}
+				pos = skipWS(in, pos)
+				if pos >= len(in) || in[pos] != ':' {
+					return pos, syntaxErr(in, pos)
+				}
+				pos++
+			}
+			if pos, err = skipValue(in, pos, depth+1); err != nil {
+				return pos, err
+			}
+			pos = skipWS(in, pos)
+			if pos >= len(in) {
+				return pos, errUnexpectedEnd
+			}
+			if in[pos] == closer {
+				return pos + 1, nil
+			}
+			if in[pos] != ',' {
+				return pos, syntaxErr(in, pos)
+			}
+			pos = skipWS(in, pos+1)
+		}
+	case '"':
+		_, end, err := readString(nil, in, pos, strValidate)
+		return end, err
+	case 't':
+		return scanLiteral(in, pos, "true")
+	case 'f':
+		return scanLiteral(in, pos, "false")
+	case 'n':
+		return scanLiteral(in, pos, "null")
+	default:
+		return scanNumber(in, pos)
+	}
+}
+
+// scanObject walks the JSON object raw (which must be exactly one object, whitespace
+// around it allowed) and calls fn for each member in order with the decoded key (valid only
+// during the call; scratch is reused for it) and the exact bytes of the value. Values are
+// validated as encoding/json would.
+func scanObject(raw []byte, scratch []byte, fn func(key, val []byte)) ([]byte, error) {
+	pos := skipWS(raw, 0)
+	if pos >= len(raw) {
+		return scratch, errUnexpectedEnd
+	}
+	if raw[pos] != '{' {
+		return scratch, errors.New("not a JSON object")
+	}
+	pos = skipWS(raw, pos+1)
+	if pos < len(raw) && raw[pos] == '}' {
+		pos++
+	} else {
+		for {
+			if pos >= len(raw) || raw[pos] != '"' {
+				return scratch, syntaxErr(raw, pos)
+			}
+			var err error
+			scratch, pos, err = readString(scratch[:0], raw, pos, strDecoded)
+			if err != nil {
+				return scratch, err
+			}
+			pos = skipWS(raw, pos)
+			if pos >= len(raw) || raw[pos] != ':' {
+				return scratch, syntaxErr(raw, pos)
+			}
+			vstart := skipWS(raw, pos+1)
+			if pos, err = skipValue(raw, vstart, 0); err != nil {
+				return scratch, err
+			}
+			fn(scratch, raw[vstart:pos])
+			pos = skipWS(raw, pos)
+			if pos >= len(raw) {
+				return scratch, errUnexpectedEnd
+			}
+			if raw[pos] == '}' {
+				pos++
+				break
+			}
+			if raw[pos] != ',' {
+				return scratch, syntaxErr(raw, pos)
+			}
+			pos = skipWS(raw, pos+1)
+		}
+	}
+	if pos = skipWS(raw, pos); pos != len(raw) {
+		return scratch, errors.New("trailing data after object")
+	}
+	return scratch, nil
+}
+
+// stringValue decodes a member value that must be a JSON string or null (null and absent
+// give ""), appending the text to dst. It mirrors json.Unmarshal into a string.
+func stringValue(dst, val []byte) ([]byte, error) {
+	if len(val) == 0 || string(val) == "null" {
+		return dst, nil
+	}
+	if val[0] != '"' {
+		return dst, errors.New("value is not a string")
+	}
+	dst, _, err := readString(dst, val, 0, strDecoded)
+	return dst, err
+}
