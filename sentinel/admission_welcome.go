@@ -41,8 +41,8 @@ func newWelcomeAuth(sentinelPath string, getenv func(string) string) (*welcomeAu
 }
 
 // Authenticate verifies tok as an attach ticket for systemID under this sentinel. The
-// NodeAttach instance id is not known at upgrade time, so the ticket's instance_id is not
-// compared here.
+// NodeAttach instance id is not known at upgrade time; the ticket's instance_id travels in
+// the Principal and is compared when NodeAttach arrives.
 func (a *welcomeAuth) Authenticate(ctx context.Context, tok, systemID string) (*Principal, error) {
 	if tok == "" {
 		return nil, ErrNoCredentials
@@ -58,5 +58,5 @@ func (a *welcomeAuth) Authenticate(ctx context.Context, tok, systemID string) (*
 		// A ticket that names no logicals grants none; nil would mean "unrestricted".
 		logicals = []string{}
 	}
-	return &Principal{Subject: t.Subject, SystemID: t.SystemID, Logicals: logicals}, nil
+	return &Principal{Subject: t.Subject, SystemID: t.SystemID, InstanceID: t.InstanceID, Logicals: logicals}, nil
 }

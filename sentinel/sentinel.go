@@ -25,9 +25,10 @@ import (
 
 // Principal is what admission established about a connecting peer (nil under open admission).
 type Principal struct {
-	Subject  string
-	SystemID string
-	Logicals []string // logicals the token allows; nil means no restriction from admission
+	Subject    string
+	SystemID   string
+	InstanceID string   // when set, NodeAttach must carry the same instanceId
+	Logicals   []string // logicals the token allows; nil means no restriction from admission
 }
 
 // Authenticator checks a peer's credentials at upgrade time. The bearer token comes from

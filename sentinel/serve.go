@@ -142,6 +142,9 @@ func (c *conn) handleAttach(msg []byte) error {
 	if c.principal != nil && c.principal.SystemID != "" && c.principal.SystemID != na.SystemID {
 		return attachErr("credentials are for system id %q, not %q", c.principal.SystemID, na.SystemID)
 	}
+	if c.principal != nil && c.principal.InstanceID != "" && na.InstanceID != "" && c.principal.InstanceID != na.InstanceID {
+		return attachErr("credentials are for instance %q, not %q", c.principal.InstanceID, na.InstanceID)
+	}
 	c.systemID = na.SystemID
 	c.path = s.path + "/" + na.SystemID
 	if c.origin == "peer" {
