@@ -150,7 +150,7 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 	defer l.mu.Unlock()
 	for _, j := range keys {
 		if prev, ok := l.keys.Get(j.Kid); ok && prev.PhysicalPath != path {
-			if prev.PhysicalPath == l.s.path || l.owner[prev.PhysicalPath] != nil {
+			if o := l.owner[prev.PhysicalPath]; prev.PhysicalPath == l.s.path || o != nil && o != c {
 				return fmt.Errorf("%w: kid %s is already registered to %s", errKeys, j.Kid, prev.PhysicalPath)
 			}
 		}

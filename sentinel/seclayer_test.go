@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
@@ -321,9 +322,13 @@ func TestOverlayRefusals(t *testing.T) {
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			before := nackCount(t, ts, tc.code)
 			req := client.request("math@fame.fabric", `{"jsonrpc":"2.0","id":"1","method":"add","params":{"x":1,"y":2}}`)
 			tc.send(req)
 			nack := client.recv()
+			if d := nackCount(t, ts, tc.code) - before; d != 1 {
+				t.Fatalf("nack counter moved by %v, want 1", d)
+			}
 			da := decodeAs[*envelope.DeliveryAck](t, nack)
 			if da.OK || da.Code != tc.code || da.RefID != req.ID || !strings.Contains(da.Reason, tc.reason) {
 				t.Fatalf("nack %s, want code %s reason ~%q refId %s", nack.Frame, tc.code, tc.reason, req.ID)
@@ -590,4 +595,13 @@ func TestStrictOverlay(t *testing.T) {
 	auth = other
 	foreign.sendAttach("fame.fabric")
 	foreign.expectClosed(t, websocket.StatusPolicyViolation, "does not chain")
+}
+
+func nackCount(t *testing.T, ts *testSentinel, code string) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := ts.metrics.nacks.WithLabelValues(code).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

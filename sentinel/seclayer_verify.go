@@ -83,15 +83,13 @@ func verifyReason(e *envelope.Envelope, err error) string {
 // party named in its replyTo.
 func (l *secLayer) refuse(c *conn, h *envelope.Header, code, reason string) {
 	s := l.s
-	s.metrics.nacks.WithLabelValues(code).Inc()
 	c.log.Warn("envelope refused", "frame", string(h.FrameType), "id", string(h.ID),
 		"sid", string(h.SID), "code", code, "reason", reason)
-	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 {
+	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 || !l.replyReaches(c, h.ReplyTo) {
+		s.metrics.dropped.WithLabelValues(code).Inc()
 		return
 	}
-	if !l.replyReaches(c, h.ReplyTo) {
-		return
-	}
+	s.metrics.nacks.WithLabelValues(code).Inc()
 	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
 		to: string(h.To), frameType: string(h.FrameType), corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, reason)
 }
