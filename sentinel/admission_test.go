@@ -128,7 +128,13 @@ func newWelcomeFixture(t *testing.T) *welcomeFixture {
 
 func (f *welcomeFixture) ticketFor(t *testing.T, sentinelPath, systemID string, logicals ...string) string {
 	t.Helper()
-	tok, _, err := f.issuer.IssueAttach(ticket.Placement{SystemID: systemID, InstanceID: envelope.NewID(),
+	return f.ticketForInstance(t, sentinelPath, systemID, "", logicals...)
+}
+
+// ticketForInstance issues a ticket bound to an instance id ("" binds none).
+func (f *welcomeFixture) ticketForInstance(t *testing.T, sentinelPath, systemID, instance string, logicals ...string) string {
+	t.Helper()
+	tok, _, err := f.issuer.IssueAttach(ticket.Placement{SystemID: systemID, InstanceID: instance,
 		ParentPath: sentinelPath, AssignedPath: sentinelPath + "/" + systemID, AcceptedLogicals: logicals})
 	if err != nil {
 		t.Fatal(err)
@@ -376,6 +382,16 @@ func TestWelcomeAdmissionTicket(t *testing.T) {
 	})
 	t.Run("no ticket", func(t *testing.T) {
 		expectAuthRefused(t, dialBearer(t, ts, "replica5", ""))
+	})
+	t.Run("ticket for another instance", func(t *testing.T) {
+		p := admitted(t, dialBearer(t, ts, "replica6", f.ticketForInstance(t, path, "replica6", "inst-A", "*.fame.fabric")), "replica6")
+		p.sendFrame(&envelope.NodeAttach{SystemID: "replica6", InstanceID: "inst-B", AcceptedLogicals: []string{"*.fame.fabric"}}, nil)
+		e := p.recv()
+		f, _ := e.DecodeFrame()
+		if ack, ok := f.(*envelope.NodeAttachAck); !ok || ack.OK || !strings.Contains(ack.Reason, "instance") {
+			t.Fatalf("want a negative NodeAttachAck naming the instance, got %s", e.Frame)
+		}
+		p.expectClosed(t, websocket.StatusPolicyViolation, "instance")
 	})
 }
 

@@ -221,3 +221,16 @@ func (l *secLayer) forget(c *conn) {
 		c.log.Debug("node keys removed", "keys", removed)
 	}
 }
+
+// aftKey resolves the signing key of an AFT's kid for the stickiness table (strict level). The
+// open and gated profiles hold no keys, so every signed AFT is then unverifiable.
+func (l *secLayer) aftKey(kid string) (ed25519.PublicKey, bool) {
+	if l == nil {
+		return nil, false
+	}
+	k, ok := l.keys.Get(kid)
+	if !ok || k.Sig == nil {
+		return nil, false
+	}
+	return k.Sig, true
+}

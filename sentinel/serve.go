@@ -40,6 +40,7 @@ func (c *conn) serve() {
 	_ = typ
 	if err := c.handleAttach(msg); err != nil {
 		c.log.Warn("attach refused", "err", err)
+		c.refuseAttach(msg, err)
 		s.metrics.attachRefused.WithLabelValues("attach").Inc()
 		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
@@ -115,6 +116,28 @@ func (c *conn) countCredit(h *envelope.Header) {
 	c.recvCredits[string(h.FlowID)] = n
 }
 
+// refuseAttach tells the peer why its NodeAttach was refused with a negative NodeAttachAck (as
+// the reference does for certificate failures) before the connection is closed.
+func (c *conn) refuseAttach(msg []byte, why error) {
+	var h envelope.Header
+	if envelope.ParseHeader(msg, &h) != nil || string(h.FrameType) != envelope.TypeNodeAttach {
+		return
+	}
+	ack := &envelope.NodeAttachAck{Ack: envelope.Ack{OK: false, RefID: string(h.ID),
+		Reason: strings.TrimPrefix(why.Error(), errAttach.Error()+": ")}}
+	ack.RefIDSnake = ack.RefID
+	e, err := envelope.New(ack)
+	if err != nil {
+		return
+	}
+	e.SID, e.TraceID, e.CorrID = c.s.sid, string(h.TraceID), string(h.CorrID)
+	c.sendOwn(e, 0)
+	// Give the writer a moment to put the ack on the wire before the close frame.
+	for i := 0; i < 20 && len(c.out) > 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // handleAttach processes the first message, which must be NodeAttach.
 func (c *conn) handleAttach(msg []byte) error {
 	s := c.s
@@ -184,6 +207,10 @@ func (c *conn) handleAttach(msg []byte) error {
 func (s *Sentinel) dispatch(c *conn, msg []byte, h *envelope.Header) {
 	ft := string(h.FrameType)
 	s.metrics.received(h.FrameType)
+	// Control frames are checked too: under overlay an unsigned bind must not change routes.
+	if !s.sec.inbound(c, msg, h) {
+		return
+	}
 	switch ft {
 	case envelope.TypeCreditUpdate:
 		return // hop-local; we do not block senders on credits (see package doc)
@@ -199,9 +226,6 @@ func (s *Sentinel) dispatch(c *conn, msg []byte, h *envelope.Header) {
 		return
 	case envelope.TypeNodeHello, envelope.TypeNodeWelcome, envelope.TypeNodeReject:
 		c.log.Debug("dropping admission frame received in band", "frame", ft)
-		return
-	}
-	if !s.sec.inbound(c, msg, h) {
 		return
 	}
 	if (ft == envelope.TypeKeyRequest || ft == envelope.TypeKeyAnnounce) && s.sec.keyFrame(c, msg, h) {

@@ -20,7 +20,6 @@ type stickyRouter struct {
 	s     *Sentinel
 	table *stickiness.Table // nil when stickiness is off
 	store *stickiness.Store
-	keys  stickiness.KeyLookup
 	stop  chan struct{}
 }
 
@@ -171,7 +170,7 @@ func (r *stickyRouter) learn(src *conn, h *envelope.Header) {
 	}
 	if len(h.Meta) > 0 {
 		if tok, ok := stickiness.ExtractAFT(json.RawMessage(h.Meta)); ok {
-			if err := r.table.LearnAFT(tok, string(h.SID), src.systemID, r.keys, time.Now()); err != nil {
+			if err := r.table.LearnAFT(tok, string(h.SID), src.systemID, r.s.sec.aftKey, time.Now()); err != nil {
 				src.log.Warn("AFT refused", "reason", string(stickiness.ReasonOf(err)), "err", err)
 			}
 		}
