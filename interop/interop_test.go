@@ -34,6 +34,7 @@ func TestInterop(t *testing.T) {
 		t.Run("7_replica_killed_between_calls", testReplicaKilled)
 		t.Run("8_concurrent_callers", testConcurrentCallers)
 		t.Run("9_gated_oauth2_ts_peers", testGatedOAuth2)
+		t.Run("10_overlay_ts_peers", testOverlayTSPeers)
 	})
 }
 

@@ -1,0 +1,22 @@
+//go:build interop
+
+package interop
+
+import "testing"
+
+// overlayEnv puts a peer in the overlay profile (every envelope EdDSA-signed) without a JWT
+// issuer, as the reference's overlay-noop-authz scenario does.
+var overlayEnv = []string{"FAME_SECURITY_PROFILE=overlay", "FAME_ADMISSION_PROFILE=open", "FAME_AUTHORIZATION_PROFILE=noop"}
+
+// Overlay row: the real TS agents and client sign every envelope; our sentinel verifies them,
+// hands out keys (NodeAttachAck, KeyRequest/KeyAnnounce) and signs what it originates.
+func testOverlayTSPeers(t *testing.T) {
+	c := newCase(t)
+	port := c.fameSentinel(overlayEnv...)
+	c.tsAgent("ts-math-1", port, append([]string{pool}, overlayEnv...)...)
+	c.tsAgent("ts-math-2", port, append([]string{pool}, overlayEnv...)...)
+	cl := c.tsClient("ts-client", port, append([]string{"WHOAMI=4", "CONCURRENCY=50"}, overlayEnv...)...)
+	checkMath(t, cl, 1)
+	checkWhoami(t, cl, 4, "ts-math-1", "ts-math-2")
+	requireLine(t, cl, "concurrent 50 ok")
+}
