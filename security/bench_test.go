@@ -16,7 +16,7 @@ func benchPayload() json.RawMessage {
 	return json.RawMessage(p)
 }
 
-func benchEnvelope(b *testing.B) *envelope.Envelope {
+func benchEnvelope(b testing.TB) *envelope.Envelope {
 	env := unsigned(b, a2Data, true)
 	env.Frame = json.RawMessage(`{"type":"Data","codec":"json","payload":` + string(benchPayload()) + `}`)
 	return env

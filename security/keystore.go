@@ -169,27 +169,29 @@ func (ks *KeyStore) Len() int {
 // refused with ErrSIDMismatch before any crypto. An expired certificate gives ErrCertExpired.
 // shallow selects the forwarding check (pd trusted, see VerifyShallow).
 func (ks *KeyStore) Verify(env *envelope.Envelope, shallow bool) (*StoredKey, error) {
-	sec, err := ParseSec(env.Sec)
+	sec, err := viewSec(env.Sec)
 	if err != nil {
 		return nil, err
 	}
-	if sec == nil || sec.Sig == nil {
+	if !sec.hasSig {
 		return nil, ErrUnsigned
 	}
-	k, ok := ks.Get(sec.Sig.Kid)
+	ks.mu.RLock()
+	k, ok := ks.byKid[string(sec.kid)]
+	ks.mu.RUnlock()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownKey, sec.Sig.Kid)
+		return nil, fmt.Errorf("%w: %s", ErrUnknownKey, sec.kid)
 	}
 	if k.Sig == nil {
-		return nil, fmt.Errorf("%w: kid %s is not a signing key", ErrBadJWK, sec.Sig.Kid)
+		return nil, fmt.Errorf("%w: kid %s is not a signing key", ErrBadJWK, sec.kid)
 	}
 	if env.SID != k.SID {
-		return nil, fmt.Errorf("%w: envelope sid %q, key %s belongs to %s (sid %s)", ErrSIDMismatch, env.SID, sec.Sig.Kid, k.PhysicalPath, k.SID)
+		return nil, fmt.Errorf("%w: envelope sid %q, key %s belongs to %s (sid %s)", ErrSIDMismatch, env.SID, sec.kid, k.PhysicalPath, k.SID)
 	}
 	if k.Identity != nil && ks.opts.Now().After(k.Identity.NotAfter) {
-		return nil, fmt.Errorf("%w: kid %s certificate expired %s", ErrCertExpired, sec.Sig.Kid, k.Identity.NotAfter)
+		return nil, fmt.Errorf("%w: kid %s certificate expired %s", ErrCertExpired, sec.kid, k.Identity.NotAfter)
 	}
-	return k, verifyAs(env, k.Sig, k.SID, shallow)
+	return k, verifyView(env, k.Sig, k.SID, shallow, sec)
 }
 
 // KeyAnnounceKeys returns what a sentinel puts in a KeyAnnounce answering a KeyRequest for

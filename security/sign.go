@@ -32,19 +32,37 @@ func (s *Signer) Sign(env *envelope.Envelope) error {
 	if env.SID == "" {
 		return ErrMissingSID
 	}
-	sec, err := ParseSec(env.Sec)
-	if err != nil {
-		return err
+	var sec *envelope.Sec
+	if len(env.Sec) > 0 {
+		var err error
+		if sec, err = ParseSec(env.Sec); err != nil {
+			return err
+		}
 	}
 	digest, frame, err := signingDigest(env.Frame)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	tbs, err := appendTBS(nil, env.SID, env, digest)
-	if err != nil {
-		return fmt.Errorf("sign: %w", err)
+	buf := getBuf()
+	tbs, _ := appendTBS((*buf)[:0], env.SID, env, digest)
+	*buf = tbs
+	val := base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.Key, tbs))
+	putBuf(buf)
+	env.Frame = frame
+	if sec == nil && plainSecText(s.Kid) {
+		// The usual case (sign before encrypting): write the header json.Marshal would.
+		b := make([]byte, 0, len(s.Kid)+len(val)+48)
+		b = append(b, `{"sig":{"kid":"`...)
+		b = append(b, s.Kid...)
+		b = append(b, `","val":"`...)
+		b = append(b, val...)
+		if !s.OmitAlg {
+			b = append(b, `","alg":"`+SigAlgEdDSA...)
+		}
+		env.Sec = append(b, `"}}`...)
+		return nil
 	}
-	sig := &envelope.Signature{Kid: s.Kid, Val: base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.Key, tbs))}
+	sig := &envelope.Signature{Kid: s.Kid, Val: val}
 	if !s.OmitAlg {
 		sig.Alg = SigAlgEdDSA
 	}
@@ -52,8 +70,22 @@ func (s *Signer) Sign(env *envelope.Envelope) error {
 		sec = &envelope.Sec{}
 	}
 	sec.Sig = sig
-	env.Frame = frame
 	return setSec(env, sec)
+}
+
+// plainSecText reports whether json.Marshal writes s verbatim between quotes: non-empty
+// printable ASCII without the characters it escapes (", \ and its HTML-safe <, >, &).
+func plainSecText(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }
 
 // signingDigest returns the frame digest to sign and the (possibly completed) frame bytes.
@@ -88,11 +120,16 @@ func signingDigest(frame json.RawMessage) (string, json.RawMessage, error) {
 
 // appendTBS builds the signed bytes: sid US canonical(immutable headers) US frame digest.
 func appendTBS(dst []byte, sid string, env *envelope.Envelope, digest string) ([]byte, error) {
+	return append(appendTBSHeaders(dst, sid, env), digest...), nil
+}
+
+// appendTBSHeaders appends the TBS up to and including the second separator. The immutable
+// headers are written in canonical form directly: members already in sorted key order.
+func appendTBSHeaders(dst []byte, sid string, env *envelope.Envelope) []byte {
 	version := env.Version
 	if version == "" {
 		version = envelope.Version // the Python model fills the default before signing
 	}
-	// The immutable headers, canonical: members already in sorted key order.
 	dst = append(dst, sid...)
 	dst = append(dst, usSeparatorByte)
 	dst = append(dst, `{"capabilities":`...)
@@ -115,8 +152,7 @@ func appendTBS(dst []byte, sid string, env *envelope.Envelope, digest string) ([
 	dst = appendHeader(dst, `,"to":`, env.To)
 	dst = appendHeader(dst, `,"trace_id":`, env.TraceID)
 	dst = appendHeader(dst, `,"version":`, version)
-	dst = append(dst, '}', usSeparatorByte)
-	return append(dst, digest...), nil
+	return append(dst, '}', usSeparatorByte)
 }
 
 // appendHeader writes one TBS header member; the Go zero value is JSON null, which is how the
@@ -134,6 +170,21 @@ func appendHeader(dst []byte, prefix, val string) []byte {
 func TBS(sid string, env *envelope.Envelope, digest string) []byte {
 	b, _ := appendTBS(nil, sid, env, digest)
 	return b
+}
+
+// decodeSigValBytes decodes a signature into buf without allocating; unusual spellings (line
+// breaks, which the base64 decoder skips) take the general path.
+func decodeSigValBytes(buf *[ed25519.SignatureSize]byte, val []byte) ([]byte, error) {
+	for len(val) > 0 && val[len(val)-1] == '=' {
+		val = val[:len(val)-1]
+	}
+	if len(val) != base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize) {
+		return decodeSigVal(string(val))
+	}
+	if n, err := base64.RawURLEncoding.Decode(buf[:], val); err != nil || n != ed25519.SignatureSize {
+		return nil, fmt.Errorf("%w: sig val is not a base64url Ed25519 signature", ErrBadSignature)
+	}
+	return buf[:], nil
 }
 
 func decodeSigVal(val string) ([]byte, error) {

@@ -22,14 +22,21 @@ func VerifyShallow(env *envelope.Envelope, pub ed25519.PublicKey) error {
 }
 
 func verifyAs(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trustPD bool) error {
-	sec, err := ParseSec(env.Sec)
+	sec, err := viewSec(env.Sec)
 	if err != nil {
 		return err
 	}
-	if sec == nil || sec.Sig == nil {
+	return verifyView(env, pub, sid, trustPD, sec)
+}
+
+// verifyView is verifyAs with the sec header already read (KeyStore.Verify reads it once to
+// find the key).
+func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trustPD bool, sec secView) error {
+	if !sec.hasSig {
 		return ErrUnsigned
 	}
-	sig, err := decodeSigVal(sec.Sig.Val)
+	var sigBuf [ed25519.SignatureSize]byte
+	sig, err := decodeSigValBytes(&sigBuf, sec.val)
 	if err != nil {
 		return err
 	}
@@ -39,18 +46,97 @@ func verifyAs(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trustPD
 	if sid == "" {
 		return fmt.Errorf("%w: no signer sid", ErrBadSignature)
 	}
+	buf := getBuf()
+	defer putBuf(buf)
+	if pd, isData, err := dataFramePD(env.Frame, (*buf)[:0]); err != nil {
+		return err
+	} else if isData {
+		// The TBS goes after pd in the same buffer.
+		tbsStart := len(pd)
+		if !trustPD {
+			payloadMatches, err := payloadMatchesPD(env.Frame, pd)
+			if err != nil {
+				return err
+			}
+			if !payloadMatches {
+				return fmt.Errorf("%w: payload digest does not match pd", ErrBadSignature)
+			}
+		}
+		tbs := appendTBSHeaders(pd, sid, env)
+		tbs = append(tbs, pd...)
+		*buf = tbs
+		if ed25519.Verify(pub, tbs[tbsStart:], sig) {
+			return nil
+		}
+		return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
+	}
 	digests, err := verifyDigests(env.Frame, trustPD)
 	if err != nil {
 		return err
 	}
-	var buf [512]byte
 	for _, d := range digests {
-		tbs, _ := appendTBS(buf[:0], sid, env, d)
+		tbs, _ := appendTBS((*buf)[:0], sid, env, d)
+		*buf = tbs
 		if ed25519.Verify(pub, tbs, sig) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.Sig.Kid)
+	return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
+}
+
+// dataFramePD scans the frame for type and pd without building anything. For a Data frame it
+// returns pd appended to dst (an error if pd is missing); for other frames isData is false.
+// Errors are those verifyDigests gives for the same frame.
+func dataFramePD(frame, dst []byte) (pd []byte, isData bool, err error) {
+	var typ, pdRaw []byte
+	var keyBuf [32]byte
+	if _, err := scanObject(frame, keyBuf[:0], func(key, val []byte) {
+		switch string(key) {
+		case "type":
+			typ = val
+		case "pd":
+			pdRaw = val
+		}
+	}); err != nil {
+		return nil, false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
+	}
+	var typeBuf [16]byte
+	ft, err := stringValue(typeBuf[:0], typ)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: frame type: type: %v", ErrBadSignature, err)
+	}
+	if string(ft) != envelope.TypeData {
+		return nil, false, nil
+	}
+	pd, err = stringValue(dst, pdRaw)
+	if err != nil || len(pd) == 0 {
+		return nil, true, fmt.Errorf("%w: Data frame without pd", ErrBadSignature)
+	}
+	return pd, true, nil
+}
+
+// payloadMatchesPD recomputes the payload digest (Python number printing, then JavaScript's,
+// since either kind of signer may have produced pd) and compares it with pd.
+func payloadMatchesPD(frame, pd []byte) (bool, error) {
+	var payload []byte
+	var keyBuf [32]byte
+	if _, err := scanObject(frame, keyBuf[:0], func(key, val []byte) {
+		if string(key) == "payload" {
+			payload = val
+		}
+	}); err != nil {
+		return false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
+	}
+	for _, style := range []NumberStyle{PythonNumbers, JSNumbers} {
+		d, err := PayloadDigest(payload, style)
+		if err != nil {
+			return false, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		if d == string(pd) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // verifyDigests lists the frame digests a genuine signer may have used. Data: pd (checked
