@@ -8,11 +8,11 @@ import (
 type eventKind int
 
 const (
-	evReply eventKind = iota // a Data reply (or stream item) with the call's corrId
-	evAck                    // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
-	evNack                   // a negative ack
-	evFail                   // the exchange cannot complete (err says why)
-	evReopen                 // the secure channel the request went over was closed
+	evReply  eventKind = iota // a Data reply (or stream item) with the call's corrId
+	evAck                     // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
+	evNack                    // a negative ack
+	evFail                    // the exchange cannot complete (err says why)
+	evReopen                  // the secure channel the request went over was closed
 )
 
 type event struct {
