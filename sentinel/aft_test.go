@@ -1,0 +1,110 @@
+package sentinel
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/stickiness"
+)
+
+// sendAccept makes replica r send a signed SecureAccept to the client carrying token as
+// meta.set.aft, as a reference replica does after a channel handshake.
+func sendAccept(t *testing.T, r *signingPeer, client *signingPeer, cid, token string) {
+	t.Helper()
+	e := r.newEnv(&envelope.SecureAccept{Ack: envelope.Ack{OK: true}, CID: cid, EphPub: "AAAA", Alg: "CHACHA20P1305"})
+	e.To = "__sys__@" + client.path
+	meta, _ := json.Marshal(map[string]any{"set": map[string]string{"aft": token}})
+	e.Meta = meta
+	r.sendSigned(e, nil)
+	if got := client.recv(); got.FrameType() != envelope.TypeSecureAccept {
+		t.Fatalf("client got %s", got.Frame)
+	}
+}
+
+// servedBy sends a request from the client and returns which replica received it.
+func servedBy(t *testing.T, client *signingPeer, reps map[string]*signingPeer) string {
+	t.Helper()
+	client.sendSigned(client.request("math@fame.fabric", `{}`), nil)
+	for name, r := range reps {
+		if e, err := r.read(300 * time.Millisecond); err == nil && e.FrameType() == envelope.TypeData {
+			return name
+		}
+	}
+	t.Fatal("no replica received the request")
+	return ""
+}
+
+// TestAFTPinsAndRefusals: in strict mode a valid AFT from a replica re-pins the client's
+// session to it; forged, expired, wrong-sid and alg:none tokens are refused with a reason and
+// change nothing.
+func TestAFTPinsAndRefusals(t *testing.T) {
+	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_STICKINESS_LEVEL": "strict"})
+	reps := map[string]*signingPeer{}
+	for _, name := range []string{"r1", "r2"} {
+		r := newSigningPeer(t, ts, name)
+		r.attachSigned("*.fame.fabric")
+		if _, ack := r.bindSigned("math@*.fame.fabric"); !ack.OK {
+			t.Fatalf("bind: %+v", ack)
+		}
+		reps[name] = r
+	}
+	client := newSigningPeer(t, ts, "client")
+	client.attachSigned("*")
+	clientSID := envelope.SecureDigest(client.path)
+
+	first := servedBy(t, client, reps)
+	other := "r1"
+	if first == "r1" {
+		other = "r2"
+	}
+	for i := 0; i < 3; i++ {
+		if got := servedBy(t, client, reps); got != first {
+			t.Fatalf("session not sticky: %s then %s", first, got)
+		}
+	}
+	o := reps[other]
+	now := time.Now()
+	sign := func(signer *security.Signer, replicaSID string, ttl time.Duration, at time.Time) string {
+		tok, err := stickiness.SignAFT(signer.Key, signer.Kid, replicaSID, clientSID, "node", ttl, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	forger := newSigner(t)
+	forger.Kid = o.signer.Kid // right kid, wrong key
+	unsigned, _ := stickiness.UnsignedAFT(o.signer.Kid, envelope.SecureDigest(o.path), clientSID, time.Minute, now)
+	refusals := []struct {
+		name, token string
+		reason      stickiness.Reason
+	}{
+		{"forged", sign(forger, envelope.SecureDigest(o.path), time.Minute, now), stickiness.ReasonBadSignature},
+		{"expired", sign(o.signer, envelope.SecureDigest(o.path), time.Minute, now.Add(-time.Hour)), stickiness.ReasonExpired},
+		{"wrong sid", sign(o.signer, envelope.SecureDigest(reps[first].path), time.Minute, now), stickiness.ReasonWrongSID},
+		{"alg none", unsigned, stickiness.ReasonAlgNone},
+	}
+	for _, r := range refusals {
+		sendAccept(t, o, client, "chan-bad-"+r.name, r.token)
+		waitFor(t, func() bool { return ts.sticky.stats().AFTRefused[r.reason] >= 1 })
+		if got := servedBy(t, client, reps); got != first {
+			t.Fatalf("%s AFT moved the session to %s", r.name, got)
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "AFT refused") {
+		t.Fatal("no log line for refused AFTs")
+	}
+	// A valid token from the other replica re-pins the session there.
+	sendAccept(t, o, client, "chan-good", sign(o.signer, envelope.SecureDigest(o.path), time.Minute, now))
+	waitFor(t, func() bool { return ts.sticky.stats().AFTVerified >= 1 })
+	for i := 0; i < 3; i++ {
+		if got := servedBy(t, client, reps); got != other {
+			t.Fatalf("valid AFT from %s did not pin the session (went to %s)", other, got)
+		}
+	}
+	st := ts.sticky.stats()
+	t.Logf("AFT verified %d, refused %v", st.AFTVerified, st.AFTRefused)
+}
