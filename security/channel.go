@@ -2,6 +2,7 @@ package security
 
 import (
 	"crypto/cipher"
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -65,8 +66,9 @@ type Channel struct {
 
 // ChannelHandshake is the initiator's state between SecureOpen and SecureAccept.
 type ChannelHandshake struct {
-	CID string
-	eph X25519KeyPair
+	CID    string
+	eph    X25519KeyPair
+	ephKey *ecdh.PrivateKey // eph parsed once, so Complete does a single scalar multiplication
 }
 
 // NewChannelHandshake starts a channel to destination dest with the reference's cid shape
@@ -80,11 +82,11 @@ func NewChannelHandshakeCID(cid string, r io.Reader) (*ChannelHandshake, error) 
 	if cid == "" {
 		return nil, fmt.Errorf("%w: empty cid", ErrUnknownChannel)
 	}
-	eph, err := NewX25519Key(r)
+	eph, ephKey, err := newX25519Key(r)
 	if err != nil {
 		return nil, err
 	}
-	return &ChannelHandshake{CID: cid, eph: eph}, nil
+	return &ChannelHandshake{CID: cid, eph: eph, ephKey: ephKey}, nil
 }
 
 // SecureOpen is the frame to send (sign it: it is a critical frame).
@@ -108,7 +110,13 @@ func (h *ChannelHandshake) Complete(acc *envelope.SecureAccept, opts ChannelOpti
 	if err != nil {
 		return nil, err
 	}
-	return newChannel(h.CID, h.eph.Private, peer, opts)
+	k := h.ephKey
+	if k == nil {
+		if k, err = ecdh.X25519().NewPrivateKey(h.eph.Private); err != nil {
+			return nil, fmt.Errorf("%w: channel key: %v", ErrDecrypt, err)
+		}
+	}
+	return newChannel(h.CID, k, peer, opts)
 }
 
 // AcceptChannel is the responder side: it answers a SecureOpen with its own ephemeral key.
@@ -129,11 +137,11 @@ func AcceptChannel(open *envelope.SecureOpen, opts ChannelOptions) (*Channel, *e
 		return nil, nil, err
 	}
 	o := opts.withDefaults()
-	eph, err := NewX25519Key(o.Rand)
+	eph, ephKey, err := newX25519Key(o.Rand)
 	if err != nil {
 		return nil, nil, err
 	}
-	ch, err := newChannel(open.CID, eph.Private, peer, opts)
+	ch, err := newChannel(open.CID, ephKey, peer, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -148,8 +156,8 @@ func decodeEphPub(s string) ([]byte, error) {
 	return b, nil
 }
 
-func newChannel(cid string, priv, peerPub []byte, opts ChannelOptions) (*Channel, error) {
-	key, err := deriveKey(priv, peerPub, channelInfoPrefix+cid)
+func newChannel(cid string, priv *ecdh.PrivateKey, peerPub []byte, opts ChannelOptions) (*Channel, error) {
+	key, err := deriveKeyWith(priv, peerPub, channelInfoPrefix+cid)
 	if err != nil {
 		return nil, err
 	}

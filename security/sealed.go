@@ -39,11 +39,11 @@ func Seal(payload json.RawMessage, codec string, recipientPub []byte, recipientK
 	}
 	plaintext = append(plaintext, '}')
 
-	eph, err := NewX25519Key(r)
+	eph, ephKey, err := newX25519Key(r)
 	if err != nil {
 		return "", envelope.Encryption{}, fmt.Errorf("seal: %w", err)
 	}
-	key, err := deriveKey(eph.Private, recipientPub, sealedInfo)
+	key, err := deriveKeyWith(ephKey, recipientPub, sealedInfo)
 	if err != nil {
 		return "", envelope.Encryption{}, fmt.Errorf("seal: %w", err)
 	}
@@ -78,7 +78,11 @@ func Open(payloadB64 string, enc envelope.Encryption, recipientPriv []byte) (jso
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: sealed payload encoding", ErrDecrypt)
 	}
-	key, err := deriveKey(recipientPriv, header[:32], sealedInfo)
+	priv, err := staticX25519Key(recipientPriv)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: key agreement: %v", ErrDecrypt, err)
+	}
+	key, err := deriveKeyWith(priv, header[:32], sealedInfo)
 	if err != nil {
 		return nil, "", err
 	}

@@ -2,9 +2,9 @@ package security
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
-	"crypto/ed25519"
 	"errors"
 	"testing"
 )
