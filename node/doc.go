@@ -20,6 +20,36 @@
 // acknowledge every such envelope and never run one request twice (a bounded LRU of recent
 // envelope ids).
 //
+// Flow control. Both sides of the connector's credits (fame-protocol §5.5): the reader grants
+// the sender a fresh window of 32 after every 24 envelopes of a flow, and the writer spends
+// one credit per envelope it sends on a flow, holding that flow's envelopes in a bounded FIFO
+// at zero until a CreditUpdate arrives (other flows keep going; the reader never blocks, and
+// when the held envelopes reach their bound the writer stops taking new ones, so callers
+// wait on their context). Without this a Go node floods the reference TS sentinel and
+// stalls around 40 concurrent calls.
+//
+// Security (FAME_SECURITY_PROFILE=overlay or strict-overlay). The node makes an ephemeral
+// Ed25519 signing key and X25519 encryption key, sends both JWKs in NodeAttach.keys and
+// stores the sentinel's from NodeAttachAck.keys. It signs every envelope it originates after
+// NodeAttach (CreditUpdates, hop-local and without sid, excepted) and verifies everything it
+// receives except NodeAttachAck, NodeHeartbeatAck and CreditUpdate: unsigned envelopes that
+// must be signed and bad signatures are dropped, requests answered with a
+// signature_required / signature_verification_failed nack. An envelope signed with an
+// unknown kid waits while KeyRequest{kid, physicalPath} goes to the sentinel (re-sent every
+// KeyRequestTimeout, KeyRequestAttempts times); then it is dropped and a call waiting for it
+// fails with ErrUnknownKey instead of hanging. Replayed envelope ids are refused
+// (at-least-once re-sends are deduplicated and re-acknowledged instead).
+//
+// Channel encryption (strict-overlay, or EncryptionLevel channel). A call opens one channel
+// per destination address (SecureOpen, signed; SecureAccept back) and encrypts Data with it
+// after signing; a request that came over a channel is answered over it. A pool replica
+// whose sentinel enabled AFT stickiness attaches meta.set.aft (client_sid = opener's sid,
+// scope node) to its SecureAccept. SecureClose (from the sentinel when a replica left, or
+// from a peer answering a cid it does not know, which this node does instead of delivering
+// ciphertext) drops the channel; a call in flight on it is re-sent once over a new channel.
+// Channels are replaced when Config.Channel limits are reached. Sealed encryption is only
+// decrypted on receipt; sending at level sealed uses a channel.
+//
 // Extension points kept deliberately small: Config.Outbound and Config.Inbound are hook chains
 // run on every envelope sent (before stamping and encoding) and received (after decoding), for
 // signing, verification and stickiness; Config.OnSecureClose receives SecureClose frames.

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // fakeSentinel speaks just enough of the sentinel side for the SDK tests: attach, bind and
@@ -33,8 +36,10 @@ type fakeSentinel struct {
 	// Knobs, set before the nodes connect.
 	refuse      string                           // non-empty: negative NodeAttachAck with this reason
 	noHeartbeat bool                             // never ack heartbeats
+	overlay     *fakeSec                         // non-nil: sign, keep keys, answer KeyRequests
 	noCredits   atomic.Bool                      // withhold CreditUpdates (a stuck receiver)
 	drop        func(*envelope.Envelope) bool    // drop an envelope before routing it
+	tamper      func(*envelope.Envelope)         // rewrite an envelope before routing it
 	onForward   func(*envelope.Envelope, string) // observe each forward (to child id)
 }
 
@@ -155,7 +160,17 @@ func (f *fakeSentinel) handle(ctx context.Context, c *fakeChild, env *envelope.E
 		f.children[c.id] = c
 		f.attaches[c.id]++
 		f.mu.Unlock()
-		f.reply(ctx, c, env, envelope.NewNodeAttachAck(env.ID, f.id, path, "/"+f.id, "EPOCH00000000001"))
+		ack := envelope.NewNodeAttachAck(env.ID, f.id, path, "/"+f.id, "EPOCH00000000001")
+		if f.overlay != nil {
+			if _, err := f.overlay.keys.AddRaw(v.Keys, path); err != nil {
+				f.t.Errorf("fake sentinel: child keys: %v", err)
+			}
+			ack.Keys = f.overlay.jwks
+			if len(v.Stickiness) > 0 {
+				ack.Stickiness = json.RawMessage(`{"mode":"aft","enabled":true,"ttlSec":7200,"version":1}`)
+			}
+		}
+		f.reply(ctx, c, env, ack)
 	case *envelope.AddressBind:
 		f.mu.Lock()
 		if a, err := envelope.ParseAddress(v.Address); err == nil && a.IsWildcard() {
@@ -172,9 +187,21 @@ func (f *fakeSentinel) handle(ctx context.Context, c *fakeChild, env *envelope.E
 			f.reply(ctx, c, env, &envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, RoutingEpoch: "EPOCH00000000001"})
 		}
 	case *envelope.CreditUpdate:
-	case *envelope.Data, *envelope.DeliveryAck:
+	case *envelope.KeyRequest:
+		if f.overlay == nil || (f.overlay.answer != nil && !f.overlay.answer(c.id)) {
+			return
+		}
+		owner, keys, err := f.overlay.keys.KeyAnnounceKeys(v.Kid)
+		if err != nil {
+			return
+		}
+		f.reply(ctx, c, env, &envelope.KeyAnnounce{PhysicalPath: owner, Keys: keys, Created: envelope.Now()})
+	case *envelope.Data, *envelope.DeliveryAck, *envelope.SecureOpen, *envelope.SecureAccept, *envelope.SecureClose:
 		if f.drop != nil && f.drop(env) {
 			return
+		}
+		if f.tamper != nil {
+			f.tamper(env)
 		}
 		target := f.route(env.To)
 		if target == nil {
@@ -228,6 +255,7 @@ func (f *fakeSentinel) reply(ctx context.Context, c *fakeChild, req *envelope.En
 		return
 	}
 	out.SID, out.TraceID, out.CorrID, out.FlowID = envelope.SecureDigest("/"+f.id), req.TraceID, req.CorrID, c.flow
+	f.sign(out)
 	f.write(ctx, c, out, -1)
 }
 
@@ -306,4 +334,51 @@ func (f *fakeSentinel) childIDs() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// fakeSec is the fake sentinel's overlay profile: its own signing key, the children's keys
+// (from NodeAttach) and, optionally, a filter on whose KeyRequests it answers.
+type fakeSec struct {
+	signer *security.Signer
+	keys   *security.KeyStore
+	jwks   []json.RawMessage
+	answer func(child string) bool
+}
+
+func newFakeSec(t *testing.T) *fakeSec {
+	priv, err := security.NewNodeKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := &fakeSec{signer: &security.Signer{Key: priv, Kid: envelope.NewID()}, keys: security.NewKeyStore(security.KeyStoreOptions{})}
+	j, _ := json.Marshal(security.SigningJWK(priv.Public().(ed25519.PublicKey), fs.signer.Kid))
+	fs.jwks = []json.RawMessage{j}
+	if err := fs.keys.Add(security.SigningJWK(priv.Public().(ed25519.PublicKey), fs.signer.Kid), "/SENTINEL00000001"); err != nil {
+		t.Fatal(err)
+	}
+	return fs
+}
+
+func (f *fakeSentinel) sign(env *envelope.Envelope) {
+	if f.overlay == nil {
+		return
+	}
+	if err := f.overlay.signer.Sign(env); err != nil {
+		f.t.Errorf("fake sentinel: sign: %v", err)
+	}
+}
+
+// sendTo delivers a sentinel-originated frame to a child (e.g. SecureClose).
+func (f *fakeSentinel) sendTo(child, to string, fr envelope.Frame) {
+	f.mu.Lock()
+	c := f.children[child]
+	f.mu.Unlock()
+	if c == nil {
+		f.t.Errorf("fake sentinel: no child %s", child)
+		return
+	}
+	out, _ := envelope.New(fr)
+	out.SID, out.TraceID, out.To, out.FlowID = envelope.SecureDigest("/"+f.id), envelope.NewID(), to, c.flow
+	f.sign(out)
+	f.write(context.Background(), c, out, -1)
 }
