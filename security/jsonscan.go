@@ -333,58 +333,76 @@ func skipValue(in []byte, pos, depth int) (int, error) {
 	}
 }
 
-// scanObject walks the JSON object raw (which must be exactly one object, whitespace
-// around it allowed) and calls fn for each member in order with the decoded key (valid only
-// during the call; scratch is reused for it) and the exact bytes of the value. Values are
-// validated as encoding/json would.
-func scanObject(raw []byte, scratch []byte, fn func(key, val []byte)) ([]byte, error) {
-	pos := skipWS(raw, 0)
-	if pos >= len(raw) {
-		return scratch, errUnexpectedEnd
-	}
-	if raw[pos] != '{' {
-		return scratch, errors.New("not a JSON object")
-	}
-	pos = skipWS(raw, pos+1)
-	if pos < len(raw) && raw[pos] == '}' {
-		pos++
-	} else {
-		for {
-			if pos >= len(raw) || raw[pos] != '"' {
-				return scratch, syntaxErr(raw, pos)
-			}
-			var err error
-			scratch, pos, err = readString(scratch[:0], raw, pos, strDecoded)
-			if err != nil {
-				return scratch, err
-			}
-			pos = skipWS(raw, pos)
-			if pos >= len(raw) || raw[pos] != ':' {
-				return scratch, syntaxErr(raw, pos)
-			}
-			vstart := skipWS(raw, pos+1)
-			if pos, err = skipValue(raw, vstart, 0); err != nil {
-				return scratch, err
-			}
-			fn(scratch, raw[vstart:pos])
-			pos = skipWS(raw, pos)
-			if pos >= len(raw) {
-				return scratch, errUnexpectedEnd
-			}
-			if raw[pos] == '}' {
-				pos++
-				break
-			}
-			if raw[pos] != ',' {
-				return scratch, syntaxErr(raw, pos)
-			}
-			pos = skipWS(raw, pos+1)
+// objectScanner walks the members of a JSON object (exactly one object, whitespace around it
+// allowed) without building anything: each next call returns the decoded key (appended to the
+// caller's scratch) and the exact bytes of the value. Values are validated as encoding/json
+// would. An iterator rather than a callback: arguments passed to a func value escape, which
+// would put the caller's stack buffers on the heap.
+type objectScanner struct {
+	raw   []byte
+	pos   int
+	state uint8 // 0 before '{', 1 expecting a member or '}', 2 expecting ',' or '}', 3 done
+}
+
+func newObjectScanner(raw []byte) objectScanner { return objectScanner{raw: raw} }
+
+// next returns the next member; ok is false at the end of the object (trailing data checked).
+func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err error) {
+	raw := s.raw
+	switch s.state {
+	case 0:
+		pos := skipWS(raw, 0)
+		if pos >= len(raw) {
+			return nil, nil, false, errUnexpectedEnd
 		}
+		if raw[pos] != '{' {
+			return nil, nil, false, errors.New("not a JSON object")
+		}
+		s.pos = skipWS(raw, pos+1)
+		if s.pos < len(raw) && raw[s.pos] == '}' {
+			return nil, nil, false, s.finish(s.pos + 1)
+		}
+	case 2:
+		pos := skipWS(raw, s.pos)
+		if pos >= len(raw) {
+			return nil, nil, false, errUnexpectedEnd
+		}
+		if raw[pos] == '}' {
+			return nil, nil, false, s.finish(pos + 1)
+		}
+		if raw[pos] != ',' {
+			return nil, nil, false, syntaxErr(raw, pos)
+		}
+		s.pos = skipWS(raw, pos+1)
+	case 3:
+		return nil, nil, false, nil
 	}
-	if pos = skipWS(raw, pos); pos != len(raw) {
-		return scratch, errors.New("trailing data after object")
+	s.state = 1
+	pos := s.pos
+	if pos >= len(raw) || raw[pos] != '"' {
+		return nil, nil, false, syntaxErr(raw, pos)
 	}
-	return scratch, nil
+	if key, pos, err = readString(scratch, raw, pos, strDecoded); err != nil {
+		return nil, nil, false, err
+	}
+	pos = skipWS(raw, pos)
+	if pos >= len(raw) || raw[pos] != ':' {
+		return nil, nil, false, syntaxErr(raw, pos)
+	}
+	vstart := skipWS(raw, pos+1)
+	if pos, err = skipValue(raw, vstart, 0); err != nil {
+		return nil, nil, false, err
+	}
+	s.pos, s.state = pos, 2
+	return key, raw[vstart:pos], true, nil
+}
+
+func (s *objectScanner) finish(pos int) error {
+	s.state = 3
+	if skipWS(s.raw, pos) != len(s.raw) {
+		return errors.New("trailing data after object")
+	}
+	return nil
 }
 
 // stringValue decodes a member value that must be a JSON string or null (null and absent

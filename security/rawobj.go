@@ -20,10 +20,17 @@ type rawObject []rawMember
 func parseRawObject(raw []byte) (rawObject, error) {
 	var obj rawObject
 	var keyBuf [64]byte
-	if _, err := scanObject(raw, keyBuf[:0], func(key, val []byte) { obj.set(string(key), val) }); err != nil {
-		return nil, err
+	sc := newObjectScanner(raw)
+	for {
+		key, val, ok, err := sc.next(keyBuf[:0])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return obj, nil
+		}
+		obj.set(string(key), val)
 	}
-	return obj, nil
 }
 
 func (o rawObject) get(key string) (json.RawMessage, bool) {

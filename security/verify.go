@@ -90,15 +90,21 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 func dataFramePD(frame, dst []byte) (pd []byte, isData bool, err error) {
 	var typ, pdRaw []byte
 	var keyBuf [32]byte
-	if _, err := scanObject(frame, keyBuf[:0], func(key, val []byte) {
+	sc := newObjectScanner(frame)
+	for {
+		key, val, ok, err := sc.next(keyBuf[:0])
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
+		}
+		if !ok {
+			break
+		}
 		switch string(key) {
 		case "type":
 			typ = val
 		case "pd":
 			pdRaw = val
 		}
-	}); err != nil {
-		return nil, false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
 	}
 	var typeBuf [16]byte
 	ft, err := stringValue(typeBuf[:0], typ)
@@ -120,12 +126,18 @@ func dataFramePD(frame, dst []byte) (pd []byte, isData bool, err error) {
 func payloadMatchesPD(frame, pd []byte) (bool, error) {
 	var payload []byte
 	var keyBuf [32]byte
-	if _, err := scanObject(frame, keyBuf[:0], func(key, val []byte) {
+	sc := newObjectScanner(frame)
+	for {
+		key, val, ok, err := sc.next(keyBuf[:0])
+		if err != nil {
+			return false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
+		}
+		if !ok {
+			break
+		}
 		if string(key) == "payload" {
 			payload = val
 		}
-	}); err != nil {
-		return false, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
 	}
 	for _, style := range []NumberStyle{PythonNumbers, JSNumbers} {
 		d, err := PayloadDigest(payload, style)
