@@ -7,7 +7,8 @@
 # Prints a markdown table and writes it, with the machine and the command, to BENCHMARKS.md.
 #
 # Environment: BIN (bin), BENCH_D (10s), BENCH_WARMUP (2s), BENCH_CALL_TIMEOUT (5s),
-# BENCH_OUT (BENCHMARKS.md; "-" prints only), PROFILE (1: also profile our sentinel and the
+# BENCH_REPEAT (1: runs per scenario and sentinel; the median run is reported, every run is
+# listed), BENCH_OUT (BENCHMARKS.md; "-" prints only), PROFILE (1: also profile our sentinel and the
 # client under 50 callers and add the top CPU consumers to the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ WARMUP=${BENCH_WARMUP:-2s}
 CALL_TIMEOUT=${BENCH_CALL_TIMEOUT:-5s}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 PROFILE=${PROFILE:-1}
+REPEAT=${BENCH_REPEAT:-1}
 GO=${GO:-go}
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 
@@ -66,6 +68,9 @@ fi
 start_fabric() {
   local side=$1 port
   port=$(free_port)
+  # The redirections below happen in the background children, so stale READY lines from the
+  # previous fabric must be gone before anyone waits for new ones.
+  rm -f "$work/addr" "$work/sentinel.out" "$work/agent.out"
   SENTINEL_ADDR=127.0.0.1:$port
   if [[ $side == ours ]]; then
     FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_PPROF=${PPROF:-false} \
@@ -96,22 +101,38 @@ scenarios=(
 )
 
 limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
+# key FILE OPEN?: how good one run is, for picking the median (higher is better; no result or a
+# stall ranks lowest).
+key() {
+  if [[ ! -s $1 ]]; then echo -1e18; return; fi
+  if [[ $2 == open ]]; then jq -r 'if .stalled or .calls == 0 then -1e17 else -.p50_us end' "$1"
+  else jq -r 'if .stalled or .calls == 0 then -1e17 else .calls_per_sec end' "$1"; fi
+}
 for side in ours ref; do
   for s in "${scenarios[@]}"; do
     IFS='|' read -r name label flags <<<"$s"
-    echo "== $side: $label"
-    start_fabric "$side"
-    rc=0
-    # shellcheck disable=SC2086 # flags are words on purpose
-    timeout --kill-after=5 "$limit" "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
-      -timeout "$CALL_TIMEOUT" -json $flags >"$work/$side-$name.json" 2>"$work/$side-$name.err" || rc=$?
-    echo "$rc" >"$work/$side-$name.rc"
-    if [[ -s $work/$side-$name.json ]]; then
-      jq -c '{calls_per_sec, p50_us, p99_us, error_total, errors, stalled}' "$work/$side-$name.json"
-    else
-      echo "   no result (exit $rc): $(tail -1 "$work/$side-$name.err")"
-    fi
-    stop_all
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      echo "== $side: $label (run $rep of $REPEAT)"
+      start_fabric "$side"
+      f=$work/$side-$name-$rep
+      rc=0
+      # shellcheck disable=SC2086 # flags are words on purpose
+      timeout --kill-after=5 "$limit" "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
+        -timeout "$CALL_TIMEOUT" -json $flags >"$f.json" 2>"$f.err" || rc=$?
+      echo "$rc" >"$f.rc"
+      if [[ -s $f.json ]]; then
+        jq -c '{calls_per_sec, p50_us, p99_us, send_lag_p50_us, error_total, errors, stalled}' "$f.json"
+      else
+        echo "   no result (exit $rc): $(tail -1 "$f.err")"
+      fi
+      stop_all
+    done
+    # The median run (by throughput, or by p50 in open loop) becomes $side-$name.*.
+    mode=closed
+    [[ $name == open* ]] && mode=open
+    pick=$(for ((rep = 1; rep <= REPEAT; rep++)); do echo "$(key "$work/$side-$name-$rep.json" "$mode") $rep"; done |
+      sort -g | sed -n "$(((REPEAT + 1) / 2))p" | cut -d' ' -f2)
+    for ext in json rc err; do cp "$work/$side-$name-$pick.$ext" "$work/$side-$name.$ext"; done
   done
 done
 
@@ -147,7 +168,11 @@ cell() { # cell SIDE NAME METRIC
   if [[ $(status "$1" "$2") != ok ]]; then stalled_cell "$1" "$2"; return; fi
   case $3 in
     tput) echo "$(jq -r '.calls_per_sec|round' "$f") calls/s$(errs "$f")" ;;
-    lat) echo "p50 $(fmt_us "$(jq '.p50_us' "$f")") · p99 $(fmt_us "$(jq '.p99_us' "$f")") · p99.9 $(fmt_us "$(jq '.p999_us' "$f")")" ;;
+    lat)
+      printf 'p50 %s · p99 %s · p99.9 %s' "$(fmt_us "$(jq '.p50_us' "$f")")" "$(fmt_us "$(jq '.p99_us' "$f")")" "$(fmt_us "$(jq '.p999_us' "$f")")"
+      [[ $(jq '.send_lag_p50_us // 0' "$f") != 0 ]] && printf ' (send lag p50 %s)' "$(fmt_us "$(jq '.send_lag_p50_us' "$f")")"
+      echo
+      ;;
   esac
 }
 ratio() { # ratio NAME METRIC: how many times better ours is
@@ -159,7 +184,8 @@ ratio() { # ratio NAME METRIC: how many times better ours is
   if [[ $so != ok ]]; then echo "—"; return; fi
   case $2 in
     tput) jq -rn --slurpfile a "$o" --slurpfile b "$r" '"\($a[0].calls_per_sec / $b[0].calls_per_sec * 10 | round / 10)×"' ;;
-    lat) jq -rn --slurpfile a "$o" --slurpfile b "$r" '"\($b[0].p50_us / $a[0].p50_us * 10 | round / 10)× lower p50"' ;;
+    lat) jq -rn --slurpfile a "$o" --slurpfile b "$r" '($b[0].p50_us / $a[0].p50_us) as $x |
+      if $x >= 1 then "\($x * 10 | round / 10)× lower p50" else "\(1 / $x * 10 | round / 10)× higher p50" end' ;;
   esac
 }
 
@@ -178,6 +204,26 @@ table=$work/table.md
   done
   echo "| overlay (signed envelopes), 50 callers | not yet measured | not yet measured | — |"
 } >"$table"
+runs=$work/runs.md
+{
+  echo "Every run (calls/s, p50; the median run of each is in the table):"
+  echo
+  for side in ours ref; do
+    for s in "${scenarios[@]}"; do
+      IFS='|' read -r name label _ <<<"$s"
+      line="- $side, $label:"
+      for ((rep = 1; rep <= REPEAT; rep++)); do
+        f=$work/$side-$name-$rep.json
+        if [[ -s $f ]]; then
+          line+=" $(jq -r '"\(.calls_per_sec|round)/s \(.p50_us|round) µs\(if .stalled then " stalled" else "" end)"' "$f");"
+        else
+          line+=" no result;"
+        fi
+      done
+      echo "${line%;}"
+    done
+  done
+} >"$runs"
 echo
 cat "$table"
 
@@ -228,18 +274,23 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}; load average before the run: $LOADAVG"
   echo "- go: $($GO version | cut -d' ' -f3-), node: $(node --version), reference: @naylence/runtime $(jq -r '.dependencies["@naylence/runtime"]' interop/package.json)"
-  echo "- command: \`scripts/bench-compare.sh\` (BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT)"
+  echo "- command: \`BENCH_REPEAT=$REPEAT BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT scripts/bench-compare.sh\`"
   echo
   echo "Setup: loopback, open security profile, at-most-once delivery, default flow control. Per"
   echo "scenario and sentinel, a fresh sentinel and one Go \`math-agent\` (MATH_LOGICAL=fame.fabric);"
   echo "the load is \`fame bench\` calling \`add({x:3,y:4})\` (answer checked) on one client connection,"
   echo "$WARMUP warm-up then $D measured. Closed loop: every caller calls back to back. Open loop:"
   echo "calls are due on a fixed schedule and latency counts from the due time. Latencies come from"
-  echo "a log-linear histogram (≤ 0.4% error). \"Stalled\" means a whole second of the window without"
-  echo "one successful call, or no result within ${limit}s. All processes share the same cores, so"
-  echo "the client's own CPU cost is in every figure."
+  echo "a log-linear histogram (≤ 0.4% error). \"Send lag\" is how late the generator itself sent a"
+  echo "due call (Go timer wake-up granularity, about 0.5 ms here, plus any backlog); it is part of the"
+  echo "open-loop latency. \"Stalled\" means a whole second of the window without one successful call,"
+  echo "or no result within ${limit}s. Each cell is the median of $REPEAT run(s). Client, agent and"
+  echo "sentinel share the same cores (and this machine is shared with other work, see the load"
+  echo "average), so the client's own CPU cost is in every figure and the noise is real."
   echo
   cat "$table"
+  echo
+  cat "$runs"
   echo
   cat "$prof_section"
 } >"$OUT"
