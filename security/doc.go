@@ -33,4 +33,12 @@
 // repr. Numbers are kept as their wire text and then printed as Python would (see
 // CanonicalJSON for the exact rules); verification also accepts a pd computed with
 // JavaScript number printing, because the TS runtime signs that way.
+//
+// Cost. The canonicaliser is a single pass over the raw bytes (jsonscan.go, canonical.go)
+// that accepts and decodes exactly what encoding/json does; canonical_oracle_test.go keeps
+// the earlier encoding/json-based implementation and the differential tests hold the two
+// byte-identical. KeyStore.Verify(env, true) allocates nothing and costs about one Ed25519
+// verification; Sign about one Ed25519 signature plus the payload digest; Seal two X25519
+// multiplications, Open one (parsed recipient keys are cached). The benchmarks report
+// cpu-ns/op next to wall time and floor benchmarks for the bare primitives.
 package security
