@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,27 +22,29 @@ var errUnhealthy = errors.New("unhealthy")
 
 // runHealthcheck probes one health URL and exits non-zero unless it answers 2xx:
 //
-//	fame healthcheck [-timeout 3s] [-ca FILE] URL
+//	fame healthcheck [-timeout 3s] [-ca FILE] [-contains TEXT] URL
 //
 // Container images built FROM scratch have no shell or curl, so Docker's HEALTHCHECK runs the
-// fame binary itself. -ca (default FAME_CA_CERTS when it is a file) adds a PEM bundle to the
+// fame binary itself. -contains also requires TEXT in the body: a replica, which serves no
+// HTTP, is healthy once the sentinel's /stats lists the address it advertised. -ca (default FAME_CA_CERTS when it is a file) adds a PEM bundle to the
 // trusted roots for https:// URLs served with certificates from 'fame ca server-cert'.
 func runHealthcheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
 	caFile := fs.String("ca", defaultHealthCA(), "PEM bundle to trust for https:// URLs (in addition to the system roots)")
 	quiet := fs.Bool("q", false, "print nothing on success")
+	contains := fs.String("contains", "", "also require this text in the response body")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: fame healthcheck [-timeout 3s] [-ca FILE] URL")
+		return errors.New("usage: fame healthcheck [-timeout 3s] [-ca FILE] [-contains TEXT] URL")
 	}
 	client, err := healthClient(*caFile, *timeout)
 	if err != nil {
 		return err
 	}
-	status, err := probe(ctx, client, fs.Arg(0))
+	status, err := probe(ctx, client, fs.Arg(0), *contains)
 	if err != nil {
 		return err
 	}
@@ -81,8 +84,13 @@ func healthClient(caFile string, timeout time.Duration) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: timeout}, nil
 }
 
-// probe GETs url and returns "<status line> <url>" for a 2xx answer.
-func probe(ctx context.Context, client *http.Client, url string) (string, error) {
+// maxHealthBody bounds what a probe reads: /stats of a big fabric is large, but a health
+// probe must not buffer without limit.
+const maxHealthBody = 4 << 20
+
+// probe GETs url and returns "<status line> <url>" for a 2xx answer whose body contains
+// contains (when not empty).
+func probe(ctx context.Context, client *http.Client, url, contains string) (string, error) {
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
 		return "", fmt.Errorf("healthcheck: %q is not an http:// or https:// URL", url)
 	}
@@ -95,10 +103,15 @@ func probe(ctx context.Context, client *http.Client, url string) (string, error)
 		return "", fmt.Errorf("healthcheck: %w", err)
 	}
 	defer resp.Body.Close()
-	// Drain a little so keep-alive bookkeeping is happy; the body itself is not judged.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHealthBody))
+	if err != nil {
+		return "", fmt.Errorf("healthcheck: %s: read body: %w", url, err)
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return "", fmt.Errorf("healthcheck: %s: %w (%s)", url, errUnhealthy, resp.Status)
+	}
+	if contains != "" && !bytes.Contains(body, []byte(contains)) {
+		return "", fmt.Errorf("healthcheck: %s: %w (body lacks %q)", url, errUnhealthy, contains)
 	}
 	return resp.Status + " " + url, nil
 }

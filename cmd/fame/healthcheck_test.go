@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,9 @@ import (
 func TestProbe(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `{"pools":{"math@*.fame.fabric":["r1"]},"caps":["math@r1.fame.fabric"]}`)
+	})
 	mux.HandleFunc("/nocontent", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/down", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
@@ -35,8 +39,12 @@ func TestProbe(t *testing.T) {
 		url       string
 		wantErr   bool
 		unhealthy bool
+		contains  string
 		wantOut   string
 	}{
+		{name: "contains", url: srv.URL + "/stats", contains: "math@r1.fame.fabric", wantOut: "200 OK"},
+		{name: "lacks", url: srv.URL + "/stats", contains: "math@r2.fame.fabric", wantErr: true, unhealthy: true},
+		{name: "503 body not judged", url: srv.URL + "/down", contains: "", wantErr: true, unhealthy: true},
 		{name: "200", url: srv.URL + "/ok", wantOut: "200 OK " + srv.URL + "/ok"},
 		{name: "204", url: srv.URL + "/nocontent", wantOut: "204 No Content"},
 		{name: "503", url: srv.URL + "/down", wantErr: true, unhealthy: true},
@@ -47,7 +55,7 @@ func TestProbe(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := probe(context.Background(), client, tc.url)
+			out, err := probe(context.Background(), client, tc.url, tc.contains)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("probe(%s) err = %v, wantErr %v", tc.url, err, tc.wantErr)
 			}
@@ -69,7 +77,7 @@ func TestHealthcheckTLSWithCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := probe(context.Background(), plain, srv.URL); err == nil {
+	if _, err := probe(context.Background(), plain, srv.URL, ""); err == nil {
 		t.Fatal("probe trusted an unknown certificate")
 	}
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
@@ -81,7 +89,7 @@ func TestHealthcheckTLSWithCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := probe(context.Background(), withCA, srv.URL); err != nil {
+	if _, err := probe(context.Background(), withCA, srv.URL, ""); err != nil {
 		t.Fatalf("probe with -ca: %v", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.pem")
