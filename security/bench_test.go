@@ -142,3 +142,24 @@ func BenchmarkChannelDecrypt(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyShallowAck is the sentinel's check of a signed non-Data frame (a
+// DeliveryAck): the frame digest is computed, not read from pd.
+func BenchmarkVerifyShallowAck(b *testing.B) {
+	env := unsigned(b, a2Data, true)
+	env.Frame = json.RawMessage(`{"type":"DeliveryAck","ok":true,"refId":"ENV1","code":null,"reason":null}`)
+	if err := (&Signer{Key: testSeedKey(), Kid: "k"}).Sign(env); err != nil {
+		b.Fatal(err)
+	}
+	ks := NewKeyStore(KeyStoreOptions{})
+	if err := ks.Add(SigningJWK(testSeedKey().Public().(ed25519.PublicKey), "k"), "/Cb8WVCC4ML5RsFM/client01"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	defer cpuMetric(b)()
+	for b.Loop() {
+		if _, err := ks.Verify(env, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -33,6 +33,11 @@ func checkAgainstOracle(t *testing.T, in []byte) {
 			t.Fatalf("%s: %q:\nnew    %q\noracle %q", o.name, in, got, want)
 		}
 	}
+	if frameIsModelForm(in) {
+		if out, changed, err := normalizeFrameSlow(in); err != nil || changed || !bytes.Equal(out, in) {
+			t.Fatalf("%q: fast path says model form, slow path: changed %v err %v", in, changed, err)
+		}
+	}
 	wantObj, werr := oracleParseRawObject(in)
 	gotObj, gerr := parseRawObject(in)
 	if (werr == nil) != (gerr == nil) {
@@ -91,6 +96,11 @@ func differentialCorpus() []string {
 		`{"\ud800":1,"\udfff":2}`, `{"é":1,"e":2,"z":3,"😀":4,"\uffff":5}`, `{"a\"":1,"a":2,"a!":3}`,
 		`{"type":"Data","pd":"x","payload":{"k":[1,2.50,"s"]},"codec":null}`, `{"x":{"y":{"z":null}},"w":[null]}`,
 		deep(64, "1"), deep(65, "1"), deep(65, ""), deep(66, ""), deepObj(64), deepObj(65), deep(70, ""),
+		`{"type":"DeliveryAck","ok":true,"refId":"E"}`, `{"type":"DeliveryAck","refId":"E"}`, `{"type":"DeliveryAck","ok":null}`,
+		`{"type":"DeliveryAck","ok":true,"ok":null}`, `{"type":"SecureOpen","cid":"c","alg":"CHACHA20P1305","opts":0}`,
+		`{"type":"SecureOpen","cid":"c","alg":"CHACHA20P1305"}`, `{"type":"SecureAccept","ok":true,"alg":"x"}`, `{"type":"SecureAccept","alg":"x"}`,
+		`{"type":"NodeAttach","originType":"downstream"}`, `{"type":"NodeAttach"}`, `{"type":"KeyAnnounce","created":"2025-01-01T00:00:00Z"}`,
+		`{"type":"DeliveryAck"}`, `{"type":1}`, `{"type":null,"ok":true}`, `{"ok":true}`,
 		`NaN`, `Infinity`, `{"a":-Infinity}`, "\ufeff{}", "{\"a\":\"\t\"}", `[1e5,1E-5,-0,0.5e1,10.0]`,
 	}
 }

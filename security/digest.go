@@ -22,15 +22,27 @@ func SecureDigestBytes(b []byte) string {
 	return base62u128(binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16]))
 }
 
+// appendSecureDigest appends SecureDigestBytes(b) to dst without allocating.
+func appendSecureDigest(dst, b []byte) []byte {
+	sum := sha256.Sum256(b)
+	var out [24]byte
+	return append(dst, base62u128Into(&out, binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16]))...)
+}
+
 // SIDForPath is the sid the reference derives from a node's physical path.
 func SIDForPath(physicalPath string) string { return SecureDigest(physicalPath) }
 
 // base62u128 writes the 128-bit integer hi:lo in base62 by long division on two words.
 func base62u128(hi, lo uint64) string {
+	var out [24]byte
+	return string(base62u128Into(&out, hi, lo))
+}
+
+func base62u128Into(out *[24]byte, hi, lo uint64) []byte { // 62^22 > 2^128
 	if hi == 0 && lo == 0 {
-		return "0"
+		out[0] = '0'
+		return out[:1]
 	}
-	var out [24]byte // 62^22 > 2^128
 	i := len(out)
 	for hi != 0 || lo != 0 {
 		var r uint64
@@ -39,5 +51,5 @@ func base62u128(hi, lo uint64) string {
 		i--
 		out[i] = base62Alphabet[r]
 	}
-	return string(out[i:])
+	return out[i:]
 }

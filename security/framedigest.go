@@ -31,12 +31,19 @@ func PayloadDigest(payload json.RawMessage, style NumberStyle) (string, error) {
 func FrameDigest(frame json.RawMessage) (string, error) {
 	buf := getBuf()
 	defer putBuf(buf)
-	c, err := appendEncoded((*buf)[:0], frame, &frameDigestOpts)
-	*buf = c
+	var d [24]byte
+	out, err := appendFrameDigest(d[:0], frame, buf)
+	return string(out), err
+}
+
+// appendFrameDigest appends FrameDigest(frame) to dst, using scratch for the canonical form.
+func appendFrameDigest(dst, frame []byte, scratch *[]byte) ([]byte, error) {
+	c, err := appendEncoded((*scratch)[:0], frame, &frameDigestOpts)
+	*scratch = c
 	if err != nil {
-		return "", fmt.Errorf("frame digest: %w", err)
+		return dst, fmt.Errorf("frame digest: %w", err)
 	}
-	return SecureDigestBytes(c), nil
+	return appendSecureDigest(dst, c), nil
 }
 
 // ackFrames are the frames that extend DeliveryAck and therefore default ok to true.
@@ -68,6 +75,14 @@ func modelDefaults(frameType string) []rawMember {
 // matter in practice): missing defaults added, KeyAnnounce timestamps cut to milliseconds.
 // changed is false when the wire form already is the model form.
 func normalizeFrame(frame json.RawMessage) (out json.RawMessage, changed bool, err error) {
+	if frameIsModelForm(frame) {
+		return frame, false, nil
+	}
+	return normalizeFrameSlow(frame)
+}
+
+// normalizeFrameSlow is normalizeFrame without the fast path.
+func normalizeFrameSlow(frame json.RawMessage) (out json.RawMessage, changed bool, err error) {
 	obj, err := parseRawObject(frame)
 	if err != nil {
 		return nil, false, err
@@ -99,6 +114,59 @@ func normalizeFrame(frame json.RawMessage) (out json.RawMessage, changed bool, e
 	}
 	return obj.marshal(), true, nil
 }
+
+// frameIsModelForm is the allocation-free answer for the common case: true only when the frame
+// parses, its type is a string (or absent), it is not a KeyAnnounce, and every model default
+// is already present and non-null, so that normalizeFrame would return it unchanged.
+func frameIsModelForm(frame []byte) bool {
+	var typ []byte
+	var have uint8 // bit i: member defaultNames[i] present and not null
+	var keyBuf [32]byte
+	sc := newObjectScanner(frame)
+	for {
+		key, val, ok, err := sc.next(keyBuf[:0])
+		if err != nil {
+			return false
+		}
+		if !ok {
+			break
+		}
+		if string(key) == "type" {
+			typ = val
+			continue
+		}
+		for i, n := range defaultNames {
+			if string(key) == n {
+				if string(val) == "null" {
+					have &^= 1 << i
+				} else {
+					have |= 1 << i
+				}
+			}
+		}
+	}
+	var typeBuf [32]byte
+	ft, err := stringValue(typeBuf[:0], typ)
+	if err != nil || string(ft) == envelope.TypeKeyAnnounce {
+		return false
+	}
+	var need uint8
+	if ackFrames[string(ft)] {
+		need |= 1 << 0
+	}
+	switch string(ft) {
+	case envelope.TypeSecureOpen:
+		need |= 1<<1 | 1<<2
+	case envelope.TypeSecureAccept:
+		need |= 1 << 1
+	case envelope.TypeNodeAttach:
+		need |= 1 << 3
+	}
+	return have&need == need
+}
+
+// defaultNames are the members modelDefaults may add, by bit position in frameIsModelForm.
+var defaultNames = [...]string{"ok", "alg", "opts", "originType"}
 
 // toMillisZ renders an RFC 3339 timestamp the way the reference serialises KeyAnnounce times.
 func toMillisZ(s string) (string, bool) {

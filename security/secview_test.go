@@ -91,3 +91,38 @@ func TestSignSecHeaderMatchesMarshal(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyNonDataBothForms: a non-Data frame verifies whether the signer digested the wire
+// form (TS) or the Python model form with defaults filled in, and not with another digest.
+func TestVerifyNonDataBothForms(t *testing.T) {
+	key := testSeedKey()
+	pub := key.Public().(ed25519.PublicKey)
+	for _, frame := range []string{
+		`{"type":"SecureOpen","cid":"c1","ephPub":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}`,
+		`{"type":"DeliveryAck","refId":"E1"}`,
+		`{"type":"DeliveryAck","refId":"E1","ok":true,"code":null}`,
+	} {
+		env := unsigned(t, a2Data, true)
+		env.Frame = json.RawMessage(frame)
+		norm, _, err := normalizeFrameSlow(env.Frame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, form := range []json.RawMessage{env.Frame, norm} {
+			d, err := FrameDigest(form)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := *env
+			e.Sec = json.RawMessage(`{"sig":{"kid":"k","val":"` + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, TBS(e.SID, &e, d))) + `"}}`)
+			if err := VerifyShallow(&e, pub); err != nil {
+				t.Errorf("%s signed over %s: %v", frame, form, err)
+			}
+		}
+		e := *env
+		e.Sec = json.RawMessage(`{"sig":{"kid":"k","val":"` + base64.RawURLEncoding.EncodeToString(ed25519.Sign(key, TBS(e.SID, &e, "other"))) + `"}}`)
+		if err := VerifyShallow(&e, pub); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("%s signed over another digest: %v", frame, err)
+		}
+	}
+}

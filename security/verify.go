@@ -70,15 +70,26 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 		}
 		return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
 	}
-	digests, err := verifyDigests(env.Frame, trustPD)
+	// Other frames: the wire form's digest (TS signers and ours), then, if the Python model
+	// form differs, its digest (Python signers). No pd, so trustPD does not matter.
+	var wire [24]byte
+	d, err := appendFrameDigest(wire[:0], env.Frame, buf)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	for _, d := range digests {
-		tbs, _ := appendTBS((*buf)[:0], sid, env, d)
-		*buf = tbs
-		if ed25519.Verify(pub, tbs, sig) {
-			return nil
+	tbs := appendTBSHeaders((*buf)[:0], sid, env)
+	tbs = append(tbs, d...)
+	*buf = tbs
+	if ed25519.Verify(pub, tbs, sig) {
+		return nil
+	}
+	if norm, changed, err := normalizeFrame(env.Frame); err == nil && changed {
+		if nd, err := FrameDigest(norm); err == nil {
+			tbs = append(appendTBSHeaders((*buf)[:0], sid, env), nd...)
+			*buf = tbs
+			if ed25519.Verify(pub, tbs, sig) {
+				return nil
+			}
 		}
 	}
 	return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
@@ -86,7 +97,7 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 
 // dataFramePD scans the frame for type and pd without building anything. For a Data frame it
 // returns pd appended to dst (an error if pd is missing); for other frames isData is false.
-// Errors are those verifyDigests gives for the same frame.
+// Its errors are the ones verification reports for a malformed frame.
 func dataFramePD(frame, dst []byte) (pd []byte, isData bool, err error) {
 	var typ, pdRaw []byte
 	var keyBuf [32]byte
@@ -149,50 +160,4 @@ func payloadMatchesPD(frame, pd []byte) (bool, error) {
 		}
 	}
 	return false, nil
-}
-
-// verifyDigests lists the frame digests a genuine signer may have used. Data: pd (checked
-// against the payload unless trusted; the payload may have been digested with Python or JS
-// number printing). Other frames: the wire form (TS signers, and our Signer) and, if it
-// differs, the Python model form with defaults filled in (Python signers).
-func verifyDigests(frame []byte, trustPD bool) ([]string, error) {
-	obj, err := parseRawObject(frame)
-	if err != nil {
-		return nil, fmt.Errorf("%w: frame: %v", ErrBadSignature, err)
-	}
-	ft, err := obj.stringMember("type")
-	if err != nil {
-		return nil, fmt.Errorf("%w: frame type: %v", ErrBadSignature, err)
-	}
-	if ft == envelope.TypeData {
-		pd, err := obj.stringMember("pd")
-		if err != nil || pd == "" {
-			return nil, fmt.Errorf("%w: Data frame without pd", ErrBadSignature)
-		}
-		if trustPD {
-			return []string{pd}, nil
-		}
-		payload, _ := obj.get("payload")
-		for _, style := range []NumberStyle{PythonNumbers, JSNumbers} {
-			d, err := PayloadDigest(payload, style)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-			}
-			if d == pd {
-				return []string{pd}, nil
-			}
-		}
-		return nil, fmt.Errorf("%w: payload digest does not match pd", ErrBadSignature)
-	}
-	wire, err := FrameDigest(frame)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-	}
-	out := []string{wire}
-	if norm, changed, err := normalizeFrame(frame); err == nil && changed {
-		if d, err := FrameDigest(norm); err == nil {
-			out = append(out, d)
-		}
-	}
-	return out, nil
 }
