@@ -79,7 +79,8 @@ type LimitsConfig struct {
 	SendQueue       int `yaml:"send_queue,omitempty"`       // envelopes queued per connection
 	WriteTimeoutMs  int `yaml:"write_timeout_ms,omitempty"` // a write stuck longer disconnects the peer
 	AttachTimeoutMs int `yaml:"attach_timeout_ms,omitempty"`
-	PingIntervalMs  int `yaml:"ping_interval_ms,omitempty"` // liveness probe; a peer that misses two is dropped
+	PingIntervalMs  int `yaml:"ping_interval_ms,omitempty"` // liveness probe of serving nodes; a peer that misses two is dropped
+	IdleTimeoutMs   int `yaml:"idle_timeout_ms,omitempty"`  // a peer silent this long is dropped (peers heartbeat every 15 s)
 }
 
 // Options is the resolved configuration the sentinel runs with.
@@ -103,6 +104,7 @@ type Options struct {
 	WriteTimeout      time.Duration
 	AttachTimeout     time.Duration
 	PingInterval      time.Duration
+	IdleTimeout       time.Duration
 	LogFormat         string
 	LogLevel          string
 	ShowEnvelopes     bool
@@ -173,6 +175,7 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		WriteTimeout:      time.Duration(orDefaultInt(n.Limits.WriteTimeoutMs, 10000)) * time.Millisecond,
 		AttachTimeout:     time.Duration(orDefaultInt(n.Limits.AttachTimeoutMs, 10000)) * time.Millisecond,
 		PingInterval:      time.Duration(orDefaultInt(n.Limits.PingIntervalMs, 1000)) * time.Millisecond,
+		IdleTimeout:       time.Duration(orDefaultInt(n.Limits.IdleTimeoutMs, 45000)) * time.Millisecond,
 		LogFormat:         orDefault(f.Logging.Format, "text"),
 		LogLevel:          orDefault(f.Logging.Level, "info"),
 	}

@@ -55,6 +55,8 @@ type conn struct {
 	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply
 
 	sessions   atomic.Int64 // sticky sessions bound to this peer (load for the balancer)
+	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
+	pingOnce   sync.Once
 	attachedAt time.Time
 	rx, tx     atomic.Uint64
 }
@@ -221,6 +223,19 @@ func (c *conn) writer() {
 			putBuf(bp)
 		}
 	}
+}
+
+// startPinger starts liveness probing once the peer serves an address: a hung replica must
+// leave its pools within seconds, while a plain client costs no goroutine and is caught by the
+// idle sweeper instead (it heartbeats every 15 s).
+func (c *conn) startPinger() {
+	c.pingOnce.Do(func() {
+		if c.closed() {
+			return
+		}
+		c.s.wg.Add(1)
+		go c.pinger()
+	})
 }
 
 // pinger detects a peer that stopped reading: both the TS ws library and coder/websocket

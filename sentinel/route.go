@@ -192,6 +192,7 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		default:
 			s.routes.bind(c, a)
 			s.sticky.memberJoined(c, a)
+			c.startPinger()
 			c.log.Info("address bound", "address", f.Address)
 			ack = &envelope.AddressBindAck{Ack: okAck, Address: f.Address}
 		}

@@ -61,6 +61,7 @@ type Sentinel struct {
 	conns   map[*conn]struct{}
 
 	draining atomic.Bool
+	drainCh  chan struct{} // closed when Shutdown starts: stops the sentinel's own loops
 	showMu   sync.Mutex
 	showOut  io.Writer
 }
@@ -115,6 +116,9 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.drainCh = make(chan struct{})
+	s.wg.Add(1)
+	go s.sweepIdle()
 	return s, nil
 }
 
@@ -170,6 +174,7 @@ func (s *Sentinel) Shutdown(ctx context.Context) {
 	if !s.draining.CompareAndSwap(false, true) {
 		return
 	}
+	close(s.drainCh)
 	s.connsMu.Lock()
 	all := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -353,6 +358,33 @@ func (s *Sentinel) detach(c *conn, reason string) {
 	}
 	s.log.Info("node detached", "system_id", c.systemID, "path", c.path, "reason", reason,
 		"pools_left", left, "inflight_nacked", len(pend))
+}
+
+// sweepIdle closes attached connections that have sent nothing for IdleTimeout: reference
+// peers heartbeat every 15 s, so silence means the peer is gone without a close (a dead host,
+// a cut network). It is the one liveness goroutine for all plain clients.
+func (s *Sentinel) sweepIdle() {
+	defer s.wg.Done()
+	iv := s.opts.IdleTimeout / 4
+	if s.opts.IdleTimeout <= 0 {
+		return
+	}
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.drainCh:
+			return
+		case <-t.C:
+			limit := time.Now().Add(-s.opts.IdleTimeout).UnixNano()
+			for _, c := range s.routes.attached() {
+				if c.lastRx.Load() < limit {
+					c.log.Warn("closing idle connection", "idle_for", s.opts.IdleTimeout)
+					go c.close(websocket.StatusGoingAway, "idle: nothing received for "+s.opts.IdleTimeout.String())
+				}
+			}
+		}
+	}
 }
 
 // showEnvelope prints an envelope for FAME_SHOW_ENVELOPES=true.

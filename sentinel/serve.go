@@ -16,17 +16,10 @@ import (
 func (c *conn) serve() {
 	defer c.s.wg.Done()
 	s := c.s
-	s.wg.Add(2)
+	// Two goroutines per connection: this reader and the writer. Reads use the sentinel's
+	// context, so shutdown ends them; liveness pings run only for nodes that serve addresses.
+	s.wg.Add(1)
 	go c.writer()
-	go func() {
-		// The pinger starts only after attach; until then the attach deadline bounds the wait.
-		defer s.wg.Done()
-		select {
-		case <-c.done:
-		case <-s.ctx.Done():
-			c.close(websocket.StatusNormalClosure, "sentinel shutting down")
-		}
-	}()
 	defer c.close(websocket.StatusNormalClosure, "connection closed")
 
 	attachCtx, cancel := context.WithTimeout(s.ctx, s.opts.AttachTimeout)
@@ -45,8 +38,7 @@ func (c *conn) serve() {
 		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
-	s.wg.Add(1)
-	go c.pinger()
+	c.lastRx.Store(time.Now().UnixNano())
 
 	var h envelope.Header
 	for {
@@ -56,6 +48,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.rx.Add(1)
+		c.lastRx.Store(time.Now().UnixNano())
 		if err := envelope.ParseHeader(msg, &h); err != nil {
 			// A peer that sends what is not an envelope is broken or hostile; say why and
 			// drop it rather than guess at what it meant.
@@ -130,12 +123,16 @@ func (c *conn) refuseAttach(msg []byte, why error) {
 	if err != nil {
 		return
 	}
-	e.SID, e.TraceID, e.CorrID = c.s.sid, string(h.TraceID), string(h.CorrID)
-	c.sendOwn(e, 0)
-	// Give the writer a moment to put the ack on the wire before the close frame.
-	for i := 0; i < 20 && len(c.out) > 0; i++ {
-		time.Sleep(5 * time.Millisecond)
+	e.SID, e.TraceID, e.CorrID, e.FlowID, e.FlowFlags = c.s.sid, string(h.TraceID), string(h.CorrID), c.flowID, envelope.FlowSyn
+	b, err := e.Marshal()
+	if err != nil {
+		return
 	}
+	// Written directly (nothing else is queued before attach) so that it is on the wire
+	// before the close frame.
+	ctx, cancel := context.WithTimeout(c.s.ctx, time.Second)
+	defer cancel()
+	_ = c.ws.Write(ctx, websocket.MessageBinary, b)
 }
 
 // handleAttach processes the first message, which must be NodeAttach.
