@@ -11,7 +11,7 @@
 #   compose-stack.sh compose ARGS  any compose command with the stack's settings (ps, logs -f, stop X ...)
 #
 # Settings (environment): FAME_STACK_PROFILE (open, overlay, direct, strict: env/profile-*.env;
-# `start` remembers it for later commands), COMPOSE_PROJECT_NAME (default fame), FAME_IMAGE
+# default overlay; `start` records it for the project's later commands), COMPOSE_PROJECT_NAME (default fame), FAME_IMAGE
 # (default fame-go:local), FAME_COMPOSE_PUBLISH (sentinel's host port, default 127.0.0.1:8000),
 # BIN (default bin), FAME_SHOW_ENVELOPES=true for `run`.
 set -euo pipefail
@@ -40,21 +40,24 @@ compose() {
   fi
 }
 
-# profile: the explicit FAME_STACK_PROFILE, else the one the last start recorded, else the default.
+# profile: the explicit FAME_STACK_PROFILE; else, except for start, the one this project's last
+# start recorded; else the default.
 profile() {
   if [ -n "${FAME_STACK_PROFILE:-}" ]; then
     echo "$FAME_STACK_PROFILE"
-  elif [ -s "$SECRETS/stack-profile" ]; then
-    cat "$SECRETS/stack-profile"
+  elif [ "${1:-}" != start ] && [ -s "$(profile_file)" ]; then
+    cat "$(profile_file)"
   else
     echo "$DEFAULT_PROFILE"
   fi
 }
 
+profile_file() { echo "$SECRETS/stack-profile.$COMPOSE_PROJECT_NAME"; }
+
 # settings exports what the compose file interpolates and writes it to compose/.env as well, so
 # a hand-typed `docker compose` in compose/ sees the same stack.
 settings() {
-  FAME_STACK_PROFILE=$(profile)
+  FAME_STACK_PROFILE=$(profile "${1:-}")
   [ -f "$DIR/env/profile-$FAME_STACK_PROFILE.env" ] ||
     die "unknown FAME_STACK_PROFILE '$FAME_STACK_PROFILE' (have: $(cd "$DIR/env" && ls profile-*.env | sed 's/profile-//; s/\.env//' | tr '\n' ' '))"
   export FAME_STACK_PROFILE
@@ -107,7 +110,9 @@ cmd_image() {
   if ! docker buildx version >/dev/null 2>&1; then
     export DOCKER_BUILDKIT=0
   fi
-  docker build -q -t "$FAME_IMAGE" -f "$DIR/Dockerfile" "$DIR/build" >/dev/null
+  # The classic builder's deprecation banner is noise; show the output only when it fails.
+  local out
+  out=$(docker build -q -t "$FAME_IMAGE" -f "$DIR/Dockerfile" "$DIR/build" 2>&1) || die "docker build failed: $out"
   log "image $FAME_IMAGE built from $BIN"
 }
 
@@ -139,10 +144,10 @@ wait_healthy() {
 }
 
 cmd_start() {
-  settings
+  settings start
   cmd_init
   cmd_image
-  echo "$FAME_STACK_PROFILE" >"$SECRETS/stack-profile"
+  echo "$FAME_STACK_PROFILE" >"$(profile_file)"
   log "starting project $COMPOSE_PROJECT_NAME, profile $FAME_STACK_PROFILE ($(grep -h '^FAME_SECURITY_PROFILE\|^FAME_ADMISSION_PROFILE\|^FAME_DEFAULT_ENCRYPTION_LEVEL\|^FAME_STICKINESS_LEVEL' "$DIR/env/profile-$FAME_STACK_PROFILE.env" | tr '\n' ' '))"
   compose up -d --no-build 2>&1 | sed 's/^/  /' >&2
   wait_healthy

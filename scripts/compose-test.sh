@@ -20,11 +20,9 @@ START=$SECONDS
 step() { echo "== compose-test [$((SECONDS - START))s]: $*"; }
 fail() { echo "compose-test: FAIL: $*" >&2; exit 1; }
 
-# compose/.env and the recorded profile describe the developer's stack; restore them after.
+# compose/.env describes the developer's stack; restore it after.
 saved=$(mktemp -d)
-for f in "$ROOT/compose/.env" "$ROOT/compose/.secrets/stack-profile"; do
-  [ -f "$f" ] && cp "$f" "$saved/$(basename "$f")"
-done
+[ -f "$ROOT/compose/.env" ] && cp "$ROOT/compose/.env" "$saved/.env"
 cleanup() {
   local rc=$?
   step "tearing down project $COMPOSE_PROJECT_NAME"
@@ -32,7 +30,7 @@ cleanup() {
     "$STACK" compose ps >&2 || true
     "$STACK" compose logs --no-color --tail 30 >&2 || true
   fi
-  "$STACK" stop || true
+  "$STACK" stop >/dev/null 2>&1 || true
   left=$(docker ps -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME")
   if [ -n "$left" ]; then
     echo "compose-test: removing leftover containers $left" >&2
@@ -40,7 +38,6 @@ cleanup() {
     rc=1
   fi
   [ -f "$saved/.env" ] && cp "$saved/.env" "$ROOT/compose/.env"
-  [ -f "$saved/stack-profile" ] && cp "$saved/stack-profile" "$ROOT/compose/.secrets/stack-profile"
   rm -rf "$saved"
   if [ $rc = 0 ]; then
     echo "compose-test: PASS ($((SECONDS - START))s)"
@@ -85,7 +82,7 @@ sent=$(grep -c 'Sent envelope' <<<"$verbose" || true)
 recv=$(grep -c 'Received envelope' <<<"$verbose" || true)
 [ "$sent" -gt 0 ] && [ "$recv" -gt 0 ] || fail "no envelopes printed (sent $sent, received $recv)"
 echo "printed $sent sent and $recv received envelopes; frames: $(grep -o '"type": "[A-Za-z]*"' <<<"$verbose" | sort | uniq -c | awk '{printf "%s %s, ", $1, $3}')"
-level=$(grep -h '^FAME_DEFAULT_ENCRYPTION_LEVEL=' "$ROOT/compose/env/profile-$(cat "$ROOT/compose/.secrets/stack-profile").env" | cut -d= -f2)
+level=$(grep -h '^FAME_DEFAULT_ENCRYPTION_LEVEL=' "$ROOT/compose/env/profile-$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME").env" | cut -d= -f2)
 if [ "$level" = channel ]; then
   grep -q '"type": "SecureOpen"' <<<"$verbose" || fail "channel profile but no SecureOpen printed"
   grep -q '"type": "SecureAccept"' <<<"$verbose" || fail "channel profile but no SecureAccept printed"
