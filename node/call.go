@@ -124,6 +124,7 @@ type call struct {
 	rtype    envelope.RType
 	alo      bool
 	acked    bool
+	replied  bool // a reply (or stream item) arrived: the request ran to completion somewhere
 	reopened bool // re-sent once over a new channel after SecureClose
 	attempt  int
 	retryAt  *time.Timer
@@ -214,6 +215,7 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				c.stopRetry()
 			case evReply:
 				c.stopRetry()
+				c.replied = true
 				return ev.payload, nil
 			case evFail:
 				return nil, ev.err
@@ -227,9 +229,14 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 					return nil, c.mapErr(ctx, err)
 				}
 			case evNack:
-				if c.alo && !c.acked && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+				if c.alo && !c.replied && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+					// The route to the serving replica closed before it answered, even if it had
+					// acknowledged: the request did not complete there, so it is sent again after
+					// the backoff and the sentinel routes it to a live replica.
 					c.n.log.Debug("nack, will re-send", "method", c.method, "code", ev.nack.Code)
-					continue // the armed retry timer re-sends after the backoff
+					c.acked = false
+					c.armRetry()
+					continue
 				}
 				return nil, ev.nack
 			}
