@@ -7,6 +7,9 @@ FUZZTIME  ?= 5m
 BENCHTIME ?= 1s
 PKGS      := ./...
 
+# The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
+include compose/make.mk
+
 .PHONY: all build test bench fuzz vet demo interop clean
 
 all: build
