@@ -22,7 +22,9 @@ REPEAT=${BENCH_REPEAT:-1}
 GO=${GO:-go}
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 
-for tool in jq node python3 timeout; do
+tools=(jq node python3 timeout)
+[[ $PROFILE == 1 ]] && tools+=(curl)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "bench-compare: needs $tool on PATH" >&2; exit 2; }
 done
 
@@ -45,10 +47,15 @@ v=float(m[1])*{"ms":0.001,"s":1,"m":60}[m[2]]; print(math.ceil(v))' "$1"
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
-wait_for() { # wait_for FILE PATTERN SECONDS
+wait_for() { # wait_for FILE PATTERN SECONDS PID: give up early when PID has exited
   local i
   for ((i = 0; i < $3 * 10; i++)); do
     grep -q "$2" "$1" 2>/dev/null && return 0
+    if ! kill -0 "$4" 2>/dev/null; then
+      echo "bench-compare: process $4 exited before '$2' appeared in $1" >&2
+      tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true
+      return 1
+    fi
     sleep 0.1
   done
   echo "bench-compare: timed out waiting for '$2' in $1" >&2
@@ -76,20 +83,20 @@ start_fabric() {
     FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_PPROF=${PPROF:-false} \
       "$BIN/fame" sentinel -addr-file "$work/addr" >"$work/sentinel.out" 2>"$work/sentinel.log" &
     pids+=($!)
-    wait_for "$work/addr" ":" 15
+    wait_for "$work/addr" ":" 15 "${pids[-1]}"
     SENTINEL_ADDR=$(cat "$work/addr")
     rm -f "$work/addr"
   else
     FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port \
       node interop/ts-sentinel.mjs >"$work/sentinel.out" 2>"$work/sentinel.log" &
     pids+=($!)
-    wait_for "$work/sentinel.out" READY 30
+    wait_for "$work/sentinel.out" READY 30 "${pids[-1]}"
   fi
   URL="ws://$SENTINEL_ADDR/fame/v1/attach/ws/downstream"
   FAME_DIRECT_ADMISSION_URL=$URL MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
     "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
   pids+=($!)
-  wait_for "$work/agent.out" READY 30
+  wait_for "$work/agent.out" READY 30 "${pids[-1]}"
 }
 
 # Scenarios: name | label | fame bench flags. Add a line to add a row group.
@@ -105,8 +112,8 @@ limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
 # stall ranks lowest).
 key() {
   if [[ ! -s $1 ]]; then echo -1e18; return; fi
-  if [[ $2 == open ]]; then jq -r 'if .stalled or .calls == 0 then -1e17 else -.p50_us end' "$1"
-  else jq -r 'if .stalled or .calls == 0 then -1e17 else .calls_per_sec end' "$1"; fi
+  if [[ $2 == open ]]; then jq -r 'if .stalled or .calls == 0 or (.errors.timeout // 0) > .calls then -1e17 else -.p50_us end' "$1"
+  else jq -r 'if .stalled or .calls == 0 or (.errors.timeout // 0) > .calls then -1e17 else .calls_per_sec end' "$1"; fi
 }
 for side in ours ref; do
   for s in "${scenarios[@]}"; do
@@ -143,7 +150,7 @@ status() {
   rc=$(cat "$work/$1-$2.rc")
   if [[ ! -s $f ]]; then
     [[ $rc == 124 || $rc == 137 ]] && echo stalled || echo failed
-  elif [[ $(jq -r '.stalled or .calls == 0' "$f") == true ]]; then
+  elif [[ $(jq -r '.stalled or .calls == 0 or (.errors.timeout // 0) > .calls' "$f") == true ]]; then
     echo stalled
   else
     echo ok
@@ -284,9 +291,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "a log-linear histogram (≤ 0.4% error). \"Send lag\" is how late the generator itself sent a"
   echo "due call (Go timer wake-up granularity, about 0.5 ms here, plus any backlog); it is part of the"
   echo "open-loop latency. \"Stalled\" means a whole second of the window without one successful call,"
-  echo "or no result within ${limit}s. Each cell is the median of $REPEAT run(s). Client, agent and"
-  echo "sentinel share the same cores (and this machine is shared with other work, see the load"
-  echo "average), so the client's own CPU cost is in every figure and the noise is real."
+  echo "more timeouts than successful calls, or no result within ${limit}s. Each cell is the median"
+  echo "of $REPEAT run(s). Client, agent and sentinel share the same cores (and this machine is shared"
+  echo "with other work, see the load average), so the client's own CPU cost is in every figure and"
+  echo "the noise is real."
   echo
   cat "$table"
   echo
