@@ -35,7 +35,8 @@ func TestInterop(t *testing.T) {
 		t.Run("8_concurrent_callers", testConcurrentCallers)
 		t.Run("9_gated_oauth2_ts_peers", testGatedOAuth2)
 		t.Run("10_overlay_ts_peers", testOverlayTSPeers)
-		t.Run("11_overlay_mixed_go_ts", testOverlayMixed)
+		t.Run("11_overlay_ts_client_go_replicas", testOverlayTSClientGoReplicas)
+		t.Run("12_overlay_go_client_ts_replicas", testOverlayGoClientTSReplicas)
 	})
 }
 

@@ -21,9 +21,9 @@ func testOverlayTSPeers(t *testing.T) {
 	requireLine(t, cl, "concurrent 50 ok")
 }
 
-// Overlay, mixed: the real TS client calls two Go replicas, and our Go client calls two TS
-// replicas, every envelope signed, through our sentinel.
-func testOverlayMixed(t *testing.T) {
+// Overlay, mixed: the real TS client calls two Go replicas, every envelope signed, through our
+// sentinel.
+func testOverlayTSClientGoReplicas(t *testing.T) {
 	c := newCase(t)
 	port := c.fameSentinel(overlayEnv...)
 	c.goAgent("go-math-1", port, append([]string{pool}, overlayEnv...)...)
@@ -31,7 +31,10 @@ func testOverlayMixed(t *testing.T) {
 	cl := c.tsClient("ts-client", port, append([]string{"WHOAMI=4"}, overlayEnv...)...)
 	checkMath(t, cl, 1)
 	checkWhoami(t, cl, 4, "go-math-1", "go-math-2")
+}
 
+// Overlay, mixed the other way: our Go client calls two TS replicas.
+func testOverlayGoClientTSReplicas(t *testing.T) {
 	c2 := newCase(t)
 	port2 := c2.fameSentinel(overlayEnv...)
 	c2.tsAgent("ts-math-1", port2, append([]string{pool}, overlayEnv...)...)
