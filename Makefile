@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench fuzz vet demo interop clean
+.PHONY: all build test bench fuzz vet demo interop scale clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# Scale checks: memory per idle attached node (SCALE_NODES, default 10000), 1M bindings.
+scale:
+	$(GO) test -tags scale -count=1 -v -timeout 10m ./scale/
 
 # A sentinel and two math replicas on loopback, the client, whoami calls; stops what it started.
 demo: build
