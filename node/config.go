@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
 )
 
@@ -95,6 +97,24 @@ type Config struct {
 	// Token, when set, is offered on the WebSocket handshake as the subprotocols
 	// "bearer", <token> (direct admission with a bearer JWT).
 	Token func(ctx context.Context) (string, error)
+	// AttachURL, when set, is asked for the attach URL (without the system id) before every
+	// dial, and URL may be empty: welcome admission learns it from the welcome grant.
+	AttachURL func(ctx context.Context) (string, error)
+	// InstanceID is NodeAttach.instanceId, the same for every attach of this Node; empty
+	// means a random one. A welcome ticket is bound to the instance id of its hello.
+	InstanceID string
+	// HTTPClient makes the WebSocket handshake (its TLS roots matter for wss:// with the
+	// dev CA, FAME_CA_CERTS); nil means the admission's client, else http.DefaultClient.
+	HTTPClient *http.Client
+
+	// Admission supplies SystemID, Token, AttachURL, InstanceID and HTTPClient (where those
+	// are unset), the welcome grant's accepted logicals, and under strict-overlay the node
+	// certificate (see admission.go). AdmissionEnv, used when Admission is nil, builds it at
+	// Connect with admit.FromEnvWith, after the program has set RequestedLogicals;
+	// ConfigFromEnv sets it to os.Getenv. AdmissionProfile, when set, overrides the
+	// environment's FAME_ADMISSION_PROFILE.
+	Admission    *admit.Admission
+	AdmissionEnv func(string) string
 
 	// Delivery is AtMostOnce (default) or AtLeastOnce; the retry policies apply to the latter.
 	Delivery      string
@@ -144,6 +164,7 @@ func ConfigFromEnv() (Config, error) {
 		ShowEnvelopes:      os.Getenv("FAME_SHOW_ENVELOPES") == "true",
 		SenderRetry:        DefaultSenderRetry,
 		ReceiverRetry:      DefaultReceiverRetry,
+		AdmissionEnv:       os.Getenv,
 	}
 	if l := os.Getenv("FAME_REQUESTED_LOGICALS"); l != "" {
 		for _, s := range strings.Split(l, ",") {
@@ -211,10 +232,10 @@ func retryFromEnv(p *RetryPolicy) error {
 }
 
 func (c *Config) validate() error {
-	if c.URL == "" {
+	if c.URL == "" && c.AttachURL == nil && !c.admissionGivesURL() {
 		return fmt.Errorf("%w: no attach URL (set FAME_DIRECT_ADMISSION_URL)", ErrConfig)
 	}
-	if !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://") {
+	if c.URL != "" && !strings.HasPrefix(c.URL, "ws://") && !strings.HasPrefix(c.URL, "wss://") {
 		return fmt.Errorf("%w: attach URL %q must start with ws:// or wss://", ErrConfig, c.URL)
 	}
 	switch c.Delivery {
@@ -237,6 +258,9 @@ func (c *Config) validate() error {
 func (c Config) withDefaults() Config {
 	if c.SystemID == "" {
 		c.SystemID = envelope.NewID()
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = envelope.NewID()
 	}
 	if len(c.RequestedLogicals) == 0 {
 		c.RequestedLogicals = []string{"*"}

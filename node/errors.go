@@ -53,6 +53,9 @@ type AttachError struct {
 	CloseCode   websocket.StatusCode // -1 when the socket ended without a close frame
 	CloseReason string
 	Reason      string // from a negative NodeAttachAck, or what went wrong
+	// Refused: the sentinel answered with a negative NodeAttachAck (credentials, keys or
+	// certificate refused), as opposed to the connection failing.
+	Refused bool
 }
 
 func (e *AttachError) Error() string {

@@ -44,6 +44,9 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.resolveAdmission(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	n := &Node{
 		cfg:     cfg,
@@ -60,9 +63,15 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.sec = sec
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.startCertificates(ctx); err != nil {
+		n.cancel()
+		n.wg.Wait()
+		return nil, err
+	}
 	s, err := n.dial(ctx)
 	if err != nil {
 		n.cancel()
+		n.wg.Wait()
 		return nil, err
 	}
 	n.install(s)
@@ -105,6 +114,8 @@ func (n *Node) install(s *session) {
 	n.cur = s
 	close(n.ready)
 	n.mu.Unlock()
+	// A certificate renewed while this session was attaching is not in its NodeAttach.
+	n.syncKeys(s)
 }
 
 func (n *Node) uninstall(s *session) {
@@ -154,6 +165,9 @@ func (n *Node) reconnect() (*session, bool) {
 		s, err := n.dial(n.ctx)
 		if err != nil {
 			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
+			if authRefused(err) {
+				n.forgetCredentials()
+			}
 			continue
 		}
 		n.install(s)

@@ -2,10 +2,14 @@ package node
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
@@ -27,6 +31,12 @@ type nodeSecurity struct {
 	keys     *security.KeyStore
 	replay   *security.ReplayGuard
 	channels *channels
+
+	// cert is the signing key's certificate chain (strict-overlay), x5c-encoded, and certGen
+	// counts its renewals so a session can tell whether the sentinel has the current one.
+	certMu  sync.Mutex
+	x5c     []string
+	certGen uint64
 }
 
 // newNodeSecurity makes the node's per-process keys (ephemeral, as the reference's are).
@@ -61,17 +71,36 @@ func newNodeSecurity(cfg *Config) (*nodeSecurity, error) {
 	return ns, nil
 }
 
-// attachKeys are the public JWKs sent in NodeAttach.keys.
-func (ns *nodeSecurity) attachKeys() ([]json.RawMessage, error) {
-	sig, err := json.Marshal(security.SigningJWK(ns.signer.Key.Public().(ed25519.PublicKey), ns.signer.Kid))
-	if err != nil {
-		return nil, err
+// publicKeys are the public JWKs sent in NodeAttach.keys and KeyAnnounce (the signing one
+// with the current x5c, when there is a certificate) and the certificate generation they
+// carry.
+func (ns *nodeSecurity) publicKeys() ([]json.RawMessage, uint64) {
+	ns.certMu.Lock()
+	sj := security.SigningJWK(ns.signer.Key.Public().(ed25519.PublicKey), ns.signer.Kid)
+	sj.X5C = ns.x5c
+	gen := ns.certGen
+	ns.certMu.Unlock()
+	// Marshalling these fixed shapes cannot fail.
+	sig, _ := json.Marshal(sj)
+	enc, _ := json.Marshal(security.EncryptionJWK(ns.encKey.Public, ns.encKid))
+	return []json.RawMessage{sig, enc}, gen
+}
+
+// setCertificate installs a (renewed) certificate chain for the signing key; it returns the
+// new generation, or 0 when the chain is the one already installed.
+func (ns *nodeSecurity) setCertificate(chain []*x509.Certificate) uint64 {
+	x5c := make([]string, len(chain))
+	for i, c := range chain {
+		x5c[i] = base64.StdEncoding.EncodeToString(c.Raw)
 	}
-	enc, err := json.Marshal(security.EncryptionJWK(ns.encKey.Public, ns.encKid))
-	if err != nil {
-		return nil, err
+	ns.certMu.Lock()
+	defer ns.certMu.Unlock()
+	if slices.Equal(x5c, ns.x5c) {
+		return 0
 	}
-	return []json.RawMessage{sig, enc}, nil
+	ns.x5c = x5c
+	ns.certGen++
+	return ns.certGen
 }
 
 // stickinessOffer is what a pool replica offers in NodeAttach (security.md §8.2).

@@ -102,8 +102,12 @@ func (n *Node) lookup(to string) *registration {
 
 // bind sends AddressBind then CapabilityAdvertise, each after the previous ack.
 func (n *Node) bind(ctx context.Context, s *session, r *registration) error {
+	ab := &envelope.AddressBind{Address: r.bind, PhysicalPath: s.assignedPath}
+	if n.sec != nil {
+		ab.EncryptionKeyID = n.sec.encKid // as the reference agent: sealed senders find our key
+	}
 	frames := []envelope.Frame{
-		&envelope.AddressBind{Address: r.bind, PhysicalPath: s.assignedPath},
+		ab,
 		&envelope.CapabilityAdvertise{Capabilities: []string{CapabilityAgent}, Address: r.advertise},
 	}
 	for _, f := range frames {

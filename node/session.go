@@ -43,6 +43,7 @@ type session struct {
 	flowID       string // this node's session flow on this connection
 	traceID      string // trace id of this session's control traffic (binds, heartbeats)
 	assignedPath string
+	parentPath   string // the sentinel's physical path (NodeAttachAck.targetPhysicalPath)
 	sid          string
 	sysInbox     string
 	rpcInbox     string
@@ -55,6 +56,9 @@ type session struct {
 
 	waits keyWaits // envelopes waiting for an unknown signing key
 	aft   bool     // pool replica whose sentinel enabled AFT stickiness
+	// certGen is the certificate generation the sentinel holds for this session's keys
+	// (sent in NodeAttach or the last KeyAnnounce).
+	certGen atomic.Uint64
 }
 
 // dial opens the socket, runs the attach handshake and returns a session that is not yet
@@ -63,7 +67,13 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	cfg := &n.cfg
 	ctx, cancel := context.WithTimeout(ctx, cfg.AttachTimeout)
 	defer cancel()
-	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled}
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled, HTTPClient: cfg.HTTPClient}
+	// The URL, the token and the logicals come from the same welcome grant: fetch the grant
+	// (URL) first so the other two read the cached one.
+	base, err := n.attachURL(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Token != nil {
 		tok, err := cfg.Token(ctx)
 		if err != nil {
@@ -71,7 +81,11 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 		}
 		opts.Subprotocols = []string{"bearer", tok}
 	}
-	url := strings.TrimRight(cfg.URL, "/") + "/" + cfg.SystemID
+	logicals, err := n.attachLogicals(ctx)
+	if err != nil {
+		return nil, err
+	}
+	url := strings.TrimRight(base, "/") + "/" + cfg.SystemID
 	conn, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		return nil, fmt.Errorf("node: dial %s: %w", url, err)
@@ -82,17 +96,18 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	s.credits, _ = lru.New[string, int](creditFlows)
 	s.grants = newCreditGrants()
 	s.waits.kids = map[string]*keyWait{}
-	ack, err := s.attach(ctx)
+	ack, err := s.attach(ctx, logicals)
 	if err != nil {
 		conn.CloseNow()
 		return nil, err
 	}
 	s.assignedPath = ack.AssignedPath
+	s.parentPath = ack.TargetPhysicalPath
+	if s.parentPath == "" {
+		s.parentPath = ack.TargetPhysicalPathSnake
+	}
 	if ns := n.sec; ns != nil {
-		parent := ack.TargetPhysicalPath
-		if parent == "" {
-			parent = ack.TargetPhysicalPathSnake
-		}
+		parent := s.parentPath
 		if len(ack.Keys) > 0 {
 			if _, err := ns.keys.AddRaw(ack.Keys, parent); err != nil {
 				n.log.Warn("some sentinel keys were invalid", "err", err)
@@ -109,28 +124,21 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 }
 
 // attach sends NodeAttach as the first message and reads until the NodeAttachAck.
-func (s *session) attach(ctx context.Context) (*envelope.NodeAttachAck, error) {
+// logicals are the acceptedLogicals to send (see Node.attachLogicals).
+func (s *session) attach(ctx context.Context, logicals []string) (*envelope.NodeAttachAck, error) {
 	cfg := &s.n.cfg
-	env, err := envelope.New(&envelope.NodeAttach{
-		OriginType:       "downstream",
-		SystemID:         cfg.SystemID,
-		InstanceID:       envelope.NewID(),
-		AcceptedLogicals: cfg.RequestedLogicals,
-	})
-	if err != nil {
-		return nil, err
-	}
+	f := &envelope.NodeAttach{OriginType: "downstream", SystemID: cfg.SystemID, InstanceID: cfg.InstanceID, AcceptedLogicals: logicals}
 	if ns := s.n.sec; ns != nil {
-		f := &envelope.NodeAttach{OriginType: "downstream", SystemID: cfg.SystemID, InstanceID: envelope.NewID(), AcceptedLogicals: cfg.RequestedLogicals}
-		if f.Keys, err = ns.attachKeys(); err != nil {
-			return nil, fmt.Errorf("node: attach keys: %w", err)
-		}
+		var gen uint64
+		f.Keys, gen = ns.publicKeys()
+		s.certGen.Store(gen)
 		if isReplica(cfg.RequestedLogicals) {
 			f.Stickiness = stickinessOffer
 		}
-		if env, err = envelope.New(f); err != nil {
-			return nil, err
-		}
+	}
+	env, err := envelope.New(f)
+	if err != nil {
+		return nil, err
 	}
 	env.TraceID, env.CorrID, env.FlowID = envelope.NewID(), envelope.NewID(), s.flowID
 	env.SeqID, env.FlowFlags = 0, envelope.FlowSyn
@@ -170,7 +178,7 @@ func (s *session) attach(ctx context.Context) (*envelope.NodeAttachAck, error) {
 			if reason == "" {
 				reason = ack.Code
 			}
-			return nil, &AttachError{CloseCode: -1, Reason: reason}
+			return nil, &AttachError{CloseCode: -1, Reason: reason, Refused: true}
 		}
 		if ack.AssignedPath == "" {
 			ack.AssignedPath = ack.AssignedPathSnake
