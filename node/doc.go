@@ -4,7 +4,21 @@
 // attach handshake, binds, capability adverts, JSON-RPC conventions, end-to-end delivery acks,
 // credit updates and heartbeats as the captures in the protocol notes show.
 //
-// Shape of a Node. Connect dials `<FAME_DIRECT_ADMISSION_URL>/<systemId>`, sends NodeAttach and
+// Admission (FAME_ADMISSION_PROFILE; package node/admit). ConfigFromEnv leaves the
+// admission to Connect, which builds it once the program has set RequestedLogicals: none
+// and open attach to FAME_DIRECT_ADMISSION_URL without a token; direct adds an OAuth2
+// client-credentials access token (and without FAME_ADMISSION_TOKEN_URL means none, as
+// before); welcome POSTs a NodeHello and attaches with the grant's URL, attach ticket and
+// accepted logicals, under the system and instance id the ticket is bound to. Tokens and
+// tickets are renewed at 2/3 of their life and dropped after the sentinel refuses them
+// (negative NodeAttachAck or close 1008), so the next reconnect presents fresh ones. The
+// WebSocket handshake uses the admission's HTTP client, which trusts FAME_CA_CERTS (wss://
+// with the dev CA). Under strict-overlay the node also obtains a certificate for its
+// signing key from the welcome's CA grant before attaching, sends the chain as the JWK's
+// x5c, renews it at 2/3 of its life and re-announces its keys (signed KeyAnnounce) on the
+// open connection, so the sentinel never verifies under an expired certificate.
+//
+// Shape of a Node. Connect dials `<attach URL>/<systemId>`, sends NodeAttach and
 // waits for NodeAttachAck; from then on one session owns the socket with exactly three
 // goroutines (reader, writer, heartbeat). The writer is the only goroutine that touches the
 // socket for writing and the only one that stamps seqId/flowFlags, so per-flow numbering is

@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"net/http"
@@ -68,17 +69,34 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // newFullStack starts the stack; ttl (0 = the services' defaults) is the lifetime of access
 // tokens, tickets, welcomes and node certificates.
-func newFullStack(t *testing.T, ttl time.Duration) *fullStack {
+// With useTLS every service and the sentinel serve HTTPS/WSS with certificates from the
+// stack's CA, which the nodes trust only through FAME_CA_CERTS.
+func newFullStack(t *testing.T, ttl time.Duration, useTLS bool) *fullStack {
 	t.Helper()
 	fs := &fullStack{}
-	oh, wh, ch, sh := &lazy{posts: &fs.tokens}, &lazy{posts: &fs.hellos}, &lazy{posts: &fs.signs}, &lazy{}
-	oSrv, wSrv, cSrv, sSrv := httptest.NewServer(oh), httptest.NewServer(wh), httptest.NewServer(ch), httptest.NewServer(sh)
-	t.Cleanup(func() { oSrv.Close(); wSrv.Close(); cSrv.Close() })
-
 	auth, err := ca.Ephemeral()
 	if err != nil {
 		t.Fatal(err)
 	}
+	start := func(h http.Handler) *httptest.Server {
+		if !useTLS {
+			return httptest.NewServer(h)
+		}
+		srv := httptest.NewUnstartedServer(h)
+		cert, err := auth.IssueServerCert([]string{"127.0.0.1", "localhost"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+		srv.StartTLS()
+		return srv
+	}
+	oh, wh, ch, sh := &lazy{posts: &fs.tokens}, &lazy{posts: &fs.hellos}, &lazy{posts: &fs.signs}, &lazy{}
+	oSrv, wSrv, cSrv, sSrv := start(oh), start(wh), start(ch), start(sh)
+	// The sentinel reads the welcome JWKS over plain HTTP, as in the compose stack
+	// (http://welcome:8090): only the node-facing endpoints use TLS.
+	wInternal := httptest.NewServer(wh)
+	t.Cleanup(func() { oSrv.Close(); wSrv.Close(); cSrv.Close(); wInternal.Close() })
 	if ttl > 0 {
 		auth.NodeTTL = ttl
 	}
@@ -130,7 +148,7 @@ func newFullStack(t *testing.T, ttl time.Duration) *fullStack {
 		"FAME_NODE_ID": stackSentinelID, "FAME_SECURITY_PROFILE": "strict-overlay",
 		"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_ADMISSION_PROFILE": "welcome",
 		"FAME_STICKINESS_LEVEL": "strict", "FAME_JWT_AUDIENCE": stackAudience,
-		"FAME_JWT_TRUSTED_ISSUER": stackIssuer, "FAME_JWKS_URL": wSrv.URL + welcome.JWKSPath,
+		"FAME_JWT_TRUSTED_ISSUER": stackIssuer, "FAME_JWKS_URL": wInternal.URL + welcome.JWKSPath,
 		"FAME_CA_CERTS": fs.caRoot,
 	}
 	for k, v := range senv {

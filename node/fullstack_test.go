@@ -58,7 +58,17 @@ func (c mathClient) fib(ctx context.Context) (string, error) {
 // parts: OAuth2 → welcome → CA for every node, a sentinel admitting by attach ticket
 // under strict-overlay, two math replicas and a client at channel encryption.
 func TestFullStackStrictOverlay(t *testing.T) {
-	fs := newFullStack(t, 0)
+	for _, useTLS := range []bool{false, true} {
+		name := "ws"
+		if useTLS {
+			name = "wss"
+		}
+		t.Run(name, func(t *testing.T) { testFullStackStrictOverlay(t, useTLS) })
+	}
+}
+
+func testFullStackStrictOverlay(t *testing.T, useTLS bool) {
+	fs := newFullStack(t, 0, useTLS)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var agentShow syncBuffer
@@ -131,7 +141,7 @@ func TestFullStackStrictOverlay(t *testing.T) {
 // signatures under an expired certificate).
 func TestFullStackRenewal(t *testing.T) {
 	const ttl = 10 * time.Second
-	fs := newFullStack(t, ttl)
+	fs := newFullStack(t, ttl, false)
 	ctx, cancel := context.WithTimeout(context.Background(), *renewalRun+30*time.Second)
 	defer cancel()
 	fs.startReplica(t, ctx, "replica1", nil)

@@ -1,5 +1,8 @@
 // Command math-agent serves the math example (add, multiply, fib_stream, whoami) at
-// math@fame.fabric through the sentinel at FAME_DIRECT_ADMISSION_URL.
+// math@fame.fabric through the sentinel at FAME_DIRECT_ADMISSION_URL, or wherever its
+// admission places it (FAME_ADMISSION_PROFILE=welcome: FAME_ADMISSION_SERVICE_URL,
+// FAME_ADMISSION_TOKEN_URL, FAME_ADMISSION_CLIENT_ID/SECRET, FAME_CA_CERTS; see package
+// node).
 //
 // MATH_LOGICAL selects how it binds: "*.fame.fabric" (default) joins the pool of replicas,
 // "fame.fabric" binds the address exactly (the last binder wins). AGENT_NAME is what whoami

@@ -1,5 +1,5 @@
 // Command math-client calls the math example agent through the sentinel at
-// FAME_DIRECT_ADMISSION_URL and prints
+// FAME_DIRECT_ADMISSION_URL (or the one its welcome admission names) and prints
 //
 //	add(3, 4) = 7
 //	multiply(6, 7) = 42
