@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench fuzz vet demo interop scale clean
+.PHONY: all build test bench bench-compare fuzz vet demo interop scale clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# fame-go vs the reference TS sentinel under the same load; rewrites BENCHMARKS.md (needs Node 20, jq, python3, curl).
+bench-compare: build
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-compare.sh
 
 # Scale checks: memory per idle attached node (SCALE_NODES, default 10000), 1M bindings.
 scale:

@@ -46,7 +46,7 @@ type NodeConfig struct {
 type ListenerConfig struct {
 	Type    string `yaml:"type"`
 	Host    string `yaml:"host,omitempty"`
-	Port    int    `yaml:"port,omitempty"`
+	Port    *int   `yaml:"port,omitempty"` // nil: default 8000; 0: any free port
 	Enabled *bool  `yaml:"enabled,omitempty"`
 }
 
@@ -201,11 +201,11 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		}
 		switch l.Type {
 		case "HttpListener", "WebSocketListener":
-			if l.Port < 0 || l.Port > 65535 {
-				problems = append(problems, fmt.Sprintf("listeners[%d]: port %d out of range 0-65535", i, l.Port))
-			}
-			if l.Port != 0 {
-				o.Port = l.Port
+			if l.Port != nil {
+				if *l.Port < 0 || *l.Port > 65535 {
+					problems = append(problems, fmt.Sprintf("listeners[%d]: port %d out of range 0-65535", i, *l.Port))
+				}
+				o.Port = *l.Port
 			}
 			if l.Host != "" {
 				o.Host = l.Host
