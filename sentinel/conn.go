@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/corkconn"
 )
 
 // Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
@@ -42,6 +43,7 @@ type conn struct {
 	principal *Principal
 
 	out       chan *[]byte
+	cork      *corkconn.Conn // the socket under ws, corked by the writer around batches; nil if unknown
 	done      chan struct{}
 	closeOnce sync.Once
 	closeWhy  atomic.Value // string
@@ -208,21 +210,51 @@ func (c *conn) writer() {
 		case <-c.done:
 			return
 		case bp := <-c.out:
-			ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageBinary, *bp)
-			cancel()
-			if err != nil {
-				putBuf(bp)
-				c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
+			// Everything already queued goes out in one system call: the socket is corked
+			// while the batch is written and flushed once at the end.
+			if c.cork != nil {
+				c.cork.Cork()
+			}
+			ok := c.writeOne(bp)
+			for n := 1; ok && n < maxBatch; n++ {
+				select {
+				case bp = <-c.out:
+					ok = c.writeOne(bp)
+					continue
+				default:
+				}
+				break
+			}
+			if c.cork != nil {
+				if err := c.cork.Uncork(c.s.opts.WriteTimeout); err != nil && ok {
+					c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
+					return
+				}
+			}
+			if !ok {
 				return
 			}
-			c.tx.Add(1)
-			if c.s.opts.ShowEnvelopes {
-				c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *bp)
-			}
-			putBuf(bp)
 		}
 	}
+}
+
+// maxBatch bounds how many queued envelopes one flush carries.
+const maxBatch = 128
+
+func (c *conn) writeOne(bp *[]byte) bool {
+	defer putBuf(bp)
+	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
+	err := c.ws.Write(ctx, websocket.MessageBinary, *bp)
+	cancel()
+	if err != nil {
+		c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
+		return false
+	}
+	c.tx.Add(1)
+	if c.s.opts.ShowEnvelopes {
+		c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *bp)
+	}
+	return true
 }
 
 // startPinger starts liveness probing once the peer serves an address: a hung replica must

@@ -21,6 +21,7 @@ import (
 
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/corkconn"
 )
 
 // Principal is what admission established about a connecting peer (nil under open admission).
@@ -149,7 +150,9 @@ func (s *Sentinel) Handler() http.Handler {
 // Serve accepts connections on l until ctx is cancelled, then shuts down gracefully.
 func (s *Sentinel) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnContext: corkconn.ConnContext}
+	l = corkconn.Listener{Listener: l}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	s.log.Info("sentinel listening", "addr", l.Addr().String(), "path", s.path,
@@ -299,6 +302,7 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(envelope.MaxMessageSize)
 	c := newConn(s, ws, r.RemoteAddr, urlID, origin)
+	c.cork = corkconn.FromContext(r.Context())
 
 	if s.auth != nil {
 		p, err := s.auth.Authenticate(r.Context(), bearerToken(r), urlID)

@@ -1,0 +1,135 @@
+// Package corkconn coalesces many small socket writes into one system call. The WebSocket
+// library flushes every message with its own write(2); a writer goroutine that has several
+// envelopes queued corks the connection, writes them all, then uncorks, so the kernel sees one
+// write for the batch. Outside a cork, writes go straight through.
+//
+// It sits under the WebSocket library: the sentinel wraps its listener, nodes wrap the
+// connection they dial, and the library writes into the wrapper unaware of the batching.
+package corkconn
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// maxBuffered bounds what a cork holds before it writes anyway.
+const maxBuffered = 256 << 10
+
+// Conn is a net.Conn whose writes can be held back (Cork) and sent in one go (Uncork).
+type Conn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+	err    error // sticky write error of a deferred flush
+}
+
+// Wrap returns c wrapped; an already wrapped connection is returned as is.
+func Wrap(c net.Conn) *Conn {
+	if cc, ok := c.(*Conn); ok {
+		return cc
+	}
+	return &Conn{Conn: c}
+}
+
+// Write buffers p while corked, else writes it.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	c.buf = append(c.buf, p...)
+	if len(c.buf) >= maxBuffered {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// Cork holds writes until Uncork.
+func (c *Conn) Cork() {
+	c.mu.Lock()
+	c.corked = true
+	c.mu.Unlock()
+}
+
+// Uncork writes what was held, with deadline d from now (none when d <= 0), and lets later
+// writes through again.
+func (c *Conn) Uncork(d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = false
+	if len(c.buf) == 0 {
+		return c.err
+	}
+	if d > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(d))
+		defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
+	}
+	return c.flushLocked()
+}
+
+func (c *Conn) flushLocked() error {
+	_, err := c.Conn.Write(c.buf)
+	if cap(c.buf) > maxBuffered*2 {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
+	if err != nil {
+		c.err = err
+	}
+	return err
+}
+
+// Listener wraps every accepted connection.
+type Listener struct{ net.Listener }
+
+// Accept returns the next connection, wrapped.
+func (l Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c), nil
+}
+
+type ctxKey struct{}
+
+// ConnContext is an http.Server.ConnContext that makes the wrapped connection of a request
+// available to its handler through FromContext.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if cc, ok := c.(*Conn); ok {
+		return context.WithValue(ctx, ctxKey{}, cc)
+	}
+	return ctx
+}
+
+// FromContext returns the request's wrapped connection, or nil.
+func FromContext(ctx context.Context) *Conn {
+	cc, _ := ctx.Value(ctxKey{}).(*Conn)
+	return cc
+}
+
+// Dialer returns a DialContext function that wraps what it dials, and reports each wrapped
+// connection to onConn (so the caller can cork it later).
+func Dialer(d *net.Dialer, onConn func(*Conn)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc := Wrap(c)
+		if onConn != nil {
+			onConn(cc)
+		}
+		return cc, nil
+	}
+}
