@@ -54,3 +54,19 @@ func testGatedOAuth2(t *testing.T) {
 		t.Fatal("client with a wrong secret succeeded")
 	}
 }
+
+// Gated row, mixed: the real TS client calls Go replicas and our Go client calls TS replicas,
+// every node with an OAuth2 client-credentials token from `fame oauth2`.
+func testGatedOAuth2Mixed(t *testing.T) {
+	c := newCase(t)
+	issuer := c.oauth2Server("peer-client", "peer-secret")
+	port := c.fameSentinel("FAME_ADMISSION_PROFILE=direct", "FAME_SECURITY_PROFILE=gated",
+		"FAME_JWT_TRUSTED_ISSUER="+issuer, "FAME_JWT_AUDIENCE=fame.fabric")
+	env := gatedEnv(issuer, "peer-client", "peer-secret")
+	c.goAgent("go-math-1", port, append([]string{pool}, env...)...)
+	c.tsAgent("ts-math-2", port, append([]string{pool}, env...)...)
+	cl := c.tsClient("ts-client", port, append([]string{"WHOAMI=4"}, env...)...)
+	checkMath(t, cl, 1)
+	gc := c.goClient("go-client", port, []string{"-whoami", "4"}, env...)
+	checkMath(t, gc, 1)
+}

@@ -34,6 +34,7 @@ func TestInterop(t *testing.T) {
 		t.Run("7_replica_killed_between_calls", testReplicaKilled)
 		t.Run("8_concurrent_callers", testConcurrentCallers)
 		t.Run("9_gated_oauth2_ts_peers", testGatedOAuth2)
+		t.Run("9b_gated_oauth2_go_and_ts_peers", testGatedOAuth2Mixed)
 		t.Run("10_overlay_ts_peers", testOverlayTSPeers)
 		t.Run("11_overlay_ts_client_go_replicas", testOverlayTSClientGoReplicas)
 		t.Run("12_overlay_go_client_ts_replicas", testOverlayGoClientTSReplicas)
