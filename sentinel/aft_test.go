@@ -2,6 +2,8 @@ package sentinel
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +109,15 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	}
 	st := ts.sticky.stats()
 	t.Logf("AFT verified %d, refused %v", st.AFTVerified, st.AFTRefused)
+	resp, err := http.Get("http" + strings.TrimPrefix(ts.url, "ws") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`fame_aft_refused_total{reason="bad_signature"} 1`, `fame_aft_verified_total 1`, `fame_stickiness_lookups_total{kind="session",result="hit"}`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }

@@ -80,7 +80,48 @@ func newMetrics(s *Sentinel) *metrics {
 		func() float64 { return float64(s.sticky.stats().Size) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_stickiness_channels", Help: "Channel bindings in the stickiness table."},
 		func() float64 { return float64(s.sticky.stats().Channels) }))
+	f(stickyCollector{s})
 	return m
+}
+
+// stickyCollector exports the binding table's counters, read once per scrape.
+type stickyCollector struct{ s *Sentinel }
+
+var (
+	descStickyLookups  = prometheus.NewDesc("fame_stickiness_lookups_total", "Binding lookups by kind (session, channel) and result (hit, miss).", []string{"kind", "result"}, nil)
+	descStickyEvicted  = prometheus.NewDesc("fame_stickiness_evictions_total", "Bindings dropped by the LRU bound.", nil, nil)
+	descStickyExpired  = prometheus.NewDesc("fame_stickiness_expired_total", "Bindings dropped after their idle TTL.", nil, nil)
+	descStickyPurged   = prometheus.NewDesc("fame_stickiness_purged_total", "Bindings removed because their replica was lost, by kind.", []string{"kind"}, nil)
+	descAFTVerified    = prometheus.NewDesc("fame_aft_verified_total", "AFT tokens verified.", nil, nil)
+	descAFTRefused     = prometheus.NewDesc("fame_aft_refused_total", "AFT tokens refused, by reason.", []string{"reason"}, nil)
+	descStickyStoreDrp = prometheus.NewDesc("fame_stickiness_store_dropped_total", "Binding changes the persistence queue could not take.", nil, nil)
+)
+
+func (stickyCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStickyLookups, descStickyEvicted, descStickyExpired, descStickyPurged,
+		descAFTVerified, descAFTRefused, descStickyStoreDrp} {
+		ch <- d
+	}
+}
+
+func (c stickyCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.sticky.stats()
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	counter(descStickyLookups, st.Hits, "session", "hit")
+	counter(descStickyLookups, st.Misses, "session", "miss")
+	counter(descStickyLookups, st.ChannelHits, "channel", "hit")
+	counter(descStickyLookups, st.ChannelMisses, "channel", "miss")
+	counter(descStickyEvicted, st.Evictions)
+	counter(descStickyExpired, st.Expired)
+	counter(descStickyPurged, st.PurgedSessions, "session")
+	counter(descStickyPurged, st.PurgedChannels, "channel")
+	counter(descAFTVerified, st.AFTVerified)
+	for reason, n := range st.AFTRefused {
+		counter(descAFTRefused, n, string(reason))
+	}
+	counter(descStickyStoreDrp, st.StoreDropped)
 }
 
 func (m *metrics) received(ft []byte) {
