@@ -42,6 +42,15 @@ func FromPrivate(priv ed25519.PrivateKey) *SigningKey {
 	return &SigningKey{Kid: Thumbprint(pub), Private: priv}
 }
 
+// KeyOrFile returns key when it is set, else LoadOrCreate(path): the services take either an
+// injected key (tests) or a key file (deployments).
+func KeyOrFile(key *SigningKey, path string) (*SigningKey, error) {
+	if key != nil {
+		return key, nil
+	}
+	return LoadOrCreate(path)
+}
+
 // LoadOrCreate reads the key at path, or creates it (mode 0600, parent
 // directories 0700) when the file does not exist. An empty path yields an
 // ephemeral key.

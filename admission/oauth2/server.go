@@ -36,13 +36,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	key := cfg.Key
-	if key == nil {
-		k, err := jose.LoadOrCreate(cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("oauth2: signing key: %w", err)
-		}
-		key = k
+	key, err := jose.KeyOrFile(cfg.Key, cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("oauth2: signing key: %w", err)
 	}
 	jwks, err := json.Marshal(jose.SetOf(key))
 	if err != nil {

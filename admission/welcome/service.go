@@ -30,13 +30,9 @@ func New(cfg Config) (*Service, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	key := cfg.Key
-	if key == nil {
-		k, err := jose.LoadOrCreate(cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("welcome: signing key: %w", err)
-		}
-		key = k
+	key, err := jose.KeyOrFile(cfg.Key, cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("welcome: signing key: %w", err)
 	}
 	auth := cfg.Verifier
 	if auth == nil && !cfg.AllowAnonymous {
