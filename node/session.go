@@ -13,6 +13,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/corkconn"
 )
 
 // Credit constants of the reference connector: a window of 32 per flow, refilled once the
@@ -35,6 +36,7 @@ type outItem struct {
 type session struct {
 	n      *Node
 	conn   *websocket.Conn
+	cork   *corkconn.Conn // the socket under conn, corked around batches; nil if unknown
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	sendq  chan outItem
@@ -67,7 +69,8 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	cfg := &n.cfg
 	ctx, cancel := context.WithTimeout(ctx, cfg.AttachTimeout)
 	defer cancel()
-	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled, HTTPClient: cfg.HTTPClient}
+	var cork atomic.Pointer[corkconn.Conn]
+	opts := &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled, HTTPClient: corkingClient(cfg.HTTPClient, &cork)}
 	// The URL, the token and the logicals come from the same welcome grant: fetch the grant
 	// (URL) first so the other two read the cached one.
 	base, err := n.attachURL(ctx)
@@ -92,7 +95,7 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	}
 	conn.SetReadLimit(envelope.MaxMessageSize + 64<<10)
 
-	s := &session{n: n, conn: conn, flowID: envelope.NewID(), traceID: envelope.NewID()}
+	s := &session{n: n, conn: conn, cork: cork.Load(), flowID: envelope.NewID(), traceID: envelope.NewID()}
 	s.credits, _ = lru.New[string, int](creditFlows)
 	s.grants = newCreditGrants()
 	s.waits.kids = map[string]*keyWait{}
@@ -276,14 +279,47 @@ func (s *session) writeLoop() {
 				}
 			}
 		case it := <-sendq:
-			if flow && !gate.admit(it) {
-				continue
-			}
-			if !w.write(it) {
+			if !w.batch(gate, flow, it) {
 				return
 			}
 		}
 	}
+}
+
+// maxBatch bounds how many queued envelopes one flush carries.
+const maxBatch = 128
+
+// batch writes it and whatever else is already queued (up to maxBatch) with the socket
+// corked, so the kernel sees one write(2) for the lot. False ends the writer.
+func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
+	s := w.s
+	if s.cork != nil {
+		s.cork.Cork()
+	}
+	ok := true
+	for n := 0; ; n++ {
+		if !flow || gate.admit(it) {
+			if ok = w.write(it); !ok {
+				break
+			}
+		}
+		if n+1 >= maxBatch || (flow && gate.full()) {
+			break
+		}
+		select {
+		case it = <-s.sendq:
+			continue
+		default:
+		}
+		break
+	}
+	if s.cork != nil {
+		if err := s.cork.Uncork(0); err != nil && ok {
+			s.fail(fmt.Errorf("node: write: %w", err))
+			return false
+		}
+	}
+	return ok
 }
 
 // writer stamps and writes envelopes; only the writer goroutine uses it.
