@@ -273,10 +273,8 @@ func (s *session) writeLoop() {
 		case <-s.ctx.Done():
 			return
 		case <-s.grants.wake:
-			for _, it := range gate.grant(s.grants.take()) {
-				if !w.write(it) {
-					return
-				}
+			if !w.flush(gate.grant(s.grants.take())) {
+				return
 			}
 		case it := <-sendq:
 			if !w.batch(gate, flow, it) {
@@ -284,6 +282,35 @@ func (s *session) writeLoop() {
 			}
 		}
 	}
+}
+
+// flush writes envelopes released by credit grants as one corked batch. False ends the writer.
+func (w *writer) flush(items []outItem) bool {
+	if len(items) == 0 {
+		return true
+	}
+	s := w.s
+	if s.cork != nil {
+		s.cork.Cork()
+	}
+	ok := true
+	for _, it := range items {
+		if ok = w.write(it); !ok {
+			break
+		}
+	}
+	return w.uncork(ok)
+}
+
+// uncork sends what a batch left in the corked socket.
+func (w *writer) uncork(ok bool) bool {
+	if s := w.s; s.cork != nil {
+		if err := s.cork.Uncork(0); err != nil && ok {
+			s.fail(fmt.Errorf("node: write: %w", err))
+			return false
+		}
+	}
+	return ok
 }
 
 // maxBatch bounds how many queued envelopes one flush carries.
@@ -313,13 +340,7 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 		}
 		break
 	}
-	if s.cork != nil {
-		if err := s.cork.Uncork(0); err != nil && ok {
-			s.fail(fmt.Errorf("node: write: %w", err))
-			return false
-		}
-	}
-	return ok
+	return w.uncork(ok)
 }
 
 // writer stamps and writes envelopes; only the writer goroutine uses it.
@@ -353,7 +374,10 @@ func (w *writer) write(it outItem) bool {
 		return true
 	}
 	s.n.show("Sent envelope 🚀", w.buf)
-	if err := s.conn.Write(s.ctx, websocket.MessageBinary, w.buf); err != nil {
+	// No cancellable context: the library would arm and disarm a context.AfterFunc for every
+	// message. A stuck write still ends, because every path that cancels s.ctx (fail,
+	// shutdown) also closes the socket.
+	if err := s.conn.Write(context.Background(), websocket.MessageBinary, w.buf); err != nil {
 		s.fail(fmt.Errorf("node: write: %w", err))
 		return false
 	}
@@ -363,7 +387,7 @@ func (w *writer) write(it outItem) bool {
 func (s *session) readLoop() {
 	defer s.wg.Done()
 	for {
-		_, msg, err := s.conn.Read(s.ctx)
+		_, msg, err := s.conn.Read(context.Background()) // see writer.write: fail and shutdown close the socket
 		if err != nil {
 			s.fail(fmt.Errorf("node: read: %w", err))
 			return

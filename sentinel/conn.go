@@ -243,9 +243,17 @@ const maxBatch = 128
 
 func (c *conn) writeOne(bp *[]byte) bool {
 	defer putBuf(bp)
-	ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
-	err := c.ws.Write(ctx, websocket.MessageBinary, *bp)
-	cancel()
+	var err error
+	if c.cork != nil {
+		// Corked, the write only fills the batch buffer; Uncork applies the write timeout
+		// to the real write. A per-message timeout context would cost a timer and a
+		// context.AfterFunc for every envelope.
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, *bp)
+	} else {
+		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
+		err = c.ws.Write(ctx, websocket.MessageBinary, *bp)
+		cancel()
+	}
 	if err != nil {
 		c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
 		return false
