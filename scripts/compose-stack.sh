@@ -10,8 +10,8 @@
 #   compose-stack.sh clean         stop, then delete .secrets, .env and the build context
 #   compose-stack.sh compose ARGS  any compose command with the stack's settings (ps, logs -f, stop X ...)
 #
-# Settings (environment): FAME_STACK_PROFILE (open, overlay, direct, strict: env/profile-*.env;
-# default overlay; `start` records it for the project's later commands), COMPOSE_PROJECT_NAME (default fame), FAME_IMAGE
+# Settings (environment): FAME_STACK_PROFILE (strict, overlay, direct, open: env/profile-*.env;
+# default strict; `start` records it for the project's later commands), COMPOSE_PROJECT_NAME (default fame), FAME_IMAGE
 # (default fame-go:local), FAME_COMPOSE_PUBLISH (sentinel's host port, default 127.0.0.1:8000),
 # BIN (default bin), FAME_SHOW_ENVELOPES=true for `run`.
 set -euo pipefail
@@ -23,7 +23,7 @@ BIN=${BIN:-bin}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 export COMPOSE_PROJECT_NAME=${COMPOSE_PROJECT_NAME:-fame}
 export FAME_IMAGE=${FAME_IMAGE:-fame-go:local}
-DEFAULT_PROFILE=overlay
+DEFAULT_PROFILE=strict
 START_TIMEOUT=${FAME_COMPOSE_START_TIMEOUT:-120}
 
 log() { echo "compose-stack: $*" >&2; }

@@ -2,9 +2,12 @@
 # compose-test.sh — end-to-end test of the docker compose deployment (make compose-test):
 #   1. start the stack (its own compose project, a free host port) and wait until all healthy;
 #   2. run the math client: the three results and the replica that served it;
-#   3. run it verbose: envelopes printed (and, with channel encryption, the SecureOpen handshake);
+#   3. run it verbose: envelopes printed, and what the profile promises is on the wire: sec.sig
+#      (signing), SecureOpen/SecureAccept and sec.enc (channel encryption), meta.set.aft (AFT
+#      stickiness), x5c in NodeAttach (strict-overlay); under welcome admission the welcome
+#      service placed and the CA certified both replicas;
 #   4. stop replica 1: runs are still correct, all served by replica 2;
-#   5. start replica 1 again: healthy, runs correct;
+#   5. start replica 1 again: healthy, runs correct, and new sessions reach it again;
 #   6. stop everything.
 # Whatever happens, the trap takes the stack down, so nothing is left running.
 set -euo pipefail
@@ -58,6 +61,36 @@ check_run() {
   grep -Eqx "whoami = $want" <<<"$out" || fail "not served by $want: $out"
 }
 
+# profile_var NAME: NAME's value in the profile this test's stack runs.
+profile_var() {
+  grep -h "^$1=" "$ROOT/compose/env/profile-$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME").env" | cut -d= -f2
+}
+
+# envelope_features: reads FAME_SHOW_ENVELOPES output (a "... - Sent envelope" or "... -
+# Received envelope" line, then the envelope as 2-space indented JSON up to a "}" in column
+# one) and prints "KEY COUNT" lines: per direction the envelopes, the frame types
+# (sent.frame.SecureOpen), sec.sig / sec.enc, meta.set.aft and x5c chains in NodeAttach.
+envelope_features() {
+  awk '
+    / - Sent envelope/ { dir = "sent"; inenv = 1; n[dir]++; top = sub2 = type = ""; next }
+    / - Received envelope/ { dir = "received"; inenv = 1; n[dir]++; top = sub2 = type = ""; next }
+    !inenv { next }
+    /^}/ { inenv = 0; next }
+    /^  "[A-Za-z]+":/ { top = key($0); sub2 = ""; next }
+    /^    "[A-Za-z]+":/ {
+      sub2 = key($0)
+      if (top == "sec" && (sub2 == "sig" || sub2 == "enc")) n[dir ".sec." sub2]++
+      if (top == "frame" && sub2 == "type") { type = value($0); n[dir ".frame." type]++ }
+      next
+    }
+    /^      "aft":/ && top == "meta" && sub2 == "set" { n[dir ".meta.set.aft"]++; next }
+    /"x5c":/ && top == "frame" && type == "NodeAttach" { n[dir ".frame.NodeAttach.x5c"]++ }
+    function key(l) { sub(/^ *"/, "", l); sub(/".*/, "", l); return l }
+    function value(l) { sub(/^[^:]*: *"/, "", l); sub(/".*/, "", l); return l }
+    END { for (k in n) print k, n[k] }
+  ' | sort
+}
+
 # run_client [ENV=VAL...]: the client's stdout; fails the test if the client fails.
 run_client() {
   local out
@@ -78,15 +111,36 @@ step "run-verbose"
 # Envelopes go to stderr, results to stdout: capture both.
 verbose=$(FAME_SHOW_ENVELOPES=true "$STACK" run 2>&1) || fail "verbose client failed: $verbose"
 check_run "$verbose"
-sent=$(grep -c 'Sent envelope' <<<"$verbose" || true)
-recv=$(grep -c 'Received envelope' <<<"$verbose" || true)
-[ "$sent" -gt 0 ] && [ "$recv" -gt 0 ] || fail "no envelopes printed (sent $sent, received $recv)"
-echo "printed $sent sent and $recv received envelopes; frames: $(grep -o '"type": "[A-Za-z]*"' <<<"$verbose" | sort | uniq -c | awk '{printf "%s %s, ", $1, $3}')"
-level=$(grep -h '^FAME_DEFAULT_ENCRYPTION_LEVEL=' "$ROOT/compose/env/profile-$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME").env" | cut -d= -f2)
-if [ "$level" = channel ]; then
-  grep -q '"type": "SecureOpen"' <<<"$verbose" || fail "channel profile but no SecureOpen printed"
-  grep -q '"type": "SecureAccept"' <<<"$verbose" || fail "channel profile but no SecureAccept printed"
-  grep -q '"sig"' <<<"$verbose" || fail "signed profile but no signature printed"
+features=$(envelope_features <<<"$verbose")
+echo "envelopes printed: $(tr '\n' ' ' <<<"$features")"
+count() { awk -v k="$1" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' <<<"$features"; }
+[ "$(count sent)" -gt 0 ] && [ "$(count received)" -gt 0 ] ||
+  fail "no envelopes printed (sent $(count sent), received $(count received))"
+if [ "$(profile_var FAME_DEFAULT_ENCRYPTION_LEVEL)" = channel ]; then
+  [ "$(count sent.frame.SecureOpen)" -gt 0 ] || fail "channel encryption but the client sent no SecureOpen"
+  [ "$(count received.frame.SecureAccept)" -gt 0 ] || fail "channel encryption but the client received no SecureAccept"
+  [ "$(count sent.sec.enc)" -gt 0 ] && [ "$(count received.sec.enc)" -gt 0 ] ||
+    fail "channel encryption but no sec.enc both ways (sent $(count sent.sec.enc), received $(count received.sec.enc))"
+fi
+if [ "$(profile_var FAME_SECURITY_PROFILE)" != open ]; then
+  [ "$(count sent.sec.sig)" -gt 0 ] && [ "$(count received.sec.sig)" -gt 0 ] ||
+    fail "signing profile but no sec.sig both ways (sent $(count sent.sec.sig), received $(count received.sec.sig))"
+fi
+if [ "$(profile_var FAME_STICKINESS_LEVEL)" = strict ]; then
+  # The replica's AFT rides on its replies as meta.set.aft; the sentinel binds the client to it.
+  [ "$(count received.meta.set.aft)" -gt 0 ] || fail "stickiness strict but no meta.set.aft (\"aft\") received"
+fi
+if [ "$(profile_var FAME_SECURITY_PROFILE)" = strict-overlay ]; then
+  [ "$(count sent.frame.NodeAttach.x5c)" -gt 0 ] || fail "strict-overlay but the client's NodeAttach carries no x5c certificate chain"
+fi
+if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
+  # Every node was placed by the welcome service and certified by the CA.
+  logs=$("$STACK" compose logs --no-color welcome ca 2>&1)
+  for r in math-replica1 math-replica2; do
+    grep -q "welcome: placed node.*system_id=$r " <<<"$logs" || fail "welcome service did not place $r"
+    grep -q "ca: issued node certificate.*requester=$r " <<<"$logs" || fail "CA issued no certificate to $r"
+  done
+  echo "welcome placed and the CA certified math-replica1 and math-replica2"
 fi
 
 step "stop math-agent-replica1"
@@ -104,9 +158,17 @@ until [ "$(docker inspect -f '{{.State.Health.Status}}' "$("$STACK" compose ps -
   [ $SECONDS -lt $deadline ] || fail "replica1 not healthy again within 60s"
   sleep 1
 done
-out=$(run_client)
-echo "$out" | tail -n 1
-check_run "$out"
+# New sessions spread over both replicas again: within a few runs one lands on replica 1
+# (each run is a new client sid; a miss in all 10 has odds 1 in 1024 under an even spread).
+served=""
+for i in $(seq 1 10); do
+  out=$(run_client)
+  echo "$out" | tail -n 1
+  check_run "$out"
+  if grep -qx 'whoami = replica1' <<<"$out"; then served=$i; break; fi
+done
+[ -n "$served" ] || fail "replica1 served none of 10 new sessions after its restart"
+echo "replica1 serves new sessions again (run $served)"
 
 step "stop"
 "$STACK" stop
