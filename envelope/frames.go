@@ -341,9 +341,19 @@ func ParseFrame(raw json.RawMessage) (Frame, error) {
 
 // EncodeFrame encodes f with "type" as its first key.
 func EncodeFrame(f Frame) (json.RawMessage, error) {
-	if u, ok := f.(*UnknownFrame); ok {
-		return u.Raw, nil
+	switch v := f.(type) {
+	case *UnknownFrame:
+		return v.Raw, nil
+	case *Data:
+		if raw, ok := encodeData(v); ok {
+			return raw, nil
+		}
 	}
+	return encodeFrameReflect(f)
+}
+
+// encodeFrameReflect is EncodeFrame through json.Marshal, for every frame type.
+func encodeFrameReflect(f Frame) (json.RawMessage, error) {
 	body, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", f.FrameType(), err)

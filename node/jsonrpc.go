@@ -167,8 +167,46 @@ func encodeRequest(id, method string, params any) (json.RawMessage, error) {
 		}
 		p = b
 	}
+	if out, ok := appendRequest(id, method, p); ok {
+		return out, nil
+	}
 	idj, _ := json.Marshal(id)
 	return json.Marshal(rpcRequest{JSONRPC: "2.0", ID: idj, Method: method, Params: p})
+}
+
+// appendRequest builds the request body by hand when that gives json.Marshal's exact bytes:
+// plain ASCII id and method, and params without the characters Marshal HTML-escapes. It
+// saves the reflective encode and a second validation pass over params.
+func appendRequest(id, method string, params json.RawMessage) (json.RawMessage, bool) {
+	if !plainJSONString(id) || !plainJSONString(method) {
+		return nil, false
+	}
+	for _, c := range params {
+		if c == '<' || c == '>' || c == '&' || c == 0xe2 {
+			return nil, false
+		}
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, len(id)+len(method)+len(params)+48))
+	buf.WriteString(`{"jsonrpc":"2.0","id":"`)
+	buf.WriteString(id)
+	buf.WriteString(`","method":"`)
+	buf.WriteString(method)
+	buf.WriteString(`","params":`)
+	if json.Compact(buf, params) != nil {
+		return nil, false // the general path reports the error
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), true
+}
+
+// plainJSONString reports whether s encodes as itself between quotes under json.Marshal.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // encodeResult builds a success reply; a nil result is sent as "result":null.
