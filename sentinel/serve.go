@@ -1,9 +1,11 @@
 package sentinel
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -42,27 +44,53 @@ func (c *conn) serve() {
 
 	var h envelope.Header
 	for {
-		_, msg, err := c.ws.Read(s.ctx)
-		if err != nil {
-			c.readFailed(err)
+		if !c.readOne(&h) {
 			return
 		}
-		c.rx.Add(1)
-		c.lastRx.Store(time.Now().UnixNano())
-		if err := envelope.ParseHeader(msg, &h); err != nil {
-			// A peer that sends what is not an envelope is broken or hostile; say why and
-			// drop it rather than guess at what it meant.
-			s.metrics.malformed.Inc()
-			c.log.Warn("malformed envelope, closing", "err", err, "bytes", len(msg))
-			c.close(websocket.StatusInvalidFramePayloadData, "malformed envelope: "+err.Error())
-			return
-		}
-		if s.opts.ShowEnvelopes {
-			s.showEnvelope("Received envelope from "+c.systemID+" 📨", msg)
-		}
-		c.countCredit(&h)
-		s.dispatch(c, msg, &h)
 	}
+}
+
+// readBufs recycles read buffers: nothing on the dispatch path keeps a reference to the
+// message after dispatch returns (forwarding copies it into an outbound buffer, everything
+// remembered is converted to strings), so one buffer serves message after message.
+var readBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+
+// readOne reads and dispatches one message; false means the connection is done.
+func (c *conn) readOne(h *envelope.Header) bool {
+	s := c.s
+	_, r, err := c.ws.Reader(s.ctx)
+	if err != nil {
+		c.readFailed(err)
+		return false
+	}
+	buf := readBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 2*envelope.MaxMessageSize {
+			readBufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(r); err != nil {
+		c.readFailed(err)
+		return false
+	}
+	msg := buf.Bytes()
+	c.rx.Add(1)
+	c.lastRx.Store(time.Now().UnixNano())
+	if err := envelope.ParseHeader(msg, h); err != nil {
+		// A peer that sends what is not an envelope is broken or hostile; say why and
+		// drop it rather than guess at what it meant.
+		s.metrics.malformed.Inc()
+		c.log.Warn("malformed envelope, closing", "err", err, "bytes", len(msg))
+		c.close(websocket.StatusInvalidFramePayloadData, "malformed envelope: "+err.Error())
+		return false
+	}
+	if s.opts.ShowEnvelopes {
+		s.showEnvelope("Received envelope from "+c.systemID+" 📨", msg)
+	}
+	c.countCredit(h)
+	s.dispatch(c, msg, h)
+	return true
 }
 
 func (c *conn) readFailed(err error) {
