@@ -80,32 +80,40 @@ start_fabric() {
   rm -f "$work/addr" "$work/sentinel.out" "$work/agent.out"
   SENTINEL_ADDR=127.0.0.1:$port
   if [[ $side == ours ]]; then
-    FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_PPROF=${PPROF:-false} \
+    # shellcheck disable=SC2086 # SCEN_ENV is a list of NAME=value words on purpose
+    env $SCEN_ENV FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_PPROF=${PPROF:-false} \
       "$BIN/fame" sentinel -addr-file "$work/addr" >"$work/sentinel.out" 2>"$work/sentinel.log" &
     pids+=($!)
     wait_for "$work/addr" ":" 15 "${pids[-1]}"
     SENTINEL_ADDR=$(cat "$work/addr")
     rm -f "$work/addr"
   else
-    FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port \
+    # shellcheck disable=SC2086
+    env $SCEN_ENV FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port \
       node interop/ts-sentinel.mjs >"$work/sentinel.out" 2>"$work/sentinel.log" &
     pids+=($!)
     wait_for "$work/sentinel.out" READY 30 "${pids[-1]}"
   fi
   URL="ws://$SENTINEL_ADDR/fame/v1/attach/ws/downstream"
-  FAME_DIRECT_ADMISSION_URL=$URL MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
+  # shellcheck disable=SC2086
+  env $SCEN_ENV FAME_DIRECT_ADMISSION_URL=$URL MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
     "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
   pids+=($!)
   wait_for "$work/agent.out" READY 30 "${pids[-1]}"
 }
 
-# Scenarios: name | label | fame bench flags. Add a line to add a row group.
+# Scenarios: name | label | fame bench flags | environment of every process (security profile).
+# Add a line to add a row group.
+OVERLAY="FAME_SECURITY_PROFILE=overlay FAME_ADMISSION_PROFILE=open FAME_AUTHORIZATION_PROFILE=noop"
 scenarios=(
-  "seq|sequential (1 caller)|-c 1"
-  "open400|open loop 400 calls/s (≤ 32 in flight)|-rate 400 -c 32"
-  "c50|50 callers|-c 50"
-  "c500|500 callers|-c 500"
+  "seq|sequential (1 caller)|-c 1|"
+  "open400|open loop 400 calls/s (≤ 32 in flight)|-rate 400 -c 32|"
+  "c50|50 callers|-c 50|"
+  "c500|500 callers|-c 500|"
+  "oseq|overlay (every envelope signed), sequential|-c 1|$OVERLAY"
+  "o50|overlay (every envelope signed), 50 callers|-c 50|$OVERLAY"
 )
+SCEN_ENV=
 
 limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
 # key FILE OPEN?: how good one run is, for picking the median (higher is better; no result or a
@@ -117,14 +125,15 @@ key() {
 }
 for side in ours ref; do
   for s in "${scenarios[@]}"; do
-    IFS='|' read -r name label flags <<<"$s"
+    IFS='|' read -r name label flags SCEN_ENV <<<"$s"
     for ((rep = 1; rep <= REPEAT; rep++)); do
       echo "== $side: $label (run $rep of $REPEAT)"
       start_fabric "$side"
       f=$work/$side-$name-$rep
       rc=0
       # shellcheck disable=SC2086 # flags are words on purpose
-      timeout --kill-after=5 "$limit" "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
+      # shellcheck disable=SC2086
+      timeout --kill-after=5 "$limit" env $SCEN_ENV "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
         -timeout "$CALL_TIMEOUT" -json $flags >"$f.json" 2>"$f.err" || rc=$?
       echo "$rc" >"$f.rc"
       if [[ -s $f.json ]]; then
@@ -209,7 +218,6 @@ table=$work/table.md
     echo "| $label: throughput | $(cell ours "$name" tput) | $(cell ref "$name" tput) | $(ratio "$name" tput) |"
     echo "| $label: latency | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) |"
   done
-  echo "| overlay (signed envelopes), 50 callers | not yet measured | not yet measured | — |"
 } >"$table"
 runs=$work/runs.md
 {
@@ -238,6 +246,7 @@ cat "$table"
 prof_section=$work/profile.md
 : >"$prof_section"
 if [[ $PROFILE == 1 ]]; then
+  SCEN_ENV=""
   echo "== profiling ours under 50 callers (separate run, not in the table)"
   PPROF=true start_fabric ours
   psecs=$(secs "$D")
@@ -283,7 +292,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "- go: $($GO version | cut -d' ' -f3-), node: $(node --version), reference: @naylence/runtime $(jq -r '.dependencies["@naylence/runtime"]' interop/package.json)"
   echo "- command: \`BENCH_REPEAT=$REPEAT BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT scripts/bench-compare.sh\`"
   echo
-  echo "Setup: loopback, open security profile, at-most-once delivery, default flow control. Per"
+  echo "Setup: loopback, open security profile (overlay rows: every process in the overlay profile,"
+  echo "every envelope EdDSA-signed and verified), at-most-once delivery, default flow control. Per"
   echo "scenario and sentinel, a fresh sentinel and one Go \`math-agent\` (MATH_LOGICAL=fame.fabric);"
   echo "the load is \`fame bench\` calling \`add({x:3,y:4})\` (answer checked) on one client connection,"
   echo "$WARMUP warm-up then $D measured. Closed loop: every caller calls back to back. Open loop:"
