@@ -86,3 +86,12 @@ func BenchmarkNewID(b *testing.B) {
 		NewID()
 	}
 }
+
+func BenchmarkNewIDParallel(b *testing.B) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			NewID()
+		}
+	})
+}

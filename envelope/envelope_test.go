@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -34,6 +35,41 @@ func TestNewID(t *testing.T) {
 			t.Fatalf("duplicate id %q", id)
 		}
 		seen[id] = true
+	}
+}
+
+// TestNewIDConcurrent catches generators that share or repeat a seed: ids drawn from many
+// goroutines at once (so from several pooled generators) must still never collide, and
+// every base62 character must turn up.
+func TestNewIDConcurrent(t *testing.T) {
+	const workers, each = 8, 2000
+	out := make([][]string, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				out[w] = append(out[w], NewID())
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	chars := map[rune]bool{}
+	for _, ids := range out {
+		for _, id := range ids {
+			if seen[id] {
+				t.Fatalf("duplicate id %q", id)
+			}
+			seen[id] = true
+			for _, c := range id {
+				chars[c] = true
+			}
+		}
+	}
+	if len(chars) != len(base62) {
+		t.Errorf("ids used %d distinct characters, want all %d", len(chars), len(base62))
 	}
 }
 
