@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # compose-stack.sh — drive the docker compose deployment in compose/ (see compose/README.md).
 #
-#   compose-stack.sh init          generate compose/.secrets (CA via `fame ca init`, OAuth2 client) once
+#   compose-stack.sh init          generate compose/.secrets once (CA via `fame ca init`, HTTPS
+#                                  certificates of oauth2/welcome/ca, OAuth2 client)
 #   compose-stack.sh image         build the FROM-scratch image from $BIN (default bin/)
 #   compose-stack.sh start         init + image + `compose up -d`, wait until every service is healthy
 #   compose-stack.sh run [ARGS]    the math client (math-client ARGS, default -whoami 1) as a one-off
@@ -83,6 +84,16 @@ cmd_init() {
   fi
   # The root certificate is public; nodes mount it read-only as their trust anchor.
   chmod 644 "$SECRETS/ca/root-ca.crt" "$SECRETS/ca/intermediate-chain.crt" "$SECRETS/ca/complete-chain.crt" 2>/dev/null || true
+  # HTTPS certificates for the admission services, from the stack CA (90 days; renewed by a
+  # start once a month). Each service mounts only its own key; clients trust root-ca.crt.
+  local svc
+  for svc in oauth2 welcome ca; do
+    if [ ! -s "$SECRETS/tls/$svc.crt" ] || [ ! -s "$SECRETS/tls/$svc.key" ] ||
+      [ -n "$(find "$SECRETS/tls/$svc.crt" -mtime +30 2>/dev/null)" ]; then
+      "$BIN/fame" ca server-cert -dir "$SECRETS/ca" -dns "$svc,localhost,127.0.0.1" -out "$SECRETS/tls/$svc" >/dev/null
+      log "issued the HTTPS certificate of $svc (compose/.secrets/tls/$svc.crt)"
+    fi
+  done
   if [ ! -s "$SECRETS/oauth2-client.env" ]; then
     local id secret
     id=client-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -184,5 +195,5 @@ case $cmd in
   stop) cmd_stop ;;
   clean) cmd_clean ;;
   compose) settings; compose "$@" ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

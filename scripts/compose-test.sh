@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # compose-test.sh — end-to-end test of the docker compose deployment (make compose-test):
 #   1. start the stack (its own compose project, a free host port) and wait until all healthy;
+#      the admission services serve HTTPS;
 #   2. run the math client: the three results and the replica that served it;
 #   3. run it verbose: envelopes printed, and what the profile promises is on the wire: sec.sig
 #      (signing), SecureOpen/SecureAccept and sec.enc (channel encryption), meta.set.aft (AFT
@@ -101,6 +102,19 @@ run_client() {
 
 step "start (profile ${FAME_STACK_PROFILE:-default})"
 "$STACK" start
+
+# The admission services serve HTTPS (certificates from the stack CA) in every profile.
+# (Logs are captured first: grep -q quitting early would fail the pipe under pipefail.)
+for svc in oauth2 welcome ca; do
+  logs=$("$STACK" compose logs --no-color "$svc" 2>&1)
+  grep -q "listening.*scheme=https" <<<"$logs" || fail "$svc does not serve HTTPS"
+done
+echo "oauth2, welcome and ca serve HTTPS"
+# The sentinel runs what the profile says.
+want="security=$(profile_var FAME_SECURITY_PROFILE) admission=$(profile_var FAME_ADMISSION_PROFILE) "
+logs=$("$STACK" compose logs --no-color sentinel 2>&1)
+grep -q "sentinel listening.*$want" <<<"$logs" || fail "the sentinel does not run $want: $(grep 'sentinel listening' <<<"$logs")"
+echo "sentinel: $want"
 
 step "run"
 out=$(run_client)
