@@ -92,8 +92,7 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 		n.sendNack(s, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
 		return
 	}
-	n.wg.Add(1)
-	go n.handle(reg, env, ch)
+	n.runHandler(job{r: reg, env: env, ch: ch})
 }
 
 // sendAck sends the end-to-end positive DeliveryAck the at-least-once sender waits for.

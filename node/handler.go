@@ -11,11 +11,10 @@ import (
 	"github.com/fame-go/fame/security"
 )
 
-// handle runs one request in its own goroutine and sends the reply (or stream items) back to
+// handle runs one request on a handler goroutine (see runHandler) and sends the reply (or stream items) back to
 // the request's replyTo with its corrId and traceId.
 // A request that came over a secure channel is answered over the same channel.
 func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Channel) {
-	defer n.wg.Done()
 	f, err := env.DecodeFrame()
 	if err != nil {
 		return

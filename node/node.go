@@ -23,6 +23,8 @@ type Node struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // supervisor and request handlers
+	// handlers runs received requests (see workers.go).
+	handlers *handlerPool
 
 	mu      sync.Mutex
 	cur     *session      // nil while reconnecting
@@ -56,6 +58,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		rebindC: make(chan struct{}, 1),
 		pend:    newPendingTable(),
 	}
+	n.handlers = newHandlerPool()
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
 	sec, err := newNodeSecurity(&n.cfg)
 	if err != nil {

@@ -75,6 +75,18 @@ func testOps(name string, executions *atomic.Int64) Ops {
 			}
 			return nil
 		}),
+		"count": Streaming(func(ctx context.Context, p json.RawMessage, emit func(any) error) error {
+			var a struct{ N int }
+			if err := json.Unmarshal(p, &a); err != nil {
+				return fmt.Errorf("%w: %v", ErrInvalidParams, err)
+			}
+			for i := range a.N {
+				if err := emit(i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
 		"whoami": Unary(func(ctx context.Context, p json.RawMessage) (any, error) { return name, nil }),
 		"boom":   Unary(func(ctx context.Context, p json.RawMessage) (any, error) { return nil, errors.New("kaput") }),
 		"panic":  Unary(func(ctx context.Context, p json.RawMessage) (any, error) { panic("oops") }),
