@@ -329,6 +329,11 @@ func ParseFrame(raw json.RawMessage) (Frame, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t == TypeData {
+		if d, ok := parseData(raw); ok {
+			return d, nil
+		}
+	}
 	f := newFrame(t)
 	if f == nil {
 		return &UnknownFrame{Type: t, Raw: raw}, nil
