@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/fame-go/fame/internal/syncbuf"
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,37 +18,19 @@ import (
 	"github.com/fame-go/fame/sentinel"
 )
 
-// logBuf collects a component's log lines so tests can look for what it reported.
-type logBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fabric is a sentinel on a loopback port that can be stopped and restarted on the same port.
 type fabric struct {
 	t    *testing.T
 	env  map[string]string
 	addr string
 	s    *sentinel.Sentinel
-	logs *logBuf
+	logs *syncbuf.Buffer
 	stop func()
 }
 
 func newFabric(t *testing.T, env map[string]string) *fabric {
 	t.Helper()
-	f := &fabric{t: t, env: env, logs: &logBuf{}}
+	f := &fabric{t: t, env: env, logs: &syncbuf.Buffer{}}
 	f.start("127.0.0.1:0")
 	t.Cleanup(func() { f.stop() })
 	return f

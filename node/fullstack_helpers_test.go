@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -204,22 +203,4 @@ func (fs *fullStack) startReplica(t *testing.T, ctx context.Context, name string
 		t.Fatalf("replica %s serve: %v", name, err)
 	}
 	return n
-}
-
-// syncBuffer is a bytes.Buffer safe for the node's writer and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"github.com/fame-go/fame/internal/syncbuf"
 	"io"
 	"regexp"
 	"strings"
@@ -71,11 +72,11 @@ func testFullStackStrictOverlay(t *testing.T, useTLS bool) {
 	fs := newFullStack(t, 0, useTLS)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	var agentShow syncBuffer
+	var agentShow syncbuf.Buffer
 	fs.startReplica(t, ctx, "replica1", &agentShow)
 	fs.startReplica(t, ctx, "replica2", nil)
 
-	var show syncBuffer
+	var show syncbuf.Buffer
 	cn, err := node.Connect(ctx, fs.nodeConfig(nil, &show))
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,14 @@
 package sentinel
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/fame-go/fame/internal/syncbuf"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +18,10 @@ import (
 	"github.com/fame-go/fame/envelope"
 )
 
-// syncBuffer collects log output from the sentinel under test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type testSentinel struct {
 	*Sentinel
 	url  string
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	stop func()
 }
 
@@ -51,7 +32,7 @@ func startSentinel(t *testing.T, env map[string]string) *testSentinel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := New(opts, WithLogger(log))
 	if err != nil {
