@@ -111,6 +111,18 @@ func TestStickySessionsAndRepin(t *testing.T) {
 	before := placement(t, clients, 3)
 	dist := count(before)
 	t.Logf("300 sessions over 3 replicas: %v", dist)
+	// The operator view agrees with where the sessions went.
+	pinned := map[string]int{}
+	peers, _ := f.stats(t)["peers"].([]any)
+	for _, p := range peers {
+		pm := p.(map[string]any)
+		pinned[pm["systemId"].(string)] = int(pm["stickySessions"].(float64))
+	}
+	for name, n := range dist {
+		if pinned[name] != n {
+			t.Fatalf("/stats says %d sessions on %s, the clients saw %d", pinned[name], name, n)
+		}
+	}
 	for name, n := range dist {
 		if n < 60 || n > 140 {
 			t.Fatalf("replica %s got %d of 300 sessions; bounded-load HRW should stay near 100", name, n)

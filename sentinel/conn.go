@@ -56,7 +56,6 @@ type conn struct {
 	pendMu  sync.Mutex
 	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply
 
-	sessions   atomic.Int64 // sticky sessions bound to this peer (load for the balancer)
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
 	pingOnce   sync.Once
 	attachedAt time.Time

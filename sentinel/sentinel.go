@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -418,7 +417,7 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
 	for _, c := range s.routes.attached() {
-		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), len(c.out), c.sessions.Load()})
+		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), len(c.out), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
@@ -438,5 +437,3 @@ func reasonLabel(r string) string {
 	}
 	return "other"
 }
-
-var errDraining = errors.New("sentinel is draining")

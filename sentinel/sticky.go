@@ -243,6 +243,14 @@ func (r *stickyRouter) negotiate(offer json.RawMessage) json.RawMessage {
 	return b
 }
 
+// sessionsOn is how many client sessions are pinned to c (0 with stickiness off).
+func (r *stickyRouter) sessionsOn(c *conn) int {
+	if r.table == nil {
+		return 0
+	}
+	return r.table.SessionsOn(c.systemID)
+}
+
 func (r *stickyRouter) stats() stickiness.Stats {
 	if r.table == nil {
 		return stickiness.Stats{}
