@@ -145,8 +145,11 @@ func (p idPattern) matches(id string) bool {
 	}
 }
 
-// overlaps reports whether some id matches both explicit patterns.
+// overlaps reports whether some id matches both explicit patterns, ignoring
+// case (ids differing only in case are too easily confused to belong to two
+// clients).
 func (p idPattern) overlaps(q idPattern) bool {
+	p.value, q.value = strings.ToLower(p.value), strings.ToLower(q.value)
 	switch {
 	case p.prefix && q.prefix:
 		return strings.HasPrefix(p.value, q.value) || strings.HasPrefix(q.value, p.value)
@@ -169,6 +172,18 @@ type clientGrant struct {
 func (g *clientGrant) explicitFor(id string) bool {
 	for _, p := range g.ids {
 		if !p.any && p.matches(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// reserves reports whether g's explicit patterns name id ignoring case: a
+// "*" client may not take "Math-Replica1" next to a "math-replica*" grant.
+func (g *clientGrant) reserves(id string) bool {
+	id = strings.ToLower(id)
+	for _, p := range g.ids {
+		if !p.any && (idPattern{prefix: p.prefix, value: strings.ToLower(p.value)}).matches(id) {
 			return true
 		}
 	}
@@ -255,7 +270,7 @@ func pattern(p idPattern) string {
 
 // allowsID reports whether g may use id.
 func (p *policy) allowsID(g *clientGrant, id string) bool {
-	if id == p.target {
+	if strings.EqualFold(id, p.target) {
 		// The sentinel's own id gets the root placement: only by name.
 		for _, ip := range g.ids {
 			if !ip.any && !ip.prefix && ip.value == id {
@@ -271,7 +286,7 @@ func (p *policy) allowsID(g *clientGrant, id string) bool {
 		return false
 	}
 	for _, other := range p.order {
-		if other != g && other.explicitFor(id) {
+		if other != g && other.reserves(id) {
 			return false // reserved for that client
 		}
 	}

@@ -61,6 +61,8 @@ func TestHelloOutsideGrantRefused(t *testing.T) {
 		{"A asks for B's exact id", "client-b", envelope.NodeHello{SystemID: "kid1"}, CodeSystemIDNotGranted},
 		{"A asks for an id under B's prefix", "client-1", envelope.NodeHello{SystemID: "b-7"}, CodeSystemIDNotGranted},
 		{"wildcard client asks for a reserved id", "anyid", envelope.NodeHello{SystemID: "node-3"}, CodeSystemIDNotGranted},
+		{"wildcard client asks for a reserved id in other case", "anyid", envelope.NodeHello{SystemID: "NODE-3"}, CodeSystemIDNotGranted},
+		{"wildcard client asks for the sentinel's id in other case", "anyid", envelope.NodeHello{SystemID: strings.ToLower(target)}, CodeSystemIDNotGranted},
 		{"wildcard client asks for the sentinel's id", "anyid", envelope.NodeHello{SystemID: target}, CodeSystemIDNotGranted},
 		{"prefix owner asks for the sentinel's id", "client-b", envelope.NodeHello{SystemID: target}, CodeSystemIDNotGranted},
 		{"logical outside the grant", "client-b", envelope.NodeHello{SystemID: "b-1", Logicals: []string{"*.fame.fabric"}}, CodeLogicalNotGranted},
@@ -151,6 +153,7 @@ func TestGrantConfigValidation(t *testing.T) {
 		{"bad logical", g(ClientGrant{Subject: "a", SystemIDs: []string{"a"}, Logicals: []string{"x_y!"}}), ErrGrantSyntax},
 		{"same exact id", g(ClientGrant{Subject: "a", SystemIDs: []string{"r1"}}, ClientGrant{Subject: "b", SystemIDs: []string{"r1"}}), ErrGrantOverlap},
 		{"prefix covers exact", g(ClientGrant{Subject: "a", SystemIDs: []string{"r*"}}, ClientGrant{Subject: "b", SystemIDs: []string{"r1"}}), ErrGrantOverlap},
+		{"prefixes differing in case", g(ClientGrant{Subject: "a", SystemIDs: []string{"Math-*"}}, ClientGrant{Subject: "b", SystemIDs: []string{"math-r*"}}), ErrGrantOverlap},
 		{"nested prefixes", g(ClientGrant{Subject: "a", SystemIDs: []string{"math-*"}}, ClientGrant{Subject: "b", SystemIDs: []string{"math-replica*"}}), ErrGrantOverlap},
 	}
 	for _, tc := range cases {
