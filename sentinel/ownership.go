@@ -333,7 +333,12 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 		s.securityRefusal(src, refusalAFTForeignSID, "AFT on an envelope whose sid is not the sender's", "sid", sid)
 		return
 	}
-	if clientSID := peekAFTClientSID(tok); clientSID != "" {
+	kid, clientSID := peekAFT(tok)
+	if owner, ok := s.sec.keyOwner(kid); ok && !keyBelongs(src, owner) {
+		s.securityRefusal(src, refusalAFTForeignKid, "AFT signed with another node's key", "kid", kid, "key_path", owner)
+		return
+	}
+	if clientSID != "" {
 		bound, ok := r.table.Lookup(clientSID)
 		if !ok && string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 {
 			bound, ok = r.table.LookupChannel(string(h.FrameCID))
@@ -357,24 +362,39 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 	}
 }
 
-// peekAFTClientSID reads client_sid from an AFT without verifying it; LearnAFT verifies the
-// token before it binds anything, so the peek only decides which binding to compare with.
-func peekAFTClientSID(tok string) string {
+// peekAFT reads the header kid and client_sid of an AFT without verifying it; LearnAFT
+// verifies the token before it binds anything, so the peek only decides which owner and
+// which binding to compare with.
+func peekAFT(tok string) (kid, clientSID string) {
 	parts := strings.SplitN(tok, ".", 3)
-	if len(parts) != 3 {
-		return ""
+	if len(parts) != 3 || len(tok) > 4096 {
+		return "", ""
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
+	var hdr struct {
+		Kid string `json:"kid"`
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(parts[0]); err == nil && json.Unmarshal(b, &hdr) == nil {
+		kid = hdr.Kid
 	}
 	var c struct {
 		ClientSID *string `json:"client_sid"`
 	}
-	if json.Unmarshal(b, &c) != nil || c.ClientSID == nil {
-		return ""
+	if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &c) == nil && c.ClientSID != nil {
+		clientSID = *c.ClientSID
 	}
-	return *c.ClientSID
+	return kid, clientSID
+}
+
+// keyOwner returns the path a signing kid is registered under.
+func (l *secLayer) keyOwner(kid string) (string, bool) {
+	if l == nil || kid == "" {
+		return "", false
+	}
+	k, ok := l.keys.Get(kid)
+	if !ok {
+		return "", false
+	}
+	return k.PhysicalPath, true
 }
 
 // channelTakeover reports whether binding channel cid to src would move a channel that is
