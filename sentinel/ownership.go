@@ -122,8 +122,9 @@ type ownState struct {
 // path, or in strict-overlay by a certified key for the same SPIFFE ID), or when the holder
 // fails a liveness probe (it is then evicted). A shared token subject is no proof.
 func (s *Sentinel) claimSystemID(c *conn, e *envelope.Envelope, na *envelope.NodeAttach) (release func(), err error) {
-	// The claim is held until the caller has entered c in the route table, so that two
-	// concurrent attaches for one id cannot both find it free.
+	// The claim is held until the caller has entered c in the route table (release is
+	// idempotent: called there, and deferred for the error paths), so that two concurrent
+	// attaches for one id cannot both find it free.
 	o := &s.routes.own
 	o.mu.Lock()
 	if _, busy := o.claiming[c.systemID]; busy {
@@ -135,10 +136,13 @@ func (s *Sentinel) claimSystemID(c *conn, e *envelope.Envelope, na *envelope.Nod
 	}
 	o.claiming[c.systemID] = struct{}{}
 	o.mu.Unlock()
+	var once sync.Once
 	release = func() {
-		o.mu.Lock()
-		delete(o.claiming, c.systemID)
-		o.mu.Unlock()
+		once.Do(func() {
+			o.mu.Lock()
+			delete(o.claiming, c.systemID)
+			o.mu.Unlock()
+		})
 	}
 	if err := s.takeSystemID(c, e, na); err != nil {
 		release()

@@ -231,6 +231,7 @@ func (c *conn) handleAttach(msg []byte) error {
 		s.sticky.replicaGone(old)
 		old.close(websocket.StatusNormalClosure, "replaced by a new attach of the same system id")
 	}
+	release() // before the ack: a peer that has its ack may re-attach at once
 	c.sendOwn(out, 0)
 	c.log.Info("node attached", "path", c.path, "logicals", c.logicals, "instance", na.InstanceID)
 	s.metrics.attaches.Inc()
