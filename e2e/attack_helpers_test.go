@@ -239,7 +239,9 @@ func (p *cutProxy) cutNodeSide() {
 	p.nodeSide = nil
 }
 
-func (p *cutProxy) url() string { return "ws://" + p.l.Addr().String() + "/fame/v1/attach/ws/downstream" }
+func (p *cutProxy) url() string {
+	return "ws://" + p.l.Addr().String() + "/fame/v1/attach/ws/downstream"
+}
 
 // silentAttach attaches id on a socket that then stops reading: it never answers a ping again.
 func silentAttach(t *testing.T, f *fabric, id string, logicals ...string) *websocket.Conn {
