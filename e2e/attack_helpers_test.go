@@ -30,7 +30,9 @@ var (
 	profileOpen    = attackProfile{name: "open"}
 	profileOverlay = attackProfile{name: "overlay", env: map[string]string{"FAME_SECURITY_PROFILE": "overlay"},
 		node: func(c *node.Config) { c.SecurityProfile = "overlay" }, signed: true}
-	attackProfiles = []attackProfile{profileOpen, profileOverlay}
+	profileGated = attackProfile{name: "gated", env: map[string]string{"FAME_SECURITY_PROFILE": "gated"},
+		node: func(c *node.Config) { c.SecurityProfile = "gated" }}
+	attackProfiles = []attackProfile{profileOpen, profileGated, profileOverlay}
 )
 
 func (ap attackProfile) mod(extra func(*node.Config)) func(*node.Config) {

@@ -35,15 +35,16 @@ const (
 
 // Label values of fame_security_refusals_total.
 const (
-	refusalBindConflict      = "bind_conflict"
-	refusalBindUnauthorized  = "bind_unauthorized"
-	refusalSystemIDInUse     = "system_id_in_use"
-	refusalSystemIDInvalid   = "system_id_invalid"
-	refusalForeignKey        = "foreign_key"
-	refusalAFTForeignKid     = "aft_foreign_kid"
-	refusalAFTForeignSID     = "aft_foreign_sid"
-	refusalAFTForeignSession = "aft_foreign_session"
-	refusalChannelTakeover   = "channel_takeover"
+	refusalBindConflict       = "bind_conflict"
+	refusalBindUnauthorized   = "bind_unauthorized"
+	refusalSystemIDInUse      = "system_id_in_use"
+	refusalSystemIDInvalid    = "system_id_invalid"
+	refusalForeignKey         = "foreign_key"
+	refusalAFTForeignKid      = "aft_foreign_kid"
+	refusalAFTForeignSID      = "aft_foreign_sid"
+	refusalAFTForeignSession  = "aft_foreign_session"
+	refusalAFTUnroutedSession = "aft_unrouted_session"
+	refusalChannelTakeover    = "channel_takeover"
 )
 
 // ownerProbeTimeout is how long the live holder of a system id has to answer a ping before a
@@ -347,11 +348,18 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 		if !ok && string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 {
 			bound, ok = r.table.LookupChannel(string(h.FrameCID))
 		}
-		if !ok || bound != src.systemID {
-			if !ok {
-				bound = "(none)"
-			}
-			s.securityRefusal(src, refusalAFTForeignSession, "AFT for a session that was not routed to this replica",
+		if !ok {
+			// Nothing was routed for this session through a pool (or its binding expired):
+			// there is nothing to confirm, and a pin now would let a replica pre-claim sessions
+			// it was never given. Counted, but logged at debug: a replica that is alone in its
+			// pool and tags plain replies does this in normal operation.
+			s.metrics.refusals.WithLabelValues(refusalAFTUnroutedSession).Inc()
+			src.log.Debug("AFT ignored: session not routed to this replica", "reason", refusalAFTUnroutedSession,
+				"path", src.path, "remote", src.remote, "client_sid", clientSID)
+			return
+		}
+		if bound != src.systemID {
+			s.securityRefusal(src, refusalAFTForeignSession, "AFT for a session that was routed to another replica",
 				"client_sid", clientSID, "session_replica", bound)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/stickiness"
 )
 
 func refusalCount(t *testing.T, ts *testSentinel, reason string) float64 {
@@ -253,5 +254,40 @@ func TestForeignKeyRefused(t *testing.T) {
 	client.sendSigned(client.request("math@fame.fabric", `{}`), nil)
 	if e := agent.recv(); e.FrameType() != envelope.TypeData {
 		t.Fatalf("agent got %s", e.Frame)
+	}
+}
+
+// TestAFTUnroutedSessionNotPinned: a replica cannot pre-claim a session that nothing was ever
+// routed for, even with a valid token of its own.
+func TestAFTUnroutedSessionNotPinned(t *testing.T) {
+	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_STICKINESS_LEVEL": "strict"})
+	r := newSigningPeer(t, ts, "r1")
+	r.attachSigned("*.fame.fabric")
+	if _, ack := r.bindSigned("math@*.fame.fabric"); !ack.OK {
+		t.Fatalf("bind: %+v", ack)
+	}
+	client := newSigningPeer(t, ts, "client")
+	client.attachSigned("*")
+	clientSID := envelope.SecureDigest(client.path)
+	tok, err := stickiness.SignAFT(r.signer.Key, r.signer.Kid, envelope.SecureDigest(r.path), clientSID, "node", time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAccept(t, r, client, "never-opened", tok)
+	waitFor(t, func() bool { return refusalCount(t, ts, refusalAFTUnroutedSession) == 1 })
+	if _, ok := ts.sticky.table.Lookup(clientSID); ok {
+		t.Fatal("unrouted session pinned")
+	}
+}
+
+func TestPeekAFT(t *testing.T) {
+	tok, _ := stickiness.SignAFT(newSigner(t).Key, "kid1", "rsid", "csid", "node", time.Minute, time.Now())
+	if kid, c := peekAFT(tok); kid != "kid1" || c != "csid" {
+		t.Fatalf("peek %q %q", kid, c)
+	}
+	for _, bad := range []string{"", "a.b", "!!.!!.!!", strings.Repeat("a.", 3000)} {
+		if kid, c := peekAFT(bad); kid != "" || c != "" {
+			t.Fatalf("peek of %q gave %q %q", bad, kid, c)
+		}
 	}
 }
