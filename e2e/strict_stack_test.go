@@ -89,7 +89,10 @@ func newStrictStack(t *testing.T) *strictStack {
 	wsURL := "ws" + strings.TrimPrefix(sSrv.URL, "http") + "/fame/v1/attach/ws/downstream"
 	wsvc, err := welcome.New(welcome.Config{TargetSystemID: strictSentinelID, AttachURL: wsURL,
 		CAServiceURL: cSrv.URL + "/fame/v1/ca", Issuer: strictIssuer,
-		AllowedLogicals: []string{"*.fame.fabric", "fame.fabric", "*"}, Verifier: bearer, Key: wKey, Logger: discard()})
+		Verifier: bearer, Key: wKey, Logger: discard(),
+		// One OAuth2 client for every node, granted the math domain: the attackers in these tests
+		// hold valid credentials, so what is checked is the sentinel's own enforcement.
+		Grants: []welcome.ClientGrant{{Subject: strictClient, SystemIDs: []string{"*"}, Logicals: []string{"*.fame.fabric", "fame.fabric"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
