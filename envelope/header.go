@@ -36,7 +36,8 @@ type Header struct {
 }
 
 // ParseHeader reads the routing header of msg into h. It validates the whole message as JSON
-// (size, UTF-8, syntax, depth) but builds nothing but h. h is reset first.
+// (size, UTF-8, syntax, depth) and every top-level member as Decode does, refuses what Decode
+// refuses (duplicate keys included, see keys.go), but builds nothing but h. h is reset first.
 func ParseHeader(msg []byte, h *Header) error {
 	*h = Header{}
 	if err := checkInput(msg); err != nil {
@@ -47,35 +48,40 @@ func ParseHeader(msg []byte, h *Header) error {
 		return ErrNotObject
 	}
 	h.objStart = i
-	hasFrame := false
+	var seen keySet
 	end, err := eachMember(msg, i, 0, func(m member) error {
+		k := m.unescapedKey()
+		bit := topKey(k)
+		if err := seen.add("envelope", k, bit); err != nil {
+			return err
+		}
 		v := msg[m.valStart:m.valEnd]
 		var err error
-		switch string(m.key) {
-		case "id":
+		switch bit {
+		case kID:
 			h.ID, err = strBytes(v)
-		case "sid":
+		case kSID:
 			h.SID, err = strBytes(v)
-		case "traceId", "trace_id":
+		case kTraceID:
 			h.TraceID, err = strBytes(v)
-		case "to":
+		case kTo:
 			h.To, err = strBytes(v)
-		case "replyTo", "reply_to":
+		case kReplyTo:
 			h.ReplyTo, err = strBytes(v)
-		case "corrId", "corr_id":
+		case kCorrID:
 			h.CorrID, err = strBytes(v)
-		case "flowId", "flow_id":
+		case kFlowID:
 			h.FlowID, err = strBytes(v)
-		case "aft":
+		case kAFT:
 			h.AFT, err = strBytes(v)
-		case "rtype":
+		case kRType:
 			var n int64
 			n, err = optInt(v)
 			h.RType = RType(n)
-		case "seqId", "seq_id":
+		case kSeqID:
 			h.SeqID, err = optInt(v)
 			h.seqSpan = [2]int{m.valStart, m.valEnd}
-		case "flowFlags", "flow_flags":
+		case kFlowFlags:
 			var n int64
 			n, err = optInt(v)
 			h.FlowFlags = FlowFlags(n)
@@ -83,20 +89,29 @@ func ParseHeader(msg []byte, h *Header) error {
 				err = ErrFieldType
 			}
 			h.flagsSpan = [2]int{m.valStart, m.valEnd}
-		case "frame":
-			hasFrame = true
-			err = h.parseFrame(msg, m.valStart)
-		case "sec":
-			if v[0] == '{' {
-				err = h.parseSec(msg, m.valStart)
+		case kFrame:
+			var f frameHeader
+			if err = parseFrameHeader(msg, m.valStart, 1, &f); err == nil {
+				h.FrameType, h.FrameCID, h.FrameAddress, h.FrameFlowID, h.FrameCredits = f.typ, f.cid, f.address, f.flowID, f.credits
 			}
-		case "meta":
-			if v[0] == '{' {
+		case kSec:
+			var s secHeader
+			if err = parseSecHeader(msg, m.valStart, 1, &s); err == nil {
+				h.HasSig, h.EncKID = s.hasSig, s.encKID
+			}
+		case kMeta:
+			if err = checkMeta(msg, m.valStart, 1); err == nil && v[0] == '{' {
 				h.Meta = v
 			}
+		case kVersion, kPriority, kTS:
+			_, err = strBytesNoCopy(v)
+		case kTTL:
+			_, err = optInt(v)
+		case kCapabilities:
+			err = checkStringArray(msg, m.valStart)
 		}
 		if err != nil {
-			return fmt.Errorf("field %q: %w", m.key, err)
+			return fmt.Errorf("field %q: %w", k, err)
 		}
 		return nil
 	})
@@ -106,61 +121,50 @@ func ParseHeader(msg []byte, h *Header) error {
 	if skipWS(msg, end) != len(msg) {
 		return syntaxErr(end, "trailing data after envelope")
 	}
-	if !hasFrame {
+	if seen.known&kFrame == 0 {
 		return ErrMissingFrame
-	}
-	if len(h.FrameType) == 0 {
-		return ErrMissingFrameType
 	}
 	return nil
 }
 
-func (h *Header) parseFrame(msg []byte, at int) error {
-	if msg[at] != '{' {
-		return ErrFieldType
+// strBytesNoCopy checks that v is a JSON string or null, as strBytes would, without unescaping.
+func strBytesNoCopy(v []byte) ([]byte, error) {
+	if isNull(v) {
+		return nil, nil
 	}
-	_, err := eachMember(msg, at, 1, func(m member) error {
-		v := msg[m.valStart:m.valEnd]
-		var err error
-		switch string(m.key) {
-		case "type":
-			h.FrameType, err = strBytes(v)
-		case "cid":
-			h.FrameCID, err = strBytes(v)
-		case "address":
-			h.FrameAddress, err = strBytes(v)
-		case "flowId":
-			h.FrameFlowID, err = strBytes(v)
-		case "credits":
-			h.FrameCredits, err = optInt(v)
-		}
-		return err
-	})
-	return err
+	if len(v) < 2 || v[0] != '"' {
+		return nil, ErrFieldType
+	}
+	return v, nil
 }
 
-func (h *Header) parseSec(msg []byte, at int) error {
-	_, err := eachMember(msg, at, 1, func(m member) error {
-		switch string(m.key) {
-		case "sig":
-			h.HasSig = msg[m.valStart] == '{'
-		case "enc":
-			if msg[m.valStart] != '{' {
-				return nil
-			}
-			_, err := eachMember(msg, m.valStart, 2, func(k member) error {
-				if string(k.key) == "kid" {
-					var err error
-					h.EncKID, err = strBytes(msg[k.valStart:k.valEnd])
-					return err
-				}
-				return nil
-			})
+// checkStringArray accepts null or an array of strings and nulls: what json.Unmarshal into a
+// []string (Decode's capabilities) accepts.
+func checkStringArray(b []byte, at int) error {
+	if b[at] == 'n' {
+		return nil
+	}
+	if b[at] != '[' {
+		return ErrFieldType
+	}
+	i := skipWS(b, at+1)
+	if b[i] == ']' {
+		return nil
+	}
+	for {
+		if b[i] != '"' && b[i] != 'n' {
+			return ErrFieldType
+		}
+		var err error
+		if i, err = skipValue(b, i, 1); err != nil {
 			return err
 		}
-		return nil
-	})
-	return err
+		i = skipWS(b, i)
+		if b[i] == ']' {
+			return nil
+		}
+		i = skipWS(b, i+1) // ',' (the scanner validated the array)
+	}
 }
 
 // strBytes returns the contents of a JSON string value, unescaped. null gives nil.
