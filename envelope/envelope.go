@@ -83,21 +83,23 @@ func Decode(b []byte) (*Envelope, error) {
 	}
 	e := &Envelope{}
 	var seen keySet
+	var scratch Header // what ParseHeader would read; Decode only wants the checks
 	end, err := eachMember(b, i, 0, func(m member) error {
-		k := m.unescapedKey()
+		k := m.key // not a method on m: copying m by value stalls the hot path
+		if m.keyEscaped {
+			k = unescapeKey(m.key)
+		}
 		bit := topKey(k)
-		if err := seen.add("envelope", k, bit); err != nil {
+		if err := seen.addTop(k, bit); err != nil {
 			return err
 		}
 		// The nested members the router reads get the same checks as in ParseHeader.
 		var err error
 		switch bit {
 		case kFrame:
-			var f frameHeader
-			err = parseFrameHeader(b, m.valStart, 1, &f)
+			err = parseFrameHeader(b, m.valStart, 1, &scratch)
 		case kSec:
-			var s secHeader
-			err = parseSecHeader(b, m.valStart, 1, &s)
+			err = parseSecHeader(b, m.valStart, 1, &scratch)
 		case kMeta:
 			err = checkMeta(b, m.valStart, 1)
 		}
@@ -227,11 +229,11 @@ func frameTypeOf(frame []byte) (string, error) {
 	if len(frame) == 0 {
 		return "", ErrMissingFrame
 	}
-	var f frameHeader
-	if err := parseFrameHeader(frame, 0, 1, &f); err != nil {
+	var h Header
+	if err := parseFrameHeader(frame, 0, 1, &h); err != nil {
 		return "", err
 	}
-	return string(f.typ), nil
+	return string(h.FrameType), nil
 }
 
 // Marshal encodes the envelope with camelCase keys in the reference's field order, omitting

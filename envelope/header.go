@@ -50,30 +50,33 @@ func ParseHeader(msg []byte, h *Header) error {
 	h.objStart = i
 	var seen keySet
 	end, err := eachMember(msg, i, 0, func(m member) error {
-		k := m.unescapedKey()
+		k := m.key // not a method on m: copying m by value stalls the hot path
+		if m.keyEscaped {
+			k = unescapeKey(m.key)
+		}
 		bit := topKey(k)
-		if err := seen.add("envelope", k, bit); err != nil {
+		if err := seen.addTop(k, bit); err != nil {
 			return err
 		}
 		v := msg[m.valStart:m.valEnd]
 		var err error
 		switch bit {
 		case kID:
-			h.ID, err = strBytes(v)
+			h.ID, err = strVal(v, m.valEscaped)
 		case kSID:
-			h.SID, err = strBytes(v)
+			h.SID, err = strVal(v, m.valEscaped)
 		case kTraceID:
-			h.TraceID, err = strBytes(v)
+			h.TraceID, err = strVal(v, m.valEscaped)
 		case kTo:
-			h.To, err = strBytes(v)
+			h.To, err = strVal(v, m.valEscaped)
 		case kReplyTo:
-			h.ReplyTo, err = strBytes(v)
+			h.ReplyTo, err = strVal(v, m.valEscaped)
 		case kCorrID:
-			h.CorrID, err = strBytes(v)
+			h.CorrID, err = strVal(v, m.valEscaped)
 		case kFlowID:
-			h.FlowID, err = strBytes(v)
+			h.FlowID, err = strVal(v, m.valEscaped)
 		case kAFT:
-			h.AFT, err = strBytes(v)
+			h.AFT, err = strVal(v, m.valEscaped)
 		case kRType:
 			var n int64
 			n, err = optInt(v)
@@ -90,15 +93,9 @@ func ParseHeader(msg []byte, h *Header) error {
 			}
 			h.flagsSpan = [2]int{m.valStart, m.valEnd}
 		case kFrame:
-			var f frameHeader
-			if err = parseFrameHeader(msg, m.valStart, 1, &f); err == nil {
-				h.FrameType, h.FrameCID, h.FrameAddress, h.FrameFlowID, h.FrameCredits = f.typ, f.cid, f.address, f.flowID, f.credits
-			}
+			err = parseFrameHeader(msg, m.valStart, 1, h)
 		case kSec:
-			var s secHeader
-			if err = parseSecHeader(msg, m.valStart, 1, &s); err == nil {
-				h.HasSig, h.EncKID = s.hasSig, s.encKID
-			}
+			err = parseSecHeader(msg, m.valStart, 1, h)
 		case kMeta:
 			if err = checkMeta(msg, m.valStart, 1); err == nil && v[0] == '{' {
 				h.Meta = v
@@ -121,7 +118,7 @@ func ParseHeader(msg []byte, h *Header) error {
 	if skipWS(msg, end) != len(msg) {
 		return syntaxErr(end, "trailing data after envelope")
 	}
-	if seen.known&kFrame == 0 {
+	if seen.known&(1<<kFrame) == 0 {
 		return ErrMissingFrame
 	}
 	return nil
@@ -169,20 +166,30 @@ func checkStringArray(b []byte, at int) error {
 
 // strBytes returns the contents of a JSON string value, unescaped. null gives nil.
 func strBytes(v []byte) ([]byte, error) {
-	if isNull(v) {
-		return nil, nil
-	}
 	if len(v) < 2 || v[0] != '"' {
-		return nil, ErrFieldType
+		return strVal(v, false)
 	}
-	body := v[1 : len(v)-1]
-	for _, c := range body {
+	for _, c := range v[1 : len(v)-1] {
 		if c == '\\' {
-			s, err := stringValue(v)
-			return []byte(s), err
+			return strVal(v, true)
 		}
 	}
-	return body, nil
+	return strVal(v, false)
+}
+
+// strVal is strBytes for a member value whose escapes the scanner already reported.
+func strVal(v []byte, escaped bool) ([]byte, error) {
+	if len(v) < 2 || v[0] != '"' {
+		if isNull(v) {
+			return nil, nil
+		}
+		return nil, ErrFieldType
+	}
+	if escaped {
+		s, err := stringValue(v)
+		return []byte(s), err
+	}
+	return v[1 : len(v)-1], nil
 }
 
 func optInt(v []byte) (int64, error) {
