@@ -174,6 +174,9 @@ func TestDuplicateKeysNested(t *testing.T) {
 		{"meta AFT case", env(`"meta":{"set":{"AFT":"a"}}`), ErrAmbiguousKey},
 		{"meta Set case", env(`"meta":{"Set":{"aft":"a"}}`), ErrAmbiguousKey},
 		{"meta flat aft twice", env(`"meta":{"set.aft":"a","set.aft":"b"}`), ErrDuplicateKey},
+		{"meta aft escaped alone", env(`"meta":{"set":{"\u0061ft":"a"}}`), ErrAmbiguousKey},
+		{"meta flat aft escaped", env(`"meta":{"set.\u0061ft":"a"}`), ErrAmbiguousKey},
+		{"meta set escaped", env(`"meta":{"\u0073et":{"aft":"a"}}`), nil}, // still has a plain "aft"
 		{"meta user key twice", env(`"meta":{"u":1,"u":2}`), ErrDuplicateKey},
 		{"meta deep user data", env(`"meta":{"u":{"a":1,"a":2,"A":3}}`), nil},
 		{"meta set other keys", env(`"meta":{"set":{"aft":"a","x":1}}`), nil},
