@@ -89,13 +89,13 @@ func Decode(b []byte) (*Envelope, error) {
 		if m.keyEscaped {
 			k = unescapeKey(m.key)
 		}
-		bit := topKey(k)
-		if err := seen.addTop(k, bit); err != nil {
+		idx := topKey(k)
+		if err := seen.addTop(k, idx); err != nil {
 			return err
 		}
 		// The nested members the router reads get the same checks as in ParseHeader.
 		var err error
-		switch bit {
+		switch idx {
 		case kFrame:
 			err = parseFrameHeader(b, m.valStart, 1, &scratch)
 		case kSec:

@@ -54,13 +54,13 @@ func ParseHeader(msg []byte, h *Header) error {
 		if m.keyEscaped {
 			k = unescapeKey(m.key)
 		}
-		bit := topKey(k)
-		if err := seen.addTop(k, bit); err != nil {
+		idx := topKey(k)
+		if err := seen.addTop(k, idx); err != nil {
 			return err
 		}
 		v := msg[m.valStart:m.valEnd]
 		var err error
-		switch bit {
+		switch idx {
 		case kID:
 			h.ID, err = strVal(v, m.valEscaped)
 		case kSID:
