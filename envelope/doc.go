@@ -10,6 +10,14 @@
 // bytes they arrived as, and keeps unknown top-level keys, so re-encoding never loses what a
 // peer signed or what a newer peer added.
 //
+// The two must never read different values from the same bytes: a router that forwards by one
+// reading while a verifier checks the signature over another can be steered. So they share the
+// key dispatch and the frame, sec and meta checks (keys.go), and both refuse an envelope with
+// a key given twice — compared unescaped, aliases such as replyTo/reply_to counting as one key —
+// in the envelope, frame, sec, sec.sig, sec.enc, meta or meta.set, or a case variant of a key
+// that encoding/json-based readers would match ("Cid", "SIG"). FuzzDifferential checks the
+// agreement against encoding/json from the captured reference traffic.
+//
 // Every decoder refuses input over MaxMessageSize, invalid UTF-8, JSON nested deeper than
 // MaxDepth and malformed JSON with a typed error (see errors.go); none of them panics.
 package envelope

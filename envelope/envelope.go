@@ -82,8 +82,31 @@ func Decode(b []byte) (*Envelope, error) {
 		return nil, ErrNotObject
 	}
 	e := &Envelope{}
+	var seen keySet
+	var scratch Header // what ParseHeader would read; Decode only wants the checks
 	end, err := eachMember(b, i, 0, func(m member) error {
-		return e.setField(m.keyString(), b[m.valStart:m.valEnd])
+		k := m.key // not a method on m: copying m by value stalls the hot path
+		if m.keyEscaped {
+			k = unescapeKey(m.key)
+		}
+		idx := topKey(k)
+		if err := seen.addTop(k, idx); err != nil {
+			return err
+		}
+		// The nested members the router reads get the same checks as in ParseHeader.
+		var err error
+		switch idx {
+		case kFrame:
+			err = parseFrameHeader(b, m.valStart, 1, &scratch)
+		case kSec:
+			err = parseSecHeader(b, m.valStart, 1, &scratch)
+		case kMeta:
+			err = checkMeta(b, m.valStart, 1)
+		}
+		if err != nil {
+			return fmt.Errorf("field %q: %w", k, err)
+		}
+		return e.setField(string(k), b[m.valStart:m.valEnd])
 	})
 	if err != nil {
 		return nil, err
@@ -93,9 +116,6 @@ func Decode(b []byte) (*Envelope, error) {
 	}
 	if e.Frame == nil {
 		return nil, ErrMissingFrame
-	}
-	if _, err := frameTypeOf(e.Frame); err != nil {
-		return nil, err
 	}
 	return e, nil
 }
@@ -209,26 +229,11 @@ func frameTypeOf(frame []byte) (string, error) {
 	if len(frame) == 0 {
 		return "", ErrMissingFrame
 	}
-	var t string
-	found := false
-	_, err := eachMember(frame, 0, 1, func(m member) error {
-		if found || string(m.key) != "type" {
-			return nil
-		}
-		s, err := stringValue(frame[m.valStart:m.valEnd])
-		if err != nil {
-			return fmt.Errorf("frame.type: %w", err)
-		}
-		t, found = s, true
-		return nil
-	})
-	if err != nil {
+	var h Header
+	if err := parseFrameHeader(frame, 0, 1, &h); err != nil {
 		return "", err
 	}
-	if !found || t == "" {
-		return "", ErrMissingFrameType
-	}
-	return t, nil
+	return string(h.FrameType), nil
 }
 
 // Marshal encodes the envelope with camelCase keys in the reference's field order, omitting

@@ -21,4 +21,11 @@ var (
 	ErrMissingFrameType = errors.New("envelope: missing frame.type")
 	ErrFieldType        = errors.New("envelope: field has the wrong JSON type")
 	ErrBadAddress       = errors.New("envelope: malformed address")
+	// ErrDuplicateKey: a key appears twice in the envelope, frame, sec or meta once unescaped,
+	// with alias spellings (replyTo/reply_to, …) counted as one key. Parsers differ on which
+	// copy wins, so such a message could be routed by one copy and verified by the other.
+	ErrDuplicateKey = errors.New("envelope: duplicate key")
+	// ErrAmbiguousKey: a key in frame, sec or meta differs only in letter case from a name a
+	// decoder reads ("Cid", "SIG"); encoding/json would read it as that name, others would not.
+	ErrAmbiguousKey = errors.New("envelope: key differs from a protocol key only in letter case")
 )

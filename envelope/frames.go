@@ -406,6 +406,9 @@ func (e *Envelope) ParseSec() (*Sec, error) {
 	if len(e.Sec) == 0 {
 		return nil, nil
 	}
+	if err := CheckSec(e.Sec); err != nil {
+		return nil, fmt.Errorf("sec: %w", err)
+	}
 	var s Sec
 	if err := json.Unmarshal(e.Sec, &s); err != nil {
 		return nil, fmt.Errorf("sec: %w: %v", ErrFieldType, err)

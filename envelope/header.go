@@ -36,7 +36,8 @@ type Header struct {
 }
 
 // ParseHeader reads the routing header of msg into h. It validates the whole message as JSON
-// (size, UTF-8, syntax, depth) but builds nothing but h. h is reset first.
+// (size, UTF-8, syntax, depth) and every top-level member as Decode does, refuses what Decode
+// refuses (duplicate keys included, see keys.go), but builds nothing but h. h is reset first.
 func ParseHeader(msg []byte, h *Header) error {
 	*h = Header{}
 	if err := checkInput(msg); err != nil {
@@ -47,35 +48,43 @@ func ParseHeader(msg []byte, h *Header) error {
 		return ErrNotObject
 	}
 	h.objStart = i
-	hasFrame := false
+	var seen keySet
 	end, err := eachMember(msg, i, 0, func(m member) error {
+		k := m.key // not a method on m: copying m by value stalls the hot path
+		if m.keyEscaped {
+			k = unescapeKey(m.key)
+		}
+		idx := topKey(k)
+		if err := seen.addTop(k, idx); err != nil {
+			return err
+		}
 		v := msg[m.valStart:m.valEnd]
 		var err error
-		switch string(m.key) {
-		case "id":
-			h.ID, err = strBytes(v)
-		case "sid":
-			h.SID, err = strBytes(v)
-		case "traceId", "trace_id":
-			h.TraceID, err = strBytes(v)
-		case "to":
-			h.To, err = strBytes(v)
-		case "replyTo", "reply_to":
-			h.ReplyTo, err = strBytes(v)
-		case "corrId", "corr_id":
-			h.CorrID, err = strBytes(v)
-		case "flowId", "flow_id":
-			h.FlowID, err = strBytes(v)
-		case "aft":
-			h.AFT, err = strBytes(v)
-		case "rtype":
+		switch idx {
+		case kID:
+			h.ID, err = strVal(v, m.valEscaped)
+		case kSID:
+			h.SID, err = strVal(v, m.valEscaped)
+		case kTraceID:
+			h.TraceID, err = strVal(v, m.valEscaped)
+		case kTo:
+			h.To, err = strVal(v, m.valEscaped)
+		case kReplyTo:
+			h.ReplyTo, err = strVal(v, m.valEscaped)
+		case kCorrID:
+			h.CorrID, err = strVal(v, m.valEscaped)
+		case kFlowID:
+			h.FlowID, err = strVal(v, m.valEscaped)
+		case kAFT:
+			h.AFT, err = strVal(v, m.valEscaped)
+		case kRType:
 			var n int64
 			n, err = optInt(v)
 			h.RType = RType(n)
-		case "seqId", "seq_id":
+		case kSeqID:
 			h.SeqID, err = optInt(v)
 			h.seqSpan = [2]int{m.valStart, m.valEnd}
-		case "flowFlags", "flow_flags":
+		case kFlowFlags:
 			var n int64
 			n, err = optInt(v)
 			h.FlowFlags = FlowFlags(n)
@@ -83,20 +92,23 @@ func ParseHeader(msg []byte, h *Header) error {
 				err = ErrFieldType
 			}
 			h.flagsSpan = [2]int{m.valStart, m.valEnd}
-		case "frame":
-			hasFrame = true
-			err = h.parseFrame(msg, m.valStart)
-		case "sec":
-			if v[0] == '{' {
-				err = h.parseSec(msg, m.valStart)
-			}
-		case "meta":
-			if v[0] == '{' {
+		case kFrame:
+			err = parseFrameHeader(msg, m.valStart, 1, h)
+		case kSec:
+			err = parseSecHeader(msg, m.valStart, 1, h)
+		case kMeta:
+			if err = checkMeta(msg, m.valStart, 1); err == nil && v[0] == '{' {
 				h.Meta = v
 			}
+		case kVersion, kPriority, kTS:
+			_, err = strBytesNoCopy(v)
+		case kTTL:
+			_, err = optInt(v)
+		case kCapabilities:
+			err = checkStringArray(msg, m.valStart)
 		}
 		if err != nil {
-			return fmt.Errorf("field %q: %w", m.key, err)
+			return fmt.Errorf("field %q: %w", k, err)
 		}
 		return nil
 	})
@@ -106,79 +118,78 @@ func ParseHeader(msg []byte, h *Header) error {
 	if skipWS(msg, end) != len(msg) {
 		return syntaxErr(end, "trailing data after envelope")
 	}
-	if !hasFrame {
+	if seen.known&(1<<kFrame) == 0 {
 		return ErrMissingFrame
-	}
-	if len(h.FrameType) == 0 {
-		return ErrMissingFrameType
 	}
 	return nil
 }
 
-func (h *Header) parseFrame(msg []byte, at int) error {
-	if msg[at] != '{' {
-		return ErrFieldType
-	}
-	_, err := eachMember(msg, at, 1, func(m member) error {
-		v := msg[m.valStart:m.valEnd]
-		var err error
-		switch string(m.key) {
-		case "type":
-			h.FrameType, err = strBytes(v)
-		case "cid":
-			h.FrameCID, err = strBytes(v)
-		case "address":
-			h.FrameAddress, err = strBytes(v)
-		case "flowId":
-			h.FrameFlowID, err = strBytes(v)
-		case "credits":
-			h.FrameCredits, err = optInt(v)
-		}
-		return err
-	})
-	return err
-}
-
-func (h *Header) parseSec(msg []byte, at int) error {
-	_, err := eachMember(msg, at, 1, func(m member) error {
-		switch string(m.key) {
-		case "sig":
-			h.HasSig = msg[m.valStart] == '{'
-		case "enc":
-			if msg[m.valStart] != '{' {
-				return nil
-			}
-			_, err := eachMember(msg, m.valStart, 2, func(k member) error {
-				if string(k.key) == "kid" {
-					var err error
-					h.EncKID, err = strBytes(msg[k.valStart:k.valEnd])
-					return err
-				}
-				return nil
-			})
-			return err
-		}
-		return nil
-	})
-	return err
-}
-
-// strBytes returns the contents of a JSON string value, unescaped. null gives nil.
-func strBytes(v []byte) ([]byte, error) {
+// strBytesNoCopy checks that v is a JSON string or null, as strBytes would, without unescaping.
+func strBytesNoCopy(v []byte) ([]byte, error) {
 	if isNull(v) {
 		return nil, nil
 	}
 	if len(v) < 2 || v[0] != '"' {
 		return nil, ErrFieldType
 	}
-	body := v[1 : len(v)-1]
-	for _, c := range body {
+	return v, nil
+}
+
+// checkStringArray accepts null or an array of strings and nulls: what json.Unmarshal into a
+// []string (Decode's capabilities) accepts.
+func checkStringArray(b []byte, at int) error {
+	if b[at] == 'n' {
+		return nil
+	}
+	if b[at] != '[' {
+		return ErrFieldType
+	}
+	i := skipWS(b, at+1)
+	if b[i] == ']' {
+		return nil
+	}
+	for {
+		if b[i] != '"' && b[i] != 'n' {
+			return ErrFieldType
+		}
+		var err error
+		if i, err = skipValue(b, i, 1); err != nil {
+			return err
+		}
+		i = skipWS(b, i)
+		if b[i] == ']' {
+			return nil
+		}
+		i = skipWS(b, i+1) // ',' (the scanner validated the array)
+	}
+}
+
+// strBytes returns the contents of a JSON string value, unescaped. null gives nil.
+func strBytes(v []byte) ([]byte, error) {
+	if len(v) < 2 || v[0] != '"' {
+		return strVal(v, false)
+	}
+	for _, c := range v[1 : len(v)-1] {
 		if c == '\\' {
-			s, err := stringValue(v)
-			return []byte(s), err
+			return strVal(v, true)
 		}
 	}
-	return body, nil
+	return strVal(v, false)
+}
+
+// strVal is strBytes for a member value whose escapes the scanner already reported.
+func strVal(v []byte, escaped bool) ([]byte, error) {
+	if len(v) < 2 || v[0] != '"' {
+		if isNull(v) {
+			return nil, nil
+		}
+		return nil, ErrFieldType
+	}
+	if escaped {
+		s, err := stringValue(v)
+		return []byte(s), err
+	}
+	return v[1 : len(v)-1], nil
 }
 
 func optInt(v []byte) (int64, error) {

@@ -31,6 +31,13 @@ func scanString(b []byte, i int) (int, bool, error) {
 	}
 	escaped := false
 	for j := i + 1; j < len(b); j++ {
+		// Skip the plain run first: one table load per byte instead of three compares.
+		for j < len(b) && !strSpecial[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			break
+		}
 		c := b[j]
 		switch {
 		case c == '"':
@@ -62,6 +69,15 @@ func scanString(b []byte, i int) (int, bool, error) {
 	}
 	return 0, false, syntaxErr(len(b), "unterminated string")
 }
+
+// strSpecial marks the bytes that end a plain run inside a JSON string.
+var strSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func isHex(c byte) bool {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
@@ -187,6 +203,7 @@ func skipContainer(b []byte, i, depth int, closer byte) (int, error) {
 type member struct {
 	key        []byte // raw key without quotes (still escaped when keyEscaped)
 	keyEscaped bool
+	valEscaped bool // the value is a string with escapes
 	valStart   int
 	valEnd     int
 }
@@ -216,10 +233,17 @@ func eachMember(b []byte, i, depth int, fn func(m member) error) (int, error) {
 		}
 		i = skipWS(b, i+1)
 		vs := i
-		if i, err = skipValue(b, i, depth+1); err != nil {
+		valEsc := false
+		if i < len(b) && b[i] == '"' {
+			// Strings directly, so that readers of the value know whether it needs unescaping
+			// without scanning it again.
+			if i, valEsc, err = scanString(b, i); err != nil {
+				return 0, err
+			}
+		} else if i, err = skipValue(b, i, depth+1); err != nil {
 			return 0, err
 		}
-		if err := fn(member{key: b[ks+1 : ke-1], keyEscaped: esc, valStart: vs, valEnd: i}); err != nil {
+		if err := fn(member{key: b[ks+1 : ke-1], keyEscaped: esc, valEscaped: valEsc, valStart: vs, valEnd: i}); err != nil {
 			return 0, err
 		}
 		i = skipWS(b, i)

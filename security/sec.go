@@ -20,11 +20,17 @@ const (
 )
 
 // ParseSec decodes a raw sec header. nil or empty input gives (nil, nil). Members must have
-// the right JSON types; unknown members are ignored (peers may add some).
+// the right JSON types; unknown members are ignored (peers may add some). Duplicate keys and
+// case variants of sig/enc/kid/val/alg are refused (envelope.CheckSec).
 func ParseSec(raw json.RawMessage) (*envelope.Sec, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || isJSONNull(raw) {
 		return nil, nil
+	}
+	// encoding/json takes the last of two "kid"s and reads "Kid" as "kid"; the router and the
+	// reference read differently, so such a header is refused rather than interpreted.
+	if err := envelope.CheckSec(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSec, err)
 	}
 	var s envelope.Sec
 	if err := json.Unmarshal(raw, &s); err != nil {
