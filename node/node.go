@@ -35,6 +35,8 @@ type Node struct {
 
 	sec    *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
 	pend   *pendingTable
+	// refused counts refusals by reason (see refusals.go).
+	refused *refusals
 	seen   *lru.Cache[string, struct{}] // recently received Data envelope ids
 	showMu sync.Mutex
 }
@@ -58,8 +60,13 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		rebindC: make(chan struct{}, 1),
 		pend:    newPendingTable(),
 	}
-	n.handlers = newHandlerPool()
+	n.handlers = newHandlerPool(cfg.MaxHandlers, cfg.HandlerQueue)
+	var err error
+	if n.refused, err = newRefusals(cfg.Registerer, cfg.SystemID); err != nil {
+		return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)
+	}
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
+	n.pend.max = cfg.MaxPending
 	sec, err := newNodeSecurity(&n.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
