@@ -33,12 +33,12 @@ type Node struct {
 	closed  bool
 	rebindC chan struct{} // routing epoch changed: re-bind everything
 
-	sec    *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
-	pend   *pendingTable
+	sec  *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
+	pend *pendingTable
 	// refused counts refusals by reason (see refusals.go).
 	refused *refusals
-	seen   *lru.Cache[string, struct{}] // recently received Data envelope ids
-	showMu sync.Mutex
+	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
+	showMu  sync.Mutex
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is
@@ -87,6 +87,10 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	n.install(s)
 	n.wg.Add(1)
 	go n.supervise(s)
+	if n.sec != nil {
+		n.wg.Add(1)
+		go n.channelJanitor()
+	}
 	return n, nil
 }
 
@@ -113,6 +117,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.mu.Unlock()
+	n.closeChannelsOnExit()
 	n.cancel()
 	n.wg.Wait()
 	return nil

@@ -29,6 +29,22 @@ const (
 type outItem struct {
 	env *envelope.Envelope
 	raw bool
+	// done, on an item without env, is a flush marker: the writer closes it when it gets
+	// there, so everything queued before it has been written (or held for credit).
+	done chan struct{}
+}
+
+// flush waits until the writer has reached everything queued so far, or ctx ends.
+func (s *session) flush(ctx context.Context) {
+	done := make(chan struct{})
+	if s.enqueue(ctx, outItem{done: done}) != nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
 }
 
 // session is one attached WebSocket connection. Its reader, writer and heartbeat goroutines
@@ -325,7 +341,9 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 	}
 	ok := true
 	for n := 0; ; n++ {
-		if !flow || gate.admit(it) {
+		if it.done != nil {
+			close(it.done)
+		} else if !flow || gate.admit(it) {
 			if ok = w.write(it); !ok {
 				break
 			}
