@@ -3,12 +3,16 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -408,5 +412,83 @@ func TestLimitsFromEnv(t *testing.T) {
 		if err := limitsFromEnv(func(k string) string { return bad[k] }, &Config{}); !errors.Is(err, ErrConfig) {
 			t.Fatalf("%v: %v, want ErrConfig", bad, err)
 		}
+	}
+}
+
+// TestStrictOverlayKeyAnnounceNeedsCertificate: under strict-overlay a key is stored only with
+// a certificate chaining to the trust bundle, for the path it certifies.
+func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
+	auth, err := ca.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := overlaySentinel(t)
+	cfg := testConfig(f)
+	cfg.SecurityProfile, cfg.KeyRequestTimeout = "strict-overlay", 100*time.Millisecond
+	if _, err := Connect(context.Background(), cfg); !errors.Is(err, ErrConfig) {
+		t.Fatalf("strict-overlay without FAME_CA_CERTS: %v, want ErrConfig", err)
+	}
+	cfg.Trust = security.NewTrustBundle([]*x509.Certificate{auth.Root})
+	client := connect(t, cfg)
+
+	certify := func(a *attacker) []string {
+		der, err := security.CreateCSR(a.signer.Key, "x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(der)
+		csr, err := x509.ParseCertificateRequest(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, err := auth.IssueNode(csr, ca.NodeRequest{RequesterID: "x", PhysicalPath: a.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x5c []string
+		for _, c := range iss.Chain {
+			x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
+		}
+		j := security.SigningJWK(a.signer.Key.Public().(ed25519.PublicKey), a.signer.Kid)
+		j.X5C = x5c
+		if err := f.overlay.keys.Add(j, a.path); err != nil { // the sentinel's directory, as on attach
+			t.Fatal(err)
+		}
+		return x5c
+	}
+	jwk := func(a *attacker, x5c []string) json.RawMessage {
+		j := security.SigningJWK(a.signer.Key.Public().(ed25519.PublicKey), a.signer.Kid)
+		j.X5C = x5c
+		b, _ := json.Marshal(j)
+		return b
+	}
+
+	// An uncertified node: the sentinel's answer for its kid is refused, so its announce is
+	// never verified and never stored.
+	plain := newAttacker(t, f, "PLAIN00000000001")
+	plain.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: plain.path, Keys: []json.RawMessage{jwk(plain, nil)}})
+	waitFor(t, "uncertified key refused", func() bool { return client.Refusals()[RefusedKeyAnnounceNoCert] >= 1 })
+	if _, ok := client.sec.keys.Get(plain.signer.Kid); ok {
+		t.Fatal("uncertified key stored")
+	}
+
+	good := newAttacker(t, f, "CERT000000000001")
+	x5c := certify(good)
+	base := client.Refusals()[RefusedKeyAnnounceNoCert]
+	// Its own key without the certificate: refused.
+	good.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: good.path, Keys: []json.RawMessage{jwk(good, nil)}})
+	waitFor(t, "key without x5c refused", func() bool { return client.Refusals()[RefusedKeyAnnounceNoCert] == base+1 })
+	// Another path, even certified: refused.
+	good.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: plain.path, Keys: []json.RawMessage{jwk(good, x5c)}})
+	waitFor(t, "foreign path refused", func() bool { return client.Refusals()[RefusedKeyAnnounceForeignPath] == 1 })
+	// Its own certified key: stored with its identity.
+	good.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: good.path, Keys: []json.RawMessage{jwk(good, x5c)}})
+	time.Sleep(50 * time.Millisecond)
+	k, ok := client.sec.keys.Get(good.signer.Kid)
+	if !ok || k.Identity == nil || k.PhysicalPath != good.path {
+		t.Fatalf("certified key: %+v", k)
+	}
+	if got := client.Refusals()[RefusedKeyAnnounceNoCert]; got != base+1 {
+		t.Fatalf("no_cert refusals %d, want %d", got, base+1)
 	}
 }
