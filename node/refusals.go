@@ -69,3 +69,12 @@ func (n *Node) Refusals() map[string]uint64 {
 	defer n.refused.mu.Unlock()
 	return maps.Clone(n.refused.m)
 }
+
+// SecureChannels is the number of secure channels this node holds (opened and accepted), for
+// diagnostics and tests of channel expiry.
+func (n *Node) SecureChannels() int {
+	if n.sec == nil {
+		return 0
+	}
+	return n.sec.channels.table.Len()
+}
