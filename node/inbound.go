@@ -156,7 +156,7 @@ func (s *session) foreignHeartbeatAck(env *envelope.Envelope) string {
 	if env.To != "" {
 		return "routed to " + env.To
 	}
-	if env.SID != "" && env.SID != envelope.SecureDigest(s.parentPath) {
+	if env.SID != "" && env.SID != s.parentSID && env.SID != envelope.SecureDigest(s.parentPath) {
 		return "sid is not the sentinel's"
 	}
 	if s.n.sec == nil || len(env.Sec) == 0 {
@@ -344,6 +344,9 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 		}
 		if strict && j.Use == "sig" && len(j.X5C) == 0 && ka.PhysicalPath != s.parentPath {
 			return RefusedKeyAnnounceNoCert, fmt.Sprintf("signing key %s has no x5c certificate chain", j.Kid)
+		}
+		if ka.PhysicalPath == s.parentPath {
+			j.X5C = nil // the sentinel's own keys: see dial
 		}
 		jwks = append(jwks, j)
 	}
