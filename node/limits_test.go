@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
@@ -53,6 +55,8 @@ func TestHandlerOverloadNack(t *testing.T) {
 	f := newFakeSentinel(t)
 	acfg := testConfig(f, "fame.fabric")
 	acfg.MaxHandlers, acfg.HandlerQueue = 1, 1
+	reg := prometheus.NewRegistry()
+	acfg.Registerer = reg
 	agent := connect(t, acfg)
 	release, started := make(chan struct{}), make(chan struct{}, 8)
 	if err := agent.Serve(context.Background(), "gate@fame.fabric", gateOps(release, started)); err != nil {
@@ -77,6 +81,9 @@ func TestHandlerOverloadNack(t *testing.T) {
 	}
 	if got := agent.Refusals()[RefusedOverloaded]; got != 1 {
 		t.Fatalf("overloaded refusals %d, want 1", got)
+	}
+	if got := gathered(t, reg, "fame_node_refusals_total", RefusedOverloaded); got != 1 {
+		t.Fatalf("fame_node_refusals_total{reason=overloaded} = %v, want 1", got)
 	}
 	close(release)
 	wg.Wait()
@@ -491,4 +498,26 @@ func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	if got := client.Refusals()[RefusedKeyAnnounceNoCert]; got != base+1 {
 		t.Fatalf("no_cert refusals %d, want %d", got, base+1)
 	}
+}
+
+// gathered reads one counter sample with the given reason label from reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
