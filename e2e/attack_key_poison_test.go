@@ -26,11 +26,33 @@ func TestAttackKeyPoisonOverlay(t *testing.T) {
 	ccfg := f.nodeConfig()
 	ov(&ccfg)
 	client := f.connect(ccfg)
+	keyPoison(t, f, replica, client, newSignedRaw(t, f, "evil"), false)
+}
+
+// TestAttackKeyPoisonStrictOverlay: the same under strict-overlay, where every party holds a
+// certificate from the fabric's CA (the attacker too: it is an admitted node), plus an
+// announce of the attacker's own key without its certificate.
+func TestAttackKeyPoisonStrictOverlay(t *testing.T) {
+	cas := newTestCA(t, "sent1")
+	f := newFabric(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1"})
+	replica := f.startReplica("replica1", "*.fame.fabric", nil, func(c *node.Config) {
+		cas.strict(c, "replica1")
+		c.KeyRequestTimeout = 500 * time.Millisecond
+	})
+	ccfg := f.nodeConfig()
+	cas.strict(&ccfg, "client1")
+	ccfg.KeyRequestTimeout = 500 * time.Millisecond
+	client := f.connect(ccfg)
+	keyPoison(t, f, replica, client, newSignedRawCert(t, f, "evil", cas.x5c("evil")), true)
+}
+
+// keyPoison runs the attack of TestAttackKeyPoisonOverlay with evil, an attached signed raw
+// peer.
+func keyPoison(t *testing.T, f *fabric, replica, client *node.Node, evil *signedRaw, strict bool) {
+	t.Helper()
 	if who := whoami(t, client); who != "replica1" {
 		t.Fatalf("whoami %q", who)
 	}
-
-	evil := newSignedRaw(t, f, "evil")
 	// Learn the replica's kid the way any caller can: from the signature on its reply.
 	evil.request(mathagent.Address, "whoami")
 	reply := evil.next(envelope.TypeData, 10*time.Second)
@@ -65,6 +87,17 @@ func TestAttackKeyPoisonOverlay(t *testing.T) {
 		{"own path, replica's kid, to the client", client, evil.path, forged(victimKid), node.RefusedKeyAnnounceKidTaken},
 		{"replica's path, new kid, to the client", client, victimPath, forged(envelope.NewID()), node.RefusedKeyAnnounceForeignPath},
 		{"client's path, to the replica", replica, client.AssignedPath(), forged(envelope.NewID()), node.RefusedKeyAnnounceForeignPath},
+	}
+	if strict {
+		// Its own key, without the certificate that binds it to its path.
+		own, _ := json.Marshal(security.SigningJWK(evil.signer.Key.Public().(ed25519.PublicKey), evil.signer.Kid))
+		cases = append(cases, struct {
+			name   string
+			target *node.Node
+			path   string
+			keys   []json.RawMessage
+			reason string
+		}{"own key without x5c, to the client", client, evil.path, []json.RawMessage{own}, node.RefusedKeyAnnounceNoCert})
 	}
 	for _, c := range cases {
 		before := c.target.Refusals()[c.reason]

@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"testing"
 	"time"
 
+	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node"
 	"github.com/fame-go/fame/security"
 )
 
@@ -19,13 +25,23 @@ type signedRaw struct {
 }
 
 func newSignedRaw(t *testing.T, f *fabric, id string) *signedRaw {
+	return newSignedRawCert(t, f, id, nil)
+}
+
+// newSignedRawCert is newSignedRaw whose signing key carries the x5c chain cert returns for
+// it (strict-overlay); cert may be nil.
+func newSignedRawCert(t *testing.T, f *fabric, id string, cert func(ed25519.PrivateKey) []string) *signedRaw {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := &signedRaw{rawPeer: dialRaw(t, f, id, nil), signer: &security.Signer{Key: priv, Kid: envelope.NewID()}}
-	sig, _ := json.Marshal(security.SigningJWK(priv.Public().(ed25519.PublicKey), p.signer.Kid))
+	j := security.SigningJWK(priv.Public().(ed25519.PublicKey), p.signer.Kid)
+	if cert != nil {
+		j.X5C = cert(priv)
+	}
+	sig, _ := json.Marshal(j)
 	ack := p.attachAck(func(na *envelope.NodeAttach) { na.Keys = []json.RawMessage{sig} })
 	if !ack.OK {
 		t.Fatalf("%s: attach refused: %+v", id, ack)
@@ -106,4 +122,58 @@ func nackCode(t *testing.T, e *envelope.Envelope) string {
 		t.Fatalf("positive ack, want a nack: %s", e.Frame)
 	}
 	return a.Code
+}
+
+// testCA issues node certificates for paths under sentinel id sent, from an ephemeral CA
+// whose root is FAME_CA_CERTS for the sentinel and Config.Trust for the nodes.
+type testCA struct {
+	t    *testing.T
+	auth *ca.Authority
+	sent string
+}
+
+func newTestCA(t *testing.T, sent string) *testCA {
+	auth, err := ca.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FAME_CA_CERTS", string(auth.RootPEM())) // the sentinel reads it from the process
+	return &testCA{t: t, auth: auth, sent: sent}
+}
+
+func (c *testCA) chain(key ed25519.PrivateKey, id string) []*x509.Certificate {
+	c.t.Helper()
+	der, err := security.CreateCSR(key, id, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	blk, _ := pem.Decode(der)
+	csr, err := x509.ParseCertificateRequest(blk.Bytes)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	iss, err := c.auth.IssueNode(csr, ca.NodeRequest{RequesterID: id, PhysicalPath: "/" + c.sent + "/" + id})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return iss.Chain
+}
+
+func (c *testCA) x5c(id string) func(ed25519.PrivateKey) []string {
+	return func(key ed25519.PrivateKey) []string {
+		var out []string
+		for _, crt := range c.chain(key, id) {
+			out = append(out, base64.StdEncoding.EncodeToString(crt.Raw))
+		}
+		return out
+	}
+}
+
+// strict makes a node config strict-overlay with a certificate from c for system id id.
+func (c *testCA) strict(cfg *node.Config, id string) {
+	cfg.SystemID, cfg.SecurityProfile = id, "strict-overlay"
+	cfg.Trust = security.NewTrustBundle([]*x509.Certificate{c.auth.Root})
+	cfg.Certificate = func(_ context.Context, key ed25519.PrivateKey) ([]*x509.Certificate, error) {
+		return c.chain(key, id), nil
+	}
 }

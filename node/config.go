@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -148,6 +150,10 @@ type Config struct {
 	// and Connect refuses to start without one. nil means the admission's (also read from
 	// FAME_CA_CERTS), if any.
 	Trust *x509bundle.Bundle
+	// Certificate, when set, supplies the certificate chain (leaf first) for the node's
+	// signing key under strict-overlay instead of the welcome admission's CA (a deployment
+	// with its own CA, or tests). It is called once before the first attach and not renewed.
+	Certificate func(ctx context.Context, key ed25519.PrivateKey) ([]*x509.Certificate, error)
 	// Registerer, when set, gets fame_node_refusals_total{reason}; Node.Refusals has the
 	// same counts either way.
 	Registerer prometheus.Registerer
