@@ -380,6 +380,35 @@ func TestIdleChannelsExpire(t *testing.T) {
 	}
 }
 
+// TestAcceptedChannelsExpire: a replica drops a channel its client left idle (the client
+// never closed it, as after a crash); the client's next call on it gets a SecureClose for the
+// unknown cid and goes through on a new channel.
+func TestAcceptedChannelsExpire(t *testing.T) {
+	f := overlaySentinel(t)
+	acfg, ccfg := testConfig(f, "fame.fabric"), testConfig(f)
+	overlay("channel")(&acfg)
+	overlay("channel")(&ccfg)
+	acfg.ChannelIdleTimeout = 100 * time.Millisecond
+	agent := connect(t, acfg)
+	if err := agent.Serve(context.Background(), "math@fame.fabric", testOps("agent-1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	client := connect(t, ccfg)
+	if _, err := add(t, client, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replica dropped the idle channel", func() bool { return agent.SecureChannels() == 0 })
+	if client.SecureChannels() != 1 {
+		t.Fatalf("client holds %d channels, want its 1", client.SecureChannels())
+	}
+	if sum, err := add(t, client, 3, 4); err != nil || sum != 7 {
+		t.Fatalf("call on the expired channel: %d, %v", sum, err)
+	}
+	if n := len(framesOf(f, client.SystemID(), envelope.TypeSecureOpen)); n != 2 {
+		t.Fatalf("client sent %d SecureOpens, want 2", n)
+	}
+}
+
 // TestCloseSendsSecureClose: a client closing tells the far end of each of its channels.
 func TestCloseSendsSecureClose(t *testing.T) {
 	f := overlaySentinel(t)
