@@ -90,6 +90,9 @@ func (c *Config) resolveAdmission() error {
 	if c.HTTPClient == nil {
 		c.HTTPClient = a.HTTPClient
 	}
+	if c.Trust == nil {
+		c.Trust = a.Trust
+	}
 	return nil
 }
 

@@ -148,7 +148,10 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 		c.alo = true
 		c.rtype |= envelope.RTypeAck
 	}
-	c.w = n.pend.add(c.corrID)
+	if c.w, err = n.pend.add(c.corrID, true); err != nil {
+		n.refused.inc(RefusedPendingFull)
+		return nil, fmt.Errorf("node: call %s on %s: %w", method, address, err)
+	}
 	n.pend.track(c.w, c.id)
 	if err := c.send(ctx); err != nil {
 		c.close()

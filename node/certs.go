@@ -16,6 +16,17 @@ func (n *Node) startCertificates(ctx context.Context) error {
 	if n.sec == nil || !n.sec.profile.RequireCertSIDMatch() {
 		return nil
 	}
+	if n.cfg.Certificate != nil {
+		chain, err := n.cfg.Certificate(ctx, n.sec.signer.Key)
+		if err != nil {
+			return fmt.Errorf("node: node certificate: %w", err)
+		}
+		if len(chain) == 0 {
+			return fmt.Errorf("%w: Certificate returned no certificate", ErrConfig)
+		}
+		n.sec.setCertificate(chain)
+		return nil
+	}
 	a := n.cfg.Admission
 	if a == nil || a.Welcome == nil {
 		n.log.Warn("strict-overlay without welcome admission: no node certificate, the sentinel will refuse the signing key")

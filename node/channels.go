@@ -230,3 +230,96 @@ func (n *Node) onSecureClose(env *envelope.Envelope) {
 		n.cfg.OnSecureClose(sc)
 	}
 }
+
+// initiated returns the established channels this node opened, by cid, with their
+// destinations.
+func (cs *channels) initiated() map[string]string {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	out := make(map[string]string, len(cs.byCID))
+	for cid, sl := range cs.byCID {
+		select {
+		case <-sl.done:
+			if sl.err == nil {
+				out[cid] = sl.dest
+			}
+		default:
+		}
+	}
+	return out
+}
+
+// channelJanitor drops channels unused for Config.ChannelIdleTimeout, so departed peers do
+// not leave channel state behind for ever. A channel this node opened is closed with a
+// SecureClose to its destination (the next call opens a new one); one it accepted is just
+// forgotten (the opener, if it comes back, gets a SecureClose for the unknown cid and
+// re-opens). Owned by n.wg; ends with the node.
+func (n *Node) channelJanitor() {
+	defer n.wg.Done()
+	idle := n.cfg.ChannelIdleTimeout
+	t := time.NewTicker(max(min(idle/4, time.Minute), 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.expireChannels(time.Now().Add(-idle))
+	}
+}
+
+// expireChannels drops the channels unused since before cutoff.
+func (n *Node) expireChannels(cutoff time.Time) {
+	cs := n.sec.channels
+	stale := cs.table.Idle(cutoff)
+	if len(stale) == 0 {
+		return
+	}
+	mine := cs.initiated()
+	n.mu.Lock()
+	s := n.cur
+	n.mu.Unlock()
+	for _, cid := range stale {
+		if dest, ok := mine[cid]; ok && s != nil && s.ctx.Err() == nil {
+			n.closeChannel(s, cid, dest, "idle")
+		} else {
+			cs.forget(cid)
+		}
+	}
+	n.log.Debug("idle secure channels dropped", "count", len(stale))
+}
+
+// closeChannelsOnExit tells every destination of a channel this node opened that the channel
+// is gone (SecureClose), so replicas do not keep state for a client that left, and waits
+// (at most 1 s) until the writer has sent them.
+func (n *Node) closeChannelsOnExit() {
+	if n.sec == nil {
+		return
+	}
+	n.mu.Lock()
+	s := n.cur
+	n.mu.Unlock()
+	if s == nil || s.ctx.Err() != nil {
+		return
+	}
+	mine := n.sec.channels.initiated()
+	if len(mine) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for cid, dest := range mine {
+		n.sec.channels.forget(cid)
+		env, err := envelope.New(&envelope.SecureClose{CID: cid, Reason: "node closing"})
+		if err != nil {
+			continue
+		}
+		env.SID, env.TraceID, env.To = s.sid, envelope.NewID(), dest
+		if err := n.sendOn(ctx, s, env); err != nil {
+			n.log.Debug("SecureClose not sent on exit", "cid", cid, "err", err)
+			return
+		}
+	}
+	s.flush(ctx)
+}

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node/admit"
@@ -140,6 +145,39 @@ type Config struct {
 	SendQueue         int           // writer queue length per session; 1024
 	DedupeSize        int           // recent envelope ids remembered for dedupe; 4096
 
+	// Trust is the FAME_CA_CERTS bundle node certificates must chain to. Under strict-overlay a
+	// KeyAnnounce from another node is accepted only with a certificate (x5c) chaining to it,
+	// and Connect refuses to start without one. nil means the admission's (also read from
+	// FAME_CA_CERTS), if any.
+	Trust *x509bundle.Bundle
+	// Certificate, when set, supplies the certificate chain (leaf first) for the node's
+	// signing key under strict-overlay instead of the welcome admission's CA (a deployment
+	// with its own CA, or tests). It is called once before the first attach and not renewed.
+	Certificate func(ctx context.Context, key ed25519.PrivateKey) ([]*x509.Certificate, error)
+	// Registerer, when set, gets fame_node_refusals_total{reason}; Node.Refusals has the
+	// same counts either way.
+	Registerer prometheus.Registerer
+
+	// Resource bounds (each with its FAME_* variable; durations in Go syntax, e.g. 10m).
+	// ChannelIdleTimeout: a secure channel unused this long is dropped and, when this node
+	// opened it, closed with SecureClose (FAME_CHANNEL_IDLE_TIMEOUT, 10 min).
+	ChannelIdleTimeout time.Duration
+	// MaxHandlers request handlers run at once (FAME_MAX_HANDLERS, 1024); up to HandlerQueue
+	// more wait (FAME_HANDLER_QUEUE, 1024); past that a request is refused with an
+	// OVERLOADED nack.
+	MaxHandlers  int
+	HandlerQueue int
+	// MaxPending bounds the calls, streams and acknowledged replies this node waits on
+	// (FAME_MAX_PENDING, 65536); past it a call fails at once with ErrTooManyPending.
+	MaxPending int
+	// The replay guard refuses an envelope id seen within ReplayWindow, and any envelope whose
+	// ts is older than ReplayWindow, more than ReplayFutureSkew ahead, or older than the ids it
+	// had to forget to stay within ReplayCacheSize ids (FAME_REPLAY_WINDOW, 10 min;
+	// FAME_REPLAY_FUTURE_SKEW, 1 min; FAME_REPLAY_CACHE_SIZE, 65536).
+	ReplayWindow     time.Duration
+	ReplayFutureSkew time.Duration
+	ReplayCacheSize  int
+
 	// Hook chains and the SecureClose handler (see the package doc).
 	Outbound      []EnvelopeHook
 	Inbound       []EnvelopeHook
@@ -178,7 +216,46 @@ func ConfigFromEnv() (Config, error) {
 			return c, err
 		}
 	}
+	if v := os.Getenv("FAME_CA_CERTS"); v != "" {
+		b, err := security.LoadTrustBundle(v)
+		if err != nil {
+			return c, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		c.Trust = b
+	}
+	if err := limitsFromEnv(os.Getenv, &c); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// limitsFromEnv reads the resource bounds (see Config).
+func limitsFromEnv(get func(string) string, c *Config) error {
+	for _, d := range []struct {
+		k   string
+		dst *time.Duration
+	}{{"FAME_CHANNEL_IDLE_TIMEOUT", &c.ChannelIdleTimeout}, {"FAME_REPLAY_WINDOW", &c.ReplayWindow}, {"FAME_REPLAY_FUTURE_SKEW", &c.ReplayFutureSkew}} {
+		if v := get(d.k); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x <= 0 {
+				return fmt.Errorf("%w: %s=%q is not a positive duration (e.g. 10m)", ErrConfig, d.k, v)
+			}
+			*d.dst = x
+		}
+	}
+	for _, i := range []struct {
+		k   string
+		dst *int
+	}{{"FAME_MAX_HANDLERS", &c.MaxHandlers}, {"FAME_HANDLER_QUEUE", &c.HandlerQueue}, {"FAME_MAX_PENDING", &c.MaxPending}, {"FAME_REPLAY_CACHE_SIZE", &c.ReplayCacheSize}} {
+		if v := get(i.k); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil || x <= 0 {
+				return fmt.Errorf("%w: %s=%q is not a positive integer", ErrConfig, i.k, v)
+			}
+			*i.dst = x
+		}
+	}
+	return nil
 }
 
 func envOr(k, def string) string {
@@ -299,6 +376,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DedupeSize <= 0 {
 		c.DedupeSize = 4096
+	}
+	def(&c.ChannelIdleTimeout, 10*time.Minute)
+	def(&c.ReplayWindow, 10*time.Minute)
+	def(&c.ReplayFutureSkew, time.Minute)
+	if c.MaxHandlers <= 0 {
+		c.MaxHandlers = 1024
+	}
+	if c.HandlerQueue <= 0 {
+		c.HandlerQueue = 1024
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = 1 << 16
+	}
+	if c.ReplayCacheSize <= 0 {
+		c.ReplayCacheSize = 1 << 16
 	}
 	return c
 }

@@ -46,9 +46,7 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope, ch *security.Channel
 			n.onSecureAccept(env)
 		}
 	case envelope.TypeKeyAnnounce:
-		if n.sec != nil {
-			s.onKeyAnnounce(env)
-		}
+		// Stored only after verification, by deliverSecured; unsecured nodes keep no keys.
 	case envelope.TypeCreditUpdate:
 		if f, err := env.DecodeFrame(); err == nil {
 			cu := f.(*envelope.CreditUpdate)
@@ -70,11 +68,31 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 			return
 		}
 	}
+	participant, _, _ := envelope.SplitInbox(env.To)
+	reply := strings.HasPrefix(participant, "__rpc__") || participant == "__sys__"
+	var reg *registration
+	if !reply {
+		reg = n.lookup(env.To)
+	}
+	if reg != nil {
+		if !n.runHandler(job{r: reg, env: env, ch: ch}, func() {
+			if wantsAck {
+				n.sendAck(s, env)
+			}
+		}) {
+			// Not acknowledged and forgotten: an at-least-once sender may re-send it later.
+			n.seen.Remove(env.ID)
+			n.refused.inc(RefusedOverloaded)
+			n.log.Warn("request refused: handlers and their queue are full", "from", env.ReplyTo, "sid", env.SID, "id", env.ID,
+				"max_handlers", n.cfg.MaxHandlers, "queue", n.cfg.HandlerQueue)
+			n.sendNack(s, env, envelope.CodeOverloaded, "node overloaded: too many requests in progress")
+		}
+		return
+	}
 	if wantsAck {
 		n.sendAck(s, env)
 	}
-	participant, _, _ := envelope.SplitInbox(env.To)
-	if strings.HasPrefix(participant, "__rpc__") || participant == "__sys__" {
+	if reply {
 		if w := n.pend.byCorrID(env.CorrID); w != nil {
 			f, err := env.DecodeFrame()
 			if err != nil {
@@ -86,13 +104,8 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 		}
 		return
 	}
-	reg := n.lookup(env.To)
-	if reg == nil {
-		n.log.Debug("request for an address this node does not serve", "to", env.To)
-		n.sendNack(s, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
-		return
-	}
-	n.runHandler(job{r: reg, env: env, ch: ch})
+	n.log.Debug("request for an address this node does not serve", "to", env.To)
+	n.sendNack(s, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
 }
 
 // sendAck sends the end-to-end positive DeliveryAck the at-least-once sender waits for.

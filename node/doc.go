@@ -51,8 +51,29 @@
 // signature_required / signature_verification_failed nack. An envelope signed with an
 // unknown kid waits while KeyRequest{kid, physicalPath} goes to the sentinel (re-sent every
 // KeyRequestTimeout, KeyRequestAttempts times); then it is dropped and a call waiting for it
-// fails with ErrUnknownKey instead of hanging. Replayed envelope ids are refused
-// (at-least-once re-sends are deduplicated and re-acknowledged instead).
+// fails with ErrUnknownKey instead of hanging. Replayed envelope ids are refused, and so is
+// any envelope whose ts is outside the replay window (Config.ReplayWindow, 10 min, and
+// ReplayFutureSkew, 1 min) or older than the ids the bounded guard had to forget
+// (ReplayCacheSize, 65536); at-least-once re-sends are re-acknowledged instead. The ts is not
+// covered by the reference's signature, so the window stops byte-for-byte replays; a replayer
+// who also rewrites ts is stopped only while the id is remembered.
+//
+// Keys. KeyAnnounce is stored only after its signature verifies: from the sentinel (the key
+// directory, answering our KeyRequests) for any path, from any other node only for its own
+// path or below it; a kid already stored under another path is never re-assigned; under
+// strict-overlay every signing key needs an x5c chaining to Config.Trust (FAME_CA_CERTS,
+// required there) with the sid of its path, and a node's own announce must be signed by such
+// a certified key. NodeHeartbeatAck is accepted only from the sentinel (no "to", its sid, its
+// signature when signed). Refusals are logged with the peer, counted (Node.Refusals, and
+// fame_node_refusals_total{reason} when Config.Registerer is set) and, where a request can be
+// answered, nacked (KEY_ANNOUNCE_REFUSED to the announcer).
+//
+// Bounds. At most Config.MaxHandlers (1024) requests run at once, HandlerQueue (1024) more
+// wait, and the next is refused with an OVERLOADED nack. At most MaxPending (65536) calls,
+// streams and acknowledged replies are tracked; past that a call fails at once with
+// ErrTooManyPending. A sentinel nack for an open call or stream ends it with a *NackError at
+// once. Secure channels idle for ChannelIdleTimeout (10 min) are dropped (those this node
+// opened with a SecureClose), and Close sends SecureClose for every channel it opened.
 //
 // Channel encryption (strict-overlay, or EncryptionLevel channel). A call opens one channel
 // per destination address (SecureOpen, signed; SecureAccept back) and encrypts Data with it

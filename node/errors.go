@@ -19,6 +19,9 @@ var (
 	ErrNack = errors.New("node: delivery refused")
 	// ErrAttachRefused: the sentinel refused or dropped the attach handshake.
 	ErrAttachRefused = errors.New("node: attach refused")
+	// ErrTooManyPending: the node already waits on Config.MaxPending calls, streams and
+	// acknowledged replies; the new one is refused at once rather than left untracked.
+	ErrTooManyPending = errors.New("node: too many pending requests")
 	// ErrInvalidParams: an operation returns an error wrapping this one to answer -32602.
 	ErrInvalidParams = errors.New("invalid params")
 )

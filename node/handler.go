@@ -150,7 +150,11 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 		}
 		return n.sendSecured(ctx, s, env, n.replyChannel(ch))
 	}
-	w := n.pend.add("")
+	w, err := n.pend.add("", true)
+	if err != nil {
+		n.refused.inc(RefusedPendingFull)
+		return fmt.Errorf("node: reply to %s: %w", req.ReplyTo, err)
+	}
 	defer n.pend.remove(w)
 	n.pend.track(w, id)
 	pol := n.cfg.ReceiverRetry

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,13 @@ const (
 // with an unknown kid wait for a KeyAnnounce, channel payloads are decrypted.
 func (s *session) receive(env *envelope.Envelope) {
 	n := s.n
+	if env.FrameType() == envelope.TypeNodeHeartbeatAck {
+		if reason := s.foreignHeartbeatAck(env); reason != "" {
+			n.refused.inc(RefusedHeartbeatAckForeign)
+			n.log.Warn("heartbeat ack refused: not from our sentinel", "sid", env.SID, "to", env.To, "reason", reason)
+			return
+		}
+	}
 	if n.sec == nil || exemptFromSignature(env.FrameType()) {
 		n.dispatch(s, env, nil)
 		return
@@ -48,7 +56,13 @@ func (s *session) receive(env *envelope.Envelope) {
 			s.refuse(env, codeSignatureRequired, "envelope is not signed")
 			return
 		}
-	} else if _, ok := n.sec.keys.Get(sec.Sig.Kid); !ok {
+	} else if k, ok := n.sec.keys.Get(sec.Sig.Kid); !ok {
+		s.awaitKey(sec.Sig.Kid, env)
+		return
+	} else if k.Identity != nil && time.Now().After(k.Identity.NotAfter) && k.PhysicalPath != s.parentPath {
+		// The owner renewed its certificate since we fetched the key: fetch the current x5c
+		// from the sentinel (same kid, same path) instead of refusing its envelopes.
+		n.sec.keys.Remove(sec.Sig.Kid)
 		s.awaitKey(sec.Sig.Kid, env)
 		return
 	}
@@ -83,21 +97,86 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 			return
 		}
 	}
+	var signer *security.StoredKey
 	if sec != nil && sec.Sig != nil {
-		if _, err := n.sec.keys.Verify(env, false); err != nil {
+		var err error
+		if signer, err = n.sec.keys.Verify(env, false); err != nil {
 			s.refuse(env, codeSignatureFailed, err.Error())
 			return
 		}
 	}
-	// Replays: at-least-once re-sends reuse their id on purpose and are deduplicated (and
-	// acknowledged again) by onData, so only the rest goes through the replay guard.
-	if !(env.FrameType() == envelope.TypeData && env.RType.Has(envelope.RTypeAck)) {
-		if err := n.sec.replay.Check(env.ID); err != nil {
-			n.log.Warn("dropping replayed envelope", "id", env.ID, "type", env.FrameType())
-			return
+	// Replays: the id must be new and the ts inside the window. At-least-once re-sends reuse
+	// their id on purpose: one the guard has seen is acknowledged again and not run twice.
+	if err := n.sec.replay.CheckAt(env.ID, envTime(env.TS)); err != nil {
+		alo := env.FrameType() == envelope.TypeData && env.RType.Has(envelope.RTypeAck)
+		switch {
+		case errors.Is(err, security.ErrReplay) && alo:
+			if env.ReplyTo != "" {
+				n.sendAck(s, env)
+			}
+		// No nack: replyTo names whoever sent the original, whose call with this id may
+		// still be waiting; answering the replayer's copy would fail that call.
+		case errors.Is(err, security.ErrReplay):
+			n.refused.inc(RefusedReplay)
+			n.log.Warn("dropping replayed envelope", "id", env.ID, "type", env.FrameType(), "sid", env.SID, "from", env.ReplyTo, "code", CodeReplay)
+		default:
+			n.refused.inc(RefusedStale)
+			n.log.Warn("dropping stale envelope", "id", env.ID, "type", env.FrameType(), "sid", env.SID, "from", env.ReplyTo,
+				"code", CodeStale, "err", err)
 		}
+		return
+	}
+	if env.FrameType() == envelope.TypeKeyAnnounce {
+		s.onKeyAnnounce(env, signer)
+		return
 	}
 	n.dispatch(s, env, ch)
+}
+
+// envTime parses an envelope ts (ISO-8601; the reference writes UTC with milliseconds and
+// Z, a zone-less one is read as UTC). The zero time means missing or unreadable.
+func envTime(ts string) time.Time {
+	if ts == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+		return t
+	}
+	if t, err := time.Parse("2006-01-02T15:04:05.999999999", ts); err == nil {
+		return t
+	}
+	return time.Time{}
+}
+
+// foreignHeartbeatAck says why a NodeHeartbeatAck did not come from this session's sentinel
+// ("" when it did). The sentinel answers our heartbeats itself, with no "to" and its own sid;
+// anything else was routed here by another node, and would keep a dead link looking alive or
+// change our routing epoch (a re-bind storm). A signed one must verify with the sentinel's key.
+func (s *session) foreignHeartbeatAck(env *envelope.Envelope) string {
+	if env.To != "" {
+		return "routed to " + env.To
+	}
+	if env.SID != "" && env.SID != s.parentSID && env.SID != envelope.SecureDigest(s.parentPath) {
+		return "sid is not the sentinel's"
+	}
+	if s.n.sec == nil || len(env.Sec) == 0 {
+		return ""
+	}
+	sec, err := security.ParseSec(env.Sec)
+	if err != nil {
+		return "malformed sec header"
+	}
+	if sec == nil || sec.Sig == nil {
+		return ""
+	}
+	k, err := s.n.sec.keys.Verify(env, false)
+	if err != nil {
+		return "signature: " + err.Error()
+	}
+	if k.PhysicalPath != s.parentPath {
+		return "signed by " + k.PhysicalPath
+	}
+	return ""
 }
 
 // refuse drops an envelope that failed a security check, answering a request with the
@@ -142,15 +221,27 @@ func (s *session) requestKey(kid string) {
 	s.n.post(s, env)
 }
 
-// onKeyAnnounce stores announced keys and releases the envelopes that waited for them.
-func (s *session) onKeyAnnounce(env *envelope.Envelope) {
+// onKeyAnnounce stores announced keys (see admitKeys) and releases the envelopes that waited
+// for them. signer is the key that verified the announce (nil when unsigned).
+func (s *session) onKeyAnnounce(env *envelope.Envelope, signer *security.StoredKey) {
 	f, err := env.DecodeFrame()
 	if err != nil {
 		return
 	}
 	ka := f.(*envelope.KeyAnnounce)
-	if _, err := s.n.sec.keys.AddRaw(ka.Keys, ka.PhysicalPath); err != nil {
-		s.n.log.Warn("some announced keys were invalid", "path", ka.PhysicalPath, "err", err)
+	if reason, why := s.admitKeys(ka, signer); reason != "" {
+		from := "(unsigned)"
+		if signer != nil {
+			from = signer.PhysicalPath
+		}
+		s.n.refused.inc(reason)
+		s.n.log.Warn("KeyAnnounce refused", "from", from, "sid", env.SID, "physical_path", ka.PhysicalPath,
+			"reason", reason, "detail", why)
+		// Answer only the announcer itself, never an address it named elsewhere.
+		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && underPath(a.Path, signer.PhysicalPath) {
+			s.n.sendNack(s, env, CodeKeyAnnounceRefused, reason+": "+why)
+		}
+		return
 	}
 	s.waits.mu.Lock()
 	var ready []*envelope.Envelope
@@ -210,4 +301,73 @@ func (s *session) keyLoop() {
 			}
 		}
 	}
+}
+
+// admitKeys checks and stores the keys of a KeyAnnounce; it returns the refusal reason (a
+// Refused* constant) and a detail, or "" when the keys were stored. The rules:
+//
+//   - Our sentinel (the announce is signed by a key of its path) is the key directory: it may
+//     announce keys for any path (its answers to our KeyRequests). Any other node may only
+//     announce keys for its own path or a path below it; otherwise one signed peer could
+//     register its key under a replica's path and sign as that replica.
+//   - A kid already stored under another path is never re-assigned: a forged announce
+//     reusing a replica's kid would otherwise replace its key and make every envelope it
+//     signs fail verification.
+//   - Under strict-overlay every signing key must carry a certificate (x5c) chaining to the
+//     trust bundle with the sid of the path (the key store checks the chain), and a node's
+//     own announce must be signed by such a certified key.
+//
+// Keys are checked all together before any is stored. JWKs that do not parse are skipped,
+// as the reference does.
+func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey) (reason, detail string) {
+	ns := s.n.sec
+	if signer == nil {
+		return RefusedKeyAnnounceUnsigned, "a KeyAnnounce must be signed"
+	}
+	fromSentinel := signer.PhysicalPath == s.parentPath
+	if !fromSentinel && !underPath(ka.PhysicalPath, signer.PhysicalPath) {
+		return RefusedKeyAnnounceForeignPath, fmt.Sprintf("%s may not announce keys for %s", signer.PhysicalPath, ka.PhysicalPath)
+	}
+	strict := ns.profile.RequireCertSIDMatch()
+	if strict && !fromSentinel && signer.Identity == nil {
+		return RefusedKeyAnnounceNoCert, "the announcing key has no certificate chaining to the trust bundle"
+	}
+	var jwks []security.JWK
+	for i, raw := range ka.Keys {
+		j, err := security.ParseJWK(raw)
+		if err != nil {
+			s.n.log.Warn("skipping invalid announced key", "index", i, "path", ka.PhysicalPath, "err", err)
+			continue
+		}
+		if prev, ok := ns.keys.Get(j.Kid); ok && prev.PhysicalPath != ka.PhysicalPath {
+			return RefusedKeyAnnounceKidTaken, fmt.Sprintf("kid %s belongs to %s", j.Kid, prev.PhysicalPath)
+		}
+		if strict && j.Use == "sig" && len(j.X5C) == 0 && ka.PhysicalPath != s.parentPath {
+			return RefusedKeyAnnounceNoCert, fmt.Sprintf("signing key %s has no x5c certificate chain", j.Kid)
+		}
+		if ka.PhysicalPath == s.parentPath {
+			j.X5C = nil // the sentinel's own keys: see dial
+		}
+		jwks = append(jwks, j)
+	}
+	scratch := security.NewKeyStore(security.KeyStoreOptions{Trust: ns.trust})
+	for _, j := range jwks {
+		if err := scratch.Add(j, ka.PhysicalPath); err != nil {
+			if strict {
+				return RefusedKeyAnnounceNoCert, err.Error()
+			}
+			return RefusedKeyAnnounceInvalid, err.Error()
+		}
+	}
+	for _, j := range jwks {
+		if err := ns.keys.Add(j, ka.PhysicalPath); err != nil {
+			return RefusedKeyAnnounceInvalid, err.Error()
+		}
+	}
+	return "", ""
+}
+
+// underPath reports whether path is p or lies below it.
+func underPath(path, p string) bool {
+	return path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")
 }

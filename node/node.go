@@ -33,10 +33,12 @@ type Node struct {
 	closed  bool
 	rebindC chan struct{} // routing epoch changed: re-bind everything
 
-	sec    *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
-	pend   *pendingTable
-	seen   *lru.Cache[string, struct{}] // recently received Data envelope ids
-	showMu sync.Mutex
+	sec  *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
+	pend *pendingTable
+	// refused counts refusals by reason (see refusals.go).
+	refused *refusals
+	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
+	showMu  sync.Mutex
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is
@@ -58,8 +60,13 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		rebindC: make(chan struct{}, 1),
 		pend:    newPendingTable(),
 	}
-	n.handlers = newHandlerPool()
+	n.handlers = newHandlerPool(cfg.MaxHandlers, cfg.HandlerQueue)
+	var err error
+	if n.refused, err = newRefusals(cfg.Registerer, cfg.SystemID); err != nil {
+		return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)
+	}
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
+	n.pend.max = cfg.MaxPending
 	sec, err := newNodeSecurity(&n.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -80,6 +87,10 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	n.install(s)
 	n.wg.Add(1)
 	go n.supervise(s)
+	if n.sec != nil {
+		n.wg.Add(1)
+		go n.channelJanitor()
+	}
 	return n, nil
 }
 
@@ -106,6 +117,7 @@ func (n *Node) Close() error {
 	}
 	n.closed = true
 	n.mu.Unlock()
+	n.closeChannelsOnExit()
 	n.cancel()
 	n.wg.Wait()
 	return nil

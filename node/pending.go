@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
 	"sync"
 )
 
@@ -36,6 +37,8 @@ type waiter struct {
 	over   bool
 	cid    string // secure channel of the last request sent (channel encryption)
 	notify chan struct{}
+	// removed: the pending table no longer counts this waiter (guarded by the table's mu).
+	removed bool
 }
 
 func (w *waiter) setCID(cid string) {
@@ -77,21 +80,30 @@ type pendingTable struct {
 	mu     sync.Mutex
 	byCorr map[string]*waiter
 	byEnv  map[string]*waiter
+	live   int // waiters added and not yet removed
+	max    int // Config.MaxPending; 0 = unbounded
 }
 
 func newPendingTable() *pendingTable {
 	return &pendingTable{byCorr: map[string]*waiter{}, byEnv: map[string]*waiter{}}
 }
 
-// add registers a waiter; corrID may be "" for exchanges matched by envelope id only.
-func (t *pendingTable) add(corrID string) *waiter {
+// add registers a waiter; corrID may be "" for exchanges matched by envelope id only. Past
+// the cap it fails with ErrTooManyPending: an exchange nobody tracks would wait for its
+// timeout with every answer dropped, so the caller is told at once instead.
+// Hop-local control exchanges (binds, uncapped) are few and must not fail under call load.
+func (t *pendingTable) add(corrID string, capped bool) (*waiter, error) {
 	w := &waiter{corrID: corrID, notify: make(chan struct{}, 1)}
-	if corrID != "" {
-		t.mu.Lock()
-		t.byCorr[corrID] = w
-		t.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if capped && t.max > 0 && t.live >= t.max {
+		return nil, fmt.Errorf("%w (%d)", ErrTooManyPending, t.max)
 	}
-	return w
+	t.live++
+	if corrID != "" {
+		t.byCorr[corrID] = w
+	}
+	return w, nil
 }
 
 // track records that w sent the envelope id.
@@ -107,6 +119,11 @@ func (t *pendingTable) track(w *waiter, envID string) {
 func (t *pendingTable) remove(w *waiter) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if w.removed {
+		return
+	}
+	w.removed = true
+	t.live--
 	if w.corrID != "" && t.byCorr[w.corrID] == w {
 		delete(t.byCorr, w.corrID)
 	}

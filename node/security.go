@@ -10,7 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
@@ -31,6 +32,7 @@ type nodeSecurity struct {
 	keys     *security.KeyStore
 	replay   *security.ReplayGuard
 	channels *channels
+	trust    *x509bundle.Bundle // FAME_CA_CERTS; required under strict-overlay
 
 	// cert is the signing key's certificate chain (strict-overlay), x5c-encoded, and certGen
 	// counts its renewals so a session can tell whether the sentinel has the current one.
@@ -63,8 +65,12 @@ func newNodeSecurity(cfg *Config) (*nodeSecurity, error) {
 		return nil, fmt.Errorf("node: encryption key: %w", err)
 	}
 	ns.encKid = envelope.NewID()
-	ns.keys = security.NewKeyStore(security.KeyStoreOptions{})
-	if ns.replay, err = security.NewReplayGuard(1<<16, 10*time.Minute, nil); err != nil {
+	if p.RequireCertSIDMatch() && cfg.Trust == nil {
+		return nil, fmt.Errorf("node: security profile %s needs FAME_CA_CERTS (the CA bundle node certificates must chain to)", p)
+	}
+	ns.trust = cfg.Trust
+	ns.keys = security.NewKeyStore(security.KeyStoreOptions{Trust: cfg.Trust})
+	if ns.replay, err = security.NewReplayWindow(cfg.ReplayCacheSize, cfg.ReplayWindow, cfg.ReplayFutureSkew, nil); err != nil {
 		return nil, err
 	}
 	ns.channels = newChannels(cfg.Channel)
@@ -160,4 +166,12 @@ const (
 	codeSignatureFailed       = "signature_verification_failed"
 	codeCryptoLevelViolation  = "crypto_level_violation"
 	codeChannelHandshakeError = "channel_handshake_failed"
+)
+
+// Nack codes of this node's own refusals (no reference equivalent).
+const (
+	CodeReplay              = "REPLAY"               // envelope id seen before
+	CodeStale               = "STALE"                // envelope ts outside the replay window
+	CodeKeyAnnounceRefused  = "KEY_ANNOUNCE_REFUSED" // see onKeyAnnounce
+	CodeHeartbeatAckRefused = "HEARTBEAT_ACK_REFUSED"
 )

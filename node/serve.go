@@ -127,7 +127,7 @@ func (n *Node) control(ctx context.Context, s *session, f envelope.Frame) error 
 		return err
 	}
 	env.SID, env.TraceID, env.ReplyTo, env.RType, env.CorrID = s.sid, s.traceID, s.sysInbox, envelope.RTypeAck, envelope.NewID()
-	w := n.pend.add(env.CorrID)
+	w, _ := n.pend.add(env.CorrID, false) // uncapped: cannot fail
 	defer n.pend.remove(w)
 	n.pend.track(w, env.ID)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.AttachTimeout)

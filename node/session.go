@@ -14,6 +14,7 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/security"
 )
 
 // Credit constants of the reference connector: a window of 32 per flow, refilled once the
@@ -29,6 +30,22 @@ const (
 type outItem struct {
 	env *envelope.Envelope
 	raw bool
+	// done, on an item without env, is a flush marker: the writer closes it when it gets
+	// there, so everything queued before it has been written (or held for credit).
+	done chan struct{}
+}
+
+// flush waits until the writer has reached everything queued so far, or ctx ends.
+func (s *session) flush(ctx context.Context) {
+	done := make(chan struct{})
+	if s.enqueue(ctx, outItem{done: done}) != nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-s.ctx.Done():
+	}
 }
 
 // session is one attached WebSocket connection. Its reader, writer and heartbeat goroutines
@@ -46,6 +63,7 @@ type session struct {
 	traceID      string // trace id of this session's control traffic (binds, heartbeats)
 	assignedPath string
 	parentPath   string // the sentinel's physical path (NodeAttachAck.targetPhysicalPath)
+	parentSID    string // the sid on the NodeAttachAck envelope (the sentinel's)
 	sid          string
 	sysInbox     string
 	rpcInbox     string
@@ -111,9 +129,16 @@ func (n *Node) dial(ctx context.Context) (*session, error) {
 	}
 	if ns := n.sec; ns != nil {
 		parent := s.parentPath
-		if len(ack.Keys) > 0 {
-			if _, err := ns.keys.AddRaw(ack.Keys, parent); err != nil {
-				n.log.Warn("some sentinel keys were invalid", "err", err)
+		for i, raw := range ack.Keys {
+			j, err := security.ParseJWK(raw)
+			if err == nil {
+				// The sentinel is authenticated by the attach itself (the socket we dialled); its
+				// certificate, if any, names its own trust domain and is not ours to check.
+				j.X5C = nil
+				err = ns.keys.Add(j, parent)
+			}
+			if err != nil {
+				n.log.Warn("invalid sentinel key skipped", "index", i, "err", err)
 			}
 		}
 		s.aft = isReplica(cfg.RequestedLogicals) && aftEnabled(ack.Stickiness)
@@ -176,6 +201,7 @@ func (s *session) attach(ctx context.Context, logicals []string) (*envelope.Node
 			return nil, &AttachError{CloseCode: -1, Reason: "bad NodeAttachAck: " + err.Error()}
 		}
 		ack := f.(*envelope.NodeAttachAck)
+		s.parentSID = in.SID
 		if !ack.OK {
 			reason := ack.Reason
 			if reason == "" {
@@ -325,7 +351,9 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 	}
 	ok := true
 	for n := 0; ; n++ {
-		if !flow || gate.admit(it) {
+		if it.done != nil {
+			close(it.done)
+		} else if !flow || gate.admit(it) {
 			if ok = w.write(it); !ok {
 				break
 			}

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"sync"
+
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -15,23 +17,71 @@ type job struct {
 	ch  *security.Channel
 }
 
-// handlerPool runs requests off the reader goroutine. A request goes to a resident worker if
-// one is idle, otherwise to a new goroutine that then stays resident while fewer than
-// maxIdleWorkers do. Reusing workers saves a goroutine spawn per request and, more, the
-// stack growth every fresh goroutine pays to encode and write its reply. Handlers still
-// never wait for each other: a request finding no idle worker always gets a new goroutine.
-// Workers are owned by Node.wg and end with the node's context.
+// handlerPool runs requests off the reader goroutine, at most max at once (Config.MaxHandlers)
+// with up to cap(queue) more waiting (Config.HandlerQueue); a request past both is refused, so
+// a flood of requests costs a bounded number of goroutines and bounded memory. A request goes
+// to a resident worker if one is idle, otherwise to a new goroutine that then stays resident
+// while fewer than maxIdleWorkers do. Reusing workers saves a goroutine spawn per request and,
+// more, the stack growth every fresh goroutine pays to encode and write its reply. Workers are
+// owned by Node.wg and end with the node's context.
 type handlerPool struct {
 	jobs     chan job      // unbuffered: a send succeeds only into an idle worker
 	resident chan struct{} // one token per resident worker
+
+	// mu makes "count a running handler" and "queue a job" one decision with "take the next
+	// job or stop counting": a job is queued only while max handlers run, and a handler takes
+	// queued work before it stops counting, so nothing waits in the queue with no one to run it.
+	mu     sync.Mutex
+	active int
+	max    int
+	queue  chan job
 }
 
-func newHandlerPool() *handlerPool {
-	return &handlerPool{jobs: make(chan job), resident: make(chan struct{}, maxIdleWorkers)}
+func newHandlerPool(max, queue int) *handlerPool {
+	return &handlerPool{jobs: make(chan job), resident: make(chan struct{}, maxIdleWorkers),
+		max: max, queue: make(chan job, queue)}
 }
 
-// runHandler hands j to a handler without blocking (reader goroutine).
-func (n *Node) runHandler(j job) {
+// runHandler hands j to a handler or queues it, without blocking (reader goroutine); accepted
+// runs first (under the pool's lock, so before any handler can answer: the at-least-once
+// delivery ack goes out ahead of the reply). False means the node is at its bound and j was
+// not taken.
+func (n *Node) runHandler(j job, accepted func()) bool {
+	p := n.handlers
+	p.mu.Lock()
+	if p.active < p.max {
+		p.active++
+		accepted()
+		p.mu.Unlock()
+		n.startHandler(j)
+		return true
+	}
+	select {
+	case p.queue <- j:
+		accepted()
+		p.mu.Unlock()
+		return true
+	default:
+		p.mu.Unlock()
+		return false
+	}
+}
+
+// next returns queued work for a handler that just finished, or stops counting it.
+func (p *handlerPool) next() (job, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case j := <-p.queue:
+		return j, true
+	default:
+		p.active--
+		return job{}, false
+	}
+}
+
+// startHandler runs j on an idle resident worker, or a new goroutine.
+func (n *Node) startHandler(j job) {
 	select {
 	case n.handlers.jobs <- j:
 		return
@@ -40,21 +90,28 @@ func (n *Node) runHandler(j job) {
 	n.wg.Add(1)
 	select {
 	case n.handlers.resident <- struct{}{}:
-		go n.worker(j)
+		go n.worker(j, true)
 	default:
-		go func() {
-			defer n.wg.Done()
-			n.handle(j.r, j.env, j.ch)
-		}()
+		go n.worker(j, false)
 	}
 }
 
-// worker runs j, then the requests handed to it, until the node closes.
-func (n *Node) worker(j job) {
+// worker runs j and the queued requests after it; a resident worker then waits for the next
+// request handed to it until the node closes, the others end.
+func (n *Node) worker(j job, resident bool) {
 	defer n.wg.Done()
-	defer func() { <-n.handlers.resident }()
+	if resident {
+		defer func() { <-n.handlers.resident }()
+	}
 	for {
 		n.handle(j.r, j.env, j.ch)
+		if next, ok := n.handlers.next(); ok {
+			j = next
+			continue
+		}
+		if !resident {
+			return
+		}
 		select {
 		case j = <-n.handlers.jobs:
 		case <-n.ctx.Done():

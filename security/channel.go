@@ -62,7 +62,13 @@ type Channel struct {
 	opts    ChannelOptions
 	created time.Time
 	used    atomic.Uint64
+	last    atomic.Int64 // unix nanos (opts.Now) of the last encrypt or decrypt, or creation
 }
+
+// LastUsed is when the channel last encrypted or decrypted a payload (its creation before).
+func (c *Channel) LastUsed() time.Time { return time.Unix(0, c.last.Load()) }
+
+func (c *Channel) touch() { c.last.Store(c.opts.Now().UnixNano()) }
 
 // ChannelHandshake is the initiator's state between SecureOpen and SecureAccept.
 type ChannelHandshake struct {
@@ -171,7 +177,9 @@ func NewChannelFromKey(cid string, key []byte, opts ChannelOptions) (*Channel, e
 		return nil, fmt.Errorf("channel key: %w", err)
 	}
 	o := opts.withDefaults()
-	return &Channel{cid: cid, aead: aead, opts: o, created: o.Now()}, nil
+	c := &Channel{cid: cid, aead: aead, opts: o, created: o.Now()}
+	c.touch()
+	return c, nil
 }
 
 // CID is the channel id (sec.enc.kid of every envelope on it).
@@ -199,6 +207,7 @@ func (c *Channel) Encrypt(payload json.RawMessage) (string, envelope.Encryption,
 		return "", envelope.Encryption{}, fmt.Errorf("channel nonce: %w", err)
 	}
 	c.used.Add(1)
+	c.touch()
 	ct := c.aead.Seal(nil, nonce[:], pt, []byte(c.cid))
 	return base64.StdEncoding.EncodeToString(ct), envelope.Encryption{Alg: EncAlgChannel, Kid: c.cid, Val: hex.EncodeToString(nonce[:])}, nil
 }
@@ -241,6 +250,7 @@ func (c *Channel) Decrypt(payloadB64 string, enc envelope.Encryption) (json.RawM
 		return nil, fmt.Errorf("%w: channel %s: authentication failed", ErrDecrypt, c.cid)
 	}
 	c.used.Add(1)
+	c.touch()
 	if json.Valid(pt) {
 		return compactJSON(pt), nil
 	}
@@ -291,6 +301,26 @@ func (t *ChannelTable) Expired() []string {
 		}
 	}
 	return out
+}
+
+// Idle returns the cids of channels unused since before cutoff, so the owner can drop them.
+func (t *ChannelTable) Idle(cutoff time.Time) []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []string
+	for cid, c := range t.m {
+		if c.LastUsed().Before(cutoff) {
+			out = append(out, cid)
+		}
+	}
+	return out
+}
+
+// Len is the number of channels in the table.
+func (t *ChannelTable) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.m)
 }
 
 // EncryptEnvelope channel-encrypts env's Data payload in place (sign first).

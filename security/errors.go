@@ -29,6 +29,8 @@ var (
 	ErrDecrypt = errors.New("security: decryption failed")
 	// ErrReplay: an envelope id was seen before within the replay window.
 	ErrReplay = errors.New("security: replayed envelope")
+	// ErrStale: an envelope's ts is missing or outside the replay window.
+	ErrStale = errors.New("security: envelope outside the replay window")
 	// ErrBadAlgorithm: an unsupported encryption or channel algorithm was requested.
 	ErrBadAlgorithm = errors.New("security: unsupported algorithm")
 	// ErrChannelExhausted: the channel passed its lifetime or message budget and must be rekeyed.
