@@ -1,0 +1,194 @@
+package stickiness
+
+import (
+	"fmt"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// view runs fn in a read transaction; a bbolt panic or a fault on a damaged
+// page is returned as an error wrapping ErrCorruptStore.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorruptStore, s.path, r)
+		}
+	}()
+	return s.db.View(fn)
+}
+
+// Load returns every stored binding that is still live (sessions, then
+// channels) and cleans the file as it goes: expired records are deleted,
+// undecodable ones too (after the whole file was copied aside to
+// <path>.corrupt-<UTC time>, logged as an error and counted in Corrupt: one
+// bad record must not cost all the others), and so are pool memberships of
+// replicas that no live binding names any more (a membership only matters
+// for the bindings a re-attaching replica gets back). Call it before any
+// replica attaches.
+func (s *Store) Load() (out []Binding, err error) {
+	now := s.now()
+	// Phase 1, read-only: is anything undecodable? Then keep a copy of the
+	// file as it was before we delete anything.
+	bad := 0
+	var firstBad error
+	var copied string
+	err = s.view(func(tx *bolt.Tx) error {
+		for _, k := range []kind{kindSession, kindChannel} {
+			_ = bucketOf(tx, k).ForEach(func(key, v []byte) error {
+				if _, err := decodeRecord(k, key, v); err != nil {
+					bad++
+					if firstBad == nil {
+						firstBad = err
+					}
+				}
+				return nil
+			})
+		}
+		_ = tx.Bucket(bucketMembers).ForEach(func(key, _ []byte) error {
+			if _, _, ok := parseMemberKey(key); !ok {
+				bad++
+				if firstBad == nil {
+					firstBad = fmt.Errorf("%w: member key %q", errBadRecord, key)
+				}
+			}
+			return nil
+		})
+		if bad == 0 {
+			return nil
+		}
+		copied = s.path + ".corrupt-" + now.UTC().Format("20060102T150405.000000000Z")
+		return tx.CopyFile(copied, 0o600)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
+	}
+	if bad > 0 {
+		s.corrupt.Add(1)
+		s.log.Error("stickiness store holds undecodable records; copied the file aside and deleted them",
+			"records", bad, "copied_to", copied, "err", firstBad)
+	}
+	// Phase 2: collect the live bindings and delete the rest.
+	var expired, dropped, members int
+	err = s.update(func(tx *bolt.Tx) error {
+		out, expired, dropped, members = out[:0], 0, 0, 0
+		live := map[string]bool{}
+		for _, k := range []kind{kindSession, kindChannel} {
+			_, err := deleteKeys(bucketOf(tx, k), func(key, v []byte) bool {
+				b, err := decodeRecord(k, key, v)
+				switch {
+				case err != nil:
+					dropped++
+					return true
+				case !now.Before(b.Expires):
+					expired++
+					return true
+				}
+				live[b.Replica] = true
+				out = append(out, b)
+				return false
+			})
+			if err != nil {
+				return err
+			}
+		}
+		_, err := deleteKeys(tx.Bucket(bucketMembers), func(key, _ []byte) bool {
+			_, r, ok := parseMemberKey(key)
+			switch {
+			case !ok:
+				dropped++
+				return true
+			case !live[r]:
+				members++
+				return true
+			}
+			return false
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
+	}
+	s.deletedExpired.Add(uint64(expired))
+	s.deletedBad.Add(uint64(dropped))
+	s.deletedMembers.Add(uint64(members))
+	if expired+dropped+members > 0 {
+		s.log.Info("stickiness store cleaned on load", "expired_deleted", expired, "undecodable_deleted", dropped,
+			"departed_members_deleted", members, "kept", len(out))
+	}
+	return out, nil
+}
+
+func bucketOf(tx *bolt.Tx, k kind) *bolt.Bucket {
+	if k == kindChannel {
+		return tx.Bucket(bucketChannels)
+	}
+	return tx.Bucket(bucketSessions)
+}
+
+// sweepDisk deletes records that can no longer back a live binding (see
+// deadOnDisk) and undecodable ones. It runs on the writer goroutine.
+func (s *Store) sweepDisk() {
+	now := s.now()
+	var expired, dropped int
+	err := s.update(func(tx *bolt.Tx) error {
+		for _, k := range []kind{kindSession, kindChannel} {
+			if _, err := deleteKeys(bucketOf(tx, k), func(key, v []byte) bool {
+				b, err := decodeRecord(k, key, v)
+				switch {
+				case err != nil:
+					dropped++
+					return true
+				case deadOnDisk(b, now):
+					expired++
+					return true
+				}
+				return false
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Error("disk sweep failed", "err", err)
+		return
+	}
+	s.deletedExpired.Add(uint64(expired))
+	s.deletedBad.Add(uint64(dropped))
+	if dropped > 0 {
+		s.log.Error("disk sweep deleted undecodable records", "records", dropped)
+	}
+	if expired > 0 {
+		s.log.Debug("disk sweep deleted expired records", "records", expired)
+	}
+}
+
+// Members returns the committed pool membership (pool → replicas, in key
+// order). Queued changes are not visible until committed; call Flush first
+// if that matters.
+func (s *Store) Members() (map[string][]string, error) {
+	out := map[string][]string{}
+	err := s.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMembers).ForEach(func(k, _ []byte) error {
+			if pool, replica, ok := parseMemberKey(k); ok {
+				out[pool] = append(out[pool], replica)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stickiness: load members: %w", err)
+	}
+	return out, nil
+}
+
+// FileSize is the size of the store file in bytes (bbolt never shrinks it:
+// freed pages are reused, so a bounded record count means a bounded file).
+func (s *Store) FileSize() (int64, error) {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
