@@ -101,14 +101,15 @@ type StoreOptions struct {
 // Store persists bindings and pool membership in a bbolt file, written
 // behind by one goroutine that Close stops.
 type Store struct {
-	db    *bolt.DB
-	path  string
-	log   *slog.Logger
-	now   func() time.Time
-	sweep time.Duration
-	queue chan change
-	stop  chan struct{}
-	done  chan struct{}
+	db       *bolt.DB
+	path     string
+	log      *slog.Logger
+	now      func() time.Time
+	sweep    time.Duration
+	lockWait time.Duration
+	queue    chan change
+	stop     chan struct{}
+	done     chan struct{}
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -146,40 +147,57 @@ func OpenStoreWith(path string, o StoreOptions) (*Store, error) {
 	if o.DiskSweep == 0 {
 		o.DiskSweep = DefaultDiskSweep
 	}
-	log := o.Logger.With("component", "stickiness-store", "path", path)
+	s := &Store{
+		path:     path,
+		log:      o.Logger.With("component", "stickiness-store", "path", path),
+		now:      o.Now,
+		sweep:    o.DiskSweep,
+		lockWait: o.LockTimeout,
+		queue:    make(chan change, queueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
 	if err := preflight(path); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, o.LockTimeout)
-	var moved string
+	err := s.open()
 	if errors.Is(err, ErrCorruptStore) && o.RecoverCorrupt {
 		cause := err
-		if moved, err = moveAside(path, o.Now()); err != nil {
-			return nil, fmt.Errorf("%w; moving it aside failed: %w", cause, err)
+		moved, mvErr := moveAside(path, o.Now())
+		if mvErr != nil {
+			return nil, fmt.Errorf("%w; moving it aside failed: %w", cause, mvErr)
 		}
-		log.Error("stickiness store is corrupt; moved it aside and started an empty one",
+		s.log.Error("stickiness store is corrupt; moved it aside and started an empty one",
 			"moved_to", moved, "err", cause)
-		db, err = openBolt(path, o.LockTimeout)
+		s.corrupt.Add(1)
+		s.movedAside.Store(&moved)
+		err = s.open()
 	}
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		db:    db,
-		path:  path,
-		log:   log,
-		now:   o.Now,
-		sweep: o.DiskSweep,
-		queue: make(chan change, queueSize),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-	}
-	if moved != "" {
-		s.corrupt.Add(1)
-		s.movedAside.Store(&moved)
-	}
 	go s.run()
 	return s, nil
+}
+
+// open opens and verifies the file, then cleans it (see clean): everything
+// that reads the whole file happens here, where damage can still be
+// answered by moving the file aside.
+func (s *Store) open() error {
+	db, err := openBolt(s.path, s.lockWait)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	if err := s.clean(); err != nil {
+		_ = db.Close()
+		s.db = nil
+		if errors.Is(err, ErrCorruptStore) {
+			return err
+		}
+		return fmt.Errorf("%w: %s: cleaning: %w", ErrCorruptStore, s.path, err)
+	}
+	return nil
 }
 
 // preflight creates the directory and refuses what is not a regular file we
@@ -288,8 +306,11 @@ func verify(db *bolt.DB, file *os.File) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
 			c := b.Cursor()
 			for k, v := c.First(); k != nil; k, v = c.Next() {
+				// Touch both ends of every key and value: a length or offset
+				// that points outside the file faults here, not in a later write.
+				touchSink += k[0] + k[len(k)-1]
 				if len(v) > 0 {
-					touchSink += v[len(v)-1] // read the last page of an overflowing value
+					touchSink += v[0] + v[len(v)-1]
 				}
 			}
 			return nil
@@ -464,6 +485,7 @@ func (s *Store) run() {
 // update runs fn in a write transaction; a bbolt panic (damaged page) is
 // returned as an error wrapping ErrCorruptStore.
 func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %s: %v", ErrCorruptStore, s.path, r)

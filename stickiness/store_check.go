@@ -119,6 +119,10 @@ func precheck(path string) error {
 	case m.root < 2 || m.root >= m.hwm:
 		return fmt.Errorf("root bucket page %d outside [2, %d)", m.root, m.hwm)
 	}
+	pc := &pageChecker{f: f, ps: ps, hwm: m.hwm, seen: map[uint64]bool{}}
+	if err := pc.tree(m.root, 0); err != nil {
+		return err
+	}
 	if m.freelist == boltNoFreelist {
 		return nil
 	}
@@ -143,6 +147,136 @@ func precheck(path string) error {
 		return fmt.Errorf("freelist page %d overflows past the high water mark", m.freelist)
 	case count > span*uint64(ps)/8 || boltHeader+(idx+count)*8 > span*uint64(ps):
 		return fmt.Errorf("freelist page %d claims %d ids, more than it can hold", m.freelist, count)
+	}
+	// A free page that the tree still uses would be handed out by the next
+	// write and overwrite live data (or make the tree cyclic).
+	ids, err := at(int64(m.freelist)*ps+boltHeader+int64(idx*8), int(count*8))
+	if err != nil {
+		return fmt.Errorf("freelist ids: %w", err)
+	}
+	free := make(map[uint64]bool, count)
+	for i := uint64(0); i < count; i++ {
+		id := binary.LittleEndian.Uint64(ids[i*8:])
+		switch {
+		case id < 2 || id >= m.hwm:
+			return fmt.Errorf("freelist holds page %d outside [2, %d)", id, m.hwm)
+		case free[id] || pc.seen[id]:
+			return fmt.Errorf("freelist holds page %d twice or a page in use", id)
+		case id >= m.freelist && id <= m.freelist+overflow:
+			return fmt.Errorf("freelist holds its own page %d", id)
+		}
+		free[id] = true
+	}
+	return nil
+}
+
+// pageChecker walks the B+trees of the root bucket and of every bucket in it
+// with plain reads, so that bbolt's cursors, which trust every offset and
+// follow every child pointer, only ever see a well-formed tree: each page in
+// range, typed, referenced once (no cycles), every element, key and value
+// inside its page.
+type pageChecker struct {
+	f    *os.File
+	ps   int64
+	hwm  uint64
+	seen map[uint64]bool
+}
+
+const (
+	boltBranchFlag     = 0x01
+	boltLeafFlag       = 0x02
+	boltBucketLeafFlag = 0x01 // leaf element flag: the value is a bucket
+	boltElemLen        = 16
+	boltBucketHdr      = 16 // root pgid u64, sequence u64
+	maxTreeDepth       = 64
+)
+
+func (pc *pageChecker) tree(id uint64, depth int) error {
+	if depth > maxTreeDepth {
+		return fmt.Errorf("page %d: tree deeper than %d", id, maxTreeDepth)
+	}
+	if id < 2 || id >= pc.hwm {
+		return fmt.Errorf("page %d outside [2, %d)", id, pc.hwm)
+	}
+	hdr := make([]byte, boltHeader)
+	if _, err := pc.f.ReadAt(hdr, int64(id)*pc.ps); err != nil {
+		return fmt.Errorf("page %d: %w", id, err)
+	}
+	overflow := uint64(binary.LittleEndian.Uint32(hdr[12:]))
+	if gotID := binary.LittleEndian.Uint64(hdr); gotID != id {
+		return fmt.Errorf("page %d identifies as %d", id, gotID)
+	}
+	if overflow >= pc.hwm || id+overflow >= pc.hwm {
+		return fmt.Errorf("page %d: overflow %d past the high water mark", id, overflow)
+	}
+	for i := id; i <= id+overflow; i++ {
+		if pc.seen[i] {
+			return fmt.Errorf("page %d referenced twice", i)
+		}
+		pc.seen[i] = true
+	}
+	page := make([]byte, int64(overflow+1)*pc.ps)
+	if _, err := pc.f.ReadAt(page, int64(id)*pc.ps); err != nil {
+		return fmt.Errorf("page %d: %w", id, err)
+	}
+	return pc.page(id, page, depth)
+}
+
+// page checks one page image (a mapped page or an inline bucket's page).
+func (pc *pageChecker) page(id uint64, page []byte, depth int) error {
+	if len(page) < boltHeader {
+		return fmt.Errorf("page %d: %d bytes", id, len(page))
+	}
+	flags := binary.LittleEndian.Uint16(page[8:])
+	count := int(binary.LittleEndian.Uint16(page[10:]))
+	if boltHeader+count*boltElemLen > len(page) {
+		return fmt.Errorf("page %d: %d elements do not fit", id, count)
+	}
+	in := func(i int, pos, n uint64) bool { // element i's data at pos (relative to the element), n bytes
+		start := uint64(boltHeader+i*boltElemLen) + pos
+		return pos <= uint64(len(page)) && n <= uint64(len(page)) && start+n <= uint64(len(page))
+	}
+	switch flags {
+	case boltBranchFlag:
+		if count == 0 {
+			return fmt.Errorf("page %d: empty branch", id)
+		}
+		for i := 0; i < count; i++ {
+			e := page[boltHeader+i*boltElemLen:]
+			pos, ksize := uint64(binary.LittleEndian.Uint32(e)), uint64(binary.LittleEndian.Uint32(e[4:]))
+			if !in(i, pos, ksize) {
+				return fmt.Errorf("page %d: branch key %d outside the page", id, i)
+			}
+			if err := pc.tree(binary.LittleEndian.Uint64(e[8:]), depth+1); err != nil {
+				return err
+			}
+		}
+	case boltLeafFlag:
+		for i := 0; i < count; i++ {
+			e := page[boltHeader+i*boltElemLen:]
+			ef, pos := binary.LittleEndian.Uint32(e), uint64(binary.LittleEndian.Uint32(e[4:]))
+			ksize, vsize := uint64(binary.LittleEndian.Uint32(e[8:])), uint64(binary.LittleEndian.Uint32(e[12:]))
+			if !in(i, pos, ksize+vsize) {
+				return fmt.Errorf("page %d: leaf element %d outside the page", id, i)
+			}
+			if ef&boltBucketLeafFlag == 0 {
+				continue
+			}
+			if vsize < boltBucketHdr {
+				return fmt.Errorf("page %d: bucket header %d too short", id, i)
+			}
+			start := uint64(boltHeader+i*boltElemLen) + pos + ksize
+			v := page[start : start+vsize]
+			if root := binary.LittleEndian.Uint64(v); root != 0 {
+				if err := pc.tree(root, depth+1); err != nil {
+					return err
+				}
+			} else if err := pc.page(id, v[boltBucketHdr:], depth+1); err != nil { // inline bucket
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("page %d: not a branch or leaf page (flags %#x)", id, flags)
 	}
 	return nil
 }

@@ -224,7 +224,7 @@ func TestStoreGarbageRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if s.Corrupt() != 0 {
+	if s.MovedAside() != "" {
 		t.Fatal("a readable file was moved aside at open")
 	}
 	bs, err := s.Load()

@@ -3,6 +3,7 @@ package stickiness
 import (
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -10,6 +11,7 @@ import (
 // view runs fn in a read transaction; a bbolt panic or a fault on a damaged
 // page is returned as an error wrapping ErrCorruptStore.
 func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %s: %v", ErrCorruptStore, s.path, r)
@@ -18,22 +20,21 @@ func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
 	return s.db.View(fn)
 }
 
-// Load returns every stored binding that is still live (sessions, then
-// channels) and cleans the file as it goes: expired records are deleted,
-// undecodable ones too (after the whole file was copied aside to
-// <path>.corrupt-<UTC time>, logged as an error and counted in Corrupt: one
-// bad record must not cost all the others), and so are pool memberships of
-// replicas that no live binding names any more (a membership only matters
-// for the bindings a re-attaching replica gets back). Call it before any
-// replica attaches.
-func (s *Store) Load() (out []Binding, err error) {
+// clean runs once at open, before the writer starts and before any replica
+// attaches, so that a fault it hits still counts as a corrupt file: expired
+// records are deleted, undecodable ones too (after the whole file was copied
+// aside to <path>.corrupt-<UTC time>, logged as an error and counted in
+// Corrupt: one bad record must not cost all the others), and so are pool
+// memberships of replicas that no live binding names any more (a membership
+// only matters for the bindings a re-attaching replica gets back).
+func (s *Store) clean() error {
 	now := s.now()
 	// Phase 1, read-only: is anything undecodable? Then keep a copy of the
 	// file as it was before we delete anything.
 	bad := 0
 	var firstBad error
 	var copied string
-	err = s.view(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		for _, k := range []kind{kindSession, kindChannel} {
 			_ = bucketOf(tx, k).ForEach(func(key, v []byte) error {
 				if _, err := decodeRecord(k, key, v); err != nil {
@@ -61,17 +62,17 @@ func (s *Store) Load() (out []Binding, err error) {
 		return tx.CopyFile(copied, 0o600)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
+		return err
 	}
 	if bad > 0 {
 		s.corrupt.Add(1)
 		s.log.Error("stickiness store holds undecodable records; copied the file aside and deleted them",
 			"records", bad, "copied_to", copied, "err", firstBad)
 	}
-	// Phase 2: collect the live bindings and delete the rest.
-	var expired, dropped, members int
+	// Phase 2: delete what cannot be restored.
+	var expired, dropped, members, kept int
 	err = s.update(func(tx *bolt.Tx) error {
-		out, expired, dropped, members = out[:0], 0, 0, 0
+		expired, dropped, members, kept = 0, 0, 0, 0
 		live := map[string]bool{}
 		for _, k := range []kind{kindSession, kindChannel} {
 			_, err := deleteKeys(bucketOf(tx, k), func(key, v []byte) bool {
@@ -85,7 +86,7 @@ func (s *Store) Load() (out []Binding, err error) {
 					return true
 				}
 				live[b.Replica] = true
-				out = append(out, b)
+				kept++
 				return false
 			})
 			if err != nil {
@@ -107,14 +108,38 @@ func (s *Store) Load() (out []Binding, err error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
+		return err
 	}
 	s.deletedExpired.Add(uint64(expired))
 	s.deletedBad.Add(uint64(dropped))
 	s.deletedMembers.Add(uint64(members))
 	if expired+dropped+members > 0 {
-		s.log.Info("stickiness store cleaned on load", "expired_deleted", expired, "undecodable_deleted", dropped,
-			"departed_members_deleted", members, "kept", len(out))
+		s.log.Info("stickiness store cleaned", "expired_deleted", expired, "undecodable_deleted", dropped,
+			"departed_members_deleted", members, "kept", kept)
+	}
+	return nil
+}
+
+// Load returns every stored binding that is still live, sessions first.
+// (Expired and undecodable records were deleted when the store was opened;
+// any that appeared since are skipped here and left to the disk sweep.)
+func (s *Store) Load() (out []Binding, err error) {
+	now := s.now()
+	err = s.view(func(tx *bolt.Tx) error {
+		for _, k := range []kind{kindSession, kindChannel} {
+			if err := bucketOf(tx, k).ForEach(func(key, v []byte) error {
+				if b, err := decodeRecord(k, key, v); err == nil && now.Before(b.Expires) {
+					out = append(out, b)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
 	}
 	return out, nil
 }
