@@ -31,27 +31,40 @@ func (s *Store) clean() error {
 	now := s.now()
 	// Phase 1, read-only: is anything undecodable? Then keep a copy of the
 	// file as it was before we delete anything.
-	bad := 0
+	// It also tells whether phase 2 has anything to do: on a clean file the
+	// open then costs no write transaction.
+	bad, stale := 0, 0
 	var firstBad error
 	var copied string
 	err := s.view(func(tx *bolt.Tx) error {
+		live := map[string]bool{}
 		for _, k := range []kind{kindSession, kindChannel} {
 			_ = bucketOf(tx, k).ForEach(func(key, v []byte) error {
-				if _, err := decodeRecord(k, key, v); err != nil {
+				b, err := decodeRecord(k, key, v)
+				switch {
+				case err != nil:
 					bad++
 					if firstBad == nil {
 						firstBad = err
 					}
+				case !now.Before(b.Expires):
+					stale++
+				default:
+					live[b.Replica] = true
 				}
 				return nil
 			})
 		}
 		_ = tx.Bucket(bucketMembers).ForEach(func(key, _ []byte) error {
-			if _, _, ok := parseMemberKey(key); !ok {
+			_, r, ok := parseMemberKey(key)
+			switch {
+			case !ok:
 				bad++
 				if firstBad == nil {
 					firstBad = fmt.Errorf("%w: member key %q", errBadRecord, key)
 				}
+			case !live[r]:
+				stale++
 			}
 			return nil
 		})
@@ -68,6 +81,9 @@ func (s *Store) clean() error {
 		s.corrupt.Add(1)
 		s.log.Error("stickiness store holds undecodable records; copied the file aside and deleted them",
 			"records", bad, "copied_to", copied, "err", firstBad)
+	}
+	if bad+stale == 0 {
+		return nil
 	}
 	// Phase 2: delete what cannot be restored.
 	var expired, dropped, members, kept int
