@@ -98,11 +98,13 @@ var (
 	descAFTVerified    = prometheus.NewDesc("fame_aft_verified_total", "AFT tokens verified.", nil, nil)
 	descAFTRefused     = prometheus.NewDesc("fame_aft_refused_total", "AFT tokens refused, by reason.", []string{"reason"}, nil)
 	descStickyStoreDrp = prometheus.NewDesc("fame_stickiness_store_dropped_total", "Binding changes the persistence queue could not take.", nil, nil)
+	descStoreCorrupt   = prometheus.NewDesc("fame_store_corrupt_total", "Corrupt stickiness store files set aside as <path>.corrupt-<time> (unreadable file moved, or file with undecodable records copied).", nil, nil)
+	descStoreDeleted   = prometheus.NewDesc("fame_store_records_deleted_total", "Stickiness store records deleted by the load-time and periodic cleanup, by reason (expired, undecodable, departed_member).", []string{"reason"}, nil)
 )
 
 func (stickyCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descStickyLookups, descStickyEvicted, descStickyExpired, descStickyPurged,
-		descAFTVerified, descAFTRefused, descStickyStoreDrp} {
+		descAFTVerified, descAFTRefused, descStickyStoreDrp, descStoreCorrupt, descStoreDeleted} {
 		ch <- d
 	}
 }
@@ -125,6 +127,10 @@ func (c stickyCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAFTRefused, n, string(reason))
 	}
 	counter(descStickyStoreDrp, st.StoreDropped)
+	counter(descStoreCorrupt, st.Store.Corrupt)
+	counter(descStoreDeleted, st.Store.DeletedExpired, "expired")
+	counter(descStoreDeleted, st.Store.DeletedBad, "undecodable")
+	counter(descStoreDeleted, st.Store.DeletedMembers, "departed_member")
 }
 
 func (m *metrics) received(ft []byte) {

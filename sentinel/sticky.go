@@ -39,19 +39,23 @@ func newStickyRouter(s *Sentinel) (*stickyRouter, error) {
 		return nil, fmt.Errorf("sentinel: stickiness: %w", err)
 	}
 	if s.opts.StorageProfile == "bbolt" {
-		st, err := stickiness.OpenStore(s.opts.StoragePath, s.log)
+		// A corrupt file is moved aside (logged, counted) and a fresh store opened, so the
+		// sentinel always serves with persistence on. A file locked by another process (a
+		// second sentinel on the same path) or one we may not open is fatal: serving without
+		// the persistence the operator asked for would be silent loss.
+		st, err := stickiness.OpenStoreWith(s.opts.StoragePath, stickiness.StoreOptions{Logger: s.log, RecoverCorrupt: true})
 		if err != nil {
-			// A broken store must not keep the router down: start empty and say so.
-			s.log.Error("stickiness store unusable; starting with empty bindings", "path", s.opts.StoragePath, "err", err)
+			return nil, fmt.Errorf("sentinel: stickiness store %s: %w", s.opts.StoragePath, err)
+		}
+		r.store = st
+		if s.opts.ID == "" {
+			s.log.Warn("stickiness store in use without a fixed sentinel id (FAME_NODE_ID): client paths, and so restored session bindings, change with every start",
+				"path", s.opts.StoragePath)
+		}
+		if n, stored, err := r.table.RestoreFrom(st); err != nil {
+			s.log.Error("stickiness store unreadable; starting with empty bindings", "path", s.opts.StoragePath, "err", err)
 		} else {
-			r.store = st
-			if bs, err := st.Load(); err != nil {
-				s.log.Error("stickiness store unreadable; starting with empty bindings", "err", err)
-			} else {
-				n := r.table.Restore(bs)
-				s.log.Info("stickiness bindings restored", "restored", n, "stored", len(bs))
-			}
-			r.table.AttachStore(st)
+			s.log.Info("stickiness bindings restored", "restored", n, "stored", stored)
 		}
 	}
 	go r.sweeper()

@@ -51,6 +51,28 @@
 // A Store (bbolt) attached to the Table receives every bind/unbind through a
 // bounded queue drained by one goroutine in batches (every 100 ms or 1000
 // changes); a full queue drops and counts, the hot path never blocks or
-// touches the disk. On start the sentinel opens the store (ErrCorruptStore →
-// start empty), Restore(store.Load()), then AttachStore.
+// touches the disk.
+//
+// Opening reads the whole file once, where damage can still be answered:
+// plain reads check the meta pages, the B+trees (every page in range, typed,
+// referenced once, every element inside its page) and the freelist before
+// bbolt maps the file, because bbolt trusts its pages and loops, panics or
+// faults on a damaged one; then every key is walked (faults turned into
+// panics, panics into ErrCorruptStore) and the file is cleaned: expired
+// records, undecodable ones (after a copy of the file is kept as
+// <path>.corrupt-<UTC time>) and memberships of replicas no live binding
+// names are deleted. With StoreOptions.RecoverCorrupt a corrupt file is
+// renamed to <path>.corrupt-<UTC time>, logged and counted, and a fresh store
+// is opened; a file locked by another process (ErrStoreLocked) or one we may
+// not open is an error, never moved.
+//
+// Records leave the file when the table drops their binding (expiry, Sweep,
+// LRU eviction, unbind, PurgeReplica, which also forgets the replica's pool
+// memberships); a periodic disk sweep deletes the ones whose delete was lost
+// (full queue, failed commit), waiting TTL/2 past the stored expiry because
+// a slid expiry is re-persisted only once it lags by that much. So the record
+// count stays bounded by the table's and the file by bbolt's page reuse.
+//
+// The sentinel opens the store with RecoverCorrupt, then Table.RestoreFrom
+// (attach, Load, Restore), so LRU evictions while restoring reach the file.
 package stickiness

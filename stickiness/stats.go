@@ -17,6 +17,7 @@ type Stats struct {
 	AFTNoClientSID uint64 // verified but carrying no client_sid (nothing to bind)
 	AFTRefused     map[Reason]uint64
 	StoreDropped   uint64 // changes the store queue could not take
+	Store          StoreStats
 }
 
 // Stats collects the counters; it takes each shard lock briefly.
@@ -51,6 +52,7 @@ func (t *Table) Stats() Stats {
 	t.refusedMu.Unlock()
 	if s := t.store.Load(); s != nil {
 		st.StoreDropped = s.Dropped()
+		st.Store = s.Stats()
 	}
 	return st
 }

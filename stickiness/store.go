@@ -1,12 +1,14 @@
 package stickiness
 
 import (
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strings"
+	"os"
+	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,10 +20,12 @@ import (
 // Store errors.
 var (
 	// ErrCorruptStore: the file is not a readable bbolt database (garbage,
-	// truncated, wrong version, unreadable). The caller should log it, move
-	// the file aside and start with an empty table.
+	// truncated, wrong version or page size, damaged pages). OpenStore returns
+	// it; OpenStoreWith with RecoverCorrupt moves the file aside instead.
 	ErrCorruptStore = errors.New("stickiness: store file is corrupt or unreadable")
-	// ErrStoreLocked: another process holds the file.
+	// ErrStoreLocked: another process holds the file's lock (another sentinel
+	// on the same storage path). Never recovered from: two writers on one
+	// store is an operator error, and waiting would hang the start.
 	ErrStoreLocked = errors.New("stickiness: store file is locked by another process")
 	// ErrStoreClosed is returned by Flush after Close.
 	ErrStoreClosed = errors.New("stickiness: store closed")
@@ -33,7 +37,15 @@ const (
 	queueSize  = 1 << 16
 	batchMax   = 1000
 	flushEvery = 100 * time.Millisecond
-	lockWait   = time.Second
+	// DefaultLockTimeout is how long OpenStore waits for another process's
+	// lock on the file before failing with ErrStoreLocked.
+	DefaultLockTimeout = time.Second
+	// DefaultDiskSweep is how often the writer deletes stored records that can
+	// no longer back a live binding (see deadOnDisk). Records normally leave
+	// the file when the table drops them; the sweep catches the ones whose
+	// delete was lost (full queue, failed commit, evicted before the store
+	// was attached).
+	DefaultDiskSweep = 10 * time.Minute
 )
 
 var (
@@ -49,7 +61,9 @@ const (
 	opDelete
 	opMemberAdd
 	opMemberRemove
+	opMemberForget // every pool membership of one replica
 	opFlush
+	opSweep
 )
 
 // change is one queued mutation. It is a plain value so that queueing it on
@@ -65,89 +79,252 @@ type change struct {
 	flushed   chan struct{}
 }
 
+// StoreOptions configures OpenStoreWith. The zero value is OpenStore's
+// behaviour.
+type StoreOptions struct {
+	Logger *slog.Logger
+	// RecoverCorrupt: a corrupt file (ErrCorruptStore) is renamed to
+	// <path>.corrupt-<UTC time>, logged as an error, counted (Corrupt) and
+	// replaced by a fresh empty store, instead of failing the open.
+	RecoverCorrupt bool
+	// Now is the wall clock for record expiry and the .corrupt suffix
+	// (time.Now by default).
+	Now func() time.Time
+	// LockTimeout bounds the wait for another process's lock
+	// (DefaultLockTimeout when zero).
+	LockTimeout time.Duration
+	// DiskSweep is the period of the disk sweep (DefaultDiskSweep when zero;
+	// negative turns the periodic sweep off).
+	DiskSweep time.Duration
+}
+
 // Store persists bindings and pool membership in a bbolt file, written
 // behind by one goroutine that Close stops.
 type Store struct {
-	db    *bolt.DB
-	log   *slog.Logger
-	queue chan change
-	stop  chan struct{}
-	done  chan struct{}
+	db       *bolt.DB
+	path     string
+	log      *slog.Logger
+	now      func() time.Time
+	sweep    time.Duration
+	lockWait time.Duration
+	queue    chan change
+	stop     chan struct{}
+	done     chan struct{}
 
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
 
 	dropped, written, failed, commits atomic.Uint64
+	// corrupt counts files moved or copied aside (.corrupt-<time>);
+	// deletedExpired, deletedBad and deletedMembers count records removed
+	// from the file by Load and the disk sweep (not ordinary unbinds).
+	corrupt, deletedExpired, deletedBad, deletedMembers atomic.Uint64
+	movedAside                                          atomic.Pointer[string]
 }
 
 // OpenStore opens (or creates) the store at path and starts its writer.
 // A corrupt or unreadable file yields an error wrapping ErrCorruptStore.
 func OpenStore(path string, log *slog.Logger) (*Store, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return OpenStoreWith(path, StoreOptions{Logger: log})
+}
+
+// OpenStoreWith opens (or creates, with its directory) the store at path and
+// starts its writer. Errors: ErrStoreLocked when another process holds the
+// file; ErrCorruptStore for a damaged file unless o.RecoverCorrupt; any other
+// error (permissions, a directory in the way, I/O) is returned wrapped as is,
+// since moving a file we cannot read as the wrong user would destroy it.
+func OpenStoreWith(path string, o StoreOptions) (*Store, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := openBolt(path)
-	if err != nil {
-		return nil, err
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	if err := initBuckets(db); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptStore, path, err)
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.DiskSweep == 0 {
+		o.DiskSweep = DefaultDiskSweep
 	}
 	s := &Store{
-		db:    db,
-		log:   log.With("component", "stickiness-store", "path", path),
-		queue: make(chan change, queueSize),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		path:     path,
+		log:      o.Logger.With("component", "stickiness-store", "path", path),
+		now:      o.Now,
+		sweep:    o.DiskSweep,
+		lockWait: o.LockTimeout,
+		queue:    make(chan change, queueSize),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	if err := preflight(path); err != nil {
+		return nil, err
+	}
+	err := s.open()
+	if errors.Is(err, ErrCorruptStore) && o.RecoverCorrupt {
+		cause := err
+		moved, mvErr := moveAside(path, o.Now())
+		if mvErr != nil {
+			return nil, fmt.Errorf("%w; moving it aside failed: %w", cause, mvErr)
+		}
+		s.log.Error("stickiness store is corrupt; moved it aside and started an empty one",
+			"moved_to", moved, "err", cause)
+		s.corrupt.Add(1)
+		s.movedAside.Store(&moved)
+		err = s.open()
+	}
+	if err != nil {
+		return nil, err
 	}
 	go s.run()
 	return s, nil
 }
 
-func openBolt(path string) (db *bolt.DB, err error) {
-	// bbolt can panic on a damaged file instead of returning an error.
+// open opens and verifies the file, then cleans it (see clean): everything
+// that reads the whole file happens here, where damage can still be
+// answered by moving the file aside.
+func (s *Store) open() error {
+	db, err := openBolt(s.path, s.lockWait)
+	if err != nil {
+		return err
+	}
+	s.db = db
+	if err := s.clean(); err != nil {
+		_ = db.Close()
+		s.db = nil
+		if errors.Is(err, ErrCorruptStore) {
+			return err
+		}
+		return fmt.Errorf("%w: %s: cleaning: %w", ErrCorruptStore, s.path, err)
+	}
+	return nil
+}
+
+// preflight creates the directory and refuses what is not a regular file we
+// may read and write: those are configuration errors, not corruption.
+func preflight(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("stickiness: store directory: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stickiness: store %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("stickiness: store %s is not a regular file (%s)", path, fi.Mode().Type())
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("stickiness: store %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// moveAside renames a corrupt file to <path>.corrupt-<UTC time>, keeping it
+// for inspection.
+func moveAside(path string, now time.Time) (string, error) {
+	to := path + ".corrupt-" + now.UTC().Format("20060102T150405.000000000Z")
+	if err := os.Rename(path, to); err != nil {
+		return "", err
+	}
+	return to, nil
+}
+
+// openBolt opens the file and proves it readable before anyone relies on it:
+// bbolt trusts its pages and may panic, or fault on a page past the end of a
+// truncated file, instead of returning an error, so the open and a full walk
+// run here with faults turned into panics and panics into ErrCorruptStore.
+func openBolt(path string, lockWait time.Duration) (db *bolt.DB, err error) {
+	if err := precheck(path); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("stickiness: open store: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptStore, path, err)
+	}
+	var file *os.File
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			} else if file != nil {
+				// A panic inside bolt.Open leaves the file open, mapped and locked;
+				// closing it is all we can do (precheck keeps the known ones out).
+				_ = file.Close()
+			}
 			db, err = nil, fmt.Errorf("%w: %s: %v", ErrCorruptStore, path, r)
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			file = f
+			return f, err
+		}})
+	var pe *fs.PathError
 	switch {
 	case err == nil:
-		return db, nil
 	case errors.Is(err, bolterrors.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s", ErrStoreLocked, path)
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("stickiness: open store %s: %w", path, err)
+		return nil, fmt.Errorf("%w: %s (gave up after %v; is another sentinel using it?)", ErrStoreLocked, path, lockWait)
+	case errors.As(err, &pe):
+		return nil, fmt.Errorf("stickiness: open store: %w", err)
 	default:
 		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptStore, path, err)
 	}
+	if err := verify(db, file); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorruptStore, path, err)
+	}
+	return db, nil
 }
 
-// initBuckets creates the buckets and walks every page once, so that damage
-// is found now, as ErrCorruptStore, rather than as a panic later.
-func initBuckets(db *bolt.DB) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("reading pages: %v", r)
-		}
-	}()
-	if err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketChannels, bucketMembers} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+// touchSink keeps verify's reads of stored values from being optimised away.
+var touchSink byte
+
+// verify checks that the file holds every page its meta page claims, creates
+// the buckets and walks every key once, so that damage is found now rather
+// than as a panic on the writer goroutine later. The caller turns faults into
+// panics and recovers them.
+func verify(db *bolt.DB, file *os.File) error {
+	fi, err := file.Stat()
+	if err != nil {
+		return err
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > fi.Size() {
+			return fmt.Errorf("truncated: %d bytes, meta page claims %d", fi.Size(), tx.Size())
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	return db.View(func(tx *bolt.Tx) error {
+	if err := db.View(func(tx *bolt.Tx) error {
 		return tx.ForEach(func(_ []byte, b *bolt.Bucket) error {
-			return b.ForEach(func(_, _ []byte) error { return nil })
+			c := b.Cursor()
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				// Touch both ends of every key and value: a length or offset
+				// that points outside the file faults here, not in a later write.
+				touchSink += k[0] + k[len(k)-1]
+				if len(v) > 0 {
+					touchSink += v[0] + v[len(v)-1]
+				}
+			}
+			return nil
 		})
+	}); err != nil {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSessions, bucketChannels, bucketMembers} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("bucket %s: %w", b, err)
+			}
+		}
+		return nil
 	})
 }
 
@@ -175,19 +352,59 @@ func (s *Store) RemoveMember(pool, replica string) {
 	s.enqueue(change{op: opMemberRemove, key: pool, replica: replica})
 }
 
+// ForgetReplica deletes every stored pool membership of replica (it is gone
+// from all its pools; Table.PurgeReplica calls it).
+func (s *Store) ForgetReplica(replica string) {
+	s.enqueue(change{op: opMemberForget, replica: replica})
+}
+
 // Dropped is the number of changes lost to a full queue or a closed store.
 func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 
 // Written is the number of changes committed to the file.
 func (s *Store) Written() uint64 { return s.written.Load() }
 
+// Corrupt is the number of corrupt files set aside: 1 when the file was moved
+// aside at open, plus one per Load that found undecodable records.
+func (s *Store) Corrupt() uint64 { return s.corrupt.Load() }
+
+// MovedAside is where the corrupt file found at open was moved ("" if none).
+func (s *Store) MovedAside() string {
+	if p := s.movedAside.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// StoreStats are the store's counters.
+type StoreStats struct {
+	Dropped        uint64 // changes the queue could not take
+	Failed         uint64 // changes lost to a failed commit
+	Corrupt        uint64 // corrupt files set aside
+	DeletedExpired uint64 // expired records deleted by Load and the disk sweep
+	DeletedBad     uint64 // undecodable records deleted by Load and the disk sweep
+	DeletedMembers uint64 // memberships of departed replicas deleted
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() StoreStats {
+	return StoreStats{Dropped: s.dropped.Load(), Failed: s.failed.Load(), Corrupt: s.corrupt.Load(),
+		DeletedExpired: s.deletedExpired.Load(), DeletedBad: s.deletedBad.Load(), DeletedMembers: s.deletedMembers.Load()}
+}
+
 // Flush waits until every change queued before it is committed. It blocks;
 // never call it on a hot path.
-func (s *Store) Flush() error {
+func (s *Store) Flush() error { return s.barrier(opFlush) }
+
+// SweepDisk runs the disk sweep now and waits for it (the writer also runs it
+// every StoreOptions.DiskSweep).
+func (s *Store) SweepDisk() error { return s.barrier(opSweep) }
+
+func (s *Store) barrier(op opKind) error {
 	if s.closed.Load() {
 		return ErrStoreClosed
 	}
-	c := change{op: opFlush, flushed: make(chan struct{})}
+	c := change{op: op, flushed: make(chan struct{})}
 	select {
 	case s.queue <- c:
 	case <-s.done:
@@ -214,12 +431,26 @@ func (s *Store) Close() error {
 
 func (s *Store) run() {
 	defer close(s.done)
+	// A page damaged after the open checks must cost a batch, not the process.
+	debug.SetPanicOnFault(true)
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	var sweepC <-chan time.Time
+	if s.sweep > 0 {
+		sweep := time.NewTicker(s.sweep)
+		defer sweep.Stop()
+		sweepC = sweep.C
+	}
 	batch := make([]change, 0, batchMax)
 	take := func(c change) {
-		if c.op == opFlush {
+		switch c.op {
+		case opFlush:
 			batch = s.commit(batch)
+			close(c.flushed)
+			return
+		case opSweep:
+			batch = s.commit(batch)
+			s.sweepDisk()
 			close(c.flushed)
 			return
 		}
@@ -234,6 +465,9 @@ func (s *Store) run() {
 			take(c)
 		case <-tick.C:
 			batch = s.commit(batch)
+		case <-sweepC:
+			batch = s.commit(batch)
+			s.sweepDisk()
 		case <-s.stop:
 			for {
 				select {
@@ -248,14 +482,26 @@ func (s *Store) run() {
 	}
 }
 
+// update runs fn in a write transaction; a bbolt panic (damaged page) is
+// returned as an error wrapping ErrCorruptStore.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorruptStore, s.path, r)
+		}
+	}()
+	return s.db.Update(fn)
+}
+
 // commit writes batch in one transaction and returns it emptied.
 func (s *Store) commit(batch []change) []change {
 	if len(batch) == 0 {
 		return batch
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		for i := range batch {
-			if err := apply(tx, &batch[i]); err != nil {
+			if err := s.apply(tx, &batch[i]); err != nil {
 				return err
 			}
 		}
@@ -272,7 +518,7 @@ func (s *Store) commit(batch []change) []change {
 	return batch[:0]
 }
 
-func apply(tx *bolt.Tx, c *change) error {
+func (s *Store) apply(tx *bolt.Tx, c *change) error {
 	switch c.op {
 	case opPut, opDelete:
 		bk := tx.Bucket(bucketSessions)
@@ -286,7 +532,7 @@ func apply(tx *bolt.Tx, c *change) error {
 		if c.kind == kindChannel {
 			b.ChannelID = c.key
 		}
-		v, err := json.Marshal(b)
+		v, err := encodeRecord(b)
 		if err != nil {
 			return err
 		}
@@ -295,70 +541,37 @@ func apply(tx *bolt.Tx, c *change) error {
 		return tx.Bucket(bucketMembers).Put(memberKey(c.key, c.replica), nil)
 	case opMemberRemove:
 		return tx.Bucket(bucketMembers).Delete(memberKey(c.key, c.replica))
+	case opMemberForget:
+		n, err := deleteKeys(tx.Bucket(bucketMembers), func(k, _ []byte) bool {
+			_, r, ok := parseMemberKey(k)
+			return ok && r == c.replica
+		})
+		s.deletedMembers.Add(uint64(n))
+		return err
 	}
 	return nil
 }
 
-// memberKey joins pool and replica with NUL, which neither contains.
-func memberKey(pool, replica string) []byte { return []byte(pool + "\x00" + replica) }
-
-// Load reads every stored binding (sessions, then channels). Entries that do
-// not decode are skipped and logged, not fatal: one bad record must not cost
-// all the others.
-func (s *Store) Load() (out []Binding, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("%w: %v", ErrCorruptStore, r)
-		}
-	}()
-	bad := 0
-	err = s.db.View(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketSessions, bucketChannels} {
-			err := tx.Bucket(name).ForEach(func(k, v []byte) error {
-				var b Binding
-				if json.Unmarshal(v, &b) != nil || b.Replica == "" {
-					bad++
-					return nil
-				}
-				if string(name) == string(bucketChannels) {
-					b.ChannelID = string(k)
-				} else {
-					b.ClientSID = string(k)
-				}
-				out = append(out, b)
-				return nil
-			})
-			if err != nil {
-				return err
-			}
+// deleteKeys deletes every key of bk that dead selects and returns how many.
+// Keys are collected first: bbolt cursors must not be moved across deletes.
+func deleteKeys(bk *bolt.Bucket, dead func(k, v []byte) bool) (int, error) {
+	var keys [][]byte
+	if err := bk.ForEach(func(k, v []byte) error {
+		if dead(k, v) {
+			keys = append(keys, bytes.Clone(k))
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stickiness: load bindings: %w", err)
+	}); err != nil {
+		return 0, err
 	}
-	if bad > 0 {
-		s.log.Warn("skipped undecodable bindings", "count", bad)
+	for _, k := range keys {
+		err := bk.Delete(k)
+		if errors.Is(err, bolterrors.ErrIncompatibleValue) {
+			err = bk.DeleteBucket(k) // a nested bucket where a record belongs
+		}
+		if err != nil {
+			return 0, err
+		}
 	}
-	return out, nil
-}
-
-// Members returns the committed pool membership (pool → replicas, sorted).
-// Queued changes are not visible until committed; call Flush first if that
-// matters.
-func (s *Store) Members() (map[string][]string, error) {
-	out := map[string][]string{}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMembers).ForEach(func(k, _ []byte) error {
-			pool, replica, ok := strings.Cut(string(k), "\x00")
-			if ok {
-				out[pool] = append(out[pool], replica)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("stickiness: load members: %w", err)
-	}
-	return out, nil
+	return len(keys), nil
 }

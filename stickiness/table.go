@@ -77,6 +77,20 @@ func (t *Table) Config() Config { return t.cfg }
 // detaches). Changes are queued, never written on the caller's goroutine.
 func (t *Table) AttachStore(s *Store) { t.store.Store(s) }
 
+// RestoreFrom attaches s and restores what it holds (Store.Load, which also
+// deletes expired and undecodable records from the file). The store is
+// attached first so that bindings the LRU bound evicts while restoring are
+// deleted from the file too. It returns how many bindings were restored and
+// how many were stored.
+func (t *Table) RestoreFrom(s *Store) (restored, stored int, err error) {
+	t.AttachStore(s)
+	bs, err := s.Load()
+	if err != nil {
+		return 0, 0, err
+	}
+	return t.Restore(bs), len(bs), nil
+}
+
 // promoteEvery is the LRU recency granularity of Lookup.
 const promoteEvery = int64(time.Second)
 
@@ -259,7 +273,12 @@ func (t *Table) unbind(ss *shardSet, key string) {
 // SecureClose{cid} for each lost channel. Cost is O(bindings of that
 // replica), one lock round per shard. Bindings made to replica after the
 // purge are kept: the caller must take the replica out of its pools first.
+// An attached store deletes the purged bindings and every stored pool
+// membership of replica.
 func (t *Table) PurgeReplica(replica string) []Lost {
+	if st := t.store.Load(); st != nil && replica != "" {
+		st.ForgetReplica(replica)
+	}
 	set := t.idx.take(unique.Make(replica))
 	if set == nil {
 		return nil
