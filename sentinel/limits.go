@@ -358,3 +358,9 @@ func limitMessage(c *conn, which string) string {
 	}
 	return "limit exceeded: " + which
 }
+
+func (c *conn) pendingLen() int {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return len(c.pending)
+}

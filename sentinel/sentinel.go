@@ -426,13 +426,15 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		Rx       uint64    `json:"received"`
 		Tx       uint64    `json:"sent"`
 		Queue    int       `json:"queued"`
+		QBytes   int64     `json:"queuedBytes"`
+		Pending  int       `json:"pending"`
 		Sessions int64     `json:"stickySessions"`
 	}
 	var peers []peer
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
 	for _, c := range s.routes.attached() {
-		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), int64(s.sticky.sessionsOn(c))})
+		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
