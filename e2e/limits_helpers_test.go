@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"runtime/metrics"
@@ -65,7 +66,8 @@ func dialStatus(t *testing.T, f *fabric, id string) (int, string) {
 	if resp == nil {
 		t.Fatalf("dial %s: %v", id, err)
 	}
-	return resp.StatusCode, err.Error()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // memSampler records the peak of the live Go heap (after each GC) and of the process RSS while

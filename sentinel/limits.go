@@ -288,6 +288,8 @@ func overloadReason(why, dest string) string {
 		return "OVERLOADED: this sender holds its share of the send queue of " + dest
 	case limitGlobalQueue:
 		return "OVERLOADED: the sentinel's send queues are full"
+	case limitPending:
+		return "OVERLOADED: " + dest + " has too many requests open"
 	}
 	return "OVERLOADED: the send queue of " + dest + " is full"
 }
