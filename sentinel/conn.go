@@ -57,9 +57,10 @@ type conn struct {
 	pendMu  sync.Mutex
 	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply (or its stream's end)
 
-	held        heldLimits   // routes, capabilities and keys this connection holds (limits.go); reader goroutine only
-	keysHeld    atomic.Int32 // keys registered for this connection (seclayer)
-	lastRefusal atomic.Int64 // unix nanos of the last logged limit refusal (log rate)
+	held        heldLimits    // routes, capabilities and keys this connection holds (limits.go); reader goroutine only
+	keysHeld    atomic.Int32  // keys registered for this connection (seclayer)
+	lastRefusal atomic.Int64  // unix nanos of the last logged limit refusal (log rate)
+	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
 	pingOnce   sync.Once

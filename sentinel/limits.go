@@ -366,3 +366,29 @@ func (c *conn) pendingLen() int {
 	defer c.pendMu.Unlock()
 	return len(c.pending)
 }
+
+// maxPause bounds the back-off of a sender whose envelopes are refused.
+const maxPause = 64 * time.Millisecond
+
+// throttle back-pressures a sender whose envelope a full queue refused: its reader goroutine
+// (the caller) waits before reading on, 1 ms after the first refusal, doubling up to maxPause
+// while refusals continue, so that TCP pushes back on the sender and its flood costs the
+// sentinel neither memory nor CPU. Only this sender waits; its next accepted envelope resets
+// the back-off. Responses are not throttled: a replica answering one slow client must not
+// answer its other clients late.
+func (c *conn) throttle(h *envelope.Header) {
+	if isReplyFrame(h) && !h.RType.Has(envelope.RTypeReply) && !h.RType.Has(envelope.RTypeStream) {
+		return
+	}
+	if c.pause == 0 {
+		c.pause = time.Millisecond
+	} else if c.pause < maxPause {
+		c.pause *= 2
+	}
+	t := time.NewTimer(c.pause)
+	select {
+	case <-t.C:
+	case <-c.done:
+		t.Stop()
+	}
+}

@@ -40,8 +40,10 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 			return
 		}
 		s.nackOverloaded(src, h, dest, overloadReason(why, string(dest)))
+		src.throttle(h)
 		return
 	}
+	src.pause = 0
 	s.metrics.routed(h.FrameType)
 }
 
@@ -133,6 +135,7 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 			return
 		}
 		s.nackOverloaded(src, h, nil, overloadReason(why, dst.systemID))
+		src.throttle(h)
 		return
 	}
 	s.metrics.routed(h.FrameType)
