@@ -366,6 +366,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeWhy.Store(reason)
 		close(c.done)
+		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
 		c.s.detach(c, reason)
 		if len(reason) > 120 {
 			reason = reason[:120]

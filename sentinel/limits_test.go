@@ -10,7 +10,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 )
 
-// offlineConns builds a sentinel with socket-less connections: nothing drains their queues
+// offlineSentinel builds a sentinel with socket-less connections: nothing drains their queues
 // unless the test does.
 func offlineSentinel(t *testing.T, env map[string]string) *Sentinel {
 	t.Helper()
@@ -19,6 +19,7 @@ func offlineSentinel(t *testing.T, env map[string]string) *Sentinel {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opts.IdleTimeout = 0 // no sweeper: it would close these socket-less connections
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
