@@ -48,8 +48,13 @@ const (
 	queueClosed = "closed"
 )
 
-// minRing is the first allocation of a ring; it doubles from there up to the envelope bound.
-const minRing = 16
+// minRing is the first allocation of a ring; it doubles from there up to the envelope bound. A
+// drained ring of up to keepRing slots (4 KB) is kept, so that steady traffic does not
+// reallocate it burst after burst.
+const (
+	minRing  = 16
+	keepRing = 256
+)
 
 func newSendQueue(global *atomic.Int64, max queueLimits) *sendQueue {
 	return &sendQueue{wake: make(chan struct{}, 1), global: global, max: max}
@@ -137,8 +142,8 @@ func (q *sendQueue) take(dst []queued, maxN int, maxBytes int) []queued {
 	}
 	if q.n == 0 {
 		q.head = 0
-		if len(q.ring) > 4*minRing {
-			q.ring = nil // a burst is over: give its ring back
+		if len(q.ring) > keepRing {
+			q.ring = nil // a big burst is over: give its ring back
 		}
 	}
 	q.mu.Unlock()
