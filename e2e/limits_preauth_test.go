@@ -56,7 +56,11 @@ func TestPreAuthConnectionCost(t *testing.T) {
 	// The old fixed 4,096-slot queue alone was 32 KB, plus a writer goroutine (64 KB in all
 	// measured this way). What is left (about 27 KB) is the reader goroutine's stack and the
 	// HTTP/WebSocket buffers.
-	if per > 32<<10 {
+	bound := 32 << 10
+	if raceEnabled {
+		bound = 48 << 10 // race-instrumented stacks and allocations are larger (35 KB measured)
+	}
+	if per > float64(bound) {
 		t.Fatalf("an unauthenticated connection holds %.1f KB", per/1024)
 	}
 	f.startReplica("victim", "fame.fabric", nil, nil)
