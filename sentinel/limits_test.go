@@ -1,6 +1,8 @@
 package sentinel
 
 import (
+	"context"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -8,6 +10,7 @@ import (
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/syncbuf"
 )
 
 // offlineSentinel builds a sentinel with socket-less connections: nothing drains their queues
@@ -206,5 +209,37 @@ func TestLimitOptions(t *testing.T) {
 		if _, err := LoadOptions("", get(bad)); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+func TestStoreWithoutNodeIDWarns(t *testing.T) {
+	get := func(k string) (string, bool) {
+		if k == "FAME_STORAGE_PATH" {
+			return t.TempDir() + "/bindings.db", true
+		}
+		return "", false
+	}
+	opts, err := LoadOptions("", config.Getenv(get))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncbuf.Buffer{}
+	s, err := New(opts, WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown(context.Background()) // lets go of the store file
+	if !strings.Contains(logs.String(), "restored bindings cannot match") {
+		t.Fatalf("no warning about the missing node id:\n%s", logs.String())
+	}
+	opts.ID = "fixed"
+	logs2 := &syncbuf.Buffer{}
+	s2, err := New(opts, WithLogger(slog.New(slog.NewTextHandler(logs2, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Shutdown(context.Background())
+	if strings.Contains(logs2.String(), "restored bindings cannot match") {
+		t.Fatal("warned although the node id is fixed")
 	}
 }
