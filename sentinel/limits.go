@@ -118,7 +118,10 @@ func (o *Options) validateLimits() []string {
 			p = append(p, fmt.Sprintf("limits.%s %d must be positive", field, v))
 		}
 	}
-	positive("send_queue_bytes", o.SendQueueBytes)
+	if o.SendQueueBytes < 2*envelope.MaxMessageSize {
+		// One sender may hold half a queue: a largest envelope must fit in that half.
+		p = append(p, fmt.Sprintf("limits.send_queue_bytes %d is below %d (twice the largest envelope)", o.SendQueueBytes, 2*envelope.MaxMessageSize))
+	}
 	positive("global_queue_bytes", o.GlobalQueueBytes)
 	positive("max_routes", int64(o.MaxRoutes))
 	positive("max_capabilities", int64(o.MaxCapabilities))

@@ -75,14 +75,14 @@ func queuedFrames(t *testing.T, c *conn) []*envelope.Envelope {
 // OVERLOADED for its own envelopes; the replica stays attached and another sender's request
 // still goes through.
 func TestFloodingSenderIsNackedNotTheDestination(t *testing.T) {
-	s := offlineSentinel(t, map[string]string{"FAME_SEND_QUEUE_BYTES": "65536"})
+	s := offlineSentinel(t, map[string]string{"FAME_SEND_QUEUE_BYTES": "1048576"})
 	replica, flooder, innocent := offlineConn(s, "replica"), offlineConn(s, "flooder"), offlineConn(s, "innocent")
 	a, _ := envelope.ParseAddress("math@fame.fabric")
 	s.routes.bind(replica, a)
 
 	refusedAt := -1
 	for i := 0; i < 100; i++ {
-		msg, h := request(t, flooder, "math@fame.fabric", 4000)
+		msg, h := request(t, flooder, "math@fame.fabric", 64000)
 		s.dispatch(flooder, msg, h)
 		if fr := queuedFrames(t, flooder); len(fr) > 0 {
 			refusedAt = i
@@ -95,15 +95,15 @@ func TestFloodingSenderIsNackedNotTheDestination(t *testing.T) {
 		}
 	}
 	if refusedAt < 0 {
-		t.Fatal("100 requests of 4 KB into a 64 KB queue were all accepted")
+		t.Fatal("100 requests of 64 KB into a 1 MiB queue were all accepted")
 	}
-	if held := replica.q.queuedBytes(); held > 32<<10 {
-		t.Fatalf("one sender holds %d bytes of a 64 KB queue, more than its half", held)
+	if held := replica.q.queuedBytes(); held > 512<<10 {
+		t.Fatalf("one sender holds %d bytes of a 1 MiB queue, more than its half", held)
 	}
 	if replica.closed() {
 		t.Fatal("the destination was disconnected because a sender flooded it")
 	}
-	msg, h := request(t, innocent, "math@fame.fabric", 4000)
+	msg, h := request(t, innocent, "math@fame.fabric", 64000)
 	s.dispatch(innocent, msg, h)
 	if fr := queuedFrames(t, innocent); len(fr) != 0 {
 		t.Fatalf("innocent sender refused: %s", fr[0].Frame)
@@ -203,7 +203,7 @@ func TestLimitOptions(t *testing.T) {
 	}
 
 	for _, bad := range []map[string]string{
-		{"FAME_MAX_ROUTES": "-1"}, {"FAME_MAX_PENDING": "x"}, {"FAME_ATTACH_RATE": "0"},
+		{"FAME_MAX_ROUTES": "-1"}, {"FAME_SEND_QUEUE_BYTES": "65536"}, {"FAME_MAX_PENDING": "x"}, {"FAME_ATTACH_RATE": "0"},
 		{"FAME_ADMIN_TOKEN": "short"}, {"FAME_ATTACH_RATE_LOOPBACK": "maybe"},
 	} {
 		if _, err := LoadOptions("", get(bad)); err == nil {
