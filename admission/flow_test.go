@@ -69,6 +69,10 @@ func TestAdmissionFlow(t *testing.T) {
 		"FAME_WELCOME_TARGET_SYSTEM_ID": sentinel, "FAME_WELCOME_ATTACH_URL": "ws://sentinel/fame/v1/attach/ws/downstream",
 		"FAME_CA_SERVICE_URL": cSrv.URL + "/fame/v1/ca", "FAME_WELCOME_ISSUER": wSrv.URL + "/fame/welcome",
 		"FAME_CA_TRUSTED_ISSUER": wSrv.URL + "/fame/welcome", "FAME_CA_DIR": t.TempDir(),
+		// Two clients, as in the compose stack: c1 is the replicas', c2 a
+		// plain client with random ids and no logicals.
+		"FAME_OAUTH2_CLIENTS": "c2:s2",
+		"FAME_WELCOME_GRANTS": "sub=c1 system_ids=r1node,r2node logicals=*.fame.fabric; sub=c2 system_ids=*",
 	}
 	getenv := func(k string) string { return env[k] }
 
@@ -98,21 +102,44 @@ func TestAdmissionFlow(t *testing.T) {
 	ch.h = caSrv
 
 	// 1. client credentials
-	resp, err := http.PostForm(oSrv.URL+oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"},
-		"client_id": {"c1"}, "client_secret": {"s1"}, "scope": {"node.connect"}, "audience": {"fame.fabric"}})
-	if err != nil {
-		t.Fatal(err)
+	accessToken := func(id, secret string) string {
+		resp, err := http.PostForm(oSrv.URL+oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"},
+			"client_id": {id}, "client_secret": {secret}, "scope": {"node.connect"}, "audience": {"fame.fabric"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tr struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tr)
+		return tr.AccessToken
 	}
-	var tr struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&tr)
-	resp.Body.Close()
+	replicaTok, clientTok := accessToken("c1", "s1"), accessToken("c2", "s2")
 
-	// 2. hello → welcome
+	// 2. hello → welcome; the plain client's token cannot get the replica's
+	// placement nor its logicals.
+	for _, h := range []*envelope.NodeHello{
+		{SystemID: "r1node", InstanceID: "inst1"},
+		{SystemID: "c-123", InstanceID: "inst1", Logicals: []string{"*.fame.fabric"}},
+	} {
+		e, _ := envelope.New(h)
+		b, _ := e.Marshal()
+		req, _ := http.NewRequest(http.MethodPost, wSrv.URL+welcome.HelloPath, strings.NewReader(string(b)))
+		req.Header.Set("Authorization", "Bearer "+clientTok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rb, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(rb), "_not_granted") {
+			t.Fatalf("client hello %+v: %d %s", h, resp.StatusCode, rb)
+		}
+	}
 	hello, _ := envelope.New(&envelope.NodeHello{SystemID: "r1node", InstanceID: "inst1", Logicals: []string{"*.fame.fabric"}})
 	hb, _ := hello.Marshal()
-	wb := postJSON(t, wSrv.URL+welcome.HelloPath, tr.AccessToken, hb)
+	wb := postJSON(t, wSrv.URL+welcome.HelloPath, replicaTok, hb)
 	we, err := envelope.Decode(wb)
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,10 @@ import (
 
 const (
 	stackSentinelID = "Cb8WVCC4ML5RsFM"
-	stackClient     = "client-abc123"
+	stackClient     = "client-abc123" // the math client's OAuth2 client: random ids, no logicals
 	stackSecret     = "s-secret123"
+	stackReplicas   = "math-replicas" // the replicas' OAuth2 client: ids math-*, the math domain
+	stackRepSecret  = "s-replicas456"
 	stackAudience   = "fame.fabric"
 	stackIssuer     = "https://welcome/fame/welcome"
 )
@@ -39,7 +41,9 @@ const (
 type fullStack struct {
 	sentinel *sentinel.Sentinel
 	caRoot   string // PEM, FAME_CA_CERTS of every party
-	nodeEnv  map[string]string
+	nodeEnv  map[string]string // the math client's environment
+	repEnv   map[string]string // the replicas' (their own OAuth2 client)
+	welcome  *welcome.Service
 	tokens   atomic.Int64 // POSTs to each service
 	hellos   atomic.Int64
 	signs    atomic.Int64
@@ -106,7 +110,8 @@ func newFullStack(t *testing.T, ttl time.Duration, useTLS bool) *fullStack {
 		t.Fatal(err)
 	}
 	osrv, err := oauth2.New(oauth2.Config{Issuer: oSrv.URL, Audience: stackAudience,
-		Clients: []oauth2.Client{{ID: stackClient, Secret: stackSecret}}, TokenTTL: ttl, Key: oKey})
+		Clients: []oauth2.Client{{ID: stackClient, Secret: stackSecret}, {ID: stackReplicas, Secret: stackRepSecret}},
+		TokenTTL: ttl, Key: oKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +129,15 @@ func newFullStack(t *testing.T, ttl time.Duration, useTLS bool) *fullStack {
 	wsURL := "ws" + strings.TrimPrefix(sSrv.URL, "http") + "/fame/v1/attach/ws/downstream"
 	wsvc, err := welcome.New(welcome.Config{TargetSystemID: stackSentinelID, AttachURL: wsURL,
 		CAServiceURL: cSrv.URL + "/fame/v1/ca", Issuer: stackIssuer, TicketTTL: ttl, WelcomeTTL: ttl,
-		AllowedLogicals: []string{"*.fame.fabric", "fame.fabric", "*"}, Verifier: bearer, Key: wKey, Logger: quiet()})
+		Verifier: bearer, Key: wKey, Logger: quiet(), Grants: []welcome.ClientGrant{
+			{Subject: stackReplicas, SystemIDs: []string{"math-*"}, Logicals: []string{"*.fame.fabric", "fame.fabric"}},
+			{Subject: stackClient, SystemIDs: []string{"*"}},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wh.set(wsvc)
+	fs.welcome = wsvc
 
 	grants, err := token.NewVerifier(token.Config{Keys: token.StaticKeys{wKey.Kid: wKey.Public()}, Issuer: stackIssuer,
 		Audience: ticket.AudienceCA, Leeway: time.Millisecond})
@@ -177,6 +186,11 @@ func newFullStack(t *testing.T, ttl time.Duration, useTLS bool) *fullStack {
 		"FAME_JWT_AUDIENCE":            stackAudience,
 		"FAME_CA_CERTS":                fs.caRoot,
 	}
+	fs.repEnv = map[string]string{}
+	for k, v := range fs.nodeEnv {
+		fs.repEnv[k] = v
+	}
+	fs.repEnv["FAME_ADMISSION_CLIENT_ID"], fs.repEnv["FAME_ADMISSION_CLIENT_SECRET"] = stackReplicas, stackRepSecret
 	return fs
 }
 
@@ -194,7 +208,11 @@ func (fs *fullStack) nodeConfig(logicals []string, show io.Writer) node.Config {
 // startReplica attaches a math replica (pool *.fame.fabric) answering whoami with name.
 func (fs *fullStack) startReplica(t *testing.T, ctx context.Context, name string, show io.Writer) *node.Node {
 	t.Helper()
-	n, err := node.Connect(ctx, fs.nodeConfig([]string{"*.fame.fabric"}, show))
+	cfg := fs.nodeConfig([]string{"*.fame.fabric"}, show)
+	env := fs.repEnv
+	cfg.AdmissionEnv = func(k string) string { return env[k] }
+	cfg.SystemID = "math-" + name
+	n, err := node.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatalf("replica %s: %v", name, err)
 	}

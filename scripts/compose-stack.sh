@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # compose-stack.sh — drive the docker compose deployment in compose/ (see compose/README.md).
 #
-#   compose-stack.sh init          generate compose/.secrets once (CA via `fame ca init`, HTTPS
-#                                  certificates of oauth2/welcome/ca, OAuth2 client)
+#   compose-stack.sh init          generate compose/.secrets once (CA via `fame ca init`, TLS
+#                                  certificates of oauth2/welcome/ca/sentinel, the OAuth2 clients
+#                                  of the replicas and of the math client)
 #   compose-stack.sh image         build the FROM-scratch image from $BIN (default bin/)
 #   compose-stack.sh start         init + image + `compose up -d`, wait until every service is healthy
 #   compose-stack.sh run [ARGS]    the math client (math-client ARGS, default -whoami 1) as a one-off
@@ -84,29 +85,44 @@ cmd_init() {
   fi
   # The root certificate is public; nodes mount it read-only as their trust anchor.
   chmod 644 "$SECRETS/ca/root-ca.crt" "$SECRETS/ca/intermediate-chain.crt" "$SECRETS/ca/complete-chain.crt" 2>/dev/null || true
-  # HTTPS certificates for the admission services, from the stack CA (90 days; renewed by a
-  # start once a month). Each service mounts only its own key; clients trust root-ca.crt.
+  # TLS certificates for the admission services and the sentinel (wss), from the stack CA
+  # (90 days; renewed by a start once a month). Each service mounts only its own key; clients
+  # trust root-ca.crt.
   local svc
-  for svc in oauth2 welcome ca; do
+  for svc in oauth2 welcome ca sentinel; do
     if [ ! -s "$SECRETS/tls/$svc.crt" ] || [ ! -s "$SECRETS/tls/$svc.key" ] ||
       [ -n "$(find "$SECRETS/tls/$svc.crt" -mtime +30 2>/dev/null)" ]; then
       "$BIN/fame" ca server-cert -dir "$SECRETS/ca" -dns "$svc,localhost,127.0.0.1" -out "$SECRETS/tls/$svc" >/dev/null
       log "issued the HTTPS certificate of $svc (compose/.secrets/tls/$svc.crt)"
     fi
   done
-  if [ ! -s "$SECRETS/oauth2-client.env" ]; then
-    local id secret
-    id=client-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    secret=s-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  # Two OAuth2 clients: the replicas' and the math client's, each with its own secret, so the
+  # client's credential cannot be presented as a replica's. The ids are fixed because the
+  # welcome service's grants (env/welcome.env) name them; only the secrets are generated.
+  if [ ! -s "$SECRETS/oauth2-clients.env" ] || [ ! -s "$SECRETS/replica-client.env" ] ||
+    [ ! -s "$SECRETS/math-client.env" ]; then
+    local rs cs
+    rs=s-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    cs=s-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     {
-      echo "# Dev OAuth2 client (generated; never commit). The server and the nodes share it."
-      echo "FAME_JWT_CLIENT_ID=$id"
-      echo "FAME_JWT_CLIENT_SECRET=$secret"
-      echo "FAME_ADMISSION_CLIENT_ID=$id"
-      echo "FAME_ADMISSION_CLIENT_SECRET=$secret"
-    } >"$SECRETS/oauth2-client.env"
-    log "generated OAuth2 client $id in compose/.secrets/oauth2-client.env"
+      echo "# Dev OAuth2 clients (generated; never commit): mounted only by the oauth2 service."
+      echo "FAME_OAUTH2_CLIENTS=math-replicas:$rs,math-client:$cs"
+    } >"$SECRETS/oauth2-clients.env"
+    {
+      echo "# The replicas' OAuth2 client (generated; never commit)."
+      echo "FAME_ADMISSION_CLIENT_ID=math-replicas"
+      echo "FAME_ADMISSION_CLIENT_SECRET=$rs"
+    } >"$SECRETS/replica-client.env"
+    {
+      echo "# The math client's OAuth2 client (generated; never commit)."
+      echo "FAME_ADMISSION_CLIENT_ID=math-client"
+      echo "FAME_ADMISSION_CLIENT_SECRET=$cs"
+    } >"$SECRETS/math-client.env"
+    log "generated the OAuth2 clients math-replicas and math-client in compose/.secrets"
   fi
+  # The one secret every node shared before the clients were split: gone, so no container can
+  # still present it.
+  rm -f "$SECRETS/oauth2-client.env"
 }
 
 cmd_image() {
@@ -168,7 +184,7 @@ cmd_start() {
 
 cmd_run() {
   settings
-  [ -f "$SECRETS/oauth2-client.env" ] || die "no compose/.secrets: run 'make start' first"
+  [ -f "$SECRETS/math-client.env" ] || die "no compose/.secrets: run 'make start' first"
   [ $# -gt 0 ] || set -- -whoami 1
   # -T: no TTY, so the output is plain lines a script can check.
   compose run --rm --no-deps -T -e FAME_SHOW_ENVELOPES="${FAME_SHOW_ENVELOPES:-false}" client /math-client "$@"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # compose-test.sh — end-to-end test of the docker compose deployment (make compose-test):
 #   1. start the stack (its own compose project, a free host port) and wait until all healthy;
-#      the admission services serve HTTPS;
+#      the admission services serve HTTPS and the sentinel wss/https (plain HTTP refused);
+#   1b. the math client's credential cannot attach as a replica (system id math-replica1) nor
+#      get the math domain (FAME_REQUESTED_LOGICALS): the welcome service refuses both;
 #   2. run the math client: the three results and the replica that served it;
 #   3. run it verbose: envelopes printed, and what the profile promises is on the wire: sec.sig
 #      (signing), SecureOpen/SecureAccept and sec.enc (channel encryption), meta.set.aft (AFT
@@ -15,6 +17,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK=$ROOT/scripts/compose-stack.sh
+FAME=${BIN:-bin}/fame
+case $FAME in /*) ;; *) FAME=$ROOT/$FAME ;; esac
 # A project of its own and a random loopback port: a developer's `make start` stack (project
 # "fame", port 8000) is left alone.
 export COMPOSE_PROJECT_NAME=${FAME_TEST_PROJECT:-fame-test}
@@ -110,11 +114,37 @@ for svc in oauth2 welcome ca; do
   grep -q "listening.*scheme=https" <<<"$logs" || fail "$svc does not serve HTTPS"
 done
 echo "oauth2, welcome and ca serve HTTPS"
+# The sentinel too (wss for attach): trusted with the stack CA's root, and no plain HTTP.
+published=$("$STACK" compose port sentinel 8000)
+"$FAME" healthcheck -q -ca "$ROOT/compose/.secrets/ca/root-ca.crt" "https://$published/readyz" ||
+  fail "the sentinel does not serve HTTPS with the stack CA's certificate on $published"
+if "$FAME" healthcheck -q "http://$published/readyz" 2>/dev/null; then
+  fail "the sentinel answers plain HTTP on $published"
+fi
+echo "sentinel serves wss/https on $published (certificate from the stack CA)"
 # The sentinel runs what the profile says.
 want="security=$(profile_var FAME_SECURITY_PROFILE) admission=$(profile_var FAME_ADMISSION_PROFILE) "
 logs=$("$STACK" compose logs --no-color sentinel 2>&1)
 grep -q "sentinel listening.*$want" <<<"$logs" || fail "the sentinel does not run $want: $(grep 'sentinel listening' <<<"$logs")"
 echo "sentinel: $want"
+
+if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
+  step "the math client's credential tries to become a replica"
+  # attack ENV=VAL CODE: a client run with ENV must fail, refused by the welcome service with CODE.
+  attack() {
+    local out
+    if out=$("$STACK" compose run --rm --no-deps -T -e "$1" client /math-client -whoami 1 2>&1); then
+      fail "client with $1 was admitted: $out"
+    fi
+    grep -q "$2" <<<"$out" || fail "client with $1 failed without $2: $out"
+    echo "client with $1: refused ($2)"
+  }
+  attack FAME_NODE_ID=math-replica1 system_id_not_granted
+  attack FAME_REQUESTED_LOGICALS=fame.fabric logical_not_granted
+  logs=$("$STACK" compose logs --no-color welcome 2>&1)
+  grep -q "hello refused.*reason=system_id_not_granted.*client=math-client" <<<"$logs" ||
+    fail "the welcome service logged no system_id_not_granted refusal for math-client"
+fi
 
 step "run"
 out=$(run_client)

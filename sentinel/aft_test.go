@@ -68,7 +68,7 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 			t.Fatalf("session not sticky: %s then %s", first, got)
 		}
 	}
-	o := reps[other]
+	f, o := reps[first], reps[other]
 	now := time.Now()
 	sign := func(signer *security.Signer, replicaSID string, ttl time.Duration, at time.Time) string {
 		tok, err := stickiness.SignAFT(signer.Key, signer.Kid, replicaSID, clientSID, "node", ttl, at)
@@ -77,20 +77,21 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 		}
 		return tok
 	}
+	fSID, oSID := envelope.SecureDigest(f.path), envelope.SecureDigest(o.path)
 	forger := newSigner(t)
-	forger.Kid = o.signer.Kid // right kid, wrong key
-	unsigned, _ := stickiness.UnsignedAFT(o.signer.Kid, envelope.SecureDigest(o.path), clientSID, time.Minute, now)
+	forger.Kid = f.signer.Kid // right kid, wrong key
+	unsigned, _ := stickiness.UnsignedAFT(f.signer.Kid, fSID, clientSID, time.Minute, now)
 	refusals := []struct {
 		name, token string
 		reason      stickiness.Reason
 	}{
-		{"forged", sign(forger, envelope.SecureDigest(o.path), time.Minute, now), stickiness.ReasonBadSignature},
-		{"expired", sign(o.signer, envelope.SecureDigest(o.path), time.Minute, now.Add(-time.Hour)), stickiness.ReasonExpired},
-		{"wrong sid", sign(o.signer, envelope.SecureDigest(reps[first].path), time.Minute, now), stickiness.ReasonWrongSID},
+		{"forged", sign(forger, fSID, time.Minute, now), stickiness.ReasonBadSignature},
+		{"expired", sign(f.signer, fSID, time.Minute, now.Add(-time.Hour)), stickiness.ReasonExpired},
+		{"wrong sid", sign(f.signer, oSID, time.Minute, now), stickiness.ReasonWrongSID},
 		{"alg none", unsigned, stickiness.ReasonAlgNone},
 	}
 	for _, r := range refusals {
-		sendAccept(t, o, client, "chan-bad-"+r.name, r.token)
+		sendAccept(t, f, client, "chan-bad-"+r.name, r.token)
 		waitFor(t, func() bool { return ts.sticky.stats().AFTRefused[r.reason] >= 1 })
 		if got := servedBy(t, client, reps); got != first {
 			t.Fatalf("%s AFT moved the session to %s", r.name, got)
@@ -99,12 +100,28 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	if !strings.Contains(ts.logs.String(), "AFT refused") {
 		t.Fatal("no log line for refused AFTs")
 	}
-	// A valid token from the other replica re-pins the session there.
-	sendAccept(t, o, client, "chan-good", sign(o.signer, envelope.SecureDigest(o.path), time.Minute, now))
+	// A valid token from the replica the session was routed to confirms the pin.
+	sendAccept(t, f, client, "chan-good", sign(f.signer, fSID, time.Minute, now))
 	waitFor(t, func() bool { return ts.sticky.stats().AFTVerified >= 1 })
-	for i := 0; i < 3; i++ {
-		if got := servedBy(t, client, reps); got != other {
-			t.Fatalf("valid AFT from %s did not pin the session (went to %s)", other, got)
+	// The other replica cannot pull the session with a token of its own (valid, but for a
+	// session that was not routed to it), nor can the session's replica carry a token signed
+	// by the other replica's key, nor can either claim a sid that is not its own.
+	ownership := []struct {
+		name, token, reason string
+		from                *signingPeer
+		sid                 string
+	}{
+		{"foreign session", sign(o.signer, oSID, time.Minute, now), refusalAFTForeignSession, o, ""},
+		{"foreign kid", sign(o.signer, fSID, time.Minute, now), refusalAFTForeignKid, f, ""},
+	}
+	for _, r := range ownership {
+		before := refusalCount(t, ts, r.reason)
+		sendAccept(t, r.from, client, "chan-"+r.name, r.token)
+		waitFor(t, func() bool { return refusalCount(t, ts, r.reason) == before+1 })
+		for i := 0; i < 3; i++ {
+			if got := servedBy(t, client, reps); got != first {
+				t.Fatalf("%s AFT moved the session to %s", r.name, got)
+			}
 		}
 	}
 	st := ts.sticky.stats()
@@ -115,7 +132,7 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`fame_aft_refused_total{reason="bad_signature"} 1`, `fame_aft_verified_total 1`, `fame_stickiness_lookups_total{kind="session",result="hit"}`} {
+	for _, want := range []string{`fame_aft_refused_total{reason="bad_signature"} 1`, `fame_aft_verified_total 1`, `fame_security_refusals_total{reason="aft_foreign_kid"} 1`, `fame_security_refusals_total{reason="aft_foreign_session"} 1`, `fame_stickiness_lookups_total{kind="session",result="hit"}`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

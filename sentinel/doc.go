@@ -13,6 +13,17 @@
 // replicas through the stickiness table (channel and session pinning) and a load-balancing
 // strategy from package balancer.
 //
+// Routing is bound to identity in every profile (ownership.go): an address has one owner (an
+// exact binder or a pool), so a bind that would shadow or take over another node's address is
+// refused (BIND_CONFLICT), and binds must lie within what the node declared and what its
+// credentials grant (ticket logicals, SVID logicals). A live system id is kept by its holder
+// unless the newcomer proves it is the owner (NodeAttach signed by the path's key, or under
+// strict-overlay by a certified key for the same SPIFFE ID) or the holder fails a 3 s
+// liveness probe (SYSTEM_ID_IN_USE otherwise); ids with path separators are refused
+// (INVALID_SYSTEM_ID). An envelope must be signed by a key of the sending connection's subtree
+// (FOREIGN_SIGNING_KEY), and an AFT re-pins only a session that was routed to the replica
+// carrying it. Every refusal is counted in fame_security_refusals_total{reason}.
+//
 // Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
 // queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
 // queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not the

@@ -23,6 +23,7 @@ type metrics struct {
 	dropped       *prometheus.CounterVec
 	repins        prometheus.Counter
 	secureCloses  prometheus.Counter
+	refusals      *prometheus.CounterVec // fame_security_refusals_total (ownership.go)
 
 	receivedByType map[string]prometheus.Counter
 	routedByType   map[string]prometheus.Counter
@@ -61,6 +62,8 @@ func newMetrics(s *Sentinel) *metrics {
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_dropped_total", Help: "Envelopes dropped without a nack, by reason."}, []string{"reason"})
 	m.repins = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_repins_total", Help: "Sessions moved to another replica after theirs was lost."})
 	m.secureCloses = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_secure_close_sent_total", Help: "SecureClose frames sent to clients whose channel replica was lost."})
+	m.refusals = newRefusalCounter()
+	f(m.refusals)
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_received_total", Help: "Envelopes received by frame type."}, []string{"frame"})
 	routed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_routed_total", Help: "Envelopes forwarded by frame type."}, []string{"frame"})
 	for _, c := range []prometheus.Collector{m.connections, m.attaches, m.attachRefused, m.malformed, m.limitRefusals,

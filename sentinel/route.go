@@ -209,12 +209,18 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		case perr != nil:
 			ack = &envelope.AddressBindAck{Ack: refuse("INVALID_ADDRESS", perr.Error()), Address: f.Address}
 		case !c.mayBind(a):
-			ack = &envelope.AddressBindAck{Ack: refuse(envelope.CodeUnauthorized,
-				"address "+f.Address+" is outside the logicals this node may serve"), Address: f.Address}
+			why := "address " + f.Address + " is outside the logicals this node's attach and credentials grant"
+			s.securityRefusal(c, refusalBindUnauthorized, why, "address", f.Address)
+			ack = &envelope.AddressBindAck{Ack: refuse(envelope.CodeUnauthorized, why), Address: f.Address}
 		case !c.held.addRoute(c, a.String()):
 			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitRoutes)), Address: f.Address}
 		default:
-			s.routes.bind(c, a)
+			if why := s.bindOwned(c, a); why != "" {
+				s.securityRefusal(c, refusalBindConflict, why, "address", f.Address)
+				c.held.dropRoute(a.String()) // not bound: it does not count against the limit
+				ack = &envelope.AddressBindAck{Ack: refuse(codeBindConflict, why), Address: f.Address}
+				break
+			}
 			s.sticky.memberJoined(c, a)
 			c.startPinger()
 			c.log.Info("address bound", "address", f.Address)
@@ -267,5 +273,5 @@ func (c *conn) mayBind(a envelope.Address) bool {
 	if c.principal != nil && c.principal.Logicals != nil && !envelope.LogicalAllowed(c.principal.Logicals, a.Host) {
 		return false
 	}
-	return true
+	return c.s.sec.credentialAllows(c, a.Host)
 }

@@ -17,6 +17,7 @@ type routeTable struct {
 	exact    map[string]*conn            // exact address -> binder (last writer wins)
 	pools    map[string]map[string]*pool // participant -> host suffix ("fame.fabric" for *.fame.fabric) -> pool
 	caps     map[string]map[string]*conn // capability -> provider address -> provider
+	own      ownState                    // ownership decisions (ownership.go)
 }
 
 // pool is the set of replicas bound under participant@*.suffix.

@@ -38,6 +38,9 @@ type secLayer struct {
 	// conn's teardown would delete the keys the new one just presented.
 	owner map[string]*conn
 	paths map[*conn][]string // every path c registered keys under (its own and announced ones)
+	// idents is the certified identity of each attached node's signing key (strict-overlay):
+	// binds are checked against the logicals its certificate grants (ownership.go).
+	idents map[*conn]*security.NodeIdentity
 
 	corr *corrMap // KeyRequest{address} corrId -> requester, for re-wrapping the KeyAnnounce
 }
@@ -88,6 +91,7 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 		ksOpts:  ksOpts,
 		owner:   map[string]*conn{},
 		paths:   map[*conn][]string{},
+		idents:  map[*conn]*security.NodeIdentity{},
 		corr:    newCorrMap(corrMapSize, corrTTL),
 	}
 	sig := security.SigningJWK(sigPriv.Public().(ed25519.PublicKey), l.signer.Kid)
@@ -139,7 +143,17 @@ func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
 	if !hasSig {
 		c.log.Warn("node attached without a signing key; everything it sends will be refused", "profile", l.profile)
 	}
-	return l.register(c, c.path, accepted)
+	if err := l.register(c, c.path, accepted); err != nil {
+		return err
+	}
+	for _, j := range accepted {
+		if k, ok := l.keys.Get(j.Kid); ok && j.Use == "sig" && k.Identity != nil {
+			l.mu.Lock()
+			l.idents[c] = k.Identity
+			l.mu.Unlock()
+		}
+	}
+	return nil
 }
 
 // register validates (certificates included) and stores keys as owned by path on behalf of c.
@@ -227,20 +241,8 @@ func (l *secLayer) forget(c *conn) {
 		}
 	}
 	delete(l.paths, c)
+	delete(l.idents, c)
 	if removed > 0 {
 		c.log.Debug("node keys removed", "keys", removed)
 	}
-}
-
-// aftKey resolves the signing key of an AFT's kid for the stickiness table (strict level). The
-// open and gated profiles hold no keys, so every signed AFT is then unverifiable.
-func (l *secLayer) aftKey(kid string) (ed25519.PublicKey, bool) {
-	if l == nil {
-		return nil, false
-	}
-	k, ok := l.keys.Get(kid)
-	if !ok || k.Sig == nil {
-		return nil, false
-	}
-	return k.Sig, true
 }

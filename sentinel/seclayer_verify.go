@@ -36,8 +36,17 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 		l.refuse(c, h, codeSignatureFailed, "signature verification failed: "+err.Error())
 		return false
 	}
-	if _, err := l.keys.Verify(e, true); err != nil {
+	k, err := l.keys.Verify(e, true)
+	if err != nil {
 		l.refuse(c, h, verifyCode(err), verifyReason(e, err))
+		return false
+	}
+	if c.origin != "peer" && !keyBelongs(c, k.PhysicalPath) {
+		// A valid signature by someone else's key: a replayed or relayed envelope of another
+		// node. What a connection sends must be signed by a key of its own subtree.
+		reason := "envelope signed by a key of " + k.PhysicalPath + ", not of the sending connection " + c.path
+		l.s.securityRefusal(c, refusalForeignKey, reason, "kid", k.JWK.Kid, "id", string(h.ID))
+		l.refuse(c, h, codeForeignKey, reason)
 		return false
 	}
 	return true

@@ -259,26 +259,6 @@ func TestRefusedUpgrades(t *testing.T) {
 	}
 }
 
-func TestReattachReplacesRoute(t *testing.T) {
-	ts := startSentinel(t, nil)
-	a1 := dialRaw(t, ts, "agent")
-	a1.attach("fame.fabric")
-	a1.bind("math@fame.fabric")
-	a2 := dialRaw(t, ts, "agent")
-	a2.attach("fame.fabric")
-	a1.expectClosed(t, websocket.StatusNormalClosure, "replaced")
-	if ts.routes.lookupExact([]byte("math@fame.fabric")) != nil {
-		t.Fatal("old connection's route survived the re-attach")
-	}
-	a2.bind("math@fame.fabric")
-	client := dialRaw(t, ts, "client")
-	client.attach("*")
-	req := client.call("math@fame.fabric", `{}`)
-	if e := a2.recv(); e.ID != req.ID {
-		t.Fatal("new connection did not get the request")
-	}
-}
-
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

@@ -147,7 +147,7 @@ func (c *conn) refuseAttach(msg []byte, why error) {
 		return
 	}
 	ack := &envelope.NodeAttachAck{Ack: envelope.Ack{OK: false, RefID: string(h.ID),
-		Reason: strings.TrimPrefix(why.Error(), errAttach.Error()+": ")}}
+		Code: attachCode(why), Reason: strings.TrimPrefix(why.Error(), errAttach.Error()+": ")}}
 	ack.RefIDSnake = ack.RefID
 	e, err := envelope.New(ack)
 	if err != nil {
@@ -183,6 +183,10 @@ func (c *conn) handleAttach(msg []byte) error {
 	if na.SystemID == "" {
 		return attachErr("Missing system id")
 	}
+	if err := validSystemID(na.SystemID); err != nil {
+		s.securityRefusal(c, refusalSystemIDInvalid, err.Error())
+		return &attachRefusal{code: codeInvalidSystemID, reason: err.Error()}
+	}
 	if na.SystemID != c.urlID {
 		return attachErr("NodeAttach systemId %q does not match URL system id %q", na.SystemID, c.urlID)
 	}
@@ -208,6 +212,11 @@ func (c *conn) handleAttach(msg []byte) error {
 	c.log = c.log.With("system_id", c.systemID)
 	c.attachedAt = time.Now()
 
+	release, err := s.claimSystemID(c, e, na)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := s.sec.attachKeys(c, na); err != nil {
 		return attachErr("keys: %v", err)
 	}
@@ -224,6 +233,7 @@ func (c *conn) handleAttach(msg []byte) error {
 		s.sticky.replicaGone(old)
 		old.close(websocket.StatusNormalClosure, "replaced by a new attach of the same system id")
 	}
+	release() // before the ack: a peer that has its ack may re-attach at once
 	c.sendOwn(out, 0)
 	c.log.Info("node attached", "path", c.path, "logicals", c.logicals, "instance", na.InstanceID)
 	s.metrics.attaches.Inc()

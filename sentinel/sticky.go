@@ -170,12 +170,15 @@ func (r *stickyRouter) learn(src *conn, h *envelope.Header) {
 	}
 	if len(h.Meta) > 0 {
 		if tok, ok := stickiness.ExtractAFT(json.RawMessage(h.Meta)); ok {
-			if err := r.table.LearnAFT(tok, string(h.SID), src.systemID, r.s.sec.aftKey, time.Now()); err != nil {
-				src.log.Warn("AFT refused", "reason", string(stickiness.ReasonOf(err)), "err", err)
-			}
+			r.learnAFT(src, h, tok) // ownership checks: ownership.go
 		}
 	}
 	if string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 && len(h.To) > 0 {
+		if bound, taken := r.channelTakeover(src, string(h.FrameCID)); taken {
+			r.s.securityRefusal(src, refusalChannelTakeover, "SecureAccept for a channel opened towards another replica",
+				"cid", string(h.FrameCID), "channel_replica", bound)
+			return
+		}
 		if _, loc, ok := envelope.SplitInbox(string(h.To)); ok && len(loc) > 0 && loc[0] == '/' {
 			r.table.BindChannel(string(h.FrameCID), envelope.SecureDigest(loc), src.systemID)
 		}

@@ -11,10 +11,17 @@
 //   - 1.3.6.1.4.1.58530.1 = sid, .4 = node id, .2 = logicals as a JSON array
 //     (raw UTF-8 extension values, as the reference writes them).
 //
-// Unlike the reference, the CA checks the CSR signature and binds the
-// request to the grant: requester_id must be the token's system_id, the
-// physical path its assigned_path and every logical one of its
-// accepted_logicals; anything else is refused with 403.
+// Unlike the reference, the CA checks the CSR signature and issues only
+// what the grant (the welcome service's ticket, audience "ca") grants:
+// requester_id must be the grant's system_id (code requester_not_granted),
+// the physical path its assigned_path (path_not_granted), every logical one
+// of its accepted_logicals (logical_not_granted); the CSR may not ask for
+// more either (csr_not_granted): subject only CN = the system id, SAN URIs
+// only naylence://<granted logical> or the SPIFFE ID to be issued, no DNS,
+// e-mail or IP names, no CA or signing key usages, no other extensions.
+// Every refusal is a 403 JSON error with that code, a warning naming the
+// requester and the grant's client_id, and fame_ca_refused_total{reason}
+// (GET /metrics; fame_ca_issued_total counts certificates).
 //
 // InitCA creates (or reloads) a development root and intermediate with
 // Ed25519 keys on disk (0600), in the reference's file layout; leaves are

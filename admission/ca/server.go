@@ -3,10 +3,12 @@ package ca
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fame-go/fame/admission/internal/httpx"
@@ -29,6 +31,7 @@ type Server struct {
 	bundle []byte
 	etag   string
 	mux    *http.ServeMux
+	m      *metrics
 }
 
 // NewServer serves a. auth verifies CA grants (issuer = welcome, audience
@@ -44,12 +47,13 @@ func NewServer(a *Authority, auth *token.Verifier, allowUnauthenticated bool, lo
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ca: a, auth: auth, log: log, bundle: b, etag: etag, mux: http.NewServeMux()}
+	s := &Server{ca: a, auth: auth, log: log, bundle: b, etag: etag, mux: http.NewServeMux(), m: newMetrics()}
 	s.mux.HandleFunc("POST "+SignPath, s.sign)
 	s.mux.HandleFunc("GET "+HealthPath, func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "ca-signing"})
 	})
 	s.mux.HandleFunc("GET "+TrustBundlePath, s.trustBundle)
+	s.mux.Handle("GET "+MetricsPath, s.m.handler())
 	return s, nil
 }
 
@@ -72,7 +76,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		raw, ok := token.BearerFromHeader(r.Header.Get("Authorization"))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			httpx.WriteError(w, http.StatusUnauthorized, "missing_token", "Authentication failed: no bearer token")
+			s.refuse(w, r, nil, "", http.StatusUnauthorized, "missing_token", "Authentication failed: no bearer token")
 			return
 		}
 		grant = &ticket.Claims{}
@@ -80,39 +84,54 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 		err := s.auth.VerifyInto(ctx, raw, grant)
 		cancel()
 		if err != nil {
-			reason := token.ReasonOf(err)
-			s.log.Info("ca: grant refused", "reason", reason, "err", err)
+			reason := string(token.ReasonOf(err))
+			s.log.Debug("ca: grant refused", "err", err)
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			httpx.WriteError(w, http.StatusUnauthorized, string(reason), "Authentication failed: "+string(reason))
+			s.refuse(w, r, nil, "", http.StatusUnauthorized, reason, "Authentication failed: "+reason)
 			return
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSignRequest))
 	if err != nil {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		s.refuse(w, r, grant, "", http.StatusRequestEntityTooLarge, "too_large", "request body too large")
 		return
 	}
 	req, csr, err := DecodeSignRequest(body)
 	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, "invalid_request", "Invalid CSR: "+err.Error())
+		s.refuse(w, r, grant, "", http.StatusBadRequest, "invalid_request", "Invalid CSR: "+err.Error())
 		return
 	}
 	nr, err := authorize(req, grant)
+	if err == nil {
+		err = checkCSR(csr, nr, s.ca.TrustDomain)
+	}
 	if err != nil {
-		httpx.WriteError(w, http.StatusForbidden, "not_allowed", err.Error())
+		code := "not_allowed"
+		var ne *notAllowed
+		if errors.As(err, &ne) {
+			code = ne.code
+		}
+		s.refuse(w, r, grant, req.RequesterID, http.StatusForbidden, code, err.Error())
 		return
 	}
 	issued, err := s.ca.IssueNode(csr, nr)
 	if err != nil {
 		if errors.Is(err, ErrBadCSR) {
-			httpx.WriteError(w, http.StatusBadRequest, "invalid_csr", "Invalid CSR: "+err.Error())
+			s.refuse(w, r, grant, req.RequesterID, http.StatusBadRequest, "invalid_csr", "Invalid CSR: "+err.Error())
 			return
 		}
 		s.log.Error("ca: signing failed", "err", err)
+		s.m.refused.WithLabelValues("internal").Inc()
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "Certificate signing failed")
 		return
 	}
-	s.log.Info("ca: issued node certificate", "requester", nr.RequesterID, "sid", issued.SID, "not_after", issued.Leaf.NotAfter)
+	s.m.issued.Inc()
+	client := ""
+	if grant != nil {
+		client = grant.ClientID
+	}
+	s.log.Info("ca: issued node certificate", "requester", nr.RequesterID, "client", client, "sid", issued.SID,
+		"logicals", nr.Logicals, "not_after", issued.Leaf.NotAfter)
 	httpx.WriteJSON(w, http.StatusOK, SignResponse{
 		CertificatePEM:      string(issued.LeafPEM()),
 		CertificateChainPEM: string(issued.ChainPEM()),
@@ -120,10 +139,40 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-var (
-	errRequester = errors.New("the CA grant is for another system id")
-	errPath      = errors.New("the CA grant does not allow this physical path")
-	errLogical   = errors.New("the CA grant does not allow this logical")
+// refuse answers a refusal: the JSON error body, a log line naming the
+// requester and the grant's client, and the counter by reason.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant *ticket.Claims, requester string, status int, code, detail string) {
+	s.m.refused.WithLabelValues(code).Inc()
+	lvl := slog.LevelInfo
+	attrs := []any{"reason", code, "requester", requester, "remote", r.RemoteAddr, "detail", detail}
+	if grant != nil {
+		attrs = append(attrs, "grant_system_id", grant.SystemID, "client", grant.ClientID)
+	}
+	if status == http.StatusForbidden {
+		lvl = slog.LevelWarn // a valid grant used for more than it grants
+	}
+	s.log.Log(r.Context(), lvl, "ca: sign refused", attrs...)
+	httpx.WriteError(w, status, code, detail)
+}
+
+// notAllowed is a request beyond its grant; code is the stable reason.
+type notAllowed struct {
+	code string
+	msg  string
+}
+
+func (e *notAllowed) Error() string { return e.msg }
+
+func deny(code, format string, args ...any) error {
+	return &notAllowed{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// Refusal codes (HTTP 403) of a sign request beyond its CA grant.
+const (
+	CodeRequesterNotGranted = "requester_not_granted"
+	CodePathNotGranted      = "path_not_granted"
+	CodeLogicalNotGranted   = "logical_not_granted"
+	CodeCSRNotGranted       = "csr_not_granted"
 )
 
 // authorize binds the request to the grant; body fields left out are taken
@@ -137,21 +186,25 @@ func authorize(req *SignRequest, grant *ticket.Claims) (NodeRequest, error) {
 		}
 		return nr, nil
 	}
+	// The grant itself must be self-consistent: its path ends in its id.
+	if grant.SystemID == "" || !strings.HasSuffix(grant.AssignedPath, "/"+grant.SystemID) {
+		return nr, deny(CodePathNotGranted, "the CA grant's assigned path %q is not for its system id %q", grant.AssignedPath, grant.SystemID)
+	}
 	if req.RequesterID != grant.SystemID {
-		return nr, errRequester
+		return nr, deny(CodeRequesterNotGranted, "the CA grant is for system id %q, not %q", grant.SystemID, req.RequesterID)
 	}
 	switch {
 	case nr.PhysicalPath == "":
 		nr.PhysicalPath = grant.AssignedPath
 	case nr.PhysicalPath != grant.AssignedPath:
-		return nr, errPath
+		return nr, deny(CodePathNotGranted, "the CA grant is for path %q, not %q", grant.AssignedPath, nr.PhysicalPath)
 	}
 	if nr.Logicals == nil {
 		nr.Logicals = grant.AcceptedLogicals
 	}
 	for _, l := range nr.Logicals {
 		if !slices.Contains(grant.AcceptedLogicals, l) {
-			return nr, errLogical
+			return nr, deny(CodeLogicalNotGranted, "the CA grant does not allow logical %q (granted: %q)", l, grant.AcceptedLogicals)
 		}
 	}
 	return nr, nil

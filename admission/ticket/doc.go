@@ -3,7 +3,10 @@
 // presented as "Sec-WebSocket-Protocol: bearer,<ticket>" on attach) and the
 // CA grant (audience "ca", presented to the CA service as a bearer token).
 // Both carry the placement: system_id, parent_path, assigned_path,
-// accepted_logicals and instance_id (security.md A.7).
+// accepted_logicals and instance_id (security.md A.7), plus client_id: the
+// OAuth2 client (token subject) whose grant the welcome service applied.
+// accepted_logicals are exactly the logicals the node asked for, each
+// within its client's grant, so a holder can bind no more than was granted.
 //
 // TicketVerifier is what the sentinel calls on attach. Beyond the reference
 // (signature, exp, issuer, aud = sentinel path) it also binds the ticket to

@@ -18,6 +18,9 @@ type Placement struct {
 	ParentPath       string // sentinel physical path; "" for the root itself
 	AssignedPath     string
 	AcceptedLogicals []string
+	// ClientID is the OAuth2 client the welcome service admitted (its
+	// token's subject); written as client_id, empty for anonymous hellos.
+	ClientID string
 }
 
 // Issuer signs tickets with the welcome service's key.
@@ -64,6 +67,7 @@ func (i *Issuer) issue(p Placement, aud string) (string, *Claims, error) {
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			ID:        envelope.NewID(),
+			ClientID:  p.ClientID,
 		},
 		SystemID:         p.SystemID,
 		ParentPath:       p.ParentPath,

@@ -27,8 +27,16 @@ type Config struct {
 	AttachURL          string // public WS URL, e.g. wss://sentinel/fame/v1/attach/ws/downstream
 	CAServiceURL       string // e.g. https://ca/fame/v1/ca; empty = no ca_sign grant
 	Issuer             string // iss of tickets, default https://welcome/fame/welcome
-	// AllowedLogicals are the patterns a node may be given; default
-	// ["*.fame.fabric"].
+	// Grants tie what a hello may ask for to the bearer token's subject
+	// (FAME_WELCOME_GRANTS / FAME_WELCOME_GRANTS_FILE). Required whenever
+	// hellos are authenticated: a hello naming a system id or a logical
+	// outside its client's grant is refused (403).
+	Grants []ClientGrant
+	// AllowedLogicals applies only to anonymous hellos (AllowAnonymous, no
+	// subject to look a grant up by): requested logicals are intersected
+	// with it, the rest returned as rejectedLogicals, as the reference does.
+	// Default ["*.fame.fabric"]; "*" is refused. With authentication it
+	// must be empty: the grants say it per client.
 	AllowedLogicals []string
 	TicketTTL       time.Duration // attach ticket and CA grant, default 5 min
 	WelcomeTTL      time.Duration // NodeWelcome.expiresAt, default 1 h
@@ -57,13 +65,17 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		CAServiceURL:       getenv("FAME_CA_SERVICE_URL"),
 		Issuer:             getenv("FAME_WELCOME_ISSUER"),
 		AllowedLogicals:    envx.List(getenv, "FAME_WELCOME_ALLOWED_LOGICALS", nil),
-		KeyFile:            getenv("FAME_WELCOME_KEY_FILE"),
-		Auth:               token.OAuth2SettingsFromEnv(getenv),
-		AllowAnonymous:     envx.Bool(getenv, "FAME_WELCOME_ALLOW_ANONYMOUS"),
-		Host:               envx.First(getenv, "0.0.0.0", "FAME_APP_HOST"),
-		Port:               envx.First(getenv, "8090", "FAME_APP_PORT"),
+		// Grants: below, with the durations.
+		KeyFile:        getenv("FAME_WELCOME_KEY_FILE"),
+		Auth:           token.OAuth2SettingsFromEnv(getenv),
+		AllowAnonymous: envx.Bool(getenv, "FAME_WELCOME_ALLOW_ANONYMOUS"),
+		Host:           envx.First(getenv, "0.0.0.0", "FAME_APP_HOST"),
+		Port:           envx.First(getenv, "8090", "FAME_APP_PORT"),
 	}
 	var err error
+	if c.Grants, err = grantsFromEnv(getenv); err != nil {
+		return c, err
+	}
 	if c.TicketTTL, err = envx.Duration(getenv, "FAME_WELCOME_TICKET_TTL", 0); err != nil {
 		return c, err
 	}
@@ -74,9 +86,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 }
 
 var (
-	errNoTarget = errors.New("welcome: target system id is required")
-	errNoAttach = errors.New("welcome: attach URL is required")
-	errNoAuth   = errors.New("welcome: no bearer verification configured (set FAME_JWT_TRUSTED_ISSUER or allow anonymous)")
+	errNoTarget          = errors.New("welcome: target system id is required")
+	errNoAttach          = errors.New("welcome: attach URL is required")
+	errNoAuth            = errors.New("welcome: no bearer verification configured (set FAME_JWT_TRUSTED_ISSUER or allow anonymous)")
+	errNoGrants          = errors.New("welcome: no client grants configured (FAME_WELCOME_GRANTS): without them any client could claim any system id and logical")
+	errAnonymousGrants   = errors.New("welcome: client grants need authenticated hellos (they are looked up by the token subject); drop FAME_WELCOME_ALLOW_ANONYMOUS")
+	errAllowedWithGrants = errors.New("welcome: FAME_WELCOME_ALLOWED_LOGICALS applies only to anonymous hellos; put the logicals in the client grants")
 )
 
 func (c *Config) setDefaults() error {
@@ -95,8 +110,16 @@ func (c *Config) setDefaults() error {
 	if c.Issuer == "" {
 		c.Issuer = "https://welcome/fame/welcome"
 	}
-	if c.AllowedLogicals == nil {
+	if c.AllowedLogicals == nil && len(c.Grants) == 0 {
 		c.AllowedLogicals = []string{"*.fame.fabric"}
+	}
+	for _, l := range c.AllowedLogicals {
+		if l == "*" {
+			return fmt.Errorf("FAME_WELCOME_ALLOWED_LOGICALS: %w", ErrGrantWildcard)
+		}
+		if !validLogical(l) {
+			return fmt.Errorf("welcome: FAME_WELCOME_ALLOWED_LOGICALS: invalid logical %q", l)
+		}
 	}
 	if c.TicketTTL <= 0 {
 		c.TicketTTL = 5 * time.Minute

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/fame-go/fame/admission/internal/httpx"
 	"github.com/fame-go/fame/admission/jose"
@@ -21,8 +23,10 @@ type Service struct {
 	key    *jose.SigningKey
 	issuer *ticket.Issuer
 	auth   *token.Verifier // nil when anonymous
+	policy *policy         // nil when anonymous
 	jwks   []byte
 	mux    *http.ServeMux
+	m      *metrics
 }
 
 // New builds the service from cfg.
@@ -45,18 +49,35 @@ func New(cfg Config) (*Service, error) {
 		}
 		auth = v
 	}
+	var pol *policy
+	switch {
+	case auth != nil && len(cfg.Grants) == 0:
+		return nil, errNoGrants
+	case auth != nil && cfg.AllowedLogicals != nil:
+		return nil, errAllowedWithGrants
+	case auth == nil && len(cfg.Grants) > 0:
+		return nil, errAnonymousGrants
+	case auth != nil:
+		if pol, err = validateGrants(cfg.Grants, cfg.TargetSystemID); err != nil {
+			return nil, err
+		}
+	default:
+		cfg.Logger.Warn("welcome: anonymous hellos: any caller may name any system id (development only)",
+			"allowed_logicals", cfg.AllowedLogicals)
+	}
 	jwks, err := json.Marshal(jose.SetOf(key))
 	if err != nil {
 		return nil, fmt.Errorf("welcome: encode JWKS: %w", err)
 	}
 	s := &Service{
-		cfg: cfg, key: key, auth: auth, jwks: jwks,
+		cfg: cfg, key: key, auth: auth, policy: pol, jwks: jwks, m: newMetrics(),
 		issuer: &ticket.Issuer{Key: key, Issuer: cfg.Issuer, TTL: cfg.TicketTTL, Now: cfg.Now},
 		mux:    http.NewServeMux(),
 	}
 	s.mux.HandleFunc("POST "+HelloPath, s.hello)
 	s.mux.HandleFunc("GET "+JWKSPath, s.serveJWKS)
 	s.mux.HandleFunc("GET "+JWKSPathV1, s.serveJWKS)
+	s.mux.Handle("GET "+MetricsPath, s.m.handler())
 	return s, nil
 }
 
@@ -73,9 +94,10 @@ func (s *Service) serveJWKS(w http.ResponseWriter, _ *http.Request) {
 
 // helloError is a refusal with its HTTP status and stable code.
 type helloError struct {
-	status int
-	code   string
-	err    error
+	status   int
+	code     string
+	err      error
+	systemID string // the id asked for, for the log line
 }
 
 func (e *helloError) Error() string { return e.err.Error() }
@@ -84,49 +106,77 @@ func refuse(status int, code, format string, args ...any) *helloError {
 	return &helloError{status: status, code: code, err: fmt.Errorf(format, args...)}
 }
 
+func (e *helloError) with(systemID string) *helloError { e.systemID = systemID; return e }
+
 func (s *Service) hello(w http.ResponseWriter, r *http.Request) {
+	subject := ""
 	if s.auth != nil {
 		raw, ok := token.BearerFromHeader(r.Header.Get("Authorization"))
 		if !ok {
 			w.Header().Set("WWW-Authenticate", "Bearer")
-			httpx.WriteError(w, http.StatusUnauthorized, "missing_token", "Authentication failed: no bearer token")
+			s.refused(w, r, "", "", &helloError{status: http.StatusUnauthorized, code: "missing_token",
+				err: errors.New("Authentication failed: no bearer token")})
 			return
 		}
-		if _, err := s.auth.Verify(r.Context(), raw); err != nil {
-			s.cfg.Logger.Info("welcome: bearer refused", "reason", token.ReasonOf(err), "err", err)
+		claims, err := s.auth.Verify(r.Context(), raw)
+		if err != nil {
+			reason := string(token.ReasonOf(err))
 			status := http.StatusUnauthorized
 			if token.ReasonOf(err) == token.ReasonKeysUnavailable {
 				status = http.StatusServiceUnavailable
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			httpx.WriteError(w, status, string(token.ReasonOf(err)), "Authentication failed: "+string(token.ReasonOf(err)))
+			s.cfg.Logger.Debug("welcome: bearer refused", "err", err)
+			s.refused(w, r, "", "", &helloError{status: status, code: reason, err: errors.New("Authentication failed: " + reason)})
 			return
+		}
+		subject = claims.Subject
+		if subject == "" {
+			subject = claims.ClientID
 		}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, envelope.MaxMessageSize))
 	if err != nil {
-		httpx.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		s.refused(w, r, subject, "", &helloError{status: http.StatusRequestEntityTooLarge, code: "too_large", err: errors.New("request body too large")})
 		return
 	}
-	out, err := s.Welcome(body)
+	out, err := s.Welcome(subject, body)
 	if err != nil {
 		var he *helloError
 		if !errors.As(err, &he) {
 			s.cfg.Logger.Error("welcome: hello failed", "err", err)
+			s.m.refused.WithLabelValues("internal").Inc()
 			httpx.WriteError(w, http.StatusInternalServerError, "internal", "welcome failed")
 			return
 		}
-		httpx.WriteError(w, he.status, he.code, he.err.Error())
+		s.refused(w, r, subject, he.systemID, he)
 		return
 	}
+	s.m.admitted.Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(out)
 }
 
+// refused answers a refusal: the JSON error body, a log line naming the
+// caller, and the counter by reason.
+func (s *Service) refused(w http.ResponseWriter, r *http.Request, subject, systemID string, he *helloError) {
+	s.m.refused.WithLabelValues(he.code).Inc()
+	lvl := slog.LevelInfo
+	if he.status == http.StatusForbidden {
+		// A valid client asking beyond its grant is an attack or a
+		// misconfiguration; either way someone should look.
+		lvl = slog.LevelWarn
+	}
+	s.cfg.Logger.Log(r.Context(), lvl, "welcome: hello refused", "reason", he.code, "client", subject,
+		"system_id", systemID, "remote", r.RemoteAddr, "detail", he.err.Error())
+	httpx.WriteError(w, he.status, he.code, he.err.Error())
+}
+
 // Welcome turns a NodeHello envelope into the NodeWelcome envelope bytes.
-// The caller has already authenticated the request.
-func (s *Service) Welcome(body []byte) ([]byte, error) {
+// The caller has already authenticated the request; subject is its token's
+// subject ("" for an anonymous hello), whose grant bounds the placement.
+func (s *Service) Welcome(subject string, body []byte) ([]byte, error) {
 	env, err := envelope.Decode(body)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "bad_envelope", "invalid envelope: %v", err)
@@ -142,7 +192,7 @@ func (s *Service) Welcome(body []byte) ([]byte, error) {
 	if !ok {
 		return nil, refuse(http.StatusUnprocessableEntity, "bad_frame", "frame is %T, want NodeHello", f)
 	}
-	welcome, err := s.place(hello)
+	welcome, err := s.place(subject, hello)
 	if err != nil {
 		return nil, err
 	}
@@ -154,23 +204,57 @@ func (s *Service) Welcome(body []byte) ([]byte, error) {
 	return out.Marshal()
 }
 
-func (s *Service) place(h *envelope.NodeHello) (*envelope.NodeWelcome, error) {
+// Refusal codes of a hello outside the caller's grant (HTTP 403).
+const (
+	CodeNoGrant            = "no_grant"
+	CodeSystemIDNotGranted = "system_id_not_granted"
+	CodeLogicalNotGranted  = "logical_not_granted"
+)
+
+func (s *Service) place(subject string, h *envelope.NodeHello) (*envelope.NodeWelcome, error) {
+	var g *clientGrant
+	if s.policy != nil {
+		if g = s.policy.bySub[subject]; g == nil {
+			return nil, refuse(http.StatusForbidden, CodeNoGrant, "client %q has no admission grant", subject)
+		}
+	}
 	sid := h.SystemID
 	if sid == "" {
-		sid = envelope.NewID()
+		if g != nil {
+			sid = s.policy.newID(g)
+		} else {
+			sid = envelope.NewID()
+		}
 	}
 	if !validSystemID(sid) {
-		return nil, refuse(http.StatusUnprocessableEntity, "bad_system_id", "invalid systemId %q", sid)
+		return nil, refuse(http.StatusUnprocessableEntity, "bad_system_id", "invalid systemId %q", sid).with(sid)
 	}
 	for _, l := range h.Logicals {
 		if !validLogical(l) {
-			return nil, refuse(http.StatusUnprocessableEntity, "bad_logical", "invalid logical %q", l)
+			return nil, refuse(http.StatusUnprocessableEntity, "bad_logical", "invalid logical %q", l).with(sid)
 		}
 	}
 	if len(h.SupportedTransports) > 0 && !slices.Contains(h.SupportedTransports, "websocket") {
-		return nil, refuse(http.StatusUnprocessableEntity, "no_transport", "no supported transport (have %q, offer websocket)", h.SupportedTransports)
+		return nil, refuse(http.StatusUnprocessableEntity, "no_transport", "no supported transport (have %q, offer websocket)", h.SupportedTransports).with(sid)
 	}
-	accepted, rejected := splitLogicals(h.Logicals, s.cfg.AllowedLogicals)
+	var accepted, rejected []string
+	if g != nil {
+		if !s.policy.allowsID(g, sid) {
+			return nil, refuse(http.StatusForbidden, CodeSystemIDNotGranted,
+				"client %q may not attach as system id %q (granted: %s)", subject, sid, strings.Join(g.SystemIDs, ",")).with(sid)
+		}
+		// All or nothing: a node that silently lost a logical would attach
+		// and then fail its binds; a refusal names the problem at once.
+		for _, l := range h.Logicals {
+			if !envelope.LogicalAllowed(g.Logicals, l) {
+				return nil, refuse(http.StatusForbidden, CodeLogicalNotGranted,
+					"client %q may not request logical %q (granted: %q)", subject, l, g.Logicals).with(sid)
+			}
+		}
+		accepted = slices.Clone(h.Logicals)
+	} else {
+		accepted, rejected = splitLogicals(h.Logicals, s.cfg.AllowedLogicals)
+	}
 	now := s.cfg.Now()
 	meta, _ := json.Marshal(map[string]string{"instance_id": h.InstanceID})
 	w := &envelope.NodeWelcome{
@@ -178,7 +262,7 @@ func (s *Service) place(h *envelope.NodeHello) (*envelope.NodeWelcome, error) {
 		AcceptedCapabilities: h.Capabilities, AcceptedLogicals: accepted, RejectedLogicals: rejected,
 		ExpiresAt: envelope.FormatTime(now.Add(s.cfg.WelcomeTTL)), Metadata: meta,
 	}
-	p := ticket.Placement{SystemID: sid, InstanceID: h.InstanceID, AcceptedLogicals: accepted}
+	p := ticket.Placement{SystemID: sid, InstanceID: h.InstanceID, AcceptedLogicals: accepted, ClientID: subject}
 	if sid == s.cfg.TargetSystemID {
 		// The sentinel itself: it is the root, nothing to attach to.
 		w.AssignedPath = "/" + sid
@@ -208,7 +292,7 @@ func (s *Service) place(h *envelope.NodeHello) (*envelope.NodeWelcome, error) {
 		}
 		w.ConnectionGrants = append(w.ConnectionGrants, g)
 	}
-	s.cfg.Logger.Info("welcome: placed node", "system_id", sid, "assigned_path", w.AssignedPath,
+	s.cfg.Logger.Info("welcome: placed node", "system_id", sid, "client", subject, "assigned_path", w.AssignedPath,
 		"accepted", accepted, "rejected", rejected)
 	return w, nil
 }

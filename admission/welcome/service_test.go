@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func newFixture(t *testing.T, mut func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	cfg := Config{TargetSystemID: target, AttachURL: attachURL, CAServiceURL: caURL, Verifier: v,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		Grants: testGrants, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -196,10 +197,16 @@ func TestHelloFromSentinelItself(t *testing.T) {
 	}
 }
 
-func TestHelloLogicalsIntersected(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.AllowedLogicals = []string{"*.fame.fabric"}; c.CAServiceURL = "" })
+// Anonymous hellos (development) have no subject to look a grant up by; the
+// global allow list is intersected as the reference does.
+func TestHelloAnonymousLogicalsIntersected(t *testing.T) {
+	f := newFixture(t, func(c *Config) {
+		c.Verifier, c.AllowAnonymous, c.Grants = nil, true, nil
+		c.AllowedLogicals = []string{"*.fame.fabric"}
+		c.CAServiceURL = ""
+	})
 	resp, b := f.post(t, helloBody(t, &envelope.NodeHello{SystemID: "n1",
-		Logicals: []string{"fame.fabric", "*.fame.fabric", "evil.org", "*"}}), f.bearer(t, nil))
+		Logicals: []string{"fame.fabric", "*.fame.fabric", "evil.org", "*"}}), "")
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
@@ -265,13 +272,13 @@ func TestConfigFromEnv(t *testing.T) {
 	env := map[string]string{
 		"FAME_WELCOME_TARGET_SYSTEM_ID": target, "FAME_WELCOME_ATTACH_URL": attachURL,
 		"FAME_CA_SERVICE_URL": caURL, "FAME_JWT_TRUSTED_ISSUER": oauthIss, "FAME_WELCOME_TICKET_TTL": "120",
-		"FAME_WELCOME_ALLOWED_LOGICALS": "fame.fabric,*.fame.fabric",
+		"FAME_WELCOME_GRANTS": "sub=replicas system_ids=math-replica* logicals=fame.fabric,*.fame.fabric; sub=client system_ids=*",
 	}
 	c, err := ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TicketTTL != 2*time.Minute || len(c.AllowedLogicals) != 2 || c.Auth.JWKSURL != oauthIss+"/.well-known/jwks.json" || c.Port != "8090" {
+	if c.TicketTTL != 2*time.Minute || len(c.Grants) != 2 || len(c.Grants[0].Logicals) != 2 || c.Grants[1].Logicals != nil || c.Auth.JWKSURL != oauthIss+"/.well-known/jwks.json" || c.Port != "8090" {
 		t.Fatalf("config = %+v", c)
 	}
 	if _, err := New(c); err != nil {
@@ -292,13 +299,21 @@ func FuzzWelcome(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	granted, err := New(Config{TargetSystemID: target, AttachURL: attachURL, Verifier: okVerifier(f), Grants: testGrants,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		out, err := svc.Welcome(b)
-		if err != nil {
-			return
-		}
-		if _, err := envelope.Decode(out); err != nil {
-			t.Fatalf("welcome produced an undecodable envelope: %v", err)
+		for _, s := range []*Service{svc, granted} {
+			out, err := s.Welcome("client-b", b)
+			if err != nil {
+				continue
+			}
+			w, _ := decodeWelcome(t, out)
+			if s == granted && (!strings.HasPrefix(w.SystemID, "b-") || !slices.Equal(w.AcceptedLogicals, slices.DeleteFunc(slices.Clone(w.AcceptedLogicals), func(l string) bool { return l != "b.example.org" }))) {
+				t.Fatalf("client-b was placed outside its grant: %+v", w)
+			}
 		}
 	})
 }

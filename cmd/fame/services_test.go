@@ -208,3 +208,33 @@ func TestWelcomeServes(t *testing.T) {
 		t.Fatalf("healthz: %d", code)
 	}
 }
+
+// With bearer authentication the welcome service needs client grants; a grant of the logical
+// "*" stops it at start; a grants file is read with -grants-file.
+func TestWelcomeGrants(t *testing.T) {
+	t.Setenv("FAME_WELCOME_TARGET_SYSTEM_ID", "Cb8WVCC4ML5RsFM")
+	t.Setenv("FAME_WELCOME_ATTACH_URL", "wss://sentinel/fame/v1/attach/ws/downstream")
+	t.Setenv("FAME_JWT_TRUSTED_ISSUER", "https://oauth2:8099")
+	t.Setenv("FAME_WELCOME_GRANTS", "")
+	if err := runWelcome(context.Background(), []string{"-listen", "127.0.0.1:0", "-log-level", "error"}); err == nil ||
+		!strings.Contains(err.Error(), "no client grants") {
+		t.Fatalf("started without grants: %v", err)
+	}
+	dir := t.TempDir()
+	star := filepath.Join(dir, "star")
+	good := filepath.Join(dir, "good")
+	if err := os.WriteFile(star, []byte("sub=a system_ids=a* logicals=*\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("# replicas\nsub=r system_ids=r* logicals=*.fame.fabric\nsub=c system_ids=*\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := runWelcome(context.Background(), []string{"-listen", "127.0.0.1:0", "-log-level", "error", "-grants-file", star}); err == nil ||
+		!strings.Contains(err.Error(), `logical "*"`) {
+		t.Fatalf("started with a grant of *: %v", err)
+	}
+	addr, _ := startService(t, runWelcome, "-grants-file", good)
+	if code, body := getBody(t, http.DefaultClient, "http://"+addr+"/metrics"); code != 200 || !strings.Contains(body, "fame_welcome_admitted_total") {
+		t.Fatalf("metrics: %d %s", code, body)
+	}
+}

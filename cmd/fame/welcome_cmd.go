@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/fame-go/fame/admission/welcome"
 )
@@ -13,6 +16,8 @@ func init() { register("welcome", runWelcome) }
 // runWelcome serves the welcome service (NodeHello → NodeWelcome with the attach ticket and CA
 // grant). Configuration: FAME_WELCOME_TARGET_SYSTEM_ID (= the sentinel's FAME_NODE_ID),
 // FAME_WELCOME_ATTACH_URL, FAME_CA_SERVICE_URL, FAME_JWT_TRUSTED_ISSUER (the OAuth2 server),
+// FAME_WELCOME_GRANTS / FAME_WELCOME_GRANTS_FILE or -grants-file (which OAuth2 client may
+// attach as which system ids with which logicals; required unless hellos are anonymous),
 // ...; see admission/welcome. Default address FAME_APP_HOST:FAME_APP_PORT (:8090).
 func runWelcome(ctx context.Context, args []string) error {
 	cfg, err := welcome.ConfigFromEnv(getenv)
@@ -22,8 +27,20 @@ func runWelcome(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("welcome", flag.ContinueOnError)
 	var sf serveFlags
 	sf.register(fs, net.JoinHostPort(cfg.Host, cfg.Port))
+	grantsFile := fs.String("grants-file", "", "more client grants, one per line (syntax of FAME_WELCOME_GRANTS)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *grantsFile != "" {
+		b, err := os.ReadFile(*grantsFile)
+		if err != nil {
+			return fmt.Errorf("-grants-file: %w", err)
+		}
+		more, err := welcome.ParseGrants(string(b))
+		if err != nil {
+			return fmt.Errorf("-grants-file %s: %w", *grantsFile, err)
+		}
+		cfg.Grants = append(cfg.Grants, more...)
 	}
 	log := sf.logger("welcome")
 	cfg.Logger = log
@@ -34,5 +51,9 @@ func runWelcome(ctx context.Context, args []string) error {
 	log.Info("welcome configured", "target", cfg.TargetSystemID, "attach_url", cfg.AttachURL,
 		"ca_url", cfg.CAServiceURL, "ticket_issuer", cfg.Issuer, "oauth2_issuer", cfg.Auth.Issuer,
 		"anonymous", cfg.AllowAnonymous, "kid", svc.Key().Kid)
+	for _, g := range cfg.Grants {
+		log.Info("welcome grant", "client", g.Subject, "system_ids", strings.Join(g.SystemIDs, ","),
+			"logicals", strings.Join(g.Logicals, ","))
+	}
 	return serveHTTP(ctx, "welcome", svc, &sf, log)
 }

@@ -153,6 +153,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 		TargetSystemID: testSentinel, AttachURL: testAttach, CAServiceURL: s.cSrv.URL + "/fame/v1/ca",
 		Issuer: s.welcomeIssuer(), TicketTTL: o.ticketTTL, WelcomeTTL: o.welcomeTTL,
 		Verifier: bearer, Key: s.wKey, Now: o.clock, Logger: quietLogger(),
+		Grants: []welcome.ClientGrant{{Subject: testClient, SystemIDs: []string{"*"}, Logicals: []string{"*.fame.fabric"}}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -25,7 +25,13 @@ func (s *stack) welcomeConfig(t testing.TB, systemID string, logicals ...string)
 
 func TestWelcomeHelloGrant(t *testing.T) {
 	s := newStack(t, stackOpts{})
-	g, err := s.welcomeConfig(t, "r1node", "*.fame.fabric", "bad.example.org").Hello(t.Context())
+	// A logical outside the client's grant refuses the hello (403).
+	_, err := s.welcomeConfig(t, "r1node", "*.fame.fabric", "bad.example.org").Hello(t.Context())
+	var he *HTTPError
+	if !errors.As(err, &he) || he.Status != http.StatusForbidden || he.Code != welcome.CodeLogicalNotGranted {
+		t.Fatalf("hello beyond the grant: %v", err)
+	}
+	g, err := s.welcomeConfig(t, "r1node", "*.fame.fabric").Hello(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +40,7 @@ func TestWelcomeHelloGrant(t *testing.T) {
 		g.CAHeaderName != "Authorization" || g.InstanceID != "inst1" {
 		t.Fatalf("grant: %+v", g)
 	}
-	if !slices.Equal(g.AcceptedLogicals, []string{"*.fame.fabric"}) || !slices.Equal(g.RejectedLogicals, []string{"bad.example.org"}) {
+	if !slices.Equal(g.AcceptedLogicals, []string{"*.fame.fabric"}) || len(g.RejectedLogicals) != 0 {
 		t.Fatalf("logicals: accepted %v rejected %v", g.AcceptedLogicals, g.RejectedLogicals)
 	}
 	// Default ticket TTL is 5 min; the welcome's own 1 h is later.

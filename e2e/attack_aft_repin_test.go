@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/stickiness"
+)
+
+// TestAttackAFTRepin: a pool member tries to pull a client's sticky session to itself with an
+// affinity token (meta.set.aft) it carries on any envelope: a token of its own for a session
+// that was routed elsewhere (foreign session), a token naming another node's kid (foreign
+// kid), or, where envelopes are not signed, an envelope and token claiming the victim
+// replica's sid (foreign sid). Each is refused and counted; the session stays where it was.
+func TestAttackAFTRepin(t *testing.T) {
+	strict := profileOverlay
+	strict.env = map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_STICKINESS_LEVEL": "strict"}
+	cases := []struct {
+		ap     attackProfile
+		attack string // foreign_session, foreign_kid, foreign_sid
+	}{
+		{profileOpen, "foreign_session"},
+		{profileOpen, "foreign_sid"},
+		{strict, "foreign_session"},
+		{strict, "foreign_kid"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.ap.name+"/"+tc.attack, func(t *testing.T) {
+			f := newFabric(t, tc.ap.env)
+			f.startReplica("r1", "*.fame.fabric", nil, tc.ap.mod(nil))
+			f.startReplica("r2", "*.fame.fabric", nil, tc.ap.mod(nil))
+			client := f.sdkClient(tc.ap, "client1")
+			pinned := whoami(t, client)
+			servesTen(t, client, pinned)
+
+			m := newHostile(t, f, tc.ap, "mallory")
+			ack := m.attachAs("*.fame.fabric")
+			if !ack.OK {
+				t.Fatalf("attach: %+v", ack)
+			}
+			if b := m.bindAs("math@*.fame.fabric"); !b.OK {
+				t.Fatalf("pool bind: %+v", b)
+			}
+			sentinelPath := path.Dir(m.path)
+			clientSID := envelope.SecureDigest(sentinelPath + "/client1")
+			ownSID := envelope.SecureDigest(m.path)
+			victimSID := envelope.SecureDigest(sentinelPath + "/" + pinned)
+			envSID, tokSID := ownSID, ownSID
+			var tok string
+			var err error
+			switch {
+			case m.signer == nil && tc.attack == "foreign_sid":
+				envSID, tokSID = victimSID, victimSID
+				tok, err = stickiness.UnsignedAFT("", tokSID, clientSID, time.Hour, time.Now())
+			case m.signer == nil:
+				tok, err = stickiness.UnsignedAFT("", tokSID, clientSID, time.Hour, time.Now())
+			case tc.attack == "foreign_kid":
+				kid := sentinelKid(t, ack.Keys) // a kid the attacker has seen: the sentinel's
+				tok, err = stickiness.SignAFT(m.signer.Key, kid, tokSID, clientSID, stickiness.ScopeNode, time.Hour, time.Now())
+			default:
+				tok, err = stickiness.SignAFT(m.signer.Key, m.signer.Kid, tokSID, clientSID, stickiness.ScopeNode, time.Hour, time.Now())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := m.newEnv(&envelope.Data{Payload: json.RawMessage(`{}`)})
+			e.To, e.SID = "__sys__@"+m.path, envSID
+			e.Meta, _ = json.Marshal(map[string]any{"set": map[string]string{"aft": tok}})
+			m.sendAs(e)
+			reason := "aft_" + tc.attack
+			waitUntil(t, 5*time.Second, reason+" refusal", func() bool { return f.refusals(t, reason) == 1 })
+			servesTen(t, client, pinned)
+		})
+	}
+}
+
+func sentinelKid(t *testing.T, keys []json.RawMessage) string {
+	t.Helper()
+	for _, raw := range keys {
+		if j, err := security.ParseJWK(raw); err == nil && j.Use == "sig" {
+			return j.Kid
+		}
+	}
+	t.Fatal("NodeAttachAck carries no sentinel signing key")
+	return ""
+}
