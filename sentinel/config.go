@@ -39,6 +39,7 @@ type NodeConfig struct {
 	IdentityPolicy    ProfileRef       `yaml:"identity_policy,omitempty"`
 	Telemetry         map[string]any   `yaml:"telemetry,omitempty"`
 	Limits            LimitsConfig     `yaml:"limits,omitempty"`
+	Admin             AdminConfig      `yaml:"admin,omitempty"`
 	Extra             map[string]any   `yaml:",inline"`
 }
 
@@ -81,6 +82,24 @@ type LimitsConfig struct {
 	AttachTimeoutMs int `yaml:"attach_timeout_ms,omitempty"`
 	PingIntervalMs  int `yaml:"ping_interval_ms,omitempty"` // liveness probe of serving nodes; a peer that misses two is dropped
 	IdleTimeoutMs   int `yaml:"idle_timeout_ms,omitempty"`  // a peer silent this long is dropped (peers heartbeat every 15 s)
+
+	// Bounds under hostile load (see limits.go). Zero means the default.
+	SendQueueBytes        int64   `yaml:"send_queue_bytes,omitempty"`         // bytes queued per connection (8 MiB)
+	GlobalQueueBytes      int64   `yaml:"global_queue_bytes,omitempty"`       // bytes queued across all connections (GOMEMLIMIT/4, else 1 GiB)
+	SlowConsumerTimeoutMs int     `yaml:"slow_consumer_timeout_ms,omitempty"` // a peer that takes nothing for this long is cut (10 s)
+	MaxRoutes             int     `yaml:"max_routes,omitempty"`               // addresses (exact and pool) one connection may bind (256)
+	MaxCapabilities       int     `yaml:"max_capabilities,omitempty"`         // capability entries per connection (1,024)
+	MaxKeys               int     `yaml:"max_keys,omitempty"`                 // keys one connection may announce (64)
+	MaxPending            int     `yaml:"max_pending,omitempty"`              // requests awaiting a reply per connection (65,536)
+	MaxConnections        int     `yaml:"max_connections,omitempty"`          // open WebSocket connections (100,000)
+	AttachRate            float64 `yaml:"attach_rate,omitempty"`              // attach attempts per second per remote address (1,000)
+	AttachBurst           int     `yaml:"attach_burst,omitempty"`             // burst of the above (5,000)
+	AttachRateLoopback    *bool   `yaml:"attach_rate_loopback,omitempty"`     // also rate-limit loopback addresses (false)
+}
+
+// AdminConfig protects the operator endpoints.
+type AdminConfig struct {
+	Token string `yaml:"token,omitempty"` // bearer token for /stats, /metrics and /debug/pprof; empty: open
 }
 
 // Options is the resolved configuration the sentinel runs with.
@@ -109,6 +128,20 @@ type Options struct {
 	LogLevel          string
 	ShowEnvelopes     bool
 	Pprof             bool // serve /debug/pprof/ (FAME_PPROF=true)
+
+	// Bounds under hostile load (limits.go, queue.go).
+	SendQueueBytes      int64
+	GlobalQueueBytes    int64
+	SlowConsumerTimeout time.Duration
+	MaxRoutes           int
+	MaxCapabilities     int
+	MaxKeys             int
+	MaxPending          int
+	MaxConnections      int
+	AttachRate          float64
+	AttachBurst         int
+	AttachRateLoopback  bool
+	AdminToken          string // bearer token for the admin endpoints; empty leaves them open
 }
 
 // DefaultFile is the configuration used when no file is given: the reference's sentinel
@@ -173,6 +206,16 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		StoragePath:       n.Storage.Path,
 		SendQueue:         orDefaultInt(n.Limits.SendQueue, 4096),
 		WriteTimeout:      time.Duration(orDefaultInt(n.Limits.WriteTimeoutMs, 10000)) * time.Millisecond,
+		SendQueueBytes:    orDefaultInt64(n.Limits.SendQueueBytes, 8<<20),
+		GlobalQueueBytes:  n.Limits.GlobalQueueBytes,
+		MaxRoutes:         orDefaultInt(n.Limits.MaxRoutes, 256),
+		MaxCapabilities:   orDefaultInt(n.Limits.MaxCapabilities, 1024),
+		MaxKeys:           orDefaultInt(n.Limits.MaxKeys, 64),
+		MaxPending:        orDefaultInt(n.Limits.MaxPending, maxPendingPerConn),
+		MaxConnections:    orDefaultInt(n.Limits.MaxConnections, 100000),
+		AttachRate:        n.Limits.AttachRate,
+		AttachBurst:       orDefaultInt(n.Limits.AttachBurst, 5000),
+		AdminToken:        n.Admin.Token,
 		AttachTimeout:     time.Duration(orDefaultInt(n.Limits.AttachTimeoutMs, 10000)) * time.Millisecond,
 		PingInterval:      time.Duration(orDefaultInt(n.Limits.PingIntervalMs, 1000)) * time.Millisecond,
 		IdleTimeout:       time.Duration(orDefaultInt(n.Limits.IdleTimeoutMs, 45000)) * time.Millisecond,
@@ -181,6 +224,17 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 	}
 	if len(o.RequestedLogicals) == 0 {
 		o.RequestedLogicals = []string{"fame.fabric"}
+	}
+	// The slow-consumer timeout was write_timeout_ms before; that key still sets it.
+	o.SlowConsumerTimeout = o.WriteTimeout
+	if n.Limits.SlowConsumerTimeoutMs > 0 {
+		o.SlowConsumerTimeout = time.Duration(n.Limits.SlowConsumerTimeoutMs) * time.Millisecond
+	}
+	if o.AttachRate == 0 {
+		o.AttachRate = 1000
+	}
+	if n.Limits.AttachRateLoopback != nil {
+		o.AttachRateLoopback = *n.Limits.AttachRateLoopback
 	}
 	if n.Stickiness.Enabled != nil {
 		o.Stickiness = *n.Stickiness.Enabled
@@ -245,6 +299,10 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 	if o.StoragePath == "" {
 		o.StoragePath = get("FAME_STORAGE_PATH")
 	}
+	problems = append(problems, o.limitsFromEnv(get)...)
+	if o.GlobalQueueBytes == 0 {
+		o.GlobalQueueBytes = defaultGlobalQueueBytes()
+	}
 	if o.StorageProfile == "memory" && o.StoragePath != "" {
 		o.StorageProfile = "bbolt"
 	}
@@ -284,6 +342,7 @@ func (o *Options) validate() []string {
 	if o.SendQueue < 16 {
 		p = append(p, fmt.Sprintf("limits.send_queue %d is too small (min 16)", o.SendQueue))
 	}
+	p = append(p, o.validateLimits()...)
 	if o.StickyMaxTTL < o.StickyDefaultTTL {
 		p = append(p, "stickiness.max_ttl_sec is below default_ttl_sec")
 	}
@@ -304,6 +363,13 @@ func (e *ConfigError) Is(target error) bool { return target == ErrConfig }
 
 func orDefault(v, d string) string {
 	if v == "" {
+		return d
+	}
+	return v
+}
+
+func orDefaultInt64(v, d int64) int64 {
+	if v == 0 {
 		return d
 	}
 	return v

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,7 @@ type conn struct {
 	flowID    string // the sentinel's own flow on this connection
 	principal *Principal
 
-	out       chan *[]byte
+	q         *sendQueue
 	cork      *corkconn.Conn // the socket under ws, corked by the writer around batches; nil if unknown
 	done      chan struct{}
 	closeOnce sync.Once
@@ -54,7 +55,12 @@ type conn struct {
 	recvCredits map[string]int
 
 	pendMu  sync.Mutex
-	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply
+	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply (or its stream's end)
+
+	held        heldLimits    // routes, capabilities and keys this connection holds (limits.go); reader goroutine only
+	keysHeld    atomic.Int32  // keys registered for this connection (seclayer)
+	lastRefusal atomic.Int64  // unix nanos of the last logged limit refusal (log rate)
+	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
 	pingOnce   sync.Once
@@ -71,8 +77,10 @@ type pendingReq struct {
 // packedReq is how a pendingReq is kept while it waits: its fields share one string, so that
 // remembering a request costs one allocation instead of seven.
 type packedReq struct {
-	all string
-	end [7]uint32
+	all    string
+	end    [7]uint32
+	stream bool  // a stream request: tracked until its final item, not its first
+	seen   int64 // streams: unix seconds of the request or its last item (forgetStaleStreams)
 }
 
 func packReq(h *envelope.Header) packedReq {
@@ -88,6 +96,10 @@ func packReq(h *envelope.Header) packedReq {
 		p.end[i] = uint32(len(b))
 	}
 	p.all = string(b)
+	p.stream = h.RType.Has(envelope.RTypeStream)
+	if p.stream {
+		p.seen = time.Now().Unix()
+	}
 	return p
 }
 
@@ -105,7 +117,7 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 	c := &conn{
 		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
 		flowID:      envelope.NewID(),
-		out:         make(chan *[]byte, s.opts.SendQueue),
+		q:           newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
 		done:        make(chan struct{}),
 		seq:         map[string]*int64{},
 		recvCredits: map[string]int{},
@@ -130,14 +142,21 @@ func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
 	return 0, envelope.FlowSyn
 }
 
-// forward re-stamps a received envelope for this connection and queues it.
-func (c *conn) forward(msg []byte, h *envelope.Header) bool {
+// forward re-stamps an envelope received from src for this connection and queues it. It
+// returns queueOK, queueClosed when this connection is gone, or the limit that refused it
+// (counted and logged here; the caller nacks the sender OVERLOADED).
+func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
+	// A refused envelope leaves a gap in seqId; receivers do not enforce the order (above).
 	seq, flags := c.stampLocked(h.FlowID)
 	bp := getBuf()
 	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
-	return c.enqueueLocked(bp)
+	why := c.enqueueLocked(bp, src)
+	if why != queueOK && why != queueClosed {
+		c.overloaded(why, src, h)
+	}
+	return why
 }
 
 // sendOwn sends an envelope the sentinel originates on this connection's sentinel flow.
@@ -161,7 +180,14 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 		return false
 	}
 	*bp = b
-	return c.enqueueLocked(bp)
+	switch why := c.enqueueLocked(bp, nil); why {
+	case queueOK:
+		return true
+	case queueClosed:
+	default:
+		c.overloaded(why, nil, nil)
+	}
+	return false
 }
 
 // sendCredit refills a flow this peer sends on. CreditUpdates do not advance the counter.
@@ -177,59 +203,41 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	}
 	*bp = b
 	c.seqMu.Lock()
-	c.enqueueLocked(bp)
+	if why := c.enqueueLocked(bp, nil); why != queueOK && why != queueClosed {
+		c.overloaded(why, nil, nil)
+	}
 	c.seqMu.Unlock()
 }
 
-// enqueueLocked never blocks: a peer whose queue is full is too slow to keep and is
-// disconnected, so that it cannot stall the senders routing to it.
-func (c *conn) enqueueLocked(b *[]byte) bool {
-	select {
-	case <-c.done:
+// enqueueLocked never blocks: when a bound refuses the envelope the caller gets the reason
+// (see sendQueue.push) and b is returned to the pool. Call with seqMu held.
+func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
+	why := c.q.push(b, src)
+	if why != queueOK {
 		putBuf(b)
-		return false
-	default:
 	}
-	select {
-	case c.out <- b:
-		return true
-	default:
-		putBuf(b)
-		c.s.metrics.queueDrops.Inc()
-		go c.close(websocket.StatusPolicyViolation, "send queue full: peer too slow")
-		return false
-	}
+	return why
 }
 
-// writer is the only goroutine that writes to the socket.
+// writer is the only goroutine that writes to the socket. It sleeps until the queue has
+// something, then writes everything queued in batches.
 func (c *conn) writer() {
 	defer c.s.wg.Done()
+	defer c.q.close()
+	batch := make([]queued, 0, maxBatch)
 	for {
 		select {
 		case <-c.done:
 			return
-		case bp := <-c.out:
-			// Everything already queued goes out in one system call: the socket is corked
-			// while the batch is written and flushed once at the end.
-			if c.cork != nil {
-				c.cork.Cork()
-			}
-			ok := c.writeOne(bp)
-			for n := 1; ok && n < maxBatch; n++ {
-				select {
-				case bp = <-c.out:
-					ok = c.writeOne(bp)
-					continue
-				default:
-				}
+		case <-c.q.wake:
+		}
+		for {
+			batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
+			if len(batch) == 0 {
 				break
 			}
-			if c.cork != nil {
-				if err := c.cork.Uncork(c.s.opts.WriteTimeout); err != nil && ok {
-					c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
-					return
-				}
-			}
+			ok := c.writeBatch(batch)
+			c.q.release(batch)
 			if !ok {
 				return
 			}
@@ -237,31 +245,76 @@ func (c *conn) writer() {
 	}
 }
 
-// maxBatch bounds how many queued envelopes one flush carries.
-const maxBatch = 128
+// maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the
+// slow-consumer timeout is reading (next to) nothing, and is cut.
+const (
+	maxBatch      = 128
+	maxBatchBytes = 1 << 20
+)
 
-func (c *conn) writeOne(bp *[]byte) bool {
-	defer putBuf(bp)
+// writeBatch writes a batch in one system call: the socket is corked while the envelopes are
+// written and flushed once at the end. The write deadline covers the whole batch, including
+// flushes the cork makes on its own when its buffer fills.
+func (c *conn) writeBatch(batch []queued) bool {
+	timeout := c.s.opts.SlowConsumerTimeout
+	if c.cork != nil {
+		_ = c.cork.SetWriteDeadline(time.Now().Add(timeout))
+		c.cork.Cork()
+	}
+	ok := true
+	for _, it := range batch {
+		if ok = c.writeOne(it.b, timeout); !ok {
+			break
+		}
+	}
+	if c.cork != nil {
+		err := c.cork.Uncork(timeout)
+		_ = c.cork.SetWriteDeadline(time.Time{})
+		if err != nil && ok {
+			c.writeFailed(err)
+			return false
+		}
+	}
+	return ok
+}
+
+func (c *conn) writeOne(b *[]byte, timeout time.Duration) bool {
 	var err error
 	if c.cork != nil {
-		// Corked, the write only fills the batch buffer; Uncork applies the write timeout
-		// to the real write. A per-message timeout context would cost a timer and a
+		// Corked, the write only fills the batch buffer; the batch's deadline applies to the
+		// real write. A per-message timeout context would cost a timer and a
 		// context.AfterFunc for every envelope.
-		err = c.ws.Write(context.Background(), websocket.MessageBinary, *bp)
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, *b)
 	} else {
-		ctx, cancel := context.WithTimeout(c.s.ctx, c.s.opts.WriteTimeout)
-		err = c.ws.Write(ctx, websocket.MessageBinary, *bp)
+		ctx, cancel := context.WithTimeout(c.s.ctx, timeout)
+		err = c.ws.Write(ctx, websocket.MessageBinary, *b)
 		cancel()
 	}
 	if err != nil {
-		c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
+		c.writeFailed(err)
 		return false
 	}
 	c.tx.Add(1)
 	if c.s.opts.ShowEnvelopes {
-		c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *bp)
+		c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *b)
 	}
 	return true
+}
+
+// writeFailed closes the connection after a failed write. A write that ran into its deadline
+// means the peer took nothing for the slow-consumer timeout: that is the one case where the
+// destination, not the sender, pays for a full queue.
+func (c *conn) writeFailed(err error) {
+	if c.closed() {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		t := c.s.opts.SlowConsumerTimeout
+		c.s.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
+		c.close(websocket.StatusPolicyViolation, "slow consumer: nothing read for "+t.String())
+		return
+	}
+	c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
 }
 
 // startPinger starts liveness probing once the peer serves an address: a hung replica must
@@ -313,6 +366,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeWhy.Store(reason)
 		close(c.done)
+		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
 		c.s.detach(c, reason)
 		if len(reason) > 120 {
 			reason = reason[:120]
@@ -335,27 +389,47 @@ func (c *conn) closed() bool {
 	}
 }
 
-// trackPending remembers a request routed to this peer.
-func (c *conn) trackPending(h *envelope.Header) {
+// trackPending remembers a request about to be routed to this peer, so that its death nacks
+// it. It returns false, tracking nothing, when the peer already has MaxPending requests open:
+// the caller nacks the request instead of forwarding it untracked.
+func (c *conn) trackPending(h *envelope.Header) bool {
 	if len(h.CorrID) == 0 || len(h.ReplyTo) == 0 || !(h.RType.Has(envelope.RTypeReply) || h.RType.Has(envelope.RTypeStream)) {
-		return
+		return true
 	}
 	c.pendMu.Lock()
-	if len(c.pending) < maxPendingPerConn {
-		p := packReq(h)
-		c.pending[p.unpack().corrID] = p
+	defer c.pendMu.Unlock()
+	if _, again := c.pending[string(h.CorrID)]; !again && len(c.pending) >= c.s.opts.MaxPending {
+		return false
 	}
+	p := packReq(h)
+	c.pending[p.all[p.end[4]:p.end[5]]] = p
+	return true
+}
+
+// untrack forgets a request that was tracked but could not be forwarded.
+func (c *conn) untrack(h *envelope.Header) {
+	c.pendMu.Lock()
+	delete(c.pending, string(h.CorrID))
 	c.pendMu.Unlock()
 }
 
-// answered forgets a pending request once this peer sent a reply for it.
-func (c *conn) answered(corrID []byte) {
+// answered forgets a pending request once this peer sent its reply, or for a stream its final
+// item (a JSON-RPC response with a null result or an error): the peer's death must still nack
+// a stream it is in the middle of.
+func (c *conn) answered(corrID []byte, msg []byte) {
 	if len(corrID) == 0 {
 		return
 	}
 	c.pendMu.Lock()
 	if len(c.pending) > 0 {
-		delete(c.pending, string(corrID))
+		if p, ok := c.pending[string(corrID)]; ok {
+			if !p.stream || streamEnded(msg) {
+				delete(c.pending, string(corrID))
+			} else {
+				p.seen = time.Now().Unix()
+				c.pending[string(corrID)] = p
+			}
+		}
 	}
 	c.pendMu.Unlock()
 }

@@ -8,9 +8,10 @@
 // envelope.ParseHeader and writes the received bytes on with only seqId/flowFlags re-stamped,
 // so signatures stay valid and the cost per envelope stays small. Each connection has one reader
 // goroutine, one writer goroutine behind a bounded queue and a liveness pinger; a peer that
-// cannot keep up or stops answering pings is disconnected and leaves every route and pool at
-// once, so nothing is routed to a dead replica. Pools pick replicas through the stickiness
-// table (channel and session pinning) and a load-balancing strategy from package balancer.
+// stops answering pings, or takes nothing for the slow-consumer timeout, is disconnected and
+// leaves every route and pool at once, so nothing is routed to a dead replica. Pools pick
+// replicas through the stickiness table (channel and session pinning) and a load-balancing
+// strategy from package balancer.
 //
 // Routing is bound to identity in every profile (ownership.go): an address has one owner (an
 // exact binder or a pool), so a bind that would shadow or take over another node's address is
@@ -22,4 +23,13 @@
 // (INVALID_SYSTEM_ID). An envelope must be signed by a key of the sending connection's subtree
 // (FOREIGN_SIGNING_KEY), and an AFT re-pins only a session that was routed to the replica
 // carrying it. Every refusal is counted in fame_security_refusals_total{reason}.
+//
+// Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
+// queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
+// queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not the
+// destination or other senders. Routes, capability entries, keys and open requests per
+// connection, connections, and attach attempts per address are capped; each refusal carries a
+// reason on the wire, a log line naming the peer and a fame_limit_refusals_total count. Requests
+// stay tracked until answered (streams until their final item), so a replica's death nacks them
+// all at once. The operator endpoints need the admin token when one is set (admin.go).
 package sentinel

@@ -18,7 +18,7 @@ type metrics struct {
 	attaches      prometheus.Counter
 	attachRefused *prometheus.CounterVec
 	malformed     prometheus.Counter
-	queueDrops    prometheus.Counter
+	limitRefusals *prometheus.CounterVec
 	nacks         *prometheus.CounterVec
 	dropped       *prometheus.CounterVec
 	repins        prometheus.Counter
@@ -49,7 +49,15 @@ func newMetrics(s *Sentinel) *metrics {
 	m.attaches = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_attaches_total", Help: "Successful node attaches."})
 	m.attachRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_attach_refused_total", Help: "Refused attaches by reason."}, []string{"reason"})
 	m.malformed = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_malformed_total", Help: "Messages that were not valid envelopes (connection closed)."})
-	m.queueDrops = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_send_queue_overflow_total", Help: "Peers disconnected because their send queue was full."})
+	m.limitRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_limit_refusals_total",
+		Help: "Envelopes, frames, attaches and requests refused by a configured bound, by reason (see sentinel/limits.go)."}, []string{"reason"})
+	for _, r := range allLimitReasons {
+		m.limitRefusals.WithLabelValues(r) // every reason shows from the start, at 0
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_queued_bytes", Help: "Bytes in the send queues of every connection."},
+		func() float64 { return float64(s.limits.queued.Load()) }))
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_queued_bytes_limit", Help: "The bound on fame_queued_bytes."},
+		func() float64 { return float64(s.opts.GlobalQueueBytes) }))
 	m.nacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_nacks_total", Help: "Negative acknowledgements by code."}, []string{"code"})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_dropped_total", Help: "Envelopes dropped without a nack, by reason."}, []string{"reason"})
 	m.repins = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_repins_total", Help: "Sessions moved to another replica after theirs was lost."})
@@ -58,7 +66,7 @@ func newMetrics(s *Sentinel) *metrics {
 	f(m.refusals)
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_received_total", Help: "Envelopes received by frame type."}, []string{"frame"})
 	routed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_routed_total", Help: "Envelopes forwarded by frame type."}, []string{"frame"})
-	for _, c := range []prometheus.Collector{m.connections, m.attaches, m.attachRefused, m.malformed, m.queueDrops,
+	for _, c := range []prometheus.Collector{m.connections, m.attaches, m.attachRefused, m.malformed, m.limitRefusals,
 		m.nacks, m.dropped, m.repins, m.secureCloses, received, routed} {
 		f(c)
 	}

@@ -24,13 +24,26 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 		return
 	}
 	if isReplyFrame(h) {
-		src.answered(h.CorrID)
+		src.answered(h.CorrID, msg)
 	}
-	if !dst.forward(msg, h) {
-		s.drop(src, h, dest, envelope.CodeRouteConnectorClosed)
+	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
+	// pending bound the request is refused rather than forwarded untracked.
+	if !dst.trackPending(h) {
+		dst.overloaded(limitPending, src, h)
+		s.nackOverloaded(src, h, dest, overloadReason(limitPending, string(dest)))
 		return
 	}
-	dst.trackPending(h)
+	if why := dst.forward(msg, h, src); why != queueOK {
+		dst.untrack(h)
+		if why == queueClosed {
+			s.drop(src, h, dest, envelope.CodeRouteConnectorClosed)
+			return
+		}
+		s.nackOverloaded(src, h, dest, overloadReason(why, string(dest)))
+		src.throttle(h)
+		return
+	}
+	src.pause = 0
 	s.metrics.routed(h.FrameType)
 }
 
@@ -112,8 +125,17 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 			break
 		}
 	}
-	if dst == nil || !dst.forward(msg, h) {
+	if dst == nil {
 		s.drop(src, h, nil, envelope.CodeNoRoute)
+		return
+	}
+	if why := dst.forward(msg, h, src); why != queueOK {
+		if why == queueClosed {
+			s.drop(src, h, nil, envelope.CodeNoRoute)
+			return
+		}
+		s.nackOverloaded(src, h, nil, overloadReason(why, dst.systemID))
+		src.throttle(h)
 		return
 	}
 	s.metrics.routed(h.FrameType)
@@ -190,9 +212,12 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 			why := "address " + f.Address + " is outside the logicals this node's attach and credentials grant"
 			s.securityRefusal(c, refusalBindUnauthorized, why, "address", f.Address)
 			ack = &envelope.AddressBindAck{Ack: refuse(envelope.CodeUnauthorized, why), Address: f.Address}
+		case !c.held.addRoute(c, a.String()):
+			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitRoutes)), Address: f.Address}
 		default:
 			if why := s.bindOwned(c, a); why != "" {
 				s.securityRefusal(c, refusalBindConflict, why, "address", f.Address)
+				c.held.dropRoute(a.String()) // not bound: it does not count against the limit
 				ack = &envelope.AddressBindAck{Ack: refuse(codeBindConflict, why), Address: f.Address}
 				break
 			}
@@ -204,13 +229,20 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 	case *envelope.AddressUnbind:
 		if a, perr := envelope.ParseAddress(f.Address); perr == nil {
 			s.routes.unbind(c, a)
+			c.held.dropRoute(a.String())
 		}
 		ack = &envelope.AddressUnbindAck{Ack: okAck, Address: f.Address}
 	case *envelope.CapabilityAdvertise:
+		if !c.held.addCaps(c, f.Address, f.Capabilities) {
+			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitCapabilities)),
+				Capabilities: f.Capabilities, Address: f.Address}
+			break
+		}
 		s.routes.advertise(c, f.Address, f.Capabilities)
 		ack = &envelope.CapabilityAdvertiseAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
 	case *envelope.CapabilityWithdraw:
 		s.routes.withdraw(c, f.Address, f.Capabilities)
+		c.held.dropCaps(f.Address, f.Capabilities)
 		ack = &envelope.CapabilityWithdrawAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
 	default:
 		return

@@ -169,6 +169,15 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 			}
 		}
 	}
+	fresh := 0
+	for _, j := range keys {
+		if prev, ok := l.keys.Get(j.Kid); !ok || prev.PhysicalPath != path {
+			fresh++
+		}
+	}
+	if err := c.checkKeyLimit(fresh); err != nil {
+		return err
+	}
 	// Certificate checks happen in Add; run them on a scratch store first so that one bad key
 	// refuses the whole set without leaving the others behind.
 	scratch := security.NewKeyStore(l.ksOpts)
@@ -190,6 +199,7 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 		l.owner[path] = c
 		l.paths[c] = append(l.paths[c], path)
 	}
+	c.keysHeld.Add(int32(fresh))
 	return nil
 }
 

@@ -2,10 +2,12 @@ package sentinel
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/fame-go/fame/envelope"
@@ -115,6 +117,10 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 	}
 	if err := l.register(c, f.PhysicalPath, jwks); err != nil {
 		c.log.Warn("KeyAnnounce refused", "physical_path", f.PhysicalPath, "err", err)
+		if errors.Is(err, errKeyLimit) {
+			// KeyAnnounce has no ack to carry the reason; a node past the bound is cut.
+			go c.close(websocket.StatusPolicyViolation, err.Error())
+		}
 		return true
 	}
 	c.log.Debug("announced keys stored", "physical_path", f.PhysicalPath, "keys", len(jwks))

@@ -52,6 +52,7 @@ type Sentinel struct {
 	auth    Authenticator
 	sticky  *stickyRouter
 	sec     *secLayer
+	limits  *limiter
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -103,7 +104,12 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	s.path = "/" + s.id
 	s.sid = envelope.SecureDigest(s.path)
 	s.log = s.log.With("sentinel", s.id)
+	s.limits = newLimiter(s)
 	s.metrics = newMetrics(s)
+	if opts.StoragePath != "" && opts.ID == "" {
+		s.log.Warn("bindings are persisted but FAME_NODE_ID (node.id) is not set: this sentinel gets a new id on every start, so restored bindings cannot match the re-attached replicas; set a fixed id",
+			"storage_path", opts.StoragePath)
+	}
 	if s.sticky, err = newStickyRouter(s); err != nil {
 		return nil, err
 	}
@@ -135,13 +141,14 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.HandleFunc("GET /fame/v1/attach/health", s.handleHealth)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.metrics.handler())
-	mux.HandleFunc("GET /stats", s.handleStats)
+	// The operator endpoints need the admin token when one is configured (admin.go).
+	mux.Handle("GET /metrics", s.admin(s.metrics.handler()))
+	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
 	if s.opts.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
+		mux.Handle("GET /debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
 	}
 	return mux
 }
@@ -280,10 +287,16 @@ func bearerToken(r *http.Request) string {
 
 func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	origin, urlID := r.PathValue("origin"), r.PathValue("systemId")
-	switch {
-	case s.draining.Load():
+	if s.draining.Load() {
 		http.Error(w, "sentinel is shutting down", http.StatusServiceUnavailable)
 		return
+	}
+	release, ok := s.limits.admitUpgrade(w, r, urlID)
+	if !ok {
+		return
+	}
+	defer release()
+	switch {
 	case origin != "downstream" && origin != "peer":
 		s.refuseUpgrade(w, r, "Invalid origin type")
 		return
@@ -379,8 +392,10 @@ func (s *Sentinel) sweepIdle() {
 		case <-s.drainCh:
 			return
 		case <-t.C:
-			limit := time.Now().Add(-s.opts.IdleTimeout).UnixNano()
+			now := time.Now()
+			limit := now.Add(-s.opts.IdleTimeout).UnixNano()
 			for _, c := range s.routes.attached() {
+				c.forgetStaleStreams(now)
 				if c.lastRx.Load() < limit {
 					c.log.Warn("closing idle connection", "idle_for", s.opts.IdleTimeout)
 					go c.close(websocket.StatusGoingAway, "idle: nothing received for "+s.opts.IdleTimeout.String())
@@ -411,13 +426,15 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		Rx       uint64    `json:"received"`
 		Tx       uint64    `json:"sent"`
 		Queue    int       `json:"queued"`
+		QBytes   int64     `json:"queuedBytes"`
+		Pending  int       `json:"pending"`
 		Sessions int64     `json:"stickySessions"`
 	}
 	var peers []peer
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
 	for _, c := range s.routes.attached() {
-		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), len(c.out), int64(s.sticky.sessionsOn(c))})
+		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

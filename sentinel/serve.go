@@ -18,10 +18,10 @@ import (
 func (c *conn) serve() {
 	defer c.s.wg.Done()
 	s := c.s
-	// Two goroutines per connection: this reader and the writer. Reads use the sentinel's
-	// context, so shutdown ends them; liveness pings run only for nodes that serve addresses.
-	s.wg.Add(1)
-	go c.writer()
+	// Two goroutines per connection: this reader and the writer, started once the peer has
+	// attached (until then nothing is queued, and an unauthenticated connection costs one
+	// goroutine). Reads use the sentinel's context, so shutdown ends them; liveness pings run
+	// only for nodes that serve addresses.
 	defer c.close(websocket.StatusNormalClosure, "connection closed")
 
 	attachCtx, cancel := context.WithTimeout(s.ctx, s.opts.AttachTimeout)
@@ -40,6 +40,8 @@ func (c *conn) serve() {
 		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
+	s.wg.Add(1)
+	go c.writer() // the NodeAttachAck is queued already
 	c.lastRx.Store(time.Now().UnixNano())
 
 	var h envelope.Header

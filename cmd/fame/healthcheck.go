@@ -34,6 +34,7 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	caFile := fs.String("ca", defaultHealthCA(), "PEM bundle to trust for https:// URLs (in addition to the system roots)")
 	quiet := fs.Bool("q", false, "print nothing on success")
 	contains := fs.String("contains", "", "also require this text in the response body")
+	token := fs.String("token", os.Getenv("FAME_ADMIN_TOKEN"), "admin bearer token for the sentinel's /stats (default FAME_ADMIN_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +44,9 @@ func runHealthcheck(ctx context.Context, args []string) error {
 	client, err := healthClient(*caFile, *timeout)
 	if err != nil {
 		return err
+	}
+	if *token != "" {
+		client.Transport = bearer{next: client.Transport, token: *token}
 	}
 	status, err := probe(ctx, client, fs.Arg(0), *contains)
 	if err != nil {
@@ -114,4 +118,17 @@ func probe(ctx context.Context, client *http.Client, url, contains string) (stri
 		return "", fmt.Errorf("healthcheck: %s: %w (body lacks %q)", url, errUnhealthy, contains)
 	}
 	return resp.Status + " " + url, nil
+}
+
+// bearer adds the admin token to every request of a probe: a sentinel with FAME_ADMIN_TOKEN
+// set answers /stats only with it.
+type bearer struct {
+	next  http.RoundTripper
+	token string
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }

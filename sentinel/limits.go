@@ -1,0 +1,397 @@
+package sentinel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
+
+	"github.com/fame-go/fame/envelope"
+)
+
+// CodeLimitExceeded is the ack code of a control frame refused because the connection holds
+// as many routes, capability entries or keys as it may.
+const CodeLimitExceeded = "LIMIT_EXCEEDED"
+
+// Reasons of fame_limit_refusals_total. One label set per limit, so an operator sees which
+// bound a hostile (or merely busy) peer ran into.
+const (
+	limitQueue        = "send_queue"       // the destination's queue is full: the sender is nacked
+	limitQueueFair    = "send_queue_share" // one sender holds most of a busy destination's queue
+	limitGlobalQueue  = "global_queue"     // all queues together hold GlobalQueueBytes
+	limitSlowConsumer = "slow_consumer"    // a peer took nothing for SlowConsumerTimeout and was cut
+	limitRoutes       = "routes"           // AddressBind past MaxRoutes
+	limitCapabilities = "capabilities"     // CapabilityAdvertise past MaxCapabilities
+	limitKeys         = "keys"             // keys past MaxKeys
+	limitPending      = "pending"          // a request past MaxPending awaiting replies on its destination
+	limitConnections  = "connections"      // upgrade past MaxConnections
+	limitAttachRate   = "attach_rate"      // attach attempts from one address past the rate
+	limitAdminToken   = "admin_token"      // an admin endpoint without the right bearer token
+)
+
+var allLimitReasons = []string{limitQueue, limitQueueFair, limitGlobalQueue, limitSlowConsumer, limitRoutes,
+	limitCapabilities, limitKeys, limitPending, limitConnections, limitAttachRate, limitAdminToken}
+
+// defaultGlobalQueueBytes is a quarter of the Go memory limit when one is set (GOMEMLIMIT), else
+// 1 GiB: queued envelopes may take a share of the memory, never all of it.
+func defaultGlobalQueueBytes() int64 {
+	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim != math.MaxInt64 {
+		return lim / 4
+	}
+	return 1 << 30
+}
+
+// limitsFromEnv applies the FAME_* variables of the limits; they win over the file.
+func (o *Options) limitsFromEnv(get func(string) string) []string {
+	var p []string
+	intVar := func(name string, dst *int) {
+		if v := get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				p = append(p, fmt.Sprintf("%s=%q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	int64Var := func(name string, dst *int64) {
+		if v := get(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				p = append(p, fmt.Sprintf("%s=%q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	intVar("FAME_SEND_QUEUE", &o.SendQueue)
+	int64Var("FAME_SEND_QUEUE_BYTES", &o.SendQueueBytes)
+	int64Var("FAME_GLOBAL_QUEUE_BYTES", &o.GlobalQueueBytes)
+	var ms int
+	intVar("FAME_SLOW_CONSUMER_TIMEOUT_MS", &ms)
+	if ms > 0 {
+		o.SlowConsumerTimeout = time.Duration(ms) * time.Millisecond
+	}
+	intVar("FAME_MAX_ROUTES", &o.MaxRoutes)
+	intVar("FAME_MAX_CAPABILITIES", &o.MaxCapabilities)
+	intVar("FAME_MAX_KEYS", &o.MaxKeys)
+	intVar("FAME_MAX_PENDING", &o.MaxPending)
+	intVar("FAME_MAX_CONNECTIONS", &o.MaxConnections)
+	if v := get("FAME_ATTACH_RATE"); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			p = append(p, fmt.Sprintf("FAME_ATTACH_RATE=%q is not a number", v))
+		} else {
+			o.AttachRate = r
+		}
+	}
+	intVar("FAME_ATTACH_BURST", &o.AttachBurst)
+	switch v := strings.ToLower(get("FAME_ATTACH_RATE_LOOPBACK")); v {
+	case "":
+	case "true", "1", "yes", "on":
+		o.AttachRateLoopback = true
+	case "false", "0", "no", "off":
+		o.AttachRateLoopback = false
+	default:
+		p = append(p, fmt.Sprintf("FAME_ATTACH_RATE_LOOPBACK=%q: want true or false", v))
+	}
+	if v := get("FAME_ADMIN_TOKEN"); v != "" {
+		o.AdminToken = v
+	}
+	return p
+}
+
+func (o *Options) validateLimits() []string {
+	var p []string
+	positive := func(field string, v int64) {
+		if v <= 0 {
+			p = append(p, fmt.Sprintf("limits.%s %d must be positive", field, v))
+		}
+	}
+	if o.SendQueueBytes < 2*envelope.MaxMessageSize {
+		// One sender may hold half a queue: a largest envelope must fit in that half.
+		p = append(p, fmt.Sprintf("limits.send_queue_bytes %d is below %d (twice the largest envelope)", o.SendQueueBytes, 2*envelope.MaxMessageSize))
+	}
+	positive("global_queue_bytes", o.GlobalQueueBytes)
+	positive("max_routes", int64(o.MaxRoutes))
+	positive("max_capabilities", int64(o.MaxCapabilities))
+	positive("max_keys", int64(o.MaxKeys))
+	positive("max_pending", int64(o.MaxPending))
+	positive("max_connections", int64(o.MaxConnections))
+	positive("attach_burst", int64(o.AttachBurst))
+	if o.AttachRate <= 0 || math.IsNaN(o.AttachRate) || math.IsInf(o.AttachRate, 0) {
+		p = append(p, fmt.Sprintf("limits.attach_rate %v must be a positive number", o.AttachRate))
+	}
+	if o.SlowConsumerTimeout <= 0 {
+		p = append(p, "limits.slow_consumer_timeout_ms must be positive")
+	}
+	if o.AdminToken != "" && len(o.AdminToken) < 16 {
+		p = append(p, "admin.token (FAME_ADMIN_TOKEN) is shorter than 16 characters")
+	}
+	return p
+}
+
+// limiter holds the sentinel-wide bounds: the connection count and the attach rate per remote
+// address. Per-connection bounds live on the connection (conn.go, queue.go).
+type limiter struct {
+	s        *Sentinel
+	conns    atomic.Int64 // upgrades in progress or served, attached or not
+	queued   atomic.Int64 // bytes queued across every connection
+	attempts *lru.Cache[string, *rate.Limiter]
+}
+
+// maxRateEntries bounds the per-address limiter table; an address evicted from it starts with a
+// full bucket again, which costs an attacker nothing it could not get from a fresh address.
+const maxRateEntries = 65536
+
+func newLimiter(s *Sentinel) *limiter {
+	c, _ := lru.New[string, *rate.Limiter](maxRateEntries)
+	return &limiter{s: s, attempts: c}
+}
+
+// refused counts and logs one refusal; the caller puts the reason on the wire.
+func (l *limiter) refused(reason string, peer, remote string, msg string, args ...any) {
+	l.s.metrics.limitRefusals.WithLabelValues(reason).Inc()
+	l.s.log.Warn("limit: "+msg, append([]any{"limit", reason, "peer", peer, "remote", remote}, args...)...)
+}
+
+// admitUpgrade applies the connection cap and the attach rate before the WebSocket upgrade, so
+// a refused attempt costs no more than its HTTP request. The release func undoes the count.
+func (l *limiter) admitUpgrade(w http.ResponseWriter, r *http.Request, urlID string) (release func(), ok bool) {
+	o := l.s.opts
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ip := net.ParseIP(host); o.AttachRateLoopback || ip == nil || !ip.IsLoopback() {
+		lim, found := l.attempts.Get(host)
+		if !found {
+			lim = rate.NewLimiter(rate.Limit(o.AttachRate), o.AttachBurst)
+			l.attempts.Add(host, lim)
+		}
+		if !lim.Allow() {
+			reason := fmt.Sprintf("attach rate limit: more than %g attempts/s from %s", o.AttachRate, host)
+			l.refused(limitAttachRate, urlID, r.RemoteAddr, "attach refused", "rate", o.AttachRate, "burst", o.AttachBurst)
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, reason, http.StatusTooManyRequests)
+			return nil, false
+		}
+	}
+	if n := l.conns.Add(1); n > int64(o.MaxConnections) {
+		l.conns.Add(-1)
+		reason := fmt.Sprintf("connection limit: the sentinel serves %d connections", o.MaxConnections)
+		l.refused(limitConnections, urlID, r.RemoteAddr, "attach refused", "max_connections", o.MaxConnections)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, reason, http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return func() { l.conns.Add(-1) }, true
+}
+
+// heldLimits is what one connection holds in the route table, counted against MaxRoutes and
+// MaxCapabilities. Only the connection's reader goroutine (handleControl) touches it.
+type heldLimits struct {
+	routes map[string]struct{} // addresses bound: exact routes and pool memberships
+	caps   map[string]struct{} // address + "\x00" + capability
+}
+
+// addRoute counts address a for c, or reports false when c holds MaxRoutes already. A re-bind
+// of an address c holds costs nothing.
+func (h *heldLimits) addRoute(c *conn, a string) bool {
+	if _, ok := h.routes[a]; ok {
+		return true
+	}
+	if len(h.routes) >= c.s.opts.MaxRoutes {
+		c.s.limits.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", c.s.opts.MaxRoutes)
+		return false
+	}
+	if h.routes == nil {
+		h.routes = map[string]struct{}{}
+	}
+	h.routes[a] = struct{}{}
+	return true
+}
+
+func (h *heldLimits) dropRoute(a string) { delete(h.routes, a) }
+
+// addCaps counts the (address, capability) entries of an advertisement, all or none.
+func (h *heldLimits) addCaps(c *conn, address string, caps []string) bool {
+	fresh := 0
+	for _, name := range caps {
+		if _, ok := h.caps[address+"\x00"+name]; !ok {
+			fresh++
+		}
+	}
+	if len(h.caps)+fresh > c.s.opts.MaxCapabilities {
+		c.s.limits.refused(limitCapabilities, c.systemID, c.remote, "CapabilityAdvertise refused",
+			"address", address, "entries", len(caps), "max_capabilities", c.s.opts.MaxCapabilities)
+		return false
+	}
+	if h.caps == nil {
+		h.caps = map[string]struct{}{}
+	}
+	for _, name := range caps {
+		h.caps[address+"\x00"+name] = struct{}{}
+	}
+	return true
+}
+
+func (h *heldLimits) dropCaps(address string, caps []string) {
+	for _, name := range caps {
+		delete(h.caps, address+"\x00"+name)
+	}
+}
+
+// errKeyLimit refuses keys past MaxKeys for one connection.
+var errKeyLimit = errors.New("key limit")
+
+// checkKeyLimit is called by the key directory before it stores keys for c: fresh is how many
+// of them c does not hold yet.
+func (c *conn) checkKeyLimit(fresh int) error {
+	if held := int(c.keysHeld.Load()); held+fresh > c.s.opts.MaxKeys {
+		c.s.limits.refused(limitKeys, c.urlID, c.remote, "keys refused", "held", held, "offered", fresh, "max_keys", c.s.opts.MaxKeys)
+		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, c.s.opts.MaxKeys)
+	}
+	return nil
+}
+
+// overloaded counts a queue refusal, and logs it at most once a second per destination: a
+// flood must not turn into a flood of log lines.
+func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
+	c.s.metrics.limitRefusals.WithLabelValues(why).Inc()
+	now := time.Now().UnixNano()
+	last := c.lastRefusal.Load()
+	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {
+		return
+	}
+	args := []any{"limit", why, "peer", c.systemID, "remote", c.remote, "queued", c.q.len(), "queued_bytes", c.q.queuedBytes()}
+	if src != nil {
+		args = append(args, "sender", src.systemID, "sender_remote", src.remote)
+	}
+	if h != nil {
+		args = append(args, "frame", string(h.FrameType))
+	}
+	c.s.log.Warn("limit: envelope refused, sender nacked OVERLOADED (logged once a second)", args...)
+}
+
+// overloadReason is the nack reason for a queue refusal.
+func overloadReason(why, dest string) string {
+	switch why {
+	case limitQueueFair:
+		return "OVERLOADED: this sender holds its share of the send queue of " + dest
+	case limitGlobalQueue:
+		return "OVERLOADED: the sentinel's send queues are full"
+	case limitPending:
+		return "OVERLOADED: " + dest + " has too many requests open"
+	}
+	return "OVERLOADED: the send queue of " + dest + " is full"
+}
+
+// streamEnded reports whether a reply is the final item of a stream: a JSON-RPC response whose
+// result is null, or an error. An encrypted payload cannot be read; its stream stays tracked
+// until the replica leaves or the stream goes quiet (forgetStaleStreams).
+func streamEnded(msg []byte) bool {
+	var e struct {
+		Frame struct {
+			Payload json.RawMessage `json:"payload"`
+		} `json:"frame"`
+	}
+	if json.Unmarshal(msg, &e) != nil || len(e.Frame.Payload) == 0 || e.Frame.Payload[0] != '{' {
+		return false
+	}
+	var r struct {
+		Result json.RawMessage `json:"result"` // a JSON null arrives as "null", absence as nil
+		Error  json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(e.Frame.Payload, &r) != nil {
+		return false
+	}
+	if len(r.Error) > 0 && string(r.Error) != "null" {
+		return true
+	}
+	return string(r.Result) == "null"
+}
+
+// staleStream is how long a stream whose end cannot be seen (encrypted replies) stays tracked
+// after its last item.
+const staleStream = 2 * time.Minute
+
+// forgetStaleStreams drops stream entries quiet for staleStream, so that streams whose final
+// item is encrypted do not fill the pending table.
+func (c *conn) forgetStaleStreams(now time.Time) {
+	limit := now.Add(-staleStream).Unix()
+	c.pendMu.Lock()
+	for k, p := range c.pending {
+		if p.stream && p.seen < limit {
+			delete(c.pending, k)
+		}
+	}
+	c.pendMu.Unlock()
+}
+
+// nackOverloaded answers a request refused by a bound with a negative DeliveryAck OVERLOADED to
+// its sender (SecureAccept{ok:false} for SecureOpen), like drop; anything without a reply
+// address is dropped, counted under its limit already.
+func (s *Sentinel) nackOverloaded(src *conn, h *envelope.Header, dest []byte, reason string) {
+	s.metrics.nacks.WithLabelValues(envelope.CodeOverloaded).Inc()
+	ft := string(h.FrameType)
+	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 ||
+		(ft != envelope.TypeData && ft != envelope.TypeSecureOpen) {
+		return
+	}
+	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
+		to: string(dest), frameType: ft, corrID: string(h.CorrID), cid: string(h.FrameCID)}, envelope.CodeOverloaded, reason)
+}
+
+// limitMessage is the ack reason of a control frame refused by a per-connection bound.
+func limitMessage(c *conn, which string) string {
+	switch which {
+	case limitRoutes:
+		return fmt.Sprintf("limit exceeded: a connection may bind at most %d addresses", c.s.opts.MaxRoutes)
+	case limitCapabilities:
+		return fmt.Sprintf("limit exceeded: a connection may advertise at most %d capability entries", c.s.opts.MaxCapabilities)
+	}
+	return "limit exceeded: " + which
+}
+
+func (c *conn) pendingLen() int {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return len(c.pending)
+}
+
+// maxPause bounds the back-off of a sender whose envelopes are refused.
+const maxPause = 64 * time.Millisecond
+
+// throttle back-pressures a sender whose envelope a full queue refused: its reader goroutine
+// (the caller) waits before reading on, 1 ms after the first refusal, doubling up to maxPause
+// while refusals continue, so that TCP pushes back on the sender and its flood costs the
+// sentinel neither memory nor CPU. Only this sender waits; its next accepted envelope resets
+// the back-off. Responses are not throttled: a replica answering one slow client must not
+// answer its other clients late.
+func (c *conn) throttle(h *envelope.Header) {
+	if isReplyFrame(h) && !h.RType.Has(envelope.RTypeReply) && !h.RType.Has(envelope.RTypeStream) {
+		return
+	}
+	if c.pause == 0 {
+		c.pause = time.Millisecond
+	} else if c.pause < maxPause {
+		c.pause *= 2
+	}
+	t := time.NewTimer(c.pause)
+	select {
+	case <-t.C:
+	case <-c.done:
+		t.Stop()
+	}
+}
