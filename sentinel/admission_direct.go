@@ -132,8 +132,10 @@ const (
 // checkAttachGrant refuses a NodeAttach outside the grant of the token's subject: a subject
 // without a grant, a system id its grant does not name, or a declared logical its grant does
 // not cover. All or nothing, as in the welcome service: a node that silently lost a logical
-// would attach and then fail its binds. Later binds are held to the grant by mayBind through
-// Principal.Logicals.
+// would attach and then fail its binds. The declared logical "*" is the exception: it is what
+// SDK clients that request nothing send (node.Config: empty means ["*"]), it claims nothing of
+// its own, and it grants nothing either, since later binds are held to the grant by mayBind
+// through Principal.Logicals whatever the node declared.
 func (c *conn) checkAttachGrant(na *envelope.NodeAttach) error {
 	p := c.principal
 	if p == nil || p.grant == nil {
@@ -152,7 +154,7 @@ func (c *conn) checkAttachGrant(na *envelope.NodeAttach) error {
 			fmt.Sprintf("client %q may not attach as system id %q (granted: %s)", p.Subject, na.SystemID, strings.Join(p.grant.systemIDs, ",")))
 	}
 	for _, l := range na.AcceptedLogicals {
-		if !envelope.LogicalAllowed(p.Logicals, l) {
+		if l != "*" && !envelope.LogicalAllowed(p.Logicals, l) {
 			return refuse(codeLogicalNotGranted, refusalLogicalNotGranted,
 				fmt.Sprintf("client %q may not declare logical %q (granted: %q)", p.Subject, l, p.Logicals))
 		}

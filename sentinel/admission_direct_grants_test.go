@@ -47,8 +47,11 @@ func TestDirectGrants(t *testing.T) {
 		{name: "id reserved case-folded", sub: "math-client", id: "Math-Replica1", code: codeSystemIDNotGranted, reason: refusalSystemIDNotGranted},
 		{name: "replica id outside its prefix", sub: "math-replicas", id: "agent7", code: codeSystemIDNotGranted, reason: refusalSystemIDNotGranted},
 		{name: "logical outside grant", sub: "math-client", id: "clientL", declared: []string{"fame.fabric"}, code: codeLogicalNotGranted, reason: refusalLogicalNotGranted},
-		{name: "logical wildcard outside grant", sub: "math-replicas", id: "math-replicaW", declared: []string{"*"}, code: codeLogicalNotGranted, reason: refusalLogicalNotGranted},
-		{name: "bind outside grant", sub: "math-client", id: "clientB", bind: "math@fame.fabric", bindCode: envelope.CodeUnauthorized, reason: refusalBindUnauthorized},
+		{name: "replica logical outside grant", sub: "math-replicas", id: "math-replicaL", declared: []string{"*.fame.fabric", "other.org"}, code: codeLogicalNotGranted, reason: refusalLogicalNotGranted},
+		// "*" is what a plain SDK client declares: accepted, but it widens nothing.
+		{name: "bind outside grant", sub: "math-client", id: "clientB", declared: []string{"*"}, bind: "math@fame.fabric", bindCode: envelope.CodeUnauthorized, reason: refusalBindUnauthorized},
+		{name: "bind outside grant, nothing declared", sub: "math-client", id: "clientN", bind: "math@fame.fabric", bindCode: envelope.CodeUnauthorized, reason: refusalBindUnauthorized},
+		{name: "replica wildcard declared, bind outside grant", sub: "math-replicas", id: "math-replicaW", declared: []string{"*"}, bind: "math@other.org", bindCode: envelope.CodeUnauthorized, reason: refusalBindUnauthorized},
 		{name: "replica bind outside its domain", sub: "math-replicas", id: "math-replicaD", declared: []string{"*.fame.fabric"}, bind: "math@other.org", bindCode: envelope.CodeUnauthorized, reason: refusalBindUnauthorized},
 		{name: "replica within grant", sub: "math-replicas", id: "math-replica2", declared: []string{"*.fame.fabric"}, bind: "math@fame.fabric"},
 		{name: "client within grant", sub: "math-client", id: "clientOK"},
