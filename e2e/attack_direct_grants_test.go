@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -146,6 +147,26 @@ func TestAttackDirectGrants(t *testing.T) {
 		}
 		if got := d.refusals(t, "bind_unauthorized"); got != 2 {
 			t.Fatalf("bind_unauthorized counter %v", got)
+		}
+	})
+	t.Run("SDK client configured as a replica", func(t *testing.T) {
+		// What `compose-test` does with FAME_NODE_ID=math-replica1: the SDK must fail Connect
+		// with the sentinel's reason, not retry into an eviction loop.
+		cfg := d.nodeConfig("*.fame.fabric")
+		cfg.SystemID = "math-replica2"
+		d.as(directMathClient, directMathSecret)(&cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n, err := node.Connect(ctx, cfg)
+		if err == nil {
+			_ = n.Close()
+			t.Fatal("the math client's credential connected as math-replica2")
+		}
+		if !strings.Contains(err.Error(), `may not attach as system id "math-replica2"`) {
+			t.Fatalf("connect error %v does not give the sentinel's reason", err)
+		}
+		if got := d.refusals(t, "system_id_not_granted"); got != 2 {
+			t.Fatalf("system_id_not_granted counter %v", got)
 		}
 	})
 	if n := d.poolSize(t, "math@*.fame.fabric"); n != 1 {
