@@ -3,7 +3,8 @@
 #   1. start the stack (its own compose project, a free host port) and wait until all healthy;
 #      the admission services serve HTTPS and the sentinel wss/https (plain HTTP refused);
 #   1b. the math client's credential cannot attach as a replica (system id math-replica1) nor
-#      get the math domain (FAME_REQUESTED_LOGICALS): the welcome service refuses both;
+#      get the math domain (FAME_REQUESTED_LOGICALS): the welcome service (welcome) or the
+#      sentinel's grants (direct, FAME_ADMISSION_GRANTS) refuse both;
 #   2. run the math client: the three results and the replica that served it;
 #   3. run it verbose: envelopes printed, and what the profile promises is on the wire: sec.sig
 #      (signing), SecureOpen/SecureAccept and sec.enc (channel encryption), meta.set.aft (AFT
@@ -144,6 +145,22 @@ if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
   logs=$("$STACK" compose logs --no-color welcome 2>&1)
   grep -q "hello refused.*reason=system_id_not_granted.*client=math-client" <<<"$logs" ||
     fail "the welcome service logged no system_id_not_granted refusal for math-client"
+elif [ "$(profile_var FAME_ADMISSION_PROFILE)" = direct ]; then
+  step "the math client's token tries to become a replica"
+  # attack ENV=VAL TEXT REASON: a client run with ENV must fail with the sentinel's negative
+  # NodeAttachAck (TEXT), and the sentinel must log the refusal with REASON for math-client.
+  attack() {
+    local out
+    if out=$("$STACK" compose run --rm --no-deps -T -e "$1" client /math-client -whoami 1 2>&1); then
+      fail "client with $1 was admitted: $out"
+    fi
+    grep -q "$2" <<<"$out" || fail "client with $1 failed without '$2': $out"
+    grep -q "security refusal.*reason=$3.*subject=math-client" <<<"$("$STACK" compose logs --no-color sentinel 2>&1)" ||
+      fail "the sentinel logged no $3 refusal for math-client"
+    echo "client with $1: refused ($3)"
+  }
+  attack FAME_NODE_ID=math-replica1 "may not attach as system id" system_id_not_granted
+  attack FAME_REQUESTED_LOGICALS=fame.fabric "may not declare logical" logical_not_granted
 fi
 
 step "run"

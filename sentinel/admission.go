@@ -27,7 +27,16 @@ const authTimeout = 5 * time.Second
 // attach-ticket check for welcome.
 //
 // The settings come from the environment under the reference's names (FAME_JWT_TRUSTED_ISSUER,
-// FAME_JWKS_URL, FAME_JWT_AUDIENCE, ...) because Options does not carry them yet.
+// FAME_JWKS_URL, FAME_JWT_AUDIENCE, ...) because Options does not carry them yet. The direct
+// profile also reads FAME_ADMISSION_GRANTS and FAME_ADMISSION_GRANTS_FILE: per-client grants in
+// the welcome service's syntax (welcome.ParseGrants), e.g.
+//
+//	sub=math-replicas system_ids=math-replica* logicals=*.fame.fabric; sub=math-client system_ids=*
+//
+// With grants, the token's subject (sub, else client_id) must have one, the attaching system id
+// must match its system_ids, and the node's declared logicals and every bind must lie within its
+// logicals (NO_ADMISSION_GRANT, SYSTEM_ID_NOT_GRANTED, LOGICAL_NOT_GRANTED at attach, UNAUTHORIZED
+// at bind).
 func newAuthenticator(s *Sentinel) (Authenticator, error) {
 	return authenticatorFor(s, os.Getenv)
 }
@@ -44,6 +53,17 @@ func authenticatorFor(s *Sentinel, getenv func(string) string) (Authenticator, e
 		}
 		s.log.Info("admission: OAuth2 access tokens", "issuer", a.settings.Issuer,
 			"jwks", a.settings.JWKSURL, "audience", a.settings.Audience, "scopes", a.settings.RequiredScopes)
+		if a.grants != nil {
+			s.log.Info("admission: per-client grants bind token subjects to system ids and logicals", "grants", a.grants.Len())
+		} else {
+			// An access token names a client, not a node: without grants the holder of any
+			// valid client credential may take any system id (FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY
+			// narrows that to the subject, except for trusted-scope tokens) and bind any
+			// logical it declares.
+			s.log.Warn("admission: direct profile without "+envAdmissionGrants+
+				": any valid token may attach with any system id and bind any logical it declares",
+				"subject_binding", a.bindSubject)
+		}
 		return a, nil
 	case "welcome":
 		a, err := newWelcomeAuth(s.path, getenv)

@@ -16,7 +16,15 @@
 // Routing is bound to identity in every profile (ownership.go): an address has one owner (an
 // exact binder or a pool), so a bind that would shadow or take over another node's address is
 // refused (BIND_CONFLICT), and binds must lie within what the node declared and what its
-// credentials grant (ticket logicals, SVID logicals). A live system id is kept by its holder
+// credentials grant (ticket logicals, SVID logicals, and under direct admission the per-client
+// grant of the access token's subject). Direct admission (an OAuth2 access token straight to the
+// sentinel) reads FAME_ADMISSION_GRANTS / FAME_ADMISSION_GRANTS_FILE, grants in the welcome
+// service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…] [logicals=<pattern>[,…]]",
+// separated by ";" or new lines): the token's sub (else client_id) must have a grant
+// (NO_ADMISSION_GRANT), the system id must match it (SYSTEM_ID_NOT_GRANTED), the declared
+// logicals must lie within it (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares
+// claims nothing), and so must every bind (UNAUTHORIZED). Without grants any valid token may
+// attach with any system id, and the sentinel warns so at start. A live system id is kept by its holder
 // unless the newcomer proves it is the owner (NodeAttach signed by the path's key, or under
 // strict-overlay by a certified key for the same SPIFFE ID) or the holder fails a 3 s
 // liveness probe (SYSTEM_ID_IN_USE otherwise); ids with path separators are refused

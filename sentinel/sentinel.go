@@ -29,6 +29,9 @@ type Principal struct {
 	SystemID   string
 	InstanceID string   // when set, NodeAttach must carry the same instanceId
 	Logicals   []string // logicals the token allows; nil means no restriction from admission
+
+	// grant: direct profile with grants, checked at NodeAttach (admission_direct.go).
+	grant *directGrant
 }
 
 // Authenticator checks a peer's credentials at upgrade time. The bearer token comes from

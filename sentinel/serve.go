@@ -199,6 +199,9 @@ func (c *conn) handleAttach(msg []byte) error {
 	if c.principal != nil && c.principal.InstanceID != "" && na.InstanceID != "" && c.principal.InstanceID != na.InstanceID {
 		return attachErr("credentials are for instance %q, not %q", c.principal.InstanceID, na.InstanceID)
 	}
+	if err := c.checkAttachGrant(na); err != nil {
+		return err
+	}
 	c.systemID = na.SystemID
 	c.path = s.path + "/" + na.SystemID
 	if c.origin == "peer" {

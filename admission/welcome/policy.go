@@ -3,7 +3,6 @@ package welcome
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/fame-go/fame/envelope"
@@ -89,19 +88,7 @@ func ParseGrants(s string) ([]ClientGrant, error) {
 // grantsFromEnv reads FAME_WELCOME_GRANTS and FAME_WELCOME_GRANTS_FILE (same
 // syntax, one grant per line); both may be given.
 func grantsFromEnv(getenv func(string) string) ([]ClientGrant, error) {
-	src := getenv("FAME_WELCOME_GRANTS")
-	if f := strings.TrimSpace(getenv("FAME_WELCOME_GRANTS_FILE")); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("FAME_WELCOME_GRANTS_FILE: %w", err)
-		}
-		src += "\n" + string(b)
-	}
-	gs, err := ParseGrants(src)
-	if err != nil {
-		return nil, fmt.Errorf("FAME_WELCOME_GRANTS: %w", err)
-	}
-	return gs, nil
+	return LoadGrants(getenv, "FAME_WELCOME_GRANTS")
 }
 
 func splitComma(v string) []string {
