@@ -35,16 +35,17 @@ const (
 
 // Label values of fame_security_refusals_total.
 const (
-	refusalBindConflict       = "bind_conflict"
-	refusalBindUnauthorized   = "bind_unauthorized"
-	refusalSystemIDInUse      = "system_id_in_use"
-	refusalSystemIDInvalid    = "system_id_invalid"
-	refusalForeignKey         = "foreign_key"
-	refusalAFTForeignKid      = "aft_foreign_kid"
-	refusalAFTForeignSID      = "aft_foreign_sid"
-	refusalAFTForeignSession  = "aft_foreign_session"
-	refusalAFTUnroutedSession = "aft_unrouted_session"
-	refusalChannelTakeover    = "channel_takeover"
+	refusalBindConflict          = "bind_conflict"
+	refusalBindUnauthorized      = "bind_unauthorized"
+	refusalAdvertiseUnauthorized = "advertise_unauthorized"
+	refusalSystemIDInUse         = "system_id_in_use"
+	refusalSystemIDInvalid       = "system_id_invalid"
+	refusalForeignKey            = "foreign_key"
+	refusalAFTForeignKid         = "aft_foreign_kid"
+	refusalAFTForeignSID         = "aft_foreign_sid"
+	refusalAFTForeignSession     = "aft_foreign_session"
+	refusalAFTUnroutedSession    = "aft_unrouted_session"
+	refusalChannelTakeover       = "channel_takeover"
 )
 
 // ownerProbeTimeout is how long the live holder of a system id has to answer a ping before a

@@ -233,6 +233,22 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		}
 		ack = &envelope.AddressUnbindAck{Ack: okAck, Address: f.Address}
 	case *envelope.CapabilityAdvertise:
+		// Capability routing delivers to the advertiser itself, so advertising for an address
+		// is held to the same rule as binding it: only within what the node's attach and
+		// credentials grant (otherwise any node could pose as another domain's agent).
+		a, perr := envelope.ParseAddress(f.Address)
+		if perr != nil {
+			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse("INVALID_ADDRESS", perr.Error()),
+				Capabilities: f.Capabilities, Address: f.Address}
+			break
+		}
+		if !c.mayBind(a) {
+			why := "capabilities for " + f.Address + ": the address is outside the logicals this node's attach and credentials grant"
+			s.securityRefusal(c, refusalAdvertiseUnauthorized, why, "address", f.Address)
+			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(envelope.CodeUnauthorized, why),
+				Capabilities: f.Capabilities, Address: f.Address}
+			break
+		}
 		if !c.held.addCaps(c, f.Address, f.Capabilities) {
 			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitCapabilities)),
 				Capabilities: f.Capabilities, Address: f.Address}
