@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -13,6 +14,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py6a_open_py_peers", testPyOpen)
 	t.Run("py6b_gated_py_peers", testPyGated)
 	t.Run("py6c_overlay_py_peers", testPyOverlay)
+	t.Run("py1_strict_seed_py_peers_fame_stack", testPyStrictSeed)
 }
 
 // Row 6, open: Python client → our sentinel → two Python replicas in the pool.
@@ -63,4 +65,40 @@ func testPyOverlay(t *testing.T) {
 	checkMath(t, cl, 1)
 	checkWhoami(t, cl, 4, "py-math-1", "py-math-2")
 	requireLine(t, cl, "concurrent 20 ok")
+}
+
+// checkChannelOnWire requires the client's envelope dump (FAME_SHOW_ENVELOPES=true, on stderr)
+// to show the channel handshake, channel-encrypted Data (sec.enc with the channel alg), the
+// sender's x509 chain and an AFT, and returns the counts as figures.
+func checkChannelOnWire(t *testing.T, p *proc) string {
+	t.Helper()
+	errs := p.errLines()
+	counts := map[string]int{}
+	for _, marker := range []string{"SecureOpen", "SecureAccept", `"alg": "chacha20-poly1305-channel"`, `"x5c"`, `"aft"`} {
+		counts[marker] = countContaining(errs, marker)
+		if counts[marker] == 0 {
+			t.Errorf("%s: no %s in its envelope dump", p.name, marker)
+		}
+	}
+	return fmt.Sprintf("SecureOpen=%d SecureAccept=%d sec.enc(channel)=%d x5c=%d aft=%d", counts["SecureOpen"],
+		counts["SecureAccept"], counts[`"alg": "chacha20-poly1305-channel"`], counts[`"x5c"`], counts[`"aft"`])
+}
+
+// Row 1, the seed example on our stack: Python client + two Python replicas, strict-overlay,
+// channel encryption, welcome admission, SPIFFE certificates, AFT strict, with our oauth2 /
+// welcome / CA services and our sentinel. Three results, whoami 30/30 on one replica, sec.enc
+// with the channel alg on the wire.
+func testPyStrictSeed(t *testing.T) {
+	const calls = 30
+	c := newCase(t)
+	s := c.fameStrict()
+	c.pyAgent("py-math-1", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+	c.pyAgent("py-math-2", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+	cl := c.pyClient("py-client", s.sentinelPort, append([]string{fmt.Sprintf("WHOAMI=%d", calls), "FAME_SHOW_ENVELOPES=true"}, s.nodeEnv...)...)
+	checkMath(t, cl, 1)
+	counts := checkWhoami(t, cl, calls, "py-math-1", "py-math-2")
+	if len(counts) != 1 {
+		t.Errorf("one session spread over replicas under AFT strict: %s", formatCounts(counts))
+	}
+	t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, cl))
 }
