@@ -15,6 +15,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py6b_gated_py_peers", testPyGated)
 	t.Run("py6c_overlay_py_peers", testPyOverlay)
 	t.Run("py1_strict_seed_py_peers_fame_stack", testPyStrictSeed)
+	t.Run("py4_strict_mixed_fame_stack", testPyStrictMixed)
 }
 
 // Row 6, open: Python client → our sentinel → two Python replicas in the pool.
@@ -101,4 +102,36 @@ func testPyStrictSeed(t *testing.T) {
 		t.Errorf("one session spread over replicas under AFT strict: %s", formatCounts(counts))
 	}
 	t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, cl))
+}
+
+// Row 4, mixed under the strict stack: the Python client calls two Go replicas, and our Go
+// client calls two Python replicas, every channel encrypted, through our sentinel.
+func testPyStrictMixed(t *testing.T) {
+	const calls = 10
+	t.Run("py_client_go_replicas", func(t *testing.T) {
+		c := newCase(t)
+		s := c.fameStrict()
+		c.goAgent("go-math-1", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+		c.goAgent("go-math-2", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+		cl := c.pyClient("py-client", s.sentinelPort, append([]string{fmt.Sprintf("WHOAMI=%d", calls), "FAME_SHOW_ENVELOPES=true"}, s.nodeEnv...)...)
+		checkMath(t, cl, 1)
+		counts := checkWhoami(t, cl, calls, "go-math-1", "go-math-2")
+		if len(counts) != 1 {
+			t.Errorf("one session spread over replicas under AFT strict: %s", formatCounts(counts))
+		}
+		t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, cl))
+	})
+	t.Run("go_client_py_replicas", func(t *testing.T) {
+		c := newCase(t)
+		s := c.fameStrict()
+		c.pyAgent("py-math-1", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+		c.pyAgent("py-math-2", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+		gc := c.goClient("go-client", s.sentinelPort, []string{"-whoami", fmt.Sprint(calls)}, append([]string{"FAME_SHOW_ENVELOPES=true"}, s.nodeEnv...)...)
+		checkMath(t, gc, 1)
+		counts := checkWhoami(t, gc, calls, "py-math-1", "py-math-2")
+		if len(counts) != 1 {
+			t.Errorf("one session spread over replicas under AFT strict: %s", formatCounts(counts))
+		}
+		t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, gc))
+	})
 }
