@@ -16,6 +16,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py6c_overlay_py_peers", testPyOverlay)
 	t.Run("py1_strict_seed_py_peers_fame_stack", testPyStrictSeed)
 	t.Run("py4_strict_mixed_fame_stack", testPyStrictMixed)
+	t.Run("py5_strict_failover_fame_sentinel", testPyStrictFailover)
 }
 
 // Row 6, open: Python client → our sentinel → two Python replicas in the pool.
