@@ -4,6 +4,7 @@ package interop
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -17,6 +18,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py1_strict_seed_py_peers_fame_stack", testPyStrictSeed)
 	t.Run("py4_strict_mixed_fame_stack", testPyStrictMixed)
 	t.Run("py5_strict_failover_fame_sentinel", testPyStrictFailover)
+	t.Run("py3_go_peers_py_strict_sentinel", testGoPeersPyStrictSentinel)
 }
 
 // Row 6, open: Python client → our sentinel → two Python replicas in the pool.
@@ -135,4 +137,58 @@ func testPyStrictMixed(t *testing.T) {
 		}
 		t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, gc))
 	})
+}
+
+// pyStrictSentinelEnv is the reference Python sentinel's configuration for the strict stack, as
+// the reference example's .env.sentinel has it: a root node (FAME_ROOT) that is itself admitted
+// through welcome to get its certificate, AFT stickiness at level strict.
+func (s *strictStack) pySentinelEnv() []string {
+	return append(append([]string{}, s.nodeEnv...), "FAME_ROOT=true", "FAME_NODE_ID="+stackSentinelID,
+		"PY_STICKINESS=aft-strict", "FAME_JWT_TRUSTED_ISSUER="+stackTicketIssuer)
+}
+
+// pyStrict starts our oauth2 / welcome / CA services and the reference Python sentinel.
+// The sentinel logs at debug level: its stickiness decisions are only logged there.
+func (c *caseEnv) pyStrict() (*strictStack, *proc) {
+	c.t.Helper()
+	port := freePort(c.t)
+	s := c.fameStrictServices(port)
+	p := c.pySentinelOn(port, append(s.pySentinelEnv(), "FAME_LOG_LEVEL=debug")...)
+	return s, p
+}
+
+// Row 3: our Go client and two Go replicas through the reference Python sentinel, strict-overlay,
+// channel encryption, welcome + CA, AFTLoadBalancerStickinessManager at level strict.
+func testGoPeersPyStrictSentinel(t *testing.T) {
+	const calls = 10
+	c := newCase(t)
+	s, sentinel := c.pyStrict()
+	c.goAgent("go-math-1", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+	c.goAgent("go-math-2", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...)
+	gc := c.goClient("go-client", s.sentinelPort, []string{"-whoami", fmt.Sprint(calls)}, append([]string{"FAME_SHOW_ENVELOPES=true"}, s.nodeEnv...)...)
+	checkMath(t, gc, 1)
+	counts := checkWhoami(t, gc, calls, "go-math-1", "go-math-2")
+	if len(counts) != 1 {
+		t.Errorf("one session spread over replicas under the reference's AFT strict: %s", formatCounts(counts))
+	}
+	t.Logf("whoami: %s; wire: %s", formatCounts(counts), checkChannelOnWire(t, gc))
+	// The reference sentinel really ran its AFT manager at level strict and trusted our AFT.
+	logs := stripANSI(sentinel.errLines())
+	for _, want := range []string{"stickiness_manager_initialized enabled=True security_level=strict verifier_type=StrictAFTVerifier",
+		"aft_association_created", "trust_level=trusted"} {
+		if countContaining(logs, want) == 0 {
+			t.Errorf("reference sentinel log has no %q", want)
+		}
+	}
+}
+
+var ansiEscape = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// stripANSI drops the colour codes the Python runtime's console logger writes.
+func stripANSI(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = ansiEscape.ReplaceAllString(l, "")
+	}
+	return out
 }
