@@ -19,6 +19,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py4_strict_mixed_fame_stack", testPyStrictMixed)
 	t.Run("py5_strict_failover_fame_sentinel", testPyStrictFailover)
 	t.Run("py3_go_peers_py_strict_sentinel", testGoPeersPyStrictSentinel)
+	t.Run("py5b_strict_failover_reference_sentinel_baseline", testPyStrictFailoverReferenceBaseline)
 }
 
 // Row 6, open: Python client → our sentinel → two Python replicas in the pool.
