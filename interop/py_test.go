@@ -16,6 +16,7 @@ func TestInteropPy(t *testing.T) {
 	t.Run("py6b_gated_py_peers", testPyGated)
 	t.Run("py6c_overlay_py_peers", testPyOverlay)
 	t.Run("py1_strict_seed_py_peers_fame_stack", testPyStrictSeed)
+	t.Run("py2_strict_reference_services_fame_sentinel", testPyStrictReferenceServices)
 	t.Run("py4_strict_mixed_fame_stack", testPyStrictMixed)
 	t.Run("py5_strict_failover_fame_sentinel", testPyStrictFailover)
 	t.Run("py3_go_peers_py_strict_sentinel", testGoPeersPyStrictSentinel)
@@ -145,7 +146,7 @@ func testPyStrictMixed(t *testing.T) {
 // through welcome to get its certificate, AFT stickiness at level strict.
 func (s *strictStack) pySentinelEnv() []string {
 	return append(append([]string{}, s.nodeEnv...), "FAME_ROOT=true", "FAME_NODE_ID="+stackSentinelID,
-		"PY_STICKINESS=aft-strict", "FAME_JWT_TRUSTED_ISSUER="+stackTicketIssuer)
+		"PY_STICKINESS=aft-strict", "FAME_JWT_TRUSTED_ISSUER="+s.ticketIssuer)
 }
 
 // pyStrict starts our oauth2 / welcome / CA services and the reference Python sentinel.

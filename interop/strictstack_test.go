@@ -20,6 +20,7 @@ type strictStack struct {
 	oauth2URL    string
 	welcomeURL   string
 	caURL        string
+	ticketIssuer string // the welcome service's ticket issuer, trusted by the sentinel
 }
 
 const (
@@ -39,9 +40,8 @@ func (c *caseEnv) fameStrictServices(sentinelPort int) *strictStack {
 	c.t.Helper()
 	fame := fameBin.need(c.t)
 	s := &strictStack{sentinelPort: sentinelPort, caDir: filepath.Join(c.t.TempDir(), "ca")}
-	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, fame, "ca", "init", "-dir", s.caDir).CombinedOutput(); err != nil {
+	s.ticketIssuer = stackTicketIssuer
+	if out, err := runQuiet(fame, "ca", "init", "-dir", s.caDir); err != nil {
 		c.t.Fatalf("fame ca init: %v\n%s", err, out)
 	}
 	po, pw, pc := freePort(c.t), freePort(c.t), freePort(c.t)
@@ -89,7 +89,7 @@ func (s *strictStack) fameSentinelEnv() []string {
 	return append(append([]string{}, strictProfileEnv...),
 		"FAME_NODE_ID="+stackSentinelID, "FAME_STICKINESS_LEVEL=strict",
 		"FAME_CA_CERTS="+filepath.Join(s.caDir, "root-ca.crt"),
-		"FAME_JWT_TRUSTED_ISSUER="+stackTicketIssuer,
+		"FAME_JWT_TRUSTED_ISSUER="+s.ticketIssuer,
 		"FAME_JWKS_URL="+s.welcomeURL+"/fame/welcome/.well-known/jwks.json")
 }
 
@@ -114,4 +114,11 @@ func (c *caseEnv) fameSentinelOn(port int, env ...string) {
 	if err := waitHTTP200(p, fmt.Sprintf("http://127.0.0.1:%d/healthz", port), readyTimeout); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// runQuiet runs a short command and returns its combined output.
+func runQuiet(argv ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	return exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 }
