@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates (or reuses) interop/py/.venv with the pinned reference Python packages, installed with
-# `pip install --require-hashes`. The venv is reused while requirements.txt and the interpreter
-# are unchanged (a stamp file holds their hash), so a second run costs nothing. Prints the venv's
-# python path on stdout. naylence-runtime 0.4.13 needs Python >= 3.12; the interpreter is
+# `pip install --require-hashes`. The venv itself lives in a cache keyed on the hash of
+# requirements.txt and the interpreter ($INTEROP_VENV_CACHE, default ~/.cache/fame-interop/venv-<hash>)
+# and interop/py/.venv links to it, so a fresh clone (CI) with unchanged requirements reuses it
+# and a changed requirements file gets a new one. Prints the venv's python path on stdout. naylence-runtime 0.4.13 needs Python >= 3.12; the interpreter is
 # $INTEROP_PYTHON, else the first python3.13/python3.12/python3 that is >= 3.12 on PATH, else one
 # under pyenv's versions directory.
 set -euo pipefail
@@ -26,14 +27,20 @@ find_python() {
 }
 
 py="$(find_python)" || { echo "venv.sh: no Python >= 3.12 found (naylence-runtime 0.4.13 requires it); set INTEROP_PYTHON" >&2; exit 1; }
-stamp="$( { cat "$req"; "$py" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
-if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.stamp" 2>/dev/null)" = "$stamp" ]; then
-  echo "$venv/bin/python"
-  exit 0
+stamp="$( { cat "$req"; "$py" -c 'import sys; print(sys.version)'; } | sha256sum | cut -c1-16)"
+cache="${INTEROP_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fame-interop}"
+target="$cache/venv-$stamp"
+# The stamp file is written last: a venv without it is a broken or interrupted install.
+if ! [ -x "$target/bin/python" ] || [ "$(cat "$target/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  echo "venv.sh: creating $target with $py ($("$py" --version 2>&1))" >&2
+  mkdir -p "$cache"
+  rm -rf "$target"
+  "$py" -m venv "$target"
+  "$target/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r "$req" >&2
+  echo "$stamp" > "$target/.stamp"
 fi
-echo "venv.sh: creating $venv with $py ($("$py" --version 2>&1))" >&2
-rm -rf "$venv"
-"$py" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes --only-binary=:all: -r "$req" >&2
-echo "$stamp" > "$venv/.stamp"
+if [ "$(readlink "$venv" 2>/dev/null)" != "$target" ]; then
+  rm -rf "$venv"
+  ln -s "$target" "$venv"
+fi
 echo "$venv/bin/python"
