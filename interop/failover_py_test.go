@@ -157,8 +157,15 @@ func testPyStrictFailover(t *testing.T) {
 		"py-math-1": c.pyAgent("py-math-1", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...),
 		"py-math-2": c.pyAgent("py-math-2", s.sentinelPort, append([]string{pool}, s.nodeEnv...)...),
 	}
-	res := runFailoverProbe(t, c, s.sentinelPort, replicas, 160, 20, s.nodeEnv...)
+	res := runFailoverProbe(t, c, s.sentinelPort, replicas, 160, 20, append([]string{"FAME_SHOW_ENVELOPES=true"}, s.nodeEnv...)...)
 	t.Logf("failover on fame sentinel (strict-overlay + channel): %s", res)
+	// The client re-opened its channel by itself: a second SecureOpen after the SecureClose.
+	probe := c.procs[len(c.procs)-1]
+	opens, closes := countContaining(probe.errLines(), `"type": "SecureOpen"`), countContaining(probe.errLines(), `"type": "SecureClose"`)
+	t.Logf("probe envelopes: SecureOpen=%d SecureClose=%d", opens, closes)
+	if opens < 2 || closes < 1 {
+		t.Errorf("probe sent %d SecureOpen and saw %d SecureClose; want a SecureClose and a second SecureOpen", opens, closes)
+	}
 	res.logErrors(t)
 	if res.summary.Failed > 1 {
 		t.Errorf("%d calls failed, want ≤ 1", res.summary.Failed)
