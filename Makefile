@@ -48,8 +48,11 @@ scale:
 demo: build
 	BIN=$(BIN) ./scripts/demo.sh
 
-# The real Naylence TS peers against fame-go (needs Node 20; installs the pinned npm packages).
+# The real Naylence TS and Python peers against fame-go (needs Node 20 and Python >= 3.12; installs
+# the pinned npm packages and, with pip --require-hashes, the pinned PyPI packages into
+# interop/py/.venv, reused while interop/py/requirements.txt is unchanged).
 interop:
+	./interop/py/venv.sh >/dev/null
 	$(GO) test -tags interop -count=1 -timeout 15m -v ./interop/
 
 clean:

@@ -77,17 +77,37 @@ func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 		st.finish()
 		return nil, err
 	}
-	resp, err := decodeResponse(payload)
+	item, err := streamItem(payload)
+	if err == io.EOF {
+		st.finish()
+		return nil, io.EOF
+	}
 	if err != nil {
 		st.finish()
+		var remote *RemoteError
+		if errors.As(err, &remote) {
+			return nil, remote
+		}
 		return nil, fmt.Errorf("node: %s stream item: %w", st.c.method, err)
 	}
+	return item, nil
+}
+
+// streamItem decodes one stream reply: the item's result, io.EOF at the end of the stream, or
+// the remote error that ended it. The end is "result": null (the TS SDK) or a response with
+// neither result nor error (the Python SDK drops its "result": None when it serialises).
+func streamItem(payload []byte) (json.RawMessage, error) {
+	resp, err := decodeResponse(payload)
+	if errors.Is(err, errNoResult) {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, err
+	}
 	if resp.Error != nil {
-		st.finish()
 		return nil, resp.Error
 	}
 	if string(resp.Result) == "null" {
-		st.finish()
 		return nil, io.EOF
 	}
 	return resp.Result, nil

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make bench-compare: the same load against our sentinel and against the reference Naylence TS
-# sentinel, side by side. For every scenario and each sentinel it starts a fresh sentinel on a
+# make bench-compare: the same load against our sentinel, the reference Naylence TS sentinel and
+# the reference Naylence Python sentinel (naylence-runtime, interop/py), side by side. For every scenario and each sentinel it starts a fresh sentinel on a
 # free loopback port and ONE Go math agent (same binary both times, bound at math@fame.fabric),
 # runs `fame bench`, and stops both again, so a stall in one scenario cannot leak into the next.
 # A run that does not finish in time is recorded as "stalled" instead of hanging the script.
@@ -9,7 +9,8 @@
 # Environment: BIN (bin), BENCH_D (10s), BENCH_WARMUP (2s), BENCH_CALL_TIMEOUT (5s),
 # BENCH_REPEAT (1: runs per scenario and sentinel; the median run is reported, every run is
 # listed), BENCH_OUT (BENCHMARKS.md; "-" prints only), PROFILE (1: also profile our sentinel and the
-# client under 50 callers and add the top CPU consumers to the report).
+# client under 50 callers and add the top CPU consumers to the report), BENCH_SIDES ("ours ref py":
+# which sentinels), BENCH_PY_SCENARIOS ("seq c50 oseq o50": the scenarios run on the Python one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -20,6 +21,8 @@ OUT=${BENCH_OUT:-BENCHMARKS.md}
 PROFILE=${PROFILE:-1}
 REPEAT=${BENCH_REPEAT:-1}
 GO=${GO:-go}
+SIDES=${BENCH_SIDES:-ours ref py}
+PY_SCENARIOS=" ${BENCH_PY_SCENARIOS:-seq c50 oseq o50} "
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 
 tools=(jq node python3 timeout)
@@ -66,6 +69,11 @@ wait_for() { # wait_for FILE PATTERN SECONDS PID: give up early when PID has exi
 echo "== building $BIN/"
 mkdir -p "$BIN"
 CGO_ENABLED=0 $GO build -trimpath -o "$BIN/" ./cmd/fame ./examples/math/math-agent ./examples/math/math-client
+PY=
+if [[ " $SIDES " == *" py "* ]]; then
+  echo "== the reference Python packages (interop/py/venv.sh)"
+  PY=$(./interop/py/venv.sh)
+fi
 if [[ ! -d interop/node_modules ]]; then
   echo "== installing the reference TS peers (npm ci)"
   (cd interop && npm ci --no-audit --no-fund)
@@ -87,6 +95,15 @@ start_fabric() {
     wait_for "$work/addr" ":" 15 "${pids[-1]}"
     SENTINEL_ADDR=$(cat "$work/addr")
     rm -f "$work/addr"
+  elif [[ $side == py ]]; then
+    # The reference Python sentinel (naylence-runtime's Sentinel from SENTINEL_CONFIG), no stickiness.
+    # Its admission is "none" whatever the peers use: under "open" the Python runtime wants an
+    # upstream (FAME_DIRECT_ADMISSION_URL) for the sentinel itself.
+    # shellcheck disable=SC2086
+    env $SCEN_ENV FAME_ADMISSION_PROFILE=none FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port FAME_LOG_LEVEL=warning \
+      "$PY" interop/py/sentinel.py >"$work/sentinel.out" 2>"$work/sentinel.log" &
+    pids+=($!)
+    wait_for "$work/sentinel.out" READY 60 "${pids[-1]}"
   else
     # shellcheck disable=SC2086
     env $SCEN_ENV FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=$port \
@@ -123,9 +140,11 @@ key() {
   if [[ $2 == open ]]; then jq -r 'if .stalled or .calls == 0 or (.errors.timeout // 0) > .calls then -1e17 else -.p50_us end' "$1"
   else jq -r 'if .stalled or .calls == 0 or (.errors.timeout // 0) > .calls then -1e17 else .calls_per_sec end' "$1"; fi
 }
-for side in ours ref; do
+ran() { [[ -e $work/$1-$2.rc ]]; } # ran SIDE NAME: was the scenario run on that sentinel
+for side in $SIDES; do
   for s in "${scenarios[@]}"; do
     IFS='|' read -r name label flags SCEN_ENV <<<"$s"
+    [[ $side == py && $PY_SCENARIOS != *" $name "* ]] && continue
     for ((rep = 1; rep <= REPEAT; rep++)); do
       echo "== $side: $label (run $rep of $REPEAT)"
       start_fabric "$side"
@@ -181,6 +200,7 @@ stalled_cell() {
 }
 cell() { # cell SIDE NAME METRIC
   local f=$work/$1-$2.json
+  if ! ran "$1" "$2"; then echo "not run"; return; fi
   if [[ $(status "$1" "$2") != ok ]]; then stalled_cell "$1" "$2"; return; fi
   case $3 in
     tput) echo "$(jq -r '.calls_per_sec|round' "$f") calls/s$(errs "$f")" ;;
@@ -194,6 +214,7 @@ cell() { # cell SIDE NAME METRIC
 ratio() { # ratio NAME METRIC: how many times better ours is
   local o=$work/ours-$1.json r=$work/ref-$1.json
   local so sr
+  if ! ran ours "$1" || ! ran ref "$1"; then echo "—"; return; fi
   so=$(status ours "$1")
   sr=$(status ref "$1")
   if [[ $so == ok && $sr != ok ]]; then echo "reference stalled"; return; fi
@@ -207,25 +228,26 @@ ratio() { # ratio NAME METRIC: how many times better ours is
 
 table=$work/table.md
 {
-  echo "| scenario | ours (fame-go) | reference (Naylence TS) | ours vs reference |"
-  echo "|---|---|---|---|"
+  echo "| scenario | ours (fame-go) | reference (Naylence TS) | ours vs TS reference | reference (Naylence Python) |"
+  echo "|---|---|---|---|---|"
   for s in "${scenarios[@]}"; do
     IFS='|' read -r name label _ <<<"$s"
     if [[ $name == open* ]]; then
-      echo "| $label: latency from scheduled time | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) |"
+      echo "| $label: latency from scheduled time | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) | $(cell py "$name" lat) |"
       continue
     fi
-    echo "| $label: throughput | $(cell ours "$name" tput) | $(cell ref "$name" tput) | $(ratio "$name" tput) |"
-    echo "| $label: latency | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) |"
+    echo "| $label: throughput | $(cell ours "$name" tput) | $(cell ref "$name" tput) | $(ratio "$name" tput) | $(cell py "$name" tput) |"
+    echo "| $label: latency | $(cell ours "$name" lat) | $(cell ref "$name" lat) | $(ratio "$name" lat) | $(cell py "$name" lat) |"
   done
 } >"$table"
 runs=$work/runs.md
 {
   echo "Every run (calls/s, p50; the median run of each is in the table):"
   echo
-  for side in ours ref; do
+  for side in $SIDES; do
     for s in "${scenarios[@]}"; do
       IFS='|' read -r name label _ <<<"$s"
+      ran "$side" "$name" || continue
       line="- $side, $label:"
       for ((rep = 1; rep <= REPEAT; rep++)); do
         f=$work/$side-$name-$rep.json
@@ -284,12 +306,13 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
   echo "# Benchmarks"
   echo
-  echo "fame-go's sentinel against the reference Naylence TypeScript sentinel, same client, same agent."
+  echo "fame-go's sentinel against the reference Naylence TypeScript and Python sentinels, same client, same agent."
   echo "Regenerate with \`make bench-compare\` (\`scripts/bench-compare.sh\`); this file is overwritten."
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- machine: $(nproc) cores, ${cpu:-unknown CPU}; load average before the run: $LOADAVG"
   echo "- go: $($GO version | cut -d' ' -f3-), node: $(node --version), reference: @naylence/runtime $(jq -r '.dependencies["@naylence/runtime"]' interop/package.json)"
+  [[ -n $PY ]] && echo "- python reference: $("$PY" --version 2>&1), $(grep -E '^naylence-(runtime|agent-sdk)==' interop/py/requirements.txt | cut -d' ' -f1 | paste -sd' ')"
   echo "- command: \`BENCH_REPEAT=$REPEAT BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT scripts/bench-compare.sh\`"
   echo
   echo "Setup: loopback, open security profile (overlay rows: every process in the overlay profile,"

@@ -11,7 +11,14 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	s.sticky.learn(src, h)
 	dst, reason := s.resolve(src, h, dest)
 	if dst == nil {
-		if reason == reasonLocal {
+		switch reason {
+		case reasonLocal:
+			return
+		case reasonChannelClosed:
+			src.log.Info("request on a closed channel refused; the client must re-open it",
+				"channel", string(h.EncKID), "to", string(dest), "frame", string(h.FrameType))
+			s.dropWith(src, h, dest, codeChannelClosed,
+				"channel "+string(h.EncKID)+" closed: its replica is gone; re-open the channel")
 			return
 		}
 		s.drop(src, h, dest, envelope.CodeNoRoute)
@@ -61,6 +68,7 @@ type resolveReason int
 const (
 	reasonNone resolveReason = iota
 	reasonLocal
+	reasonChannelClosed // encrypted for a channel purged with its replica (closedchan.go)
 )
 
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
@@ -83,6 +91,9 @@ func (s *Sentinel) resolve(src *conn, h *envelope.Header, dest []byte) (*conn, r
 			host = loc[:i]
 		}
 		if p, members := s.routes.lookupPool(participant, host); p != nil {
+			if s.sticky.channelClosed(h) {
+				return nil, reasonChannelClosed
+			}
 			return s.sticky.pick(src, p, members, h), reasonNone
 		}
 		return nil, reasonNone
@@ -145,6 +156,11 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 // negative DeliveryAck (SecureAccept{ok:false} for SecureOpen) to its replyTo, as the
 // reference does; anything else is dropped with a log line.
 func (s *Sentinel) drop(src *conn, h *envelope.Header, dest []byte, code string) {
+	s.dropWith(src, h, dest, code, "Unroutable to "+string(dest))
+}
+
+// dropWith is drop with the nack's reason given.
+func (s *Sentinel) dropWith(src *conn, h *envelope.Header, dest []byte, code, reason string) {
 	s.metrics.nacks.WithLabelValues(code).Inc()
 	ft := string(h.FrameType)
 	src.log.Debug("unroutable envelope", "to", string(dest), "frame", ft, "code", code)
@@ -153,7 +169,7 @@ func (s *Sentinel) drop(src *conn, h *envelope.Header, dest []byte, code string)
 		return
 	}
 	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
-		to: string(dest), frameType: ft, corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, "Unroutable to "+string(dest))
+		to: string(dest), frameType: ft, corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, reason)
 }
 
 // nackPending sends the negative answer for a request that will not be delivered.

@@ -21,6 +21,8 @@ type stickyRouter struct {
 	table *stickiness.Table // nil when stickiness is off
 	store *stickiness.Store
 	stop  chan struct{}
+	// closed holds the channels purged with their replica, for a short while (closedchan.go).
+	closed closedChannels
 }
 
 func newStickyRouter(s *Sentinel) (*stickyRouter, error) {
@@ -199,6 +201,9 @@ func (r *stickyRouter) replicaGone(c *conn) {
 	lost := r.table.PurgeReplica(c.systemID)
 	closes := 0
 	for _, l := range lost {
+		for _, cid := range l.ChannelIDs {
+			r.closed.add(cid, start)
+		}
 		client := r.s.routes.bySID(l.ClientSID)
 		if client == nil {
 			continue
