@@ -154,7 +154,7 @@ func (s *strictStack) pySentinelEnv() []string {
 func (c *caseEnv) pyStrict() (*strictStack, *proc) {
 	c.t.Helper()
 	port := freePort(c.t)
-	s := c.fameStrictServices(port)
+	s := c.fameStrictServices(port, true)
 	p := c.pySentinelOn(port, append(s.pySentinelEnv(), "FAME_LOG_LEVEL=debug")...)
 	return s, p
 }

@@ -36,7 +36,10 @@ var strictProfileEnv = []string{"FAME_SECURITY_PROFILE=strict-overlay", "FAME_DE
 
 // fameStrictServices starts our `fame oauth2`, `fame welcome` and `fame ca` for a sentinel that
 // will listen on sentinelPort, and returns the stack with the node environment filled in.
-func (c *caseEnv) fameStrictServices(sentinelPort int) *strictStack {
+//
+// admitSentinel also grants the sentinel's own id: the reference Python sentinel is itself
+// admitted through welcome (it fetches its certificate as a node); ours is not.
+func (c *caseEnv) fameStrictServices(sentinelPort int, admitSentinel bool) *strictStack {
 	c.t.Helper()
 	fame := fameBin.need(c.t)
 	s := &strictStack{sentinelPort: sentinelPort, caDir: filepath.Join(c.t.TempDir(), "ca")}
@@ -53,10 +56,17 @@ func (c *caseEnv) fameStrictServices(sentinelPort int) *strictStack {
 	oauth := startProc(c.t, c, "fame-oauth2", repoRoot, []string{fame, "oauth2", "-listen", fmt.Sprintf("127.0.0.1:%d", po)},
 		[]string{"FAME_JWT_ISSUER=" + s.oauth2URL, "FAME_JWT_CLIENT_ID=" + stackClientID, "FAME_JWT_CLIENT_SECRET=" + stackClientSecret,
 			"FAME_JWT_AUDIENCE=fame.fabric", "FAME_JWT_ALLOWED_SCOPES=node.connect"})
+	ids := "*"
+	if admitSentinel {
+		ids += "," + stackSentinelID
+	}
 	welcome := startProc(c.t, c, "fame-welcome", repoRoot, []string{fame, "welcome", "-listen", fmt.Sprintf("127.0.0.1:%d", pw)},
 		[]string{"FAME_WELCOME_TARGET_SYSTEM_ID=" + stackSentinelID, "FAME_WELCOME_ATTACH_URL=" + attachURL(sentinelPort),
 			"FAME_CA_SERVICE_URL=" + s.caURL + "/fame/v1/ca", "FAME_WELCOME_ISSUER=" + stackTicketIssuer,
-			"FAME_WELCOME_ALLOWED_LOGICALS=*.fame.fabric,fame.fabric", "FAME_JWT_TRUSTED_ISSUER=" + s.oauth2URL,
+			// One OAuth2 client for every node of this stack (the compose stack separates replicas
+			// and client): it may use any system id and serve the math domain.
+			"FAME_WELCOME_GRANTS=sub=" + stackClientID + " system_ids=" + ids + " logicals=*.fame.fabric,fame.fabric",
+			"FAME_JWT_TRUSTED_ISSUER=" + s.oauth2URL,
 			"FAME_JWT_AUDIENCE=fame.fabric"})
 	ca := startProc(c.t, c, "fame-ca", repoRoot, []string{fame, "ca", "-dir", s.caDir, "-listen", fmt.Sprintf("127.0.0.1:%d", pc)},
 		[]string{"FAME_CA_CERTS=" + filepath.Join(s.caDir, "root-ca.crt"), "FAME_CA_TRUSTED_ISSUER=" + stackTicketIssuer,
@@ -97,7 +107,7 @@ func (s *strictStack) fameSentinelEnv() []string {
 func (c *caseEnv) fameStrict() *strictStack {
 	c.t.Helper()
 	port := freePort(c.t)
-	s := c.fameStrictServices(port)
+	s := c.fameStrictServices(port, false)
 	c.fameSentinelOn(port, s.fameSentinelEnv()...)
 	return s
 }
