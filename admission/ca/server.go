@@ -31,7 +31,7 @@ type Server struct {
 	bundle []byte
 	etag   string
 	mux    *http.ServeMux
-	m      *metrics
+	m      *httpx.Outcomes
 }
 
 // NewServer serves a. auth verifies CA grants (issuer = welcome, audience
@@ -53,7 +53,7 @@ func NewServer(a *Authority, auth *token.Verifier, allowUnauthenticated bool, lo
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "healthy", "service": "ca-signing"})
 	})
 	s.mux.HandleFunc("GET "+TrustBundlePath, s.trustBundle)
-	s.mux.Handle("GET "+MetricsPath, s.m.handler())
+	s.mux.Handle("GET "+MetricsPath, s.m.Handler())
 	return s, nil
 }
 
@@ -121,11 +121,11 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Error("ca: signing failed", "err", err)
-		s.m.refused.WithLabelValues("internal").Inc()
+		s.m.Refused.WithLabelValues("internal").Inc()
 		httpx.WriteError(w, http.StatusInternalServerError, "internal", "Certificate signing failed")
 		return
 	}
-	s.m.issued.Inc()
+	s.m.Granted.Inc()
 	client := ""
 	if grant != nil {
 		client = grant.ClientID
@@ -142,7 +142,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 // refuse answers a refusal: the JSON error body, a log line naming the
 // requester and the grant's client, and the counter by reason.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, grant *ticket.Claims, requester string, status int, code, detail string) {
-	s.m.refused.WithLabelValues(code).Inc()
+	s.m.Refused.WithLabelValues(code).Inc()
 	lvl := slog.LevelInfo
 	attrs := []any{"reason", code, "requester", requester, "remote", r.RemoteAddr, "detail", detail}
 	if grant != nil {

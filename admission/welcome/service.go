@@ -26,7 +26,7 @@ type Service struct {
 	policy *policy         // nil when anonymous
 	jwks   []byte
 	mux    *http.ServeMux
-	m      *metrics
+	m      *httpx.Outcomes
 }
 
 // New builds the service from cfg.
@@ -77,7 +77,7 @@ func New(cfg Config) (*Service, error) {
 	s.mux.HandleFunc("POST "+HelloPath, s.hello)
 	s.mux.HandleFunc("GET "+JWKSPath, s.serveJWKS)
 	s.mux.HandleFunc("GET "+JWKSPathV1, s.serveJWKS)
-	s.mux.Handle("GET "+MetricsPath, s.m.handler())
+	s.mux.Handle("GET "+MetricsPath, s.m.Handler())
 	return s, nil
 }
 
@@ -145,14 +145,14 @@ func (s *Service) hello(w http.ResponseWriter, r *http.Request) {
 		var he *helloError
 		if !errors.As(err, &he) {
 			s.cfg.Logger.Error("welcome: hello failed", "err", err)
-			s.m.refused.WithLabelValues("internal").Inc()
+			s.m.Refused.WithLabelValues("internal").Inc()
 			httpx.WriteError(w, http.StatusInternalServerError, "internal", "welcome failed")
 			return
 		}
 		s.refused(w, r, subject, he.systemID, he)
 		return
 	}
-	s.m.admitted.Inc()
+	s.m.Granted.Inc()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(out)
@@ -161,7 +161,7 @@ func (s *Service) hello(w http.ResponseWriter, r *http.Request) {
 // refused answers a refusal: the JSON error body, a log line naming the
 // caller, and the counter by reason.
 func (s *Service) refused(w http.ResponseWriter, r *http.Request, subject, systemID string, he *helloError) {
-	s.m.refused.WithLabelValues(he.code).Inc()
+	s.m.Refused.WithLabelValues(he.code).Inc()
 	lvl := slog.LevelInfo
 	if he.status == http.StatusForbidden {
 		// A valid client asking beyond its grant is an attack or a
