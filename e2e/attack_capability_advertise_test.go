@@ -153,7 +153,14 @@ func TestAttackCapabilityShadowsReplica(t *testing.T) {
 					t.Fatalf("the attacker received a capability call: %s", e.Frame)
 				}
 			}
-			servesTen(t, client, "r1", "0mallory") // mallory is a pool member now; r1 still serves
+			// mallory leaves the pool (a raw peer does not answer calls); r1 keeps serving.
+			un := m.newEnv(&envelope.AddressUnbind{Address: "math@*.fame.fabric"})
+			un.ReplyTo, un.RType = "__sys__@"+m.path, envelope.RTypeAck
+			m.sendAs(un)
+			if _, ok := mustFrame(t, m.recv()).(*envelope.AddressUnbindAck); !ok {
+				t.Fatal("want AddressUnbindAck")
+			}
+			servesTen(t, client, "r1")
 		})
 	}
 }
