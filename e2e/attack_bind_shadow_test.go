@@ -1,6 +1,11 @@
 package e2e
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/envelope"
+)
 
 // TestAttackBindShadowsPool: a node allowed *.fame.fabric binds math@fame.fabric exactly while
 // the math@*.fame.fabric pool is live, to divert the pool's calls to itself. Refused with
@@ -18,7 +23,10 @@ func TestAttackBindShadowsPool(t *testing.T) {
 			if ack := m.attachAs("*.fame.fabric"); !ack.OK {
 				t.Fatalf("attach: %+v", ack)
 			}
-			for i, addr := range []string{"math@fame.fabric", "math@eu.fame.fabric"} {
+			// The exact addresses, and a narrower pool: lookupPool picks the most specific
+			// suffix, so math@*.eu.fame.fabric would take math@eu.fame.fabric's calls away from
+			// the live math@*.fame.fabric pool.
+			for i, addr := range []string{"math@fame.fabric", "math@eu.fame.fabric", "math@*.eu.fame.fabric"} {
 				ack := m.bindAs(addr)
 				if ack.OK || ack.Code != "BIND_CONFLICT" {
 					t.Fatalf("shadowing bind of %s: %+v", addr, ack)
@@ -28,6 +36,17 @@ func TestAttackBindShadowsPool(t *testing.T) {
 				}
 			}
 			servesTen(t, client, "r1", "r2")
+			// A call to math@eu.fame.fabric still reaches the wider pool, not mallory.
+			if got := whoamiAt(t, client, "math@eu.fame.fabric"); got != "r1" && got != "r2" {
+				t.Fatalf("math@eu.fame.fabric answered by %q, want r1 or r2", got)
+			}
+			if e, err := m.read(200 * time.Millisecond); err == nil && e.FrameType() == envelope.TypeData {
+				t.Fatalf("the attacker received a call: %s", e.Frame)
+			}
+			// Joining the wider pool itself is what a replica does, and is not refused.
+			if ack := m.bindAs("math@*.fame.fabric"); !ack.OK {
+				t.Fatalf("joining the pool: %+v", ack)
+			}
 		})
 	}
 }

@@ -64,6 +64,9 @@ func TestLimitCapabilities(t *testing.T) {
 	f.startReplica("victim", "fame.fabric", nil, nil)
 	attacker := dialRaw(t, f, "advertiser", nil)
 	attacker.attach("fame.fabric")
+	if ack := attacker.bind("adv@fame.fabric"); !ack.OK { // capabilities only for an address it owns
+		t.Fatalf("bind: %+v", ack)
+	}
 	advertise := func(caps ...string) *envelope.CapabilityAdvertiseAck {
 		attacker.sendFrame(&envelope.CapabilityAdvertise{Address: "adv@fame.fabric", Capabilities: caps}, func(e *envelope.Envelope) {
 			e.ReplyTo, e.RType = "__sys__@"+attacker.path, envelope.RTypeAck

@@ -152,7 +152,9 @@ func (c *testCA) chain(key ed25519.PrivateKey, id string) []*x509.Certificate {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	iss, err := c.auth.IssueNode(csr, ca.NodeRequest{RequesterID: id, PhysicalPath: "/" + c.sent + "/" + id})
+	iss, err := c.auth.IssueNode(csr, ca.NodeRequest{RequesterID: id, PhysicalPath: "/" + c.sent + "/" + id,
+		// The grant the strict stack's welcome gives: a certificate without logicals grants no logical bind.
+		Logicals: []string{"*.fame.fabric", "fame.fabric"}})
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -25,10 +25,24 @@
 // logicals must lie within it (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares
 // claims nothing), and so must every bind (UNAUTHORIZED). Without grants any valid token may
 // attach with any system id, and the sentinel warns so at start. A live system id is kept by its holder
-// unless the newcomer proves it is the owner (NodeAttach signed by the path's key, or under
-// strict-overlay by a certified key for the same SPIFFE ID) or the holder fails a 3 s
-// liveness probe (SYSTEM_ID_IN_USE otherwise); ids with path separators are refused
-// (INVALID_SYSTEM_ID). An envelope must be signed by a key of the sending connection's subtree
+// unless the newcomer proves it is the owner (NodeAttach signed by the key registered for the
+// path: the same process; a certificate for the same SPIFFE ID is no proof, a shared replica
+// credential can obtain one) or the holder fails a 3 s liveness probe, where any frame the
+// holder sends during the probe counts as alive (SYSTEM_ID_IN_USE otherwise, without the
+// holder's address). Claims for one id are serialised (a second waits for the first's
+// decision, up to 4 s, rather than being refused), and a holder that proved alive is not
+// probed again for 1 s (claims in that second are refused at once). System ids are one
+// allow-list for the sentinel and the welcome service (envelope.ValidSystemID:
+// [A-Za-z0-9_.-], at most 128 bytes, not "." or ".."; INVALID_SYSTEM_ID otherwise). Binds are
+// checked against the SVID's logicals under strict-overlay, and a certificate without logicals
+// grants no logical bind. A pool may not be joined inside the domain of a wider live pool of
+// other nodes (BIND_CONFLICT); a pool join is not refused because another node bound an exact
+// address in its domain first (that node keeps its address; nothing is diverted from the
+// pool). A capability is advertised only for an address the node owns: its exact binding,
+// participant@S or participant@<system id>.S of a pool *.S it is a member of (as the reference
+// agents advertise), or an address under its own path (UNAUTHORIZED, or BIND_CONFLICT when
+// another node bound it); one node's entry never replaces another's.
+// An envelope must be signed by a key of the sending connection's subtree
 // (FOREIGN_SIGNING_KEY), and an AFT re-pins only a session that was routed to the replica
 // carrying it. Every refusal is counted in fame_security_refusals_total{reason}.
 //

@@ -10,13 +10,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/stickiness"
 )
 
@@ -53,9 +51,6 @@ const (
 // id back within this time, a second process started with the same id by mistake is refused.
 const ownerProbeTimeout = 3 * time.Second
 
-// maxSystemIDLen bounds a system id; ids become path segments and log fields.
-const maxSystemIDLen = 256
-
 func newRefusalCounter() *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_security_refusals_total",
 		Help: "Identity-bound routing refusals (address, system id, key and session ownership), by reason."}, []string{"reason"})
@@ -89,61 +84,74 @@ func attachCode(err error) string {
 	return ""
 }
 
-// validSystemID refuses ids that are not a single clean path segment. The id is already
-// URL-unescaped (the mux unescapes path values), so %2F arrives here as '/'; a '%' left over
-// means double escaping, which is refused as well rather than decoded again.
-func validSystemID(id string) error {
-	switch {
-	case id == "":
-		return errors.New("empty system id")
-	case len(id) > maxSystemIDLen:
-		return fmt.Errorf("system id is %d bytes (max %d)", len(id), maxSystemIDLen)
-	case id == "." || id == "..":
-		return fmt.Errorf("system id %q is a relative path segment", id)
-	}
-	for _, r := range id {
-		switch {
-		case r == '/' || r == '\\' || r == '%' || r == '@' || r == '?' || r == '#':
-			return fmt.Errorf("system id %q contains %q (path separators and escapes are not allowed)", id, r)
-		case r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.IsSpace(r):
-			return fmt.Errorf("system id %q contains a control, space or invalid character", id)
-		}
-	}
-	return nil
-}
+// validSystemID refuses ids that are not a single clean path segment (envelope.ValidSystemID,
+// the rule the welcome service applies too). The id is already URL-unescaped (the mux
+// unescapes path values), so %2F arrives here as '/'; a '%' left over means double escaping,
+// which is refused as well rather than decoded again.
+func validSystemID(id string) error { return envelope.ValidSystemID(id) }
 
 // ownState serialises ownership decisions that check the route table and then change it.
 type ownState struct {
-	bindMu   sync.Mutex          // held across conflict check and bind
-	mu       sync.Mutex          // guards claiming
-	claiming map[string]struct{} // system ids whose take-over is being decided (probe running)
+	bindMu   sync.Mutex               // held across conflict check and bind
+	mu       sync.Mutex               // guards claiming and alive
+	claiming map[string]chan struct{} // system id -> closed when its take-over decision is done
+	alive    map[string]time.Time     // system id -> when its holder last proved alive to a probe
 }
+
+// claimWait bounds how long a claim waits for another claim of the same id to be decided
+// (one probe, plus slack) before it is refused.
+const claimWait = ownerProbeTimeout + time.Second
+
+// aliveFor is how long a holder that proved alive is not probed again: further claims for
+// its id in that time are refused at once. A flood of claims thus costs the holder one probe
+// per aliveFor, not one per claim.
+const aliveFor = time.Second
 
 // claimSystemID decides whether c may take system id c.systemID when a live connection holds
 // it: yes when the NodeAttach proves c is the owner (signed by the key registered for the
-// path, or in strict-overlay by a certified key for the same SPIFFE ID), or when the holder
-// fails a liveness probe (it is then evicted). A shared token subject is no proof.
+// path: the same process), or when the holder fails a liveness probe (it is then evicted). A
+// shared token subject is no proof, and neither is a certificate for the same SPIFFE ID: any
+// holder of a shared replica credential can obtain one.
+//
+// Claims for one id are serialised, not refused: a second claim waits (up to claimWait) for
+// the first to be decided and is then decided itself, so an attacker's claim against a dead
+// holder delays a crashed node's reconnect by at most one probe instead of refusing it.
 func (s *Sentinel) claimSystemID(c *conn, e *envelope.Envelope, na *envelope.NodeAttach) (release func(), err error) {
 	// The claim is held until the caller has entered c in the route table (release is
 	// idempotent: called there, and deferred for the error paths), so that two concurrent
 	// attaches for one id cannot both find it free.
 	o := &s.routes.own
-	o.mu.Lock()
-	if _, busy := o.claiming[c.systemID]; busy {
+	deadline := time.NewTimer(claimWait)
+	defer deadline.Stop()
+	var done chan struct{}
+	for {
+		o.mu.Lock()
+		busy, isBusy := o.claiming[c.systemID]
+		if !isBusy {
+			if o.claiming == nil {
+				o.claiming = map[string]chan struct{}{}
+			}
+			done = make(chan struct{})
+			o.claiming[c.systemID] = done
+			o.mu.Unlock()
+			break
+		}
 		o.mu.Unlock()
-		return nil, s.refuseClaim(c, nil, "another attach for it is being decided")
+		select {
+		case <-busy:
+		case <-deadline.C:
+			return nil, s.refuseClaim(c, nil, "other attaches for it are being decided")
+		case <-s.ctx.Done():
+			return nil, s.refuseClaim(c, nil, "the sentinel is shutting down")
+		}
 	}
-	if o.claiming == nil {
-		o.claiming = map[string]struct{}{}
-	}
-	o.claiming[c.systemID] = struct{}{}
-	o.mu.Unlock()
 	var once sync.Once
 	release = func() {
 		once.Do(func() {
 			o.mu.Lock()
 			delete(o.claiming, c.systemID)
 			o.mu.Unlock()
+			close(done)
 		})
 	}
 	if err := s.takeSystemID(c, e, na); err != nil {
@@ -158,15 +166,37 @@ func (s *Sentinel) takeSystemID(c *conn, e *envelope.Envelope, na *envelope.Node
 	if old == nil || old.closed() {
 		return nil
 	}
-	if how := s.sec.provesOwner(c, e, na); how != "" {
+	if how := s.sec.provesOwner(c, e); how != "" {
 		c.log.Info("system id re-attached by its owner; replacing the previous connection", "proof", how, "old_remote", old.remote)
 		return nil
 	}
+	o := &s.routes.own
+	o.mu.Lock()
+	seen, recent := o.alive[c.systemID]
+	recent = recent && time.Since(seen) < aliveFor
+	o.mu.Unlock()
+	if recent {
+		return s.refuseClaim(c, old, "its holder answered a liveness probe less than "+aliveFor.String()+" ago")
+	}
+	// Any frame the holder sends during the probe counts as alive, not only the pong: a
+	// flooded holder's pong may queue behind its own traffic past the timeout.
+	rx := old.rx.Load()
 	ctx, cancel := context.WithTimeout(s.ctx, ownerProbeTimeout)
 	err := old.ws.Ping(ctx)
 	cancel()
-	if err == nil && !old.closed() {
-		return s.refuseClaim(c, old, "its connection from "+old.remote+" answered a liveness probe")
+	if (err == nil || old.rx.Load() != rx) && !old.closed() {
+		o.mu.Lock()
+		if o.alive == nil {
+			o.alive = map[string]time.Time{}
+		}
+		for id, t := range o.alive { // bounded by the ids claimed in the last aliveFor
+			if time.Since(t) >= aliveFor {
+				delete(o.alive, id)
+			}
+		}
+		o.alive[c.systemID] = time.Now()
+		o.mu.Unlock()
+		return s.refuseClaim(c, old, "its holder answered a liveness probe")
 	}
 	c.log.Warn("system id holder failed the liveness probe; evicting it for the new attach",
 		"old_remote", old.remote, "probe", ownerProbeTimeout, "err", err)
@@ -174,6 +204,8 @@ func (s *Sentinel) takeSystemID(c *conn, e *envelope.Envelope, na *envelope.Node
 	return nil
 }
 
+// refuseClaim refuses c's claim. The holder's address is logged, never sent: the newcomer is
+// not authenticated as anyone the holder trusts.
 func (s *Sentinel) refuseClaim(c *conn, old *conn, why string) error {
 	reason := fmt.Sprintf("system id %q is in use (%s) and this attach does not prove ownership", c.systemID, why)
 	holder := ""
@@ -185,36 +217,16 @@ func (s *Sentinel) refuseClaim(c *conn, old *conn, why string) error {
 }
 
 // provesOwner reports how the NodeAttach e proves that c owns its path ("" when it does not):
-// a signature by the signing key registered for the path (the same process reconnecting), or
-// under strict-overlay a signature by a key presented in this attach whose certificate is for
-// the same SPIFFE ID (spiffe://…/nodes/<sid of the path>). Presenting public keys proves
-// nothing; only a signature does.
-func (l *secLayer) provesOwner(c *conn, e *envelope.Envelope, na *envelope.NodeAttach) string {
+// only a signature by the signing key registered for the path, i.e. the same process
+// reconnecting. A certificate for the same SPIFFE ID is no proof (review finding 5): under a
+// shared OAuth2 replica credential anyone with the credential can obtain one for a live
+// replica's id. Such a newcomer gets the id only when the holder fails the liveness probe.
+func (l *secLayer) provesOwner(c *conn, e *envelope.Envelope) string {
 	if l == nil || len(e.Sec) == 0 || e.SID != c.sid {
 		return ""
 	}
 	if k, err := l.keys.Verify(e, false); err == nil && k.PhysicalPath == c.path {
 		return "signed by the path's registered key"
-	}
-	if l.ksOpts.Trust == nil {
-		return ""
-	}
-	now := time.Now()
-	if l.ksOpts.Now != nil {
-		now = l.ksOpts.Now()
-	}
-	for _, raw := range na.Keys {
-		j, err := security.ParseJWK(raw)
-		if err != nil || j.Use != "sig" || len(j.X5C) == 0 {
-			continue
-		}
-		id, err := security.VerifyX5C(j.X5C, l.ksOpts.Trust, c.sid, now)
-		if err != nil {
-			continue
-		}
-		if security.Verify(e, id.PublicKey) == nil {
-			return "signed by a certified key for " + id.SPIFFEID.String()
-		}
 	}
 	return ""
 }
@@ -235,18 +247,19 @@ func (s *Sentinel) bindOwned(c *conn, a envelope.Address) string {
 
 // conflict reports whether binding a would take an address owned by another live node: an
 // exact address bound by someone else, or an exact address inside the domain of a pool that
-// has other members (the exact route would win over the pool and divert its traffic). Joining
-// a pool is not a conflict: the pool is the owner, and mayBind has checked the grant.
+// has other members (the exact route would win over the pool and divert its traffic), or a
+// pool inside a wider live pool of other nodes (poolConflict). Joining a pool is not a
+// conflict: the pool is the owner, and mayBind has checked the grant.
 func (t *routeTable) conflict(c *conn, a envelope.Address) string {
 	if a.Host == "" {
 		return "" // physical: mayBind allows only c's own subtree
 	}
-	if strings.HasPrefix(a.Host, "*.") && a.Path == "" {
-		return ""
-	}
 	key := a.String()
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if suffix, ok := strings.CutPrefix(a.Host, "*."); ok && a.Path == "" {
+		return t.poolConflict(c, a.Participant, suffix, key)
+	}
 	if o := t.exact[key]; o != nil && o != c && !o.closed() {
 		return "address " + key + " is bound by " + o.systemID
 	}
@@ -268,6 +281,65 @@ func (t *routeTable) conflict(c *conn, a envelope.Address) string {
 	return ""
 }
 
+// advertiseOwned reports whether c owns address a for a capability advertise: a physical
+// address under c's path (mayBind has checked it), an exact address c has bound, or, for a
+// member of pool participant@*.S, participant@S or participant@<c's system id>.S (the
+// reference TS agent and our SDK advertise the latter). It returns the wire code and why
+// when c does not: BIND_CONFLICT when another live node has bound the address, else
+// UNAUTHORIZED. Capability routing delivers to the advertiser, so advertising an address one
+// does not own would divert its callers.
+func (t *routeTable) advertiseOwned(c *conn, a envelope.Address) (code, why string) {
+	if a.Host == "" {
+		return "", ""
+	}
+	key := a.String()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	o := t.exact[key]
+	if o == c {
+		return "", ""
+	}
+	for suffix, p := range t.pools[a.Participant] {
+		if a.Path != "" || a.Host != suffix && a.Host != c.systemID+"."+suffix {
+			continue
+		}
+		for _, m := range p.members {
+			if m == c {
+				return "", ""
+			}
+		}
+	}
+	if o != nil && !o.closed() {
+		return codeBindConflict, "capabilities for " + key + ": the address is bound by " + o.systemID
+	}
+	return envelope.CodeUnauthorized, "capabilities for " + key + ": the address is not one this node has bound " +
+		"(its exact binding, participant@S or participant@<system id>.S of a pool *.S it is a member of, or under its path)"
+}
+
+// poolConflict reports whether joining pool participant@*.suffix would shadow a wider live
+// pool: lookupPool picks the most specific suffix, so participant@*.eu.fame.fabric bound
+// while participant@*.fame.fabric has other live members would divert the wider pool's
+// traffic for eu.fame.fabric. Joining the same pool, or a wider one, diverts nothing. An
+// exact address of another node inside the pool's domain does not refuse the join: that node
+// bound first and keeps its address; the pool never had its traffic. Called with t.mu held.
+func (t *routeTable) poolConflict(c *conn, participant, suffix, key string) string {
+	bySuffix := t.pools[participant]
+	for h := suffix; ; {
+		dot := strings.IndexByte(h, '.')
+		if dot < 0 {
+			return ""
+		}
+		h = h[dot+1:]
+		if p := bySuffix[h]; p != nil {
+			for _, m := range p.members {
+				if m != c && !m.closed() {
+					return "pool " + key + " would shadow pool " + p.key + " served by " + m.systemID
+				}
+			}
+		}
+	}
+}
+
 // credentialAllows checks a logical host against what c's certificate grants (the logicals
 // extension of its SVID under strict-overlay). Token and ticket grants are checked by mayBind
 // through the Principal.
@@ -278,10 +350,12 @@ func (l *secLayer) credentialAllows(c *conn, host string) bool {
 	l.mu.Lock()
 	id := l.idents[c]
 	l.mu.Unlock()
-	if id == nil || len(id.Logicals) == 0 {
-		return true
+	if id == nil {
+		return true // no certificate for this connection (not strict-overlay)
 	}
-	return envelope.LogicalAllowed(id.Logicals, host)
+	// Fail closed: a certificate without logicals grants no logical binds (physical binds
+	// under the node's own path never reach here).
+	return len(id.Logicals) > 0 && envelope.LogicalAllowed(id.Logicals, host)
 }
 
 // keyBelongs reports whether a key registered under keyPath may sign what c sends: it must be

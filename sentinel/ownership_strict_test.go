@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -63,14 +64,15 @@ func TestStrictBindCheckedAgainstCertificate(t *testing.T) {
 	}
 }
 
-// TestStrictSameSPIFFEIDReattach: under strict-overlay a node that restarted with a new key
-// and a new certificate for the same path (same SPIFFE ID) proves ownership by signing its
-// NodeAttach with the certified key, even while the old connection still answers pings. A
-// peer that only replays the victim's public certificate cannot sign and is refused.
+// TestStrictSameSPIFFEIDReattach: under strict-overlay a certificate for the same SPIFFE ID is
+// no proof of ownership while the holder is alive (a shared replica credential can obtain one
+// for any replica's id): a node with a fresh key and certificate for the live holder's path is
+// refused SYSTEM_ID_IN_USE, as is a peer replaying the victim's public certificate. Once the
+// holder is gone, the fresh node gets the id.
 func TestStrictSameSPIFFEIDReattach(t *testing.T) {
 	ts, issue := strictSentinel(t)
 	old := newSigningPeer(t, ts, "agent1")
-	issue(old, "/sent1/agent1", nil)
+	issue(old, "/sent1/agent1", []string{"fame.fabric"})
 	old.attachSigned("fame.fabric")
 
 	signedAttach := func(p *signingPeer) *envelope.NodeAttachAck {
@@ -81,21 +83,57 @@ func TestStrictSameSPIFFEIDReattach(t *testing.T) {
 		return decodeAs[*envelope.NodeAttachAck](t, p.recv())
 	}
 
-	// Replaying the victim's certificate (public) with one's own key: the chain's leaf key is
-	// not the signer, so no proof; the holder is alive, so refused.
 	thief := newSigningPeer(t, ts, "agent1")
 	thief.x5c = old.x5c
 	if ack := signedAttach(thief); ack.OK || ack.Code != codeSystemIDInUse {
 		t.Fatalf("replayed certificate: %+v", ack)
 	}
-
 	again := newSigningPeer(t, ts, "agent1")
-	issue(again, "/sent1/agent1", nil)
-	if ack := signedAttach(again); !ack.OK {
-		t.Fatalf("owner with a fresh certificate refused: %+v", ack)
+	issue(again, "/sent1/agent1", []string{"fame.fabric"})
+	if ack := signedAttach(again); ack.OK || ack.Code != codeSystemIDInUse {
+		t.Fatalf("fresh certificate for the live holder's SPIFFE ID: %+v", ack)
 	}
-	old.expectClosed(t, websocket.StatusNormalClosure, "replaced")
-	if _, ack := again.bindSigned("math@fame.fabric"); !ack.OK {
+	if n := refusalCount(t, ts, refusalSystemIDInUse); n != 2 {
+		t.Fatalf("system_id_in_use refusals %v, want 2", n)
+	}
+	if _, ack := old.bindSigned("math@fame.fabric"); !ack.OK {
+		t.Fatalf("holder's bind after the refused takeovers: %+v", ack)
+	}
+
+	old.ws.Close(websocket.StatusNormalClosure, "crash")
+	next := newSigningPeer(t, ts, "agent1")
+	issue(next, "/sent1/agent1", []string{"fame.fabric"})
+	var ack *envelope.NodeAttachAck
+	for i := 0; i < 100; i++ { // the sentinel notices the close asynchronously
+		if ack = signedAttach(next); ack.OK {
+			break
+		}
+		next = newSigningPeer(t, ts, "agent1")
+		issue(next, "/sent1/agent1", []string{"fame.fabric"})
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !ack.OK {
+		t.Fatalf("re-attach after the holder left: %+v", ack)
+	}
+	if _, ack := next.bindSigned("math@fame.fabric"); !ack.OK {
 		t.Fatalf("bind after re-attach: %+v", ack)
+	}
+}
+
+// TestStrictCertificateWithoutLogicals: a certificate without logicals grants no logical bind
+// (fail closed); physical binds under the node's own path stay allowed.
+func TestStrictCertificateWithoutLogicals(t *testing.T) {
+	ts, issue := strictSentinel(t)
+	p := newSigningPeer(t, ts, "client1")
+	issue(p, "/sent1/client1", nil)
+	p.attachSigned("*")
+	if _, ack := p.bindSigned("math@*.fame.fabric"); ack.OK || ack.Code != envelope.CodeUnauthorized {
+		t.Fatalf("pool join without certified logicals: %+v", ack)
+	}
+	if refusalCount(t, ts, refusalBindUnauthorized) != 1 {
+		t.Fatal("refusal not counted")
+	}
+	if _, ack := p.bindSigned("inbox@/sent1/client1"); !ack.OK {
+		t.Fatalf("physical bind under its own path: %+v", ack)
 	}
 }

@@ -70,12 +70,15 @@ func attachRefused(t *testing.T, p *rawPeer, na *envelope.NodeAttach, mod func(*
 }
 
 func TestValidSystemID(t *testing.T) {
-	for _, id := range []string{"a/b", "a\\b", "a%2Fb", "..", ".", "a b", "a\x00", "x@y", strings.Repeat("a", 300)} {
+	for _, id := range []string{"a/b", "a\\b", "a%2Fb", "..", ".", "a b", "a\x00", "x@y", strings.Repeat("a", 300),
+		"a*b", "a:b", "a?b", "a#b", "a\tb", "a\u200bb", "a\u202eb", "\ufeffa", "é"} {
 		if validSystemID(id) == nil {
 			t.Errorf("%q accepted", id)
 		}
 	}
-	for _, id := range []string{"replica1", "math-agent_2", "7NdVPHnEn3hFjbn", "a.b"} {
+	// Ids the reference SDKs generate (captured: TS base62, 16 characters) and operator names.
+	for _, id := range []string{"replica1", "math-agent_2", "7NdVPHnEn3hFjbn", "a.b", "S5uEIpEPI0tfKqo4", "WTps2sKZfgi0a5kw",
+		"math-replica1", "Cb8WVCC4ML5RsFM", strings.Repeat("a", 128)} {
 		if err := validSystemID(id); err != nil {
 			t.Errorf("%q refused: %v", id, err)
 		}
@@ -289,5 +292,70 @@ func TestPeekAFT(t *testing.T) {
 		if kid, c := peekAFT(bad); kid != "" || c != "" {
 			t.Fatalf("peek of %q gave %q %q", bad, kid, c)
 		}
+	}
+}
+
+// TestLivenessProbeCountsAnyFrame: a holder whose pong is stuck (here: it stops reading, so
+// no pong is ever sent) but that keeps sending frames during the probe window is alive; a
+// newcomer's claim is refused, and the refusal sent to the newcomer names no holder address.
+// Before, only the pong counted, so flooding a live replica could get it evicted.
+func TestLivenessProbeCountsAnyFrame(t *testing.T) {
+	ts := startSentinel(t, nil)
+	holder := dialSilent(t, ts, "agent", "fame.fabric")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			e, _ := envelope.New(&envelope.NodeHeartbeat{})
+			e.TraceID, e.CorrID, e.FlowID = envelope.NewID(), envelope.NewID(), envelope.NewID()
+			b, _ := e.Marshal()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := holder.Write(ctx, websocket.MessageBinary, b)
+			cancel()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	m := dialRaw(t, ts, "agent")
+	ack := attachRefused(t, m, nil, nil)
+	if ack.Code != codeSystemIDInUse {
+		t.Fatalf("code %q", ack.Code)
+	}
+	if strings.Contains(ack.Reason, "127.0.0.1") {
+		t.Fatalf("reason leaks the holder's address: %q", ack.Reason)
+	}
+	if refusalCount(t, ts, refusalSystemIDInUse) != 1 {
+		t.Fatal("refusal not counted")
+	}
+}
+
+// TestConcurrentClaimsWaitInsteadOfRefusing: while one claim for a dead holder's id is being
+// probed, a second claim (the real node reconnecting) waits for the decision instead of being
+// refused. The first claim takes the id (the holder is dead); the second then finds a live
+// holder that answers and is refused — but never with "being decided".
+func TestConcurrentClaimsWaitInsteadOfRefusing(t *testing.T) {
+	ts := startSentinel(t, nil)
+	dialSilent(t, ts, "agent", "fame.fabric")
+	first := dialRaw(t, ts, "agent")
+	second := dialRaw(t, ts, "agent")
+	first.sendFrame(&envelope.NodeAttach{OriginType: "downstream", SystemID: "agent", InstanceID: envelope.NewID(), AcceptedLogicals: []string{"fame.fabric"}}, nil)
+	time.Sleep(100 * time.Millisecond) // the first claim's probe is running (it lasts ownerProbeTimeout)
+	second.sendFrame(&envelope.NodeAttach{OriginType: "downstream", SystemID: "agent", InstanceID: envelope.NewID(), AcceptedLogicals: []string{"fame.fabric"}}, nil)
+	if ack := decodeAs[*envelope.NodeAttachAck](t, first.recv()); !ack.OK {
+		t.Fatalf("first claim against a dead holder: %+v", ack)
+	}
+	ack := decodeAs[*envelope.NodeAttachAck](t, second.recv())
+	if ack.OK || ack.Code != codeSystemIDInUse || strings.Contains(ack.Reason, "being decided") {
+		t.Fatalf("second claim: %+v", ack)
 	}
 }

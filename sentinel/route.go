@@ -265,6 +265,15 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 				Capabilities: f.Capabilities, Address: f.Address}
 			break
 		}
+		if code, why := s.routes.advertiseOwned(c, a); code != "" {
+			reason := refusalAdvertiseUnauthorized
+			if code == codeBindConflict {
+				reason = refusalBindConflict
+			}
+			s.securityRefusal(c, reason, why, "address", f.Address)
+			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(code, why), Capabilities: f.Capabilities, Address: f.Address}
+			break
+		}
 		if !c.held.addCaps(c, f.Address, f.Capabilities) {
 			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitCapabilities)),
 				Capabilities: f.Capabilities, Address: f.Address}

@@ -16,7 +16,7 @@ type routeTable struct {
 	sids     map[string]*conn            // envelope sid (SecureDigest of path) -> live connection
 	exact    map[string]*conn            // exact address -> binder (last writer wins)
 	pools    map[string]map[string]*pool // participant -> host suffix ("fame.fabric" for *.fame.fabric) -> pool
-	caps     map[string]map[string]*conn // capability -> provider address -> provider
+	caps     map[string]map[string]*conn // capability -> capKey(provider address, provider) -> provider
 	own      ownState                    // ownership decisions (ownership.go)
 }
 
@@ -155,6 +155,12 @@ func (t *routeTable) unbind(c *conn, a envelope.Address) {
 	}
 }
 
+// capKey keys a capability entry by address and provider, so that one provider's advertise
+// never replaces another's (pool members may each advertise the pool's address).
+func capKey(address string, c *conn) string { return address + "\x00" + c.systemID }
+
+// advertise records c's capabilities for address; advertiseOwned has checked that address is
+// c's.
 func (t *routeTable) advertise(c *conn, address string, caps []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -164,7 +170,7 @@ func (t *routeTable) advertise(c *conn, address string, caps []string) {
 			m = map[string]*conn{}
 			t.caps[name] = m
 		}
-		m[address] = c
+		m[capKey(address, c)] = c
 	}
 }
 
@@ -172,8 +178,8 @@ func (t *routeTable) withdraw(c *conn, address string, caps []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, name := range caps {
-		if t.caps[name][address] == c {
-			delete(t.caps[name], address)
+		if t.caps[name][capKey(address, c)] == c {
+			delete(t.caps[name], capKey(address, c))
 		}
 	}
 }
@@ -296,7 +302,8 @@ func (t *routeTable) snapshot() routeSnapshot {
 		}
 	}
 	for name, providers := range t.caps {
-		for addr := range providers {
+		for key := range providers {
+			addr, _, _ := strings.Cut(key, "\x00")
 			s.Caps[name] = append(s.Caps[name], addr)
 		}
 		sort.Strings(s.Caps[name])

@@ -551,7 +551,7 @@ func TestStrictOverlay(t *testing.T) {
 	}
 	t.Setenv("FAME_CA_CERTS", string(auth.RootPEM()))
 	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1"})
-	issue := func(p *signingPeer, path string) {
+	issue := func(p *signingPeer, path string, logicals ...string) {
 		der, err := security.CreateCSR(p.signer.Key, p.id, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -561,7 +561,7 @@ func TestStrictOverlay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		iss, err := auth.IssueNode(csr, ca.NodeRequest{RequesterID: p.id, PhysicalPath: path})
+		iss, err := auth.IssueNode(csr, ca.NodeRequest{RequesterID: p.id, PhysicalPath: path, Logicals: logicals})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -571,7 +571,7 @@ func TestStrictOverlay(t *testing.T) {
 	}
 
 	good := newSigningPeer(t, ts, "agent1")
-	issue(good, "/sent1/agent1")
+	issue(good, "/sent1/agent1", "fame.fabric") // a certificate without logicals grants no logical bind
 	good.attachSigned("fame.fabric")
 	if _, ack := good.bindSigned("math@fame.fabric"); !ack.OK {
 		t.Fatalf("bind: %+v", ack)

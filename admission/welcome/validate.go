@@ -6,19 +6,9 @@ import (
 	"github.com/fame-go/fame/envelope"
 )
 
-// validSystemID: a system id becomes a path segment, so it must be one.
-func validSystemID(s string) bool {
-	if s == "" || len(s) > 128 || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+// validSystemID: a system id becomes a path segment; the rule is the sentinel's
+// (envelope.ValidSystemID), so a ticket is never issued for an id the sentinel refuses.
+func validSystemID(s string) bool { return envelope.ValidSystemID(s) == nil }
 
 // validLogical: "*", or a DNS-like host name, optionally with a leading
 // "*." wildcard label (security.md §3.3 step 2).
