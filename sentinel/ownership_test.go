@@ -279,15 +279,3 @@ func TestAFTUnroutedSessionNotPinned(t *testing.T) {
 		t.Fatal("unrouted session pinned")
 	}
 }
-
-func TestPeekAFT(t *testing.T) {
-	tok, _ := stickiness.SignAFT(newSigner(t).Key, "kid1", "rsid", "csid", "node", time.Minute, time.Now())
-	if kid, c := peekAFT(tok); kid != "kid1" || c != "csid" {
-		t.Fatalf("peek %q %q", kid, c)
-	}
-	for _, bad := range []string{"", "a.b", "!!.!!.!!", strings.Repeat("a.", 3000)} {
-		if kid, c := peekAFT(bad); kid != "" || c != "" {
-			t.Fatalf("peek of %q gave %q %q", bad, kid, c)
-		}
-	}
-}
