@@ -17,8 +17,10 @@ const (
 	codeAFTForeignKid     = "AFT_FOREIGN_KID"
 	codeAFTForeignSession = "AFT_FOREIGN_SESSION"
 	codeChannelTakeover   = "CHANNEL_TAKEOVER"
+	codeAFTInvalid        = "AFT_INVALID"
 	codeKeyAnnounce       = "KEY_ANNOUNCE_REFUSED"
 
+	refusalAFTInvalid             = "aft_invalid"
 	refusalKeyAnnounceForeignPath = "key_announce_foreign_path"
 	refusalKeyAnnounceUnserved    = "key_announce_unserved"
 	refusalKeyAnnounceInvalid     = "key_announce_invalid"
@@ -165,8 +167,13 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 	case foreign:
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTForeignKid, code: codeAFTForeignKid,
 			detail: "AFT signed with another node's key", attrs: []any{"err", err.Error()}})
+	case stickiness.ReasonOf(err) == stickiness.ReasonSIDOnly:
+		// The operator turned AFTs off (level sid-only); replicas may still send them.
+		src.log.Debug("AFT ignored at level sid-only", "path", src.path)
 	default:
-		src.log.Warn("AFT refused", "reason", string(stickiness.ReasonOf(err)), "err", err)
+		// Malformed (duplicate members included), expired, wrong algorithm, sid or signature.
+		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTInvalid, code: codeAFTInvalid,
+			detail: "AFT refused: " + string(stickiness.ReasonOf(err)), attrs: []any{"err", err.Error()}})
 	}
 }
 

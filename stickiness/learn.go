@@ -28,12 +28,12 @@ func (t *Table) LearnAFTConfirmed(token, envelopeSID, sourceReplica string, keys
 		t.refusedMu.Unlock()
 		return err
 	}
-	t.aftVerified.Add(1)
 	if confirm != nil {
 		if err := confirm(c); err != nil {
 			return err
 		}
 	}
+	t.aftVerified.Add(1) // verified and confirmed: what the table acts on
 	if c.ClientSID == "" {
 		t.aftNoClient.Add(1)
 		return nil
