@@ -192,7 +192,9 @@ func (s *Sentinel) nackSys(src *conn, h *envelope.Header, code, reason string) {
 	if err != nil {
 		return
 	}
-	e.SID, e.TraceID, e.CorrID, e.To = s.sid, string(h.TraceID), string(h.CorrID), "__sys__@"+src.path
+	// No corrId: an AFT refusal does not stop the envelope itself, and a corrId could fail a
+	// call the sender is waiting on; refId names exactly what was refused.
+	e.SID, e.TraceID, e.To = s.sid, string(h.TraceID), "__sys__@"+src.path
 	s.sec.signOwn(e)
 	src.sendOwn(e, envelope.FlowReset)
 }
