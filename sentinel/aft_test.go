@@ -124,8 +124,8 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	// by the other replica's key, nor can either claim a sid that is not its own.
 	ownership := []struct {
 		name, token, reason, code string
-		from                *signingPeer
-		sid                 string
+		from                      *signingPeer
+		sid                       string
 	}{
 		{"foreign session", sign(o.signer, oSID, time.Minute, now), refusalAFTForeignSession, codeAFTForeignSession, o, ""},
 		{"foreign kid", sign(o.signer, fSID, time.Minute, now), refusalAFTForeignKid, codeAFTForeignKid, f, ""},
