@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"path"
 	"testing"
 	"time"
@@ -14,19 +16,28 @@ import (
 // TestAttackAFTRepin: a pool member tries to pull a client's sticky session to itself with an
 // affinity token (meta.set.aft) it carries on any envelope: a token of its own for a session
 // that was routed elsewhere (foreign session), a token naming another node's kid (foreign
-// kid), or, where envelopes are not signed, an envelope and token claiming the victim
-// replica's sid (foreign sid). Each is refused and counted; the session stays where it was.
+// kid), where envelopes are not signed an envelope and token claiming the victim replica's
+// sid (foreign sid), or a token that writes client_sid twice ({"client_sid":"<victim>",
+// "client_sid":null}: one parser reads the victim, another nothing). Each is refused, nacked
+// with its code to the attacker's __sys__ inbox and counted; the session stays where it was.
 func TestAttackAFTRepin(t *testing.T) {
 	strict := profileOverlay
 	strict.env = map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_STICKINESS_LEVEL": "strict"}
 	cases := []struct {
 		ap     attackProfile
-		attack string // foreign_session, foreign_kid, foreign_sid
+		attack string // foreign_session, foreign_kid, foreign_sid, dup_client_sid
 	}{
 		{profileOpen, "foreign_session"},
 		{profileOpen, "foreign_sid"},
+		{profileOpen, "dup_client_sid"},
 		{strict, "foreign_session"},
 		{strict, "foreign_kid"},
+	}
+	wire := map[string][2]string{ // attack -> refusal reason, nack code
+		"foreign_session": {"aft_foreign_session", "AFT_FOREIGN_SESSION"},
+		"foreign_sid":     {"aft_foreign_sid", "AFT_FOREIGN_SID"},
+		"foreign_kid":     {"aft_foreign_kid", "AFT_FOREIGN_KID"},
+		"dup_client_sid":  {"aft_invalid", "AFT_INVALID"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.ap.name+"/"+tc.attack, func(t *testing.T) {
@@ -53,6 +64,10 @@ func TestAttackAFTRepin(t *testing.T) {
 			var tok string
 			var err error
 			switch {
+			case tc.attack == "dup_client_sid":
+				enc := base64.RawURLEncoding
+				tok = enc.EncodeToString([]byte(`{"alg":"none","kid":""}`)) + "." + enc.EncodeToString([]byte(fmt.Sprintf(
+					`{"sid":%q,"exp":%d,"scp":"node","client_sid":%q,"client_sid":null}`, ownSID, time.Now().Add(time.Hour).Unix(), clientSID))) + "."
 			case m.signer == nil && tc.attack == "foreign_sid":
 				envSID, tokSID = victimSID, victimSID
 				tok, err = stickiness.UnsignedAFT("", tokSID, clientSID, time.Hour, time.Now())
@@ -71,8 +86,10 @@ func TestAttackAFTRepin(t *testing.T) {
 			e.To, e.SID = "__sys__@"+m.path, envSID
 			e.Meta, _ = json.Marshal(map[string]any{"set": map[string]string{"aft": tok}})
 			m.sendAs(e)
-			reason := "aft_" + tc.attack
-			waitUntil(t, 5*time.Second, reason+" refusal", func() bool { return f.refusals(t, reason) == 1 })
+			m.expectSysNack(wire[tc.attack][1], e.ID)
+			if got := f.refusals(t, wire[tc.attack][0]); got != 1 {
+				t.Fatalf("refusals{%s} %v, want 1", wire[tc.attack][0], got)
+			}
 			servesTen(t, client, pinned)
 		})
 	}

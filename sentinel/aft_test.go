@@ -27,6 +27,21 @@ func sendAccept(t *testing.T, r *signingPeer, client *signingPeer, cid, token st
 	}
 }
 
+// expectSysNack reads r's next envelope and fails unless it is the sentinel's negative
+// DeliveryAck with code, sent to r's __sys__ inbox.
+func expectSysNack(t *testing.T, r *signingPeer, code string) {
+	t.Helper()
+	e := r.recv()
+	fr, err := e.DecodeFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, ok := fr.(*envelope.DeliveryAck)
+	if !ok || ack.OK || ack.Code != code || e.To != "__sys__@"+r.path {
+		t.Fatalf("%s got %s to %s, want a DeliveryAck nack %s to its __sys__ inbox", r.path, e.Frame, e.To, code)
+	}
+}
+
 // servedBy sends a request from the client and returns which replica received it.
 func servedBy(t *testing.T, client *signingPeer, reps map[string]*signingPeer) string {
 	t.Helper()
@@ -92,6 +107,7 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	}
 	for _, r := range refusals {
 		sendAccept(t, f, client, "chan-bad-"+r.name, r.token)
+		expectSysNack(t, f, codeAFTInvalid)
 		waitFor(t, func() bool { return ts.sticky.stats().AFTRefused[r.reason] >= 1 })
 		if got := servedBy(t, client, reps); got != first {
 			t.Fatalf("%s AFT moved the session to %s", r.name, got)
@@ -107,16 +123,17 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	// session that was not routed to it), nor can the session's replica carry a token signed
 	// by the other replica's key, nor can either claim a sid that is not its own.
 	ownership := []struct {
-		name, token, reason string
-		from                *signingPeer
-		sid                 string
+		name, token, reason, code string
+		from                      *signingPeer
+		sid                       string
 	}{
-		{"foreign session", sign(o.signer, oSID, time.Minute, now), refusalAFTForeignSession, o, ""},
-		{"foreign kid", sign(o.signer, fSID, time.Minute, now), refusalAFTForeignKid, f, ""},
+		{"foreign session", sign(o.signer, oSID, time.Minute, now), refusalAFTForeignSession, codeAFTForeignSession, o, ""},
+		{"foreign kid", sign(o.signer, fSID, time.Minute, now), refusalAFTForeignKid, codeAFTForeignKid, f, ""},
 	}
 	for _, r := range ownership {
 		before := refusalCount(t, ts, r.reason)
 		sendAccept(t, r.from, client, "chan-"+r.name, r.token)
+		expectSysNack(t, r.from, r.code)
 		waitFor(t, func() bool { return refusalCount(t, ts, r.reason) == before+1 })
 		for i := 0; i < 3; i++ {
 			if got := servedBy(t, client, reps); got != first {

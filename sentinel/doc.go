@@ -54,4 +54,13 @@
 // reason on the wire, a log line naming the peer and a fame_limit_refusals_total count. Requests
 // stay tracked until answered (streams until their final item), so a replica's death nacks them
 // all at once. The operator endpoints need the admin token when one is set (admin.go).
+//
+// Session ownership refusals (aft_check.go) have their reason on the wire too: a refused AFT
+// (AFT_FOREIGN_SID, AFT_FOREIGN_KID, AFT_FOREIGN_SESSION, AFT_INVALID), a SecureAccept for a
+// channel opened towards another replica (CHANNEL_TAKEOVER; the accept is dropped), a
+// KeyAnnounce outside the sender's subtree or otherwise refused (KEY_ANNOUNCE_REFUSED) and a
+// foreign-signed envelope without a usable reply address (FOREIGN_SIGNING_KEY) are answered
+// with a negative DeliveryAck (refId = the refused envelope) to the sender's own system inbox
+// __sys__@<path>. Refusal warnings are logged at most once a second per peer and reason, with
+// the count of the held-back ones; the counter sees every refusal.
 package sentinel

@@ -2,9 +2,6 @@ package sentinel
 
 import (
 	"context"
-	"crypto/ed25519"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
 )
 
 // Identity-bound routing: an address has one owner, a system id one live connection, a key one
@@ -63,8 +59,11 @@ func (s *Sentinel) securityRefusal(c *conn, reason, detail string, attrs ...any)
 	if id == "" {
 		id = c.urlID
 	}
-	args := append([]any{"reason", reason, "system_id", id, "path", c.path, "remote", c.remote, "detail", detail}, attrs...)
-	s.log.Warn("security refusal", args...)
+	if suppressed, ok := s.refusalLog.allow(c, reason, time.Now()); ok {
+		args := append([]any{"reason", reason, "system_id", id, "path", c.path, "remote", c.remote, "detail", detail,
+			"suppressed_since_last", suppressed}, attrs...)
+		s.log.Warn("security refusal", args...)
+	}
 }
 
 // attachRefusal is an attach refusal with a wire code for the negative NodeAttachAck.
@@ -361,132 +360,3 @@ func (l *secLayer) credentialAllows(c *conn, host string) bool {
 // keyBelongs reports whether a key registered under keyPath may sign what c sends: it must be
 // c's own path or lie in c's subtree.
 func keyBelongs(c *conn, keyPath string) bool { return underPath(keyPath, c.path) }
-
-// sidOwnedBy reports whether sid is the sid of c or of a path c registered keys for (its
-// subtree): the envelope sid an AFT's sid must equal.
-func (l *secLayer) sidOwnedBy(c *conn, sid string) bool {
-	if sid == c.sid {
-		return true
-	}
-	if l == nil {
-		return false
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, p := range l.paths[c] {
-		if l.owner[p] == c && envelope.SecureDigest(p) == sid {
-			return true
-		}
-	}
-	return false
-}
-
-// aftKeyFor resolves an AFT kid for a token that src carries: only a key registered under
-// src's path (or subtree) counts. foreign is set when the kid exists but belongs to another
-// node, so that the refusal can say so.
-func (l *secLayer) aftKeyFor(src *conn, foreign *bool) stickiness.KeyLookup {
-	return func(kid string) (ed25519.PublicKey, bool) {
-		if l == nil {
-			return nil, false
-		}
-		k, ok := l.keys.Get(kid)
-		if !ok || k.Sig == nil {
-			return nil, false
-		}
-		if !keyBelongs(src, k.PhysicalPath) {
-			*foreign = true
-			return nil, false
-		}
-		return k.Sig, true
-	}
-}
-
-// learnAFT applies an AFT that src carries in meta.set.aft. It re-pins a session only when
-// the envelope's sid is src's (or its subtree's), the token's kid is src's key, and the
-// session's SecureOpen or first request was routed to src: its session binding, or else the
-// binding of the channel this SecureAccept answers, names src. A replica cannot pull another
-// replica's sessions, nor pre-pin sessions it was never given.
-func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
-	s := r.s
-	sid := string(h.SID)
-	if !s.sec.sidOwnedBy(src, sid) {
-		s.securityRefusal(src, refusalAFTForeignSID, "AFT on an envelope whose sid is not the sender's", "sid", sid)
-		return
-	}
-	kid, clientSID := peekAFT(tok)
-	if owner, ok := s.sec.keyOwner(kid); ok && !keyBelongs(src, owner) {
-		s.securityRefusal(src, refusalAFTForeignKid, "AFT signed with another node's key", "kid", kid, "key_path", owner)
-		return
-	}
-	if clientSID != "" {
-		bound, ok := r.table.Lookup(clientSID)
-		if !ok && string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 {
-			bound, ok = r.table.LookupChannel(string(h.FrameCID))
-		}
-		if !ok {
-			// Nothing was routed for this session through a pool (or its binding expired):
-			// there is nothing to confirm, and a pin now would let a replica pre-claim sessions
-			// it was never given. Counted, but logged at debug: a replica that is alone in its
-			// pool and tags plain replies does this in normal operation.
-			s.metrics.refusals.WithLabelValues(refusalAFTUnroutedSession).Inc()
-			src.log.Debug("AFT ignored: session not routed to this replica", "reason", refusalAFTUnroutedSession,
-				"path", src.path, "remote", src.remote, "client_sid", clientSID)
-			return
-		}
-		if bound != src.systemID {
-			s.securityRefusal(src, refusalAFTForeignSession, "AFT for a session that was routed to another replica",
-				"client_sid", clientSID, "session_replica", bound)
-			return
-		}
-	}
-	foreign := false
-	if err := r.table.LearnAFT(tok, sid, src.systemID, s.sec.aftKeyFor(src, &foreign), time.Now()); err != nil {
-		if foreign {
-			s.securityRefusal(src, refusalAFTForeignKid, "AFT signed with another node's key", "err", err.Error())
-			return
-		}
-		src.log.Warn("AFT refused", "reason", string(stickiness.ReasonOf(err)), "err", err)
-	}
-}
-
-// peekAFT reads the header kid and client_sid of an AFT without verifying it; LearnAFT
-// verifies the token before it binds anything, so the peek only decides which owner and
-// which binding to compare with.
-func peekAFT(tok string) (kid, clientSID string) {
-	parts := strings.SplitN(tok, ".", 3)
-	if len(parts) != 3 || len(tok) > 4096 {
-		return "", ""
-	}
-	var hdr struct {
-		Kid string `json:"kid"`
-	}
-	if b, err := base64.RawURLEncoding.DecodeString(parts[0]); err == nil && json.Unmarshal(b, &hdr) == nil {
-		kid = hdr.Kid
-	}
-	var c struct {
-		ClientSID *string `json:"client_sid"`
-	}
-	if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &c) == nil && c.ClientSID != nil {
-		clientSID = *c.ClientSID
-	}
-	return kid, clientSID
-}
-
-// keyOwner returns the path a signing kid is registered under.
-func (l *secLayer) keyOwner(kid string) (string, bool) {
-	if l == nil || kid == "" {
-		return "", false
-	}
-	k, ok := l.keys.Get(kid)
-	if !ok {
-		return "", false
-	}
-	return k.PhysicalPath, true
-}
-
-// channelTakeover reports whether binding channel cid to src would move a channel that is
-// bound to another replica (a SecureAccept for someone else's channel).
-func (r *stickyRouter) channelTakeover(src *conn, cid string) (string, bool) {
-	bound, ok := r.table.LookupChannel(cid)
-	return bound, ok && bound != src.systemID
-}

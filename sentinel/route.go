@@ -8,7 +8,9 @@ import (
 
 // route forwards an envelope from src to the peer that serves dest, or nacks it.
 func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte) {
-	s.sticky.learn(src, h)
+	if !s.sticky.learn(src, h) {
+		return
+	}
 	dst, reason := s.resolve(src, h, dest)
 	if dst == nil {
 		switch reason {

@@ -38,6 +38,9 @@ type secLayer struct {
 	// conn's teardown would delete the keys the new one just presented.
 	owner map[string]*conn
 	paths map[*conn][]string // every path c registered keys under (its own and announced ones)
+	// sids holds, per connection, a *map[string]struct{} of the sids of the paths it owns keys
+	// for: sidOwnedBy reads it without l.mu. Rebuilt (copy on write) under l.mu.
+	sids sync.Map
 	// idents is the certified identity of each attached node's signing key (strict-overlay):
 	// binds are checked against the logicals its certificate grants (ownership.go).
 	idents map[*conn]*security.NodeIdentity
@@ -186,7 +189,8 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 			return fmt.Errorf("%w: %v", errKeys, err)
 		}
 	}
-	if old := l.owner[path]; old != nil && old != c {
+	old := l.owner[path]
+	if old != nil && old != c {
 		// The path changes hands (re-attach): the old connection's keys go.
 		l.keys.RemovePath(path)
 	}
@@ -198,6 +202,10 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 	if l.owner[path] != c {
 		l.owner[path] = c
 		l.paths[c] = append(l.paths[c], path)
+		l.rebuildSIDs(c)
+		if old != nil {
+			l.rebuildSIDs(old)
+		}
 	}
 	c.keysHeld.Add(int32(fresh))
 	return nil
@@ -241,6 +249,7 @@ func (l *secLayer) forget(c *conn) {
 		}
 	}
 	delete(l.paths, c)
+	l.sids.Delete(c)
 	delete(l.idents, c)
 	if removed > 0 {
 		c.log.Debug("node keys removed", "keys", removed)

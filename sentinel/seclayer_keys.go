@@ -87,17 +87,16 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 	// Whatever it answers, a node may only speak for its own subtree: the sentinel's signature
 	// on the re-wrapped announce vouches for these keys.
 	if !underPath(f.PhysicalPath, c.path) || e.SID != c.sid {
-		l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
-		c.log.Warn("KeyAnnounce refused: a node may only announce keys under its own path",
-			"physical_path", f.PhysicalPath, "sid", e.SID, "node_path", c.path)
+		l.refuseAnnounce(c, e, refusalKeyAnnounceForeignPath, "KeyAnnounce refused: a node may only announce keys under its own path",
+			"physical_path", f.PhysicalPath, "sid", e.SID)
 		return true
 	}
 	if e.CorrID != "" {
 		if req, addr, ok := l.corr.get(e.CorrID); ok {
 			if !l.serves(c, addr) {
 				// Only the node the request could have been routed to may answer it.
-				l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
-				c.log.Warn("KeyAnnounce refused: answers a KeyRequest for an address this node does not serve",
+				l.refuseAnnounce(c, e, refusalKeyAnnounceUnserved,
+					"KeyAnnounce refused: answers a KeyRequest for an address this node does not serve",
 					"address", addr, "corr_id", e.CorrID)
 				return true
 			}
@@ -116,7 +115,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 		jwks = append(jwks, j)
 	}
 	if err := l.register(c, f.PhysicalPath, jwks); err != nil {
-		c.log.Warn("KeyAnnounce refused", "physical_path", f.PhysicalPath, "err", err)
+		l.refuseAnnounce(c, e, refusalKeyAnnounceInvalid, "KeyAnnounce refused: "+err.Error(), "physical_path", f.PhysicalPath)
 		if errors.Is(err, errKeyLimit) {
 			// KeyAnnounce has no ack to carry the reason; a node past the bound is cut.
 			go c.close(websocket.StatusPolicyViolation, err.Error())
@@ -125,6 +124,14 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 	}
 	c.log.Debug("announced keys stored", "physical_path", f.PhysicalPath, "keys", len(jwks))
 	return true
+}
+
+// refuseAnnounce counts and logs a refused KeyAnnounce and nacks it (KEY_ANNOUNCE_REFUSED) to
+// the announcer's __sys__ inbox: KeyAnnounce has no ack of its own to carry the reason.
+func (l *secLayer) refuseAnnounce(c *conn, e *envelope.Envelope, reason, detail string, attrs ...any) {
+	l.s.securityRefusal(c, reason, detail, attrs...)
+	h := &envelope.Header{ID: []byte(e.ID), TraceID: []byte(e.TraceID), CorrID: []byte(e.CorrID)}
+	l.s.nackSys(c, h, codeKeyAnnounce, detail)
 }
 
 // rewrap forwards a KeyAnnounce to the node whose KeyRequest produced it, as the reference

@@ -438,7 +438,7 @@ func TestOverlayKeyRequestByAddressRewrapped(t *testing.T) {
 }
 
 func TestOverlayKeyAnnounceStored(t *testing.T) {
-	_, agent, client, _ := overlayPair(t)
+	ts, agent, client, _ := overlayPair(t)
 	// A child sentinel below agent1 announces its own child's key.
 	sub := newSigner(t)
 	subPath := agent.path + "/child"
@@ -446,6 +446,11 @@ func TestOverlayKeyAnnounceStored(t *testing.T) {
 	agent.sendSigned(agent.newEnv(&envelope.KeyAnnounce{PhysicalPath: subPath, Keys: []json.RawMessage{subKey}}), nil)
 	outsideKey := mustJSON(t, security.SigningJWK(client.pub(), "outsideKid00000"))
 	agent.sendSigned(agent.newEnv(&envelope.KeyAnnounce{PhysicalPath: client.path + "/x", Keys: []json.RawMessage{outsideKey}}), nil)
+	// The announce outside its subtree is refused, with the reason on the wire and counted.
+	expectSysNack(t, agent, codeKeyAnnounce)
+	if n := refusalCount(t, ts, refusalKeyAnnounceForeignPath); n != 1 {
+		t.Fatalf("refusals{%s} = %v, want 1", refusalKeyAnnounceForeignPath, n)
+	}
 	// A round trip on the agent's connection: its announces have been handled after this.
 	if _, ack := agent.bindSigned("sync@fame.fabric"); !ack.OK {
 		t.Fatalf("bind: %+v", ack)

@@ -41,12 +41,15 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 		l.refuse(c, h, verifyCode(err), verifyReason(e, err))
 		return false
 	}
-	if c.origin != "peer" && !keyBelongs(c, k.PhysicalPath) {
+	if !keyBelongs(c, k.PhysicalPath) {
 		// A valid signature by someone else's key: a replayed or relayed envelope of another
-		// node. What a connection sends must be signed by a key of its own subtree.
+		// node. What a connection sends must be signed by a key of its own subtree. This holds
+		// for origin "peer" connections as well: the peer route is open to anyone who may
+		// attach, and a real peer sentinel's subtree keys are registered under its own path
+		// (its KeyAnnounce for /<peer>/...), so it relays nothing signed outside that subtree.
 		reason := "envelope signed by a key of " + k.PhysicalPath + ", not of the sending connection " + c.path
 		l.s.securityRefusal(c, refusalForeignKey, reason, "kid", k.JWK.Kid, "id", string(h.ID))
-		l.refuse(c, h, codeForeignKey, reason)
+		l.refuseOrNackSys(c, h, codeForeignKey, reason)
 		return false
 	}
 	return true
@@ -101,6 +104,17 @@ func (l *secLayer) refuse(c *conn, h *envelope.Header, code, reason string) {
 	s.metrics.nacks.WithLabelValues(code).Inc()
 	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
 		to: string(h.To), frameType: string(h.FrameType), corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, reason)
+}
+
+// refuseOrNackSys is refuse for a security refusal: when the envelope names no reply address
+// the sentinel may use, the nack goes to the sender's own __sys__ inbox, so that even a
+// fire-and-forget envelope hears its refusal reason.
+func (l *secLayer) refuseOrNackSys(c *conn, h *envelope.Header, code, reason string) {
+	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 || !l.replyReaches(c, h.ReplyTo) {
+		l.s.nackSys(c, h, code, reason) // the caller's securityRefusal logged it (throttled)
+		return
+	}
+	l.refuse(c, h, code, reason)
 }
 
 // replyReaches reports whether replyTo is a physical address at or under c's path: the only

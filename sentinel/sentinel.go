@@ -55,7 +55,9 @@ type Sentinel struct {
 	auth    Authenticator
 	sticky  *stickyRouter
 	sec     *secLayer
-	limits  *limiter
+	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
+	refusalLog refusalLogger
+	limits     *limiter
 
 	ctx    context.Context
 	cancel context.CancelFunc

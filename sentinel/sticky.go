@@ -169,26 +169,33 @@ func memberByID(members []*conn, id string) *conn {
 }
 
 // learn inspects envelopes coming up from replicas: AFTs in meta.set.aft and SecureAccept
-// replies pin the client session (and channel) to the replica that sent them.
-func (r *stickyRouter) learn(src *conn, h *envelope.Header) {
+// replies pin the client session (and channel) to the replica that sent them. It returns
+// false when the envelope must not be forwarded: a SecureAccept for a channel that was opened
+// towards another replica (a channel takeover), which is nacked to the sender instead.
+func (r *stickyRouter) learn(src *conn, h *envelope.Header) bool {
 	if r.table == nil || src == nil {
-		return
+		return true
+	}
+	accept := string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 && len(h.To) > 0
+	if accept {
+		if bound, taken := r.channelTakeover(src, string(h.FrameCID)); taken {
+			r.refuseAFT(src, h, &aftRefusal{reason: refusalChannelTakeover, code: codeChannelTakeover,
+				detail: "SecureAccept for a channel opened towards another replica",
+				attrs:  []any{"cid", string(h.FrameCID), "channel_replica", bound}})
+			return false
+		}
 	}
 	if len(h.Meta) > 0 {
 		if tok, ok := stickiness.ExtractAFT(json.RawMessage(h.Meta)); ok {
-			r.learnAFT(src, h, tok) // ownership checks: ownership.go
+			r.learnAFT(src, h, tok) // ownership checks: aft_check.go
 		}
 	}
-	if string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 && len(h.To) > 0 {
-		if bound, taken := r.channelTakeover(src, string(h.FrameCID)); taken {
-			r.s.securityRefusal(src, refusalChannelTakeover, "SecureAccept for a channel opened towards another replica",
-				"cid", string(h.FrameCID), "channel_replica", bound)
-			return
-		}
+	if accept {
 		if _, loc, ok := envelope.SplitInbox(string(h.To)); ok && len(loc) > 0 && loc[0] == '/' {
 			r.table.BindChannel(string(h.FrameCID), envelope.SecureDigest(loc), src.systemID)
 		}
 	}
+	return true
 }
 
 // replicaGone purges the bindings of a lost replica and tells each affected client to re-open

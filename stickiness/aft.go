@@ -169,6 +169,9 @@ func VerifyAFT(token, expectedSID string, level Level, keys KeyLookup, now time.
 	if len(token) > maxTokenLen {
 		return AFTClaims{}, refuse(ReasonMalformed, nil, "token is %d bytes", len(token))
 	}
+	if err := checkSegments(token); err != nil {
+		return AFTClaims{}, refuse(ReasonMalformed, err, "")
+	}
 	var wc wireClaims
 	tok, _, err := parser.ParseUnverified(token, &wc)
 	if err != nil {

@@ -43,7 +43,10 @@
 //
 // SignAFT / UnsignedAFT mint tokens byte-for-byte as the reference replicas
 // do; VerifyAFT checks them (levels strict, signed-optional, sid-only) with
-// typed refusal reasons. Negotiate answers a replica's stickiness offer in
+// typed refusal reasons; a header or claim set that repeats a member (compared
+// case-insensitively, as encoding/json matches names) is malformed, so that a
+// token has one meaning. Table.LearnAFTConfirmed lets the caller decide on the
+// verified claims before anything is bound. Negotiate answers a replica's stickiness offer in
 // NodeAttachAck.
 //
 // # Persistence

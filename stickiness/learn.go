@@ -11,6 +11,13 @@ import "time"
 // returned as *AFTError; the envelope itself should still be forwarded.
 // A valid token without client_sid (reference unsigned tokens) binds nothing.
 func (t *Table) LearnAFT(token, envelopeSID, sourceReplica string, keys KeyLookup, now time.Time) error {
+	return t.LearnAFTConfirmed(token, envelopeSID, sourceReplica, keys, now, nil)
+}
+
+// LearnAFTConfirmed is LearnAFT with a check of the caller's between verification and
+// binding: confirm sees the verified claims (the same parse that binds) and, by returning an
+// error, stops the binding; that error is returned as is. A nil confirm confirms everything.
+func (t *Table) LearnAFTConfirmed(token, envelopeSID, sourceReplica string, keys KeyLookup, now time.Time, confirm func(AFTClaims) error) error {
 	if !t.cfg.Enabled {
 		return nil
 	}
@@ -21,7 +28,12 @@ func (t *Table) LearnAFT(token, envelopeSID, sourceReplica string, keys KeyLooku
 		t.refusedMu.Unlock()
 		return err
 	}
-	t.aftVerified.Add(1)
+	if confirm != nil {
+		if err := confirm(c); err != nil {
+			return err
+		}
+	}
+	t.aftVerified.Add(1) // verified and confirmed: what the table acts on
 	if c.ClientSID == "" {
 		t.aftNoClient.Add(1)
 		return nil
