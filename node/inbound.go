@@ -107,7 +107,13 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 	}
 	// Replays: the id must be new and the ts inside the window. At-least-once re-sends reuse
 	// their id on purpose: one the guard has seen is acknowledged again and not run twice.
-	if err := n.sec.replay.CheckAt(env.ID, envTime(env.TS)); err != nil {
+	// Ids and floors are kept per sender (the verified signing key; the claimed sid for an
+	// unsigned envelope), so one sender's flood or future-dated ts cannot get another's refused.
+	sender := "sid:" + env.SID
+	if signer != nil {
+		sender = "kid:" + sec.Sig.Kid
+	}
+	if err := n.sec.replay.CheckFrom(sender, env.ID, envTime(env.TS)); err != nil {
 		alo := env.FrameType() == envelope.TypeData && env.RType.Has(envelope.RTypeAck)
 		switch {
 		case errors.Is(err, security.ErrReplay) && alo:
