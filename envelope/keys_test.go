@@ -256,3 +256,19 @@ func TestTopKeyTable(t *testing.T) {
 		t.Error("empty key is known")
 	}
 }
+
+func TestUnderPath(t *testing.T) {
+	for _, c := range []struct {
+		path, prefix string
+		want         bool
+	}{
+		{"/a", "/a", true}, {"/a/b", "/a", true}, {"/a/b/c", "/a/b", true},
+		{"/ab", "/a", false}, {"/a", "/a/b", false}, {"/b/a", "/a", false},
+		{"/a", "", false}, {"", "", false}, {"/a", "/", false}, {"/", "/", false},
+		{"/a/", "/a", true}, {"", "/a", false},
+	} {
+		if got := UnderPath(c.path, c.prefix); got != c.want {
+			t.Errorf("UnderPath(%q, %q) = %v, want %v", c.path, c.prefix, got, c.want)
+		}
+	}
+}

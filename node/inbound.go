@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -244,7 +243,7 @@ func (s *session) onKeyAnnounce(env *envelope.Envelope, signer *security.StoredK
 		s.n.log.Warn("KeyAnnounce refused", "from", from, "sid", env.SID, "physical_path", ka.PhysicalPath,
 			"reason", reason, "detail", why)
 		// Answer only the announcer itself, never an address it named elsewhere.
-		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && underPath(a.Path, signer.PhysicalPath) {
+		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && envelope.UnderPath(a.Path, signer.PhysicalPath) {
 			s.n.sendNack(s, env, CodeKeyAnnounceRefused, reason+": "+why)
 		}
 		return
@@ -331,7 +330,7 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 		return RefusedKeyAnnounceUnsigned, "a KeyAnnounce must be signed"
 	}
 	fromSentinel := signer.PhysicalPath == s.parentPath
-	if !fromSentinel && !underPath(ka.PhysicalPath, signer.PhysicalPath) {
+	if !fromSentinel && !envelope.UnderPath(ka.PhysicalPath, signer.PhysicalPath) {
 		return RefusedKeyAnnounceForeignPath, fmt.Sprintf("%s may not announce keys for %s", signer.PhysicalPath, ka.PhysicalPath)
 	}
 	strict := ns.profile.RequireCertSIDMatch()
@@ -371,9 +370,4 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 		}
 	}
 	return "", ""
-}
-
-// underPath reports whether path is p or lies below it.
-func underPath(path, p string) bool {
-	return path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")
 }

@@ -286,7 +286,7 @@ func (l *secLayer) credentialAllows(c *conn, host string) bool {
 
 // keyBelongs reports whether a key registered under keyPath may sign what c sends: it must be
 // c's own path or lie in c's subtree.
-func keyBelongs(c *conn, keyPath string) bool { return underPath(keyPath, c.path) }
+func keyBelongs(c *conn, keyPath string) bool { return envelope.UnderPath(keyPath, c.path) }
 
 // sidOwnedBy reports whether sid is the sid of c or of a path c registered keys for (its
 // subtree): the envelope sid an AFT's sid must equal.

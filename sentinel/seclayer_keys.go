@@ -86,7 +86,7 @@ func (l *secLayer) keyRequest(c *conn, e *envelope.Envelope, f *envelope.KeyRequ
 func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) bool {
 	// Whatever it answers, a node may only speak for its own subtree: the sentinel's signature
 	// on the re-wrapped announce vouches for these keys.
-	if !underPath(f.PhysicalPath, c.path) || e.SID != c.sid {
+	if !envelope.UnderPath(f.PhysicalPath, c.path) || e.SID != c.sid {
 		l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
 		c.log.Warn("KeyAnnounce refused: a node may only announce keys under its own path",
 			"physical_path", f.PhysicalPath, "sid", e.SID, "node_path", c.path)
@@ -226,7 +226,7 @@ func (l *secLayer) serves(c *conn, addr string) bool {
 	}
 	loc := a[at+1:]
 	if len(loc) > 0 && loc[0] == '/' {
-		return underPath(string(loc), c.path)
+		return envelope.UnderPath(string(loc), c.path)
 	}
 	host := loc
 	if i := bytes.IndexByte(loc, '/'); i >= 0 {
