@@ -102,7 +102,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 				return true
 			}
 			l.corr.remove(e.CorrID)
-			l.rewrap(c, req, e)
+			l.rewrap(c, req, e, f)
 			return true
 		}
 	}
@@ -129,15 +129,23 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 
 // rewrap forwards a KeyAnnounce to the node whose KeyRequest produced it, as the reference
 // does: a new envelope from the sentinel (new id, sentinel sid, its signature) carrying the
-// same frame, trace, flow, reply address and correlation id.
-func (l *secLayer) rewrap(from, to *conn, e *envelope.Envelope) {
+// same trace, flow, reply address and correlation id, and the frame f as the sentinel decoded
+// and checked it, re-encoded: the sentinel's signature vouches for what it read, never for
+// raw bytes another parser might read differently.
+func (l *secLayer) rewrap(from, to *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) {
 	if to.closed() {
 		from.log.Debug("KeyAnnounce requester gone", "corr_id", e.CorrID)
 		return
 	}
+	frame, err := envelope.EncodeFrame(f)
+	if err != nil {
+		l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
+		from.log.Warn("KeyAnnounce not re-wrapped: cannot encode it", "corr_id", e.CorrID, "err", err)
+		return
+	}
 	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.s.sid,
 		TraceID: e.TraceID, ReplyTo: e.ReplyTo, CorrID: e.CorrID, FlowID: e.FlowID,
-		Frame: e.Frame, TS: envelope.Now()}
+		Frame: frame, TS: envelope.Now()}
 	l.signOwn(out)
 	if to.sendOwn(out, 0) {
 		l.s.metrics.routed([]byte(envelope.TypeKeyAnnounce))
