@@ -15,8 +15,10 @@ import (
 //   - CheckFrom(sender, id, ts) (ids, the authenticated sender, and the envelope's ts): an
 //     envelope whose ts is older than the window (TTL) or more than the future skew ahead is
 //     refused, and so is an id the guard remembers for that sender. Ids are kept per sender:
-//     each sender gets at most Size/8 ids (its budget, at least 1), all senders together at
-//     most Size. A sender over budget forgets its own oldest id; when the total is reached,
+//     each sender gets at most Size/8 ids (its budget; at least min(Size, 64), so that a
+//     small guard still covers a burst: ts has millisecond precision and a sender forgetting
+//     an id of the current millisecond would refuse its own next envelope), all senders
+//     together at most Size. A sender over budget forgets its own oldest id; when the total is reached,
 //     the least recently active sender forgets its oldest id. Forgetting an id raises that
 //     sender's floor to the time recorded for it, min(ts, now): every later envelope of that
 //     sender whose ts is not after its floor is refused, so an evicted id cannot come back
@@ -26,12 +28,12 @@ import (
 //
 // Because a floor only ever holds min(ts, now) and only binds its own sender, a sender that
 // dates its envelopes in the future or floods ids can make only its own envelopes be refused,
-// never another sender's; and one sender can hold at most Size/8 of the ids.
+// never another sender's; and one sender can hold at most its budget of the ids.
 //
 // What ts-rewriting can still do: ts is not in the signed bytes (wire compatibility with the
 // reference), so the window and the floor bind only a replayer that keeps the original ts.
 // One that rewrites ts to "now" is stopped by the id alone: an envelope is refused as long as
-// the guard remembers its id, that is for the sender's last Size/8 envelopes (fewer if many
+// the guard remembers its id, that is for the sender's last budget (Size/8) envelopes (fewer if many
 // senders are active and the Size total forces evictions). Ids do not expire by age in this
 // mode (only by those bounds), so a low-rate sender is covered well past the window; a sender
 // that has sent more than its budget since the original can have that original replayed with
@@ -76,7 +78,7 @@ func NewReplayWindow(size int, ttl, skew time.Duration, now func() time.Time) (*
 	if now == nil {
 		now = time.Now
 	}
-	g := &ReplayGuard{ttl: ttl, skew: skew, now: now, size: size, budget: max(size/8, 1)}
+	g := &ReplayGuard{ttl: ttl, skew: skew, now: now, size: size, budget: max(size/8, min(size, 64))}
 	l, err := simplelru.NewLRU[string, time.Time](size, nil)
 	if err != nil {
 		return nil, fmt.Errorf("replay guard: %w", err)

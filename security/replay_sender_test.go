@@ -33,7 +33,7 @@ func TestReplaySenders(t *testing.T) {
 		}
 		return all
 	}
-	const size = 64
+	const size, budget = 1024, 1024 / 8
 	cases := []struct {
 		name  string
 		steps []step
@@ -45,7 +45,7 @@ func TestReplaySenders(t *testing.T) {
 		}},
 		{"future-dated flood from one sender does not refuse another", cat(
 			[]step{{name: "bob before", sender: "bob", id: "b0", want: nil}},
-			flood("mallory", 4*size, 59*time.Second),
+			flood("mallory", 4*budget, 59*time.Second),
 			[]step{
 				{name: "bob fresh", sender: "bob", id: "b1", want: nil},
 				{name: "bob fresh, 1s later", advance: time.Second, sender: "bob", id: "b2", want: nil},
@@ -55,7 +55,7 @@ func TestReplaySenders(t *testing.T) {
 		)},
 		{"flood evicts only the flooder's own ids", cat(
 			[]step{{name: "bob", sender: "bob", id: "b0", ts: -time.Second, want: nil}},
-			flood("mallory", 4*size, 0),
+			flood("mallory", 4*budget, 0),
 			[]step{
 				{name: "bob replay, ts rewritten", sender: "bob", id: "b0", want: ErrReplay},
 				{name: "mallory's evicted id replayed at its ts: floor", sender: "mallory", id: "mallory-0", want: ErrStale},
@@ -93,5 +93,35 @@ func TestReplaySenders(t *testing.T) {
 				t.Fatalf("guard holds %d ids, bound %d", g.Len(), size)
 			}
 		})
+	}
+}
+
+// TestReplayManySenders: more senders than the guard holds ids. The least recently active
+// senders are dropped; a replay of theirs at the original ts is refused by the floor they
+// leave behind, while a new sender's fresh envelope is accepted and the total stays bounded.
+func TestReplayManySenders(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	g, err := NewReplayWindow(16, 10*time.Minute, time.Minute, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := now
+	for i := range 40 {
+		if err := g.CheckFrom(fmt.Sprint("s", i), "id", now); err != nil {
+			t.Fatalf("sender %d: %v", i, err)
+		}
+		now = now.Add(time.Millisecond)
+	}
+	if g.Len() > 16 {
+		t.Fatalf("guard holds %d ids, bound 16", g.Len())
+	}
+	if err := g.CheckFrom("s0", "id", first); !errors.Is(err, ErrStale) {
+		t.Fatalf("replay of a dropped sender at its ts: %v, want stale", err)
+	}
+	if err := g.CheckFrom("new", "id", now); err != nil {
+		t.Fatalf("new sender, fresh: %v", err)
+	}
+	if err := g.CheckFrom("s39", "id", now.Add(time.Second)); !errors.Is(err, ErrReplay) {
+		t.Fatalf("recent sender's id, ts rewritten: %v, want replay", err)
 	}
 }
