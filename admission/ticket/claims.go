@@ -1,7 +1,6 @@
 package ticket
 
 import (
-
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 )
