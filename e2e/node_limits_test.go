@@ -136,6 +136,12 @@ func TestNodeReplayWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "replay after the window refused", func() bool { return replica.Refusals()[node.RefusedStale] == 2 })
+	// The same bytes with ts rewritten to now (ts is not signed): the window cannot see it,
+	// the id can: the guard still remembers the id of this sender's last envelope.
+	if err := p.sendRaw(rewriteTS(t, last, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "replay with a rewritten ts refused", func() bool { return replica.Refusals()[node.RefusedReplay] == 2 })
 	if e := p.next(envelope.TypeData, 300*time.Millisecond); e != nil {
 		var v json.RawMessage = e.Frame
 		t.Fatalf("a replayed request was answered: %s", v)

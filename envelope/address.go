@@ -146,3 +146,13 @@ func SplitInbox(s string) (participant, location string, ok bool) {
 	}
 	return s[:at], s[at+1:], true
 }
+
+// UnderPath reports whether the physical path is prefix or lies below it ("/a/b" is under
+// "/a", "/ab" is not). An empty prefix or the bare root "/" owns nothing, not even itself: no
+// node has either path, and treating them as owners would grant the whole tree.
+func UnderPath(path, prefix string) bool {
+	if prefix == "" || prefix == "/" {
+		return false
+	}
+	return path == prefix || len(path) > len(prefix) && path[:len(prefix)] == prefix && path[len(prefix)] == '/'
+}

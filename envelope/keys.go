@@ -16,7 +16,9 @@ import (
 //   - frame, sec, sec.sig, sec.enc, meta and meta.set (AFT): no key twice, compared unescaped;
 //   - in those objects a key that differs only in letter case from a name some decoder reads
 //     ("Cid", "SIG", "Aft") is refused too, since encoding/json would read it as that name and
-//     the reference (and our exact-key scanners) would not;
+//     the reference (and our exact-key scanners) would not; in the frame object that is any
+//     field of any frame type ("PhysicalPath", framefold.go), since ParseFrame reads every
+//     frame but Data with encoding/json;
 //   - an AFT key in meta written with escapes is refused (the sentinel's AFT shortcut looks for
 //     the plain bytes).
 //
@@ -113,17 +115,18 @@ type scope struct {
 	where string
 	names []string
 	nCase int
+	fold  bool // refuse other keys that fold to a frame field (framefold.go)
 }
 
 // Frame keys: the ones the router reads first (type, cid, address, flowId, credits), then the
 // rest of a Data frame so that the common frame needs no unknown-key bookkeeping.
 var (
-	frameScope   = scope{"frame", []string{"type", "cid", "address", "flowId", "credits", "payload", "codec", "pd", "fid", "nonce"}, 5}
-	secScope     = scope{"sec", []string{"sig", "enc"}, 2}
-	sigScope     = scope{"sec.sig", []string{"kid", "val", "alg"}, 3}
-	encScope     = scope{"sec.enc", []string{"alg", "kid", "val"}, 3}
-	metaScope    = scope{"meta", []string{"set", "set.aft"}, 2}
-	metaSetScope = scope{"meta.set", []string{"aft"}, 1}
+	frameScope   = scope{"frame", []string{"type", "cid", "address", "flowId", "credits", "payload", "codec", "pd", "fid", "nonce"}, 5, true}
+	secScope     = scope{"sec", []string{"sig", "enc"}, 2, false}
+	sigScope     = scope{"sec.sig", []string{"kid", "val", "alg"}, 3, false}
+	encScope     = scope{"sec.enc", []string{"alg", "kid", "val"}, 3, false}
+	metaScope    = scope{"meta", []string{"set", "set.aft"}, 2, false}
+	metaSetScope = scope{"meta.set", []string{"aft"}, 1, false}
 )
 
 // Bit indexes into the scopes above.
@@ -157,6 +160,9 @@ func (s *scope) classify(k []byte) (uint32, error) {
 		if bytes.EqualFold(k, []byte(n)) {
 			return 0, fmt.Errorf("%w: %s key %q (expected %q)", ErrAmbiguousKey, s.where, k, n)
 		}
+	}
+	if s.fold {
+		return 0, checkFrameFold(k)
 	}
 	return 0, nil
 }

@@ -148,7 +148,18 @@ func TestDuplicateKeysNested(t *testing.T) {
 		{"frame pd twice", env(`"frame":{"type":"Data","pd":"a","pd":"b"}`), ErrDuplicateKey},
 		{"frame other key twice", env(`"frame":{"type":"NodeAttach","systemId":"a","systemId":"b"}`), ErrDuplicateKey},
 		{"frame snake and camel differ", env(`"frame":{"type":"NodeAttachAck","refId":"a","ref_id":"a"}`), nil},
-		{"frame kelvin sign", env(`"frame":{"type":"Data","\u212aid":"x"}`), nil}, // not a router key
+		// Any key folding to a field of some frame type (KeyRequest's kid here) is refused:
+		// encoding/json would fill that field, the reference would not.
+		{"frame kelvin sign", env(`"frame":{"type":"Data","\u212aid":"x"}`), ErrAmbiguousKey},
+		{"frame not a field, kelvin", env(`"frame":{"type":"Data","\u212aqz":"x"}`), nil},
+		{"KeyAnnounce path and its case variant", env(`"frame":{"type":"KeyAnnounce","physicalPath":"/victim","PhysicalPath":"/mallory"}`), ErrAmbiguousKey},
+		{"KeyAnnounce lone case variant", env(`"frame":{"type":"KeyAnnounce","physicalpath":"/mallory"}`), ErrAmbiguousKey},
+		{"KeyAnnounce escaped case variant", env(`"frame":{"type":"KeyAnnounce","physicalPath":"/v","\u0050hysicalPath":"/m"}`), ErrAmbiguousKey},
+		{"KeyAnnounce kelvin keys", env(`"frame":{"type":"KeyAnnounce","physicalPath":"/v","\u212aeys":[]}`), ErrAmbiguousKey},
+		{"Data Payload", env(`"frame":{"type":"Data","Payload":1}`), ErrAmbiguousKey},
+		{"NodeAttach SystemId", env(`"frame":{"type":"NodeAttach","SystemId":"a"}`), ErrAmbiguousKey},
+		{"KeyAnnounce exact", env(`"frame":{"type":"KeyAnnounce","physicalPath":"/v","keys":[]}`), nil},
+		{"frame unknown key", env(`"frame":{"type":"KeyAnnounce","physicalPath":"/v","extra":1}`), nil},
 		// sec
 		{"sec sig twice", env(`"sec":{"sig":{"kid":"a","val":"v"},"sig":{"kid":"b","val":"v"}}`), ErrDuplicateKey},
 		{"sec sig escaped", env(`"sec":{"sig":{"kid":"a","val":"v"},"s\u0069g":{"kid":"b","val":"v"}}`), ErrDuplicateKey},
@@ -254,5 +265,21 @@ func TestTopKeyTable(t *testing.T) {
 	}
 	if topKey(nil) != kUnknown {
 		t.Error("empty key is known")
+	}
+}
+
+func TestUnderPath(t *testing.T) {
+	for _, c := range []struct {
+		path, prefix string
+		want         bool
+	}{
+		{"/a", "/a", true}, {"/a/b", "/a", true}, {"/a/b/c", "/a/b", true},
+		{"/ab", "/a", false}, {"/a", "/a/b", false}, {"/b/a", "/a", false},
+		{"/a", "", false}, {"", "", false}, {"/a", "/", false}, {"/", "/", false},
+		{"/a/", "/a", true}, {"", "/a", false},
+	} {
+		if got := UnderPath(c.path, c.prefix); got != c.want {
+			t.Errorf("UnderPath(%q, %q) = %v, want %v", c.path, c.prefix, got, c.want)
+		}
 	}
 }

@@ -170,9 +170,10 @@ type Config struct {
 	// MaxPending bounds the calls, streams and acknowledged replies this node waits on
 	// (FAME_MAX_PENDING, 65536); past it a call fails at once with ErrTooManyPending.
 	MaxPending int
-	// The replay guard refuses an envelope id seen within ReplayWindow, and any envelope whose
-	// ts is older than ReplayWindow, more than ReplayFutureSkew ahead, or older than the ids it
-	// had to forget to stay within ReplayCacheSize ids (FAME_REPLAY_WINDOW, 10 min;
+	// The replay guard refuses an envelope id it remembers for the same sender, and any
+	// envelope whose ts is older than ReplayWindow, more than ReplayFutureSkew ahead, or older
+	// than the ids it had to forget for that sender; it keeps ReplayCacheSize ids in all, at
+	// most ReplayCacheSize/8 per sender (security.ReplayGuard) (FAME_REPLAY_WINDOW, 10 min;
 	// FAME_REPLAY_FUTURE_SKEW, 1 min; FAME_REPLAY_CACHE_SIZE, 65536).
 	ReplayWindow     time.Duration
 	ReplayFutureSkew time.Duration

@@ -3,7 +3,6 @@ package node
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -107,7 +106,13 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 	}
 	// Replays: the id must be new and the ts inside the window. At-least-once re-sends reuse
 	// their id on purpose: one the guard has seen is acknowledged again and not run twice.
-	if err := n.sec.replay.CheckAt(env.ID, envTime(env.TS)); err != nil {
+	// Ids and floors are kept per sender (the verified signing key; the claimed sid for an
+	// unsigned envelope), so one sender's flood or future-dated ts cannot get another's refused.
+	sender := "sid:" + env.SID
+	if signer != nil {
+		sender = "kid:" + sec.Sig.Kid
+	}
+	if err := n.sec.replay.CheckFrom(sender, env.ID, envTime(env.TS)); err != nil {
 		alo := env.FrameType() == envelope.TypeData && env.RType.Has(envelope.RTypeAck)
 		switch {
 		case errors.Is(err, security.ErrReplay) && alo:
@@ -238,7 +243,7 @@ func (s *session) onKeyAnnounce(env *envelope.Envelope, signer *security.StoredK
 		s.n.log.Warn("KeyAnnounce refused", "from", from, "sid", env.SID, "physical_path", ka.PhysicalPath,
 			"reason", reason, "detail", why)
 		// Answer only the announcer itself, never an address it named elsewhere.
-		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && underPath(a.Path, signer.PhysicalPath) {
+		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && envelope.UnderPath(a.Path, signer.PhysicalPath) {
 			s.n.sendNack(s, env, CodeKeyAnnounceRefused, reason+": "+why)
 		}
 		return
@@ -325,7 +330,7 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 		return RefusedKeyAnnounceUnsigned, "a KeyAnnounce must be signed"
 	}
 	fromSentinel := signer.PhysicalPath == s.parentPath
-	if !fromSentinel && !underPath(ka.PhysicalPath, signer.PhysicalPath) {
+	if !fromSentinel && !envelope.UnderPath(ka.PhysicalPath, signer.PhysicalPath) {
 		return RefusedKeyAnnounceForeignPath, fmt.Sprintf("%s may not announce keys for %s", signer.PhysicalPath, ka.PhysicalPath)
 	}
 	strict := ns.profile.RequireCertSIDMatch()
@@ -365,9 +370,4 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 		}
 	}
 	return "", ""
-}
-
-// underPath reports whether path is p or lies below it.
-func underPath(path, p string) bool {
-	return path == p || strings.HasPrefix(path, strings.TrimSuffix(p, "/")+"/")
 }

@@ -359,4 +359,4 @@ func (l *secLayer) credentialAllows(c *conn, host string) bool {
 
 // keyBelongs reports whether a key registered under keyPath may sign what c sends: it must be
 // c's own path or lie in c's subtree.
-func keyBelongs(c *conn, keyPath string) bool { return underPath(keyPath, c.path) }
+func keyBelongs(c *conn, keyPath string) bool { return envelope.UnderPath(keyPath, c.path) }

@@ -86,7 +86,7 @@ func (l *secLayer) keyRequest(c *conn, e *envelope.Envelope, f *envelope.KeyRequ
 func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) bool {
 	// Whatever it answers, a node may only speak for its own subtree: the sentinel's signature
 	// on the re-wrapped announce vouches for these keys.
-	if !underPath(f.PhysicalPath, c.path) || e.SID != c.sid {
+	if !envelope.UnderPath(f.PhysicalPath, c.path) || e.SID != c.sid {
 		l.refuseAnnounce(c, e, refusalKeyAnnounceForeignPath, "KeyAnnounce refused: a node may only announce keys under its own path",
 			"physical_path", f.PhysicalPath, "sid", e.SID)
 		return true
@@ -101,7 +101,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 				return true
 			}
 			l.corr.remove(e.CorrID)
-			l.rewrap(c, req, e)
+			l.rewrap(c, req, e, f)
 			return true
 		}
 	}
@@ -136,15 +136,23 @@ func (l *secLayer) refuseAnnounce(c *conn, e *envelope.Envelope, reason, detail 
 
 // rewrap forwards a KeyAnnounce to the node whose KeyRequest produced it, as the reference
 // does: a new envelope from the sentinel (new id, sentinel sid, its signature) carrying the
-// same frame, trace, flow, reply address and correlation id.
-func (l *secLayer) rewrap(from, to *conn, e *envelope.Envelope) {
+// same trace, flow, reply address and correlation id, and the frame f as the sentinel decoded
+// and checked it, re-encoded: the sentinel's signature vouches for what it read, never for
+// raw bytes another parser might read differently.
+func (l *secLayer) rewrap(from, to *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) {
 	if to.closed() {
 		from.log.Debug("KeyAnnounce requester gone", "corr_id", e.CorrID)
 		return
 	}
+	frame, err := envelope.EncodeFrame(f)
+	if err != nil {
+		l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
+		from.log.Warn("KeyAnnounce not re-wrapped: cannot encode it", "corr_id", e.CorrID, "err", err)
+		return
+	}
 	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.s.sid,
 		TraceID: e.TraceID, ReplyTo: e.ReplyTo, CorrID: e.CorrID, FlowID: e.FlowID,
-		Frame: e.Frame, TS: envelope.Now()}
+		Frame: frame, TS: envelope.Now()}
 	l.signOwn(out)
 	if to.sendOwn(out, 0) {
 		l.s.metrics.routed([]byte(envelope.TypeKeyAnnounce))
@@ -233,7 +241,7 @@ func (l *secLayer) serves(c *conn, addr string) bool {
 	}
 	loc := a[at+1:]
 	if len(loc) > 0 && loc[0] == '/' {
-		return underPath(string(loc), c.path)
+		return envelope.UnderPath(string(loc), c.path)
 	}
 	host := loc
 	if i := bytes.IndexByte(loc, '/'); i >= 0 {

@@ -124,10 +124,5 @@ func (l *secLayer) replyReaches(c *conn, replyTo []byte) bool {
 	if at < 0 {
 		return false
 	}
-	return underPath(string(replyTo[at+1:]), c.path)
-}
-
-// underPath reports whether p is path or lies below it.
-func underPath(p, path string) bool {
-	return path != "" && (p == path || len(p) > len(path) && p[:len(path)] == path && p[len(path)] == '/')
+	return envelope.UnderPath(string(replyTo[at+1:]), c.path)
 }

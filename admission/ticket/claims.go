@@ -1,8 +1,6 @@
 package ticket
 
 import (
-	"strings"
-
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 )
@@ -33,12 +31,5 @@ func (c *Claims) AllowsLogical(addr string) bool {
 	if a.Host != "" {
 		return envelope.LogicalAllowed(c.AcceptedLogicals, a.Host)
 	}
-	return underPath(a.Path, c.AssignedPath)
-}
-
-func underPath(p, root string) bool {
-	if root == "" || root == "/" {
-		return false
-	}
-	return p == root || strings.HasPrefix(p, root+"/")
+	return envelope.UnderPath(a.Path, c.AssignedPath)
 }
