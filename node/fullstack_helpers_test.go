@@ -40,7 +40,7 @@ const (
 // variables as the separate processes.
 type fullStack struct {
 	sentinel *sentinel.Sentinel
-	caRoot   string // PEM, FAME_CA_CERTS of every party
+	caRoot   string            // PEM, FAME_CA_CERTS of every party
 	nodeEnv  map[string]string // the math client's environment
 	repEnv   map[string]string // the replicas' (their own OAuth2 client)
 	welcome  *welcome.Service
@@ -110,7 +110,7 @@ func newFullStack(t *testing.T, ttl time.Duration, useTLS bool) *fullStack {
 		t.Fatal(err)
 	}
 	osrv, err := oauth2.New(oauth2.Config{Issuer: oSrv.URL, Audience: stackAudience,
-		Clients: []oauth2.Client{{ID: stackClient, Secret: stackSecret}, {ID: stackReplicas, Secret: stackRepSecret}},
+		Clients:  []oauth2.Client{{ID: stackClient, Secret: stackSecret}, {ID: stackReplicas, Secret: stackRepSecret}},
 		TokenTTL: ttl, Key: oKey})
 	if err != nil {
 		t.Fatal(err)
