@@ -18,7 +18,9 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/fame ./examples/math/math-agent ./examples/math/math-client
 
+# go.mod and go.sum must be tidy: `go mod tidy -diff` prints what tidy would change and fails.
 vet:
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 
 test: vet
