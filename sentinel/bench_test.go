@@ -19,6 +19,9 @@ func benchSentinel(b *testing.B, env map[string]string, replicas int) (*Sentinel
 		b.Fatal(err)
 	}
 	opts.SendQueue = 1 << 16
+	// The fake connections never read, so the idle sweeper would close them (and their nil
+	// sockets) in a run longer than IdleTimeout/4.
+	opts.IdleTimeout = 0
 	s, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
