@@ -21,6 +21,7 @@ import (
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/stickiness"
 )
 
 // Principal is what admission established about a connecting peer (nil under open admission).
@@ -109,16 +110,26 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	s.path = "/" + s.id
 	s.sid = envelope.SecureDigest(s.path)
 	s.log = s.log.With("sentinel", s.id)
-	s.limits = newLimiter(s)
-	s.metrics = newMetrics(s)
+	// The components get what they need here; none holds a pointer back to the Sentinel
+	// (component.go). The gauges read the components lazily, at scrape time.
+	s.metrics = newMetrics(metricSources{
+		queuedBytes:      func() int64 { return s.limits.queued.Load() },
+		globalQueueBytes: opts.GlobalQueueBytes,
+		routeSizes:       s.routes.sizes,
+		sticky:           func() stickiness.Stats { return s.sticky.stats() },
+	})
+	s.limits = newLimiter(opts, s.log, s.metrics.limitRefusals)
 	if opts.StoragePath != "" && opts.ID == "" {
 		s.log.Warn("bindings are persisted but FAME_NODE_ID (node.id) is not set: this sentinel gets a new id on every start, so restored bindings cannot match the re-attached replicas; set a fixed id",
 			"storage_path", opts.StoragePath)
 	}
-	if s.sticky, err = newStickyRouter(s); err != nil {
+	if s.sec, err = newSecLayer(secDeps{opts: opts, path: s.path, sid: s.sid, log: s.log, metrics: s.metrics,
+		routes: s.routes, limits: s.limits, refuse: s}); err != nil {
 		return nil, err
 	}
-	if s.sec, err = newSecLayer(s); err != nil {
+	// s.sec may be nil (open and gated profiles): a nil *secLayer signs nothing.
+	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: lb,
+		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid}); err != nil {
 		return nil, err
 	}
 	if s.auth == nil {
@@ -358,8 +369,9 @@ func (s *Sentinel) rejectAuth(ws *websocket.Conn) {
 	_ = ws.Close(websocket.StatusPolicyViolation, "Authentication failed")
 }
 
-// detach removes a closed connection from every table and tells the affected parties.
-func (s *Sentinel) detach(c *conn, reason string) {
+// connClosed removes a closed connection from every table and tells the affected parties:
+// the connection reports its close here (connOwner), once.
+func (s *Sentinel) connClosed(c *conn, reason string) {
 	s.connsMu.Lock()
 	delete(s.conns, c)
 	s.connsMu.Unlock()
@@ -399,7 +411,11 @@ func (s *Sentinel) sweepIdle() {
 		case <-t.C:
 			now := time.Now()
 			limit := now.Add(-s.opts.IdleTimeout).UnixNano()
-			for _, c := range s.routes.attached() {
+			for _, p := range s.routes.attached() {
+				c := asConn(p)
+				if c == nil {
+					continue
+				}
 				c.forgetStaleStreams(now)
 				if c.lastRx.Load() < limit {
 					c.log.Warn("closing idle connection", "idle_for", s.opts.IdleTimeout)
@@ -438,7 +454,11 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 	var peers []peer
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
-	for _, c := range s.routes.attached() {
+	for _, p := range s.routes.attached() {
+		c := asConn(p)
+		if c == nil {
+			continue
+		}
 		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
