@@ -97,3 +97,37 @@ func BenchmarkDispatchReply(b *testing.B) {
 		s.dispatch(reps[0], msg, &h)
 	}
 }
+
+// benchResolve measures the route decision alone (no queue, no writer goroutine): route-table
+// lookups, the sticky pick and the resolution of a physical path.
+func benchResolve(b *testing.B, env map[string]string, replicas int, to func(client *conn) string) {
+	s, client, _ := benchSentinel(b, env, replicas)
+	msg := benchRequest(client)
+	var h envelope.Header
+	if err := envelope.ParseHeader(msg, &h); err != nil {
+		b.Fatal(err)
+	}
+	dest := []byte(to(client))
+	b.ReportAllocs()
+	for b.Loop() {
+		if dst, _ := s.resolve(client, &h, dest); dst == nil {
+			b.Fatal("no route")
+		}
+	}
+}
+
+func BenchmarkResolveExact(b *testing.B) {
+	benchResolve(b, nil, 1, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePoolSticky(b *testing.B) {
+	benchResolve(b, nil, 3, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePoolNoSticky(b *testing.B) {
+	benchResolve(b, map[string]string{"FAME_STICKINESS": "off"}, 3, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePath(b *testing.B) {
+	benchResolve(b, nil, 1, func(c *conn) string { return "__rpc__x@" + c.path })
+}
