@@ -42,35 +42,41 @@ type Authenticator interface {
 }
 
 // Sentinel is the router. Create it with New, serve it with Serve or Handler, stop it with
-// Shutdown.
+// Shutdown. It wires the components (doc.go, component.go) and owns every connection: each
+// reports its close here (connClosed).
 type Sentinel struct {
+	// Fixed by New.
 	opts    Options
 	log     *slog.Logger
 	id      string
 	path    string
 	sid     string
 	epoch   string
-	routes  *routeTable
 	lb      balancer.Strategy
-	metrics *metrics
 	auth    Authenticator
+	showOut io.Writer
+
+	// Components, built by New with their dependencies; none points back here.
+	routes  *routeTable
+	metrics *metrics
 	sticky  *stickyRouter
-	sec     *secLayer
+	sec     *secLayer // nil under the open and gated profiles
+	limits  *limiter
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
-	limits     *limiter
 
+	// ctx ends the reads and probes of every connection at shutdown; wg counts the
+	// connection goroutines and the idle sweeper, which Shutdown waits for.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	connsMu sync.Mutex
+	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
 	draining atomic.Bool
 	drainCh  chan struct{} // closed when Shutdown starts: stops the sentinel's own loops
-	showMu   sync.Mutex
-	showOut  io.Writer
+	showMu   sync.Mutex    // serialises FAME_SHOW_ENVELOPES output
 }
 
 // Option customises a Sentinel beyond its Options.
