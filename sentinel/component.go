@@ -7,6 +7,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/stickiness"
 )
 
 // The sentinel's parts are components that get what they need when they are built (New wires
@@ -75,12 +76,23 @@ type refuser interface {
 	nackPending(r pendingReq, code, reason string)
 }
 
+// keyOwners answers the sticky router's AFT checks (aft_check.go): whether a sid is the
+// sender's or its subtree's, which path a signing kid is registered under, and the AFT key
+// lookup restricted to the sender's own keys. *secLayer implements it; a nil *secLayer (the
+// profiles that verify nothing) answers "not the sender's" to every question.
+type keyOwners interface {
+	sidOwnedBy(p peer, sid string) bool
+	keyOwner(kid string) (path string, ok bool)
+	aftKeyFor(src peer, foreign *bool) stickiness.KeyLookup
+}
+
 // The concrete engine is a peer, the Sentinel owns connections and refuses on the wire.
 var (
 	_ peer      = (*conn)(nil)
 	_ connOwner = (*Sentinel)(nil)
 	_ refuser   = (*Sentinel)(nil)
 	_ ownSigner = (*secLayer)(nil)
+	_ keyOwners = (*secLayer)(nil)
 )
 
 func (c *conn) logger() *slog.Logger    { return c.log }

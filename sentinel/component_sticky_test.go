@@ -39,7 +39,7 @@ func newStickyFixture(t *testing.T, env map[string]string, replicas int) *sticky
 	f := &stickyFixture{routes: newRouteTable(), refuse: &fakeRefuser{}, sign: &countingSigner{},
 		metrics: newMetrics(metricSources{})}
 	f.r, err = newStickyRouter(stickyDeps{opts: opts, log: discardLog, metrics: f.metrics, lb: lb,
-		routes: f.routes, sign: f.sign, refuse: f.refuse, sid: envelope.SecureDigest("/s")})
+		routes: f.routes, sec: (*secLayer)(nil), sign: f.sign, refuse: f.refuse, sid: envelope.SecureDigest("/s")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,9 +34,8 @@ type stickyDeps struct {
 	lb      balancer.Strategy
 	// routes finds the client of a purged session (bySID) and answers sharePool for AFT checks.
 	routes *routeTable
-	// sec answers who owns a sid or a key for the AFT checks (aft_check.go); nil under the
-	// profiles that verify nothing, where every such question answers "not the sender's".
-	sec    *secLayer
+	// sec answers who owns a sid or a key for the AFT checks (aft_check.go).
+	sec    keyOwners
 	sign   ownSigner // signs the SecureClose the router originates
 	refuse refuser   // AFT and channel-takeover refusals
 	sid    string    // the sentinel's own sid, on what it originates
