@@ -140,6 +140,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	}
 	if s.auth == nil {
 		if s.auth, err = newAuthenticator(s); err != nil {
+			s.sticky.close() // its sweeper and store are started already
 			return nil, err
 		}
 	}
