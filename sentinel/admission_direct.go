@@ -136,13 +136,13 @@ const (
 // SDK clients that request nothing send (node.Config: empty means ["*"]), it claims nothing of
 // its own, and it grants nothing either, since later binds are held to the grant by mayBind
 // through Principal.Logicals whatever the node declared.
-func (c *conn) checkAttachGrant(na *envelope.NodeAttach) error {
+func (s *Sentinel) checkAttachGrant(c *conn, na *envelope.NodeAttach) error {
 	p := c.principal
 	if p == nil || p.grant == nil {
 		return nil
 	}
 	refuse := func(code, label, reason string) error {
-		c.s.securityRefusal(c, label, reason, "subject", p.Subject)
+		s.securityRefusal(c, label, reason, "subject", p.Subject)
 		return &attachRefusal{code: code, reason: reason}
 	}
 	if !p.grant.ok {

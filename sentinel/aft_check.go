@@ -43,8 +43,8 @@ var errAFTOtherPool = errors.New("session bound in a pool the sender is not a me
 // sidOwnedBy reports whether sid is the sid of c or of a path c registered keys for (its
 // subtree): the envelope sid an AFT's sid must equal. The set is kept per connection at key
 // registration (secLayer.rebuildSIDs), so the check takes no global lock and hashes nothing.
-func (l *secLayer) sidOwnedBy(c *conn, sid string) bool {
-	if sid == c.sid {
+func (l *secLayer) sidOwnedBy(c peer, sid string) bool {
+	if sid == c.ident().sid {
 		return true
 	}
 	if l == nil {
@@ -59,7 +59,7 @@ func (l *secLayer) sidOwnedBy(c *conn, sid string) bool {
 }
 
 // rebuildSIDs recomputes the sids of the paths c owns keys for. Caller holds l.mu.
-func (l *secLayer) rebuildSIDs(c *conn) {
+func (l *secLayer) rebuildSIDs(c peer) {
 	set := make(map[string]struct{}, len(l.paths[c]))
 	for _, p := range l.paths[c] {
 		if l.owner[p] == c {
@@ -76,7 +76,7 @@ func (l *secLayer) rebuildSIDs(c *conn) {
 // aftKeyFor resolves an AFT kid for a token that src carries: only a key registered under
 // src's path (or subtree) counts. foreign is set when the kid exists but belongs to another
 // node, so that the refusal can say so.
-func (l *secLayer) aftKeyFor(src *conn, foreign *bool) stickiness.KeyLookup {
+func (l *secLayer) aftKeyFor(src peer, foreign *bool) stickiness.KeyLookup {
 	return func(kid string) (ed25519.PublicKey, bool) {
 		if l == nil {
 			return nil, false
@@ -100,16 +100,16 @@ func (l *secLayer) aftKeyFor(src *conn, foreign *bool) stickiness.KeyLookup {
 // replica's sessions, nor pre-pin sessions it was never given. Every decision is made on the
 // verified claims, the same parse that binds (LearnAFTConfirmed), so that no second reading
 // of the token can disagree with the one that pins. A refusal is nacked to src's __sys__ inbox.
-func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
-	s := r.s
+func (r *stickyRouter) learnAFT(src peer, h *envelope.Header, tok string) {
 	sid := string(h.SID)
-	if !s.sec.sidOwnedBy(src, sid) {
+	self := src.ident()
+	if !r.sec.sidOwnedBy(src, sid) {
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTForeignSID, code: codeAFTForeignSID,
 			detail: "AFT on an envelope whose sid is not the sender's", attrs: []any{"sid", sid}})
 		return
 	}
 	confirm := func(c stickiness.AFTClaims) error {
-		if owner, ok := s.sec.keyOwner(c.KID); ok && !keyBelongs(src, owner) {
+		if owner, ok := r.sec.keyOwner(c.KID); ok && !keyBelongs(src, owner) {
 			return &aftRefusal{reason: refusalAFTForeignKid, code: codeAFTForeignKid,
 				detail: "AFT signed with another node's key", attrs: []any{"kid", c.KID, "key_path", owner}}
 		}
@@ -119,7 +119,7 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 		if string(h.FrameType) == envelope.TypeSecureAccept && len(h.FrameCID) > 0 {
 			// The channel this accept answers was opened towards one replica: that decides.
 			if bound, ok := r.table.LookupChannel(string(h.FrameCID)); ok {
-				if bound != src.systemID {
+				if bound != self.systemID {
 					return &aftRefusal{reason: refusalAFTForeignSession, code: codeAFTForeignSession,
 						detail: "AFT for a channel that was opened towards another replica",
 						attrs:  []any{"client_sid", c.ClientSID, "cid", string(h.FrameCID), "channel_replica", bound}}
@@ -136,10 +136,10 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 			return &aftRefusal{reason: refusalAFTUnroutedSession, quiet: true,
 				detail: "AFT ignored: session not routed to this replica", attrs: []any{"client_sid", c.ClientSID}}
 		}
-		if bound == src.systemID {
+		if bound == self.systemID {
 			return nil
 		}
-		if !s.routes.sharePool(src, bound) {
+		if !r.routes.sharePool(src, bound) {
 			// Session bindings are per client sid: a client that uses two pools has its sid
 			// bound in the one it called last. The sender cannot take what its pool never
 			// held, and this is the normal case of a legitimate replica: neither bound nor
@@ -151,25 +151,25 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 			attrs:  []any{"client_sid", c.ClientSID, "session_replica", bound}}
 	}
 	foreign := false
-	err := r.table.LearnAFTConfirmed(tok, sid, src.systemID, s.sec.aftKeyFor(src, &foreign), time.Now(), confirm)
+	err := r.table.LearnAFTConfirmed(tok, sid, self.systemID, r.sec.aftKeyFor(src, &foreign), time.Now(), confirm)
 	if err == nil {
 		return
 	}
 	var ar *aftRefusal
 	switch {
 	case errors.As(err, &ar) && ar.quiet:
-		s.metrics.refusals.WithLabelValues(ar.reason).Inc()
-		src.log.Debug(ar.detail, append([]any{"reason", ar.reason, "path", src.path, "remote", src.remote}, ar.attrs...)...)
+		r.metrics.refusals.WithLabelValues(ar.reason).Inc()
+		src.logger().Debug(ar.detail, append([]any{"reason", ar.reason, "path", self.path, "remote", self.remote}, ar.attrs...)...)
 	case errors.As(err, &ar):
 		r.refuseAFT(src, h, ar)
 	case errors.Is(err, errAFTOtherPool):
-		src.log.Debug("AFT not applied: the session is bound in another pool", "path", src.path)
+		src.logger().Debug("AFT not applied: the session is bound in another pool", "path", self.path)
 	case foreign:
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTForeignKid, code: codeAFTForeignKid,
 			detail: "AFT signed with another node's key", attrs: []any{"err", err.Error()}})
 	case stickiness.ReasonOf(err) == stickiness.ReasonSIDOnly:
 		// The operator turned AFTs off (level sid-only); replicas may still send them.
-		src.log.Debug("AFT ignored at level sid-only", "path", src.path)
+		src.logger().Debug("AFT ignored at level sid-only", "path", self.path)
 	default:
 		// Malformed (duplicate members included), expired, wrong algorithm, sid or signature.
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTInvalid, code: codeAFTInvalid,
@@ -178,15 +178,15 @@ func (r *stickyRouter) learnAFT(src *conn, h *envelope.Header, tok string) {
 }
 
 // refuseAFT counts and logs a refused AFT or channel claim and nacks it to src's __sys__ inbox.
-func (r *stickyRouter) refuseAFT(src *conn, h *envelope.Header, ar *aftRefusal) {
-	r.s.securityRefusal(src, ar.reason, ar.detail, ar.attrs...)
-	r.s.nackSys(src, h, ar.code, ar.detail)
+func (r *stickyRouter) refuseAFT(src peer, h *envelope.Header, ar *aftRefusal) {
+	r.refuse.securityRefusal(src, ar.reason, ar.detail, ar.attrs...)
+	r.refuse.nackSys(src, h, ar.code, ar.detail)
 }
 
 // nackSys tells src why an envelope of its was refused when that envelope names no reply
 // address the sentinel may use: a DeliveryAck{ok:false, code, refId} to the sender's own
 // system inbox (__sys__@<path>), where nodes receive the sentinel's acks.
-func (s *Sentinel) nackSys(src *conn, h *envelope.Header, code, reason string) {
+func (s *Sentinel) nackSys(src peer, h *envelope.Header, code, reason string) {
 	s.metrics.nacks.WithLabelValues(code).Inc()
 	e, err := envelope.New(&envelope.DeliveryAck{Ack: envelope.Ack{OK: false, Code: code, Reason: reason, RefID: string(h.ID)}})
 	if err != nil {
@@ -194,7 +194,7 @@ func (s *Sentinel) nackSys(src *conn, h *envelope.Header, code, reason string) {
 	}
 	// No corrId: an AFT refusal does not stop the envelope itself, and a corrId could fail a
 	// call the sender is waiting on; refId names exactly what was refused.
-	e.SID, e.TraceID, e.To = s.sid, string(h.TraceID), "__sys__@"+src.path
+	e.SID, e.TraceID, e.To = s.sid, string(h.TraceID), "__sys__@"+src.ident().path
 	s.sec.signOwn(e)
 	src.sendOwn(e, envelope.FlowReset)
 }
@@ -213,14 +213,14 @@ func (l *secLayer) keyOwner(kid string) (string, bool) {
 
 // channelTakeover reports whether binding channel cid to src would move a channel that is
 // bound to another replica (a SecureAccept for someone else's channel).
-func (r *stickyRouter) channelTakeover(src *conn, cid string) (string, bool) {
+func (r *stickyRouter) channelTakeover(src peer, cid string) (string, bool) {
 	bound, ok := r.table.LookupChannel(cid)
-	return bound, ok && bound != src.systemID
+	return bound, ok && bound != src.ident().systemID
 }
 
 // sharePool reports whether c and the connection of system id other are members of a common
 // pool. Only asked on the rare path of an AFT for a session bound elsewhere.
-func (t *routeTable) sharePool(c *conn, other string) bool {
+func (t *routeTable) sharePool(c peer, other string) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	for _, bySuffix := range t.pools {
@@ -228,7 +228,7 @@ func (t *routeTable) sharePool(c *conn, other string) bool {
 			in, them := false, false
 			for _, m := range p.members {
 				in = in || m == c
-				them = them || m.systemID == other
+				them = them || m.ident().systemID == other
 			}
 			if in && them {
 				return true
@@ -247,7 +247,7 @@ type refusalLogger struct {
 }
 
 type refusalLogKey struct {
-	c      *conn
+	c      peer
 	reason string
 }
 
@@ -262,7 +262,7 @@ const maxRefusalLogKeys = 4096
 
 // allow reports whether a warning for (c, reason) may be logged now and how many were
 // suppressed since the last one.
-func (l *refusalLogger) allow(c *conn, reason string, now time.Time) (suppressed int, ok bool) {
+func (l *refusalLogger) allow(c peer, reason string, now time.Time) (suppressed int, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil || len(l.m) >= maxRefusalLogKeys {

@@ -19,6 +19,9 @@ func benchSentinel(b *testing.B, env map[string]string, replicas int) (*Sentinel
 		b.Fatal(err)
 	}
 	opts.SendQueue = 1 << 16
+	// The fake connections never read, so the idle sweeper would close them (and their nil
+	// sockets) in a run longer than IdleTimeout/4.
+	opts.IdleTimeout = 0
 	s, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -93,4 +96,38 @@ func BenchmarkDispatchReply(b *testing.B) {
 		}
 		s.dispatch(reps[0], msg, &h)
 	}
+}
+
+// benchResolve measures the route decision alone (no queue, no writer goroutine): route-table
+// lookups, the sticky pick and the resolution of a physical path.
+func benchResolve(b *testing.B, env map[string]string, replicas int, to func(client *conn) string) {
+	s, client, _ := benchSentinel(b, env, replicas)
+	msg := benchRequest(client)
+	var h envelope.Header
+	if err := envelope.ParseHeader(msg, &h); err != nil {
+		b.Fatal(err)
+	}
+	dest := []byte(to(client))
+	b.ReportAllocs()
+	for b.Loop() {
+		if dst, _ := s.resolve(client, &h, dest); dst == nil {
+			b.Fatal("no route")
+		}
+	}
+}
+
+func BenchmarkResolveExact(b *testing.B) {
+	benchResolve(b, nil, 1, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePoolSticky(b *testing.B) {
+	benchResolve(b, nil, 3, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePoolNoSticky(b *testing.B) {
+	benchResolve(b, map[string]string{"FAME_STICKINESS": "off"}, 3, func(*conn) string { return "math@fame.fabric" })
+}
+
+func BenchmarkResolvePath(b *testing.B) {
+	benchResolve(b, nil, 1, func(c *conn) string { return "__rpc__x@" + c.path })
 }

@@ -30,15 +30,12 @@ const (
 // every goroutine that sends to this peer and guarded by seqMu, which is also held across the
 // enqueue so that queue order equals seqId order.
 type conn struct {
+	identity  // urlID, remote, origin; systemID, path, sid once attached (component.go)
 	s         *Sentinel
+	owner     connOwner // told when the connection closes (the Sentinel)
+	limits    *limiter  // counts and logs queue refusals
 	ws        *websocket.Conn
 	log       *slog.Logger
-	remote    string
-	urlID     string // system id from the URL
-	origin    string // downstream or peer
-	systemID  string
-	path      string // assigned physical path
-	sid       string // SecureDigest(path): the sid this peer signs with
 	logicals  []string
 	flowID    string // the sentinel's own flow on this connection
 	principal *Principal
@@ -115,7 +112,8 @@ func (p packedReq) unpack() pendingReq {
 
 func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
 	c := &conn{
-		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
+		identity: identity{urlID: urlID, remote: remote, origin: origin},
+		s:        s, owner: s, limits: s.limits, ws: ws,
 		flowID:      envelope.NewID(),
 		q:           newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
 		done:        make(chan struct{}),
@@ -310,7 +308,7 @@ func (c *conn) writeFailed(err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		t := c.s.opts.SlowConsumerTimeout
-		c.s.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
+		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
 		c.close(websocket.StatusPolicyViolation, "slow consumer: nothing read for "+t.String())
 		return
 	}
@@ -367,7 +365,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		c.closeWhy.Store(reason)
 		close(c.done)
 		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
-		c.s.detach(c, reason)
+		c.owner.connClosed(c, reason)
 		if len(reason) > 120 {
 			reason = reason[:120]
 		}

@@ -1,59 +1,126 @@
 // Package sentinel is the FAME router. Nodes (agents and clients) attach over WebSocket at
-// /fame/v1/attach/ws/downstream/<systemId>; the sentinel assigns each a physical path below its
-// own, keeps the addresses they bind (exact routes and wildcard replica pools), and forwards
-// every envelope by its `to` address: exact route, then pool, then physical path, otherwise a
-// NO_ROUTE nack to the sender's replyTo.
+// /fame/v1/attach/ws/{downstream|peer}/<systemId>; the sentinel assigns each a physical path
+// below its own (/<sentinelId>/<systemId>), keeps the addresses they bind (exact routes and
+// wildcard replica pools participant@*.suffix) and forwards every envelope by its `to`
+// address: exact route, then pool, then physical path, otherwise a NO_ROUTE nack to the
+// sender's replyTo. The forward path never builds an envelope: it reads the routing header
+// (envelope.ParseHeader) and writes the received bytes on with only seqId and flowFlags
+// re-stamped, so signatures stay valid and an envelope costs little.
 //
-// The forward path never builds an envelope: it reads the routing header with
-// envelope.ParseHeader and writes the received bytes on with only seqId/flowFlags re-stamped,
-// so signatures stay valid and the cost per envelope stays small. Each connection has one reader
-// goroutine, one writer goroutine behind a bounded queue and a liveness pinger; a peer that
-// stops answering pings, or takes nothing for the slow-consumer timeout, is disconnected and
-// leaves every route and pool at once, so nothing is routed to a dead replica. Pools pick
-// replicas through the stickiness table (channel and session pinning) and a load-balancing
-// strategy from package balancer.
+// # Components and who owns what
+//
+// The Sentinel (sentinel.go) wires the parts in New and owns every connection. The parts are
+// components: each gets its dependencies at construction (logger, the metrics struct of
+// counters, the small interfaces of component.go) and holds no pointer back to the Sentinel,
+// so each is unit-tested with fake peers and no sockets (component_*_test.go).
+//
+//   - peer (component.go) is what a component sees of a connection: identity (system id,
+//     path, sid, remote, origin), sendOwn for envelopes the sentinel originates (false when
+//     the peer is gone or its queue refused it), close with a code and reason, and its key
+//     count. ownSigner signs what the sentinel originates; refuser counts, logs and nacks a
+//     refusal (the Sentinel implements it, since a nack to a replyTo is routed).
+//   - routeTable (routes.go; ownership checks in ownership.go) maps system ids, sids, exact
+//     addresses, pools and capabilities to peers. It depends on nothing; mu guards its maps,
+//     own.bindMu makes check-and-bind atomic, own.mu guards the system-id claims.
+//   - stickyRouter (sticky.go, aft_check.go, closedchan.go) picks the replica of a pool: the
+//     channel's replica (sec.enc.kid, SecureOpen cid), else the session's (envelope sid), else
+//     the balancer (package balancer, HRW with bounded load by default) keyed by sid, which
+//     pins the session. It learns pins from replicas' AFTs and SecureAccepts, refuses foreign
+//     ones, and on a replica's loss purges its bindings and sends each affected client a
+//     signed SecureClose per channel. Built with the route table, the security layer (key and
+//     sid ownership), a signer and a refuser; it owns the stickiness table and store and its
+//     sweeper goroutine (stopped by close).
+//   - secLayer (seclayer.go, seclayer_keys.go, seclayer_verify.go) is the key directory and the
+//     signature check (nil, and every method a no-op, under the open and gated profiles).
+//     Built with the route table (who may answer a KeyRequest{address}), the limiter
+//     (MaxKeys) and a refuser. mu guards its ownership tables; sids is read without it.
+//   - limiter (limits.go) holds the sentinel-wide bounds (connections, attach rate, queued
+//     bytes) and counts every limit refusal; per-connection holdings live on the connection.
+//   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
+//     queue, writer, credits, pinger. It implements peer, and reports its close once to its
+//     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
+//
+// Goroutines: per connection the HTTP handler goroutine runs the reader (conn.serve), the
+// writer starts at attach, the pinger once the peer binds an address, and a short one waits
+// for the close handshake; the Sentinel runs the idle sweeper. All of these are counted in
+// Sentinel.wg, which Shutdown waits for. The sticky router's sweeper ends with its close.
+//
+// # The data path of one call
+//
+// A client calls math@fame.fabric, served by the pool math@*.fame.fabric:
+//
+//  1. sentinel.go handleAttach: the upgrade passes limiter.admitUpgrade (limits.go:
+//     connection cap, attach rate per address) and the Authenticator (admission*.go), becomes
+//     a conn (newConn, conn.go) and runs conn.serve on the handler goroutine.
+//  2. serve.go conn.serve / conn.handleAttach: the first message must be a NodeAttach within
+//     AttachTimeout. It is checked (system id, credentials, the direct admission grant in
+//     admission_direct.go); claimSystemID (ownership.go) settles a live holder of the id;
+//     secLayer.attachKeys registers the node's keys; routeTable.attach enters the conn; the
+//     NodeAttachAck is queued and the writer started.
+//  3. serve.go conn.readOne: each message is read into a pooled buffer, parsed by
+//     envelope.ParseHeader (a malformed one closes the connection), credited (countCredit: a
+//     CreditUpdate every 24 envelopes of a flow) and handed to Sentinel.dispatch.
+//  4. serve.go dispatch: secLayer.inbound (seclayer_verify.go) checks the signature and that
+//     the key is the sender's own; control frames go to handleControl (route.go: mayBind,
+//     bindOwned in ownership.go, the limiter's holdRoute/holdCaps); key frames addressed to
+//     the sentinel to secLayer.keyFrame (seclayer_keys.go); everything else to route.
+//  5. route.go route / resolve: stickyRouter.learn (sticky.go) reads AFTs and SecureAccepts
+//     coming up from replicas; resolve tries routeTable.lookupExact, then lookupPool (routes.go,
+//     most specific suffix first), then the physical path (resolvePath → routeTable.child).
+//  6. For a pool: stickyRouter.channelClosed (closedchan.go) refuses a request still encrypted
+//     for a channel lost with its replica (CHANNEL_CLOSED); stickyRouter.pick (sticky.go)
+//     chooses the member: channel binding, session binding, else the balancer, which pins it.
+//  7. route.go, on the chosen conn: trackPending remembers a request awaiting its reply (so the
+//     replica's death nacks it), and conn.forward (conn.go) re-stamps the bytes into a pooled
+//     buffer under seqMu and pushes them on the sendQueue (queue.go). A full queue, a sender's
+//     fair share or the global byte bound refuses: the sender is nacked OVERLOADED
+//     (nackOverloaded, limits.go) and its reader throttled.
+//  8. conn.go writer: the only goroutine writing the socket takes batches off the queue and
+//     writes them corked (internal/corkconn), one system call per batch; a peer that takes
+//     nothing for SlowConsumerTimeout is cut.
+//  9. The reply comes back on the replica's reader to __rpc__…@/<sentinel>/<client>: steps 3
+//     to 5 again, resolved by path; conn.answered clears the pending entry (a stream's at its
+//     final item) and the client's writer delivers it.
+//
+// When a connection closes (read error, liveness, idle sweep, slow consumer, take-over),
+// conn.close reports to Sentinel.connClosed (sentinel.go): the conn leaves the route table,
+// stickyRouter.replicaGone purges its bindings and sends SecureClose to the clients of its
+// channels, secLayer.forget drops its keys, and every request still open on it is nacked
+// ROUTE_CONNECTOR_CLOSED to its sender.
+//
+// # Identity-bound routing
 //
 // Routing is bound to identity in every profile (ownership.go): an address has one owner (an
 // exact binder or a pool), so a bind that would shadow or take over another node's address is
 // refused (BIND_CONFLICT), and binds must lie within what the node declared and what its
 // credentials grant (ticket logicals, SVID logicals, and under direct admission the per-client
-// grant of the access token's subject). Direct admission (an OAuth2 access token straight to the
-// sentinel) reads FAME_ADMISSION_GRANTS / FAME_ADMISSION_GRANTS_FILE, grants in the welcome
-// service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…] [logicals=<pattern>[,…]]",
-// separated by ";" or new lines): the token's sub (else client_id) must have a grant
-// (NO_ADMISSION_GRANT), the system id must match it (SYSTEM_ID_NOT_GRANTED), the declared
-// logicals must lie within it (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares
-// claims nothing), and so must every bind (UNAUTHORIZED). Without grants any valid token may
-// attach with any system id, and the sentinel warns so at start. A live system id is kept by its holder
-// unless the newcomer proves it is the owner (NodeAttach signed by the key registered for the
-// path: the same process; a certificate for the same SPIFFE ID is no proof, a shared replica
-// credential can obtain one) or the holder fails a 3 s liveness probe, where any frame the
-// holder sends during the probe counts as alive (SYSTEM_ID_IN_USE otherwise, without the
-// holder's address). Claims for one id are serialised (a second waits for the first's
-// decision, up to 4 s, rather than being refused), and a holder that proved alive is not
-// probed again for 1 s (claims in that second are refused at once). System ids are one
-// allow-list for the sentinel and the welcome service (envelope.ValidSystemID:
-// [A-Za-z0-9_.-], at most 128 bytes, not "." or ".."; INVALID_SYSTEM_ID otherwise). Binds are
-// checked against the SVID's logicals under strict-overlay, and a certificate without logicals
-// grants no logical bind. A pool may not be joined inside the domain of a wider live pool of
-// other nodes (BIND_CONFLICT); a pool join is not refused because another node bound an exact
-// address in its domain first (that node keeps its address; nothing is diverted from the
-// pool). A capability is advertised only for an address the node owns: its exact binding,
-// participant@S or participant@<system id>.S of a pool *.S it is a member of (as the reference
-// agents advertise), or an address under its own path (UNAUTHORIZED, or BIND_CONFLICT when
-// another node bound it); one node's entry never replaces another's.
-// An envelope must be signed by a key of the sending connection's subtree
+// grant of the access token's subject). Direct admission (an OAuth2 access token straight to
+// the sentinel) reads grants (FAME_ADMISSION_GRANTS / FAME_ADMISSION_GRANTS_FILE) in the
+// welcome service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…]
+// [logicals=<pattern>[,…]]", separated by ";" or new lines): the
+// token's sub (else client_id) must have a grant (NO_ADMISSION_GRANT), the system id must
+// match it (SYSTEM_ID_NOT_GRANTED), the declared logicals must lie within it
+// (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares claims nothing), and so must
+// every bind (UNAUTHORIZED). Without grants any valid token may attach with any system id, and
+// the sentinel warns so at start. A live system id is kept by its holder unless the newcomer
+// proves it is the owner (NodeAttach signed by the key registered for the path: the same
+// process; a certificate for the same SPIFFE ID is no proof, a shared replica credential can
+// obtain one) or the holder fails a 3 s liveness probe, where any frame the holder sends
+// during the probe counts as alive (SYSTEM_ID_IN_USE otherwise, without the holder's
+// address). Claims for one id are serialised (a second waits for the first's decision, up to
+// 4 s), and a holder that proved alive is not probed again for 1 s (claims in that second are
+// refused at once). System ids are one allow-list for the sentinel and the welcome service
+// (envelope.ValidSystemID: [A-Za-z0-9_.-], at most 128 bytes, not "." or ".."; INVALID_SYSTEM_ID
+// otherwise). Binds are checked against the SVID's logicals under strict-overlay, and a
+// certificate without logicals grants no logical bind. A pool may not be joined inside the
+// domain of a wider live pool of other nodes (BIND_CONFLICT); a pool join is not refused
+// because another node bound an exact address in its domain first. A capability is advertised
+// only for an address the node owns: its exact binding, participant@S or
+// participant@<system id>.S of a pool *.S it is a member of, or an address under its own path
+// (UNAUTHORIZED, or BIND_CONFLICT when another node bound it); one node's entry never replaces
+// another's. An envelope must be signed by a key of the sending connection's subtree
 // (FOREIGN_SIGNING_KEY), and an AFT re-pins only a session that was routed to the replica
 // carrying it. Every refusal is counted in fame_security_refusals_total{reason}.
-//
-// Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
-// queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
-// queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not the
-// destination or other senders. Routes, capability entries, keys and open requests per
-// connection, connections, and attach attempts per address are capped; each refusal carries a
-// reason on the wire, a log line naming the peer and a fame_limit_refusals_total count. Requests
-// stay tracked until answered (streams until their final item), so a replica's death nacks them
-// all at once. The operator endpoints need the admin token when one is set (admin.go).
 //
 // Session ownership refusals (aft_check.go) have their reason on the wire too: a refused AFT
 // (AFT_FOREIGN_SID, AFT_FOREIGN_KID, AFT_FOREIGN_SESSION, AFT_INVALID), a SecureAccept for a
@@ -63,4 +130,41 @@
 // with a negative DeliveryAck (refId = the refused envelope) to the sender's own system inbox
 // __sys__@<path>. Refusal warnings are logged at most once a second per peer and reason, with
 // the count of the held-back ones; the counter sees every refusal.
+//
+// # Bounds
+//
+// Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
+// queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
+// queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not
+// the destination or other senders. Routes, capability entries, keys and open requests per
+// connection, connections, and attach attempts per address are capped; each refusal carries a
+// reason on the wire, a log line naming the peer and a fame_limit_refusals_total count.
+// Requests stay tracked until answered (streams until their final item), so a replica's death
+// nacks them all at once. A peer that stops answering pings, or takes nothing for the
+// slow-consumer timeout, is disconnected and leaves every route and pool at once. Credit
+// updates are hop-local: the sentinel grants credit to senders and does not block on the
+// credits its peers grant it. The operator endpoints need the admin token when one is set
+// (admin.go).
+//
+// # /stats
+//
+// GET /stats (admin token when set) returns one JSON object; every field name is camelCase
+// (stats_test.go holds the list):
+//
+//   - id, path: the sentinel's system id and physical path; routingEpoch: changes with every
+//     start (NodeHeartbeatAck carries it).
+//   - peers[]: one per attached connection: systemId, path, remote (address:port), attachedAt
+//     (RFC 3339), received and sent (envelopes), queued and queuedBytes (its send queue,
+//     including the batch being written), pending (requests routed to it awaiting a reply),
+//     stickySessions (client sessions pinned to it).
+//   - routes: children (attached nodes), exact (address → system id), pools (pool address →
+//     member system ids), capabilities (capability → advertised addresses).
+//   - stickiness: size and channels (session and channel bindings now); hits, misses,
+//     channelHits, channelMisses (lookups); evictions (LRU bound), expired (idle TTL), repins
+//     (sessions bound to another replica than before), purgedSessions and purgedChannels
+//     (removed with a lost replica); aftVerified, aftNoClientSid (verified, nothing to bind),
+//     aftRefused (reason → count); storeDropped (changes the persistence queue could not
+//     take); store: dropped, failed (lost to a failed commit), corrupt (files set aside),
+//     deletedExpired, deletedBad (undecodable), deletedMembers (departed replicas). All
+//     counters count from the start of the process; all are 0 with stickiness off.
 package sentinel

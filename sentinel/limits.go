@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/fame-go/fame/envelope"
@@ -144,9 +146,11 @@ func (o *Options) validateLimits() []string {
 // limiter holds the sentinel-wide bounds: the connection count and the attach rate per remote
 // address. Per-connection bounds live on the connection (conn.go, queue.go).
 type limiter struct {
-	s        *Sentinel
-	conns    atomic.Int64 // upgrades in progress or served, attached or not
-	queued   atomic.Int64 // bytes queued across every connection
+	opts     Options // the limits.* settings
+	log      *slog.Logger
+	refusals *prometheus.CounterVec // fame_limit_refusals_total{reason}
+	conns    atomic.Int64           // upgrades in progress or served, attached or not
+	queued   atomic.Int64           // bytes queued across every connection
 	attempts *lru.Cache[string, *rate.Limiter]
 }
 
@@ -154,21 +158,21 @@ type limiter struct {
 // full bucket again, which costs an attacker nothing it could not get from a fresh address.
 const maxRateEntries = 65536
 
-func newLimiter(s *Sentinel) *limiter {
+func newLimiter(opts Options, log *slog.Logger, refusals *prometheus.CounterVec) *limiter {
 	c, _ := lru.New[string, *rate.Limiter](maxRateEntries)
-	return &limiter{s: s, attempts: c}
+	return &limiter{opts: opts, log: log, refusals: refusals, attempts: c}
 }
 
 // refused counts and logs one refusal; the caller puts the reason on the wire.
 func (l *limiter) refused(reason string, peer, remote string, msg string, args ...any) {
-	l.s.metrics.limitRefusals.WithLabelValues(reason).Inc()
-	l.s.log.Warn("limit: "+msg, append([]any{"limit", reason, "peer", peer, "remote", remote}, args...)...)
+	l.refusals.WithLabelValues(reason).Inc()
+	l.log.Warn("limit: "+msg, append([]any{"limit", reason, "peer", peer, "remote", remote}, args...)...)
 }
 
 // admitUpgrade applies the connection cap and the attach rate before the WebSocket upgrade, so
 // a refused attempt costs no more than its HTTP request. The release func undoes the count.
 func (l *limiter) admitUpgrade(w http.ResponseWriter, r *http.Request, urlID string) (release func(), ok bool) {
-	o := l.s.opts
+	o := l.opts
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -205,14 +209,15 @@ type heldLimits struct {
 	caps   map[string]struct{} // address + "\x00" + capability
 }
 
-// addRoute counts address a for c, or reports false when c holds MaxRoutes already. A re-bind
-// of an address c holds costs nothing.
-func (h *heldLimits) addRoute(c *conn, a string) bool {
+// holdRoute counts address a for c, or reports false when c holds MaxRoutes already. A
+// re-bind of an address c holds costs nothing.
+func (l *limiter) holdRoute(c *conn, a string) bool {
+	h := &c.held
 	if _, ok := h.routes[a]; ok {
 		return true
 	}
-	if len(h.routes) >= c.s.opts.MaxRoutes {
-		c.s.limits.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", c.s.opts.MaxRoutes)
+	if len(h.routes) >= l.opts.MaxRoutes {
+		l.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", l.opts.MaxRoutes)
 		return false
 	}
 	if h.routes == nil {
@@ -224,17 +229,18 @@ func (h *heldLimits) addRoute(c *conn, a string) bool {
 
 func (h *heldLimits) dropRoute(a string) { delete(h.routes, a) }
 
-// addCaps counts the (address, capability) entries of an advertisement, all or none.
-func (h *heldLimits) addCaps(c *conn, address string, caps []string) bool {
+// holdCaps counts the (address, capability) entries of an advertisement for c, all or none.
+func (l *limiter) holdCaps(c *conn, address string, caps []string) bool {
+	h := &c.held
 	fresh := 0
 	for _, name := range caps {
 		if _, ok := h.caps[address+"\x00"+name]; !ok {
 			fresh++
 		}
 	}
-	if len(h.caps)+fresh > c.s.opts.MaxCapabilities {
-		c.s.limits.refused(limitCapabilities, c.systemID, c.remote, "CapabilityAdvertise refused",
-			"address", address, "entries", len(caps), "max_capabilities", c.s.opts.MaxCapabilities)
+	if len(h.caps)+fresh > l.opts.MaxCapabilities {
+		l.refused(limitCapabilities, c.systemID, c.remote, "CapabilityAdvertise refused",
+			"address", address, "entries", len(caps), "max_capabilities", l.opts.MaxCapabilities)
 		return false
 	}
 	if h.caps == nil {
@@ -255,12 +261,13 @@ func (h *heldLimits) dropCaps(address string, caps []string) {
 // errKeyLimit refuses keys past MaxKeys for one connection.
 var errKeyLimit = errors.New("key limit")
 
-// checkKeyLimit is called by the key directory before it stores keys for c: fresh is how many
-// of them c does not hold yet.
-func (c *conn) checkKeyLimit(fresh int) error {
-	if held := int(c.keysHeld.Load()); held+fresh > c.s.opts.MaxKeys {
-		c.s.limits.refused(limitKeys, c.urlID, c.remote, "keys refused", "held", held, "offered", fresh, "max_keys", c.s.opts.MaxKeys)
-		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, c.s.opts.MaxKeys)
+// checkKeys is called by the key directory before it stores keys for c: fresh is how many of
+// them c does not hold yet.
+func (l *limiter) checkKeys(c peer, fresh int) error {
+	if held := int(c.keyCount().Load()); held+fresh > l.opts.MaxKeys {
+		id := c.ident()
+		l.refused(limitKeys, id.urlID, id.remote, "keys refused", "held", held, "offered", fresh, "max_keys", l.opts.MaxKeys)
+		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, l.opts.MaxKeys)
 	}
 	return nil
 }
@@ -268,7 +275,7 @@ func (c *conn) checkKeyLimit(fresh int) error {
 // overloaded counts a queue refusal, and logs it at most once a second per destination: a
 // flood must not turn into a flood of log lines.
 func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
-	c.s.metrics.limitRefusals.WithLabelValues(why).Inc()
+	c.limits.refusals.WithLabelValues(why).Inc()
 	now := time.Now().UnixNano()
 	last := c.lastRefusal.Load()
 	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {
@@ -281,7 +288,7 @@ func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
 	if h != nil {
 		args = append(args, "frame", string(h.FrameType))
 	}
-	c.s.log.Warn("limit: envelope refused, sender nacked OVERLOADED (logged once a second)", args...)
+	c.limits.log.Warn("limit: envelope refused, sender nacked OVERLOADED (logged once a second)", args...)
 }
 
 // overloadReason is the nack reason for a queue refusal.
@@ -353,13 +360,13 @@ func (s *Sentinel) nackOverloaded(src *conn, h *envelope.Header, dest []byte, re
 		to: string(dest), frameType: ft, corrID: string(h.CorrID), cid: string(h.FrameCID)}, envelope.CodeOverloaded, reason)
 }
 
-// limitMessage is the ack reason of a control frame refused by a per-connection bound.
-func limitMessage(c *conn, which string) string {
+// message is the ack reason of a control frame refused by a per-connection bound.
+func (l *limiter) message(which string) string {
 	switch which {
 	case limitRoutes:
-		return fmt.Sprintf("limit exceeded: a connection may bind at most %d addresses", c.s.opts.MaxRoutes)
+		return fmt.Sprintf("limit exceeded: a connection may bind at most %d addresses", l.opts.MaxRoutes)
 	case limitCapabilities:
-		return fmt.Sprintf("limit exceeded: a connection may advertise at most %d capability entries", c.s.opts.MaxCapabilities)
+		return fmt.Sprintf("limit exceeded: a connection may advertise at most %d capability entries", l.opts.MaxCapabilities)
 	}
 	return "limit exceeded: " + which
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/stickiness"
 )
 
 // metrics are the sentinel's Prometheus series. Per-frame-type counters are resolved once per
@@ -40,7 +41,25 @@ var knownFrameTypes = []string{
 	envelope.TypeKeyAnnounce, envelope.TypeSecureOpen, envelope.TypeSecureAccept, envelope.TypeSecureClose,
 }
 
-func newMetrics(s *Sentinel) *metrics {
+// metricSources are the readings the gauges take at scrape time, from the components that
+// own them; a nil source reads as zero.
+type metricSources struct {
+	queuedBytes      func() int64
+	globalQueueBytes int64
+	routeSizes       func() (children, exact, pools int)
+	sticky           func() stickiness.Stats
+}
+
+func newMetrics(src metricSources) *metrics {
+	if src.queuedBytes == nil {
+		src.queuedBytes = func() int64 { return 0 }
+	}
+	if src.routeSizes == nil {
+		src.routeSizes = func() (int, int, int) { return 0, 0, 0 }
+	}
+	if src.sticky == nil {
+		src.sticky = func() stickiness.Stats { return stickiness.Stats{} }
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
@@ -55,9 +74,9 @@ func newMetrics(s *Sentinel) *metrics {
 		m.limitRefusals.WithLabelValues(r) // every reason shows from the start, at 0
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_queued_bytes", Help: "Bytes in the send queues of every connection."},
-		func() float64 { return float64(s.limits.queued.Load()) }))
+		func() float64 { return float64(src.queuedBytes()) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_queued_bytes_limit", Help: "The bound on fame_queued_bytes."},
-		func() float64 { return float64(s.opts.GlobalQueueBytes) }))
+		func() float64 { return float64(src.globalQueueBytes) }))
 	m.nacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_nacks_total", Help: "Negative acknowledgements by code."}, []string{"code"})
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_dropped_total", Help: "Envelopes dropped without a nack, by reason."}, []string{"reason"})
 	m.repins = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_repins_total", Help: "Sessions moved to another replica after theirs was lost."})
@@ -80,7 +99,7 @@ func newMetrics(s *Sentinel) *metrics {
 	m.routedOther = routed.WithLabelValues("other")
 	sizes := func(name, help string, pick func(c, e, p int) int) {
 		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			c, e, p := s.routes.sizes()
+			c, e, p := src.routeSizes()
 			return float64(pick(c, e, p))
 		}))
 	}
@@ -88,15 +107,15 @@ func newMetrics(s *Sentinel) *metrics {
 	sizes("fame_route_exact", "Exact address routes.", func(_, e, _ int) int { return e })
 	sizes("fame_route_pools", "Replica pools.", func(_, _, p int) int { return p })
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_stickiness_bindings", Help: "Session bindings in the stickiness table."},
-		func() float64 { return float64(s.sticky.stats().Size) }))
+		func() float64 { return float64(src.sticky().Size) }))
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_stickiness_channels", Help: "Channel bindings in the stickiness table."},
-		func() float64 { return float64(s.sticky.stats().Channels) }))
-	f(stickyCollector{s})
+		func() float64 { return float64(src.sticky().Channels) }))
+	f(stickyCollector{src.sticky})
 	return m
 }
 
 // stickyCollector exports the binding table's counters, read once per scrape.
-type stickyCollector struct{ s *Sentinel }
+type stickyCollector struct{ stats func() stickiness.Stats }
 
 var (
 	descStickyLookups  = prometheus.NewDesc("fame_stickiness_lookups_total", "Binding lookups by kind (session, channel) and result (hit, miss).", []string{"kind", "result"}, nil)
@@ -118,7 +137,7 @@ func (stickyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c stickyCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.sticky.stats()
+	st := c.stats()
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}

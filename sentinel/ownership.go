@@ -53,14 +53,15 @@ func newRefusalCounter() *prometheus.CounterVec {
 }
 
 // securityRefusal counts a refusal and logs it naming the peer. The wire answer is the caller's.
-func (s *Sentinel) securityRefusal(c *conn, reason, detail string, attrs ...any) {
+func (s *Sentinel) securityRefusal(c peer, reason, detail string, attrs ...any) {
 	s.metrics.refusals.WithLabelValues(reason).Inc()
-	id := c.systemID
+	who := c.ident()
+	id := who.systemID
 	if id == "" {
-		id = c.urlID
+		id = who.urlID
 	}
 	if suppressed, ok := s.refusalLog.allow(c, reason, time.Now()); ok {
-		args := append([]any{"reason", reason, "system_id", id, "path", c.path, "remote", c.remote, "detail", detail,
+		args := append([]any{"reason", reason, "system_id", id, "path", who.path, "remote", who.remote, "detail", detail,
 			"suppressed_since_last", suppressed}, attrs...)
 		s.log.Warn("security refusal", args...)
 	}
@@ -161,7 +162,7 @@ func (s *Sentinel) claimSystemID(c *conn, e *envelope.Envelope, na *envelope.Nod
 }
 
 func (s *Sentinel) takeSystemID(c *conn, e *envelope.Envelope, na *envelope.NodeAttach) error {
-	old := s.routes.child([]byte(c.systemID))
+	old := asConn(s.routes.child([]byte(c.systemID)))
 	if old == nil || old.closed() {
 		return nil
 	}
@@ -249,7 +250,7 @@ func (s *Sentinel) bindOwned(c *conn, a envelope.Address) string {
 // has other members (the exact route would win over the pool and divert its traffic), or a
 // pool inside a wider live pool of other nodes (poolConflict). Joining a pool is not a
 // conflict: the pool is the owner, and mayBind has checked the grant.
-func (t *routeTable) conflict(c *conn, a envelope.Address) string {
+func (t *routeTable) conflict(c peer, a envelope.Address) string {
 	if a.Host == "" {
 		return "" // physical: mayBind allows only c's own subtree
 	}
@@ -260,14 +261,14 @@ func (t *routeTable) conflict(c *conn, a envelope.Address) string {
 		return t.poolConflict(c, a.Participant, suffix, key)
 	}
 	if o := t.exact[key]; o != nil && o != c && !o.closed() {
-		return "address " + key + " is bound by " + o.systemID
+		return "address " + key + " is bound by " + o.ident().systemID
 	}
 	bySuffix := t.pools[a.Participant]
 	for h := a.Host; h != ""; {
 		if p := bySuffix[h]; p != nil {
 			for _, m := range p.members {
 				if m != c && !m.closed() {
-					return "address " + key + " lies in pool " + p.key + " served by " + m.systemID
+					return "address " + key + " lies in pool " + p.key + " served by " + m.ident().systemID
 				}
 			}
 		}
@@ -287,7 +288,7 @@ func (t *routeTable) conflict(c *conn, a envelope.Address) string {
 // when c does not: BIND_CONFLICT when another live node has bound the address, else
 // UNAUTHORIZED. Capability routing delivers to the advertiser, so advertising an address one
 // does not own would divert its callers.
-func (t *routeTable) advertiseOwned(c *conn, a envelope.Address) (code, why string) {
+func (t *routeTable) advertiseOwned(c peer, a envelope.Address) (code, why string) {
 	if a.Host == "" {
 		return "", ""
 	}
@@ -299,7 +300,7 @@ func (t *routeTable) advertiseOwned(c *conn, a envelope.Address) (code, why stri
 		return "", ""
 	}
 	for suffix, p := range t.pools[a.Participant] {
-		if a.Path != "" || a.Host != suffix && a.Host != c.systemID+"."+suffix {
+		if a.Path != "" || a.Host != suffix && a.Host != c.ident().systemID+"."+suffix {
 			continue
 		}
 		for _, m := range p.members {
@@ -309,7 +310,7 @@ func (t *routeTable) advertiseOwned(c *conn, a envelope.Address) (code, why stri
 		}
 	}
 	if o != nil && !o.closed() {
-		return codeBindConflict, "capabilities for " + key + ": the address is bound by " + o.systemID
+		return codeBindConflict, "capabilities for " + key + ": the address is bound by " + o.ident().systemID
 	}
 	return envelope.CodeUnauthorized, "capabilities for " + key + ": the address is not one this node has bound " +
 		"(its exact binding, participant@S or participant@<system id>.S of a pool *.S it is a member of, or under its path)"
@@ -321,7 +322,7 @@ func (t *routeTable) advertiseOwned(c *conn, a envelope.Address) (code, why stri
 // traffic for eu.fame.fabric. Joining the same pool, or a wider one, diverts nothing. An
 // exact address of another node inside the pool's domain does not refuse the join: that node
 // bound first and keeps its address; the pool never had its traffic. Called with t.mu held.
-func (t *routeTable) poolConflict(c *conn, participant, suffix, key string) string {
+func (t *routeTable) poolConflict(c peer, participant, suffix, key string) string {
 	bySuffix := t.pools[participant]
 	for h := suffix; ; {
 		dot := strings.IndexByte(h, '.')
@@ -332,7 +333,7 @@ func (t *routeTable) poolConflict(c *conn, participant, suffix, key string) stri
 		if p := bySuffix[h]; p != nil {
 			for _, m := range p.members {
 				if m != c && !m.closed() {
-					return "pool " + key + " would shadow pool " + p.key + " served by " + m.systemID
+					return "pool " + key + " would shadow pool " + p.key + " served by " + m.ident().systemID
 				}
 			}
 		}
@@ -342,7 +343,7 @@ func (t *routeTable) poolConflict(c *conn, participant, suffix, key string) stri
 // credentialAllows checks a logical host against what c's certificate grants (the logicals
 // extension of its SVID under strict-overlay). Token and ticket grants are checked by mayBind
 // through the Principal.
-func (l *secLayer) credentialAllows(c *conn, host string) bool {
+func (l *secLayer) credentialAllows(c peer, host string) bool {
 	if l == nil {
 		return true
 	}
@@ -359,4 +360,4 @@ func (l *secLayer) credentialAllows(c *conn, host string) bool {
 
 // keyBelongs reports whether a key registered under keyPath may sign what c sends: it must be
 // c's own path or lie in c's subtree.
-func keyBelongs(c *conn, keyPath string) bool { return envelope.UnderPath(keyPath, c.path) }
+func keyBelongs(c peer, keyPath string) bool { return envelope.UnderPath(keyPath, c.ident().path) }

@@ -11,7 +11,8 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	if !s.sticky.learn(src, h) {
 		return
 	}
-	dst, reason := s.resolve(src, h, dest)
+	to, reason := s.resolve(src, h, dest)
+	dst := asConn(to)
 	if dst == nil {
 		switch reason {
 		case reasonLocal:
@@ -75,7 +76,7 @@ const (
 
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
 // physical path. Envelopes for the sentinel's own path are consumed (reasonLocal).
-func (s *Sentinel) resolve(src *conn, h *envelope.Header, dest []byte) (*conn, resolveReason) {
+func (s *Sentinel) resolve(src peer, h *envelope.Header, dest []byte) (peer, resolveReason) {
 	if c := s.routes.lookupExact(dest); c != nil {
 		return c, reasonNone
 	}
@@ -104,7 +105,7 @@ func (s *Sentinel) resolve(src *conn, h *envelope.Header, dest []byte) (*conn, r
 }
 
 // resolvePath routes /<sentinelId>/<childId>/... to the child; /<sentinelId> is local.
-func (s *Sentinel) resolvePath(path []byte) (*conn, resolveReason) {
+func (s *Sentinel) resolvePath(path []byte) (peer, resolveReason) {
 	rest := path
 	if bytes.HasPrefix(path, []byte(s.path)) && (len(path) == len(s.path) || path[len(s.path)] == '/') {
 		rest = path[len(s.path):]
@@ -133,8 +134,8 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 	providers := s.routes.lookupCapabilities(e.Capabilities)
 	var dst *conn
 	for _, p := range providers {
-		if p != src {
-			dst = p
+		if p != peer(src) {
+			dst = asConn(p)
 			break
 		}
 	}
@@ -226,12 +227,12 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		switch {
 		case perr != nil:
 			ack = &envelope.AddressBindAck{Ack: refuse("INVALID_ADDRESS", perr.Error()), Address: f.Address}
-		case !c.mayBind(a):
+		case !s.mayBind(c, a):
 			why := "address " + f.Address + " is outside the logicals this node's attach and credentials grant"
 			s.securityRefusal(c, refusalBindUnauthorized, why, "address", f.Address)
 			ack = &envelope.AddressBindAck{Ack: refuse(envelope.CodeUnauthorized, why), Address: f.Address}
-		case !c.held.addRoute(c, a.String()):
-			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitRoutes)), Address: f.Address}
+		case !s.limits.holdRoute(c, a.String()):
+			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, s.limits.message(limitRoutes)), Address: f.Address}
 		default:
 			if why := s.bindOwned(c, a); why != "" {
 				s.securityRefusal(c, refusalBindConflict, why, "address", f.Address)
@@ -260,7 +261,7 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 				Capabilities: f.Capabilities, Address: f.Address}
 			break
 		}
-		if !c.mayBind(a) {
+		if !s.mayBind(c, a) {
 			why := "capabilities for " + f.Address + ": the address is outside the logicals this node's attach and credentials grant"
 			s.securityRefusal(c, refusalAdvertiseUnauthorized, why, "address", f.Address)
 			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(envelope.CodeUnauthorized, why),
@@ -276,8 +277,8 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(code, why), Capabilities: f.Capabilities, Address: f.Address}
 			break
 		}
-		if !c.held.addCaps(c, f.Address, f.Capabilities) {
-			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(CodeLimitExceeded, limitMessage(c, limitCapabilities)),
+		if !s.limits.holdCaps(c, f.Address, f.Capabilities) {
+			ack = &envelope.CapabilityAdvertiseAck{Ack: refuse(CodeLimitExceeded, s.limits.message(limitCapabilities)),
 				Capabilities: f.Capabilities, Address: f.Address}
 			break
 		}
@@ -301,14 +302,14 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 
 // mayBind checks an address against the logicals the node asked for at attach (and those its
 // admission token allows). Physical addresses must lie under the node's own path.
-func (c *conn) mayBind(a envelope.Address) bool {
+func (s *Sentinel) mayBind(c *conn, a envelope.Address) bool {
 	if a.Host == "" {
 		return a.Path == c.path || len(a.Path) > len(c.path) && a.Path[:len(c.path)+1] == c.path+"/"
 	}
 	logicals := c.logicals
 	if len(logicals) == 0 {
 		// A node that declared nothing may serve what this sentinel serves.
-		logicals = c.s.opts.RequestedLogicals
+		logicals = s.opts.RequestedLogicals
 	}
 	if !envelope.LogicalAllowed(logicals, a.Host) {
 		return false
@@ -316,5 +317,5 @@ func (c *conn) mayBind(a envelope.Address) bool {
 	if c.principal != nil && c.principal.Logicals != nil && !envelope.LogicalAllowed(c.principal.Logicals, a.Host) {
 		return false
 	}
-	return c.s.sec.credentialAllows(c, a.Host)
+	return s.sec.credentialAllows(c, a.Host)
 }

@@ -9,40 +9,42 @@ import (
 )
 
 // routeTable holds who is attached and which addresses they serve. Reads happen on every
-// envelope and take the read lock only; writes happen on attach, bind and detach.
+// envelope and take the read lock only; writes happen on attach, bind and detach. It is keyed
+// on peer values (component.go) and depends on nothing else: mu guards every map below.
 type routeTable struct {
 	mu       sync.RWMutex
-	children map[string]*conn            // systemId -> live connection
-	sids     map[string]*conn            // envelope sid (SecureDigest of path) -> live connection
-	exact    map[string]*conn            // exact address -> binder (last writer wins)
+	children map[string]peer             // systemId -> live connection
+	sids     map[string]peer             // envelope sid (SecureDigest of path) -> live connection
+	exact    map[string]peer             // exact address -> binder (last writer wins)
 	pools    map[string]map[string]*pool // participant -> host suffix ("fame.fabric" for *.fame.fabric) -> pool
-	caps     map[string]map[string]*conn // capability -> capKey(provider address, provider) -> provider
+	caps     map[string]map[string]peer  // capability -> capKey(provider address, provider) -> provider
 	own      ownState                    // ownership decisions (ownership.go)
 }
 
 // pool is the set of replicas bound under participant@*.suffix.
 type pool struct {
 	key     string // participant@*.suffix, for logs and stats
-	members []*conn
+	members []peer
 }
 
 func newRouteTable() *routeTable {
 	return &routeTable{
-		children: map[string]*conn{},
-		sids:     map[string]*conn{},
-		exact:    map[string]*conn{},
+		children: map[string]peer{},
+		sids:     map[string]peer{},
+		exact:    map[string]peer{},
 		pools:    map[string]map[string]*pool{},
-		caps:     map[string]map[string]*conn{},
+		caps:     map[string]map[string]peer{},
 	}
 }
 
 // attach registers c under its system id and returns the connection it replaces, if any.
-func (t *routeTable) attach(c *conn) (old *conn) {
+func (t *routeTable) attach(c peer) (old peer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	old = t.children[c.systemID]
-	t.children[c.systemID] = c
-	t.sids[c.sid] = c
+	id := c.ident()
+	old = t.children[id.systemID]
+	t.children[id.systemID] = c
+	t.sids[id.sid] = c
 	if old != nil {
 		t.removeLocked(old)
 	}
@@ -51,19 +53,20 @@ func (t *routeTable) attach(c *conn) (old *conn) {
 
 // detach removes c from every table, but only the entries that still point at c: a node that
 // re-attached on a new connection keeps its new routes. It returns the pools c left.
-func (t *routeTable) detach(c *conn) []string {
+func (t *routeTable) detach(c peer) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.children[c.systemID] == c {
-		delete(t.children, c.systemID)
+	id := c.ident()
+	if t.children[id.systemID] == c {
+		delete(t.children, id.systemID)
 	}
-	if t.sids[c.sid] == c {
-		delete(t.sids, c.sid)
+	if t.sids[id.sid] == c {
+		delete(t.sids, id.sid)
 	}
 	return t.removeLocked(c)
 }
 
-func (t *routeTable) removeLocked(c *conn) (left []string) {
+func (t *routeTable) removeLocked(c peer) (left []string) {
 	for addr, owner := range t.exact {
 		if owner == c {
 			delete(t.exact, addr)
@@ -97,10 +100,10 @@ func (t *routeTable) removeLocked(c *conn) (left []string) {
 
 // remove drops c from the pool; the member slice is replaced, never edited in place, so
 // readers holding the old slice stay consistent.
-func (p *pool) remove(c *conn) bool {
+func (p *pool) remove(c peer) bool {
 	for i, m := range p.members {
 		if m == c {
-			n := make([]*conn, 0, len(p.members)-1)
+			n := make([]peer, 0, len(p.members)-1)
 			n = append(append(n, p.members[:i]...), p.members[i+1:]...)
 			p.members = n
 			return true
@@ -111,7 +114,7 @@ func (p *pool) remove(c *conn) bool {
 
 // bind records an address bound by c. Wildcard hosts join a pool; everything else is an
 // exact route where the last binder wins, as in the reference.
-func (t *routeTable) bind(c *conn, a envelope.Address) {
+func (t *routeTable) bind(c peer, a envelope.Address) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if suffix, ok := strings.CutPrefix(a.Host, "*."); ok && a.Path == "" {
@@ -130,7 +133,7 @@ func (t *routeTable) bind(c *conn, a envelope.Address) {
 				return
 			}
 		}
-		n := make([]*conn, 0, len(p.members)+1)
+		n := make([]peer, 0, len(p.members)+1)
 		p.members = append(append(n, p.members...), c)
 		return
 	}
@@ -138,7 +141,7 @@ func (t *routeTable) bind(c *conn, a envelope.Address) {
 }
 
 // unbind removes an address only if c owns it (or c's membership of the pool).
-func (t *routeTable) unbind(c *conn, a envelope.Address) {
+func (t *routeTable) unbind(c peer, a envelope.Address) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if suffix, ok := strings.CutPrefix(a.Host, "*."); ok && a.Path == "" {
@@ -157,24 +160,24 @@ func (t *routeTable) unbind(c *conn, a envelope.Address) {
 
 // capKey keys a capability entry by address and provider, so that one provider's advertise
 // never replaces another's (pool members may each advertise the pool's address).
-func capKey(address string, c *conn) string { return address + "\x00" + c.systemID }
+func capKey(address string, c peer) string { return address + "\x00" + c.ident().systemID }
 
 // advertise records c's capabilities for address; advertiseOwned has checked that address is
 // c's.
-func (t *routeTable) advertise(c *conn, address string, caps []string) {
+func (t *routeTable) advertise(c peer, address string, caps []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, name := range caps {
 		m := t.caps[name]
 		if m == nil {
-			m = map[string]*conn{}
+			m = map[string]peer{}
 			t.caps[name] = m
 		}
 		m[capKey(address, c)] = c
 	}
 }
 
-func (t *routeTable) withdraw(c *conn, address string, caps []string) {
+func (t *routeTable) withdraw(c peer, address string, caps []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, name := range caps {
@@ -186,31 +189,31 @@ func (t *routeTable) withdraw(c *conn, address string, caps []string) {
 
 // lookupExact and friends are the hot-path reads. Map lookups keyed by string(bytes) do not
 // allocate.
-func (t *routeTable) lookupExact(to []byte) *conn {
+func (t *routeTable) lookupExact(to []byte) peer {
 	t.mu.RLock()
 	c := t.exact[string(to)]
 	t.mu.RUnlock()
 	return c
 }
 
-func (t *routeTable) attached() []*conn {
+func (t *routeTable) attached() []peer {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	out := make([]*conn, 0, len(t.children))
+	out := make([]peer, 0, len(t.children))
 	for _, c := range t.children {
 		out = append(out, c)
 	}
 	return out
 }
 
-func (t *routeTable) bySID(sid string) *conn {
+func (t *routeTable) bySID(sid string) peer {
 	t.mu.RLock()
 	c := t.sids[sid]
 	t.mu.RUnlock()
 	return c
 }
 
-func (t *routeTable) child(id []byte) *conn {
+func (t *routeTable) child(id []byte) peer {
 	t.mu.RLock()
 	c := t.children[string(id)]
 	t.mu.RUnlock()
@@ -219,7 +222,7 @@ func (t *routeTable) child(id []byte) *conn {
 
 // lookupPool finds the pool serving participant@host: the pool bound as participant@*.S where
 // host is S or ends with ".S", most specific suffix first.
-func (t *routeTable) lookupPool(participant, host []byte) (*pool, []*conn) {
+func (t *routeTable) lookupPool(participant, host []byte) (*pool, []peer) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	bySuffix := t.pools[string(participant)]
@@ -240,13 +243,13 @@ func (t *routeTable) lookupPool(participant, host []byte) (*pool, []*conn) {
 }
 
 // lookupCapabilities returns the providers that advertised every capability in caps.
-func (t *routeTable) lookupCapabilities(caps []string) []*conn {
+func (t *routeTable) lookupCapabilities(caps []string) []peer {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if len(caps) == 0 {
 		return nil
 	}
-	var out []*conn
+	var out []peer
 	for _, c := range t.caps[caps[0]] {
 		ok := true
 		for _, other := range caps[1:] {
@@ -266,7 +269,7 @@ func (t *routeTable) lookupCapabilities(caps []string) []*conn {
 			out = append(out, c)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].systemID < out[j].systemID })
+	sort.Slice(out, func(i, j int) bool { return out[i].ident().systemID < out[j].ident().systemID })
 	return out
 }
 
@@ -292,12 +295,12 @@ func (t *routeTable) snapshot() routeSnapshot {
 	defer t.mu.RUnlock()
 	s := routeSnapshot{Children: len(t.children), Exact: map[string]string{}, Pools: map[string][]string{}, Caps: map[string][]string{}}
 	for a, c := range t.exact {
-		s.Exact[a] = c.systemID
+		s.Exact[a] = c.ident().systemID
 	}
 	for _, bySuffix := range t.pools {
 		for _, p := range bySuffix {
 			for _, m := range p.members {
-				s.Pools[p.key] = append(s.Pools[p.key], m.systemID)
+				s.Pools[p.key] = append(s.Pools[p.key], m.ident().systemID)
 			}
 		}
 	}

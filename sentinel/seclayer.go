@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -23,7 +24,7 @@ import (
 // assigned, answer KeyRequest{kid} itself, and vouch (with its own signature) for the
 // KeyAnnounce a replica returns to a KeyRequest{address}.
 type secLayer struct {
-	s       *Sentinel
+	secDeps
 	profile security.Profile
 	signer  *security.Signer
 	keys    *security.KeyStore
@@ -36,14 +37,14 @@ type secLayer struct {
 	// owner is the live connection that registered the keys of each physical path. A node
 	// that re-attaches gets a new conn before the old one is torn down; without this the old
 	// conn's teardown would delete the keys the new one just presented.
-	owner map[string]*conn
-	paths map[*conn][]string // every path c registered keys under (its own and announced ones)
+	owner map[string]peer
+	paths map[peer][]string // every path c registered keys under (its own and announced ones)
 	// sids holds, per connection, a *map[string]struct{} of the sids of the paths it owns keys
 	// for: sidOwnedBy reads it without l.mu. Rebuilt (copy on write) under l.mu.
 	sids sync.Map
 	// idents is the certified identity of each attached node's signing key (strict-overlay):
 	// binds are checked against the logicals its certificate grants (ownership.go).
-	idents map[*conn]*security.NodeIdentity
+	idents map[peer]*security.NodeIdentity
 
 	corr *corrMap // KeyRequest{address} corrId -> requester, for re-wrapping the KeyAnnounce
 }
@@ -60,8 +61,21 @@ const (
 // errKeys marks attach refusals caused by the presented keys.
 var errKeys = errors.New("refused")
 
-func newSecLayer(s *Sentinel) (*secLayer, error) {
-	p, err := security.ParseProfile(s.opts.SecurityProfile)
+// secDeps is what the security layer is built with.
+type secDeps struct {
+	opts    Options // SecurityProfile is read, at construction only
+	path    string  // the sentinel's own path and sid: its keys, and what it signs
+	sid     string
+	log     *slog.Logger
+	metrics *metrics
+	// routes answers which node a KeyRequest{address} could have been routed to (serves).
+	routes *routeTable
+	limits *limiter // MaxKeys per connection
+	refuse refuser
+}
+
+func newSecLayer(d secDeps) (*secLayer, error) {
+	p, err := security.ParseProfile(d.opts.SecurityProfile)
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: security profile: %w", err)
 	}
@@ -87,14 +101,14 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 		return nil, fmt.Errorf("sentinel: encryption key: %w", err)
 	}
 	l := &secLayer{
-		s:       s,
+		secDeps: d,
 		profile: p,
 		signer:  &security.Signer{Key: sigPriv, Kid: envelope.NewID()},
 		keys:    security.NewKeyStore(ksOpts),
 		ksOpts:  ksOpts,
-		owner:   map[string]*conn{},
-		paths:   map[*conn][]string{},
-		idents:  map[*conn]*security.NodeIdentity{},
+		owner:   map[string]peer{},
+		paths:   map[peer][]string{},
+		idents:  map[peer]*security.NodeIdentity{},
 		corr:    newCorrMap(corrMapSize, corrTTL),
 	}
 	sig := security.SigningJWK(sigPriv.Public().(ed25519.PublicKey), l.signer.Kid)
@@ -107,7 +121,7 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 		l.ownKeys = append(l.ownKeys, b)
 		// The sentinel's own keys are in its directory too, so a node that missed the
 		// NodeAttachAck keys can still ask for them by kid.
-		if err := l.keys.Add(j, s.path); err != nil {
+		if err := l.keys.Add(j, d.path); err != nil {
 			return nil, fmt.Errorf("sentinel: register own key: %w", err)
 		}
 	}
@@ -116,7 +130,7 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 
 // attachKeys stores the keys a node presented in NodeAttach (under its assigned path). All
 // keys are checked before any is stored, so a refused attach leaves the directory unchanged.
-func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
+func (l *secLayer) attachKeys(c peer, na *envelope.NodeAttach) error {
 	if l == nil {
 		return nil
 	}
@@ -129,7 +143,7 @@ func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
 				return fmt.Errorf("%w: keys[%d]: %v", errKeys, i, err)
 			}
 			// The reference skips invalid keys with a warning; so do we under overlay.
-			c.log.Warn("skipping invalid attach key", "index", i, "err", err)
+			c.logger().Warn("skipping invalid attach key", "index", i, "err", err)
 			continue
 		}
 		if j.Use == "sig" {
@@ -144,9 +158,9 @@ func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
 		return fmt.Errorf("%w: %s requires a signing key with an x5c certificate chain", errKeys, l.profile)
 	}
 	if !hasSig {
-		c.log.Warn("node attached without a signing key; everything it sends will be refused", "profile", l.profile)
+		c.logger().Warn("node attached without a signing key; everything it sends will be refused", "profile", l.profile)
 	}
-	if err := l.register(c, c.path, accepted); err != nil {
+	if err := l.register(c, c.ident().path, accepted); err != nil {
 		return err
 	}
 	for _, j := range accepted {
@@ -162,12 +176,12 @@ func (l *secLayer) attachKeys(c *conn, na *envelope.NodeAttach) error {
 // register validates (certificates included) and stores keys as owned by path on behalf of c.
 // A kid already owned by another live path is refused: otherwise any node could take over
 // another node's (or the sentinel's) kid and make its signatures fail.
-func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
+func (l *secLayer) register(c peer, path string, keys []security.JWK) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, j := range keys {
 		if prev, ok := l.keys.Get(j.Kid); ok && prev.PhysicalPath != path {
-			if o := l.owner[prev.PhysicalPath]; prev.PhysicalPath == l.s.path || o != nil && o != c {
+			if o := l.owner[prev.PhysicalPath]; prev.PhysicalPath == l.path || o != nil && o != c {
 				return fmt.Errorf("%w: kid %s is already registered to %s", errKeys, j.Kid, prev.PhysicalPath)
 			}
 		}
@@ -178,7 +192,7 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 			fresh++
 		}
 	}
-	if err := c.checkKeyLimit(fresh); err != nil {
+	if err := l.limits.checkKeys(c, fresh); err != nil {
 		return err
 	}
 	// Certificate checks happen in Add; run them on a scratch store first so that one bad key
@@ -207,7 +221,7 @@ func (l *secLayer) register(c *conn, path string, keys []security.JWK) error {
 			l.rebuildSIDs(old)
 		}
 	}
-	c.keysHeld.Add(int32(fresh))
+	c.keyCount().Add(int32(fresh))
 	return nil
 }
 
@@ -225,17 +239,17 @@ func (l *secLayer) signOwn(e *envelope.Envelope) {
 		return
 	}
 	if e.SID == "" {
-		e.SID = l.s.sid
+		e.SID = l.sid
 	}
 	if err := l.signer.Sign(e); err != nil {
 		// Only a malformed frame of our own making can get here; send it unsigned and say so.
-		l.s.log.Error("signing own envelope", "frame", e.FrameType(), "err", err)
+		l.log.Error("signing own envelope", "frame", e.FrameType(), "err", err)
 	}
 }
 
 // forget drops the keys of a detached node, unless a newer connection of the same node has
 // taken its path over already.
-func (l *secLayer) forget(c *conn) {
+func (l *secLayer) forget(c peer) {
 	if l == nil {
 		return
 	}
@@ -252,6 +266,6 @@ func (l *secLayer) forget(c *conn) {
 	l.sids.Delete(c)
 	delete(l.idents, c)
 	if removed > 0 {
-		c.log.Debug("node keys removed", "keys", removed)
+		c.logger().Debug("node keys removed", "keys", removed)
 	}
 }

@@ -22,7 +22,7 @@ const (
 
 // keyFrame handles KeyRequest/KeyAnnounce addressed to the sentinel. It returns true when the
 // frame was consumed.
-func (l *secLayer) keyFrame(c *conn, msg []byte, h *envelope.Header) bool {
+func (l *secLayer) keyFrame(c peer, msg []byte, h *envelope.Header) bool {
 	if l == nil {
 		return false
 	}
@@ -31,12 +31,12 @@ func (l *secLayer) keyFrame(c *conn, msg []byte, h *envelope.Header) bool {
 	}
 	e, err := envelope.Decode(msg)
 	if err != nil {
-		c.log.Warn("bad key frame", "frame", string(h.FrameType), "err", err)
+		c.logger().Warn("bad key frame", "frame", string(h.FrameType), "err", err)
 		return true
 	}
 	f, err := e.DecodeFrame()
 	if err != nil {
-		c.log.Warn("bad key frame", "frame", e.FrameType(), "err", err)
+		c.logger().Warn("bad key frame", "frame", e.FrameType(), "err", err)
 		return true
 	}
 	switch f := f.(type) {
@@ -51,13 +51,13 @@ func (l *secLayer) keyFrame(c *conn, msg []byte, h *envelope.Header) bool {
 // forSentinel reports whether to names the sentinel itself (any participant at its path).
 func (l *secLayer) forSentinel(to []byte) bool {
 	at := bytes.LastIndexByte(to, '@')
-	return at >= 0 && string(to[at+1:]) == l.s.path
+	return at >= 0 && string(to[at+1:]) == l.path
 }
 
 // keyRequest answers a request by kid from the directory. A request by address is left to
 // routing (by frame.address) after remembering who asked, so that the owner's KeyAnnounce can
 // be brought back to the requester.
-func (l *secLayer) keyRequest(c *conn, e *envelope.Envelope, f *envelope.KeyRequest) bool {
+func (l *secLayer) keyRequest(c peer, e *envelope.Envelope, f *envelope.KeyRequest) bool {
 	if f.Address != "" {
 		if e.CorrID != "" {
 			l.corr.put(e.CorrID, c, f.Address)
@@ -65,13 +65,13 @@ func (l *secLayer) keyRequest(c *conn, e *envelope.Envelope, f *envelope.KeyRequ
 		return false
 	}
 	if f.Kid == "" {
-		c.log.Warn("KeyRequest without kid or address ignored", "id", e.ID)
+		c.logger().Warn("KeyRequest without kid or address ignored", "id", e.ID)
 		return true
 	}
 	path, keys, err := l.keys.KeyAnnounceKeys(f.Kid)
 	if err != nil {
-		l.s.metrics.nacks.WithLabelValues(codeKeyNotFound).Inc()
-		c.log.Info("KeyRequest for unknown kid", "kid", f.Kid, "requester_path", f.PhysicalPath)
+		l.metrics.nacks.WithLabelValues(codeKeyNotFound).Inc()
+		c.logger().Info("KeyRequest for unknown kid", "kid", f.Kid, "requester_path", f.PhysicalPath)
 		l.sendOwn(c, &envelope.DeliveryAck{Ack: envelope.Ack{OK: false, Code: codeKeyNotFound,
 			Reason: "no key with kid " + f.Kid, RefID: e.ID}}, e, envelope.FlowReset)
 		return true
@@ -83,10 +83,10 @@ func (l *secLayer) keyRequest(c *conn, e *envelope.Envelope, f *envelope.KeyRequ
 
 // keyAnnounce re-wraps the answer to a KeyRequest{address} for its requester, or stores the
 // keys a node announces for itself or its subtree.
-func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) bool {
+func (l *secLayer) keyAnnounce(c peer, e *envelope.Envelope, f *envelope.KeyAnnounce) bool {
 	// Whatever it answers, a node may only speak for its own subtree: the sentinel's signature
 	// on the re-wrapped announce vouches for these keys.
-	if !envelope.UnderPath(f.PhysicalPath, c.path) || e.SID != c.sid {
+	if !envelope.UnderPath(f.PhysicalPath, c.ident().path) || e.SID != c.ident().sid {
 		l.refuseAnnounce(c, e, refusalKeyAnnounceForeignPath, "KeyAnnounce refused: a node may only announce keys under its own path",
 			"physical_path", f.PhysicalPath, "sid", e.SID)
 		return true
@@ -109,7 +109,7 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 	for i, raw := range f.Keys {
 		j, err := security.ParseJWK(raw)
 		if err != nil {
-			c.log.Warn("skipping invalid announced key", "index", i, "err", err)
+			c.logger().Warn("skipping invalid announced key", "index", i, "err", err)
 			continue
 		}
 		jwks = append(jwks, j)
@@ -122,16 +122,16 @@ func (l *secLayer) keyAnnounce(c *conn, e *envelope.Envelope, f *envelope.KeyAnn
 		}
 		return true
 	}
-	c.log.Debug("announced keys stored", "physical_path", f.PhysicalPath, "keys", len(jwks))
+	c.logger().Debug("announced keys stored", "physical_path", f.PhysicalPath, "keys", len(jwks))
 	return true
 }
 
 // refuseAnnounce counts and logs a refused KeyAnnounce and nacks it (KEY_ANNOUNCE_REFUSED) to
 // the announcer's __sys__ inbox: KeyAnnounce has no ack of its own to carry the reason.
-func (l *secLayer) refuseAnnounce(c *conn, e *envelope.Envelope, reason, detail string, attrs ...any) {
-	l.s.securityRefusal(c, reason, detail, attrs...)
+func (l *secLayer) refuseAnnounce(c peer, e *envelope.Envelope, reason, detail string, attrs ...any) {
+	l.refuse.securityRefusal(c, reason, detail, attrs...)
 	h := &envelope.Header{ID: []byte(e.ID), TraceID: []byte(e.TraceID), CorrID: []byte(e.CorrID)}
-	l.s.nackSys(c, h, codeKeyAnnounce, detail)
+	l.refuse.nackSys(c, h, codeKeyAnnounce, detail)
 }
 
 // rewrap forwards a KeyAnnounce to the node whose KeyRequest produced it, as the reference
@@ -139,34 +139,34 @@ func (l *secLayer) refuseAnnounce(c *conn, e *envelope.Envelope, reason, detail 
 // same trace, flow, reply address and correlation id, and the frame f as the sentinel decoded
 // and checked it, re-encoded: the sentinel's signature vouches for what it read, never for
 // raw bytes another parser might read differently.
-func (l *secLayer) rewrap(from, to *conn, e *envelope.Envelope, f *envelope.KeyAnnounce) {
+func (l *secLayer) rewrap(from, to peer, e *envelope.Envelope, f *envelope.KeyAnnounce) {
 	if to.closed() {
-		from.log.Debug("KeyAnnounce requester gone", "corr_id", e.CorrID)
+		from.logger().Debug("KeyAnnounce requester gone", "corr_id", e.CorrID)
 		return
 	}
 	frame, err := envelope.EncodeFrame(f)
 	if err != nil {
-		l.s.metrics.dropped.WithLabelValues("key_announce").Inc()
-		from.log.Warn("KeyAnnounce not re-wrapped: cannot encode it", "corr_id", e.CorrID, "err", err)
+		l.metrics.dropped.WithLabelValues("key_announce").Inc()
+		from.logger().Warn("KeyAnnounce not re-wrapped: cannot encode it", "corr_id", e.CorrID, "err", err)
 		return
 	}
-	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.s.sid,
+	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.sid,
 		TraceID: e.TraceID, ReplyTo: e.ReplyTo, CorrID: e.CorrID, FlowID: e.FlowID,
 		Frame: frame, TS: envelope.Now()}
 	l.signOwn(out)
 	if to.sendOwn(out, 0) {
-		l.s.metrics.routed([]byte(envelope.TypeKeyAnnounce))
+		l.metrics.routed([]byte(envelope.TypeKeyAnnounce))
 	}
 }
 
 // sendOwn sends a frame the sentinel originates in answer to req, signed, on c.
-func (l *secLayer) sendOwn(c *conn, f envelope.Frame, req *envelope.Envelope, flags envelope.FlowFlags) {
+func (l *secLayer) sendOwn(c peer, f envelope.Frame, req *envelope.Envelope, flags envelope.FlowFlags) {
 	out, err := envelope.New(f)
 	if err != nil {
-		c.log.Error("encode key frame", "frame", f.FrameType(), "err", err)
+		c.logger().Error("encode key frame", "frame", f.FrameType(), "err", err)
 		return
 	}
-	out.SID, out.TraceID, out.CorrID = l.s.sid, req.TraceID, req.CorrID
+	out.SID, out.TraceID, out.CorrID = l.sid, req.TraceID, req.CorrID
 	l.signOwn(out)
 	c.sendOwn(out, flags)
 }
@@ -181,7 +181,7 @@ type corrMap struct {
 }
 
 type corrEntry struct {
-	c    *conn
+	c    peer
 	addr string // the requested address
 	at   time.Time
 }
@@ -194,7 +194,7 @@ func newCorrMap(size int, ttl time.Duration) *corrMap {
 	return &corrMap{ttl: ttl, now: time.Now, m: m}
 }
 
-func (m *corrMap) put(corrID string, c *conn, addr string) {
+func (m *corrMap) put(corrID string, c peer, addr string) {
 	m.mu.Lock()
 	m.m.Add(corrID, corrEntry{c: c, addr: addr, at: m.now()})
 	m.mu.Unlock()
@@ -202,7 +202,7 @@ func (m *corrMap) put(corrID string, c *conn, addr string) {
 
 // get returns the requester of corrID and the address it asked for; ok is false when the id
 // is unknown or expired. The entry stays until remove: a wrong answerer must not use it up.
-func (m *corrMap) get(corrID string) (c *conn, addr string, ok bool) {
+func (m *corrMap) get(corrID string) (c peer, addr string, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, found := m.m.Get(corrID)
@@ -230,9 +230,9 @@ func (m *corrMap) len() int {
 
 // serves reports whether c is a node that routing may deliver addr to: its exact binder, a
 // member of the pool that serves it, or the owner of the physical path it names.
-func (l *secLayer) serves(c *conn, addr string) bool {
+func (l *secLayer) serves(c peer, addr string) bool {
 	a := []byte(addr)
-	if l.s.routes.lookupExact(a) == c {
+	if l.routes.lookupExact(a) == c {
 		return true
 	}
 	at := bytes.LastIndexByte(a, '@')
@@ -241,13 +241,13 @@ func (l *secLayer) serves(c *conn, addr string) bool {
 	}
 	loc := a[at+1:]
 	if len(loc) > 0 && loc[0] == '/' {
-		return envelope.UnderPath(string(loc), c.path)
+		return envelope.UnderPath(string(loc), c.ident().path)
 	}
 	host := loc
 	if i := bytes.IndexByte(loc, '/'); i >= 0 {
 		host = loc[:i]
 	}
-	_, members := l.s.routes.lookupPool(a[:at], host)
+	_, members := l.routes.lookupPool(a[:at], host)
 	for _, m := range members {
 		if m == c {
 			return true

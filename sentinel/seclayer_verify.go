@@ -13,7 +13,7 @@ import (
 // appropriate. Unlike the reference, which drops unsigned envelopes silently and lets a bad
 // signature kill the connection's receive loop, a refusal costs only that envelope, and the
 // sender hears why when it is waiting for an answer.
-func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
+func (l *secLayer) inbound(c peer, msg []byte, h *envelope.Header) bool {
 	if l == nil {
 		return true
 	}
@@ -27,18 +27,18 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 		return true
 	}
 	if !h.HasSig {
-		l.refuse(c, h, codeSignatureRequired, "signature required for "+ft)
+		l.refuseEnvelope(c, h, codeSignatureRequired, "signature required for "+ft)
 		return false
 	}
 	e, err := envelope.Decode(msg)
 	if err != nil {
 		// ParseHeader accepted it, so this is a frame or sec member of the wrong shape.
-		l.refuse(c, h, codeSignatureFailed, "signature verification failed: "+err.Error())
+		l.refuseEnvelope(c, h, codeSignatureFailed, "signature verification failed: "+err.Error())
 		return false
 	}
 	k, err := l.keys.Verify(e, true)
 	if err != nil {
-		l.refuse(c, h, verifyCode(err), verifyReason(e, err))
+		l.refuseEnvelope(c, h, verifyCode(err), verifyReason(e, err))
 		return false
 	}
 	if !keyBelongs(c, k.PhysicalPath) {
@@ -47,8 +47,8 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 		// for origin "peer" connections as well: the peer route is open to anyone who may
 		// attach, and a real peer sentinel's subtree keys are registered under its own path
 		// (its KeyAnnounce for /<peer>/...), so it relays nothing signed outside that subtree.
-		reason := "envelope signed by a key of " + k.PhysicalPath + ", not of the sending connection " + c.path
-		l.s.securityRefusal(c, refusalForeignKey, reason, "kid", k.JWK.Kid, "id", string(h.ID))
+		reason := "envelope signed by a key of " + k.PhysicalPath + ", not of the sending connection " + c.ident().path
+		l.refuse.securityRefusal(c, refusalForeignKey, reason, "kid", k.JWK.Kid, "id", string(h.ID))
 		l.refuseOrNackSys(c, h, codeForeignKey, reason)
 		return false
 	}
@@ -56,8 +56,8 @@ func (l *secLayer) inbound(c *conn, msg []byte, h *envelope.Header) bool {
 }
 
 // originOf maps the connection's attach origin to the profile's notion of origin.
-func originOf(c *conn) security.Origin {
-	if c.origin == "peer" {
+func originOf(c peer) security.Origin {
+	if c.ident().origin == "peer" {
 		return security.OriginPeer
 	}
 	return security.OriginDownstream
@@ -93,36 +93,35 @@ func verifyReason(e *envelope.Envelope, err error) string {
 // replyTo and corrId present), nacks it. The nack goes only back down the connection the
 // envelope came in on: an unauthenticated envelope must not make the sentinel send to a third
 // party named in its replyTo.
-func (l *secLayer) refuse(c *conn, h *envelope.Header, code, reason string) {
-	s := l.s
-	c.log.Warn("envelope refused", "frame", string(h.FrameType), "id", string(h.ID),
+func (l *secLayer) refuseEnvelope(c peer, h *envelope.Header, code, reason string) {
+	c.logger().Warn("envelope refused", "frame", string(h.FrameType), "id", string(h.ID),
 		"sid", string(h.SID), "code", code, "reason", reason)
 	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 || !l.replyReaches(c, h.ReplyTo) {
-		s.metrics.dropped.WithLabelValues(code).Inc()
+		l.metrics.dropped.WithLabelValues(code).Inc()
 		return
 	}
-	s.metrics.nacks.WithLabelValues(code).Inc()
-	s.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
+	l.metrics.nacks.WithLabelValues(code).Inc()
+	l.refuse.nackPending(pendingReq{id: string(h.ID), traceID: string(h.TraceID), replyTo: string(h.ReplyTo),
 		to: string(h.To), frameType: string(h.FrameType), corrID: string(h.CorrID), cid: string(h.FrameCID)}, code, reason)
 }
 
 // refuseOrNackSys is refuse for a security refusal: when the envelope names no reply address
 // the sentinel may use, the nack goes to the sender's own __sys__ inbox, so that even a
 // fire-and-forget envelope hears its refusal reason.
-func (l *secLayer) refuseOrNackSys(c *conn, h *envelope.Header, code, reason string) {
+func (l *secLayer) refuseOrNackSys(c peer, h *envelope.Header, code, reason string) {
 	if len(h.ID) == 0 || len(h.ReplyTo) == 0 || len(h.CorrID) == 0 || !l.replyReaches(c, h.ReplyTo) {
-		l.s.nackSys(c, h, code, reason) // the caller's securityRefusal logged it (throttled)
+		l.refuse.nackSys(c, h, code, reason) // the caller's securityRefusal logged it (throttled)
 		return
 	}
-	l.refuse(c, h, code, reason)
+	l.refuseEnvelope(c, h, code, reason)
 }
 
 // replyReaches reports whether replyTo is a physical address at or under c's path: the only
 // kind of reply address a node uses for itself (__rpc__…@<own path>, __sys__@<own path>).
-func (l *secLayer) replyReaches(c *conn, replyTo []byte) bool {
+func (l *secLayer) replyReaches(c peer, replyTo []byte) bool {
 	at := bytes.LastIndexByte(replyTo, '@')
 	if at < 0 {
 		return false
 	}
-	return envelope.UnderPath(string(replyTo[at+1:]), c.path)
+	return envelope.UnderPath(string(replyTo[at+1:]), c.ident().path)
 }

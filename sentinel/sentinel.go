@@ -21,6 +21,7 @@ import (
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/stickiness"
 )
 
 // Principal is what admission established about a connecting peer (nil under open admission).
@@ -41,35 +42,41 @@ type Authenticator interface {
 }
 
 // Sentinel is the router. Create it with New, serve it with Serve or Handler, stop it with
-// Shutdown.
+// Shutdown. It wires the components (doc.go, component.go) and owns every connection: each
+// reports its close here (connClosed).
 type Sentinel struct {
+	// Fixed by New.
 	opts    Options
 	log     *slog.Logger
 	id      string
 	path    string
 	sid     string
 	epoch   string
-	routes  *routeTable
 	lb      balancer.Strategy
-	metrics *metrics
 	auth    Authenticator
+	showOut io.Writer
+
+	// Components, built by New with their dependencies; none points back here.
+	routes  *routeTable
+	metrics *metrics
 	sticky  *stickyRouter
-	sec     *secLayer
+	sec     *secLayer // nil under the open and gated profiles
+	limits  *limiter
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
-	limits     *limiter
 
+	// ctx ends the reads and probes of every connection at shutdown; wg counts the
+	// connection goroutines and the idle sweeper, which Shutdown waits for.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	connsMu sync.Mutex
+	connsMu sync.Mutex // guards conns
 	conns   map[*conn]struct{}
 
 	draining atomic.Bool
 	drainCh  chan struct{} // closed when Shutdown starts: stops the sentinel's own loops
-	showMu   sync.Mutex
-	showOut  io.Writer
+	showMu   sync.Mutex    // serialises FAME_SHOW_ENVELOPES output
 }
 
 // Option customises a Sentinel beyond its Options.
@@ -109,20 +116,31 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	s.path = "/" + s.id
 	s.sid = envelope.SecureDigest(s.path)
 	s.log = s.log.With("sentinel", s.id)
-	s.limits = newLimiter(s)
-	s.metrics = newMetrics(s)
+	// The components get what they need here; none holds a pointer back to the Sentinel
+	// (component.go). The gauges read the components lazily, at scrape time.
+	s.metrics = newMetrics(metricSources{
+		queuedBytes:      func() int64 { return s.limits.queued.Load() },
+		globalQueueBytes: opts.GlobalQueueBytes,
+		routeSizes:       s.routes.sizes,
+		sticky:           func() stickiness.Stats { return s.sticky.stats() },
+	})
+	s.limits = newLimiter(opts, s.log, s.metrics.limitRefusals)
 	if opts.StoragePath != "" && opts.ID == "" {
 		s.log.Warn("bindings are persisted but FAME_NODE_ID (node.id) is not set: this sentinel gets a new id on every start, so restored bindings cannot match the re-attached replicas; set a fixed id",
 			"storage_path", opts.StoragePath)
 	}
-	if s.sticky, err = newStickyRouter(s); err != nil {
+	if s.sec, err = newSecLayer(secDeps{opts: opts, path: s.path, sid: s.sid, log: s.log, metrics: s.metrics,
+		routes: s.routes, limits: s.limits, refuse: s}); err != nil {
 		return nil, err
 	}
-	if s.sec, err = newSecLayer(s); err != nil {
+	// s.sec may be nil (open and gated profiles): a nil *secLayer signs nothing.
+	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: lb,
+		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid}); err != nil {
 		return nil, err
 	}
 	if s.auth == nil {
 		if s.auth, err = newAuthenticator(s); err != nil {
+			s.sticky.close() // its sweeper and store are started already
 			return nil, err
 		}
 	}
@@ -358,8 +376,9 @@ func (s *Sentinel) rejectAuth(ws *websocket.Conn) {
 	_ = ws.Close(websocket.StatusPolicyViolation, "Authentication failed")
 }
 
-// detach removes a closed connection from every table and tells the affected parties.
-func (s *Sentinel) detach(c *conn, reason string) {
+// connClosed removes a closed connection from every table and tells the affected parties:
+// the connection reports its close here (connOwner), once.
+func (s *Sentinel) connClosed(c *conn, reason string) {
 	s.connsMu.Lock()
 	delete(s.conns, c)
 	s.connsMu.Unlock()
@@ -399,7 +418,11 @@ func (s *Sentinel) sweepIdle() {
 		case <-t.C:
 			now := time.Now()
 			limit := now.Add(-s.opts.IdleTimeout).UnixNano()
-			for _, c := range s.routes.attached() {
+			for _, p := range s.routes.attached() {
+				c := asConn(p)
+				if c == nil {
+					continue
+				}
 				c.forgetStaleStreams(now)
 				if c.lastRx.Load() < limit {
 					c.log.Warn("closing idle connection", "idle_for", s.opts.IdleTimeout)
@@ -438,7 +461,11 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 	var peers []peer
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
-	for _, c := range s.routes.attached() {
+	for _, p := range s.routes.attached() {
+		c := asConn(p)
+		if c == nil {
+			continue
+		}
 		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")

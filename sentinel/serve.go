@@ -199,7 +199,7 @@ func (c *conn) handleAttach(msg []byte) error {
 	if c.principal != nil && c.principal.InstanceID != "" && na.InstanceID != "" && c.principal.InstanceID != na.InstanceID {
 		return attachErr("credentials are for instance %q, not %q", c.principal.InstanceID, na.InstanceID)
 	}
-	if err := c.checkAttachGrant(na); err != nil {
+	if err := s.checkAttachGrant(c, na); err != nil {
 		return err
 	}
 	c.systemID = na.SystemID
@@ -232,7 +232,7 @@ func (c *conn) handleAttach(msg []byte) error {
 	}
 	out.SID, out.TraceID, out.CorrID = s.sid, e.TraceID, e.CorrID
 	if old := s.routes.attach(c); old != nil {
-		c.log.Info("node re-attached; replacing its previous connection", "old_remote", old.remote)
+		c.log.Info("node re-attached; replacing its previous connection", "old_remote", old.ident().remote)
 		s.sticky.replicaGone(old)
 		old.close(websocket.StatusNormalClosure, "replaced by a new attach of the same system id")
 	}

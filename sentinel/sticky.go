@@ -3,6 +3,7 @@ package sentinel
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // pool; a new session is placed by the load balancer (HRW with bounded load by default) keyed
 // by its sid. With stickiness off the balancer picks per envelope, keyed by envelope id.
 type stickyRouter struct {
-	s     *Sentinel
+	stickyDeps
 	table *stickiness.Table // nil when stickiness is off
 	store *stickiness.Store
 	stop  chan struct{}
@@ -25,39 +26,55 @@ type stickyRouter struct {
 	closed closedChannels
 }
 
-func newStickyRouter(s *Sentinel) (*stickyRouter, error) {
-	r := &stickyRouter{s: s, stop: make(chan struct{})}
-	if !s.opts.Stickiness {
+// stickyDeps is what the sticky router is built with.
+type stickyDeps struct {
+	opts    Options // Stickiness*, StorageProfile, StoragePath and ID are read, at construction only
+	log     *slog.Logger
+	metrics *metrics
+	lb      balancer.Strategy
+	// routes finds the client of a purged session (bySID) and answers sharePool for AFT checks.
+	routes *routeTable
+	// sec answers who owns a sid or a key for the AFT checks (aft_check.go).
+	sec    keyOwners
+	sign   ownSigner // signs the SecureClose the router originates
+	refuse refuser   // AFT and channel-takeover refusals
+	sid    string    // the sentinel's own sid, on what it originates
+}
+
+func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
+	r := &stickyRouter{stickyDeps: d, stop: make(chan struct{})}
+	o := d.opts
+	if !o.Stickiness {
 		return r, nil
 	}
-	lvl, err := stickiness.ParseLevel(s.opts.StickinessLevel)
+	lvl, err := stickiness.ParseLevel(o.StickinessLevel)
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: stickiness: %w", err)
 	}
 	cfg := stickiness.DefaultConfig()
 	cfg.SecurityLevel = lvl
-	cfg.DefaultTTL, cfg.MaxTTL, cfg.CacheMax = s.opts.StickyDefaultTTL, s.opts.StickyMaxTTL, s.opts.StickyCacheMax
+	cfg.DefaultTTL, cfg.MaxTTL, cfg.CacheMax = o.StickyDefaultTTL, o.StickyMaxTTL, o.StickyCacheMax
 	if r.table, err = stickiness.NewTable(cfg); err != nil {
 		return nil, fmt.Errorf("sentinel: stickiness: %w", err)
 	}
-	if s.opts.StorageProfile == "bbolt" {
+	if o.StorageProfile == "bbolt" {
 		// A corrupt file is moved aside (logged, counted) and a fresh store opened, so the
 		// sentinel always serves with persistence on. A file locked by another process (a
 		// second sentinel on the same path) or one we may not open is fatal: serving without
 		// the persistence the operator asked for would be silent loss.
-		st, err := stickiness.OpenStoreWith(s.opts.StoragePath, stickiness.StoreOptions{Logger: s.log, RecoverCorrupt: true})
+		st, err := stickiness.OpenStoreWith(o.StoragePath, stickiness.StoreOptions{Logger: d.log, RecoverCorrupt: true})
 		if err != nil {
-			return nil, fmt.Errorf("sentinel: stickiness store %s: %w", s.opts.StoragePath, err)
+			return nil, fmt.Errorf("sentinel: stickiness store %s: %w", o.StoragePath, err)
 		}
 		r.store = st
-		if s.opts.ID == "" {
-			s.log.Warn("stickiness store in use without a fixed sentinel id (FAME_NODE_ID): client paths, and so restored session bindings, change with every start",
-				"path", s.opts.StoragePath)
+		if o.ID == "" {
+			d.log.Warn("stickiness store in use without a fixed sentinel id (FAME_NODE_ID): client paths, and so restored session bindings, change with every start",
+				"path", o.StoragePath)
 		}
 		if n, stored, err := r.table.RestoreFrom(st); err != nil {
-			s.log.Error("stickiness store unreadable; starting with empty bindings", "path", s.opts.StoragePath, "err", err)
+			d.log.Error("stickiness store unreadable; starting with empty bindings", "path", o.StoragePath, "err", err)
 		} else {
-			s.log.Info("stickiness bindings restored", "restored", n, "stored", stored)
+			d.log.Info("stickiness bindings restored", "restored", n, "stored", stored)
 		}
 	}
 	go r.sweeper()
@@ -86,13 +103,13 @@ func (r *stickyRouter) close() {
 	}
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
-			r.s.log.Error("closing stickiness store", "err", err)
+			r.log.Error("closing stickiness store", "err", err)
 		}
 	}
 }
 
 // pick returns the member of pool p that should receive the envelope.
-func (r *stickyRouter) pick(src *conn, p *pool, members []*conn, h *envelope.Header) *conn {
+func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Header) peer {
 	if len(members) == 1 {
 		r.note(members[0], h)
 		return members[0]
@@ -121,33 +138,33 @@ func (r *stickyRouter) pick(src *conn, p *pool, members []*conn, h *envelope.Hea
 	}
 	c := r.balance(members, key)
 	if c != nil && len(h.SID) > 0 {
-		r.table.Bind(string(h.SID), c.systemID, 0)
+		r.table.Bind(string(h.SID), c.ident().systemID, 0)
 		r.note(c, h)
 	}
 	return c
 }
 
 // note records channel ids opened towards the chosen replica.
-func (r *stickyRouter) note(c *conn, h *envelope.Header) {
+func (r *stickyRouter) note(c peer, h *envelope.Header) {
 	if r.table == nil {
 		return
 	}
 	if string(h.FrameType) == envelope.TypeSecureOpen && len(h.FrameCID) > 0 {
-		r.table.BindChannel(string(h.FrameCID), string(h.SID), c.systemID)
+		r.table.BindChannel(string(h.FrameCID), string(h.SID), c.ident().systemID)
 	}
 }
 
-func (r *stickyRouter) balance(members []*conn, key []byte) *conn {
+func (r *stickyRouter) balance(members []peer, key []byte) peer {
 	mp := memberPool.Get().(*[]balancer.Member)
 	ms := (*mp)[:0]
 	for _, m := range members {
-		mb := balancer.Member{ID: m.systemID}
+		mb := balancer.Member{ID: m.ident().systemID}
 		if r.table != nil {
-			mb.Load = int64(r.table.SessionsOn(m.systemID))
+			mb.Load = int64(r.table.SessionsOn(mb.ID))
 		}
 		ms = append(ms, mb)
 	}
-	id, ok := r.s.lb.Pick(string(key), ms)
+	id, ok := r.lb.Pick(string(key), ms)
 	*mp = ms
 	memberPool.Put(mp)
 	if !ok {
@@ -159,9 +176,9 @@ func (r *stickyRouter) balance(members []*conn, key []byte) *conn {
 // memberPool recycles the member lists handed to the balancer (one per pick without stickiness).
 var memberPool = sync.Pool{New: func() any { s := make([]balancer.Member, 0, 16); return &s }}
 
-func memberByID(members []*conn, id string) *conn {
+func memberByID(members []peer, id string) peer {
 	for _, m := range members {
-		if m.systemID == id {
+		if m.ident().systemID == id {
 			return m
 		}
 	}
@@ -172,7 +189,7 @@ func memberByID(members []*conn, id string) *conn {
 // replies pin the client session (and channel) to the replica that sent them. It returns
 // false when the envelope must not be forwarded: a SecureAccept for a channel that was opened
 // towards another replica (a channel takeover), which is nacked to the sender instead.
-func (r *stickyRouter) learn(src *conn, h *envelope.Header) bool {
+func (r *stickyRouter) learn(src peer, h *envelope.Header) bool {
 	if r.table == nil || src == nil {
 		return true
 	}
@@ -192,7 +209,7 @@ func (r *stickyRouter) learn(src *conn, h *envelope.Header) bool {
 	}
 	if accept {
 		if _, loc, ok := envelope.SplitInbox(string(h.To)); ok && len(loc) > 0 && loc[0] == '/' {
-			r.table.BindChannel(string(h.FrameCID), envelope.SecureDigest(loc), src.systemID)
+			r.table.BindChannel(string(h.FrameCID), envelope.SecureDigest(loc), src.ident().systemID)
 		}
 	}
 	return true
@@ -200,46 +217,47 @@ func (r *stickyRouter) learn(src *conn, h *envelope.Header) bool {
 
 // replicaGone purges the bindings of a lost replica and tells each affected client to re-open
 // its channels (SecureClose), so no ciphertext is sent to a replica that cannot read it.
-func (r *stickyRouter) replicaGone(c *conn) {
-	if r.table == nil || c.systemID == "" {
+func (r *stickyRouter) replicaGone(c peer) {
+	replica := c.ident().systemID
+	if r.table == nil || replica == "" {
 		return
 	}
 	start := time.Now()
-	lost := r.table.PurgeReplica(c.systemID)
+	lost := r.table.PurgeReplica(replica)
 	closes := 0
 	for _, l := range lost {
 		for _, cid := range l.ChannelIDs {
 			r.closed.add(cid, start)
 		}
-		client := r.s.routes.bySID(l.ClientSID)
+		client := r.routes.bySID(l.ClientSID)
 		if client == nil {
 			continue
 		}
 		for _, cid := range l.ChannelIDs {
-			e, err := envelope.New(&envelope.SecureClose{CID: cid, Reason: "replica " + c.systemID + " is gone; re-open the channel"})
+			e, err := envelope.New(&envelope.SecureClose{CID: cid, Reason: "replica " + replica + " is gone; re-open the channel"})
 			if err != nil {
 				continue
 			}
-			e.SID, e.To = r.s.sid, "__sys__@"+client.path
-			r.s.sec.signOwn(e)
+			e.SID, e.To = r.sid, "__sys__@"+client.ident().path
+			r.sign.signOwn(e)
 			if client.sendOwn(e, 0) {
 				closes++
 			}
 		}
 	}
 	if len(lost) > 0 {
-		r.s.metrics.repins.Add(float64(len(lost)))
-		r.s.metrics.secureCloses.Add(float64(closes))
-		r.s.log.Info("replica bindings purged", "replica", c.systemID, "sessions", len(lost),
+		r.metrics.repins.Add(float64(len(lost)))
+		r.metrics.secureCloses.Add(float64(closes))
+		r.log.Info("replica bindings purged", "replica", replica, "sessions", len(lost),
 			"secure_close_sent", closes, "took", time.Since(start))
 	}
 }
 
 // memberJoined persists pool membership so that a restarted sentinel knows which bindings to
 // keep when their replica re-attaches.
-func (r *stickyRouter) memberJoined(c *conn, a envelope.Address) {
+func (r *stickyRouter) memberJoined(c peer, a envelope.Address) {
 	if r.store != nil && a.IsWildcard() {
-		r.store.SaveMember(a.String(), c.systemID)
+		r.store.SaveMember(a.String(), c.ident().systemID)
 	}
 }
 
@@ -263,11 +281,11 @@ func (r *stickyRouter) negotiate(offer json.RawMessage) json.RawMessage {
 }
 
 // sessionsOn is how many client sessions are pinned to c (0 with stickiness off).
-func (r *stickyRouter) sessionsOn(c *conn) int {
+func (r *stickyRouter) sessionsOn(c peer) int {
 	if r.table == nil {
 		return 0
 	}
-	return r.table.SessionsOn(c.systemID)
+	return r.table.SessionsOn(c.ident().systemID)
 }
 
 func (r *stickyRouter) stats() stickiness.Stats {

@@ -1,23 +1,25 @@
 package stickiness
 
 // Stats is a point-in-time view of the table's counters (all monotonic
-// except Size and Channels).
+// except Size and Channels). The json names are those of the sentinel's
+// /stats "stickiness" object (documented in sentinel/doc.go).
 type Stats struct {
-	Size           int // session bindings
-	Channels       int // channel bindings
-	Hits, Misses   uint64
-	ChannelHits    uint64
-	ChannelMisses  uint64
-	Evictions      uint64 // dropped by the LRU bound (sessions + channels)
-	Expired        uint64 // dropped because idle past their TTL
-	Repins         uint64 // sessions bound to a different replica than before
-	PurgedSessions uint64 // removed by PurgeReplica
-	PurgedChannels uint64
-	AFTVerified    uint64
-	AFTNoClientSID uint64 // verified but carrying no client_sid (nothing to bind)
-	AFTRefused     map[Reason]uint64
-	StoreDropped   uint64 // changes the store queue could not take
-	Store          StoreStats
+	Size           int               `json:"size"`     // session bindings
+	Channels       int               `json:"channels"` // channel bindings
+	Hits           uint64            `json:"hits"`
+	Misses         uint64            `json:"misses"`
+	ChannelHits    uint64            `json:"channelHits"`
+	ChannelMisses  uint64            `json:"channelMisses"`
+	Evictions      uint64            `json:"evictions"`      // dropped by the LRU bound (sessions + channels)
+	Expired        uint64            `json:"expired"`        // dropped because idle past their TTL
+	Repins         uint64            `json:"repins"`         // sessions bound to a different replica than before
+	PurgedSessions uint64            `json:"purgedSessions"` // removed by PurgeReplica
+	PurgedChannels uint64            `json:"purgedChannels"`
+	AFTVerified    uint64            `json:"aftVerified"`
+	AFTNoClientSID uint64            `json:"aftNoClientSid"` // verified but carrying no client_sid (nothing to bind)
+	AFTRefused     map[Reason]uint64 `json:"aftRefused"`
+	StoreDropped   uint64            `json:"storeDropped"` // changes the store queue could not take
+	Store          StoreStats        `json:"store"`
 }
 
 // Stats collects the counters; it takes each shard lock briefly.

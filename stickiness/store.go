@@ -378,12 +378,12 @@ func (s *Store) MovedAside() string {
 
 // StoreStats are the store's counters.
 type StoreStats struct {
-	Dropped        uint64 // changes the queue could not take
-	Failed         uint64 // changes lost to a failed commit
-	Corrupt        uint64 // corrupt files set aside
-	DeletedExpired uint64 // expired records deleted by Load and the disk sweep
-	DeletedBad     uint64 // undecodable records deleted by Load and the disk sweep
-	DeletedMembers uint64 // memberships of departed replicas deleted
+	Dropped        uint64 `json:"dropped"`        // changes the queue could not take
+	Failed         uint64 `json:"failed"`         // changes lost to a failed commit
+	Corrupt        uint64 `json:"corrupt"`        // corrupt files set aside
+	DeletedExpired uint64 `json:"deletedExpired"` // expired records deleted by Load and the disk sweep
+	DeletedBad     uint64 `json:"deletedBad"`     // undecodable records deleted by Load and the disk sweep
+	DeletedMembers uint64 `json:"deletedMembers"` // memberships of departed replicas deleted
 }
 
 // Stats returns the store's counters.
