@@ -9,7 +9,7 @@ import (
 )
 
 // sentOnFlow counts the non-CreditUpdate envelopes the sentinel got from child on its
-// session flow (the one NodeAttach opened).
+// link's own flow (the one NodeAttach opened).
 func sentOnFlow(f *fakeSentinel, child string) int {
 	got := f.received(child)
 	if len(got) == 0 {
