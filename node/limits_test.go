@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"sync"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -454,10 +452,7 @@ func TestLimitsFromEnv(t *testing.T) {
 // TestStrictOverlayKeyAnnounceNeedsCertificate: under strict-overlay a key is stored only with
 // a certificate chaining to the trust bundle, for the path it certifies.
 func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
-	auth, err := ca.Ephemeral()
-	if err != nil {
-		t.Fatal(err)
-	}
+	auth := newTestAuthority(t)
 	f := overlaySentinel(t)
 	cfg := testConfig(f)
 	cfg.SecurityProfile, cfg.KeyRequestTimeout = "strict-overlay", 100*time.Millisecond
@@ -468,21 +463,8 @@ func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	client := connect(t, cfg)
 
 	certify := func(a *attacker) []string {
-		der, err := security.CreateCSR(a.signer.Key, "x", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blk, _ := pem.Decode(der)
-		csr, err := x509.ParseCertificateRequest(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		iss, err := auth.IssueNode(csr, ca.NodeRequest{RequesterID: "x", PhysicalPath: a.path})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var x5c []string
-		for _, c := range iss.Chain {
+		for _, c := range auth.issueNode(t, a.signer.Key.Public().(ed25519.PublicKey), a.path) {
 			x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
 		}
 		j := security.SigningJWK(a.signer.Key.Public().(ed25519.PublicKey), a.signer.Kid)
