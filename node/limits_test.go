@@ -9,6 +9,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -293,8 +294,12 @@ func TestKeyAnnouncePoisonRefused(t *testing.T) {
 
 // TestReplayOutsideWindowRefused: the same request bytes, re-delivered after the replay
 // window, and after the guard forgot the id (cache size), are refused and counted.
-func TestReplayOutsideWindowRefused(t *testing.T) {
-	f := overlaySentinel(t)
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the wait past the
+// replay window takes no wall time, and "not answered" is checked once every goroutine is idle.
+func TestReplayOutsideWindowRefused(t *testing.T) { synctest.Test(t, testReplayOutsideWindowRefused) }
+
+func testReplayOutsideWindowRefused(t *testing.T) {
+	f := overlayBubbleSentinel(t)
 	var mu sync.Mutex
 	var captured []*envelope.Envelope
 	var agentID string
@@ -344,10 +349,10 @@ func TestReplayOutsideWindowRefused(t *testing.T) {
 	last := captured[len(captured)-1]
 	mu.Unlock()
 	before = answered()
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // fake time: past the 300 ms window at once
 	replay(last)
 	waitFor(t, "replay after the window refused", func() bool { return agent.Refusals()[RefusedStale] == 2 })
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // everything the replay caused has happened
 	if answered() != before {
 		t.Fatal("a replayed request was answered")
 	}
@@ -451,9 +456,15 @@ func TestLimitsFromEnv(t *testing.T) {
 
 // TestStrictOverlayKeyAnnounceNeedsCertificate: under strict-overlay a key is stored only with
 // a certificate chaining to the trust bundle, for the path it certifies.
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the checks after the last
+// announce run once it has been handled.
 func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
+	synctest.Test(t, testStrictOverlayKeyAnnounceNeedsCertificate)
+}
+
+func testStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	auth := newTestAuthority(t)
-	f := overlaySentinel(t)
+	f := overlayBubbleSentinel(t)
 	cfg := testConfig(f)
 	cfg.SecurityProfile, cfg.KeyRequestTimeout = "strict-overlay", 100*time.Millisecond
 	if _, err := Connect(context.Background(), cfg); !errors.Is(err, ErrConfig) {
@@ -501,7 +512,7 @@ func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	waitFor(t, "foreign path refused", func() bool { return client.Refusals()[RefusedKeyAnnounceForeignPath] == 1 })
 	// Its own certified key: stored with its identity.
 	good.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: good.path, Keys: []json.RawMessage{jwk(good, x5c)}})
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // the announce has been handled
 	k, ok := client.sec.keys.Get(good.signer.Kid)
 	if !ok || k.Identity == nil || k.PhysicalPath != good.path {
 		t.Fatalf("certified key: %+v", k)

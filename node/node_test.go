@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -21,6 +22,7 @@ import (
 func testConfig(f *fakeSentinel, logicals ...string) Config {
 	return Config{
 		URL:               f.url(),
+		HTTPClient:        f.http,
 		RequestedLogicals: logicals,
 		AttachTimeout:     2 * time.Second,
 		CallTimeout:       5 * time.Second,
@@ -453,6 +455,9 @@ func TestSeqStampingPerFlow(t *testing.T) {
 	}
 }
 
+// waitFor polls cond. Most tests run over loopback sockets, whose goroutines block in the
+// network poller where testing/synctest cannot see them, so this sleeps in real time; in a
+// synctest bubble (newBubbleSentinel) the same sleep advances fake time instead.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -501,8 +506,12 @@ func TestReconnectAfterMissedHeartbeats(t *testing.T) {
 	}
 }
 
-func TestCloseNormalAndNoLeak(t *testing.T) {
-	f := newFakeSentinel(t)
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): Close runs once the
+// blocking call is in its handler.
+func TestCloseNormalAndNoLeak(t *testing.T) { synctest.Test(t, testCloseNormalAndNoLeak) }
+
+func testCloseNormalAndNoLeak(t *testing.T) {
+	f := newBubbleSentinel(t)
 	before := runtime.NumGoroutine()
 	acfg, ccfg := testConfig(f, "*.fame.fabric"), testConfig(f)
 	agent, err := Connect(context.Background(), acfg)
@@ -527,7 +536,7 @@ func TestCloseNormalAndNoLeak(t *testing.T) {
 	wg.Wait()
 	// A handler still running at Close must see its context cancelled.
 	go func() { _ = client.Call(context.Background(), "math@fame.fabric", "block", nil, nil) }()
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // the blocking call is in its handler
 	agent.Close()
 	client.Close()
 	if err := client.Call(context.Background(), "math@fame.fabric", "add", nil, nil); !errors.Is(err, ErrClosed) {
