@@ -437,6 +437,7 @@ func (l *link) receive(msg []byte) {
 		l.deps.log.Debug("inbound hook dropped envelope", "id", env.ID, "err", err)
 		return
 	}
+	// One FrameType (it allocates) for both credit checks.
 	if env.FrameType() == envelope.TypeCreditUpdate {
 		// Hop-local and exempt from signatures: the link's own business.
 		if f, err := env.DecodeFrame(); err == nil {
@@ -445,7 +446,7 @@ func (l *link) receive(msg []byte) {
 		}
 		return
 	}
-	l.countCredit(env)
+	l.credit(env)
 	l.deps.deliver(l, env)
 }
 
@@ -454,6 +455,14 @@ func (l *link) receive(msg []byte) {
 // the dialing goroutine before the reader exists).
 func (l *link) countCredit(env *envelope.Envelope) {
 	if !l.deps.flowControl || env.FlowID == "" || env.FrameType() == envelope.TypeCreditUpdate {
+		return
+	}
+	l.credit(env)
+}
+
+// credit is countCredit for an envelope known not to be a CreditUpdate.
+func (l *link) credit(env *envelope.Envelope) {
+	if !l.deps.flowControl || env.FlowID == "" {
 		return
 	}
 	c, _ := l.credits.Get(env.FlowID)
