@@ -29,8 +29,9 @@
 //     channel state, served addresses, pending calls and the handler pool. It builds each
 //     link with linkDeps (config values, the inbound hooks, a seal function that runs the
 //     outbound hooks and signs what the link originates, deliver for inbound envelopes, lost
-//     for its failure, and the per-link loops to run) and talks to it only through send,
-//     post, flush, done and shutdown.
+//     for its failure, and the per-link loops to run). It drives the link only through
+//     send, post, flush, done/alive, heartbeatAcked and shutdown; the attachment fields on
+//     the link (paths, sid, inboxes, epoch, key waits) are the Node's, set before start.
 //   - A link owns the socket and the engine that moves envelopes: the send queue, the corked
 //     writer, both sides of credit flow control (CreditUpdates never leave it) and the
 //     heartbeat. It holds no pointer to the Node: it reports inbound envelopes to deliver
