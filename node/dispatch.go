@@ -8,9 +8,9 @@ import (
 )
 
 // dispatch handles one received envelope on the reader goroutine (CreditUpdates never get
-// here: the link applies them). It must not block: user
-// code runs in handler goroutines and waiters are mailboxes.
-// ch is the secure channel a Data payload arrived on (nil for plaintext).
+// here: the link applies them). It must not block: user code runs in handler goroutines and
+// waiters are mailboxes. ch is the secure channel a Data payload arrived on (nil for
+// plaintext).
 func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel) {
 	switch env.FrameType() {
 	case envelope.TypeData:
