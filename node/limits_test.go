@@ -323,6 +323,13 @@ func testReplayOutsideWindowRefused(t *testing.T) {
 		f.mu.Unlock()
 		f.write(context.Background(), c, e, -1)
 	}
+	// In the bubble the clock stands still while goroutines run, and ts has millisecond
+	// resolution: each request goes 1 ms after the previous one, as it would in real time,
+	// so a new request's ts is after the floor the evicted ids leave.
+	add := func(t *testing.T, n *Node, x, y int) (int, error) {
+		time.Sleep(time.Millisecond)
+		return add(t, n, x, y)
+	}
 	if _, err := add(t, client, 1, 1); err != nil {
 		t.Fatal(err)
 	}
