@@ -180,12 +180,12 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 	return c, nil
 }
 
-// send (re-)sends the request on the current session. The session may change between
+// send (re-)sends the request on the current link. The link may change between
 // attempts (reconnect), so sid and the reply inbox are filled in each time.
 func (c *call) send(ctx context.Context) error {
 	n := c.n
 	for {
-		s, err := n.session(ctx)
+		l, err := n.current(ctx)
 		if err != nil {
 			return err
 		}
@@ -193,20 +193,20 @@ func (c *call) send(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, s.sid, c.traceID, c.to, s.rpcInbox
+		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
 		env.RType, env.CorrID = c.rtype, c.corrID
-		ch, err := n.outboundChannel(ctx, s, c.to)
+		ch, err := n.outboundChannel(ctx, l, c.to)
 		if err == nil {
 			if ch != nil {
 				c.w.setCID(ch.CID())
 			}
-			err = n.sendSecured(ctx, s, env, ch)
+			err = n.sendSecured(ctx, l, env, ch)
 		}
-		if errors.Is(err, errSessionLost) {
-			continue // wait for the next session
+		if errors.Is(err, errLinkLost) {
+			continue // wait for the next link
 		}
 		if errors.Is(err, security.ErrChannelExhausted) {
-			n.closeChannel(s, ch.CID(), c.to, "rekey")
+			n.closeChannel(l, ch.CID(), c.to, "rekey")
 			continue
 		}
 		if err == nil && c.alo {

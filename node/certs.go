@@ -11,7 +11,7 @@ import (
 // startCertificates obtains the node certificate strict-overlay needs before the first
 // attach (the sentinel refuses a signing key without x5c), then keeps it renewed on a
 // goroutine owned by n.wg that ends with the node. Every renewal is re-announced on the
-// live session, so the sentinel never verifies with an expired certificate.
+// live link, so the sentinel never verifies with an expired certificate.
 func (n *Node) startCertificates(ctx context.Context) error {
 	if n.sec == nil || !n.sec.profile.RequireCertSIDMatch() {
 		return nil
@@ -57,35 +57,35 @@ func (n *Node) onCertificate(c *admit.Certificate) {
 	}
 	n.log.Info("node certificate renewed", "sid", c.SID, "not_after", c.NotAfter)
 	n.mu.Lock()
-	s := n.cur
+	l := n.cur
 	n.mu.Unlock()
-	if s != nil {
-		n.syncKeys(s)
+	if l != nil {
+		n.syncKeys(l)
 	}
 }
 
 // syncKeys sends KeyAnnounce with the current keys when the sentinel holds an older
-// certificate for this session (renewed during the attach, or since). The connection stays
+// certificate for this link (renewed during the attach, or since). The connection stays
 // up: the sentinel replaces the stored key's x5c in place.
-func (n *Node) syncKeys(s *session) {
-	if n.sec == nil || s.ctx == nil || s.ctx.Err() != nil {
+func (n *Node) syncKeys(l *link) {
+	if n.sec == nil || !l.alive() {
 		return
 	}
 	keys, gen := n.sec.publicKeys()
-	old := s.certGen.Load()
-	if gen == old || !s.certGen.CompareAndSwap(old, gen) {
+	old := l.certGen.Load()
+	if gen == old || !l.certGen.CompareAndSwap(old, gen) {
 		return
 	}
-	env, err := envelope.New(&envelope.KeyAnnounce{PhysicalPath: s.assignedPath, Keys: keys, Created: envelope.Now()})
+	env, err := envelope.New(&envelope.KeyAnnounce{PhysicalPath: l.assignedPath, Keys: keys, Created: envelope.Now()})
 	if err != nil {
 		n.log.Error("KeyAnnounce not built", "err", err)
 		return
 	}
-	env.SID, env.TraceID = s.sid, s.traceID
-	ctx, cancel := context.WithTimeout(s.ctx, n.cfg.AttachTimeout)
+	env.SID, env.TraceID = l.sid, l.traceID
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.AttachTimeout) // l.send gives up when the link ends
 	defer cancel()
-	if err := n.sendOn(ctx, s, env); err != nil {
-		// The session is going away; the next attach carries the new certificate.
+	if err := n.sendOn(ctx, l, env); err != nil {
+		// The link is going away; the next attach carries the new certificate.
 		n.log.Warn("KeyAnnounce not sent", "err", err)
 		return
 	}

@@ -69,7 +69,7 @@ var errChannelClosed = errors.New("node: secure channel closed")
 
 // channelFor returns an established channel to dest, opening one (SecureOpen, wait for
 // SecureAccept) when there is none or the old one must be rekeyed.
-func (n *Node) channelFor(ctx context.Context, s *session, dest string) (*security.Channel, error) {
+func (n *Node) channelFor(ctx context.Context, l *link, dest string) (*security.Channel, error) {
 	cs := n.sec.channels
 	for {
 		cs.mu.Lock()
@@ -85,20 +85,20 @@ func (n *Node) channelFor(ctx context.Context, s *session, dest string) (*securi
 					return sl.ch, nil
 				}
 			}
-			if sl.err != nil && !errors.Is(sl.err, errChannelClosed) && !errors.Is(sl.err, errSessionLost) {
+			if sl.err != nil && !errors.Is(sl.err, errChannelClosed) && !errors.Is(sl.err, errLinkLost) {
 				cs.forget(sl.hs.CID)
 				return nil, sl.err
 			}
 			if sl.ch != nil && sl.ch.NeedsRekey() {
-				n.closeChannel(s, sl.hs.CID, dest, "rekey")
+				n.closeChannel(l, sl.hs.CID, dest, "rekey")
 			} else {
 				cs.forget(sl.hs.CID)
 			}
 			continue
 		case <-ctx.Done():
 			return nil, ctxErr(ctx)
-		case <-s.ctx.Done():
-			return nil, errSessionLost
+		case <-l.done():
+			return nil, errLinkLost
 		}
 	}
 	hs, err := security.NewChannelHandshake(dest, cs.opts.Rand)
@@ -115,8 +115,8 @@ func (n *Node) channelFor(ctx context.Context, s *session, dest string) (*securi
 		cs.forget(hs.CID)
 		return nil, err
 	}
-	env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = s.sid, envelope.NewID(), dest, s.sysInbox, envelope.NewID()
-	if err := n.sendOn(ctx, s, env); err != nil {
+	env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = l.sid, envelope.NewID(), dest, l.sysInbox, envelope.NewID()
+	if err := n.sendOn(ctx, l, env); err != nil {
 		cs.forget(hs.CID)
 		return nil, err
 	}
@@ -130,14 +130,14 @@ func (n *Node) channelFor(ctx context.Context, s *session, dest string) (*securi
 	case <-ctx.Done():
 		cs.forget(hs.CID)
 		return nil, fmt.Errorf("node: opening a secure channel to %s: %w", dest, ctxErr(ctx))
-	case <-s.ctx.Done():
+	case <-l.done():
 		cs.forget(hs.CID)
-		return nil, errSessionLost
+		return nil, errLinkLost
 	}
 }
 
 // closeChannel forgets cid and tells the other end (best effort).
-func (n *Node) closeChannel(s *session, cid, to, reason string) {
+func (n *Node) closeChannel(l *link, cid, to, reason string) {
 	n.sec.channels.forget(cid)
 	if to == "" {
 		return
@@ -146,13 +146,13 @@ func (n *Node) closeChannel(s *session, cid, to, reason string) {
 	if err != nil {
 		return
 	}
-	env.SID, env.TraceID, env.To = s.sid, envelope.NewID(), to
-	n.post(s, env)
+	env.SID, env.TraceID, env.To = l.sid, envelope.NewID(), to
+	n.post(l, env)
 }
 
 // onSecureOpen is the responder side: accept, store, answer SecureAccept to replyTo with the
 // same corrId, and as a pool replica attach an AFT pinning the opener to this node.
-func (n *Node) onSecureOpen(s *session, env *envelope.Envelope) {
+func (n *Node) onSecureOpen(l *link, env *envelope.Envelope) {
 	f, err := env.DecodeFrame()
 	if err != nil || env.ReplyTo == "" {
 		return
@@ -173,16 +173,16 @@ func (n *Node) onSecureOpen(s *session, env *envelope.Envelope) {
 	if err != nil {
 		return
 	}
-	out.SID, out.TraceID, out.To, out.CorrID = s.sid, env.TraceID, env.ReplyTo, env.CorrID
-	if ch != nil && s.aft {
-		tok, err := stickiness.SignAFT(n.sec.signer.Key, n.sec.signer.Kid, s.sid, env.SID, stickiness.ScopeNode, stickiness.MaxAFTTTL, time.Now())
+	out.SID, out.TraceID, out.To, out.CorrID = l.sid, env.TraceID, env.ReplyTo, env.CorrID
+	if ch != nil && l.aft {
+		tok, err := stickiness.SignAFT(n.sec.signer.Key, n.sec.signer.Kid, l.sid, env.SID, stickiness.ScopeNode, stickiness.MaxAFTTTL, time.Now())
 		if err == nil {
 			out.Meta, _ = json.Marshal(map[string]map[string]string{"set": {"aft": tok}})
 		} else {
 			n.log.Warn("AFT not minted", "err", err)
 		}
 	}
-	n.post(s, out)
+	n.post(l, out)
 }
 
 // onSecureAccept completes a channel this node opened.
@@ -278,11 +278,11 @@ func (n *Node) expireChannels(cutoff time.Time) {
 	}
 	mine := cs.initiated()
 	n.mu.Lock()
-	s := n.cur
+	l := n.cur
 	n.mu.Unlock()
 	for _, cid := range stale {
-		if dest, ok := mine[cid]; ok && s != nil && s.ctx.Err() == nil {
-			n.closeChannel(s, cid, dest, "idle")
+		if dest, ok := mine[cid]; ok && l != nil && l.alive() {
+			n.closeChannel(l, cid, dest, "idle")
 		} else {
 			cs.forget(cid)
 		}
@@ -298,9 +298,9 @@ func (n *Node) closeChannelsOnExit() {
 		return
 	}
 	n.mu.Lock()
-	s := n.cur
+	l := n.cur
 	n.mu.Unlock()
-	if s == nil || s.ctx.Err() != nil {
+	if l == nil || !l.alive() {
 		return
 	}
 	mine := n.sec.channels.initiated()
@@ -315,11 +315,11 @@ func (n *Node) closeChannelsOnExit() {
 		if err != nil {
 			continue
 		}
-		env.SID, env.TraceID, env.To = s.sid, envelope.NewID(), dest
-		if err := n.sendOn(ctx, s, env); err != nil {
+		env.SID, env.TraceID, env.To = l.sid, envelope.NewID(), dest
+		if err := n.sendOn(ctx, l, env); err != nil {
 			n.log.Debug("SecureClose not sent on exit", "cid", cid, "err", err)
 			return
 		}
 	}
-	s.flush(ctx)
+	l.flush(ctx)
 }

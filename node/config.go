@@ -142,7 +142,7 @@ type Config struct {
 	HeartbeatInterval time.Duration // 15 s; the link is dead after 2 intervals without an ack
 	ReconnectMin      time.Duration // 1 s
 	ReconnectMax      time.Duration // 30 s
-	SendQueue         int           // writer queue length per session; 1024
+	SendQueue         int           // writer queue length per link; 1024
 	DedupeSize        int           // recent envelope ids remembered for dedupe; 4096
 
 	// Trust is the FAME_CA_CERTS bundle node certificates must chain to. Under strict-overlay a

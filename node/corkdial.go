@@ -11,7 +11,7 @@ import (
 )
 
 // corkingClient returns an HTTP client for one WebSocket handshake whose connection is a
-// corkconn, reported into got, so that the session's writer can send a batch of queued
+// corkconn, reported into got, so that the link's writer can send a batch of queued
 // envelopes with one write(2) instead of one per envelope. It keeps base's settings (TLS
 // roots, proxy, its own dialer): only the dial is wrapped. A base whose Transport is not an
 // *http.Transport is used unchanged (got stays nil: writes are then not batched).

@@ -3,13 +3,13 @@ package node
 import (
 	"context"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/fame-go/fame/envelope"
 )
 
 // sentOnFlow counts the non-CreditUpdate envelopes the sentinel got from child on its
-// session flow (the one NodeAttach opened).
+// link's own flow (the one NodeAttach opened).
 func sentOnFlow(f *fakeSentinel, child string) int {
 	got := f.received(child)
 	if len(got) == 0 {
@@ -24,8 +24,15 @@ func sentOnFlow(f *fakeSentinel, child string) int {
 	return n
 }
 
+// Runs in a synctest bubble over in-memory pipes: synctest.Wait returns only once every
+// goroutine is blocked, so "the client sent nothing past its window" is checked at rest,
+// not after a guessed pause.
 func TestSenderHoldsAtZeroCreditsAndResumes(t *testing.T) {
-	f := newFakeSentinel(t)
+	synctest.Test(t, testSenderHoldsAtZeroCreditsAndResumes)
+}
+
+func testSenderHoldsAtZeroCreditsAndResumes(t *testing.T) {
+	f := newBubbleSentinel(t)
 	_, client := agentAndClient(t, f, nil)
 	f.noCredits.Store(true)
 	const calls = 60
@@ -41,7 +48,7 @@ func TestSenderHoldsAtZeroCreditsAndResumes(t *testing.T) {
 		}()
 	}
 	waitFor(t, "the client to spend its window", func() bool { return sentOnFlow(f, client.SystemID()) >= creditWindow })
-	time.Sleep(150 * time.Millisecond)
+	synctest.Wait()
 	if got := sentOnFlow(f, client.SystemID()); got != creditWindow {
 		t.Fatalf("client sent %d envelopes on its flow without a CreditUpdate, want exactly %d", got, creditWindow)
 	}

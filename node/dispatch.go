@@ -2,29 +2,29 @@ package node
 
 import (
 	"strings"
-	"time"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
 
-// dispatch handles one received envelope on the reader goroutine. It must not block: user
-// code runs in handler goroutines and waiters are mailboxes.
-// ch is the secure channel a Data payload arrived on (nil for plaintext).
-func (n *Node) dispatch(s *session, env *envelope.Envelope, ch *security.Channel) {
+// dispatch handles one received envelope on the reader goroutine (CreditUpdates never get
+// here: the link applies them). It must not block: user code runs in handler goroutines and
+// waiters are mailboxes. ch is the secure channel a Data payload arrived on (nil for
+// plaintext).
+func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel) {
 	switch env.FrameType() {
 	case envelope.TypeData:
-		n.onData(s, env, ch)
+		n.onData(l, env, ch)
 	case envelope.TypeDeliveryAck:
 		n.onDeliveryAck(env)
 	case envelope.TypeNodeHeartbeatAck:
-		s.lastAck.Store(time.Now().UnixNano())
+		l.heartbeatAcked()
 		f, err := env.DecodeFrame()
 		if err != nil {
 			return
 		}
 		if ep := f.(*envelope.NodeHeartbeatAck).RoutingEpoch; ep != "" {
-			if old := s.epoch.Swap(&ep); old != nil && *old != "" && *old != ep {
+			if old := l.epoch.Swap(&ep); old != nil && *old != "" && *old != ep {
 				n.log.Info("routing epoch changed, re-binding", "old", *old, "new", ep)
 				select {
 				case n.rebindC <- struct{}{}:
@@ -39,7 +39,7 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope, ch *security.Channel
 		n.onSecureClose(env)
 	case envelope.TypeSecureOpen:
 		if n.sec != nil {
-			n.onSecureOpen(s, env)
+			n.onSecureOpen(l, env)
 		}
 	case envelope.TypeSecureAccept:
 		if n.sec != nil {
@@ -47,23 +47,18 @@ func (n *Node) dispatch(s *session, env *envelope.Envelope, ch *security.Channel
 		}
 	case envelope.TypeKeyAnnounce:
 		// Stored only after verification, by deliverSecured; unsecured nodes keep no keys.
-	case envelope.TypeCreditUpdate:
-		if f, err := env.DecodeFrame(); err == nil {
-			cu := f.(*envelope.CreditUpdate)
-			s.grants.add(cu.FlowID, cu.Credits)
-		}
 	default:
 		n.log.Debug("ignoring frame", "type", env.FrameType(), "id", env.ID)
 	}
 }
 
-func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) {
+func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
 	wantsAck := env.RType.Has(envelope.RTypeAck) && env.ReplyTo != ""
 	if env.ID != "" {
 		if dup, _ := n.seen.ContainsOrAdd(env.ID, struct{}{}); dup {
 			// A re-send: our ack (or reply) was lost. Ack again, never process twice.
 			if wantsAck {
-				n.sendAck(s, env)
+				n.sendAck(l, env)
 			}
 			return
 		}
@@ -77,7 +72,7 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 	if reg != nil {
 		if !n.runHandler(job{r: reg, env: env, ch: ch}, func() {
 			if wantsAck {
-				n.sendAck(s, env)
+				n.sendAck(l, env)
 			}
 		}) {
 			// Not acknowledged and forgotten: an at-least-once sender may re-send it later.
@@ -85,12 +80,12 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 			n.refused.inc(RefusedOverloaded)
 			n.log.Warn("request refused: handlers and their queue are full", "from", env.ReplyTo, "sid", env.SID, "id", env.ID,
 				"max_handlers", n.cfg.MaxHandlers, "queue", n.cfg.HandlerQueue)
-			n.sendNack(s, env, envelope.CodeOverloaded, "node overloaded: too many requests in progress")
+			n.sendNack(l, env, envelope.CodeOverloaded, "node overloaded: too many requests in progress")
 		}
 		return
 	}
 	if wantsAck {
-		n.sendAck(s, env)
+		n.sendAck(l, env)
 	}
 	if reply {
 		if w := n.pend.byCorrID(env.CorrID); w != nil {
@@ -105,28 +100,28 @@ func (n *Node) onData(s *session, env *envelope.Envelope, ch *security.Channel) 
 		return
 	}
 	n.log.Debug("request for an address this node does not serve", "to", env.To)
-	n.sendNack(s, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
+	n.sendNack(l, env, envelope.CodeNoRoute, "No service "+env.To+" on this node")
 }
 
 // sendAck sends the end-to-end positive DeliveryAck the at-least-once sender waits for.
-func (n *Node) sendAck(s *session, req *envelope.Envelope) {
-	n.sendDeliveryAck(s, req, envelope.Ack{OK: true, RefID: req.ID})
+func (n *Node) sendAck(l *link, req *envelope.Envelope) {
+	n.sendDeliveryAck(l, req, envelope.Ack{OK: true, RefID: req.ID})
 }
 
-func (n *Node) sendNack(s *session, req *envelope.Envelope, code, reason string) {
+func (n *Node) sendNack(l *link, req *envelope.Envelope, code, reason string) {
 	if req.ReplyTo == "" || req.CorrID == "" {
 		return
 	}
-	n.sendDeliveryAck(s, req, envelope.Ack{OK: false, Code: code, Reason: reason, RefID: req.ID})
+	n.sendDeliveryAck(l, req, envelope.Ack{OK: false, Code: code, Reason: reason, RefID: req.ID})
 }
 
-func (n *Node) sendDeliveryAck(s *session, req *envelope.Envelope, a envelope.Ack) {
+func (n *Node) sendDeliveryAck(l *link, req *envelope.Envelope, a envelope.Ack) {
 	env, err := envelope.New(&envelope.DeliveryAck{Ack: a})
 	if err != nil {
 		return
 	}
-	env.SID, env.TraceID, env.To, env.CorrID = s.sid, req.TraceID, req.ReplyTo, req.CorrID
-	n.post(s, env) // from the reader: never block it
+	env.SID, env.TraceID, env.To, env.CorrID = l.sid, req.TraceID, req.ReplyTo, req.CorrID
+	n.post(l, env) // from the reader: never block it
 }
 
 func (n *Node) onDeliveryAck(env *envelope.Envelope) {

@@ -18,15 +18,32 @@
 // x5c, renews it at 2/3 of its life and re-announces its keys (signed KeyAnnounce) on the
 // open connection, so the sentinel never verifies under an expired certificate.
 //
-// Shape of a Node. Connect dials `<attach URL>/<systemId>`, sends NodeAttach and
-// waits for NodeAttachAck; from then on one session owns the socket with exactly three
-// goroutines (reader, writer, heartbeat). The writer is the only goroutine that touches the
-// socket for writing and the only one that stamps seqId/flowFlags, so per-flow numbering is
-// consistent without locks. The reader never blocks on user code: requests run in their own
-// goroutines and replies land in per-call mailboxes. A supervisor goroutine re-dials with
-// exponential backoff (1 s doubling to 30 s) when the session dies (socket error, sentinel
-// restart, or 30 s without a heartbeat ack) and re-binds and re-advertises every served
-// address. Close ends everything and waits for every goroutine.
+// Shape of a Node. Words: a "session" in FAME is a client's sid (what stickiness pins); the
+// lifetime of one WebSocket to the sentinel is a link (link.go). Connect dials
+// `<attach URL>/<systemId>`, sends NodeAttach and waits for NodeAttachAck; from then on one
+// link owns the socket with exactly three goroutines (reader, writer, heartbeat), plus the
+// key-request loop on secured nodes. Ownership is one way:
+//
+//   - The Node owns identity and policy: admission and credentials, the NodeAttach it sends
+//     and the attachment it reads back (paths, sid, inboxes), keys, signatures, replay and
+//     channel state, served addresses, pending calls and the handler pool. It builds each
+//     link with linkDeps (config values, the inbound hooks, a seal function that runs the
+//     outbound hooks and signs what the link originates, deliver for inbound envelopes, lost
+//     for its failure, and the per-link loops to run). It drives the link only through
+//     send, post, flush, done/alive, heartbeatAcked and shutdown; the attachment fields on
+//     the link (paths, sid, inboxes, epoch, key waits) are the Node's, set before start.
+//   - A link owns the socket and the engine that moves envelopes: the send queue, the corked
+//     writer, both sides of credit flow control (CreditUpdates never leave it) and the
+//     heartbeat. It holds no pointer to the Node: it reports inbound envelopes to deliver
+//     and its failure to lost, once (not when the Node shuts it down).
+//
+// The writer is the only goroutine that touches the socket for writing and the only one
+// that stamps seqId/flowFlags, so per-flow numbering is consistent without locks. The reader
+// never blocks on user code: requests run in their own goroutines and replies land in
+// per-call mailboxes. A supervisor goroutine re-dials with exponential backoff (1 s doubling
+// to 30 s) when the link dies (socket error, sentinel restart, or 30 s without a heartbeat
+// ack) and re-binds and re-advertises every served address. Close ends everything and waits
+// for every goroutine.
 //
 // Delivery. Under the at-most-once profile a call is sent once (rtype REPLY or STREAM). Under
 // at-least-once (FAME_DELIVERY_PROFILE=at-least-once) requests and replies also ask for an ACK

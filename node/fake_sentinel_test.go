@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,9 +22,11 @@ import (
 // advertise acks, heartbeat acks, routing of Data and DeliveryAck by exact address, pool and
 // physical path, NO_ROUTE nacks, and a record of everything each child sent.
 type fakeSentinel struct {
-	t   *testing.T
-	srv *httptest.Server
-	id  string
+	t    *testing.T
+	base string       // http://host of the server
+	stop func()       // stops the server
+	http *http.Client // what nodes dial with (nil: the default, real sockets)
+	id   string
 
 	mu       sync.Mutex
 	children map[string]*fakeChild
@@ -53,25 +56,97 @@ type fakeChild struct {
 	owed []string       // flows whose CreditUpdate was withheld
 }
 
-func newFakeSentinel(t *testing.T) *fakeSentinel {
+// newFakeSentinel serves on a loopback socket.
+func newFakeSentinel(t *testing.T) *fakeSentinel { return startFakeSentinel(t, false) }
+
+// newBubbleSentinel is the same fake over in-memory pipes, for tests run in a
+// testing/synctest bubble: a goroutine blocked on a pipe is durably blocked, so
+// synctest.Wait can tell "nothing more will happen" and fake time can advance, which a
+// loopback socket (blocked in the network poller) does not allow.
+func newBubbleSentinel(t *testing.T) *fakeSentinel { return startFakeSentinel(t, true) }
+
+func startFakeSentinel(t *testing.T, inMemory bool) *fakeSentinel {
 	f := &fakeSentinel{
 		t: t, id: "SENTINEL00000001",
 		children: map[string]*fakeChild{}, exact: map[string]string{}, pools: map[string][]string{},
 		got: map[string][]*envelope.Envelope{}, attaches: map[string]int{}, closes: map[string]websocket.StatusCode{},
 	}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	if inMemory {
+		l := newMemListener()
+		srv := &http.Server{Handler: http.HandlerFunc(f.serve)}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = srv.Serve(l)
+		}()
+		tr := &http.Transport{DialContext: l.dial}
+		f.base, f.http = "http://fake-sentinel", &http.Client{Transport: tr}
+		f.stop = func() {
+			_ = srv.Close()
+			<-done
+			tr.CloseIdleConnections()
+		}
+	} else {
+		srv := httptest.NewServer(http.HandlerFunc(f.serve))
+		f.base, f.stop = srv.URL, srv.Close
+	}
 	t.Cleanup(f.close)
 	return f
 }
 
 func (f *fakeSentinel) url() string {
-	return "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/fame/v1/attach/ws/downstream"
+	return "ws" + strings.TrimPrefix(f.base, "http") + "/fame/v1/attach/ws/downstream"
 }
 
 func (f *fakeSentinel) close() {
 	f.dropAll()
-	f.srv.Close()
+	f.stop()
 }
+
+// memListener is a net.Listener whose connections are net.Pipe ends handed over by dial.
+type memListener struct {
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newMemListener() *memListener {
+	return &memListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *memListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *memListener) Addr() net.Addr { return memAddr{} }
+
+// dial is the client side's DialContext.
+func (l *memListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type memAddr struct{}
+
+func (memAddr) Network() string { return "memory" }
+func (memAddr) String() string  { return "fake-sentinel" }
 
 // dropAll closes every child socket abruptly, as a sentinel crash would.
 func (f *fakeSentinel) dropAll() {

@@ -127,12 +127,12 @@ func callStream(ctx context.Context, f StreamFunc, p json.RawMessage, emit func(
 func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *security.Channel) error {
 	alo := n.cfg.Delivery == AtLeastOnce
 	id := envelope.NewID()
-	build := func(s *session) (*envelope.Envelope, error) {
+	build := func(l *link) (*envelope.Envelope, error) {
 		env, err := envelope.New(&envelope.Data{Payload: payload})
 		if err != nil {
 			return nil, err
 		}
-		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, s.sid, req.TraceID, req.ReplyTo, s.sysInbox, req.CorrID
+		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, l.sid, req.TraceID, req.ReplyTo, l.sysInbox, req.CorrID
 		if alo {
 			env.RType = envelope.RTypeAck
 		}
@@ -140,15 +140,15 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 	}
 	ctx := n.ctx
 	if !alo {
-		s, err := n.session(ctx)
+		l, err := n.current(ctx)
 		if err != nil {
 			return err
 		}
-		env, err := build(s)
+		env, err := build(l)
 		if err != nil {
 			return err
 		}
-		return n.sendSecured(ctx, s, env, n.replyChannel(ch))
+		return n.sendSecured(ctx, l, env, n.replyChannel(ch))
 	}
 	w, err := n.pend.add("", true)
 	if err != nil {
@@ -159,15 +159,15 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 	n.pend.track(w, id)
 	pol := n.cfg.ReceiverRetry
 	for attempt := 0; ; attempt++ {
-		s, err := n.session(ctx)
+		l, err := n.current(ctx)
 		if err != nil {
 			return err
 		}
-		env, err := build(s)
+		env, err := build(l)
 		if err != nil {
 			return err
 		}
-		if err := n.sendSecured(ctx, s, env, n.replyChannel(ch)); err != nil && err != errSessionLost {
+		if err := n.sendSecured(ctx, l, env, n.replyChannel(ch)); err != nil && err != errLinkLost {
 			return err
 		}
 		acked, nack, err := n.awaitAck(ctx, w, pol.delay(attempt, jitter))

@@ -11,7 +11,7 @@ import (
 )
 
 // keyWaits holds envelopes signed with a kid this node does not know yet while a KeyRequest
-// for it is out (security.md §5.5). The reader adds and resolves; the session's key loop
+// for it is out (security.md §5.5). The reader adds and resolves; the link's key loop (Node.keyLoop)
 // re-sends requests and finally gives up. Bounded per kid and in kids.
 type keyWaits struct {
 	mu   sync.Mutex
@@ -32,17 +32,16 @@ const (
 // receive runs the security checks on one inbound envelope (reader goroutine) and hands it
 // to dispatch: unsigned-but-required and forged envelopes are refused, envelopes signed
 // with an unknown kid wait for a KeyAnnounce, channel payloads are decrypted.
-func (s *session) receive(env *envelope.Envelope) {
-	n := s.n
+func (n *Node) receive(l *link, env *envelope.Envelope) {
 	if env.FrameType() == envelope.TypeNodeHeartbeatAck {
-		if reason := s.foreignHeartbeatAck(env); reason != "" {
+		if reason := n.foreignHeartbeatAck(l, env); reason != "" {
 			n.refused.inc(RefusedHeartbeatAckForeign)
 			n.log.Warn("heartbeat ack refused: not from our sentinel", "sid", env.SID, "to", env.To, "reason", reason)
 			return
 		}
 	}
 	if n.sec == nil || exemptFromSignature(env.FrameType()) {
-		n.dispatch(s, env, nil)
+		n.dispatch(l, env, nil)
 		return
 	}
 	sec, err := security.ParseSec(env.Sec)
@@ -52,25 +51,24 @@ func (s *session) receive(env *envelope.Envelope) {
 	}
 	if sec == nil || sec.Sig == nil {
 		if n.sec.profile.RequiresSignature(env.FrameType(), security.OriginUpstream) {
-			s.refuse(env, codeSignatureRequired, "envelope is not signed")
+			n.refuse(l, env, codeSignatureRequired, "envelope is not signed")
 			return
 		}
 	} else if k, ok := n.sec.keys.Get(sec.Sig.Kid); !ok {
-		s.awaitKey(sec.Sig.Kid, env)
+		n.awaitKey(l, sec.Sig.Kid, env)
 		return
-	} else if k.Identity != nil && time.Now().After(k.Identity.NotAfter) && k.PhysicalPath != s.parentPath {
+	} else if k.Identity != nil && time.Now().After(k.Identity.NotAfter) && k.PhysicalPath != l.parentPath {
 		// The owner renewed its certificate since we fetched the key: fetch the current x5c
 		// from the sentinel (same kid, same path) instead of refusing its envelopes.
 		n.sec.keys.Remove(sec.Sig.Kid)
-		s.awaitKey(sec.Sig.Kid, env)
+		n.awaitKey(l, sec.Sig.Kid, env)
 		return
 	}
-	s.deliverSecured(env, sec)
+	n.deliverSecured(l, env, sec)
 }
 
 // deliverSecured decrypts, verifies and dispatches an envelope whose signing key is known.
-func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
-	n := s.n
+func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec) {
 	var ch *security.Channel
 	if sec != nil && sec.Enc != nil && env.FrameType() == envelope.TypeData {
 		var err error
@@ -81,7 +79,7 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 				// The sender holds a channel we lost (restart, fail-over): tell it, so it
 				// re-opens and re-sends instead of the reference's silent garbage delivery.
 				n.log.Info("envelope on an unknown channel, closing it", "cid", sec.Enc.Kid, "from", env.ReplyTo)
-				n.closeChannel(s, sec.Enc.Kid, env.ReplyTo, "unknown channel")
+				n.closeChannel(l, sec.Enc.Kid, env.ReplyTo, "unknown channel")
 				return
 			}
 		default:
@@ -100,7 +98,7 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 	if sec != nil && sec.Sig != nil {
 		var err error
 		if signer, err = n.sec.keys.Verify(env, false); err != nil {
-			s.refuse(env, codeSignatureFailed, err.Error())
+			n.refuse(l, env, codeSignatureFailed, err.Error())
 			return
 		}
 	}
@@ -117,7 +115,7 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 		switch {
 		case errors.Is(err, security.ErrReplay) && alo:
 			if env.ReplyTo != "" {
-				n.sendAck(s, env)
+				n.sendAck(l, env)
 			}
 		// No nack: replyTo names whoever sent the original, whose call with this id may
 		// still be waiting; answering the replayer's copy would fail that call.
@@ -132,10 +130,10 @@ func (s *session) deliverSecured(env *envelope.Envelope, sec *envelope.Sec) {
 		return
 	}
 	if env.FrameType() == envelope.TypeKeyAnnounce {
-		s.onKeyAnnounce(env, signer)
+		n.onKeyAnnounce(l, env, signer)
 		return
 	}
-	n.dispatch(s, env, ch)
+	n.dispatch(l, env, ch)
 }
 
 // envTime parses an envelope ts (ISO-8601; the reference writes UTC with milliseconds and
@@ -153,18 +151,18 @@ func envTime(ts string) time.Time {
 	return time.Time{}
 }
 
-// foreignHeartbeatAck says why a NodeHeartbeatAck did not come from this session's sentinel
+// foreignHeartbeatAck says why a NodeHeartbeatAck did not come from this link's sentinel
 // ("" when it did). The sentinel answers our heartbeats itself, with no "to" and its own sid;
 // anything else was routed here by another node, and would keep a dead link looking alive or
 // change our routing epoch (a re-bind storm). A signed one must verify with the sentinel's key.
-func (s *session) foreignHeartbeatAck(env *envelope.Envelope) string {
+func (n *Node) foreignHeartbeatAck(l *link, env *envelope.Envelope) string {
 	if env.To != "" {
 		return "routed to " + env.To
 	}
-	if env.SID != "" && env.SID != s.parentSID && env.SID != envelope.SecureDigest(s.parentPath) {
+	if env.SID != "" && env.SID != l.parentSID && env.SID != envelope.SecureDigest(l.parentPath) {
 		return "sid is not the sentinel's"
 	}
-	if s.n.sec == nil || len(env.Sec) == 0 {
+	if n.sec == nil || len(env.Sec) == 0 {
 		return ""
 	}
 	sec, err := security.ParseSec(env.Sec)
@@ -174,11 +172,11 @@ func (s *session) foreignHeartbeatAck(env *envelope.Envelope) string {
 	if sec == nil || sec.Sig == nil {
 		return ""
 	}
-	k, err := s.n.sec.keys.Verify(env, false)
+	k, err := n.sec.keys.Verify(env, false)
 	if err != nil {
 		return "signature: " + err.Error()
 	}
-	if k.PhysicalPath != s.parentPath {
+	if k.PhysicalPath != l.parentPath {
 		return "signed by " + k.PhysicalPath
 	}
 	return ""
@@ -186,123 +184,122 @@ func (s *session) foreignHeartbeatAck(env *envelope.Envelope) string {
 
 // refuse drops an envelope that failed a security check, answering a request with the
 // reference's nack code so the caller fails fast.
-func (s *session) refuse(env *envelope.Envelope, code, reason string) {
-	s.n.log.Warn("refusing envelope", "id", env.ID, "type", env.FrameType(), "code", code, "reason", reason)
+func (n *Node) refuse(l *link, env *envelope.Envelope, code, reason string) {
+	n.log.Warn("refusing envelope", "id", env.ID, "type", env.FrameType(), "code", code, "reason", reason)
 	if env.FrameType() == envelope.TypeData && env.ReplyTo != "" && env.CorrID != "" {
-		s.n.sendNack(s, env, code, reason)
+		n.sendNack(l, env, code, reason)
 	}
 }
 
 // awaitKey queues env until kid is announced, sending the first KeyRequest.
-func (s *session) awaitKey(kid string, env *envelope.Envelope) {
-	s.waits.mu.Lock()
-	w := s.waits.kids[kid]
+func (n *Node) awaitKey(l *link, kid string, env *envelope.Envelope) {
+	l.waits.mu.Lock()
+	w := l.waits.kids[kid]
 	first := w == nil
 	if first {
-		if len(s.waits.kids) >= maxKeyWaitKids {
-			s.waits.mu.Unlock()
-			s.n.log.Warn("too many unknown signing keys, dropping", "kid", kid, "id", env.ID)
+		if len(l.waits.kids) >= maxKeyWaitKids {
+			l.waits.mu.Unlock()
+			n.log.Warn("too many unknown signing keys, dropping", "kid", kid, "id", env.ID)
 			return
 		}
-		w = &keyWait{attempts: 1, due: time.Now().Add(s.n.cfg.KeyRequestTimeout)}
-		s.waits.kids[kid] = w
+		w = &keyWait{attempts: 1, due: time.Now().Add(n.cfg.KeyRequestTimeout)}
+		l.waits.kids[kid] = w
 	}
 	if len(w.envs) < maxKeyWaitEnvs {
 		w.envs = append(w.envs, env)
 	}
-	s.waits.mu.Unlock()
+	l.waits.mu.Unlock()
 	if first {
-		s.requestKey(kid)
+		n.requestKey(l, kid)
 	}
 }
 
 // requestKey asks the sentinel (the key directory) for kid.
-func (s *session) requestKey(kid string) {
-	env, err := envelope.New(&envelope.KeyRequest{Kid: kid, PhysicalPath: s.assignedPath})
+func (n *Node) requestKey(l *link, kid string) {
+	env, err := envelope.New(&envelope.KeyRequest{Kid: kid, PhysicalPath: l.assignedPath})
 	if err != nil {
 		return
 	}
-	env.SID, env.TraceID, env.CorrID = s.sid, envelope.NewID(), envelope.NewID()
-	s.n.post(s, env)
+	env.SID, env.TraceID, env.CorrID = l.sid, envelope.NewID(), envelope.NewID()
+	n.post(l, env)
 }
 
 // onKeyAnnounce stores announced keys (see admitKeys) and releases the envelopes that waited
 // for them. signer is the key that verified the announce (nil when unsigned).
-func (s *session) onKeyAnnounce(env *envelope.Envelope, signer *security.StoredKey) {
+func (n *Node) onKeyAnnounce(l *link, env *envelope.Envelope, signer *security.StoredKey) {
 	f, err := env.DecodeFrame()
 	if err != nil {
 		return
 	}
 	ka := f.(*envelope.KeyAnnounce)
-	if reason, why := s.admitKeys(ka, signer); reason != "" {
+	if reason, why := n.admitKeys(l, ka, signer); reason != "" {
 		from := "(unsigned)"
 		if signer != nil {
 			from = signer.PhysicalPath
 		}
-		s.n.refused.inc(reason)
-		s.n.log.Warn("KeyAnnounce refused", "from", from, "sid", env.SID, "physical_path", ka.PhysicalPath,
+		n.refused.inc(reason)
+		n.log.Warn("KeyAnnounce refused", "from", from, "sid", env.SID, "physical_path", ka.PhysicalPath,
 			"reason", reason, "detail", why)
 		// Answer only the announcer itself, never an address it named elsewhere.
 		if a, err := envelope.ParseAddress(env.ReplyTo); err == nil && signer != nil && a.Path != "" && envelope.UnderPath(a.Path, signer.PhysicalPath) {
-			s.n.sendNack(s, env, CodeKeyAnnounceRefused, reason+": "+why)
+			n.sendNack(l, env, CodeKeyAnnounceRefused, reason+": "+why)
 		}
 		return
 	}
-	s.waits.mu.Lock()
+	l.waits.mu.Lock()
 	var ready []*envelope.Envelope
-	for kid, w := range s.waits.kids {
-		if _, ok := s.n.sec.keys.Get(kid); ok {
+	for kid, w := range l.waits.kids {
+		if _, ok := n.sec.keys.Get(kid); ok {
 			ready = append(ready, w.envs...)
-			delete(s.waits.kids, kid)
+			delete(l.waits.kids, kid)
 		}
 	}
-	s.waits.mu.Unlock()
+	l.waits.mu.Unlock()
 	for _, e := range ready {
 		sec, err := security.ParseSec(e.Sec)
 		if err == nil {
-			s.deliverSecured(e, sec)
+			n.deliverSecured(l, e, sec)
 		}
 	}
 }
 
 // keyLoop re-sends outstanding KeyRequests and gives up after the last attempt, failing the
-// calls whose replies waited. Runs only on secured sessions.
-func (s *session) keyLoop() {
-	defer s.wg.Done()
-	iv := max(s.n.cfg.KeyRequestTimeout/5, 10*time.Millisecond)
+// calls whose replies waited. Runs on every link of a secured node (linkDeps.loops), for the link's lifetime.
+func (n *Node) keyLoop(l *link) {
+	iv := max(n.cfg.KeyRequestTimeout/5, 10*time.Millisecond)
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-l.done():
 			return
 		case <-t.C:
 		}
 		now := time.Now()
 		var retry []string
 		var expired []*envelope.Envelope
-		s.waits.mu.Lock()
-		for kid, w := range s.waits.kids {
+		l.waits.mu.Lock()
+		for kid, w := range l.waits.kids {
 			if now.Before(w.due) {
 				continue
 			}
-			if w.attempts >= s.n.cfg.KeyRequestAttempts {
+			if w.attempts >= n.cfg.KeyRequestAttempts {
 				expired = append(expired, w.envs...)
-				delete(s.waits.kids, kid)
+				delete(l.waits.kids, kid)
 				continue
 			}
 			w.attempts++
-			w.due = now.Add(s.n.cfg.KeyRequestTimeout)
+			w.due = now.Add(n.cfg.KeyRequestTimeout)
 			retry = append(retry, kid)
 		}
-		s.waits.mu.Unlock()
+		l.waits.mu.Unlock()
 		for _, kid := range retry {
-			s.requestKey(kid)
+			n.requestKey(l, kid)
 		}
 		for _, e := range expired {
-			s.n.log.Warn("signing key never announced, dropping envelope", "id", e.ID, "type", e.FrameType())
-			if w := s.n.pend.byCorrID(e.CorrID); w != nil {
-				w.push(event{kind: evFail, err: fmt.Errorf("%w: reply %s could not be verified after %d key requests", ErrUnknownKey, e.ID, s.n.cfg.KeyRequestAttempts)})
+			n.log.Warn("signing key never announced, dropping envelope", "id", e.ID, "type", e.FrameType())
+			if w := n.pend.byCorrID(e.CorrID); w != nil {
+				w.push(event{kind: evFail, err: fmt.Errorf("%w: reply %s could not be verified after %d key requests", ErrUnknownKey, e.ID, n.cfg.KeyRequestAttempts)})
 			}
 		}
 	}
@@ -324,12 +321,12 @@ func (s *session) keyLoop() {
 //
 // Keys are checked all together before any is stored. JWKs that do not parse are skipped,
 // as the reference does.
-func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey) (reason, detail string) {
-	ns := s.n.sec
+func (n *Node) admitKeys(l *link, ka *envelope.KeyAnnounce, signer *security.StoredKey) (reason, detail string) {
+	ns := n.sec
 	if signer == nil {
 		return RefusedKeyAnnounceUnsigned, "a KeyAnnounce must be signed"
 	}
-	fromSentinel := signer.PhysicalPath == s.parentPath
+	fromSentinel := signer.PhysicalPath == l.parentPath
 	if !fromSentinel && !envelope.UnderPath(ka.PhysicalPath, signer.PhysicalPath) {
 		return RefusedKeyAnnounceForeignPath, fmt.Sprintf("%s may not announce keys for %s", signer.PhysicalPath, ka.PhysicalPath)
 	}
@@ -341,16 +338,16 @@ func (s *session) admitKeys(ka *envelope.KeyAnnounce, signer *security.StoredKey
 	for i, raw := range ka.Keys {
 		j, err := security.ParseJWK(raw)
 		if err != nil {
-			s.n.log.Warn("skipping invalid announced key", "index", i, "path", ka.PhysicalPath, "err", err)
+			n.log.Warn("skipping invalid announced key", "index", i, "path", ka.PhysicalPath, "err", err)
 			continue
 		}
 		if prev, ok := ns.keys.Get(j.Kid); ok && prev.PhysicalPath != ka.PhysicalPath {
 			return RefusedKeyAnnounceKidTaken, fmt.Sprintf("kid %s belongs to %s", j.Kid, prev.PhysicalPath)
 		}
-		if strict && j.Use == "sig" && len(j.X5C) == 0 && ka.PhysicalPath != s.parentPath {
+		if strict && j.Use == "sig" && len(j.X5C) == 0 && ka.PhysicalPath != l.parentPath {
 			return RefusedKeyAnnounceNoCert, fmt.Sprintf("signing key %s has no x5c certificate chain", j.Kid)
 		}
-		if ka.PhysicalPath == s.parentPath {
+		if ka.PhysicalPath == l.parentPath {
 			j.X5C = nil // the sentinel's own keys: see dial
 		}
 		jwks = append(jwks, j)

@@ -6,15 +6,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -295,8 +294,12 @@ func TestKeyAnnouncePoisonRefused(t *testing.T) {
 
 // TestReplayOutsideWindowRefused: the same request bytes, re-delivered after the replay
 // window, and after the guard forgot the id (cache size), are refused and counted.
-func TestReplayOutsideWindowRefused(t *testing.T) {
-	f := overlaySentinel(t)
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the wait past the
+// replay window takes no wall time, and "not answered" is checked once every goroutine is idle.
+func TestReplayOutsideWindowRefused(t *testing.T) { synctest.Test(t, testReplayOutsideWindowRefused) }
+
+func testReplayOutsideWindowRefused(t *testing.T) {
+	f := overlayBubbleSentinel(t)
 	var mu sync.Mutex
 	var captured []*envelope.Envelope
 	var agentID string
@@ -319,6 +322,13 @@ func TestReplayOutsideWindowRefused(t *testing.T) {
 		c := f.children[agentID]
 		f.mu.Unlock()
 		f.write(context.Background(), c, e, -1)
+	}
+	// In the bubble the clock stands still while goroutines run, and ts has millisecond
+	// resolution: each request goes 1 ms after the previous one, as it would in real time,
+	// so a new request's ts is after the floor the evicted ids leave.
+	add := func(t *testing.T, n *Node, x, y int) (int, error) {
+		time.Sleep(time.Millisecond)
+		return add(t, n, x, y)
 	}
 	if _, err := add(t, client, 1, 1); err != nil {
 		t.Fatal(err)
@@ -346,10 +356,10 @@ func TestReplayOutsideWindowRefused(t *testing.T) {
 	last := captured[len(captured)-1]
 	mu.Unlock()
 	before = answered()
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(400 * time.Millisecond) // fake time: past the 300 ms window at once
 	replay(last)
 	waitFor(t, "replay after the window refused", func() bool { return agent.Refusals()[RefusedStale] == 2 })
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // everything the replay caused has happened
 	if answered() != before {
 		t.Fatal("a replayed request was answered")
 	}
@@ -453,12 +463,15 @@ func TestLimitsFromEnv(t *testing.T) {
 
 // TestStrictOverlayKeyAnnounceNeedsCertificate: under strict-overlay a key is stored only with
 // a certificate chaining to the trust bundle, for the path it certifies.
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the checks after the last
+// announce run once it has been handled.
 func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
-	auth, err := ca.Ephemeral()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := overlaySentinel(t)
+	synctest.Test(t, testStrictOverlayKeyAnnounceNeedsCertificate)
+}
+
+func testStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
+	auth := newTestAuthority(t)
+	f := overlayBubbleSentinel(t)
 	cfg := testConfig(f)
 	cfg.SecurityProfile, cfg.KeyRequestTimeout = "strict-overlay", 100*time.Millisecond
 	if _, err := Connect(context.Background(), cfg); !errors.Is(err, ErrConfig) {
@@ -468,21 +481,8 @@ func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	client := connect(t, cfg)
 
 	certify := func(a *attacker) []string {
-		der, err := security.CreateCSR(a.signer.Key, "x", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blk, _ := pem.Decode(der)
-		csr, err := x509.ParseCertificateRequest(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		iss, err := auth.IssueNode(csr, ca.NodeRequest{RequesterID: "x", PhysicalPath: a.path})
-		if err != nil {
-			t.Fatal(err)
-		}
 		var x5c []string
-		for _, c := range iss.Chain {
+		for _, c := range auth.issueNode(t, a.signer.Key.Public().(ed25519.PublicKey), a.path) {
 			x5c = append(x5c, base64.StdEncoding.EncodeToString(c.Raw))
 		}
 		j := security.SigningJWK(a.signer.Key.Public().(ed25519.PublicKey), a.signer.Kid)
@@ -519,7 +519,7 @@ func TestStrictOverlayKeyAnnounceNeedsCertificate(t *testing.T) {
 	waitFor(t, "foreign path refused", func() bool { return client.Refusals()[RefusedKeyAnnounceForeignPath] == 1 })
 	// Its own certified key: stored with its identity.
 	good.announce(t, f, client, &envelope.KeyAnnounce{PhysicalPath: good.path, Keys: []json.RawMessage{jwk(good, x5c)}})
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait() // the announce has been handled
 	k, ok := client.sec.keys.Get(good.signer.Kid)
 	if !ok || k.Identity == nil || k.PhysicalPath != good.path {
 		t.Fatalf("certified key: %+v", k)

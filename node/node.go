@@ -27,7 +27,7 @@ type Node struct {
 	handlers *handlerPool
 
 	mu      sync.Mutex
-	cur     *session      // nil while reconnecting
+	cur     *link         // the attached link; nil while reconnecting
 	ready   chan struct{} // closed when cur is set
 	regs    []*registration
 	closed  bool
@@ -78,15 +78,15 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Wait()
 		return nil, err
 	}
-	s, err := n.dial(ctx)
+	l, err := n.dial(ctx)
 	if err != nil {
 		n.cancel()
 		n.wg.Wait()
 		return nil, err
 	}
-	n.install(s)
+	n.install(l)
 	n.wg.Add(1)
-	go n.supervise(s)
+	go n.supervise(l)
 	if n.sec != nil {
 		n.wg.Add(1)
 		go n.channelJanitor()
@@ -123,52 +123,58 @@ func (n *Node) Close() error {
 	return nil
 }
 
-func (n *Node) install(s *session) {
-	s.start()
+func (n *Node) install(l *link) {
+	l.start()
 	n.mu.Lock()
-	n.cur = s
+	n.cur = l
 	close(n.ready)
 	n.mu.Unlock()
-	// A certificate renewed while this session was attaching is not in its NodeAttach.
-	n.syncKeys(s)
+	// A certificate renewed while this link was attaching is not in its NodeAttach.
+	n.syncKeys(l)
 }
 
-func (n *Node) uninstall(s *session) {
+func (n *Node) uninstall(l *link) {
 	n.mu.Lock()
-	if n.cur == s {
+	if n.cur == l {
 		n.cur = nil
 		n.ready = make(chan struct{})
 	}
 	n.mu.Unlock()
 }
 
-// supervise owns the current session: it re-binds on epoch changes, and when the session
-// dies it reconnects with exponential backoff and re-binds every served address.
-func (n *Node) supervise(s *session) {
+// linkLost is the links' report of their failure (linkDeps.lost): callers stop picking the
+// dead link at once, and the supervisor, which watches done, replaces it.
+func (n *Node) linkLost(l *link, cause error) {
+	n.log.Warn("connection lost", "cause", cause)
+	n.uninstall(l)
+}
+
+// supervise owns the current link: it re-binds on epoch changes, and when the link dies it
+// reconnects with exponential backoff and re-binds every served address.
+func (n *Node) supervise(l *link) {
 	defer n.wg.Done()
 	for {
 		select {
 		case <-n.ctx.Done():
-			n.uninstall(s)
-			s.shutdown()
+			n.uninstall(l)
+			l.shutdown()
 			return
 		case <-n.rebindC:
-			n.rebindAll(s)
+			n.rebindAll(l)
 			continue
-		case <-s.ctx.Done():
+		case <-l.done():
 		}
-		n.log.Warn("connection lost", "cause", context.Cause(s.ctx))
-		n.uninstall(s)
-		s.shutdown()
+		n.uninstall(l)
+		l.shutdown()
 		var ok bool
-		if s, ok = n.reconnect(); !ok {
+		if l, ok = n.reconnect(); !ok {
 			return
 		}
 	}
 }
 
 // reconnect dials until it succeeds (and the binds are back) or the node is closed.
-func (n *Node) reconnect() (*session, bool) {
+func (n *Node) reconnect() (*link, bool) {
 	backoff := n.cfg.ReconnectMin
 	for {
 		select {
@@ -177,7 +183,7 @@ func (n *Node) reconnect() (*session, bool) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, n.cfg.ReconnectMax)
-		s, err := n.dial(n.ctx)
+		l, err := n.dial(n.ctx)
 		if err != nil {
 			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
 			if authRefused(err) {
@@ -185,42 +191,42 @@ func (n *Node) reconnect() (*session, bool) {
 			}
 			continue
 		}
-		n.install(s)
-		if err := n.rebindAll(s); err != nil {
+		n.install(l)
+		if err := n.rebindAll(l); err != nil {
 			n.log.Warn("re-bind after reconnect failed", "err", err)
-			n.uninstall(s)
-			s.shutdown()
+			n.uninstall(l)
+			l.shutdown()
 			continue
 		}
-		n.log.Info("reconnected", "path", s.assignedPath)
-		return s, true
+		n.log.Info("reconnected", "path", l.assignedPath)
+		return l, true
 	}
 }
 
-func (n *Node) rebindAll(s *session) error {
+func (n *Node) rebindAll(l *link) error {
 	n.mu.Lock()
 	regs := append([]*registration(nil), n.regs...)
 	n.mu.Unlock()
 	for _, r := range regs {
-		if err := n.bind(n.ctx, s, r); err != nil {
+		if err := n.bind(n.ctx, l, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// session waits for an attached session.
-func (n *Node) session(ctx context.Context) (*session, error) {
+// current waits for an attached, live link.
+func (n *Node) current(ctx context.Context) (*link, error) {
 	for {
 		n.mu.Lock()
 		if n.closed {
 			n.mu.Unlock()
 			return nil, ErrClosed
 		}
-		s, ready := n.cur, n.ready
+		l, ready := n.cur, n.ready
 		n.mu.Unlock()
-		if s != nil && s.ctx.Err() == nil {
-			return s, nil
+		if l != nil && l.alive() {
+			return l, nil
 		}
 		select {
 		case <-ready:
@@ -229,10 +235,10 @@ func (n *Node) session(ctx context.Context) (*session, error) {
 		case <-n.ctx.Done():
 			return nil, ErrClosed
 		}
-		if s != nil {
-			// The current session is dead but not yet replaced: wait for the supervisor.
+		if l != nil {
+			// The current link is dead but not yet replaced: wait for the supervisor.
 			select {
-			case <-s.ctx.Done():
+			case <-l.done():
 			case <-ctx.Done():
 				return nil, ctxErr(ctx)
 			}
@@ -241,45 +247,39 @@ func (n *Node) session(ctx context.Context) (*session, error) {
 	}
 }
 
-// sendOn runs the outbound hooks, signs (overlay profiles) and queues env on s.
-func (n *Node) sendOn(ctx context.Context, s *session, env *envelope.Envelope) error {
-	return n.sendSecured(ctx, s, env, nil)
+// sendOn runs the outbound hooks, signs (overlay profiles) and queues env on l.
+func (n *Node) sendOn(ctx context.Context, l *link, env *envelope.Envelope) error {
+	return n.sendSecured(ctx, l, env, nil)
 }
 
 // sendSecured is sendOn that also encrypts a Data payload over ch (sign first: pd is the
 // plaintext digest). ErrChannelExhausted means the channel must be replaced.
-func (n *Node) sendSecured(ctx context.Context, s *session, env *envelope.Envelope, ch *security.Channel) error {
-	if err := n.prepare(s, env, ch); err != nil {
+func (n *Node) sendSecured(ctx context.Context, l *link, env *envelope.Envelope, ch *security.Channel) error {
+	if err := n.prepare(l, env, ch); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, outItem{env: env})
+	return l.send(ctx, env)
 }
 
 // post queues an envelope from the reader goroutine, which must never block: when the
 // queue is full the envelope is dropped (the peer re-sends or times out).
-func (n *Node) post(s *session, env *envelope.Envelope) {
-	if err := n.prepare(s, env, nil); err != nil {
+func (n *Node) post(l *link, env *envelope.Envelope) {
+	if err := n.prepare(l, env, nil); err != nil {
 		n.log.Warn("not sent", "type", env.FrameType(), "err", err)
 		return
 	}
-	select {
-	case s.sendq <- outItem{env: env}:
-	default:
+	if !l.post(env) {
 		n.log.Warn("send queue full, dropped", "type", env.FrameType(), "id", env.ID)
 	}
 }
 
-func (n *Node) prepare(s *session, env *envelope.Envelope, ch *security.Channel) error {
+// prepare gives env the link's flow unless it has one, seals it (see seal) and encrypts a
+// Data payload over ch.
+func (n *Node) prepare(l *link, env *envelope.Envelope, ch *security.Channel) error {
 	if env.FlowID == "" {
-		env.FlowID = s.flowID
+		env.FlowID = l.flowID
 	}
-	if err := n.runHooks(n.cfg.Outbound, env); err != nil {
-		return fmt.Errorf("node: outbound hook: %w", err)
-	}
-	if n.sec == nil {
-		return nil
-	}
-	if err := n.sec.sign(env); err != nil {
+	if err := n.seal(env); err != nil {
 		return err
 	}
 	if ch != nil {
@@ -292,14 +292,26 @@ func (n *Node) prepare(s *session, env *envelope.Envelope, ch *security.Channel)
 
 // outboundChannel is the channel a request to dest goes over, nil for plaintext. Sealed
 // encryption is not implemented for sending: that level uses a channel too.
-func (n *Node) outboundChannel(ctx context.Context, s *session, dest string) (*security.Channel, error) {
+func (n *Node) outboundChannel(ctx context.Context, l *link, dest string) (*security.Channel, error) {
 	if n.sec == nil || n.sec.level == security.LevelPlaintext {
 		return nil, nil
 	}
-	return n.channelFor(ctx, s, dest)
+	return n.channelFor(ctx, l, dest)
 }
 
-func (n *Node) runHooks(hooks []EnvelopeHook, env *envelope.Envelope) error {
+// seal runs the outbound hooks and signs (overlay profiles): what every envelope this node
+// originates after NodeAttach goes through, including the links' heartbeats.
+func (n *Node) seal(env *envelope.Envelope) error {
+	if err := runHooks(n.cfg.Outbound, env); err != nil {
+		return fmt.Errorf("node: outbound hook: %w", err)
+	}
+	if n.sec == nil {
+		return nil
+	}
+	return n.sec.sign(env)
+}
+
+func runHooks(hooks []EnvelopeHook, env *envelope.Envelope) error {
 	for _, h := range hooks {
 		if err := h(env); err != nil {
 			return err

@@ -21,6 +21,7 @@ import (
 func testConfig(f *fakeSentinel, logicals ...string) Config {
 	return Config{
 		URL:               f.url(),
+		HTTPClient:        f.http,
 		RequestedLogicals: logicals,
 		AttachTimeout:     2 * time.Second,
 		CallTimeout:       5 * time.Second,
@@ -453,6 +454,9 @@ func TestSeqStampingPerFlow(t *testing.T) {
 	}
 }
 
+// waitFor polls cond. Most tests run over loopback sockets, whose goroutines block in the
+// network poller where testing/synctest cannot see them, so this sleeps in real time; in a
+// synctest bubble (newBubbleSentinel) the same sleep advances fake time instead.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -501,6 +505,9 @@ func TestReconnectAfterMissedHeartbeats(t *testing.T) {
 	}
 }
 
+// Real sockets and real time, not a synctest bubble: the leak check counts every goroutine of
+// the process, and fake time would run past goroutines outside the bubble that are still
+// ending (the count would fail at random).
 func TestCloseNormalAndNoLeak(t *testing.T) {
 	f := newFakeSentinel(t)
 	before := runtime.NumGoroutine()
@@ -527,7 +534,7 @@ func TestCloseNormalAndNoLeak(t *testing.T) {
 	wg.Wait()
 	// A handler still running at Close must see its context cancelled.
 	go func() { _ = client.Call(context.Background(), "math@fame.fabric", "block", nil, nil) }()
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // real sockets: let the blocking call reach its handler
 	agent.Close()
 	client.Close()
 	if err := client.Call(context.Background(), "math@fame.fabric", "add", nil, nil); !errors.Is(err, ErrClosed) {

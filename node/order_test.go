@@ -6,6 +6,7 @@ import (
 	"io"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
@@ -86,8 +87,14 @@ func TestConcurrentSendsKeepOrder(t *testing.T) {
 // TestHandlersNeverWaitForEachOther fills every resident worker (and more) with requests
 // that only end when the agent closes: a later request must still be answered, and Close
 // must end every handler goroutine.
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the next call goes once
+// the agent has started every blocked handler.
 func TestHandlersNeverWaitForEachOther(t *testing.T) {
-	f := newFakeSentinel(t)
+	synctest.Test(t, testHandlersNeverWaitForEachOther)
+}
+
+func testHandlersNeverWaitForEachOther(t *testing.T) {
+	f := newBubbleSentinel(t)
 	agent, client := agentAndClient(t, f, nil)
 	const blocked = maxIdleWorkers + 8
 	errs := make(chan error, blocked)
@@ -105,7 +112,7 @@ func TestHandlersNeverWaitForEachOther(t *testing.T) {
 		}
 		return n >= blocked
 	})
-	time.Sleep(50 * time.Millisecond) // let the agent start their handlers
+	synctest.Wait() // the agent has started their handlers
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	var sum int

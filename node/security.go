@@ -35,7 +35,7 @@ type nodeSecurity struct {
 	trust    *x509bundle.Bundle // FAME_CA_CERTS; required under strict-overlay
 
 	// cert is the signing key's certificate chain (strict-overlay), x5c-encoded, and certGen
-	// counts its renewals so a session can tell whether the sentinel has the current one.
+	// counts its renewals so a link can tell whether the sentinel has the current one.
 	certMu  sync.Mutex
 	x5c     []string
 	certGen uint64

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
@@ -24,6 +25,13 @@ func overlay(level string) func(*Config) {
 
 func overlaySentinel(t *testing.T) *fakeSentinel {
 	f := newFakeSentinel(t)
+	f.overlay = newFakeSec(t)
+	return f
+}
+
+// overlayBubbleSentinel is overlaySentinel over in-memory pipes (see newBubbleSentinel).
+func overlayBubbleSentinel(t *testing.T) *fakeSentinel {
+	f := newBubbleSentinel(t)
 	f.overlay = newFakeSec(t)
 	return f
 }
@@ -260,8 +268,12 @@ func TestSecureCloseReopensTransparently(t *testing.T) {
 	}
 }
 
-func TestReplayedEnvelopeRefused(t *testing.T) {
-	f := overlaySentinel(t)
+// In a synctest bubble over in-memory pipes (see newBubbleSentinel): the answers are counted
+// once the replayed copy has been handled.
+func TestReplayedEnvelopeRefused(t *testing.T) { synctest.Test(t, testReplayedEnvelopeRefused) }
+
+func testReplayedEnvelopeRefused(t *testing.T) {
+	f := overlayBubbleSentinel(t)
 	var agentID string
 	replays := 0
 	f.onForward = func(e *envelope.Envelope, to string) {
@@ -279,7 +291,7 @@ func TestReplayedEnvelopeRefused(t *testing.T) {
 	if _, err := add(t, client, 1, 1); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	synctest.Wait() // the replayed copy has been handled
 	if n := len(framesOf(f, agentID, envelope.TypeData)); n != 1 {
 		t.Errorf("agent answered %d times, want once (replay refused)", n)
 	}

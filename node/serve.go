@@ -72,11 +72,11 @@ func (n *Node) Serve(ctx context.Context, address string, ops Ops) error {
 	n.mu.Lock()
 	n.regs = append(n.regs, r)
 	n.mu.Unlock()
-	s, err := n.session(ctx)
+	l, err := n.current(ctx)
 	if err != nil {
 		return err
 	}
-	return n.bind(ctx, s, r)
+	return n.bind(ctx, l, r)
 }
 
 // lookup finds the registration serving a request's to address.
@@ -101,8 +101,8 @@ func (n *Node) lookup(to string) *registration {
 }
 
 // bind sends AddressBind then CapabilityAdvertise, each after the previous ack.
-func (n *Node) bind(ctx context.Context, s *session, r *registration) error {
-	ab := &envelope.AddressBind{Address: r.bind, PhysicalPath: s.assignedPath}
+func (n *Node) bind(ctx context.Context, l *link, r *registration) error {
+	ab := &envelope.AddressBind{Address: r.bind, PhysicalPath: l.assignedPath}
 	if n.sec != nil {
 		ab.EncryptionKeyID = n.sec.encKid // as the reference agent: sealed senders find our key
 	}
@@ -111,7 +111,7 @@ func (n *Node) bind(ctx context.Context, s *session, r *registration) error {
 		&envelope.CapabilityAdvertise{Capabilities: []string{CapabilityAgent}, Address: r.advertise},
 	}
 	for _, f := range frames {
-		if err := n.control(ctx, s, f); err != nil {
+		if err := n.control(ctx, l, f); err != nil {
 			return fmt.Errorf("node: %s %s: %w", f.FrameType(), r.bind, err)
 		}
 	}
@@ -121,18 +121,18 @@ func (n *Node) bind(ctx context.Context, s *session, r *registration) error {
 
 // control sends a hop-local control frame that wants an ack (rtype ACK, replyTo __sys__) and
 // waits for the ack.
-func (n *Node) control(ctx context.Context, s *session, f envelope.Frame) error {
+func (n *Node) control(ctx context.Context, l *link, f envelope.Frame) error {
 	env, err := envelope.New(f)
 	if err != nil {
 		return err
 	}
-	env.SID, env.TraceID, env.ReplyTo, env.RType, env.CorrID = s.sid, s.traceID, s.sysInbox, envelope.RTypeAck, envelope.NewID()
+	env.SID, env.TraceID, env.ReplyTo, env.RType, env.CorrID = l.sid, l.traceID, l.sysInbox, envelope.RTypeAck, envelope.NewID()
 	w, _ := n.pend.add(env.CorrID, false) // uncapped: cannot fail
 	defer n.pend.remove(w)
 	n.pend.track(w, env.ID)
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.AttachTimeout)
 	defer cancel()
-	if err := n.sendOn(ctx, s, env); err != nil {
+	if err := n.sendOn(ctx, l, env); err != nil {
 		return err
 	}
 	for {
@@ -149,8 +149,8 @@ func (n *Node) control(ctx context.Context, s *session, f envelope.Frame) error 
 		case <-w.notify:
 		case <-ctx.Done():
 			return ctxErr(ctx)
-		case <-s.ctx.Done():
-			return errSessionLost
+		case <-l.done():
+			return errLinkLost
 		}
 	}
 }

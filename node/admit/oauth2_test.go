@@ -114,6 +114,8 @@ func TestOAuth2CallerCancelDoesNotPoisonFetch(t *testing.T) {
 	go func() { _, err := src.Token(ctx); done <- err }()
 	second := make(chan error, 1)
 	go func() { _, err := src.Token(t.Context()); second <- err }()
+	// Real time: both callers wait on a fetch held by a loopback HTTP server (the stack's
+	// services are httptest servers), which testing/synctest cannot see as blocked.
 	time.Sleep(20 * time.Millisecond)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {

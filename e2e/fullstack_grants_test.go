@@ -1,4 +1,4 @@
-package node_test
+package e2e
 
 import (
 	"bufio"
@@ -17,7 +17,7 @@ import (
 )
 
 // welcomeMetric reads one sample of the welcome service's /metrics.
-func (fs *fullStack) welcomeMetric(t *testing.T, sample string) string {
+func (fs *strictStack) welcomeMetric(t *testing.T, sample string) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	fs.welcome.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, welcome.MetricsPath, nil))
@@ -37,17 +37,17 @@ func (fs *fullStack) welcomeMetric(t *testing.T, sample string) string {
 // (its ticket carries no logicals), and the replicas go on serving a real
 // client.
 func TestFullStackClientCannotBecomeReplica(t *testing.T) {
-	fs := newFullStack(t, 0, true)
+	fs := newStack(t, stackOptions{tls: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	fs.startReplica(t, ctx, "replica1", nil)
-	fs.startReplica(t, ctx, "replica2", nil)
+	fs.mathReplica(t, ctx, "replica1", nil)
+	fs.mathReplica(t, ctx, "replica2", nil)
 
 	attack := func(systemID string, logicals []string, code string) {
 		t.Helper()
 		sample := `fame_welcome_refused_total{reason="` + code + `"}`
 		before := fs.welcomeMetric(t, sample)
-		cfg := fs.nodeConfig(logicals, nil) // the client's credential
+		cfg := fs.clientConfig(logicals, nil) // the client's credential
 		cfg.SystemID = systemID
 		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
 		defer acancel()
@@ -71,7 +71,7 @@ func TestFullStackClientCannotBecomeReplica(t *testing.T) {
 
 	// Admitted as itself, the client's ticket carries no logicals: binding
 	// the math address (exact, or the pool) is refused by the sentinel.
-	cn, err := node.Connect(ctx, fs.nodeConfig(nil, nil))
+	cn, err := node.Connect(ctx, fs.clientConfig(nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package node_test
+package e2e
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 )
 
 // -fullstack.renewal sets how long TestFullStackRenewal calls through 10-second
-// credentials (the issue asks 60 s: go test ./node/ -run Renewal -fullstack.renewal=60s).
+// credentials (the issue asks 60 s: go test ./e2e/ -run FullStackRenewal -fullstack.renewal=60s).
 var renewalRun = flag.Duration("fullstack.renewal", 25*time.Second, "duration of the calls in TestFullStackRenewal")
 
 type mathClient struct {
@@ -69,15 +69,15 @@ func TestFullStackStrictOverlay(t *testing.T) {
 }
 
 func testFullStackStrictOverlay(t *testing.T, useTLS bool) {
-	fs := newFullStack(t, 0, useTLS)
+	fs := newStack(t, stackOptions{tls: useTLS})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var agentShow syncbuf.Buffer
-	fs.startReplica(t, ctx, "replica1", &agentShow)
-	fs.startReplica(t, ctx, "replica2", nil)
+	fs.mathReplica(t, ctx, "replica1", &agentShow)
+	fs.mathReplica(t, ctx, "replica2", nil)
 
 	var show syncbuf.Buffer
-	cn, err := node.Connect(ctx, fs.nodeConfig(nil, &show))
+	cn, err := node.Connect(ctx, fs.clientConfig(nil, &show))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func testFullStackStrictOverlay(t *testing.T, useTLS bool) {
 	// clients until each replica has been seen or the budget ends).
 	seen := map[string]bool{}
 	for i := 0; i < 12 && len(seen) < 2; i++ {
-		n2, err := node.Connect(ctx, fs.nodeConfig(nil, nil))
+		n2, err := node.Connect(ctx, fs.clientConfig(nil, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,12 +142,12 @@ func testFullStackStrictOverlay(t *testing.T, useTLS bool) {
 // signatures under an expired certificate).
 func TestFullStackRenewal(t *testing.T) {
 	const ttl = 10 * time.Second
-	fs := newFullStack(t, ttl, false)
+	fs := newStack(t, stackOptions{ttl: ttl})
 	ctx, cancel := context.WithTimeout(context.Background(), *renewalRun+30*time.Second)
 	defer cancel()
-	fs.startReplica(t, ctx, "replica1", nil)
-	fs.startReplica(t, ctx, "replica2", nil)
-	cn, err := node.Connect(ctx, fs.nodeConfig(nil, nil))
+	fs.mathReplica(t, ctx, "replica1", nil)
+	fs.mathReplica(t, ctx, "replica2", nil)
+	cn, err := node.Connect(ctx, fs.clientConfig(nil, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
