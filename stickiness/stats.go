@@ -1,5 +1,7 @@
 package stickiness
 
+import "github.com/fame-go/fame/security/aft"
+
 // Stats is a point-in-time view of the table's counters (all monotonic
 // except Size and Channels).
 type Stats struct {
@@ -15,7 +17,7 @@ type Stats struct {
 	PurgedChannels uint64
 	AFTVerified    uint64
 	AFTNoClientSID uint64 // verified but carrying no client_sid (nothing to bind)
-	AFTRefused     map[Reason]uint64
+	AFTRefused     map[aft.Reason]uint64
 	StoreDropped   uint64 // changes the store queue could not take
 	Store          StoreStats
 }
@@ -45,7 +47,7 @@ func (t *Table) Stats() Stats {
 	st.AFTVerified = t.aftVerified.Load()
 	st.AFTNoClientSID = t.aftNoClient.Load()
 	t.refusedMu.Lock()
-	st.AFTRefused = make(map[Reason]uint64, len(t.refused))
+	st.AFTRefused = make(map[aft.Reason]uint64, len(t.refused))
 	for r, n := range t.refused {
 		st.AFTRefused[r] = n
 	}
