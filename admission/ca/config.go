@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fame-go/fame/admission/internal/envx"
+	"github.com/fame-go/fame/internal/envx"
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/admission/token"
 
