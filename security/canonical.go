@@ -214,7 +214,7 @@ func (e *encoder) array(depth int) error {
 		case ',':
 			e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 		default:
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 	}
 }
@@ -238,7 +238,7 @@ func (e *encoder) object(depth int) error {
 	wrote := false
 	for {
 		if e.pos >= len(e.in) || e.in[e.pos] != '"' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 		var err error
 		ks := len(e.keys)
@@ -254,7 +254,7 @@ func (e *encoder) object(depth int) error {
 		e.out = append(e.out, e.opts.keySep...)
 		e.pos = jsonscan.SkipWS(e.in, e.pos)
 		if e.pos >= len(e.in) || e.in[e.pos] != ':' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 		e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 		if err := e.value(depth + 1); err != nil {
@@ -277,7 +277,7 @@ func (e *encoder) object(depth int) error {
 			break
 		}
 		if e.in[e.pos] != ',' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 		e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 	}

@@ -30,7 +30,9 @@ var (
 	errTooDeep       = errors.New("nesting too deep")
 )
 
-func syntaxErr(in []byte, pos int) error {
+// invalidJSONAt is encoding/json's wording for the byte at pos (or the end of the input), used
+// by the canonicaliser's own structural checks.
+func invalidJSONAt(in []byte, pos int) error {
 	if pos >= len(in) {
 		return errUnexpectedEnd
 	}
@@ -98,7 +100,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 			}
 			return dst, pos + 1, nil
 		case c < 0x20:
-			return dst, pos, syntaxErr(in, pos)
+			return dst, pos, invalidJSONAt(in, pos)
 		case c == '\\':
 			if pos+1 >= len(in) {
 				return dst, pos, errUnexpectedEnd
@@ -120,7 +122,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 			case 'u':
 				r = hex4(in, pos+2)
 				if r < 0 {
-					return dst, pos, syntaxErr(in, pos+2)
+					return dst, pos, invalidJSONAt(in, pos+2)
 				}
 				if utf16.IsSurrogate(r) {
 					// Same pairing rule as encoding/json: a surrogate that does not form a
@@ -139,7 +141,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 				}
 				pos += 4
 			default:
-				return dst, pos, syntaxErr(in, pos+1)
+				return dst, pos, invalidJSONAt(in, pos+1)
 			}
 			pos += 2
 			dst = appendRune(dst, r, mode, ascii)
@@ -238,7 +240,7 @@ func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err erro
 			return nil, nil, false, s.finish(pos + 1)
 		}
 		if raw[pos] != ',' {
-			return nil, nil, false, syntaxErr(raw, pos)
+			return nil, nil, false, invalidJSONAt(raw, pos)
 		}
 		s.pos = jsonscan.SkipWS(raw, pos+1)
 	case 3:
@@ -247,14 +249,14 @@ func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err erro
 	s.state = 1
 	pos := s.pos
 	if pos >= len(raw) || raw[pos] != '"' {
-		return nil, nil, false, syntaxErr(raw, pos)
+		return nil, nil, false, invalidJSONAt(raw, pos)
 	}
 	if key, pos, err = readString(scratch, raw, pos, strDecoded); err != nil {
 		return nil, nil, false, err
 	}
 	pos = jsonscan.SkipWS(raw, pos)
 	if pos >= len(raw) || raw[pos] != ':' {
-		return nil, nil, false, syntaxErr(raw, pos)
+		return nil, nil, false, invalidJSONAt(raw, pos)
 	}
 	vstart := jsonscan.SkipWS(raw, pos+1)
 	if pos, err = jsonscan.SkipValue(raw, vstart, 0, maxSkipDepth); err != nil {
