@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	golanglru "github.com/hashicorp/golang-lru/v2"
+
+	"strconv"
 )
 
 // TestMatchesSimpleLRU drives Cache and golang-lru's simplelru (whose behaviour the replay
@@ -148,4 +150,31 @@ func TestCacheMatchesGolangLRU(t *testing.T) {
 			t.Fatalf("step %d: keys %v, want %v", i, c.lru.Keys(), ref.Keys())
 		}
 	}
+}
+
+// BenchmarkContainsOrAdd is the node's per-envelope dedupe step (a fresh id each time, so
+// every call adds and, once full, evicts), next to golang-lru's Cache it replaced.
+func BenchmarkContainsOrAdd(b *testing.B) {
+	ids := make([]string, 1<<16)
+	for i := range ids {
+		ids[i] = strconv.Itoa(i) + "-envelope-id"
+	}
+	b.Run("internal", func(b *testing.B) {
+		c, _ := New[string, struct{}](4096)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			c.ContainsOrAdd(ids[i&(len(ids)-1)], struct{}{})
+			i++
+		}
+	})
+	b.Run("golang-lru", func(b *testing.B) {
+		c, _ := golanglru.New[string, struct{}](4096)
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			c.ContainsOrAdd(ids[i&(len(ids)-1)], struct{}{})
+			i++
+		}
+	})
 }
