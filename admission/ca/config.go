@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fame-go/fame/internal/envx"
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/admission/token"
+	"github.com/fame-go/fame/internal/envx"
 
 	"github.com/fame-go/fame/security"
 )
