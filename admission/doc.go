@@ -39,7 +39,7 @@
 //     (signature via the welcome JWKS at FAME_JWKS_URL, issuer
 //     FAME_JWT_TRUSTED_ISSUER, exp, aud, system id binding), and later checks
 //     each AddressBind with Ticket.AllowsLogical. Keys in NodeAttach that
-//     carry x5c are checked with ca.VerifyNodeCert against FAME_CA_CERTS.
+//     carry x5c are checked with security.VerifyNodeCert against FAME_CA_CERTS.
 //
 // Each service is an http.Handler built from a Config; ConfigFromEnv in each
 // package reads the reference's environment variable names.

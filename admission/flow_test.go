@@ -21,6 +21,8 @@ import (
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/admission/welcome"
 	"github.com/fame-go/fame/envelope"
+
+	"github.com/fame-go/fame/security"
 )
 
 // grantView is the part of a connection grant the flow needs.
@@ -167,7 +169,7 @@ func TestAdmissionFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := ca.VerifyNodeCert(chain, []*x509.Certificate{authority.Root}, ca.DefaultTrustDomain, time.Now())
+	id, err := security.VerifyNodeSVID(chain, security.NewTrustBundle([]*x509.Certificate{authority.Root}), time.Now())
 	if err != nil || id.SID != envelope.SecureDigest("/"+sentinel+"/r1node") {
 		t.Fatalf("SVID: %+v %v", id, err)
 	}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // TestAttackAFTRepin: a pool member tries to pull a client's sticky session to itself with an
@@ -70,14 +71,14 @@ func TestAttackAFTRepin(t *testing.T) {
 					`{"sid":%q,"exp":%d,"scp":"node","client_sid":%q,"client_sid":null}`, ownSID, time.Now().Add(time.Hour).Unix(), clientSID))) + "."
 			case m.signer == nil && tc.attack == "foreign_sid":
 				envSID, tokSID = victimSID, victimSID
-				tok, err = stickiness.UnsignedAFT("", tokSID, clientSID, time.Hour, time.Now())
+				tok, err = aft.Unsigned("", tokSID, clientSID, time.Hour, time.Now())
 			case m.signer == nil:
-				tok, err = stickiness.UnsignedAFT("", tokSID, clientSID, time.Hour, time.Now())
+				tok, err = aft.Unsigned("", tokSID, clientSID, time.Hour, time.Now())
 			case tc.attack == "foreign_kid":
 				kid := sentinelKid(t, ack.Keys) // a kid the attacker has seen: the sentinel's
-				tok, err = stickiness.SignAFT(m.signer.Key, kid, tokSID, clientSID, stickiness.ScopeNode, time.Hour, time.Now())
+				tok, err = aft.Sign(m.signer.Key, kid, tokSID, clientSID, aft.ScopeNode, time.Hour, time.Now())
 			default:
-				tok, err = stickiness.SignAFT(m.signer.Key, m.signer.Kid, tokSID, clientSID, stickiness.ScopeNode, time.Hour, time.Now())
+				tok, err = aft.Sign(m.signer.Key, m.signer.Kid, tokSID, clientSID, aft.ScopeNode, time.Hour, time.Now())
 			}
 			if err != nil {
 				t.Fatal(err)

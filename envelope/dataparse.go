@@ -3,6 +3,8 @@ package envelope
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // parseData is ParseFrame for the common Data frame without reflection: one pass of the
@@ -56,7 +58,7 @@ func parseData(raw []byte) (*Data, bool) {
 		*dst = s
 		return nil
 	})
-	if err != nil || fallback || skipWS(raw, end) != len(raw) {
+	if err != nil || fallback || jsonscan.SkipWS(raw, end) != len(raw) {
 		return nil, false
 	}
 	return d, true

@@ -19,5 +19,7 @@
 // agreement against encoding/json from the captured reference traffic.
 //
 // Every decoder refuses input over MaxMessageSize, invalid UTF-8, JSON nested deeper than
-// MaxDepth and malformed JSON with a typed error (see errors.go); none of them panics.
+// MaxDepth and malformed JSON with a typed error (see errors.go); none of them panics. The JSON
+// validation under both decoders is the module's one scanner, internal/jsonscan (shared with
+// package security); scan.go walks members on it and maps its errors to ErrSyntax/ErrTooDeep.
 package envelope

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // Version is the envelope version every peer sends.
@@ -77,7 +79,7 @@ func Decode(b []byte) (*Envelope, error) {
 	if err := checkInput(b); err != nil {
 		return nil, err
 	}
-	i := skipWS(b, 0)
+	i := jsonscan.SkipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, ErrNotObject
 	}
@@ -111,7 +113,7 @@ func Decode(b []byte) (*Envelope, error) {
 	if err != nil {
 		return nil, err
 	}
-	if skipWS(b, end) != len(b) {
+	if jsonscan.SkipWS(b, end) != len(b) {
 		return nil, syntaxErr(end, "trailing data after envelope")
 	}
 	if e.Frame == nil {

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // captured is one WebSocket message from testdata/captures (real Naylence TS traffic).
@@ -136,7 +138,7 @@ func TestGoldenCaptures(t *testing.T) {
 // rawMember returns the raw bytes of a top-level member, or nil.
 func rawMember(t testing.TB, b []byte, key string) []byte {
 	var out []byte
-	if _, err := eachMember(b, skipWS(b, 0), 0, func(m member) error {
+	if _, err := eachMember(b, jsonscan.SkipWS(b, 0), 0, func(m member) error {
 		if m.keyString() == key {
 			out = b[m.valStart:m.valEnd]
 		}

@@ -3,6 +3,8 @@ package envelope
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // Header is what a router needs from an envelope, read without decoding the payload. The byte
@@ -43,7 +45,7 @@ func ParseHeader(msg []byte, h *Header) error {
 	if err := checkInput(msg); err != nil {
 		return err
 	}
-	i := skipWS(msg, 0)
+	i := jsonscan.SkipWS(msg, 0)
 	if i >= len(msg) || msg[i] != '{' {
 		return ErrNotObject
 	}
@@ -115,7 +117,7 @@ func ParseHeader(msg []byte, h *Header) error {
 	if err != nil {
 		return err
 	}
-	if skipWS(msg, end) != len(msg) {
+	if jsonscan.SkipWS(msg, end) != len(msg) {
 		return syntaxErr(end, "trailing data after envelope")
 	}
 	if seen.known&(1<<kFrame) == 0 {
@@ -144,7 +146,7 @@ func checkStringArray(b []byte, at int) error {
 	if b[at] != '[' {
 		return ErrFieldType
 	}
-	i := skipWS(b, at+1)
+	i := jsonscan.SkipWS(b, at+1)
 	if b[i] == ']' {
 		return nil
 	}
@@ -156,11 +158,11 @@ func checkStringArray(b []byte, at int) error {
 		if i, err = skipValue(b, i, 1); err != nil {
 			return err
 		}
-		i = skipWS(b, i)
+		i = jsonscan.SkipWS(b, i)
 		if b[i] == ']' {
 			return nil
 		}
-		i = skipWS(b, i+1) // ',' (the scanner validated the array)
+		i = jsonscan.SkipWS(b, i+1) // ',' (the scanner validated the array)
 	}
 }
 
@@ -239,7 +241,7 @@ func Restamp(dst, msg []byte, h *Header, seq int64, flags FlowFlags) []byte {
 	return append(dst, msg[b.span[1]:]...)
 }
 
-func skipLeadingWS(b []byte) []byte { return b[skipWS(b, 0):] }
+func skipLeadingWS(b []byte) []byte { return b[jsonscan.SkipWS(b, 0):] }
 
 // appendWithoutMember appends msg[from:] to dst leaving out the member whose value span is
 // span (its key, colon, value and one adjacent comma).
@@ -250,7 +252,7 @@ func appendWithoutMember(dst, msg []byte, from int, span [2]int) []byte {
 		k--
 	}
 	k--
-	for k > from && isWS(msg[k]) {
+	for k > from && jsonscan.IsWS(msg[k]) {
 		k--
 	}
 	// msg[k] is the closing quote of the key; find its opening quote.
@@ -259,13 +261,13 @@ func appendWithoutMember(dst, msg []byte, from int, span [2]int) []byte {
 		k--
 	}
 	end := span[1]
-	j := skipWS(msg, end)
+	j := jsonscan.SkipWS(msg, end)
 	if j < len(msg) && msg[j] == ',' {
 		end = j + 1
 	} else {
 		// Last member: remove the comma before it instead.
 		p := k - 1
-		for p >= from && isWS(msg[p]) {
+		for p >= from && jsonscan.IsWS(msg[p]) {
 			p--
 		}
 		if p >= from && msg[p] == ',' {

@@ -3,6 +3,8 @@ package envelope
 import (
 	"bytes"
 	"fmt"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // One parse. The sentinel routes on ParseHeader, signatures are checked over what Decode (and
@@ -319,7 +321,7 @@ func parseSecHeader(b []byte, at, depth int, h *Header) error {
 // sig, enc, kid, val, alg) to a raw sec header, for decoders outside this package that read it
 // with encoding/json.
 func CheckSec(raw []byte) error {
-	i := skipWS(raw, 0)
+	i := jsonscan.SkipWS(raw, 0)
 	if i >= len(raw) {
 		return nil
 	}

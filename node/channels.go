@@ -10,7 +10,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // channels is the node's channel encryption state (security.md §7). As initiator it keeps
@@ -175,7 +176,7 @@ func (n *Node) onSecureOpen(l *link, env *envelope.Envelope) {
 	}
 	out.SID, out.TraceID, out.To, out.CorrID = l.sid, env.TraceID, env.ReplyTo, env.CorrID
 	if ch != nil && l.aft {
-		tok, err := stickiness.SignAFT(n.sec.signer.Key, n.sec.signer.Kid, l.sid, env.SID, stickiness.ScopeNode, stickiness.MaxAFTTTL, time.Now())
+		tok, err := aft.Sign(n.sec.signer.Key, n.sec.signer.Kid, l.sid, env.SID, aft.ScopeNode, aft.MaxTTL, time.Now())
 		if err == nil {
 			out.Meta, _ = json.Marshal(map[string]map[string]string{"set": {"aft": tok}})
 		} else {

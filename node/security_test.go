@@ -12,7 +12,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 func overlay(level string) func(*Config) {
@@ -211,14 +212,14 @@ func TestSecureAcceptCarriesAFTOnReplicas(t *testing.T) {
 		t.Fatalf("SecureAccept meta = %s, want set.aft", accs[0].Meta)
 	}
 	pub := agent.sec.signer.Key.Public().(ed25519.PublicKey)
-	claims, err := stickiness.VerifyAFT(meta.Set.AFT, accs[0].SID, stickiness.LevelStrict, func(kid string) (ed25519.PublicKey, bool) {
+	claims, err := aft.Verify(meta.Set.AFT, accs[0].SID, aft.LevelStrict, func(kid string) (ed25519.PublicKey, bool) {
 		return pub, kid == agent.sec.signer.Kid
 	}, time.Now())
 	if err != nil {
 		t.Fatalf("VerifyAFT: %v", err)
 	}
 	clientSID := envelope.SecureDigest(client.AssignedPath())
-	if claims.ClientSID != clientSID || claims.Scope != stickiness.ScopeNode || !claims.Signed {
+	if claims.ClientSID != clientSID || claims.Scope != aft.ScopeNode || !claims.Signed {
 		t.Errorf("AFT claims %+v, want client_sid %s scope node", claims, clientSID)
 	}
 

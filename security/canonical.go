@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 // encodeOpts describes one of the Python/JS json.dumps variants the reference uses.
@@ -124,11 +126,11 @@ func (e *encoder) release() {
 }
 
 func (e *encoder) top() error {
-	e.pos = skipWS(e.in, 0)
+	e.pos = jsonscan.SkipWS(e.in, 0)
 	if err := e.value(0); err != nil {
 		return err
 	}
-	if e.pos = skipWS(e.in, e.pos); e.pos != len(e.in) {
+	if e.pos = jsonscan.SkipWS(e.in, e.pos); e.pos != len(e.in) {
 		return fmt.Errorf("trailing data after JSON value at offset %d", e.pos)
 	}
 	return nil
@@ -158,18 +160,18 @@ func (e *encoder) value(depth int) error {
 		e.out, e.pos, err = readString(e.out, in, e.pos, mode)
 		return err
 	case 't':
-		e.pos, err = scanLiteral(in, e.pos, "true")
+		e.pos, err = jsonscan.ScanLiteral(in, e.pos, "true")
 		e.out = append(e.out, "true"...)
 	case 'f':
-		e.pos, err = scanLiteral(in, e.pos, "false")
+		e.pos, err = jsonscan.ScanLiteral(in, e.pos, "false")
 		e.out = append(e.out, "false"...)
 	case 'n':
-		e.pos, err = scanLiteral(in, e.pos, "null")
+		e.pos, err = jsonscan.ScanLiteral(in, e.pos, "null")
 		e.out = append(e.out, "null"...)
 		e.lastNull = true
 	default:
 		start := e.pos
-		if e.pos, err = scanNumber(in, e.pos); err == nil {
+		if e.pos, err = jsonscan.ScanNumber(in, e.pos); err == nil {
 			e.out = appendNumber(e.out, in[start:e.pos], e.opts.numbers)
 		}
 	}
@@ -178,7 +180,7 @@ func (e *encoder) value(depth int) error {
 
 func (e *encoder) array(depth int) error {
 	e.out = append(e.out, '[')
-	e.pos = skipWS(e.in, e.pos+1)
+	e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 	if e.pos < len(e.in) && e.in[e.pos] == ']' {
 		e.pos++
 		e.out = append(e.out, ']')
@@ -199,7 +201,7 @@ func (e *encoder) array(depth int) error {
 		} else {
 			wrote = true
 		}
-		e.pos = skipWS(e.in, e.pos)
+		e.pos = jsonscan.SkipWS(e.in, e.pos)
 		if e.pos >= len(e.in) {
 			return errUnexpectedEnd
 		}
@@ -210,9 +212,9 @@ func (e *encoder) array(depth int) error {
 			e.lastNull = false
 			return nil
 		case ',':
-			e.pos = skipWS(e.in, e.pos+1)
+			e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 		default:
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 	}
 }
@@ -222,7 +224,7 @@ func (e *encoder) object(depth int) error {
 	defer func() { e.recs, e.keys = e.recs[:recBase], e.keys[:keyBase] }()
 	body := len(e.out) + 1 // first byte after '{'
 	e.out = append(e.out, '{')
-	e.pos = skipWS(e.in, e.pos+1)
+	e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 	if e.pos < len(e.in) && e.in[e.pos] == '}' {
 		e.pos++
 		e.out = append(e.out, '}')
@@ -236,7 +238,7 @@ func (e *encoder) object(depth int) error {
 	wrote := false
 	for {
 		if e.pos >= len(e.in) || e.in[e.pos] != '"' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
 		var err error
 		ks := len(e.keys)
@@ -250,11 +252,11 @@ func (e *encoder) object(depth int) error {
 		seg := len(e.out)
 		e.out, e.pos, _ = readString(e.out, e.in, e.pos, keyMode) // already validated above
 		e.out = append(e.out, e.opts.keySep...)
-		e.pos = skipWS(e.in, e.pos)
+		e.pos = jsonscan.SkipWS(e.in, e.pos)
 		if e.pos >= len(e.in) || e.in[e.pos] != ':' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
-		e.pos = skipWS(e.in, e.pos+1)
+		e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 		if err := e.value(depth + 1); err != nil {
 			return err
 		}
@@ -266,7 +268,7 @@ func (e *encoder) object(depth int) error {
 			wrote = true
 		}
 		e.recs = append(e.recs, rec)
-		e.pos = skipWS(e.in, e.pos)
+		e.pos = jsonscan.SkipWS(e.in, e.pos)
 		if e.pos >= len(e.in) {
 			return errUnexpectedEnd
 		}
@@ -275,9 +277,9 @@ func (e *encoder) object(depth int) error {
 			break
 		}
 		if e.in[e.pos] != ',' {
-			return syntaxErr(e.in, e.pos)
+			return invalidJSONAt(e.in, e.pos)
 		}
-		e.pos = skipWS(e.in, e.pos+1)
+		e.pos = jsonscan.SkipWS(e.in, e.pos+1)
 	}
 	e.reorder(body, e.recs[recBase:])
 	e.out = append(e.out, '}')

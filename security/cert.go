@@ -41,6 +41,20 @@ type NodeIdentity struct {
 	Leaf      *x509.Certificate
 }
 
+// EncodeLogicals is the OIDLogicals extension value: the JSON list the reference writes with
+// Python's json.dumps defaults (", " between items), so our certificates carry the same bytes.
+func EncodeLogicals(logicals []string) ([]byte, error) {
+	parts := make([]string, len(logicals))
+	for i, l := range logicals {
+		b, err := json.Marshal(l)
+		if err != nil {
+			return nil, fmt.Errorf("logicals extension: %w", err)
+		}
+		parts[i] = string(b)
+	}
+	return []byte("[" + strings.Join(parts, ", ") + "]"), nil
+}
+
 // NewTrustBundle builds the trust bundle for the reference trust domain from CA certificates.
 func NewTrustBundle(roots []*x509.Certificate) *x509bundle.Bundle {
 	return x509bundle.FromX509Authorities(spiffeid.RequireTrustDomainFromString(TrustDomain), roots)
@@ -77,6 +91,12 @@ func ParseCertificates(data []byte) ([]*x509.Certificate, error) {
 		}
 		return certs, nil
 	}
+	return ParseCertificatesPEM(data)
+}
+
+// ParseCertificatesPEM decodes every CERTIFICATE block of PEM data (other blocks skipped);
+// no block at all is an error.
+func ParseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
 	var certs []*x509.Certificate
 	for rest := data; ; {
 		var blk *pem.Block
@@ -116,7 +136,7 @@ func VerifyX5C(x5c []string, trust *x509bundle.Bundle, expectedSID string, now t
 		}
 		certs = append(certs, c)
 	}
-	return verifyChain(certs, trust, expectedSID, now)
+	return VerifyNodeChain(certs, trust, expectedSID, now)
 }
 
 // VerifyNodeCert validates a node certificate chain (PEM or DER, leaf first) against the
@@ -129,10 +149,29 @@ func VerifyNodeCert(chain []byte, trust *x509bundle.Bundle, expectedSID string, 
 	if err != nil {
 		return nil, err
 	}
-	return verifyChain(certs, trust, expectedSID, now)
+	return VerifyNodeChain(certs, trust, expectedSID, now)
 }
 
-func verifyChain(certs []*x509.Certificate, trust *x509bundle.Bundle, expectedSID string, now time.Time) (*NodeIdentity, error) {
+// VerifyNodeChain is VerifyNodeCert on parsed certificates (leaf first, then intermediates).
+func VerifyNodeChain(certs []*x509.Certificate, trust *x509bundle.Bundle, expectedSID string, now time.Time) (*NodeIdentity, error) {
+	ni, err := VerifyNodeSVID(certs, trust, now)
+	if err != nil {
+		return nil, err
+	}
+	if ni.PublicKey == nil {
+		return nil, fmt.Errorf("%w: leaf key is %T, want Ed25519", ErrBadCertificate, ni.Leaf.PublicKey)
+	}
+	if expectedSID != "" && ni.SID != expectedSID {
+		return nil, fmt.Errorf("%w: certificate sid %q, expected %q", ErrSIDMismatch, ni.SID, expectedSID)
+	}
+	return ni, nil
+}
+
+// VerifyNodeSVID makes every check of VerifyNodeChain but the key type and the sid match: it
+// tells whether certs is a node certificate of the trust domain at all, whatever key it
+// certifies (the CA issues for ECDSA CSRs too). PublicKey is set only for an Ed25519 leaf,
+// the only kind that can sign envelopes.
+func VerifyNodeSVID(certs []*x509.Certificate, trust *x509bundle.Bundle, now time.Time) (*NodeIdentity, error) {
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("%w: empty chain", ErrBadCertificate)
 	}
@@ -159,11 +198,10 @@ func verifyChain(certs []*x509.Certificate, trust *x509bundle.Bundle, expectedSI
 	if !ok || sid == "" || strings.Contains(sid, "/") {
 		return nil, fmt.Errorf("%w: SPIFFE ID %s is not a node id", ErrBadCertificate, id)
 	}
-	pub, ok := leaf.PublicKey.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: leaf key is %T, want Ed25519", ErrBadCertificate, leaf.PublicKey)
+	ni := &NodeIdentity{SPIFFEID: id, SID: sid, NotAfter: leaf.NotAfter, Leaf: leaf}
+	if pub, ok := leaf.PublicKey.(ed25519.PublicKey); ok {
+		ni.PublicKey = pub
 	}
-	ni := &NodeIdentity{SPIFFEID: id, SID: sid, PublicKey: pub, NotAfter: leaf.NotAfter, Leaf: leaf}
 	for _, ext := range leaf.Extensions {
 		switch {
 		case ext.Id.Equal(OIDSID):
@@ -177,9 +215,6 @@ func verifyChain(certs []*x509.Certificate, trust *x509bundle.Bundle, expectedSI
 				return nil, fmt.Errorf("%w: logicals extension: %v", ErrBadCertificate, err)
 			}
 		}
-	}
-	if expectedSID != "" && sid != expectedSID {
-		return nil, fmt.Errorf("%w: certificate sid %q, expected %q", ErrSIDMismatch, sid, expectedSID)
 	}
 	return ni, nil
 }

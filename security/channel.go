@@ -16,6 +16,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
 const channelInfoPrefix = "fame-channel:"
@@ -215,9 +217,9 @@ func (c *Channel) Encrypt(payload json.RawMessage) (string, envelope.Encryption,
 // channelPlaintext is the text the reference encrypts: the decoded text of a JSON string,
 // otherwise Python's compact json.dumps of the value.
 func channelPlaintext(payload json.RawMessage) ([]byte, error) {
-	if p := skipWS(payload, 0); p < len(payload) && payload[p] == '"' {
+	if p := jsonscan.SkipWS(payload, 0); p < len(payload) && payload[p] == '"' {
 		s, end, err := readString(nil, payload, p, strDecoded)
-		if err == nil && skipWS(payload, end) != len(payload) {
+		if err == nil && jsonscan.SkipWS(payload, end) != len(payload) {
 			err = fmt.Errorf("trailing data after JSON value at offset %d", end)
 		}
 		if err != nil {

@@ -1,6 +1,9 @@
-// Package security is the FAME security layer: profiles, canonical JSON and digests,
-// Ed25519 envelope signatures, the key store and JWK handling, sealed and channel
-// encryption, replay refusal, and SPIFFE node-certificate verification (strict-overlay). It
+// Package security is the FAME security layer and the module's one home for crypto and
+// identity: profiles, canonical JSON and digests, Ed25519 envelope signatures, the key store,
+// JWKs and JWKS (ParseSigningJWKS reads a token issuer's set), sealed and channel encryption,
+// replay refusal, and node certificates: the reference OIDs, the trust domain, PEM parsing
+// and SPIFFE node-certificate verification (strict-overlay; the admission CA issues with
+// them). AFT tokens are its subpackage security/aft, a leaf. It
 // is wire-compatible with the reference (security.md §§1-7, Appendix A vectors reproduced
 // byte for byte; every signature in the TS overlay captures verifies). It does no I/O apart
 // from LoadTrustBundle and starts no goroutines.
@@ -34,8 +37,10 @@
 // CanonicalJSON for the exact rules); verification also accepts a pd computed with
 // JavaScript number printing, because the TS runtime signs that way.
 //
-// Cost. The canonicaliser is a single pass over the raw bytes (jsonscan.go, canonical.go)
-// that accepts and decodes exactly what encoding/json does; canonical_oracle_test.go keeps
+// Cost. The canonicaliser is a single pass over the raw bytes (canonical.go, jsonstring.go,
+// on the module's one JSON scanner internal/jsonscan, shared with package envelope) that
+// accepts and decodes exactly what encoding/json does; scratch buffers come from the
+// module's one pool (internal/bufpool); canonical_oracle_test.go keeps
 // the earlier encoding/json-based implementation and the differential tests hold the two
 // byte-identical. KeyStore.Verify(env, true) allocates nothing and costs about one Ed25519
 // verification; Sign about one Ed25519 signature plus the payload digest; Seal two X25519

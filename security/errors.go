@@ -20,6 +20,8 @@ var (
 	ErrBadSec = errors.New("security: malformed sec header")
 	// ErrBadJWK: a JWK is malformed or not acceptable for its use.
 	ErrBadJWK = errors.New("security: invalid JWK")
+	// ErrBadJWKS: a JWKS document cannot be decoded at all.
+	ErrBadJWKS = errors.New("security: malformed JWKS")
 	// ErrCanonical: a value cannot be put into canonical JSON form.
 	ErrCanonical = errors.New("security: cannot canonicalise JSON")
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+
+	"github.com/fame-go/fame/internal/bufpool"
 )
 
 // PayloadDigest is the reference's Data payload digest (the `pd` member): secure_digest of the
@@ -14,8 +16,8 @@ func PayloadDigest(payload json.RawMessage, style NumberStyle) (string, error) {
 	if len(payload) == 0 || isJSONNull(payload) {
 		return SecureDigest(""), nil
 	}
-	buf := getBuf()
-	defer putBuf(buf)
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
 	c, err := AppendCanonicalJSON((*buf)[:0], payload, style)
 	*buf = c
 	if err != nil {
@@ -29,8 +31,8 @@ func PayloadDigest(payload json.RawMessage, style NumberStyle) (string, error) {
 // what the TS runtime computes, and what Python computes whenever the sender wrote the model
 // defaults explicitly (our Signer makes sure it does, see normalizeFrame).
 func FrameDigest(frame json.RawMessage) (string, error) {
-	buf := getBuf()
-	defer putBuf(buf)
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
 	var d [24]byte
 	out, err := appendFrameDigest(d[:0], frame, buf)
 	return string(out), err

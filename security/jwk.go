@@ -26,6 +26,52 @@ type JWK struct {
 	PhysicalPath string   `json:"physical_path,omitempty"`
 }
 
+// JWKS is a JSON Web Key Set document, as token issuers (the admission services) serve it.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
+// ParseSigningJWKS decodes a token issuer's JWKS document and returns its Ed25519 signing keys
+// by kid. Keys of other types or uses (the reference welcome JWKS also lists an X25519
+// encryption key) and keys that do not decode are skipped, not errors: one foreign key must
+// not make the whole set unusable. Only a document that is not a JSON object with a keys list
+// is an error (ErrBadJWKS).
+func ParseSigningJWKS(b []byte) (map[string]ed25519.PublicKey, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadJWKS, err)
+	}
+	out := make(map[string]ed25519.PublicKey, len(doc.Keys))
+	for _, raw := range doc.Keys {
+		// Only the members this check reads: a set is judged key by key on them alone, so an
+		// odd extra member (x5c, sid) of one key does not change which keys are usable.
+		var k struct {
+			Kty string `json:"kty"`
+			Crv string `json:"crv"`
+			X   string `json:"x"`
+			Kid string `json:"kid"`
+			Alg string `json:"alg"`
+			Use string `json:"use"`
+		}
+		if json.Unmarshal(raw, &k) != nil {
+			continue
+		}
+		if k.Kid == "" || k.Kty != "OKP" || k.Crv != "Ed25519" || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		// Strict unpadded base64url here (unlike Ed25519(), which tolerates padding): this is
+		// what the issuers' consumers always accepted.
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			continue
+		}
+		out[k.Kid] = ed25519.PublicKey(x)
+	}
+	return out, nil
+}
+
 // SigningJWK is the reference shape of a node's Ed25519 signing key.
 func SigningJWK(pub ed25519.PublicKey, kid string) JWK {
 	return JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), Kid: kid, Alg: SigAlgEdDSA, Use: "sig"}

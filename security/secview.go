@@ -1,5 +1,7 @@
 package security
 
+import "github.com/fame-go/fame/internal/jsonscan"
+
 // secView is what the verify path needs from a sec header: the signature's kid and val,
 // sliced out of the raw header when possible so that verifying allocates nothing for it.
 type secView struct {
@@ -25,25 +27,25 @@ func viewSec(raw []byte) (secView, error) {
 // fastSecView succeeds only on input for which ParseSec would succeed with the same values.
 func fastSecView(raw []byte) (secView, bool) {
 	var v secView
-	pos := skipWS(raw, 0)
+	pos := jsonscan.SkipWS(raw, 0)
 	if pos >= len(raw) || raw[pos] != '{' {
 		return v, false
 	}
 	var seenSig, seenEnc bool
-	pos = skipWS(raw, pos+1)
+	pos = jsonscan.SkipWS(raw, pos+1)
 	if pos < len(raw) && raw[pos] == '}' {
-		return v, skipWS(raw, pos+1) == len(raw) // {}: no sig, no enc
+		return v, jsonscan.SkipWS(raw, pos+1) == len(raw) // {}: no sig, no enc
 	}
 	for {
 		name, next, ok := plainString(raw, pos)
 		if !ok {
 			return v, false
 		}
-		pos = skipWS(raw, next)
+		pos = jsonscan.SkipWS(raw, next)
 		if pos >= len(raw) || raw[pos] != ':' {
 			return v, false
 		}
-		pos = skipWS(raw, pos+1)
+		pos = jsonscan.SkipWS(raw, pos+1)
 		var f [3][]byte // sig: kid val alg; enc: alg kid val
 		switch {
 		case string(name) == "sig" && !seenSig:
@@ -60,17 +62,17 @@ func fastSecView(raw []byte) (secView, bool) {
 		default:
 			return v, false
 		}
-		pos = skipWS(raw, pos)
+		pos = jsonscan.SkipWS(raw, pos)
 		if pos >= len(raw) {
 			return v, false
 		}
 		if raw[pos] == '}' {
-			return v, skipWS(raw, pos+1) == len(raw)
+			return v, jsonscan.SkipWS(raw, pos+1) == len(raw)
 		}
 		if raw[pos] != ',' {
 			return v, false
 		}
-		pos = skipWS(raw, pos+1)
+		pos = jsonscan.SkipWS(raw, pos+1)
 	}
 }
 
@@ -80,7 +82,7 @@ func plainStringObject(raw []byte, pos int, names [3]string, f *[3][]byte) (int,
 	if pos >= len(raw) || raw[pos] != '{' {
 		return pos, false
 	}
-	pos = skipWS(raw, pos+1)
+	pos = jsonscan.SkipWS(raw, pos+1)
 	if pos < len(raw) && raw[pos] == '}' {
 		return pos + 1, true
 	}
@@ -100,14 +102,14 @@ func plainStringObject(raw []byte, pos int, names [3]string, f *[3][]byte) (int,
 			return pos, false
 		}
 		seen[idx] = true
-		pos = skipWS(raw, next)
+		pos = jsonscan.SkipWS(raw, next)
 		if pos >= len(raw) || raw[pos] != ':' {
 			return pos, false
 		}
-		if f[idx], pos, ok = plainString(raw, skipWS(raw, pos+1)); !ok {
+		if f[idx], pos, ok = plainString(raw, jsonscan.SkipWS(raw, pos+1)); !ok {
 			return pos, false
 		}
-		pos = skipWS(raw, pos)
+		pos = jsonscan.SkipWS(raw, pos)
 		if pos >= len(raw) {
 			return pos, false
 		}
@@ -117,7 +119,7 @@ func plainStringObject(raw []byte, pos int, names [3]string, f *[3][]byte) (int,
 		if raw[pos] != ',' {
 			return pos, false
 		}
-		pos = skipWS(raw, pos+1)
+		pos = jsonscan.SkipWS(raw, pos+1)
 	}
 }
 

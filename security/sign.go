@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/fame-go/fame/envelope"
+
+	"github.com/fame-go/fame/internal/bufpool"
 )
 
 // Signer signs envelopes a node originates (overlay and strict-overlay).
@@ -43,11 +45,11 @@ func (s *Signer) Sign(env *envelope.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
-	buf := getBuf()
+	buf := bufpool.Get()
 	tbs, _ := appendTBS((*buf)[:0], env.SID, env, digest)
 	*buf = tbs
 	val := base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.Key, tbs))
-	putBuf(buf)
+	bufpool.Put(buf)
 	env.Frame = frame
 	if sec == nil && plainSecText(s.Kid) {
 		// The usual case (sign before encrypting): write the header json.Marshal would.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/fame-go/fame/envelope"
+
+	"github.com/fame-go/fame/internal/bufpool"
 )
 
 // Verify checks env's signature with pub as a final recipient does: for Data frames the
@@ -46,8 +48,8 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 	if sid == "" {
 		return fmt.Errorf("%w: no signer sid", ErrBadSignature)
 	}
-	buf := getBuf()
-	defer putBuf(buf)
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
 	if pd, isData, err := dataFramePD(env.Frame, (*buf)[:0]); err != nil {
 		return err
 	} else if isData {

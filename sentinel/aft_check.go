@@ -7,7 +7,8 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // Wire codes of the session-stickiness refusals (DeliveryAck code sent to the sender's
@@ -76,7 +77,7 @@ func (l *secLayer) rebuildSIDs(c peer) {
 // aftKeyFor resolves an AFT kid for a token that src carries: only a key registered under
 // src's path (or subtree) counts. foreign is set when the kid exists but belongs to another
 // node, so that the refusal can say so.
-func (l *secLayer) aftKeyFor(src peer, foreign *bool) stickiness.KeyLookup {
+func (l *secLayer) aftKeyFor(src peer, foreign *bool) aft.KeyLookup {
 	return func(kid string) (ed25519.PublicKey, bool) {
 		if l == nil {
 			return nil, false
@@ -108,7 +109,7 @@ func (r *stickyRouter) learnAFT(src peer, h *envelope.Header, tok string) {
 			detail: "AFT on an envelope whose sid is not the sender's", attrs: []any{"sid", sid}})
 		return
 	}
-	confirm := func(c stickiness.AFTClaims) error {
+	confirm := func(c aft.Claims) error {
 		if owner, ok := r.sec.keyOwner(c.KID); ok && !keyBelongs(src, owner) {
 			return &aftRefusal{reason: refusalAFTForeignKid, code: codeAFTForeignKid,
 				detail: "AFT signed with another node's key", attrs: []any{"kid", c.KID, "key_path", owner}}
@@ -167,13 +168,13 @@ func (r *stickyRouter) learnAFT(src peer, h *envelope.Header, tok string) {
 	case foreign:
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTForeignKid, code: codeAFTForeignKid,
 			detail: "AFT signed with another node's key", attrs: []any{"err", err.Error()}})
-	case stickiness.ReasonOf(err) == stickiness.ReasonSIDOnly:
+	case aft.ReasonOf(err) == aft.ReasonSIDOnly:
 		// The operator turned AFTs off (level sid-only); replicas may still send them.
 		src.logger().Debug("AFT ignored at level sid-only", "path", self.path)
 	default:
 		// Malformed (duplicate members included), expired, wrong algorithm, sid or signature.
 		r.refuseAFT(src, h, &aftRefusal{reason: refusalAFTInvalid, code: codeAFTInvalid,
-			detail: "AFT refused: " + string(stickiness.ReasonOf(err)), attrs: []any{"err", err.Error()}})
+			detail: "AFT refused: " + string(aft.ReasonOf(err)), attrs: []any{"err", err.Error()}})
 	}
 }
 

@@ -5,7 +5,8 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // TestAFTTwoPoolsNoFalseRefusal: session bindings are per client sid, so a client that calls
@@ -43,7 +44,7 @@ func TestAFTTwoPoolsNoFalseRefusal(t *testing.T) {
 		t.Fatal("no echo replica received the request")
 	}
 	r := reps[first]
-	tok, err := stickiness.SignAFT(r.signer.Key, r.signer.Kid, envelope.SecureDigest(r.path), clientSID, "node", time.Minute, time.Now())
+	tok, err := aft.Sign(r.signer.Key, r.signer.Kid, envelope.SecureDigest(r.path), clientSID, "node", time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // sendAccept makes replica r send a signed SecureAccept to the client carrying token as
@@ -86,7 +87,7 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	f, o := reps[first], reps[other]
 	now := time.Now()
 	sign := func(signer *security.Signer, replicaSID string, ttl time.Duration, at time.Time) string {
-		tok, err := stickiness.SignAFT(signer.Key, signer.Kid, replicaSID, clientSID, "node", ttl, at)
+		tok, err := aft.Sign(signer.Key, signer.Kid, replicaSID, clientSID, "node", ttl, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,15 +96,15 @@ func TestAFTPinsAndRefusals(t *testing.T) {
 	fSID, oSID := envelope.SecureDigest(f.path), envelope.SecureDigest(o.path)
 	forger := newSigner(t)
 	forger.Kid = f.signer.Kid // right kid, wrong key
-	unsigned, _ := stickiness.UnsignedAFT(f.signer.Kid, fSID, clientSID, time.Minute, now)
+	unsigned, _ := aft.Unsigned(f.signer.Kid, fSID, clientSID, time.Minute, now)
 	refusals := []struct {
 		name, token string
-		reason      stickiness.Reason
+		reason      aft.Reason
 	}{
-		{"forged", sign(forger, fSID, time.Minute, now), stickiness.ReasonBadSignature},
-		{"expired", sign(f.signer, fSID, time.Minute, now.Add(-time.Hour)), stickiness.ReasonExpired},
-		{"wrong sid", sign(f.signer, oSID, time.Minute, now), stickiness.ReasonWrongSID},
-		{"alg none", unsigned, stickiness.ReasonAlgNone},
+		{"forged", sign(forger, fSID, time.Minute, now), aft.ReasonBadSignature},
+		{"expired", sign(f.signer, fSID, time.Minute, now.Add(-time.Hour)), aft.ReasonExpired},
+		{"wrong sid", sign(f.signer, oSID, time.Minute, now), aft.ReasonWrongSID},
+		{"alg none", unsigned, aft.ReasonAlgNone},
 	}
 	for _, r := range refusals {
 		sendAccept(t, f, client, "chan-bad-"+r.name, r.token)

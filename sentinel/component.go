@@ -7,7 +7,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
+	"github.com/fame-go/fame/security/aft"
 )
 
 // The sentinel's parts are components that get what they need when they are built (New wires
@@ -83,7 +83,7 @@ type refuser interface {
 type keyOwners interface {
 	sidOwnedBy(p peer, sid string) bool
 	keyOwner(kid string) (path string, ok bool)
-	aftKeyFor(src peer, foreign *bool) stickiness.KeyLookup
+	aftKeyFor(src peer, foreign *bool) aft.KeyLookup
 }
 
 // The concrete engine is a peer, the Sentinel owns connections and refuses on the wire.

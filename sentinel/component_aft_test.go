@@ -9,7 +9,7 @@ import (
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
+	"github.com/fame-go/fame/security/aft"
 )
 
 // Stickiness decisions on AFTs, with fake peers: the sticky router and the security layer are
@@ -69,7 +69,7 @@ func (f *aftFixture) route(t *testing.T) *keyedPeer {
 // reply is an envelope from a replica with an AFT in meta.set.aft.
 func aftReply(t *testing.T, envSID string, signer *keyedPeer, replicaSID, clientSID string) *envelope.Header {
 	t.Helper()
-	tok, err := stickiness.SignAFT(signer.signer.Key, signer.signer.Kid, replicaSID, clientSID, "node", time.Minute, time.Now())
+	tok, err := aft.Sign(signer.signer.Key, signer.signer.Kid, replicaSID, clientSID, "node", time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 func refusalCount(t *testing.T, ts *testSentinel, reason string) float64 {
@@ -272,7 +273,7 @@ func TestAFTUnroutedSessionNotPinned(t *testing.T) {
 	client := newSigningPeer(t, ts, "client")
 	client.attachSigned("*")
 	clientSID := envelope.SecureDigest(client.path)
-	tok, err := stickiness.SignAFT(r.signer.Key, r.signer.Kid, envelope.SecureDigest(r.path), clientSID, "node", time.Minute, time.Now())
+	tok, err := aft.Sign(r.signer.Key, r.signer.Kid, envelope.SecureDigest(r.path), clientSID, "node", time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

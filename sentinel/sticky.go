@@ -10,6 +10,8 @@ import (
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/stickiness"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // stickyRouter chooses the replica of a pool for each envelope. With stickiness on, every
@@ -269,7 +271,7 @@ func (r *stickyRouter) negotiate(offer json.RawMessage) json.RawMessage {
 	if err := json.Unmarshal(offer, &o); err != nil {
 		return nil
 	}
-	cfg := stickiness.Config{Enabled: false, SecurityLevel: stickiness.LevelSignedOptional}
+	cfg := stickiness.Config{Enabled: false, SecurityLevel: aft.LevelSignedOptional}
 	if r.table != nil {
 		cfg = r.table.Config()
 	}

@@ -1,24 +1,11 @@
 package stickiness
 
 import (
-	"crypto/ed25519"
 	"fmt"
 	"runtime"
 	"testing"
 	"time"
 )
-
-func BenchmarkVerifyAFTSigned(b *testing.B) {
-	v, priv := loadVectors(b)
-	keys := keysFor(v.Signed.KID, priv.Public().(ed25519.PublicKey))
-	now := time.Unix(v.Now, 0)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := VerifyAFT(v.Signed.Token, "REPLICASID", LevelStrict, keys, now); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 func BenchmarkExtractAFT(b *testing.B) {
 	meta := []byte(`{"set":{"aft":"eyJhbGciOiJub25lIiwia2lkIjoiazEifQ.eyJzaWQiOiJSIn0."},"other":{"x":[1,2,3]}}`)

@@ -4,36 +4,23 @@ import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// Level is the AFT verification level, as in the reference sentinel's
-// stickiness.security_level.
-type Level string
-
-const (
-	// LevelStrict accepts only EdDSA-signed AFTs whose key the sentinel knows.
-	LevelStrict Level = "strict"
-	// LevelSignedOptional also accepts unsigned (alg "none") AFTs; signed ones
-	// must still verify. It is the reference default.
-	LevelSignedOptional Level = "signed-optional"
-	// LevelSIDOnly ignores AFTs entirely; sessions stick by client sid through
-	// the balancer's choice only.
-	LevelSIDOnly Level = "sid-only"
+	"github.com/fame-go/fame/security/aft"
 )
 
 // ErrInvalidConfig is wrapped by every configuration error.
 var ErrInvalidConfig = errors.New("stickiness: invalid config")
 
 // ParseLevel parses a level name; "" means the default, signed-optional.
-func ParseLevel(s string) (Level, error) {
-	switch Level(s) {
+func ParseLevel(s string) (aft.Level, error) {
+	switch aft.Level(s) {
 	case "":
-		return LevelSignedOptional, nil
-	case LevelStrict, LevelSignedOptional, LevelSIDOnly:
-		return Level(s), nil
+		return aft.LevelSignedOptional, nil
+	case aft.LevelStrict, aft.LevelSignedOptional, aft.LevelSIDOnly:
+		return aft.Level(s), nil
 	}
 	return "", fmt.Errorf("%w: unknown security level %q (want %q, %q or %q)",
-		ErrInvalidConfig, s, LevelStrict, LevelSignedOptional, LevelSIDOnly)
+		ErrInvalidConfig, s, aft.LevelStrict, aft.LevelSignedOptional, aft.LevelSIDOnly)
 }
 
 // Defaults. DefaultIdleTTL is deliberately far longer than the reference's
@@ -54,7 +41,7 @@ type Config struct {
 	// ignores Bind/BindChannel/LearnAFT, so callers need no special case.
 	Enabled bool
 	// SecurityLevel decides which AFTs LearnAFT accepts.
-	SecurityLevel Level
+	SecurityLevel aft.Level
 	// DefaultTTL is the idle lifetime of a binding: every Lookup hit pushes
 	// its expiry to now+TTL (sliding), so an active session never expires.
 	// Bind with ttl <= 0 uses it; LearnAFT uses max(DefaultTTL, token lifetime).
@@ -79,7 +66,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Enabled:       true,
-		SecurityLevel: LevelSignedOptional,
+		SecurityLevel: aft.LevelSignedOptional,
 		DefaultTTL:    DefaultIdleTTL,
 		MaxTTL:        DefaultMaxTTL,
 		CacheMax:      DefaultCacheMax,

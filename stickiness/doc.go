@@ -41,11 +41,10 @@
 //
 // # AFT tokens
 //
-// SignAFT / UnsignedAFT mint tokens byte-for-byte as the reference replicas
-// do; VerifyAFT checks them (levels strict, signed-optional, sid-only) with
-// typed refusal reasons; a header or claim set that repeats a member (compared
-// case-insensitively, as encoding/json matches names) is malformed, so that a
-// token has one meaning. Table.LearnAFTConfirmed lets the caller decide on the
+// Minting and verifying the tokens is package security/aft, a leaf the node
+// SDK imports without linking this package's bbolt and golang-lru; the table
+// calls aft.Verify at its configured aft.Level and counts refusals by
+// aft.Reason. Table.LearnAFTConfirmed lets the caller decide on the
 // verified claims before anything is bound. Negotiate answers a replica's stickiness offer in
 // NodeAttachAck.
 //

@@ -1,6 +1,10 @@
 package stickiness
 
-import "time"
+import (
+	"time"
+
+	"github.com/fame-go/fame/security/aft"
+)
 
 // LearnAFT handles an AFT found on an envelope coming up from a replica
 // (ExtractAFT on its meta): it verifies the token at the table's level with
@@ -10,21 +14,21 @@ import "time"
 // remaining lifetime, capped at MaxTTL. Refusals are counted by reason and
 // returned as *AFTError; the envelope itself should still be forwarded.
 // A valid token without client_sid (reference unsigned tokens) binds nothing.
-func (t *Table) LearnAFT(token, envelopeSID, sourceReplica string, keys KeyLookup, now time.Time) error {
+func (t *Table) LearnAFT(token, envelopeSID, sourceReplica string, keys aft.KeyLookup, now time.Time) error {
 	return t.LearnAFTConfirmed(token, envelopeSID, sourceReplica, keys, now, nil)
 }
 
 // LearnAFTConfirmed is LearnAFT with a check of the caller's between verification and
 // binding: confirm sees the verified claims (the same parse that binds) and, by returning an
 // error, stops the binding; that error is returned as is. A nil confirm confirms everything.
-func (t *Table) LearnAFTConfirmed(token, envelopeSID, sourceReplica string, keys KeyLookup, now time.Time, confirm func(AFTClaims) error) error {
+func (t *Table) LearnAFTConfirmed(token, envelopeSID, sourceReplica string, keys aft.KeyLookup, now time.Time, confirm func(aft.Claims) error) error {
 	if !t.cfg.Enabled {
 		return nil
 	}
-	c, err := VerifyAFT(token, envelopeSID, t.cfg.SecurityLevel, keys, now)
+	c, err := aft.Verify(token, envelopeSID, t.cfg.SecurityLevel, keys, now)
 	if err != nil {
 		t.refusedMu.Lock()
-		t.refused[ReasonOf(err)]++
+		t.refused[aft.ReasonOf(err)]++
 		t.refusedMu.Unlock()
 		return err
 	}

@@ -1,5 +1,7 @@
 package stickiness
 
+import "github.com/fame-go/fame/security/aft"
+
 // Stickiness modes exchanged in NodeAttach / NodeAttachAck.
 const (
 	ModeAFT  = "aft"
@@ -52,7 +54,7 @@ func Negotiate(cfg Config, offer *Offer) *Answer {
 	if !cfg.Enabled {
 		return &Answer{Enabled: boolPtr(false), Version: version}
 	}
-	if offered(offer, ModeAFT) && cfg.SecurityLevel != LevelSIDOnly {
+	if offered(offer, ModeAFT) && cfg.SecurityLevel != aft.LevelSIDOnly {
 		ttl := cfg.AdvertisedTTL
 		if ttl <= 0 {
 			ttl = DefaultAdvertisedTTL

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 func TestNegotiate(t *testing.T) {
@@ -11,7 +13,7 @@ func TestNegotiate(t *testing.T) {
 	off := DefaultConfig()
 	off.Enabled = false
 	sidOnly := DefaultConfig()
-	sidOnly.SecurityLevel = LevelSIDOnly
+	sidOnly.SecurityLevel = aft.LevelSIDOnly
 	custom := DefaultConfig()
 	custom.AdvertisedTTL = 90 * time.Second
 	tests := []struct {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unique"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // Table maps client sessions (client sid) and end-to-end channels (channel
@@ -30,7 +32,7 @@ type Table struct {
 	repins, purgedSessions, purgedChannels atomic.Uint64
 	aftVerified, aftNoClient               atomic.Uint64
 	refusedMu                              sync.Mutex
-	refused                                map[Reason]uint64
+	refused                                map[aft.Reason]uint64
 }
 
 // Option customises a Table.
@@ -56,7 +58,7 @@ func NewTable(cfg Config, opts ...Option) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Table{cfg: cfg, clock: time.Now, idx: newIndex(), refused: map[Reason]uint64{}}
+	t := &Table{cfg: cfg, clock: time.Now, idx: newIndex(), refused: map[aft.Reason]uint64{}}
 	for _, o := range opts {
 		o(t)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fame-go/fame/security/aft"
 )
 
 // fakeClock is a settable clock for TTL tests.
@@ -87,7 +89,7 @@ func TestNewTableConfig(t *testing.T) {
 	}{
 		{"defaults", DefaultConfig(), false, func(c Config) bool { return c == DefaultConfig() }},
 		{"zero fills defaults", Config{Enabled: true}, false, func(c Config) bool {
-			return c.DefaultTTL == time.Hour && c.MaxTTL == 7200*time.Second && c.CacheMax == 100000 && c.SecurityLevel == LevelSignedOptional
+			return c.DefaultTTL == time.Hour && c.MaxTTL == 7200*time.Second && c.CacheMax == 100000 && c.SecurityLevel == aft.LevelSignedOptional
 		}},
 		{"default above max is capped", Config{DefaultTTL: 3 * time.Hour, MaxTTL: time.Hour}, false, func(c Config) bool { return c.DefaultTTL == time.Hour }},
 		{"bad level", Config{SecurityLevel: "paranoid"}, true, nil},
@@ -114,7 +116,7 @@ func TestNewTableConfig(t *testing.T) {
 }
 
 func TestParseLevel(t *testing.T) {
-	for in, want := range map[string]Level{"": LevelSignedOptional, "strict": LevelStrict, "signed-optional": LevelSignedOptional, "sid-only": LevelSIDOnly} {
+	for in, want := range map[string]aft.Level{"": aft.LevelSignedOptional, "strict": aft.LevelStrict, "signed-optional": aft.LevelSignedOptional, "sid-only": aft.LevelSIDOnly} {
 		if got, err := ParseLevel(in); err != nil || got != want {
 			t.Errorf("ParseLevel(%q) = %q, %v", in, got, err)
 		}
@@ -443,7 +445,7 @@ func TestLearnAFT(t *testing.T) {
 	v, priv := loadVectors(t)
 	now := time.Unix(v.Now, 0)
 	keys := keysFor(v.Signed.KID, priv.Public().(ed25519.PublicKey))
-	tbl, _ := newTestTable(t, func(c *Config) { c.SecurityLevel = LevelStrict })
+	tbl, _ := newTestTable(t, func(c *Config) { c.SecurityLevel = aft.LevelStrict })
 	if err := tbl.LearnAFT(v.Signed.Token, "REPLICASID", "route-r1", keys, now); err != nil {
 		t.Fatal(err)
 	}
@@ -451,20 +453,20 @@ func TestLearnAFT(t *testing.T) {
 		t.Fatalf("CLIENTSID -> %q, %v", r, ok)
 	}
 	err := tbl.LearnAFT(v.Unsigned.Token, "REPLICASID", "route-r2", keys, now)
-	if !errors.Is(err, ErrAFTAlgNone) {
+	if !errors.Is(err, aft.ErrAlgNone) {
 		t.Fatalf("unsigned at strict: %v", err)
 	}
-	if !errors.Is(tbl.LearnAFT(v.Signed.Token, "OTHER", "route-r2", keys, now), ErrAFTWrongSID) {
+	if !errors.Is(tbl.LearnAFT(v.Signed.Token, "OTHER", "route-r2", keys, now), aft.ErrWrongSID) {
 		t.Fatal("wrong sid accepted")
 	}
-	if !errors.Is(tbl.LearnAFT(v.Signed.Token, "REPLICASID", "route-r2", keys, now.Add(3*time.Hour)), ErrAFTExpired) {
+	if !errors.Is(tbl.LearnAFT(v.Signed.Token, "REPLICASID", "route-r2", keys, now.Add(3*time.Hour)), aft.ErrExpired) {
 		t.Fatal("expired accepted")
 	}
 	if r, _ := tbl.Lookup("CLIENTSID"); r != "route-r1" {
 		t.Fatal("refused token changed the binding")
 	}
 	st := tbl.Stats()
-	want := map[Reason]uint64{ReasonAlgNone: 1, ReasonWrongSID: 1, ReasonExpired: 1}
+	want := map[aft.Reason]uint64{aft.ReasonAlgNone: 1, aft.ReasonWrongSID: 1, aft.ReasonExpired: 1}
 	if st.AFTVerified != 1 || !reflect.DeepEqual(st.AFTRefused, want) {
 		t.Fatalf("stats verified=%d refused=%v", st.AFTVerified, st.AFTRefused)
 	}
@@ -477,8 +479,8 @@ func TestLearnAFT(t *testing.T) {
 		t.Fatalf("unsigned without client_sid: %+v", st)
 	}
 
-	sidOnly, _ := newTestTable(t, func(c *Config) { c.SecurityLevel = LevelSIDOnly })
-	if !errors.Is(sidOnly.LearnAFT(v.Signed.Token, "REPLICASID", "r", keys, now), ErrAFTSIDOnly) {
+	sidOnly, _ := newTestTable(t, func(c *Config) { c.SecurityLevel = aft.LevelSIDOnly })
+	if !errors.Is(sidOnly.LearnAFT(v.Signed.Token, "REPLICASID", "r", keys, now), aft.ErrSIDOnly) {
 		t.Fatal("sid-only accepted a token")
 	}
 }

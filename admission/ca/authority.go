@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"time"
+
+	"github.com/fame-go/fame/security"
 )
 
 // Authority signs node and server certificates.
@@ -44,7 +46,7 @@ func NewAuthority(root, signer *x509.Certificate, signerKey crypto.Signer, inter
 		intermediates = nil
 	}
 	return &Authority{Root: root, Signer: signer, signerKey: signerKey, Intermediates: intermediates,
-		TrustDomain: DefaultTrustDomain, NodeTTL: 24 * time.Hour, Now: time.Now}, nil
+		TrustDomain: security.TrustDomain, NodeTTL: 24 * time.Hour, Now: time.Now}, nil
 }
 
 func publicKeysEqual(a, b crypto.PublicKey) bool {
@@ -127,28 +129,14 @@ func certPEM(certs ...*x509.Certificate) []byte {
 	return out
 }
 
-// ParseCertsPEM decodes every CERTIFICATE block of b.
+// ParseCertsPEM decodes every CERTIFICATE block of b (security.ParseCertificatesPEM, with the
+// CA's material error).
 func ParseCertsPEM(b []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadMaterial, err)
-		}
-		out = append(out, c)
+	certs, err := security.ParseCertificatesPEM(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMaterial, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no certificate in PEM", ErrBadMaterial)
-	}
-	return out, nil
+	return certs, nil
 }
 
 // ParseKeyPEM decodes a PKCS#8 (or SEC1 EC) private key.

@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/fame-go/fame/security"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -127,7 +129,7 @@ func TestIssueNodeA8(t *testing.T) {
 		t.Fatal("EKU not critical")
 	}
 	want := map[string]string{"1.3.6.1.4.1.58530.1": sid, "1.3.6.1.4.1.58530.4": "r1node", "1.3.6.1.4.1.58530.2": `["*.fame.fabric"]`}
-	for _, oid := range []asn1.ObjectIdentifier{OIDSID, OIDNodeID, OIDLogicals} {
+	for _, oid := range []asn1.ObjectIdentifier{security.OIDSID, security.OIDNodeID, security.OIDLogicals} {
 		v, crit, ok := oidValue(leaf, oid)
 		if !ok || crit || v != want[oid.String()] {
 			t.Errorf("%s = %q (critical %v, present %v), want %q", oid, v, crit, ok, want[oid.String()])
@@ -139,7 +141,7 @@ func TestIssueNodeA8(t *testing.T) {
 	if leaf.SignatureAlgorithm != x509.PureEd25519 || !bytes.Equal(leaf.RawIssuer, a.Signer.RawSubject) {
 		t.Fatalf("signature %v / issuer %v", leaf.SignatureAlgorithm, leaf.Issuer)
 	}
-	id, err := VerifyNodeCert(is.Chain, []*x509.Certificate{a.Root}, DefaultTrustDomain, time.Now())
+	id, err := security.VerifyNodeSVID(is.Chain, security.NewTrustBundle([]*x509.Certificate{a.Root}), time.Now())
 	if err != nil {
 		t.Fatalf("own certificate refused: %v", err)
 	}
@@ -149,7 +151,7 @@ func TestIssueNodeA8(t *testing.T) {
 }
 
 func TestLogicalsJSONPythonSeparators(t *testing.T) {
-	b, _ := logicalsJSON([]string{"a.fame.fabric", "*.fame.fabric"})
+	b, _ := security.EncodeLogicals([]string{"a.fame.fabric", "*.fame.fabric"})
 	if string(b) != `["a.fame.fabric", "*.fame.fabric"]` {
 		t.Fatalf("logicals JSON = %s", b)
 	}
@@ -181,12 +183,12 @@ func TestVerifyNodeCertRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := VerifyNodeCert(tc.chain, tc.roots, DefaultTrustDomain, tc.now); err == nil {
+			if _, err := security.VerifyNodeSVID(tc.chain, security.NewTrustBundle(tc.roots), tc.now); err == nil {
 				t.Fatal("accepted")
 			}
 		})
 	}
-	if _, err := VerifyNodeCert(good.Chain, roots, DefaultTrustDomain, time.Now()); err != nil {
+	if _, err := security.VerifyNodeSVID(good.Chain, security.NewTrustBundle(roots), time.Now()); err != nil {
 		t.Fatalf("control case refused: %v", err)
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fame-go/fame/admission/internal/envx"
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/admission/token"
+	"github.com/fame-go/fame/internal/envx"
+
+	"github.com/fame-go/fame/security"
 )
 
 // Config configures the CA service.
@@ -42,7 +44,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		GrantIssuer:          envx.First(getenv, "https://welcome/fame/welcome", "FAME_CA_TRUSTED_ISSUER"),
 		GrantJWKSURL:         getenv("FAME_CA_JWKS_URL"),
 		AllowUnauthenticated: envx.Bool(getenv, "FAME_CA_ALLOW_UNAUTHENTICATED"),
-		TrustDomain:          envx.First(getenv, DefaultTrustDomain, "FAME_CA_TRUST_DOMAIN"),
+		TrustDomain:          envx.First(getenv, security.TrustDomain, "FAME_CA_TRUST_DOMAIN"),
 		Host:                 envx.First(getenv, "0.0.0.0", "FAME_APP_HOST"),
 		Port:                 envx.First(getenv, "8091", "FAME_APP_PORT"),
 	}

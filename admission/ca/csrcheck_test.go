@@ -18,6 +18,8 @@ import (
 
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/envelope"
+
+	"github.com/fame-go/fame/security"
 )
 
 func (f *caFixture) metric(t *testing.T, name, labels string) string {
@@ -93,7 +95,7 @@ func TestSignBeyondGrantRefused(t *testing.T) {
 		{"code signing", &x509.CertificateRequest{Subject: cn, ExtraExtensions: []pkix.Extension{
 			ext(t, oidEKU, []asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 3}})}}, nil, CodeCSRNotGranted},
 		{"the node-id extension", &x509.CertificateRequest{Subject: cn, ExtraExtensions: []pkix.Extension{
-			{Id: OIDNodeID, Value: []byte("math-replica1")}}}, nil, CodeCSRNotGranted},
+			{Id: security.OIDNodeID, Value: []byte("math-replica1")}}}, nil, CodeCSRNotGranted},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,8 +131,8 @@ func TestSignBeyondGrantRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := VerifyNodeCert(chain, []*x509.Certificate{f.ca.Root}, DefaultTrustDomain, time.Now())
-		if err != nil || id.ID.String() != ownID || id.NodeID != "r1node" || !slices.Equal(id.Logicals, []string{"*.fame.fabric"}) {
+		id, err := security.VerifyNodeSVID(chain, security.NewTrustBundle([]*x509.Certificate{f.ca.Root}), time.Now())
+		if err != nil || id.SPIFFEID.String() != ownID || id.NodeID != "r1node" || !slices.Equal(id.Logicals, []string{"*.fame.fabric"}) {
 			t.Fatalf("%s: identity %+v %v", name, id, err)
 		}
 		if leaf := chain[0]; len(leaf.DNSNames) > 0 || len(leaf.URIs) != 1 || leaf.IsCA {

@@ -26,9 +26,11 @@
 // InitCA creates (or reloads) a development root and intermediate with
 // Ed25519 keys on disk (0600), in the reference's file layout; leaves are
 // signed by the intermediate. IssueServerCert gives the dev services a TLS
-// certificate from the same CA. VerifyNodeCert is the bundle check a peer
-// applies to an x5c chain: chain to our roots, SPIFFE ID in our trust domain,
-// sid extension consistent with the SAN.
+// certificate from the same CA. Certificates, the node OIDs, the trust domain
+// and the check a peer applies to an x5c chain (security.VerifyNodeCert /
+// VerifyNodeChain: chain to our roots, SPIFFE ID in our trust domain, sid
+// extension consistent with the SAN) live in package security; the CA uses
+// them and keeps only the issuing side.
 //
 // Environment (ConfigFromEnv): FAME_CA_DIR (InitCA directory), or the
 // reference's FAME_CA_CERT_FILE/_PEM, FAME_CA_KEY_FILE/_PEM,

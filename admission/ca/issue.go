@@ -18,6 +18,8 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/fame-go/fame/security"
 )
 
 // ErrBadCSR is returned for a CSR that cannot be used.
@@ -38,6 +40,13 @@ type Issued struct {
 }
 
 // LeafPEM and ChainPEM are the response encodings.
+// Standard X.509 OIDs the CA writes and checks itself (the node OIDs are security's).
+var (
+	oidEKU    = asn1.ObjectIdentifier{2, 5, 29, 37}
+	oidClient = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 2}
+	oidServer = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 1}
+)
+
 func (i *Issued) LeafPEM() []byte  { return certPEM(i.Leaf) }
 func (i *Issued) ChainPEM() []byte { return certPEM(i.Chain...) }
 
@@ -72,15 +81,15 @@ func (a *Authority) IssueNode(csr *x509.CertificateRequest, req NodeRequest) (*I
 	exts := []pkix.Extension{
 		// Critical, as the reference writes it; Go's own EKU would not be.
 		{Id: oidEKU, Critical: true, Value: eku},
-		{Id: OIDSID, Value: []byte(sid)},
-		{Id: OIDNodeID, Value: []byte(req.RequesterID)},
+		{Id: security.OIDSID, Value: []byte(sid)},
+		{Id: security.OIDNodeID, Value: []byte(req.RequesterID)},
 	}
 	if len(req.Logicals) > 0 {
-		lj, err := logicalsJSON(req.Logicals)
+		lj, err := security.EncodeLogicals(req.Logicals)
 		if err != nil {
 			return nil, fmt.Errorf("ca: encode logicals: %w", err)
 		}
-		exts = append(exts, pkix.Extension{Id: OIDLogicals, Value: lj})
+		exts = append(exts, pkix.Extension{Id: security.OIDLogicals, Value: lj})
 	}
 	u := id.URL()
 	now := a.Now()

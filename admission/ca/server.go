@@ -1,7 +1,6 @@
 package ca
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -73,21 +72,12 @@ func (s *Server) trustBundle(w http.ResponseWriter, r *http.Request) {
 func (s *Server) sign(w http.ResponseWriter, r *http.Request) {
 	var grant *ticket.Claims
 	if s.auth != nil {
-		raw, ok := token.BearerFromHeader(r.Header.Get("Authorization"))
-		if !ok {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			s.refuse(w, r, nil, "", http.StatusUnauthorized, "missing_token", "Authentication failed: no bearer token")
-			return
-		}
 		grant = &ticket.Claims{}
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		err := s.auth.VerifyInto(ctx, raw, grant)
-		cancel()
-		if err != nil {
-			reason := string(token.ReasonOf(err))
-			s.log.Debug("ca: grant refused", "err", err)
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			s.refuse(w, r, nil, "", http.StatusUnauthorized, reason, "Authentication failed: "+reason)
+		if ref := s.auth.Authenticate(w, r, grant, 10*time.Second); ref != nil {
+			if ref.Err != nil {
+				s.log.Debug("ca: grant refused", "err", ref.Err)
+			}
+			s.refuse(w, r, nil, "", http.StatusUnauthorized, ref.Code, ref.Detail)
 			return
 		}
 	}

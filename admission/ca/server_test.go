@@ -17,6 +17,8 @@ import (
 	"github.com/fame-go/fame/admission/jose"
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/admission/token"
+
+	"github.com/fame-go/fame/security"
 )
 
 const welcomeIss = "https://welcome/fame/welcome"
@@ -126,7 +128,7 @@ func TestSignEndpoint(t *testing.T) {
 			if !leaf[0].Equal(chain[0]) {
 				t.Fatal("certificate_pem is not the chain's first certificate")
 			}
-			id, err := VerifyNodeCert(chain, []*x509.Certificate{f.ca.Root}, DefaultTrustDomain, time.Now())
+			id, err := security.VerifyNodeSVID(chain, security.NewTrustBundle([]*x509.Certificate{f.ca.Root}), time.Now())
 			if err != nil || id.SID != tc.sid {
 				t.Fatalf("issued chain: %+v %v", id, err)
 			}

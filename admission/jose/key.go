@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/fame-go/fame/security"
 )
 
 // ErrBadKeyFile is returned when a key file exists but does not hold an
@@ -120,8 +122,16 @@ func parsePEM(b []byte, path string) (*SigningKey, error) {
 func (k *SigningKey) Public() ed25519.PublicKey { return k.Private.Public().(ed25519.PublicKey) }
 
 // JWK returns the public key in the reference's signing-JWK shape.
-func (k *SigningKey) JWK() JWK {
-	return JWK{Kty: "OKP", Crv: "Ed25519", X: b64(k.Public()), Kid: k.Kid, Alg: "EdDSA", Use: "sig"}
+func (k *SigningKey) JWK() security.JWK { return security.SigningJWK(k.Public(), k.Kid) }
+
+// SetOf builds the JWKS served for the given keys (verifiers read it with
+// security.ParseSigningJWKS).
+func SetOf(keys ...*SigningKey) security.JWKS {
+	s := security.JWKS{Keys: make([]security.JWK, 0, len(keys))}
+	for _, k := range keys {
+		s.Keys = append(s.Keys, k.JWK())
+	}
+	return s
 }
 
 // Sign encodes claims as a compact JWS with header {alg: EdDSA, kid, typ: JWT}.

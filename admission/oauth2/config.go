@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fame-go/fame/admission/internal/envx"
 	"github.com/fame-go/fame/admission/jose"
+	"github.com/fame-go/fame/internal/envx"
 )
 
 // Client is one registered client.

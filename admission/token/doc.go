@@ -11,6 +11,11 @@
 // so that callers can answer with a precise code and tests can branch on it
 // with errors.Is(err, token.ErrExpired).
 //
+// Verifier.Authenticate is the one bearer check of the admission HTTP
+// endpoints (the CA's sign, the welcome hello): Authorization header,
+// verification, WWW-Authenticate on refusal, and a Refusal (code, detail)
+// that each service answers in its own shape.
+//
 // Timestamps are accepted as integers or floats (the reference writes exp as
 // a float); tokens issued here use integer seconds.
 package token

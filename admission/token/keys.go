@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fame-go/fame/admission/jose"
+	"github.com/fame-go/fame/security"
 )
 
 // KeySource resolves a kid to an Ed25519 public key. It returns an *Error
@@ -148,7 +148,7 @@ func (c *JWKSClient) fetch(ctx context.Context) error {
 	if int64(len(body)) > c.opts.MaxBytes {
 		return fmt.Errorf("jwks: %s larger than %d bytes", c.url, c.opts.MaxBytes)
 	}
-	keys, err := jose.ParseJWKS(body)
+	keys, err := security.ParseSigningJWKS(body)
 	if err != nil {
 		return fmt.Errorf("jwks: %s: %w", c.url, err)
 	}

@@ -6,9 +6,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/fame-go/fame/admission/internal/envx"
 	"github.com/fame-go/fame/admission/jose"
 	"github.com/fame-go/fame/admission/token"
+	"github.com/fame-go/fame/internal/envx"
 )
 
 // Paths served by the Handler.

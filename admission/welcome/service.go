@@ -111,23 +111,17 @@ func (e *helloError) with(systemID string) *helloError { e.systemID = systemID; 
 func (s *Service) hello(w http.ResponseWriter, r *http.Request) {
 	subject := ""
 	if s.auth != nil {
-		raw, ok := token.BearerFromHeader(r.Header.Get("Authorization"))
-		if !ok {
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			s.refused(w, r, "", "", &helloError{status: http.StatusUnauthorized, code: "missing_token",
-				err: errors.New("Authentication failed: no bearer token")})
-			return
-		}
-		claims, err := s.auth.Verify(r.Context(), raw)
-		if err != nil {
-			reason := string(token.ReasonOf(err))
+		var claims token.Claims
+		if ref := s.auth.Authenticate(w, r, &claims, 0); ref != nil {
 			status := http.StatusUnauthorized
-			if token.ReasonOf(err) == token.ReasonKeysUnavailable {
+			if ref.Code == string(token.ReasonKeysUnavailable) {
+				// The token may be fine; the issuer's keys could not be fetched.
 				status = http.StatusServiceUnavailable
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-			s.cfg.Logger.Debug("welcome: bearer refused", "err", err)
-			s.refused(w, r, "", "", &helloError{status: status, code: reason, err: errors.New("Authentication failed: " + reason)})
+			if ref.Err != nil {
+				s.cfg.Logger.Debug("welcome: bearer refused", "err", ref.Err)
+			}
+			s.refused(w, r, "", "", &helloError{status: status, code: ref.Code, err: errors.New(ref.Detail)})
 			return
 		}
 		subject = claims.Subject

@@ -43,3 +43,23 @@ func TestListBoolFirst(t *testing.T) {
 		t.Error("First wrong")
 	}
 }
+
+func TestParseBool(t *testing.T) {
+	for in, want := range map[string]bool{
+		"1": true, "true": true, "TRUE": true, " yes ": true, "On": true, "enabled": true,
+		"0": false, "false": false, "No": false, "off": false, "DISABLED": false,
+	} {
+		if v, ok := ParseBool(in); !ok || v != want {
+			t.Errorf("ParseBool(%q) = %v, %v; want %v, true", in, v, ok, want)
+		}
+	}
+	for _, in := range []string{"", " ", "y", "t", "2", "truee", "nope"} {
+		if v, ok := ParseBool(in); ok || v {
+			t.Errorf("ParseBool(%q) = %v, %v; want false, false", in, v, ok)
+		}
+	}
+	get := func(k string) string { return map[string]string{"X": "bogus", "Y": "enabled"}[k] }
+	if Bool(get, "X") || !Bool(get, "Y") {
+		t.Error("Bool: unrecognised must be false, enabled true")
+	}
+}

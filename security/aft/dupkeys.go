@@ -1,4 +1,4 @@
-package stickiness
+package aft
 
 import (
 	"bytes"

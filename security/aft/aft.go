@@ -1,4 +1,4 @@
-package stickiness
+package aft
 
 import (
 	"crypto/ed25519"
@@ -18,8 +18,8 @@ import (
 // verifies them and pins the client session to the replica the envelope came
 // from. See security.md §8.
 
-// MaxAFTTTL is the longest lifetime a replica may request (max_ttl_sec).
-const MaxAFTTTL = 7200 * time.Second
+// MaxTTL is the longest lifetime a replica may request (max_ttl_sec).
+const MaxTTL = 7200 * time.Second
 
 // maxTokenLen refuses absurd tokens before any decoding work; real AFTs are
 // about 300 bytes.
@@ -32,8 +32,8 @@ const (
 	ScopeSess = "sess"
 )
 
-// AFTClaims is a verified (or, for alg "none", accepted) token.
-type AFTClaims struct {
+// Claims is a verified (or, for alg "none", accepted) token.
+type Claims struct {
 	SID       string // replica node sid
 	ClientSID string // client session the token pins; "" if absent/null
 	Scope     string // "node", "flow", "sess" or ""
@@ -75,7 +75,7 @@ type wireClaims struct {
 	noValidation
 }
 
-// noValidation satisfies jwt.Claims; VerifyAFT checks expiry itself so that
+// noValidation satisfies jwt.Claims; Verify checks expiry itself so that
 // the rule is exactly the reference's (exp <= now is expired) and the error
 // carries a Reason.
 type noValidation struct{}
@@ -93,17 +93,17 @@ func aftExp(ttl time.Duration, now time.Time) (int64, error) {
 	if ttl <= 0 {
 		return 0, errBadTTL
 	}
-	if ttl > MaxAFTTTL {
-		ttl = MaxAFTTTL
+	if ttl > MaxTTL {
+		ttl = MaxTTL
 	}
 	return now.Add(ttl).Unix(), nil
 }
 
-// SignAFT mints an EdDSA-signed AFT exactly as the reference replica does:
+// Sign mints an EdDSA-signed AFT exactly as the reference replica does:
 // header {"alg":"EdDSA","kid":kid,"typ":"JWT"}, claims {sid, exp, scp,
-// client_sid} with exp = now + ttl (ttl capped at MaxAFTTTL). Empty scope or
+// client_sid} with exp = now + ttl (ttl capped at MaxTTL). Empty scope or
 // clientSID are left out.
-func SignAFT(priv ed25519.PrivateKey, kid, replicaSID, clientSID, scope string, ttl time.Duration, now time.Time) (string, error) {
+func Sign(priv ed25519.PrivateKey, kid, replicaSID, clientSID, scope string, ttl time.Duration, now time.Time) (string, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return "", fmt.Errorf("aft: sign: private key has %d bytes, want %d", len(priv), ed25519.PrivateKeySize)
 	}
@@ -120,12 +120,12 @@ func SignAFT(priv ed25519.PrivateKey, kid, replicaSID, clientSID, scope string, 
 	return s, nil
 }
 
-// UnsignedAFT mints the alg "none" token a replica without a key sends at
+// Unsigned mints the alg "none" token a replica without a key sends at
 // level signed-optional: header {"alg":"none","kid":kid}, claims with scope
 // "node", an empty signature part. An empty clientSID is written as null,
 // which is what the reference always writes (it drops client_sid, a bug we
 // reproduce only when asked to).
-func UnsignedAFT(kid, replicaSID, clientSID string, ttl time.Duration, now time.Time) (string, error) {
+func Unsigned(kid, replicaSID, clientSID string, ttl time.Duration, now time.Time) (string, error) {
 	exp, err := aftExp(ttl, now)
 	if err != nil {
 		return "", err
@@ -150,10 +150,10 @@ func UnsignedAFT(kid, replicaSID, clientSID string, ttl time.Duration, now time.
 	return enc.EncodeToString(header) + "." + enc.EncodeToString(claims) + ".", nil
 }
 
-// parser only decodes; every check is made by VerifyAFT in a fixed order.
+// parser only decodes; every check is made by Verify in a fixed order.
 var parser = jwt.NewParser(jwt.WithoutClaimsValidation())
 
-// VerifyAFT checks token for an envelope whose sid is expectedSID (the
+// Verify checks token for an envelope whose sid is expectedSID (the
 // replica's sid), at the given level, with keys resolving header kids.
 //
 // Order: level sid-only refuses everything; then structure (malformed);
@@ -162,23 +162,23 @@ var parser = jwt.NewParser(jwt.WithoutClaimsValidation())
 // At signed-optional an unsigned token is accepted (Signed=false) but a
 // signed one must verify: a signature that cannot be checked is refused, not
 // downgraded. An unknown level is treated as strict.
-func VerifyAFT(token, expectedSID string, level Level, keys KeyLookup, now time.Time) (AFTClaims, error) {
+func Verify(token, expectedSID string, level Level, keys KeyLookup, now time.Time) (Claims, error) {
 	if level == LevelSIDOnly {
-		return AFTClaims{}, refuse(ReasonSIDOnly, nil, "")
+		return Claims{}, refuse(ReasonSIDOnly, nil, "")
 	}
 	if len(token) > maxTokenLen {
-		return AFTClaims{}, refuse(ReasonMalformed, nil, "token is %d bytes", len(token))
+		return Claims{}, refuse(ReasonMalformed, nil, "token is %d bytes", len(token))
 	}
 	if err := checkSegments(token); err != nil {
-		return AFTClaims{}, refuse(ReasonMalformed, err, "")
+		return Claims{}, refuse(ReasonMalformed, err, "")
 	}
 	var wc wireClaims
 	tok, _, err := parser.ParseUnverified(token, &wc)
 	if err != nil {
 		if errors.Is(err, jwt.ErrTokenUnverifiable) { // alg missing or not registered
-			return AFTClaims{}, refuse(ReasonUnsupportedAlg, err, "")
+			return Claims{}, refuse(ReasonUnsupportedAlg, err, "")
 		}
-		return AFTClaims{}, refuse(ReasonMalformed, err, "")
+		return Claims{}, refuse(ReasonMalformed, err, "")
 	}
 	alg := tok.Method.Alg()
 	kid, _ := tok.Header["kid"].(string)
@@ -186,19 +186,19 @@ func VerifyAFT(token, expectedSID string, level Level, keys KeyLookup, now time.
 	case jwt.SigningMethodEdDSA.Alg():
 	case jwt.SigningMethodNone.Alg():
 		if level != LevelSignedOptional {
-			return AFTClaims{}, refuse(ReasonAlgNone, nil, "")
+			return Claims{}, refuse(ReasonAlgNone, nil, "")
 		}
 	default:
-		return AFTClaims{}, refuse(ReasonUnsupportedAlg, nil, "alg %q", alg)
+		return Claims{}, refuse(ReasonUnsupportedAlg, nil, "alg %q", alg)
 	}
 	if wc.Exp == nil {
-		return AFTClaims{}, refuse(ReasonMalformed, nil, "no exp claim")
+		return Claims{}, refuse(ReasonMalformed, nil, "no exp claim")
 	}
 	if !now.Before(wc.Exp.Time) {
-		return AFTClaims{}, refuse(ReasonExpired, nil, "exp %s, now %s", wc.Exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		return Claims{}, refuse(ReasonExpired, nil, "exp %s, now %s", wc.Exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
 	if wc.SID != expectedSID {
-		return AFTClaims{}, refuse(ReasonWrongSID, nil, "token sid %q, envelope sid %q", wc.SID, expectedSID)
+		return Claims{}, refuse(ReasonWrongSID, nil, "token sid %q, envelope sid %q", wc.SID, expectedSID)
 	}
 	signingString := token[:strings.LastIndexByte(token, '.')]
 	signed := alg != jwt.SigningMethodNone.Alg()
@@ -209,15 +209,15 @@ func VerifyAFT(token, expectedSID string, level Level, keys KeyLookup, now time.
 			pub, ok = keys(kid)
 		}
 		if !ok {
-			return AFTClaims{}, refuse(ReasonUnknownKID, nil, "kid %q", kid)
+			return Claims{}, refuse(ReasonUnknownKID, nil, "kid %q", kid)
 		}
 		if err := tok.Method.Verify(signingString, tok.Signature, pub); err != nil {
-			return AFTClaims{}, refuse(ReasonBadSignature, err, "kid %q", kid)
+			return Claims{}, refuse(ReasonBadSignature, err, "kid %q", kid)
 		}
 	} else if len(tok.Signature) != 0 {
-		return AFTClaims{}, refuse(ReasonMalformed, nil, "alg none with a signature")
+		return Claims{}, refuse(ReasonMalformed, nil, "alg none with a signature")
 	}
-	c := AFTClaims{
+	c := Claims{
 		SID:       wc.SID,
 		ClientSID: wc.ClientSID,
 		Scope:     wc.Scope,

@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/fame-go/fame/internal/jsonscan"
 )
 
-// This file is the hand-written JSON reader under the canonicaliser and the frame scanner.
-// It accepts exactly what encoding/json accepts (RFC 8259, no extensions) and decodes strings
-// exactly as encoding/json does (invalid UTF-8 and unpaired surrogate escapes become
-// U+FFFD), because signatures computed over its output must match the ones computed by the
-// encoding/json-based implementation it replaced (see canonical_oracle_test.go).
+// This file decodes JSON strings for the canonicaliser and the frame scanner, and walks the
+// members of an object; validation of everything else (numbers, literals, skipped values)
+// is the module's one scanner, internal/jsonscan. Together they accept exactly what
+// encoding/json accepts (RFC 8259, no extensions) and decode strings exactly as encoding/json
+// does (invalid UTF-8 and unpaired surrogate escapes become U+FFFD), because signatures
+// computed over the output must match the ones computed by the encoding/json-based
+// implementation they replaced (see canonical_oracle_test.go).
 
 // maxJSONDepth bounds nesting so hostile input cannot make the canonicaliser recurse without
 // limit. It matches envelope.MaxDepth.
@@ -26,78 +30,13 @@ var (
 	errTooDeep       = errors.New("nesting too deep")
 )
 
-func syntaxErr(in []byte, pos int) error {
+// invalidJSONAt is encoding/json's wording for the byte at pos (or the end of the input), used
+// by the canonicaliser's own structural checks.
+func invalidJSONAt(in []byte, pos int) error {
 	if pos >= len(in) {
 		return errUnexpectedEnd
 	}
 	return fmt.Errorf("invalid character %q at offset %d", in[pos], pos)
-}
-
-func skipWS(in []byte, pos int) int {
-	for pos < len(in) {
-		switch in[pos] {
-		case ' ', '\t', '\n', '\r':
-			pos++
-		default:
-			return pos
-		}
-	}
-	return pos
-}
-
-// scanLiteral checks that in[pos:] starts with lit and returns the position after it.
-func scanLiteral(in []byte, pos int, lit string) (int, error) {
-	if len(in)-pos < len(lit) || string(in[pos:pos+len(lit)]) != lit {
-		for i := 0; i < len(lit); i++ {
-			if pos+i >= len(in) || in[pos+i] != lit[i] {
-				return 0, syntaxErr(in, pos+i)
-			}
-		}
-	}
-	return pos + len(lit), nil
-}
-
-// scanNumber returns the end of the number starting at pos:
-// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
-func scanNumber(in []byte, pos int) (int, error) {
-	if pos < len(in) && in[pos] == '-' {
-		pos++
-	}
-	switch {
-	case pos < len(in) && in[pos] == '0':
-		pos++
-	case pos < len(in) && in[pos] >= '1' && in[pos] <= '9':
-		pos = skipDigits(in, pos+1)
-	default:
-		return 0, syntaxErr(in, pos)
-	}
-	if pos < len(in) && in[pos] == '.' {
-		pos++
-		if pos >= len(in) || !isDigit(in[pos]) {
-			return 0, syntaxErr(in, pos)
-		}
-		pos = skipDigits(in, pos)
-	}
-	if pos < len(in) && (in[pos] == 'e' || in[pos] == 'E') {
-		pos++
-		if pos < len(in) && (in[pos] == '+' || in[pos] == '-') {
-			pos++
-		}
-		if pos >= len(in) || !isDigit(in[pos]) {
-			return 0, syntaxErr(in, pos)
-		}
-		pos = skipDigits(in, pos)
-	}
-	return pos, nil
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func skipDigits(in []byte, pos int) int {
-	for pos < len(in) && isDigit(in[pos]) {
-		pos++
-	}
-	return pos
 }
 
 // hex4 reads the four hex digits of a \u escape whose 'u' is at pos-1; -1 when malformed.
@@ -129,7 +68,6 @@ const (
 	strDecoded     strMode = iota // the decoded UTF-8 text, no quotes
 	strCanonical                  // quoted, escaped as Python json.dumps(ensure_ascii=False)
 	strCanonicalAS                // quoted, escaped as Python json.dumps(ensure_ascii=True)
-	strValidate                   // nothing: only find the end
 )
 
 // readString reads the string token whose opening quote is at pos, appends it to dst in the
@@ -150,9 +88,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 			}
 			pos++
 		}
-		if mode != strValidate {
-			dst = append(dst, in[start:pos]...)
-		}
+		dst = append(dst, in[start:pos]...)
 		if pos >= len(in) {
 			return dst, pos, errUnexpectedEnd
 		}
@@ -164,7 +100,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 			}
 			return dst, pos + 1, nil
 		case c < 0x20:
-			return dst, pos, syntaxErr(in, pos)
+			return dst, pos, invalidJSONAt(in, pos)
 		case c == '\\':
 			if pos+1 >= len(in) {
 				return dst, pos, errUnexpectedEnd
@@ -186,7 +122,7 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 			case 'u':
 				r = hex4(in, pos+2)
 				if r < 0 {
-					return dst, pos, syntaxErr(in, pos+2)
+					return dst, pos, invalidJSONAt(in, pos+2)
 				}
 				if utf16.IsSurrogate(r) {
 					// Same pairing rule as encoding/json: a surrogate that does not form a
@@ -205,22 +141,18 @@ func readString(dst, in []byte, pos int, mode strMode) ([]byte, int, error) {
 				}
 				pos += 4
 			default:
-				return dst, pos, syntaxErr(in, pos+1)
+				return dst, pos, invalidJSONAt(in, pos+1)
 			}
 			pos += 2
-			if mode != strValidate {
-				dst = appendRune(dst, r, mode, ascii)
-			}
+			dst = appendRune(dst, r, mode, ascii)
 		default: // DEL or a non-ASCII byte
 			r, size := utf8.DecodeRune(in[pos:])
-			if mode != strValidate {
-				if r == utf8.RuneError && size == 1 {
-					dst = appendRune(dst, utf8.RuneError, mode, ascii)
-				} else if r < utf8.RuneSelf || ascii || mode == strDecoded {
-					dst = appendRune(dst, r, mode, ascii)
-				} else {
-					dst = append(dst, in[pos:pos+size]...)
-				}
+			if r == utf8.RuneError && size == 1 {
+				dst = appendRune(dst, utf8.RuneError, mode, ascii)
+			} else if r < utf8.RuneSelf || ascii || mode == strDecoded {
+				dst = appendRune(dst, r, mode, ascii)
+			} else {
+				dst = append(dst, in[pos:pos+size]...)
 			}
 			pos += size
 		}
@@ -270,69 +202,6 @@ func appendEscapedASCII(dst []byte, c byte, ascii bool) []byte {
 	return append(dst, c)
 }
 
-// skipValue validates the value at pos (after any whitespace) and returns where it ends.
-func skipValue(in []byte, pos, depth int) (int, error) {
-	pos = skipWS(in, pos)
-	if pos >= len(in) {
-		return pos, errUnexpectedEnd
-	}
-	switch c := in[pos]; c {
-	case '{', '[':
-		if depth >= maxSkipDepth {
-			return pos, errTooDeep
-		}
-		closer := byte('}')
-		if c == '[' {
-			closer = ']'
-		}
-		pos = skipWS(in, pos+1)
-		if pos < len(in) && in[pos] == closer {
-			return pos + 1, nil
-		}
-		for {
-			var err error
-			if c == '{' {
-				if pos >= len(in) || in[pos] != '"' {
-					return pos, syntaxErr(in, pos)
-				}
-				if _, pos, err = readString(nil, in, pos, strValidate); err != nil {
-					return pos, err
-				}
-				pos = skipWS(in, pos)
-				if pos >= len(in) || in[pos] != ':' {
-					return pos, syntaxErr(in, pos)
-				}
-				pos++
-			}
-			if pos, err = skipValue(in, pos, depth+1); err != nil {
-				return pos, err
-			}
-			pos = skipWS(in, pos)
-			if pos >= len(in) {
-				return pos, errUnexpectedEnd
-			}
-			if in[pos] == closer {
-				return pos + 1, nil
-			}
-			if in[pos] != ',' {
-				return pos, syntaxErr(in, pos)
-			}
-			pos = skipWS(in, pos+1)
-		}
-	case '"':
-		_, end, err := readString(nil, in, pos, strValidate)
-		return end, err
-	case 't':
-		return scanLiteral(in, pos, "true")
-	case 'f':
-		return scanLiteral(in, pos, "false")
-	case 'n':
-		return scanLiteral(in, pos, "null")
-	default:
-		return scanNumber(in, pos)
-	}
-}
-
 // objectScanner walks the members of a JSON object (exactly one object, whitespace around it
 // allowed) without building anything: each next call returns the decoded key (appended to the
 // caller's scratch) and the exact bytes of the value. Values are validated as encoding/json
@@ -351,19 +220,19 @@ func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err erro
 	raw := s.raw
 	switch s.state {
 	case 0:
-		pos := skipWS(raw, 0)
+		pos := jsonscan.SkipWS(raw, 0)
 		if pos >= len(raw) {
 			return nil, nil, false, errUnexpectedEnd
 		}
 		if raw[pos] != '{' {
 			return nil, nil, false, errors.New("not a JSON object")
 		}
-		s.pos = skipWS(raw, pos+1)
+		s.pos = jsonscan.SkipWS(raw, pos+1)
 		if s.pos < len(raw) && raw[s.pos] == '}' {
 			return nil, nil, false, s.finish(s.pos + 1)
 		}
 	case 2:
-		pos := skipWS(raw, s.pos)
+		pos := jsonscan.SkipWS(raw, s.pos)
 		if pos >= len(raw) {
 			return nil, nil, false, errUnexpectedEnd
 		}
@@ -371,26 +240,26 @@ func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err erro
 			return nil, nil, false, s.finish(pos + 1)
 		}
 		if raw[pos] != ',' {
-			return nil, nil, false, syntaxErr(raw, pos)
+			return nil, nil, false, invalidJSONAt(raw, pos)
 		}
-		s.pos = skipWS(raw, pos+1)
+		s.pos = jsonscan.SkipWS(raw, pos+1)
 	case 3:
 		return nil, nil, false, nil
 	}
 	s.state = 1
 	pos := s.pos
 	if pos >= len(raw) || raw[pos] != '"' {
-		return nil, nil, false, syntaxErr(raw, pos)
+		return nil, nil, false, invalidJSONAt(raw, pos)
 	}
 	if key, pos, err = readString(scratch, raw, pos, strDecoded); err != nil {
 		return nil, nil, false, err
 	}
-	pos = skipWS(raw, pos)
+	pos = jsonscan.SkipWS(raw, pos)
 	if pos >= len(raw) || raw[pos] != ':' {
-		return nil, nil, false, syntaxErr(raw, pos)
+		return nil, nil, false, invalidJSONAt(raw, pos)
 	}
-	vstart := skipWS(raw, pos+1)
-	if pos, err = skipValue(raw, vstart, 0); err != nil {
+	vstart := jsonscan.SkipWS(raw, pos+1)
+	if pos, err = jsonscan.SkipValue(raw, vstart, 0, maxSkipDepth); err != nil {
 		return nil, nil, false, err
 	}
 	s.pos, s.state = pos, 2
@@ -399,7 +268,7 @@ func (s *objectScanner) next(scratch []byte) (key, val []byte, ok bool, err erro
 
 func (s *objectScanner) finish(pos int) error {
 	s.state = 3
-	if skipWS(s.raw, pos) != len(s.raw) {
+	if jsonscan.SkipWS(s.raw, pos) != len(s.raw) {
 		return errors.New("trailing data after object")
 	}
 	return nil

@@ -1,5 +1,3 @@
-// Package envx parses the FAME_* environment values of the admission
-// services: durations in seconds or Go syntax, comma lists, booleans.
 package envx
 
 import (
@@ -38,13 +36,25 @@ func List(getenv func(string) string, name string, def []string) []string {
 	return f
 }
 
-// Bool is true for 1/true/yes/on (any case).
-func Bool(getenv func(string) string, name string) bool {
-	switch strings.ToLower(strings.TrimSpace(getenv(name))) {
-	case "1", "true", "yes", "on":
-		return true
+// ParseBool reads a boolean setting: 1, true, yes, on, enabled and 0, false, no, off,
+// disabled, in any case, surrounding space ignored. ok is false for anything else, the empty
+// string included: strict callers report it as a problem, lenient ones (Bool) take it as
+// false. It is the one spelling of a boolean for every FAME_* variable and YAML value.
+func ParseBool(s string) (v, ok bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "true", "yes", "on", "enabled":
+		return true, true
+	case "0", "false", "no", "off", "disabled":
+		return false, true
 	}
-	return false
+	return false, false
+}
+
+// Bool is the variable name read with ParseBool, anything unrecognised (or unset) being false:
+// for opt-in switches, where only a clear yes turns the feature on.
+func Bool(getenv func(string) string, name string) bool {
+	v, _ := ParseBool(getenv(name))
+	return v
 }
 
 // First returns the first non-empty value among names, else def.

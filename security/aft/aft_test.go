@@ -1,4 +1,4 @@
-package stickiness
+package aft
 
 import (
 	"crypto/ed25519"
@@ -60,7 +60,7 @@ func keysFor(kid string, pub ed25519.PublicKey) KeyLookup {
 func TestSignAFTVector(t *testing.T) {
 	v, priv := loadVectors(t)
 	now := time.Unix(v.Now, 0)
-	got, err := SignAFT(priv, v.Signed.KID, v.Signed.SID, v.Signed.ClientSID, v.Signed.Scope, time.Duration(v.Signed.TTLSec)*time.Second, now)
+	got, err := Sign(priv, v.Signed.KID, v.Signed.SID, v.Signed.ClientSID, v.Signed.Scope, time.Duration(v.Signed.TTLSec)*time.Second, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,15 +75,15 @@ func TestSignAFTVector(t *testing.T) {
 		}
 	}
 	// A longer TTL is capped at 7200 s, giving the same token.
-	capped, _ := SignAFT(priv, v.Signed.KID, v.Signed.SID, v.Signed.ClientSID, v.Signed.Scope, 10*time.Hour, now)
+	capped, _ := Sign(priv, v.Signed.KID, v.Signed.SID, v.Signed.ClientSID, v.Signed.Scope, 10*time.Hour, now)
 	if capped != v.Signed.Token {
-		t.Errorf("ttl not capped at MaxAFTTTL")
+		t.Errorf("ttl not capped at MaxTTL")
 	}
 }
 
 func TestUnsignedAFTVector(t *testing.T) {
 	v, _ := loadVectors(t)
-	got, err := UnsignedAFT(v.Unsigned.KID, v.Unsigned.SID, "", time.Duration(v.Unsigned.TTLSec)*time.Second, time.Unix(v.Now, 0))
+	got, err := Unsigned(v.Unsigned.KID, v.Unsigned.SID, "", time.Duration(v.Unsigned.TTLSec)*time.Second, time.Unix(v.Now, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,8 +91,8 @@ func TestUnsignedAFTVector(t *testing.T) {
 		t.Fatalf("unsigned AFT mismatch\n got %s\nwant %s", got, v.Unsigned.Token)
 	}
 	// With a client sid we do better than the reference and keep it.
-	withClient, _ := UnsignedAFT("k1", "R", "C", time.Minute, time.Unix(v.Now, 0))
-	c, err := VerifyAFT(withClient, "R", LevelSignedOptional, nil, time.Unix(v.Now, 0))
+	withClient, _ := Unsigned("k1", "R", "C", time.Minute, time.Unix(v.Now, 0))
+	c, err := Verify(withClient, "R", LevelSignedOptional, nil, time.Unix(v.Now, 0))
 	if err != nil || c.ClientSID != "C" || c.Signed || c.Scope != ScopeNode {
 		t.Fatalf("unsigned with client: %+v, %v", c, err)
 	}
@@ -100,13 +100,13 @@ func TestUnsignedAFTVector(t *testing.T) {
 
 func TestSignAFTBadInput(t *testing.T) {
 	_, priv := loadVectors(t)
-	if _, err := SignAFT(priv[:10], "k", "s", "c", "node", time.Hour, time.Now()); err == nil {
+	if _, err := Sign(priv[:10], "k", "s", "c", "node", time.Hour, time.Now()); err == nil {
 		t.Error("short key accepted")
 	}
-	if _, err := SignAFT(priv, "k", "s", "c", "node", 0, time.Now()); err == nil {
+	if _, err := Sign(priv, "k", "s", "c", "node", 0, time.Now()); err == nil {
 		t.Error("zero ttl accepted")
 	}
-	if _, err := UnsignedAFT("k", "s", "c", -time.Second, time.Now()); err == nil {
+	if _, err := Unsigned("k", "s", "c", -time.Second, time.Now()); err == nil {
 		t.Error("negative ttl accepted")
 	}
 }
@@ -134,7 +134,7 @@ func TestVerifyAFT(t *testing.T) {
 	noneWithSig := forge(`{"alg":"none","kid":"k1"}`, `{"sid":"REPLICASID","exp":1735696800}`, "c2ln")
 	noExp := forge(`{"alg":"none","kid":"k1"}`, `{"sid":"REPLICASID"}`, "")
 	weirdAlg := forge(`{"alg":"XX1","kid":"k1"}`, `{"sid":"REPLICASID","exp":1735696800}`, "")
-	noKid, _ := SignAFT(priv, "", "REPLICASID", "C", "node", time.Hour, now)
+	noKid, _ := Sign(priv, "", "REPLICASID", "C", "node", time.Hour, now)
 
 	tests := []struct {
 		name   string
@@ -175,7 +175,7 @@ func TestVerifyAFT(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := VerifyAFT(tc.token, tc.sid, tc.level, tc.keys, tc.now)
+			c, err := Verify(tc.token, tc.sid, tc.level, tc.keys, tc.now)
 			if tc.reason == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
@@ -194,7 +194,7 @@ func TestVerifyAFT(t *testing.T) {
 			if !errors.Is(err, reasonErr[tc.reason]) {
 				t.Fatalf("errors.Is(%v, %v) false", err, reasonErr[tc.reason])
 			}
-			if c != (AFTClaims{}) {
+			if c != (Claims{}) {
 				t.Fatalf("claims returned with error: %+v", c)
 			}
 		})
@@ -203,11 +203,11 @@ func TestVerifyAFT(t *testing.T) {
 
 func TestVerifiedClaimsFields(t *testing.T) {
 	v, priv := loadVectors(t)
-	c, err := VerifyAFT(v.Signed.Token, "REPLICASID", LevelStrict, keysFor(v.Signed.KID, priv.Public().(ed25519.PublicKey)), time.Unix(v.Now, 0))
+	c, err := Verify(v.Signed.Token, "REPLICASID", LevelStrict, keysFor(v.Signed.KID, priv.Public().(ed25519.PublicKey)), time.Unix(v.Now, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := AFTClaims{SID: "REPLICASID", ClientSID: "CLIENTSID", Scope: "node", Exp: 1735696800, KID: "replica-sig-kid", Signed: true}
+	want := Claims{SID: "REPLICASID", ClientSID: "CLIENTSID", Scope: "node", Exp: 1735696800, KID: "replica-sig-kid", Signed: true}
 	if c != want {
 		t.Fatalf("got %+v want %+v", c, want)
 	}
@@ -223,7 +223,7 @@ func FuzzVerifyAFT(f *testing.F) {
 	now := time.Unix(v.Now, 0)
 	f.Fuzz(func(t *testing.T, token, sid string) {
 		for _, lvl := range []Level{LevelStrict, LevelSignedOptional, LevelSIDOnly} {
-			c, err := VerifyAFT(token, sid, lvl, keys, now)
+			c, err := Verify(token, sid, lvl, keys, now)
 			if err != nil {
 				if ReasonOf(err) == "" {
 					t.Fatalf("error without reason: %v", err)
