@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/fame-go/fame/envelope"
@@ -61,7 +60,7 @@ const (
 var errKeys = errors.New("refused")
 
 func newSecLayer(s *Sentinel) (*secLayer, error) {
-	p, err := security.ParseProfile(s.opts.SecurityProfile)
+	p, err := security.ParseProfile(string(s.opts.SecurityProfile))
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: security profile: %w", err)
 	}
@@ -69,7 +68,7 @@ func newSecLayer(s *Sentinel) (*secLayer, error) {
 		return nil, nil
 	}
 	ksOpts := security.KeyStoreOptions{}
-	if v := os.Getenv("FAME_CA_CERTS"); v != "" {
+	if v := s.opts.TrustBundle; v != "" {
 		b, err := security.LoadTrustBundle(v)
 		if err != nil {
 			return nil, fmt.Errorf("sentinel: %w", err)

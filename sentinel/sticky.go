@@ -30,7 +30,7 @@ func newStickyRouter(s *Sentinel) (*stickyRouter, error) {
 	if !s.opts.Stickiness {
 		return r, nil
 	}
-	lvl, err := stickiness.ParseLevel(s.opts.StickinessLevel)
+	lvl, err := stickiness.ParseLevel(string(s.opts.StickinessLevel))
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: stickiness: %w", err)
 	}
