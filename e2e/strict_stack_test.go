@@ -115,9 +115,6 @@ func newStrictStack(t *testing.T) *strictStack {
 		"FAME_JWT_TRUSTED_ISSUER": strictIssuer, "FAME_JWKS_URL": wSrv.URL + welcome.JWKSPath,
 		"FAME_CA_CERTS": root,
 	}
-	for k, v := range senv {
-		t.Setenv(k, v) // the sentinel reads admission and trust settings from the process environment
-	}
 	opts, err := sentinel.LoadOptions("", func(k string) (string, bool) { v, ok := senv[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
