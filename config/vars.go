@@ -36,7 +36,7 @@ type Var struct {
 // (admission/oauth2, admission/welcome, admission/ca), documented there.
 var Vars = []Var{
 	// The sentinel's built-in default file.
-	{"FAME_NODE_ID", "sentinel, node", Template, "node.id", "random", "fixed system id; needed for persisted bindings and welcome admission"},
+	{"FAME_NODE_ID", "sentinel, node", Template, "node.id", "", "fixed system id (unset: a random one); a sentinel needs it for persisted bindings and welcome admission"},
 	{"FAME_PUBLIC_URL", "sentinel", Template, "node.public_url", "", "URL the sentinel advertises"},
 	{"FAME_LISTENER_HOST", "sentinel", Template, "node.listeners[].host", DefaultHost, "address to listen on"},
 	{"FAME_LISTENER_PORT", "sentinel", Template, "node.listeners[].port", strconv.Itoa(DefaultPort), "port to listen on (0: any free port)"},

@@ -67,7 +67,7 @@ func (d *directStack) as(id, secret string) func(*node.Config) {
 		"FAME_ADMISSION_CLIENT_SECRET": secret,
 		"FAME_JWT_AUDIENCE":            directAudience,
 	}
-	return func(c *node.Config) { c.AdmissionEnv = func(k string) string { return env[k] } }
+	return func(c *node.Config) { c.AdmissionSettings = admitEnv(env) }
 }
 
 // bearer runs the client-credentials grant for id and returns the Authorization header a raw

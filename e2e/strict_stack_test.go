@@ -145,7 +145,7 @@ func newStrictStack(t *testing.T) *strictStack {
 func (st *strictStack) nodeConfig(id string, logicals ...string) node.Config {
 	env := st.nodeEnv
 	return node.Config{SystemID: id, SecurityProfile: "strict-overlay", EncryptionLevel: "channel",
-		RequestedLogicals: logicals, AdmissionEnv: func(k string) string { return env[k] }, Logger: discard(),
+		RequestedLogicals: logicals, AdmissionSettings: admitEnv(env), Logger: discard(),
 		CallTimeout: 10 * time.Second}
 }
 

@@ -200,7 +200,7 @@ func (fs *fullStack) nodeConfig(logicals []string, show io.Writer) node.Config {
 	env := fs.nodeEnv
 	return node.Config{
 		SecurityProfile: "strict-overlay", EncryptionLevel: "channel", RequestedLogicals: logicals,
-		AdmissionEnv: func(k string) string { return env[k] }, Logger: quiet(),
+		AdmissionSettings: admitEnv(env), Logger: quiet(),
 		ShowEnvelopes: show != nil, ShowWriter: show,
 	}
 }
@@ -210,7 +210,7 @@ func (fs *fullStack) startReplica(t *testing.T, ctx context.Context, name string
 	t.Helper()
 	cfg := fs.nodeConfig([]string{"*.fame.fabric"}, show)
 	env := fs.repEnv
-	cfg.AdmissionEnv = func(k string) string { return env[k] }
+	cfg.AdmissionSettings = admitEnv(env)
 	cfg.SystemID = "math-" + name
 	n, err := node.Connect(ctx, cfg)
 	if err != nil {
