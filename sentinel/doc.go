@@ -18,7 +18,7 @@
 // refused (BIND_CONFLICT), and binds must lie within what the node declared and what its
 // credentials grant (ticket logicals, SVID logicals, and under direct admission the per-client
 // grant of the access token's subject). Direct admission (an OAuth2 access token straight to the
-// sentinel) reads FAME_ADMISSION_GRANTS / FAME_ADMISSION_GRANTS_FILE, grants in the welcome
+// sentinel) takes Options.Admission.Grants / GrantsFile (FAME_ADMISSION_GRANTS / _FILE), grants in the welcome
 // service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…] [logicals=<pattern>[,…]]",
 // separated by ";" or new lines): the token's sub (else client_id) must have a grant
 // (NO_ADMISSION_GRANT), the system id must match it (SYSTEM_ID_NOT_GRANTED), the declared
