@@ -81,3 +81,20 @@ func TestValidateComposeFile(t *testing.T) {
 		t.Fatalf("compose file has unknown keys: %s", out.String())
 	}
 }
+
+// TestSentinelRefusesMisspeltBlock: `fame sentinel -c FILE` does not start on a file whose
+// security block is misspelt (it would otherwise run open).
+func TestSentinelRefusesMisspeltBlock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sentinel.yml")
+	if err := os.WriteFile(path, []byte("node:\n  securityy: {profile: strict-overlay}\n  listeners: [{type: WebSocketListener, host: 127.0.0.1, port: 0}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := filepath.Join(t.TempDir(), "addr")
+	err := runSentinel(t.Context(), []string{"-c", path, "-addr-file", addr})
+	if !errors.Is(err, config.ErrUnknownKey) {
+		t.Fatalf("sentinel started or failed otherwise: %v", err)
+	}
+	if _, statErr := os.Stat(addr); statErr == nil {
+		t.Fatal("the sentinel listened")
+	}
+}
