@@ -107,11 +107,7 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 			GrantsFile:         e.str("FAME_ADMISSION_GRANTS_FILE"),
 		},
 	}
-	if v := e.str("FAME_LISTENER_WEBSOCKET_PORT"); v != "" {
-		if p := e.integer("FAME_LISTENER_WEBSOCKET_PORT"); p != nil {
-			s.Port = p
-		}
-	}
+	s.Port = e.integer("FAME_LISTENER_WEBSOCKET_PORT")
 	// Flags that were "true" or nothing: a malformed value is reported, never read as off.
 	if b := e.boolean("FAME_SHOW_ENVELOPES"); b != nil {
 		s.ShowEnvelopes = *b
