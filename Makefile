@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare fuzz vet demo interop scale clean
+.PHONY: all build test bench bench-compare fuzz vet demo interop scale clean env-table
 
 all: build
 
@@ -22,6 +22,11 @@ build:
 vet:
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
+
+# Rewrite README.md's FAME_* variable table from config/vars.go (config's TestEnvTable fails
+# while the two differ).
+env-table:
+	$(GO) test ./config -run '^TestEnvTable$$' -update-env-table
 
 test: vet
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)

@@ -53,12 +53,9 @@ func newDirectStack(t *testing.T) *directStack {
 		t.Fatal(err)
 	}
 	h.set(o)
-	// The sentinel reads its admission settings from the process environment.
-	t.Setenv("FAME_JWT_TRUSTED_ISSUER", srv.URL)
-	t.Setenv("FAME_JWKS_URL", srv.URL+oauth2.JWKSPath)
-	t.Setenv("FAME_JWT_AUDIENCE", directAudience)
-	t.Setenv("FAME_ADMISSION_GRANTS", directGrants)
-	return &directStack{fabric: newFabric(t, map[string]string{"FAME_ADMISSION_PROFILE": "direct"}), oauthURL: srv.URL}
+	return &directStack{fabric: newFabric(t, map[string]string{"FAME_ADMISSION_PROFILE": "direct",
+		"FAME_JWT_TRUSTED_ISSUER": srv.URL, "FAME_JWKS_URL": srv.URL + oauth2.JWKSPath,
+		"FAME_JWT_AUDIENCE": directAudience, "FAME_ADMISSION_GRANTS": directGrants}), oauthURL: srv.URL}
 }
 
 // as makes an SDK node fetch its access token as client id, as a compose node does.
@@ -70,7 +67,7 @@ func (d *directStack) as(id, secret string) func(*node.Config) {
 		"FAME_ADMISSION_CLIENT_SECRET": secret,
 		"FAME_JWT_AUDIENCE":            directAudience,
 	}
-	return func(c *node.Config) { c.AdmissionEnv = func(k string) string { return env[k] } }
+	return func(c *node.Config) { c.AdmissionSettings = admitEnv(env) }
 }
 
 // bearer runs the client-credentials grant for id and returns the Authorization header a raw

@@ -34,7 +34,8 @@ func TestAttackKeyPoisonOverlay(t *testing.T) {
 // announce of the attacker's own key without its certificate.
 func TestAttackKeyPoisonStrictOverlay(t *testing.T) {
 	cas := newTestCA(t, "sent1")
-	f := newFabric(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1"})
+	f := newFabric(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1",
+		"FAME_CA_CERTS": string(cas.auth.RootPEM())})
 	replica := f.startReplica("replica1", "*.fame.fabric", nil, func(c *node.Config) {
 		cas.strict(c, "replica1")
 		c.KeyRequestTimeout = 500 * time.Millisecond

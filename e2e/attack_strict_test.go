@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node/admit"
@@ -70,7 +71,7 @@ func TestAttackStrictOverlaySystemIDTakeover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	env := st.nodeEnv
-	adm, err := admit.FromEnv(func(k string) string { return env[k] }, "r1")
+	adm, err := config.Admit(config.MapEnv(env), admit.Options{SystemID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,6 @@ func newTestCA(t *testing.T, sent string) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("FAME_CA_CERTS", string(auth.RootPEM())) // the sentinel reads it from the process
 	return &testCA{t: t, auth: auth, sent: sent}
 }
 

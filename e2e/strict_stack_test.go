@@ -180,9 +180,6 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 		"FAME_JWT_TRUSTED_ISSUER": strictIssuer, "FAME_JWKS_URL": jwksBase + welcome.JWKSPath,
 		"FAME_CA_CERTS": st.caRoot,
 	}
-	for k, v := range senv {
-		t.Setenv(k, v) // the sentinel reads admission and trust settings from the process environment
-	}
 	opts, err := sentinel.LoadOptions("", func(k string) (string, bool) { v, ok := senv[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +216,7 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 func (st *strictStack) nodeConfig(id string, logicals ...string) node.Config {
 	env := st.nodeEnv
 	return node.Config{SystemID: id, SecurityProfile: "strict-overlay", EncryptionLevel: "channel",
-		RequestedLogicals: logicals, AdmissionEnv: func(k string) string { return env[k] }, Logger: discard(),
+		RequestedLogicals: logicals, AdmissionSettings: admitEnv(env), Logger: discard(),
 		CallTimeout: 10 * time.Second}
 }
 
@@ -255,7 +252,7 @@ func (st *strictStack) clientConfig(logicals []string, show io.Writer) node.Conf
 	env := st.clientEnv
 	return node.Config{
 		SecurityProfile: "strict-overlay", EncryptionLevel: "channel", RequestedLogicals: logicals,
-		AdmissionEnv: func(k string) string { return env[k] }, Logger: discard(),
+		AdmissionSettings: admitEnv(env), Logger: discard(),
 		ShowEnvelopes: show != nil, ShowWriter: show,
 	}
 }
@@ -265,8 +262,7 @@ func (st *strictStack) clientConfig(logicals []string, show io.Writer) node.Conf
 func (st *strictStack) mathReplica(t *testing.T, ctx context.Context, name string, show io.Writer) *node.Node {
 	t.Helper()
 	cfg := st.clientConfig([]string{"*.fame.fabric"}, show)
-	env := st.repEnv
-	cfg.AdmissionEnv = func(k string) string { return env[k] }
+	cfg.AdmissionSettings = admitEnv(st.repEnv)
 	cfg.SystemID = "math-" + name
 	n, err := node.Connect(ctx, cfg)
 	if err != nil {

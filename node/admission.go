@@ -12,11 +12,11 @@ import (
 )
 
 // admissionProfile is the admission profile in force: Config.AdmissionProfile, else the
-// environment's.
+// settings'.
 func (c *Config) admissionProfile() string {
 	p := c.AdmissionProfile
-	if p == "" && c.AdmissionEnv != nil {
-		p = c.AdmissionEnv("FAME_ADMISSION_PROFILE")
+	if p == "" && c.AdmissionSettings != nil {
+		p = c.AdmissionSettings.Profile
 	}
 	return strings.ToLower(strings.Trim(strings.TrimSpace(p), `"'`))
 }
@@ -27,37 +27,30 @@ func (c *Config) admissionGivesURL() bool {
 	if c.Admission != nil {
 		return c.Admission.Welcome != nil || c.Admission.URL != ""
 	}
-	return c.AdmissionEnv != nil && c.admissionProfile() == admit.ProfileWelcome
+	return c.AdmissionSettings != nil && c.admissionProfile() == admit.ProfileWelcome
 }
 
-// admissionGetenv is AdmissionEnv as admit.FromEnvWith should see it. Config fields win over
-// the environment, and "direct" without FAME_ADMISSION_TOKEN_URL means no token at all, as
-// it did before admission was wired in: a Go sentinel with admission none accepts that, and
+// admissionSettings are AdmissionSettings as admit.New should see them. Config fields win
+// over the settings, and "direct" without a token URL means no token at all, as it did
+// before admission was wired in: a Go sentinel with admission none accepts that, and
 // requiring an OAuth2 server there would break every plain setup.
-func (c *Config) admissionGetenv() func(string) string {
-	get := c.AdmissionEnv
-	return func(k string) string {
-		switch k {
-		case "FAME_ADMISSION_PROFILE":
-			p := c.admissionProfile()
-			if (p == "" || p == admit.ProfileDirect) && strings.TrimSpace(get("FAME_ADMISSION_TOKEN_URL")) == "" {
-				return admit.ProfileNone
-			}
-			return p
-		case "FAME_DIRECT_ADMISSION_URL":
-			if c.URL != "" {
-				return c.URL
-			}
-		}
-		return get(k)
+func (c *Config) admissionSettings() admit.Settings {
+	s := *c.AdmissionSettings
+	s.Profile = c.admissionProfile()
+	if (s.Profile == "" || s.Profile == admit.ProfileDirect) && strings.TrimSpace(s.TokenURL) == "" {
+		s.Profile = admit.ProfileNone
 	}
+	if c.URL != "" {
+		s.URL = c.URL
+	}
+	return s
 }
 
-// resolveAdmission builds the admission from AdmissionEnv when needed and copies what it
+// resolveAdmission builds the admission from AdmissionSettings when needed and copies what it
 // supplies into the unset Config fields.
 func (c *Config) resolveAdmission() error {
-	if c.Admission == nil && c.AdmissionEnv != nil {
-		adm, err := admit.FromEnvWith(c.admissionGetenv(), admit.Options{SystemID: c.SystemID, Logicals: c.RequestedLogicals})
+	if c.Admission == nil && c.AdmissionSettings != nil {
+		adm, err := admit.New(c.admissionSettings(), admit.Options{SystemID: c.SystemID, Logicals: c.RequestedLogicals})
 		if err != nil {
 			return fmt.Errorf("%w: admission: %w", ErrConfig, err)
 		}

@@ -57,7 +57,7 @@ func TestResolveAdmission(t *testing.T) {
 			c := tc.cfg
 			if tc.env != nil {
 				env := tc.env
-				c.AdmissionEnv = func(k string) string { return env[k] }
+				c.AdmissionSettings = admitSettingsOf(env)
 			}
 			err := c.validate()
 			if err == nil {
@@ -94,7 +94,7 @@ func TestResolveAdmission(t *testing.T) {
 
 func TestResolveAdmissionKeepsSystemID(t *testing.T) {
 	env := map[string]string{"FAME_ADMISSION_PROFILE": "open", "FAME_NODE_ID": "fromenv"}
-	c := Config{URL: "ws://h/x", SystemID: "mine", AdmissionEnv: func(k string) string { return env[k] }}
+	c := Config{URL: "ws://h/x", SystemID: "mine", AdmissionSettings: admitSettingsOf(env)}
 	if err := c.resolveAdmission(); err != nil {
 		t.Fatal(err)
 	}

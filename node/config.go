@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -114,12 +113,12 @@ type Config struct {
 
 	// Admission supplies SystemID, Token, AttachURL, InstanceID and HTTPClient (where those
 	// are unset), the welcome grant's accepted logicals, and under strict-overlay the node
-	// certificate (see admission.go). AdmissionEnv, used when Admission is nil, builds it at
-	// Connect with admit.FromEnvWith, after the program has set RequestedLogicals;
-	// ConfigFromEnv sets it to os.Getenv. AdmissionProfile, when set, overrides the
-	// environment's FAME_ADMISSION_PROFILE.
-	Admission    *admit.Admission
-	AdmissionEnv func(string) string
+	// certificate (see admission.go). AdmissionSettings, used when Admission is nil, builds it
+	// at Connect with admit.New, after the program has set RequestedLogicals; config.Node
+	// fills it from the FAME_ADMISSION_* variables. AdmissionProfile, when set, overrides
+	// AdmissionSettings.Profile, and URL overrides AdmissionSettings.URL.
+	Admission         *admit.Admission
+	AdmissionSettings *admit.Settings
 
 	// Delivery is AtMostOnce (default) or AtLeastOnce; the retry policies apply to the latter.
 	Delivery      string
@@ -188,126 +187,9 @@ type Config struct {
 // ErrConfig marks an invalid configuration.
 var ErrConfig = errors.New("node: invalid configuration")
 
-// ConfigFromEnv reads the FAME_* variables a reference node reads. FAME_REQUESTED_LOGICALS
-// (comma separated) is a Go addition; programs usually set RequestedLogicals themselves.
-func ConfigFromEnv() (Config, error) {
-	c := Config{
-		URL:                os.Getenv("FAME_DIRECT_ADMISSION_URL"),
-		SystemID:           os.Getenv("FAME_NODE_ID"),
-		IDSalt:             os.Getenv("FAME_NODE_ID_SALT"),
-		SecurityProfile:    envOr("FAME_SECURITY_PROFILE", "open"),
-		EncryptionLevel:    os.Getenv("FAME_DEFAULT_ENCRYPTION_LEVEL"),
-		AdmissionProfile:   envOr("FAME_ADMISSION_PROFILE", "direct"),
-		Delivery:           envOr("FAME_DELIVERY_PROFILE", AtMostOnce),
-		DisableFlowControl: os.Getenv("FAME_FLOW_CONTROL") == "0",
-		ShowEnvelopes:      os.Getenv("FAME_SHOW_ENVELOPES") == "true",
-		SenderRetry:        DefaultSenderRetry,
-		ReceiverRetry:      DefaultReceiverRetry,
-		AdmissionEnv:       os.Getenv,
-	}
-	if l := os.Getenv("FAME_REQUESTED_LOGICALS"); l != "" {
-		for _, s := range strings.Split(l, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				c.RequestedLogicals = append(c.RequestedLogicals, s)
-			}
-		}
-	}
-	for _, p := range []*RetryPolicy{&c.SenderRetry, &c.ReceiverRetry} {
-		if err := retryFromEnv(p); err != nil {
-			return c, err
-		}
-	}
-	if v := os.Getenv("FAME_CA_CERTS"); v != "" {
-		b, err := security.LoadTrustBundle(v)
-		if err != nil {
-			return c, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		c.Trust = b
-	}
-	if err := limitsFromEnv(os.Getenv, &c); err != nil {
-		return c, err
-	}
-	return c, c.validate()
-}
-
-// limitsFromEnv reads the resource bounds (see Config).
-func limitsFromEnv(get func(string) string, c *Config) error {
-	for _, d := range []struct {
-		k   string
-		dst *time.Duration
-	}{{"FAME_CHANNEL_IDLE_TIMEOUT", &c.ChannelIdleTimeout}, {"FAME_REPLAY_WINDOW", &c.ReplayWindow}, {"FAME_REPLAY_FUTURE_SKEW", &c.ReplayFutureSkew}} {
-		if v := get(d.k); v != "" {
-			x, err := time.ParseDuration(v)
-			if err != nil || x <= 0 {
-				return fmt.Errorf("%w: %s=%q is not a positive duration (e.g. 10m)", ErrConfig, d.k, v)
-			}
-			*d.dst = x
-		}
-	}
-	for _, i := range []struct {
-		k   string
-		dst *int
-	}{{"FAME_MAX_HANDLERS", &c.MaxHandlers}, {"FAME_HANDLER_QUEUE", &c.HandlerQueue}, {"FAME_MAX_PENDING", &c.MaxPending}, {"FAME_REPLAY_CACHE_SIZE", &c.ReplayCacheSize}} {
-		if v := get(i.k); v != "" {
-			x, err := strconv.Atoi(v)
-			if err != nil || x <= 0 {
-				return fmt.Errorf("%w: %s=%q is not a positive integer", ErrConfig, i.k, v)
-			}
-			*i.dst = x
-		}
-	}
-	return nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-func retryFromEnv(p *RetryPolicy) error {
-	intVar := func(k string, dst *int) error {
-		if v := os.Getenv(k); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return fmt.Errorf("%w: %s=%q is not a non-negative integer", ErrConfig, k, v)
-			}
-			*dst = n
-		}
-		return nil
-	}
-	msVar := func(k string, dst *time.Duration) error {
-		n := -1
-		if err := intVar(k, &n); err != nil {
-			return err
-		}
-		if n >= 0 {
-			*dst = time.Duration(n) * time.Millisecond
-		}
-		return nil
-	}
-	if err := intVar("FAME_DELIVERY_MAX_RETRIES", &p.MaxRetries); err != nil {
-		return err
-	}
-	if err := msVar("FAME_DELIVERY_BASE_DELAY_MS", &p.BaseDelay); err != nil {
-		return err
-	}
-	if err := msVar("FAME_DELIVERY_MAX_DELAY_MS", &p.MaxDelay); err != nil {
-		return err
-	}
-	if err := msVar("FAME_DELIVERY_JITTER_MS", &p.Jitter); err != nil {
-		return err
-	}
-	if v := os.Getenv("FAME_DELIVERY_BACKOFF_FACTOR"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil || f < 1 {
-			return fmt.Errorf("%w: FAME_DELIVERY_BACKOFF_FACTOR=%q is not a number >= 1", ErrConfig, v)
-		}
-		p.Factor = f
-	}
-	return nil
-}
+// Validate reports the first problem Connect would refuse c for (an ErrConfig), so that a
+// program configured from its environment (config.Node) fails at start-up.
+func (c *Config) Validate() error { return c.validate() }
 
 func (c *Config) validate() error {
 	if c.URL == "" && c.AttachURL == nil && !c.admissionGivesURL() {

@@ -4,8 +4,12 @@
 // attach handshake, binds, capability adverts, JSON-RPC conventions, end-to-end delivery acks,
 // credit updates and heartbeats as the captures in the protocol notes show.
 //
-// Admission (FAME_ADMISSION_PROFILE; package node/admit). ConfigFromEnv leaves the
-// admission to Connect, which builds it once the program has set RequestedLogicals: none
+// Configuration. Config carries every setting; the package reads no environment variable.
+// config.Node (package config) fills a Config from the FAME_* variables a reference node
+// reads, the names listed in README's variable table.
+//
+// Admission (FAME_ADMISSION_PROFILE; package node/admit). config.Node leaves the
+// admission to Connect (Config.AdmissionSettings), which builds it once the program has set RequestedLogicals: none
 // and open attach to FAME_DIRECT_ADMISSION_URL without a token; direct adds an OAuth2
 // client-credentials access token (and without FAME_ADMISSION_TOKEN_URL means none, as
 // before); welcome POSTs a NodeHello and attaches with the grant's URL, attach ticket and

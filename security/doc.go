@@ -8,8 +8,8 @@
 // byte for byte; every signature in the TS overlay captures verifies). It does no I/O apart
 // from LoadTrustBundle and starts no goroutines.
 //
-// Profiles. FromEnv(os.Getenv) resolves FAME_SECURITY_PROFILE and
-// FAME_DEFAULT_ENCRYPTION_LEVEL into a Settings value; Profile answers the policy questions
+// Profiles. Resolve turns a profile and a level name (FAME_SECURITY_PROFILE and
+// FAME_DEFAULT_ENCRYPTION_LEVEL, read by package config) into a Settings value; Profile answers the policy questions
 // (RequiresSignature, SignsOutbound, AllowsEncryption, DefaultEncryptionLevel, ...).
 //
 // How the sentinel uses it. The sentinel never decrypts: sealed and channel payloads are

@@ -241,7 +241,7 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
-func TestFromEnv(t *testing.T) {
+func TestResolve(t *testing.T) {
 	tests := []struct {
 		env     map[string]string
 		want    Settings
@@ -255,7 +255,7 @@ func TestFromEnv(t *testing.T) {
 		{map[string]string{"FAME_SECURITY_PROFILE": "x"}, Settings{}, ErrBadProfile},
 	}
 	for i, tt := range tests {
-		got, err := FromEnv(func(k string) string { return tt.env[k] })
+		got, err := Resolve(tt.env["FAME_SECURITY_PROFILE"], tt.env["FAME_DEFAULT_ENCRYPTION_LEVEL"])
 		if !errors.Is(err, tt.wantErr) || got != tt.want {
 			t.Errorf("%d: got %+v %v, want %+v %v", i, got, err, tt.want, tt.wantErr)
 		}

@@ -174,16 +174,17 @@ type Settings struct {
 	DefaultLevel Level // outbound level for Data frames
 }
 
-// FromEnv reads FAME_SECURITY_PROFILE and FAME_DEFAULT_ENCRYPTION_LEVEL through getenv (pass
-// os.Getenv). As in the reference, the level variable only has an effect under
-// strict-overlay; a misspelt value is an error under every profile.
-func FromEnv(getenv func(string) string) (Settings, error) {
-	p, err := ParseProfile(getenv("FAME_SECURITY_PROFILE"))
+// Resolve resolves a profile name and an encryption level name (FAME_SECURITY_PROFILE and
+// FAME_DEFAULT_ENCRYPTION_LEVEL; package config reads those) into Settings. As in the
+// reference, the level only has an effect under strict-overlay; a misspelt value is an error
+// under every profile.
+func Resolve(profile, level string) (Settings, error) {
+	p, err := ParseProfile(profile)
 	if err != nil {
 		return Settings{}, err
 	}
 	s := Settings{Profile: p, DefaultLevel: p.DefaultEncryptionLevel()}
-	if v := getenv("FAME_DEFAULT_ENCRYPTION_LEVEL"); v != "" {
+	if v := level; v != "" {
 		l, err := ParseLevel(v)
 		if err != nil {
 			return Settings{}, err

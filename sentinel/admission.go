@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -26,10 +25,11 @@ const authTimeout = 5 * time.Second
 // none/open/noop (everyone may attach), an OAuth2 access-token check for direct, an
 // attach-ticket check for welcome.
 //
-// The settings come from the environment under the reference's names (FAME_JWT_TRUSTED_ISSUER,
-// FAME_JWKS_URL, FAME_JWT_AUDIENCE, ...) because Options does not carry them yet. The direct
-// profile also reads FAME_ADMISSION_GRANTS and FAME_ADMISSION_GRANTS_FILE: per-client grants in
-// the welcome service's syntax (welcome.ParseGrants), e.g.
+// The settings are Options.Admission (package config reads them from the reference's
+// variables: FAME_JWT_TRUSTED_ISSUER, FAME_JWKS_URL, FAME_JWT_AUDIENCE, ...). The direct
+// profile also takes Admission.Grants and GrantsFile (FAME_ADMISSION_GRANTS and
+// FAME_ADMISSION_GRANTS_FILE): per-client grants in the welcome service's syntax
+// (welcome.ParseGrants), e.g.
 //
 //	sub=math-replicas system_ids=math-replica* logicals=*.fame.fabric; sub=math-client system_ids=*
 //
@@ -38,16 +38,16 @@ const authTimeout = 5 * time.Second
 // logicals (NO_ADMISSION_GRANT, SYSTEM_ID_NOT_GRANTED, LOGICAL_NOT_GRANTED at attach, UNAUTHORIZED
 // at bind).
 func newAuthenticator(s *Sentinel) (Authenticator, error) {
-	return authenticatorFor(s, os.Getenv)
+	return authenticatorFor(s, s.opts.Admission)
 }
 
-func authenticatorFor(s *Sentinel, getenv func(string) string) (Authenticator, error) {
-	switch p := strings.ToLower(strings.TrimSpace(s.opts.AdmissionProfile)); p {
-	case "", "none", "open", "noop":
+func authenticatorFor(s *Sentinel, ao AdmissionOptions) (Authenticator, error) {
+	switch p := AdmissionProfile(strings.ToLower(strings.TrimSpace(string(s.opts.AdmissionProfile)))); p {
+	case "", AdmissionNone, AdmissionOpen, AdmissionNoop:
 		// An untyped nil: the sentinel tests s.auth != nil, which a typed nil pointer would pass.
 		return nil, nil
-	case "direct":
-		a, err := newDirectAuth(s.path, getenv)
+	case AdmissionDirect:
+		a, err := newDirectAuth(s.path, ao)
 		if err != nil {
 			return nil, err
 		}
@@ -65,8 +65,8 @@ func authenticatorFor(s *Sentinel, getenv func(string) string) (Authenticator, e
 				"subject_binding", a.bindSubject)
 		}
 		return a, nil
-	case "welcome":
-		a, err := newWelcomeAuth(s.path, getenv)
+	case AdmissionWelcome:
+		a, err := newWelcomeAuth(s.path, ao)
 		if err != nil {
 			return nil, err
 		}

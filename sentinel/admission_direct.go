@@ -3,10 +3,12 @@ package sentinel
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/admission/welcome"
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
 )
 
@@ -33,13 +35,36 @@ type directAuth struct {
 	grants *welcome.GrantSet
 }
 
-// Environment variables of the direct profile's per-client grants.
-const (
-	envAdmissionGrants = "FAME_ADMISSION_GRANTS"
-)
+// envAdmissionGrants names the grants' variable in messages, so an operator knows what to fix.
+const envAdmissionGrants = config.GrantsVar
 
-func newDirectAuth(sentinelPath string, getenv func(string) string) (*directAuth, error) {
-	st := token.OAuth2SettingsFromEnv(getenv)
+// defaultTrustedClientScope is the reference's scope for clients trusted with any system id.
+const defaultTrustedClientScope = "node.trusted"
+
+// loadGrants parses the inline grants and those of file (one per line); both may be given.
+// Errors name the variables they came from.
+func loadGrants(inline, file string) ([]welcome.ClientGrant, error) {
+	src := inline
+	if f := strings.TrimSpace(file); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s_FILE: %w", envAdmissionGrants, err)
+		}
+		src += "\n" + string(b)
+	}
+	gs, err := welcome.ParseGrants(src)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", envAdmissionGrants, err)
+	}
+	return gs, nil
+}
+
+func newDirectAuth(sentinelPath string, ao AdmissionOptions) (*directAuth, error) {
+	st := token.OAuth2Settings{Issuer: ao.Issuer, JWKSURL: ao.JWKSURL, Audience: ao.Audience,
+		RequiredScopes: []string{token.ScopeNodeConnect}}
+	if st.JWKSURL == "" && st.Issuer != "" {
+		st.JWKSURL = strings.TrimSuffix(st.Issuer, "/") + "/.well-known/jwks.json"
+	}
 	if st.Issuer == "" {
 		return nil, fmt.Errorf("%w: direct admission needs FAME_JWT_TRUSTED_ISSUER (the OAuth2 server's issuer)", ErrAdmissionConfig)
 	}
@@ -50,15 +75,11 @@ func newDirectAuth(sentinelPath string, getenv func(string) string) (*directAuth
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAdmissionConfig, err)
 	}
-	a := &directAuth{settings: st, v: v, trustedScope: getenv("FAME_TRUSTED_CLIENT_SCOPE")}
+	a := &directAuth{settings: st, v: v, trustedScope: ao.TrustedClientScope, bindSubject: ao.BindSubject}
 	if a.trustedScope == "" {
-		a.trustedScope = "node.trusted"
+		a.trustedScope = defaultTrustedClientScope
 	}
-	switch strings.ToLower(getenv("FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY")) {
-	case "1", "true", "yes", "on":
-		a.bindSubject = true
-	}
-	gs, err := welcome.LoadGrants(getenv, envAdmissionGrants)
+	gs, err := loadGrants(ao.Grants, ao.GrantsFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAdmissionConfig, err)
 	}

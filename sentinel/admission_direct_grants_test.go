@@ -28,8 +28,7 @@ const testGrants = "sub=math-replicas system_ids=math-replica* logicals=*.fame.f
 // the counted reason, and the log line naming the peer.
 func TestDirectGrants(t *testing.T) {
 	f := newOAuthFixture(t)
-	t.Setenv(envAdmissionGrants, testGrants)
-	ts := startDirectSentinel(t, f, false)
+	ts := startDirectSentinelEnv(t, f, false, map[string]string{envAdmissionGrants: testGrants})
 	tokFor := func(sub string) string {
 		return f.mint(t, f.key, func(c *token.Claims) { c.Subject, c.ClientID = sub, sub })
 	}
@@ -168,14 +167,14 @@ func TestDirectGrantsConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs strings.Builder
-			s := &Sentinel{opts: Options{AdmissionProfile: "direct"}, path: "/S1",
+			s := &Sentinel{opts: Options{ProfileOptions: ProfileOptions{AdmissionProfile: AdmissionDirect}}, path: "/S1",
 				log: slog.New(slog.NewTextHandler(&logs, nil))}
-			a, err := authenticatorFor(s, func(k string) string {
+			a, err := authenticatorFor(s, admissionFromEnv(func(k string) string {
 				if v, ok := tc.env[k]; ok {
 					return v
 				}
 				return base[k]
-			})
+			}))
 			if tc.wantErr {
 				if !errors.Is(err, ErrAdmissionConfig) || !strings.Contains(err.Error(), envAdmissionGrants) {
 					t.Fatalf("err = %v, want an %v naming %s", err, ErrAdmissionConfig, envAdmissionGrants)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -238,15 +239,24 @@ func tamper(t *testing.T, tok string, mut func(map[string]any)) string {
 
 // ---- direct profile: OAuth2 access tokens ----
 
-// startDirectSentinel runs a sentinel with FAME_ADMISSION_PROFILE=direct against f. The
-// admission settings are process environment (see newAuthenticator), hence t.Setenv.
+// startDirectSentinel runs a sentinel with FAME_ADMISSION_PROFILE=direct against f.
 func startDirectSentinel(t *testing.T, f *oauthFixture, bindSubject bool) *testSentinel {
 	t.Helper()
-	t.Setenv("FAME_JWT_TRUSTED_ISSUER", f.url)
-	t.Setenv("FAME_JWKS_URL", f.url+oauth2.JWKSPath)
-	t.Setenv("FAME_JWT_AUDIENCE", testAudience)
-	t.Setenv("FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY", strconv.FormatBool(bindSubject))
-	return startSentinel(t, map[string]string{"FAME_ADMISSION_PROFILE": "direct"})
+	return startDirectSentinelEnv(t, f, bindSubject, nil)
+}
+
+// startDirectSentinelEnv is startDirectSentinel with more variables.
+func startDirectSentinelEnv(t *testing.T, f *oauthFixture, bindSubject bool, more map[string]string) *testSentinel {
+	t.Helper()
+	env := map[string]string{
+		"FAME_ADMISSION_PROFILE":                   "direct",
+		"FAME_JWT_TRUSTED_ISSUER":                  f.url,
+		"FAME_JWKS_URL":                            f.url + oauth2.JWKSPath,
+		"FAME_JWT_AUDIENCE":                        testAudience,
+		"FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY": strconv.FormatBool(bindSubject),
+	}
+	maps.Copy(env, more)
+	return startSentinel(t, env)
 }
 
 func TestDirectAdmissionAcceptsServerToken(t *testing.T) {
@@ -341,9 +351,8 @@ const testSentinelID = "Cb8WVCC4ML5RsFM"
 
 func startWelcomeSentinel(t *testing.T, f *welcomeFixture) *testSentinel {
 	t.Helper()
-	t.Setenv("FAME_JWT_TRUSTED_ISSUER", testWelcomeIssuer)
-	t.Setenv("FAME_JWKS_URL", f.jwksURL)
-	return startSentinel(t, map[string]string{"FAME_ADMISSION_PROFILE": "welcome", "FAME_NODE_ID": testSentinelID})
+	return startSentinel(t, map[string]string{"FAME_ADMISSION_PROFILE": "welcome", "FAME_NODE_ID": testSentinelID,
+		"FAME_JWT_TRUSTED_ISSUER": testWelcomeIssuer, "FAME_JWKS_URL": f.jwksURL})
 }
 
 func TestWelcomeAdmissionTicket(t *testing.T) {
@@ -439,9 +448,9 @@ func TestAuthenticatorForProfiles(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.profile, func(t *testing.T) {
-			s := &Sentinel{opts: Options{AdmissionProfile: tc.profile}, path: "/S1",
+			s := &Sentinel{opts: Options{ProfileOptions: ProfileOptions{AdmissionProfile: AdmissionProfile(tc.profile)}}, path: "/S1",
 				log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			a, err := authenticatorFor(s, func(k string) string { return tc.env[k] })
+			a, err := authenticatorFor(s, admissionFromEnv(func(k string) string { return tc.env[k] }))
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -454,9 +463,9 @@ func TestAuthenticatorForProfiles(t *testing.T) {
 }
 
 func TestDirectAudienceFallsBackToSentinelPath(t *testing.T) {
-	a, err := newDirectAuth("/S1", func(k string) string {
+	a, err := newDirectAuth("/S1", admissionFromEnv(func(k string) string {
 		return map[string]string{"FAME_JWT_TRUSTED_ISSUER": "https://issuer/"}[k]
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

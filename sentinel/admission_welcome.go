@@ -20,12 +20,12 @@ type welcomeAuth struct {
 	v               *ticket.TicketVerifier
 }
 
-func newWelcomeAuth(sentinelPath string, getenv func(string) string) (*welcomeAuth, error) {
-	issuer := getenv("FAME_JWT_TRUSTED_ISSUER")
+func newWelcomeAuth(sentinelPath string, ao AdmissionOptions) (*welcomeAuth, error) {
+	issuer := ao.Issuer
 	if issuer == "" {
 		return nil, fmt.Errorf("%w: welcome admission needs FAME_JWT_TRUSTED_ISSUER (the welcome service's ticket issuer)", ErrAdmissionConfig)
 	}
-	jwks := getenv("FAME_JWKS_URL")
+	jwks := ao.JWKSURL
 	if jwks == "" {
 		jwks = strings.TrimSuffix(issuer, "/") + "/.well-known/jwks.json"
 	}

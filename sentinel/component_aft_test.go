@@ -30,7 +30,7 @@ func newAFTFixture(t *testing.T) *aftFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb, err := balancer.New(opts.LoadBalancing)
+	lb, err := balancer.New(string(opts.LoadBalancing))
 	if err != nil {
 		t.Fatal(err)
 	}

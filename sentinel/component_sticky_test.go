@@ -32,7 +32,7 @@ func newStickyFixture(t *testing.T, env map[string]string, replicas int) *sticky
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb, err := balancer.New(opts.LoadBalancing)
+	lb, err := balancer.New(string(opts.LoadBalancing))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,13 @@ package sentinel
 import (
 	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/fame-go/fame/config"
+	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/security/aft"
 )
 
 // File is a sentinel configuration document in the reference's shape.
@@ -102,34 +104,102 @@ type AdminConfig struct {
 	Token string `yaml:"token,omitempty"` // bearer token for /stats, /metrics and /debug/pprof; empty: open
 }
 
-// Options is the resolved configuration the sentinel runs with.
+// Options is the resolved configuration the sentinel runs with. It is grouped by concern;
+// the groups are embedded, so o.Port, o.MaxRoutes and so on read as before. LoadOptions (or
+// Resolve) builds it from a file and the FAME_* variables; a program may also fill it itself.
 type Options struct {
 	ID                string
-	Host              string
-	Port              int
 	RequestedLogicals []string
-	SecurityProfile   string
-	AdmissionProfile  string
-	DeliveryProfile   string
-	LoadBalancing     string
-	Stickiness        bool
-	StickinessLevel   string
-	StickyDefaultTTL  time.Duration
-	StickyMaxTTL      time.Duration
-	StickyCacheMax    int
-	StorageProfile    string
-	StoragePath       string
-	SendQueue         int
-	WriteTimeout      time.Duration
-	AttachTimeout     time.Duration
-	PingInterval      time.Duration
-	IdleTimeout       time.Duration
-	LogFormat         string
-	LogLevel          string
-	ShowEnvelopes     bool
-	Pprof             bool // serve /debug/pprof/ (FAME_PPROF=true)
+	ListenOptions
+	ProfileOptions
+	StickinessOptions
+	StorageOptions
+	LimitOptions
+	AdminOptions
+	LogOptions
 
-	// Bounds under hostile load (limits.go, queue.go).
+	// TrustBundle is the CA bundle node certificates must chain to (a PEM file path or inline
+	// PEM, FAME_CA_CERTS); required under strict-overlay.
+	TrustBundle string
+	// Admission are the settings of the direct and welcome admission profiles.
+	Admission AdmissionOptions
+}
+
+// ListenOptions is where the sentinel listens.
+type ListenOptions struct {
+	Host string
+	Port int
+}
+
+// Profile types: each is one of its constants (validate refuses anything else).
+type (
+	AdmissionProfile     string
+	DeliveryProfile      string
+	LoadBalancingProfile string
+	StorageProfile       string
+)
+
+const (
+	AdmissionNone    AdmissionProfile = "none"
+	AdmissionOpen    AdmissionProfile = "open"
+	AdmissionNoop    AdmissionProfile = "noop"
+	AdmissionDirect  AdmissionProfile = "direct"
+	AdmissionWelcome AdmissionProfile = "welcome"
+
+	AtMostOnce  DeliveryProfile = "at-most-once"
+	AtLeastOnce DeliveryProfile = "at-least-once"
+
+	LoadBalancingHRW              LoadBalancingProfile = "hrw"
+	LoadBalancingRoundRobin       LoadBalancingProfile = "round_robin"
+	LoadBalancingRandom           LoadBalancingProfile = "random"
+	LoadBalancingLeastConnections LoadBalancingProfile = "least_connections"
+
+	StorageMemory StorageProfile = "memory"
+	StorageBbolt  StorageProfile = "bbolt"
+)
+
+// The values each profile may take, in the order messages list them.
+var (
+	securityProfiles      = []security.Profile{security.ProfileOpen, security.ProfileGated, security.ProfileOverlay, security.ProfileStrictOverlay}
+	admissionProfiles     = []AdmissionProfile{AdmissionNone, AdmissionOpen, AdmissionDirect, AdmissionWelcome, AdmissionNoop}
+	deliveryProfiles      = []DeliveryProfile{AtMostOnce, AtLeastOnce}
+	loadBalancingProfiles = []LoadBalancingProfile{LoadBalancingHRW, LoadBalancingRoundRobin, LoadBalancingRandom, LoadBalancingLeastConnections}
+	stickinessLevels      = []aft.Level{aft.LevelStrict, aft.LevelSignedOptional, aft.LevelSIDOnly}
+	storageProfiles       = []StorageProfile{StorageMemory, StorageBbolt}
+)
+
+// ProfileOptions are the reference's profile choices.
+type ProfileOptions struct {
+	SecurityProfile  security.Profile
+	AdmissionProfile AdmissionProfile
+	DeliveryProfile  DeliveryProfile
+	LoadBalancing    LoadBalancingProfile
+}
+
+// StickinessOptions configure AFT stickiness.
+type StickinessOptions struct {
+	Stickiness       bool
+	StickinessLevel  aft.Level
+	StickyDefaultTTL time.Duration
+	StickyMaxTTL     time.Duration
+	StickyCacheMax   int
+}
+
+// StorageOptions say where bindings persist.
+type StorageOptions struct {
+	StorageProfile StorageProfile
+	StoragePath    string
+}
+
+// LimitOptions bound per-connection and sentinel-wide resources (limits.go, queue.go).
+type LimitOptions struct {
+	SendQueue     int
+	WriteTimeout  time.Duration
+	AttachTimeout time.Duration
+	PingInterval  time.Duration
+	IdleTimeout   time.Duration
+
+	// Bounds under hostile load.
 	SendQueueBytes      int64
 	GlobalQueueBytes    int64
 	SlowConsumerTimeout time.Duration
@@ -141,89 +211,119 @@ type Options struct {
 	AttachRate          float64
 	AttachBurst         int
 	AttachRateLoopback  bool
-	AdminToken          string // bearer token for the admin endpoints; empty leaves them open
 }
 
-// DefaultFile is the configuration used when no file is given: the reference's sentinel
-// config, so FAME_* variables work the same way.
-const DefaultFile = `
-node:
-  type: Sentinel
-  id: "${env:FAME_NODE_ID:}"
-  public_url: "${env:FAME_PUBLIC_URL:}"
-  listeners:
-    - type: HttpListener
-      host: "${env:FAME_LISTENER_HOST:0.0.0.0}"
-      port: "${env:FAME_LISTENER_PORT:8000}"
-    - type: WebSocketListener
-      host: "${env:FAME_LISTENER_HOST:0.0.0.0}"
-      port: "${env:FAME_LISTENER_PORT:8000}"
-  requested_logicals: ["${env:FAME_ROOT_LOGICAL:fame.fabric}"]
-  security:  {type: SecurityProfile,  profile: "${env:FAME_SECURITY_PROFILE:open}"}
-  admission: {type: AdmissionProfile, profile: "${env:FAME_ADMISSION_PROFILE:none}"}
-  storage:   {type: StorageProfile,   profile: "${env:FAME_STORAGE_PROFILE:memory}", path: "${env:FAME_STORAGE_PATH:}"}
-  delivery:  {type: DeliveryProfile,  profile: "${env:FAME_DELIVERY_PROFILE:at-most-once}"}
-  load_balancing: {type: LoadBalancingProfile, profile: "${env:FAME_LOAD_BALANCING:hrw}"}
-  stickiness:
-    type: AFTLoadBalancerStickinessManager
-    security_level: "${env:FAME_STICKINESS_LEVEL:signed-optional}"
-`
+// AdminOptions guard the operator endpoints.
+type AdminOptions struct {
+	AdminToken string // bearer token for the admin endpoints; empty leaves them open
+	Pprof      bool   // serve /debug/pprof/
+}
+
+// LogOptions select the log output.
+type LogOptions struct {
+	LogFormat     string
+	LogLevel      string
+	ShowEnvelopes bool
+}
+
+// AdmissionOptions are the settings of the direct (OAuth2 access tokens) and welcome
+// (attach tickets) admission profiles; see admission.go.
+type AdmissionOptions struct {
+	Issuer   string // the OAuth2 issuer (direct) or the welcome service's ticket issuer
+	JWKSURL  string // empty: <Issuer>/.well-known/jwks.json
+	Audience string // direct: the token audience; empty: the sentinel's physical path
+	// TrustedClientScope exempts a token from BindSubject (direct; default node.trusted).
+	TrustedClientScope string
+	// BindSubject makes a direct token's subject the only system id it may attach as.
+	BindSubject bool
+	// Grants (ParseGrants syntax) and GrantsFile (one grant per line) bind each direct
+	// token's subject to system ids and logicals.
+	Grants     string
+	GrantsFile string
+}
+
+// DefaultFile is the configuration used when no file is given (config.SentinelDefaultFile).
+const DefaultFile = config.SentinelDefaultFile
 
 // LoadOptions reads a config file (or the built-in default when path is empty), substitutes
 // the environment and applies FAME_* overrides. It returns every problem found, not the first.
 func LoadOptions(path string, env config.Getenv) (Options, error) {
-	var f File
-	var err error
-	if path == "" {
-		err = config.Decode([]byte(DefaultFile), env, &f)
-	} else {
-		err = config.LoadFile(path, env, &f)
-	}
-	if err != nil {
-		return Options{}, err
-	}
-	return f.Resolve(env)
+	o, _, err := Load(path, env)
+	return o, err
 }
 
-// Resolve turns a parsed file into Options and validates it.
+// Load is LoadOptions that also returns the unknown keys the file has but that were ignored
+// (a misspelt known key is an error instead), for `fame validate` and the start-up log.
+func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) {
+	var f File
+	var ignored []config.UnknownKey
+	var err error
+	if path == "" {
+		ignored, err = config.DecodeReport([]byte(DefaultFile), env, &f)
+	} else {
+		ignored, err = config.LoadFileReport(path, env, &f)
+	}
+	if err != nil {
+		return Options{}, ignored, err
+	}
+	o, err := f.Resolve(env)
+	return o, ignored, err
+}
+
+// Resolve turns a parsed file into Options, applying the FAME_* variables of env, and
+// validates it.
 func (f *File) Resolve(env config.Getenv) (Options, error) {
+	return f.ResolveEnv(config.SentinelFromEnv(env))
+}
+
+// ResolveEnv is Resolve with the variables already read.
+func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 	n := f.Node
 	o := Options{
 		ID:                n.ID,
-		Host:              "0.0.0.0",
-		Port:              8000,
 		RequestedLogicals: n.RequestedLogicals,
-		SecurityProfile:   orDefault(n.Security.Profile, "open"),
-		AdmissionProfile:  orDefault(n.Admission.Profile, "none"),
-		DeliveryProfile:   orDefault(n.Delivery.Profile, "at-most-once"),
-		LoadBalancing:     orDefault(n.LoadBalancing.Profile, "hrw"),
-		Stickiness:        true,
-		StickinessLevel:   orDefault(n.Stickiness.SecurityLevel, "signed-optional"),
-		StickyDefaultTTL:  time.Hour,
-		StickyMaxTTL:      2 * time.Hour,
-		StickyCacheMax:    100000,
-		StorageProfile:    orDefault(n.Storage.Profile, "memory"),
-		StoragePath:       n.Storage.Path,
-		SendQueue:         orDefaultInt(n.Limits.SendQueue, 4096),
-		WriteTimeout:      time.Duration(orDefaultInt(n.Limits.WriteTimeoutMs, 10000)) * time.Millisecond,
-		SendQueueBytes:    orDefaultInt64(n.Limits.SendQueueBytes, 8<<20),
-		GlobalQueueBytes:  n.Limits.GlobalQueueBytes,
-		MaxRoutes:         orDefaultInt(n.Limits.MaxRoutes, 256),
-		MaxCapabilities:   orDefaultInt(n.Limits.MaxCapabilities, 1024),
-		MaxKeys:           orDefaultInt(n.Limits.MaxKeys, 64),
-		MaxPending:        orDefaultInt(n.Limits.MaxPending, maxPendingPerConn),
-		MaxConnections:    orDefaultInt(n.Limits.MaxConnections, 100000),
-		AttachRate:        n.Limits.AttachRate,
-		AttachBurst:       orDefaultInt(n.Limits.AttachBurst, 5000),
-		AdminToken:        n.Admin.Token,
-		AttachTimeout:     time.Duration(orDefaultInt(n.Limits.AttachTimeoutMs, 10000)) * time.Millisecond,
-		PingInterval:      time.Duration(orDefaultInt(n.Limits.PingIntervalMs, 1000)) * time.Millisecond,
-		IdleTimeout:       time.Duration(orDefaultInt(n.Limits.IdleTimeoutMs, 45000)) * time.Millisecond,
-		LogFormat:         orDefault(f.Logging.Format, "text"),
-		LogLevel:          orDefault(f.Logging.Level, "info"),
+		ListenOptions:     ListenOptions{Host: config.DefaultHost, Port: config.DefaultPort},
+		ProfileOptions: ProfileOptions{
+			SecurityProfile:  security.Profile(orDefault(n.Security.Profile, config.DefaultSecurityProfile)),
+			AdmissionProfile: AdmissionProfile(orDefault(n.Admission.Profile, config.DefaultAdmissionProfile)),
+			DeliveryProfile:  DeliveryProfile(orDefault(n.Delivery.Profile, config.DefaultDeliveryProfile)),
+			LoadBalancing:    LoadBalancingProfile(orDefault(n.LoadBalancing.Profile, config.DefaultLoadBalancingProfile)),
+		},
+		StickinessOptions: StickinessOptions{
+			Stickiness:       true,
+			StickinessLevel:  aft.Level(orDefault(n.Stickiness.SecurityLevel, config.DefaultStickinessLevel)),
+			StickyDefaultTTL: config.DefaultStickyTTL,
+			StickyMaxTTL:     config.DefaultStickyMaxTTL,
+			StickyCacheMax:   config.DefaultStickyCacheMax,
+		},
+		StorageOptions: StorageOptions{
+			StorageProfile: StorageProfile(orDefault(n.Storage.Profile, config.DefaultStorageProfile)),
+			StoragePath:    n.Storage.Path,
+		},
+		LimitOptions: LimitOptions{
+			SendQueue:        orDefaultInt(n.Limits.SendQueue, config.DefaultSendQueue),
+			WriteTimeout:     orDefaultMs(n.Limits.WriteTimeoutMs, config.DefaultWriteTimeout),
+			AttachTimeout:    orDefaultMs(n.Limits.AttachTimeoutMs, config.DefaultAttachTimeout),
+			PingInterval:     orDefaultMs(n.Limits.PingIntervalMs, config.DefaultPingInterval),
+			IdleTimeout:      orDefaultMs(n.Limits.IdleTimeoutMs, config.DefaultIdleTimeout),
+			SendQueueBytes:   orDefaultInt64(n.Limits.SendQueueBytes, config.DefaultSendQueueBytes),
+			GlobalQueueBytes: n.Limits.GlobalQueueBytes,
+			MaxRoutes:        orDefaultInt(n.Limits.MaxRoutes, config.DefaultMaxRoutes),
+			MaxCapabilities:  orDefaultInt(n.Limits.MaxCapabilities, config.DefaultMaxCapabilities),
+			MaxKeys:          orDefaultInt(n.Limits.MaxKeys, config.DefaultMaxKeys),
+			MaxPending:       orDefaultInt(n.Limits.MaxPending, config.DefaultMaxPending),
+			MaxConnections:   orDefaultInt(n.Limits.MaxConnections, config.DefaultMaxConnections),
+			AttachRate:       n.Limits.AttachRate,
+			AttachBurst:      orDefaultInt(n.Limits.AttachBurst, config.DefaultAttachBurst),
+		},
+		AdminOptions: AdminOptions{AdminToken: n.Admin.Token},
+		LogOptions: LogOptions{
+			LogFormat: orDefault(f.Logging.Format, config.DefaultLogFormat),
+			LogLevel:  orDefault(f.Logging.Level, config.DefaultLogLevel),
+		},
 	}
 	if len(o.RequestedLogicals) == 0 {
-		o.RequestedLogicals = []string{"fame.fabric"}
+		o.RequestedLogicals = []string{config.DefaultRootLogical}
 	}
 	// The slow-consumer timeout was write_timeout_ms before; that key still sets it.
 	o.SlowConsumerTimeout = o.WriteTimeout
@@ -231,7 +331,7 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		o.SlowConsumerTimeout = time.Duration(n.Limits.SlowConsumerTimeoutMs) * time.Millisecond
 	}
 	if o.AttachRate == 0 {
-		o.AttachRate = 1000
+		o.AttachRate = config.DefaultAttachRate
 	}
 	if n.Limits.AttachRateLoopback != nil {
 		o.AttachRateLoopback = *n.Limits.AttachRateLoopback
@@ -270,41 +370,13 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 		}
 	}
 	// Variables win over the file, as in the reference.
-	get := func(k string) string { v, _ := env(k); return v }
-	if v := get("FAME_LISTENER_WEBSOCKET_PORT"); v != "" {
-		if p, err := strconv.Atoi(v); err == nil {
-			o.Port = p
-		} else {
-			problems = append(problems, fmt.Sprintf("FAME_LISTENER_WEBSOCKET_PORT=%q is not a port number", v))
-		}
-	}
-	if v := get("FAME_STICKINESS"); v != "" {
-		switch strings.ToLower(v) {
-		case "off", "false", "0", "no", "disabled":
-			o.Stickiness = false
-		case "on", "true", "1", "yes", "enabled":
-			o.Stickiness = true
-		default:
-			problems = append(problems, fmt.Sprintf("FAME_STICKINESS=%q: want on or off", v))
-		}
-	}
-	o.ShowEnvelopes = get("FAME_SHOW_ENVELOPES") == "true"
-	o.Pprof = get("FAME_PPROF") == "true"
-	if v := get("FAME_LOG_FORMAT"); v != "" {
-		o.LogFormat = v
-	}
-	if v := get("FAME_LOG_LEVEL"); v != "" {
-		o.LogLevel = v
-	}
-	if o.StoragePath == "" {
-		o.StoragePath = get("FAME_STORAGE_PATH")
-	}
-	problems = append(problems, o.limitsFromEnv(get)...)
+	problems = append(problems, e.Problems...)
+	o.applyEnv(e)
 	if o.GlobalQueueBytes == 0 {
 		o.GlobalQueueBytes = defaultGlobalQueueBytes()
 	}
-	if o.StorageProfile == "memory" && o.StoragePath != "" {
-		o.StorageProfile = "bbolt"
+	if o.StorageProfile == StorageMemory && o.StoragePath != "" {
+		o.StorageProfile = StorageBbolt
 	}
 	problems = append(problems, o.validate()...)
 	if len(problems) > 0 {
@@ -313,24 +385,70 @@ func (f *File) Resolve(env config.Getenv) (Options, error) {
 	return o, nil
 }
 
+// applyEnv lays the Override and EnvOnly variables over the file's values.
+func (o *Options) applyEnv(e config.SentinelEnv) {
+	set := func(dst *int, v *int) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set64 := func(dst *int64, v *int64) {
+		if v != nil {
+			*dst = *v
+		}
+	}
+	set(&o.Port, e.Port)
+	if e.Stickiness != nil {
+		o.Stickiness = *e.Stickiness
+	}
+	o.ShowEnvelopes = e.ShowEnvelopes
+	o.Pprof = e.Pprof
+	if e.LogFormat != "" {
+		o.LogFormat = e.LogFormat
+	}
+	if e.LogLevel != "" {
+		o.LogLevel = e.LogLevel
+	}
+	if o.StoragePath == "" {
+		o.StoragePath = e.StoragePath
+	}
+	set(&o.SendQueue, e.SendQueue)
+	set64(&o.SendQueueBytes, e.SendQueueBytes)
+	set64(&o.GlobalQueueBytes, e.GlobalQueueBytes)
+	if e.SlowConsumerTimeout != nil && *e.SlowConsumerTimeout > 0 {
+		o.SlowConsumerTimeout = time.Duration(*e.SlowConsumerTimeout) * time.Millisecond
+	}
+	set(&o.MaxRoutes, e.MaxRoutes)
+	set(&o.MaxCapabilities, e.MaxCapabilities)
+	set(&o.MaxKeys, e.MaxKeys)
+	set(&o.MaxPending, e.MaxPending)
+	set(&o.MaxConnections, e.MaxConnections)
+	if e.AttachRate != nil {
+		o.AttachRate = *e.AttachRate
+	}
+	set(&o.AttachBurst, e.AttachBurst)
+	if e.AttachRateLoopback != nil {
+		o.AttachRateLoopback = *e.AttachRateLoopback
+	}
+	if e.AdminToken != "" {
+		o.AdminToken = e.AdminToken
+	}
+	o.TrustBundle = e.TrustBundle
+	a := e.Admission
+	o.Admission = AdmissionOptions{Issuer: a.Issuer, JWKSURL: a.JWKSURL, Audience: a.Audience,
+		TrustedClientScope: a.TrustedClientScope, BindSubject: a.EnforceTokenSubject, Grants: a.Grants, GrantsFile: a.GrantsFile}
+}
+
 func (o *Options) validate() []string {
 	var p []string
-	oneOf := func(field, v string, allowed ...string) {
-		for _, a := range allowed {
-			if v == a {
-				return
-			}
-		}
-		p = append(p, fmt.Sprintf("%s: %q is not one of %s", field, v, strings.Join(allowed, ", ")))
-	}
-	oneOf("security.profile", o.SecurityProfile, "open", "gated", "overlay", "strict-overlay")
-	oneOf("admission.profile", o.AdmissionProfile, "none", "open", "direct", "welcome", "noop")
-	oneOf("delivery.profile", o.DeliveryProfile, "at-most-once", "at-least-once")
-	oneOf("load_balancing.profile", o.LoadBalancing, "hrw", "round_robin", "random", "least_connections")
-	oneOf("stickiness.security_level", o.StickinessLevel, "strict", "signed-optional", "sid-only")
-	oneOf("storage.profile", o.StorageProfile, "memory", "bbolt")
-	oneOf("logging.format", o.LogFormat, "text", "json")
-	if o.StorageProfile == "bbolt" && o.StoragePath == "" {
+	p = appendOneOf(p, "security.profile", o.SecurityProfile, securityProfiles)
+	p = appendOneOf(p, "admission.profile", o.AdmissionProfile, admissionProfiles)
+	p = appendOneOf(p, "delivery.profile", o.DeliveryProfile, deliveryProfiles)
+	p = appendOneOf(p, "load_balancing.profile", o.LoadBalancing, loadBalancingProfiles)
+	p = appendOneOf(p, "stickiness.security_level", o.StickinessLevel, stickinessLevels)
+	p = appendOneOf(p, "storage.profile", o.StorageProfile, storageProfiles)
+	p = appendOneOf(p, "logging.format", o.LogFormat, []string{"text", "json"})
+	if o.StorageProfile == StorageBbolt && o.StoragePath == "" {
 		p = append(p, "storage.profile bbolt needs storage.path (or FAME_STORAGE_PATH)")
 	}
 	if o.Port < 0 || o.Port > 65535 {
@@ -339,14 +457,26 @@ func (o *Options) validate() []string {
 	if o.ID != "" && strings.ContainsAny(o.ID, "/@ ") {
 		p = append(p, fmt.Sprintf("node.id %q must not contain '/', '@' or spaces", o.ID))
 	}
-	if o.SendQueue < 16 {
-		p = append(p, fmt.Sprintf("limits.send_queue %d is too small (min 16)", o.SendQueue))
+	if o.SendQueue < config.MinSendQueue {
+		p = append(p, fmt.Sprintf("limits.send_queue %d is too small (min %d)", o.SendQueue, config.MinSendQueue))
 	}
 	p = append(p, o.validateLimits()...)
 	if o.StickyMaxTTL < o.StickyDefaultTTL {
 		p = append(p, "stickiness.max_ttl_sec is below default_ttl_sec")
 	}
 	return p
+}
+
+// appendOneOf adds a problem when v is not one of allowed.
+func appendOneOf[T ~string](p []string, field string, v T, allowed []T) []string {
+	if slices.Contains(allowed, v) {
+		return p
+	}
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = string(a)
+	}
+	return append(p, fmt.Sprintf("%s: %q is not one of %s", field, v, strings.Join(names, ", ")))
 }
 
 // ConfigError lists every problem found in a configuration.
@@ -373,6 +503,13 @@ func orDefaultInt64(v, d int64) int64 {
 		return d
 	}
 	return v
+}
+
+func orDefaultMs(ms int, d time.Duration) time.Duration {
+	if ms == 0 {
+		return d
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 func orDefaultInt(v, d int) int {

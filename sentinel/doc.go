@@ -94,31 +94,32 @@
 // exact binder or a pool), so a bind that would shadow or take over another node's address is
 // refused (BIND_CONFLICT), and binds must lie within what the node declared and what its
 // credentials grant (ticket logicals, SVID logicals, and under direct admission the per-client
-// grant of the access token's subject). Direct admission (an OAuth2 access token straight to
-// the sentinel) reads grants (FAME_ADMISSION_GRANTS / FAME_ADMISSION_GRANTS_FILE) in the
-// welcome service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…]
-// [logicals=<pattern>[,…]]", separated by ";" or new lines): the
-// token's sub (else client_id) must have a grant (NO_ADMISSION_GRANT), the system id must
-// match it (SYSTEM_ID_NOT_GRANTED), the declared logicals must lie within it
-// (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares claims nothing), and so must
-// every bind (UNAUTHORIZED). Without grants any valid token may attach with any system id, and
-// the sentinel warns so at start. A live system id is kept by its holder unless the newcomer
-// proves it is the owner (NodeAttach signed by the key registered for the path: the same
-// process; a certificate for the same SPIFFE ID is no proof, a shared replica credential can
-// obtain one) or the holder fails a 3 s liveness probe, where any frame the holder sends
-// during the probe counts as alive (SYSTEM_ID_IN_USE otherwise, without the holder's
-// address). Claims for one id are serialised (a second waits for the first's decision, up to
-// 4 s), and a holder that proved alive is not probed again for 1 s (claims in that second are
-// refused at once). System ids are one allow-list for the sentinel and the welcome service
-// (envelope.ValidSystemID: [A-Za-z0-9_.-], at most 128 bytes, not "." or ".."; INVALID_SYSTEM_ID
-// otherwise). Binds are checked against the SVID's logicals under strict-overlay, and a
-// certificate without logicals grants no logical bind. A pool may not be joined inside the
-// domain of a wider live pool of other nodes (BIND_CONFLICT); a pool join is not refused
-// because another node bound an exact address in its domain first. A capability is advertised
-// only for an address the node owns: its exact binding, participant@S or
-// participant@<system id>.S of a pool *.S it is a member of, or an address under its own path
-// (UNAUTHORIZED, or BIND_CONFLICT when another node bound it); one node's entry never replaces
-// another's. An envelope must be signed by a key of the sending connection's subtree
+// grant of the access token's subject). Direct admission (an OAuth2 access token straight to the
+// sentinel) takes Options.Admission.Grants / GrantsFile (FAME_ADMISSION_GRANTS / _FILE), grants in the welcome
+// service's syntax ("sub=<client> system_ids=<id|prefix*|*>[,…] [logicals=<pattern>[,…]]",
+// separated by ";" or new lines): the token's sub (else client_id) must have a grant
+// (NO_ADMISSION_GRANT), the system id must match it (SYSTEM_ID_NOT_GRANTED), the declared
+// logicals must lie within it (LOGICAL_NOT_GRANTED; the wildcard "*" a plain client declares
+// claims nothing), and so must every bind (UNAUTHORIZED). Without grants any valid token may
+// attach with any system id, and the sentinel warns so at start. A live system id is kept by its holder
+// unless the newcomer proves it is the owner (NodeAttach signed by the key registered for the
+// path: the same process; a certificate for the same SPIFFE ID is no proof, a shared replica
+// credential can obtain one) or the holder fails a 3 s liveness probe, where any frame the
+// holder sends during the probe counts as alive (SYSTEM_ID_IN_USE otherwise, without the
+// holder's address). Claims for one id are serialised (a second waits for the first's
+// decision, up to 4 s, rather than being refused), and a holder that proved alive is not
+// probed again for 1 s (claims in that second are refused at once). System ids are one
+// allow-list for the sentinel and the welcome service (envelope.ValidSystemID:
+// [A-Za-z0-9_.-], at most 128 bytes, not "." or ".."; INVALID_SYSTEM_ID otherwise). Binds are
+// checked against the SVID's logicals under strict-overlay, and a certificate without logicals
+// grants no logical bind. A pool may not be joined inside the domain of a wider live pool of
+// other nodes (BIND_CONFLICT); a pool join is not refused because another node bound an exact
+// address in its domain first (that node keeps its address; nothing is diverted from the
+// pool). A capability is advertised only for an address the node owns: its exact binding,
+// participant@S or participant@<system id>.S of a pool *.S it is a member of (as the reference
+// agents advertise), or an address under its own path (UNAUTHORIZED, or BIND_CONFLICT when
+// another node bound it); one node's entry never replaces another's.
+// An envelope must be signed by a key of the sending connection's subtree
 // (FOREIGN_SIGNING_KEY), and an AFT re-pins only a session that was routed to the replica
 // carrying it. Every refusal is counted in fame_security_refusals_total{reason}.
 //

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
 )
 
@@ -53,66 +52,6 @@ func defaultGlobalQueueBytes() int64 {
 	return 1 << 30
 }
 
-// limitsFromEnv applies the FAME_* variables of the limits; they win over the file.
-func (o *Options) limitsFromEnv(get func(string) string) []string {
-	var p []string
-	intVar := func(name string, dst *int) {
-		if v := get(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				p = append(p, fmt.Sprintf("%s=%q is not an integer", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	int64Var := func(name string, dst *int64) {
-		if v := get(name); v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				p = append(p, fmt.Sprintf("%s=%q is not an integer", name, v))
-				return
-			}
-			*dst = n
-		}
-	}
-	intVar("FAME_SEND_QUEUE", &o.SendQueue)
-	int64Var("FAME_SEND_QUEUE_BYTES", &o.SendQueueBytes)
-	int64Var("FAME_GLOBAL_QUEUE_BYTES", &o.GlobalQueueBytes)
-	var ms int
-	intVar("FAME_SLOW_CONSUMER_TIMEOUT_MS", &ms)
-	if ms > 0 {
-		o.SlowConsumerTimeout = time.Duration(ms) * time.Millisecond
-	}
-	intVar("FAME_MAX_ROUTES", &o.MaxRoutes)
-	intVar("FAME_MAX_CAPABILITIES", &o.MaxCapabilities)
-	intVar("FAME_MAX_KEYS", &o.MaxKeys)
-	intVar("FAME_MAX_PENDING", &o.MaxPending)
-	intVar("FAME_MAX_CONNECTIONS", &o.MaxConnections)
-	if v := get("FAME_ATTACH_RATE"); v != "" {
-		r, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			p = append(p, fmt.Sprintf("FAME_ATTACH_RATE=%q is not a number", v))
-		} else {
-			o.AttachRate = r
-		}
-	}
-	intVar("FAME_ATTACH_BURST", &o.AttachBurst)
-	switch v := strings.ToLower(get("FAME_ATTACH_RATE_LOOPBACK")); v {
-	case "":
-	case "true", "1", "yes", "on":
-		o.AttachRateLoopback = true
-	case "false", "0", "no", "off":
-		o.AttachRateLoopback = false
-	default:
-		p = append(p, fmt.Sprintf("FAME_ATTACH_RATE_LOOPBACK=%q: want true or false", v))
-	}
-	if v := get("FAME_ADMIN_TOKEN"); v != "" {
-		o.AdminToken = v
-	}
-	return p
-}
-
 func (o *Options) validateLimits() []string {
 	var p []string
 	positive := func(field string, v int64) {
@@ -137,8 +76,8 @@ func (o *Options) validateLimits() []string {
 	if o.SlowConsumerTimeout <= 0 {
 		p = append(p, "limits.slow_consumer_timeout_ms must be positive")
 	}
-	if o.AdminToken != "" && len(o.AdminToken) < 16 {
-		p = append(p, "admin.token (FAME_ADMIN_TOKEN) is shorter than 16 characters")
+	if o.AdminToken != "" && len(o.AdminToken) < config.MinAdminTokenLength {
+		p = append(p, fmt.Sprintf("admin.token (FAME_ADMIN_TOKEN) is shorter than %d characters", config.MinAdminTokenLength))
 	}
 	return p
 }

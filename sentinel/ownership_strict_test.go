@@ -22,8 +22,8 @@ func strictSentinel(t *testing.T) (*testSentinel, func(p *signingPeer, path stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("FAME_CA_CERTS", string(auth.RootPEM()))
-	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1"})
+	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1",
+		"FAME_CA_CERTS": string(auth.RootPEM())})
 	issue := func(p *signingPeer, path string, logicals []string) {
 		der, err := security.CreateCSR(p.signer.Key, p.id, logicals)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 
 	"github.com/fame-go/fame/envelope"
@@ -75,7 +74,7 @@ type secDeps struct {
 }
 
 func newSecLayer(d secDeps) (*secLayer, error) {
-	p, err := security.ParseProfile(d.opts.SecurityProfile)
+	p, err := security.ParseProfile(string(d.opts.SecurityProfile))
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: security profile: %w", err)
 	}
@@ -83,7 +82,7 @@ func newSecLayer(d secDeps) (*secLayer, error) {
 		return nil, nil
 	}
 	ksOpts := security.KeyStoreOptions{}
-	if v := os.Getenv("FAME_CA_CERTS"); v != "" {
+	if v := d.opts.TrustBundle; v != "" {
 		b, err := security.LoadTrustBundle(v)
 		if err != nil {
 			return nil, fmt.Errorf("sentinel: %w", err)

@@ -536,7 +536,6 @@ func TestOpenAndGatedHaveNoSecLayer(t *testing.T) {
 }
 
 func TestStrictOverlay(t *testing.T) {
-	t.Setenv("FAME_CA_CERTS", "")
 	opts, err := LoadOptions("", func(k string) (string, bool) {
 		if k == "FAME_SECURITY_PROFILE" {
 			return "strict-overlay", true
@@ -554,8 +553,8 @@ func TestStrictOverlay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("FAME_CA_CERTS", string(auth.RootPEM()))
-	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1"})
+	ts := startSentinel(t, map[string]string{"FAME_SECURITY_PROFILE": "strict-overlay", "FAME_NODE_ID": "sent1",
+		"FAME_CA_CERTS": string(auth.RootPEM())})
 	issue := func(p *signingPeer, path string, logicals ...string) {
 		der, err := security.CreateCSR(p.signer.Key, p.id, nil)
 		if err != nil {

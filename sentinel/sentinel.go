@@ -93,7 +93,7 @@ func WithEnvelopeOutput(w io.Writer) Option { return func(s *Sentinel) { s.showO
 
 // New creates a sentinel from resolved options.
 func New(opts Options, extra ...Option) (*Sentinel, error) {
-	lb, err := balancer.New(opts.LoadBalancing)
+	lb, err := balancer.New(string(opts.LoadBalancing))
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: load balancing: %w", err)
 	}

@@ -49,7 +49,7 @@ func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
 	if !o.Stickiness {
 		return r, nil
 	}
-	lvl, err := stickiness.ParseLevel(o.StickinessLevel)
+	lvl, err := stickiness.ParseLevel(string(o.StickinessLevel))
 	if err != nil {
 		return nil, fmt.Errorf("sentinel: stickiness: %w", err)
 	}

@@ -12,8 +12,8 @@ import (
 	"runtime/pprof"
 	"time"
 
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/loadgen"
-	"github.com/fame-go/fame/node"
 )
 
 func init() { register("bench", runBench) }
@@ -43,10 +43,12 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.New("no sentinel: pass -url or set FAME_DIRECT_ADMISSION_URL")
 	}
 	// The client nodes honour the usual FAME_* variables; -url wins over the environment.
-	if err := os.Setenv("FAME_DIRECT_ADMISSION_URL", *url); err != nil {
-		return err
-	}
-	ncfg, err := node.ConfigFromEnv()
+	ncfg, err := config.NodeFrom(func(k string) (string, bool) {
+		if k == "FAME_DIRECT_ADMISSION_URL" {
+			return *url, true
+		}
+		return os.LookupEnv(k)
+	})
 	if err != nil {
 		return err
 	}

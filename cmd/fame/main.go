@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,7 +62,8 @@ func usage(w io.Writer) {
 	for n := range commands {
 		names = append(names, n)
 	}
-	fmt.Fprintf(w, "usage: fame <command> [flags]\n\ncommands: %s\n\nRun 'fame <command> -h' for a command's flags.\n", strings.Join(sorted(names), ", "))
+	slices.Sort(names)
+	fmt.Fprintf(w, "usage: fame <command> [flags]\n\ncommands: %s\n\nRun 'fame <command> -h' for a command's flags.\n", strings.Join(names, ", "))
 }
 
 func runVersion(_ context.Context, _ []string) error {
@@ -78,6 +80,12 @@ func runVersion(_ context.Context, _ []string) error {
 }
 
 func runValidate(_ context.Context, args []string) error {
+	return validate(os.Stdout, args, config.OSEnv)
+}
+
+// validate checks a config file: every problem is an error; unknown keys that are not
+// misspellings of known ones (those are errors) are listed as ignored.
+func validate(w io.Writer, args []string, env config.Getenv) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	path := fs.String("c", "", "config file to check")
 	if err := fs.Parse(args); err != nil {
@@ -86,11 +94,14 @@ func runValidate(_ context.Context, args []string) error {
 	if *path == "" {
 		return errors.New("-c FILE is required")
 	}
-	opts, err := sentinel.LoadOptions(*path, config.OSEnv)
+	opts, ignored, err := sentinel.Load(*path, env)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
+	for _, k := range ignored {
+		fmt.Fprintf(w, "%s: %s\n", *path, k)
+	}
+	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
 		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness)
 	return nil
 }
@@ -105,7 +116,7 @@ func runSentinel(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts, err := sentinel.LoadOptions(*path, config.OSEnv)
+	opts, ignored, err := sentinel.Load(*path, config.OSEnv)
 	if err != nil {
 		return err
 	}
@@ -113,6 +124,11 @@ func runSentinel(ctx context.Context, args []string) error {
 		opts.LogFormat = "json"
 	}
 	log := newLogger(opts.LogFormat, opts.LogLevel)
+	for _, k := range ignored {
+		// Not fatal (a misspelt known key is), but never silent: the operator may have
+		// meant something by it.
+		log.Warn("config: unknown key ignored", "file", *path, "key", k.Path, "line", k.Line)
+	}
 	s, err := sentinel.New(opts, sentinel.WithLogger(log))
 	if err != nil {
 		return err
@@ -154,13 +170,4 @@ func newLogger(format, level string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, ho))
-}
-
-func sorted(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
 }

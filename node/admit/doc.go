@@ -13,7 +13,7 @@
 //   - RequestCertificate / CertSource: CSR (security.CreateCSR) to the CA
 //     named by the ca_sign grant (admission/ca), chain checked to certify our
 //     key and, with FAME_CA_CERTS, verified with security.VerifyNodeCert.
-//   - FromEnv: picks all of the above from FAME_ADMISSION_PROFILE.
+//   - New: picks all of the above from the Settings' profile.
 //
 // # Renewal
 //
@@ -29,7 +29,11 @@
 // credential refused by a service (401) is dropped and fetched once more
 // (the dev OAuth2 and welcome services use ephemeral keys).
 //
-// # Environment (FromEnv)
+// # Settings
+//
+// The library reads no environment variable. Settings carries the values;
+// config.AdmitSettings (and config.Node, for a whole node) fills it from the
+// reference's variables:
 //
 //	FAME_ADMISSION_PROFILE        none | noop | open | direct (default) | welcome
 //	FAME_DIRECT_ADMISSION_URL     open, direct: ws(s)://…/fame/v1/attach/ws/downstream
@@ -49,7 +53,7 @@
 // The node core owns the WebSocket; this package only supplies what goes
 // into the dial:
 //
-//	adm, err := admit.FromEnvWith(os.Getenv, admit.Options{
+//	adm, err := admit.New(settings, admit.Options{
 //		SystemID: cfg.SystemID, Logicals: cfg.RequestedLogicals})
 //	cfg.SystemID = adm.SystemID // the ticket is bound to it
 //	cfg.Token = adm.Token       // nil for none/open

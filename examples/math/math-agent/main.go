@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
 )
@@ -32,7 +33,7 @@ func main() {
 func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg, err := node.ConfigFromEnv()
+	cfg, err := config.Node()
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
 )
@@ -56,7 +57,7 @@ func (c *client) fail(format string, args ...any) {
 }
 
 func run(ctx context.Context, address string, whoami, concurrency int) (int, error) {
-	cfg, err := node.ConfigFromEnv()
+	cfg, err := config.Node()
 	if err != nil {
 		return 0, err
 	}

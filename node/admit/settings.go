@@ -46,36 +46,42 @@ type Admission struct {
 	Trust      *x509bundle.Bundle // FAME_CA_CERTS as a Fame trust bundle; nil when unset
 }
 
-// Options complete FromEnv; zero values are filled from the environment.
+// Settings are a node's admission settings, in the reference's terms (package config reads
+// them from the FAME_ADMISSION_* variables: config.AdmitSettings, config.Admit). Values are
+// taken trimmed of spaces and of one pair of surrounding quotes: the example's env files
+// quote some URLs.
+type Settings struct {
+	Profile      string   // none, noop, open, direct or welcome (FAME_ADMISSION_PROFILE); empty: direct
+	URL          string   // the static attach URL, open and direct (FAME_DIRECT_ADMISSION_URL)
+	ServiceURL   string   // welcome: the hello URL (FAME_ADMISSION_SERVICE_URL)
+	TokenURL     string   // direct, welcome: the OAuth2 token URL (FAME_ADMISSION_TOKEN_URL)
+	ClientID     string   // FAME_ADMISSION_CLIENT_ID
+	ClientSecret string   // FAME_ADMISSION_CLIENT_SECRET
+	Audience     string   // token request audience (FAME_JWT_AUDIENCE); empty: the server's default
+	CACerts      string   // PEM file or inline PEM: extra HTTPS roots and the trust bundle (FAME_CA_CERTS)
+	NodeID       string   // system id when Options gives none (FAME_NODE_ID)
+	Logicals     []string // logicals for NodeHello when Options gives none (FAME_REQUESTED_LOGICALS)
+}
+
+// Options complete New; zero values are filled from the Settings.
 type Options struct {
-	SystemID     string   // empty = FAME_NODE_ID, else a new random id
+	SystemID     string   // empty = Settings.NodeID, else a new random id
 	InstanceID   string   // empty = a new random id
-	Logicals     []string // empty = FAME_REQUESTED_LOGICALS (comma separated)
+	Logicals     []string // empty = Settings.Logicals
 	Capabilities []string
-	HTTPClient   *http.Client // overrides the FAME_CA_CERTS client
+	HTTPClient   *http.Client // overrides the CACerts client
 	Now          func() time.Time
 }
 
-// FromEnv builds the admission for systemID from the FAME_ADMISSION_*
-// variables (see the package doc).
-func FromEnv(getenv func(string) string, systemID string) (*Admission, error) {
-	return FromEnvWith(getenv, Options{SystemID: systemID})
-}
-
-// FromEnvWith is FromEnv with the node's other hello fields.
-func FromEnvWith(getenv func(string) string, o Options) (*Admission, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	// Values are trimmed of spaces and of one pair of surrounding quotes: the
-	// example's env files quote some URLs.
-	get := func(k string) string { return unquote(strings.TrimSpace(getenv(k))) }
-	a := &Admission{Profile: strings.ToLower(get("FAME_ADMISSION_PROFILE")), SystemID: o.SystemID, InstanceID: o.InstanceID}
+// New builds the admission of a node from its settings (see the package doc).
+func New(s Settings, o Options) (*Admission, error) {
+	get := func(v string) string { return unquote(strings.TrimSpace(v)) }
+	a := &Admission{Profile: strings.ToLower(get(s.Profile)), SystemID: o.SystemID, InstanceID: o.InstanceID}
 	if a.Profile == "" {
 		a.Profile = ProfileDirect // the reference default when no admission block is given
 	}
 	if a.SystemID == "" {
-		a.SystemID = get("FAME_NODE_ID")
+		a.SystemID = get(s.NodeID)
 	}
 	if a.SystemID == "" {
 		a.SystemID = envelope.NewID()
@@ -85,36 +91,38 @@ func FromEnvWith(getenv func(string) string, o Options) (*Admission, error) {
 	}
 	logicals := o.Logicals
 	if len(logicals) == 0 {
-		logicals = splitList(get("FAME_REQUESTED_LOGICALS"))
+		logicals = s.Logicals
 	}
-	if err := a.setTrust(get("FAME_CA_CERTS"), o.HTTPClient); err != nil {
+	if err := a.setTrust(get(s.CACerts), o.HTTPClient); err != nil {
 		return nil, err
 	}
+	cc := ClientCredentials{TokenURL: get(s.TokenURL), ClientID: get(s.ClientID), ClientSecret: get(s.ClientSecret),
+		Scope: DefaultScope, Audience: get(s.Audience), HTTPClient: a.HTTPClient, Now: o.Now}
 
 	switch a.Profile {
 	case ProfileNone, ProfileNoop:
 		return a, nil
 	case ProfileOpen:
-		a.URL = get("FAME_DIRECT_ADMISSION_URL")
+		a.URL = get(s.URL)
 		return a, checkWS("FAME_DIRECT_ADMISSION_URL", a.URL)
 	case ProfileDirect:
-		a.URL = get("FAME_DIRECT_ADMISSION_URL")
+		a.URL = get(s.URL)
 		if err := checkWS("FAME_DIRECT_ADMISSION_URL", a.URL); err != nil {
 			return nil, err
 		}
-		src, err := oauth2FromEnv(get, a.HTTPClient, o.Now)
+		src, err := oauth2Source(cc)
 		if err != nil {
 			return nil, err
 		}
 		a.OAuth2, a.Token = src, src.Token
 		return a, nil
 	case ProfileWelcome:
-		src, err := oauth2FromEnv(get, a.HTTPClient, o.Now)
+		src, err := oauth2Source(cc)
 		if err != nil {
 			return nil, err
 		}
 		ws, err := NewWelcomeTokenSource(&Welcome{
-			ServiceURL: get("FAME_ADMISSION_SERVICE_URL"), TokenSource: src,
+			ServiceURL: get(s.ServiceURL), TokenSource: src,
 			SystemID: a.SystemID, InstanceID: a.InstanceID, Logicals: logicals, Capabilities: o.Capabilities,
 			HTTPClient: a.HTTPClient, Now: o.Now,
 		})
@@ -177,12 +185,9 @@ func (a *Admission) setTrust(caCerts string, client *http.Client) error {
 	return nil
 }
 
-func oauth2FromEnv(get func(string) string, client *http.Client, now func() time.Time) (*OAuth2Source, error) {
-	src, err := ClientCredentials{
-		TokenURL: get("FAME_ADMISSION_TOKEN_URL"), ClientID: get("FAME_ADMISSION_CLIENT_ID"),
-		ClientSecret: get("FAME_ADMISSION_CLIENT_SECRET"), Scope: DefaultScope, Audience: get("FAME_JWT_AUDIENCE"),
-		HTTPClient: client, Now: now,
-	}.TokenSource()
+// oauth2Source is the client-credentials token source of the direct and welcome profiles.
+func oauth2Source(cc ClientCredentials) (*OAuth2Source, error) {
+	src, err := cc.TokenSource()
 	if err != nil {
 		return nil, fmt.Errorf("%w (FAME_ADMISSION_TOKEN_URL, FAME_ADMISSION_CLIENT_ID, FAME_ADMISSION_CLIENT_SECRET)", err)
 	}
@@ -194,16 +199,6 @@ func checkWS(name, u string) error {
 		return fmt.Errorf("%w: %s=%q must be a ws:// or wss:// URL", ErrConfig, name, u)
 	}
 	return nil
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func unquote(s string) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fame-go/fame/admission/oauth2"
@@ -11,7 +12,7 @@ import (
 	"github.com/fame-go/fame/security"
 )
 
-func TestFromEnvProfiles(t *testing.T) {
+func TestNewProfiles(t *testing.T) {
 	s := newStack(t, stackOpts{})
 	base := map[string]string{
 		"FAME_ADMISSION_TOKEN_URL": s.oSrv.URL + oauth2.TokenPath, "FAME_ADMISSION_CLIENT_ID": testClient,
@@ -50,7 +51,7 @@ func TestFromEnvProfiles(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, err := FromEnv(env(tc.over), "r1node")
+			a, err := New(settingsOf(env(tc.over)), Options{SystemID: "r1node"})
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tc.wantErr)
@@ -97,7 +98,7 @@ func TestFromEnvProfiles(t *testing.T) {
 
 // FAME_CA_CERTS (a file) makes HTTPS to services with certificates from
 // that CA work, and is the trust bundle for issued node certificates.
-func TestFromEnvCACertsHTTPS(t *testing.T) {
+func TestNewCACertsHTTPS(t *testing.T) {
 	s := newStack(t, stackOpts{tls: true})
 	path := filepath.Join(t.TempDir(), "root-ca.crt")
 	if err := os.WriteFile(path, s.authority.RootPEM(), 0o600); err != nil {
@@ -109,7 +110,7 @@ func TestFromEnvCACertsHTTPS(t *testing.T) {
 		"FAME_ADMISSION_CLIENT_SECRET": testSecret, "FAME_JWT_AUDIENCE": testAudience, "FAME_CA_CERTS": path,
 		"FAME_NODE_ID": "r1node",
 	}
-	a, err := FromEnvWith(func(k string) string { return vars[k] }, Options{Logicals: []string{"*.fame.fabric"}})
+	a, err := New(settingsOf(func(k string) string { return vars[k] }), Options{Logicals: []string{"*.fame.fabric"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestFromEnvCACertsHTTPS(t *testing.T) {
 
 	// Without FAME_CA_CERTS the services' certificates are not trusted.
 	delete(vars, "FAME_CA_CERTS")
-	a, err = FromEnv(func(k string) string { return vars[k] }, "")
+	a, err = New(settingsOf(func(k string) string { return vars[k] }), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,4 +146,20 @@ func TestFromEnvCACertsHTTPS(t *testing.T) {
 	if a.SystemID != "r1node" {
 		t.Fatalf("FAME_NODE_ID not used: %q", a.SystemID)
 	}
+}
+
+// settingsOf maps the reference's variable names onto Settings as config.AdmitSettings does
+// (config imports this package, so its tests cannot use it), keeping these cases in the
+// terms an operator writes them.
+func settingsOf(get func(string) string) Settings {
+	var logicals []string
+	for _, l := range strings.Split(get("FAME_REQUESTED_LOGICALS"), ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			logicals = append(logicals, l)
+		}
+	}
+	return Settings{Profile: get("FAME_ADMISSION_PROFILE"), URL: get("FAME_DIRECT_ADMISSION_URL"),
+		ServiceURL: get("FAME_ADMISSION_SERVICE_URL"), TokenURL: get("FAME_ADMISSION_TOKEN_URL"),
+		ClientID: get("FAME_ADMISSION_CLIENT_ID"), ClientSecret: get("FAME_ADMISSION_CLIENT_SECRET"),
+		Audience: get("FAME_JWT_AUDIENCE"), CACerts: get("FAME_CA_CERTS"), NodeID: get("FAME_NODE_ID"), Logicals: logicals}
 }
