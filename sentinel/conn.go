@@ -118,10 +118,9 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
 		flowID:      envelope.NewID(),
 		q:           newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
-		done:        make(chan struct{}),
-		seq:         map[string]*int64{},
-		recvCredits: map[string]int{},
-		pending:     map[string]packedReq{},
+		done: make(chan struct{}),
+		// seq, recvCredits and pending are made on first use: an idle connection needs
+		// little of them, and a map made empty costs as much as a small one.
 	}
 	c.log = s.log.With("peer", urlID, "remote", remote)
 	return c
@@ -134,7 +133,9 @@ func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
 		*n = v + 1
 		return v, 0
 	}
-	if len(c.seq) >= maxFlowsPerConn {
+	if c.seq == nil {
+		c.seq = make(map[string]*int64, 1)
+	} else if len(c.seq) >= maxFlowsPerConn {
 		clear(c.seq)
 	}
 	one := int64(1)
@@ -219,28 +220,39 @@ func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
 	return why
 }
 
-// writer is the only goroutine that writes to the socket. It sleeps until the queue has
-// something, then writes everything queued in batches.
+// startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
+// push ends an empty spell, so a connection has a writer only while it has something to send.
+func (c *conn) startWriter() {
+	c.s.wg.Add(1)
+	go c.writer()
+}
+
+// batchPool holds the writers' batch slices: a writer lives for one burst, and its batch
+// must not be allocated anew for each.
+var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
+
+// writer is the only goroutine that writes to the socket while it runs. It writes everything
+// queued in batches and exits when it finds the queue empty (sendQueue.take ends its turn).
 func (c *conn) writer() {
 	defer c.s.wg.Done()
-	defer c.q.close()
-	batch := make([]queued, 0, maxBatch)
+	bp := batchPool.Get().(*[]queued)
+	batch := (*bp)[:0]
+	defer func() {
+		*bp = batch[:0]
+		batchPool.Put(bp)
+	}()
 	for {
-		select {
-		case <-c.done:
+		batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
+		if len(batch) == 0 {
 			return
-		case <-c.q.wake:
 		}
-		for {
-			batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-			if len(batch) == 0 {
-				break
-			}
-			ok := c.writeBatch(batch)
-			c.q.release(batch)
-			if !ok {
-				return
-			}
+		ok := c.writeBatch(batch)
+		c.q.release(batch)
+		if !ok {
+			// The connection is closed (writeFailed): free what is still queued. The queue's
+			// turn stays taken, so no writer starts again.
+			c.q.close()
+			return
 		}
 	}
 }
@@ -402,6 +414,9 @@ func (c *conn) trackPending(h *envelope.Header) bool {
 		return false
 	}
 	p := packReq(h)
+	if c.pending == nil {
+		c.pending = map[string]packedReq{}
+	}
 	c.pending[p.all[p.end[4]:p.end[5]]] = p
 	return true
 }

@@ -8,6 +8,9 @@ import (
 // sendQueue is a connection's outbound queue, bounded in envelopes and in bytes, with a
 // sentinel-wide byte bound shared by every queue. Its ring grows as it fills and is released
 // when a burst has drained, so an idle or unauthenticated connection holds no queue memory.
+// Its writer goroutine exists only while there is something to write: the push that ends an
+// empty spell starts one (spawn), and the writer exits when it finds the queue empty, so an
+// idle connection costs no goroutine but its reader.
 //
 // A full queue refuses the envelope and the caller nacks its *sender* (OVERLOADED): the
 // destination stays connected, and only the sender that filled it is slowed. One sender may
@@ -21,8 +24,11 @@ type sendQueue struct {
 	bytes  int64            // bytes waiting or being written
 	perSrc map[*conn]srcUse // what each sender holds; senders holding nothing are absent
 	closed bool             // the connection is gone: refuse, hold nothing
-	wake   chan struct{}    // capacity 1: tells the writer there is something to take
-	global *atomic.Int64    // bytes queued on every connection of the sentinel
+	// writing: a writer goroutine is running (or being started); only the push that finds it
+	// false starts one, and only take, finding the queue empty, sets it false again.
+	writing bool
+	spawn   func()        // starts a writer goroutine; nil until the connection may write (setWriter)
+	global  *atomic.Int64 // bytes queued on every connection of the sentinel
 	max    queueLimits
 }
 
@@ -48,16 +54,79 @@ const (
 	queueClosed = "closed"
 )
 
-// minRing is the first allocation of a ring; it doubles from there up to the envelope bound. A
-// drained ring of up to keepRing slots (4 KB) is kept, so that steady traffic does not
-// reallocate it burst after burst.
+// minRing is the first size of a ring; it doubles from there up to the envelope bound. Rings of
+// minRing..keepRing slots (256 B to 4 KB) come from pools and go back to them when the writer
+// finds the queue drained, so that an idle connection holds no ring and steady traffic does not
+// allocate one burst after burst; a bigger ring is freed when its burst is over.
 const (
 	minRing  = 16
 	keepRing = 256
 )
 
+// ringPools[i] holds rings of minRing<<i slots, as array pointers (putting one allocates nothing).
+var ringPools [5]sync.Pool
+
+func getRing(size int) []queued {
+	var r any
+	switch size {
+	case 16:
+		if r = ringPools[0].Get(); r != nil {
+			return r.(*[16]queued)[:]
+		}
+	case 32:
+		if r = ringPools[1].Get(); r != nil {
+			return r.(*[32]queued)[:]
+		}
+	case 64:
+		if r = ringPools[2].Get(); r != nil {
+			return r.(*[64]queued)[:]
+		}
+	case 128:
+		if r = ringPools[3].Get(); r != nil {
+			return r.(*[128]queued)[:]
+		}
+	case 256:
+		if r = ringPools[4].Get(); r != nil {
+			return r.(*[256]queued)[:]
+		}
+	}
+	return make([]queued, size)
+}
+
+// putRing gives back an empty ring (every slot zeroed by take) of a pooled size.
+func putRing(r []queued) {
+	switch len(r) {
+	case 16:
+		ringPools[0].Put((*[16]queued)(r))
+	case 32:
+		ringPools[1].Put((*[32]queued)(r))
+	case 64:
+		ringPools[2].Put((*[64]queued)(r))
+	case 128:
+		ringPools[3].Put((*[128]queued)(r))
+	case 256:
+		ringPools[4].Put((*[256]queued)(r))
+	}
+}
+
 func newSendQueue(global *atomic.Int64, max queueLimits) *sendQueue {
-	return &sendQueue{wake: make(chan struct{}, 1), global: global, max: max}
+	return &sendQueue{global: global, max: max}
+}
+
+// setWriter enables writing: from now on a push to an idle queue calls spawn, which must start
+// a goroutine that takes and writes until take returns nothing. If envelopes are waiting
+// already, spawn is called now.
+func (q *sendQueue) setWriter(spawn func()) {
+	q.mu.Lock()
+	q.spawn = spawn
+	start := q.n > 0 && !q.writing && !q.closed
+	if start {
+		q.writing = true
+	}
+	q.mu.Unlock()
+	if start {
+		spawn()
+	}
 }
 
 // push queues b (from src, nil for the sentinel's own envelopes) or says why it cannot: the
@@ -91,7 +160,6 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 		q.grow()
 	}
 	q.ring[(q.head+q.n)%len(q.ring)] = queued{b, src}
-	wasEmpty := q.n == 0
 	q.n++
 	q.bytes += size
 	if src != nil {
@@ -100,14 +168,13 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 		}
 		q.perSrc[src] = srcUse{use.bytes + size, use.n + 1}
 	}
+	start := !q.writing && q.spawn != nil
+	if start {
+		q.writing = true
+	}
 	q.mu.Unlock()
-	if wasEmpty {
-		// The writer sleeps only after it found the queue empty, so a wake-up is needed only
-		// when this push ended an empty spell.
-		select {
-		case q.wake <- struct{}{}:
-		default:
-		}
+	if start {
+		q.spawn()
 	}
 	return queueOK
 }
@@ -120,17 +187,32 @@ func (q *sendQueue) grow() {
 	if size > q.max.count {
 		size = q.max.count
 	}
-	ring := make([]queued, size)
+	ring := getRing(size)
 	for i := 0; i < q.n; i++ {
-		ring[i] = q.ring[(q.head+i)%len(q.ring)]
+		j := (q.head + i) % len(q.ring)
+		ring[i] = q.ring[j]
+		q.ring[j] = queued{}
+	}
+	if q.ring != nil {
+		putRing(q.ring)
 	}
 	q.ring, q.head = ring, 0
 }
 
 // take moves up to maxN envelopes, and at most about maxBytes, into dst for the writer. Their
-// bytes stay counted until release: they are still in memory until written.
+// bytes stay counted until release: they are still in memory until written. Taking nothing
+// ends the writer's turn: the next push starts a new one.
 func (q *sendQueue) take(dst []queued, maxN int, maxBytes int) []queued {
 	q.mu.Lock()
+	if q.n == 0 {
+		q.writing = false
+		if q.ring != nil {
+			putRing(q.ring) // idle: hold no ring
+			q.ring, q.head = nil, 0
+		}
+		q.mu.Unlock()
+		return dst
+	}
 	size := 0
 	for q.n > 0 && len(dst) < maxN && size < maxBytes {
 		it := q.ring[q.head]
@@ -190,7 +272,10 @@ func (q *sendQueue) close() {
 		q.head = (q.head + 1) % len(q.ring)
 		q.n--
 	}
-	q.ring = nil
+	if q.ring != nil {
+		putRing(q.ring)
+		q.ring = nil
+	}
 	q.mu.Unlock()
 	q.release(rest)
 }

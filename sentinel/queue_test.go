@@ -5,23 +5,22 @@ import (
 	"testing"
 )
 
-// drainQueue empties c's queue as the writer goroutine would, until c is closed.
+// drainQueue makes c's queue drain as its writer goroutines would, without a socket: each
+// push that ends an empty spell starts a goroutine that takes and releases until the queue is
+// empty.
 func drainQueue(c *conn) {
-	var batch []queued
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.q.wake:
-		}
-		for {
-			batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-			if len(batch) == 0 {
-				break
+	c.q.setWriter(func() {
+		go func() {
+			var batch []queued
+			for {
+				batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
+				if len(batch) == 0 {
+					return
+				}
+				c.q.release(batch)
 			}
-			c.q.release(batch)
-		}
-	}
+		}()
+	})
 }
 
 func buf(n int) *[]byte {
