@@ -116,9 +116,9 @@ func (p packedReq) unpack() pendingReq {
 func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
 	c := &conn{
 		s: s, ws: ws, remote: remote, urlID: urlID, origin: origin,
-		flowID:      envelope.NewID(),
-		q:           newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
-		done: make(chan struct{}),
+		flowID: envelope.NewID(),
+		q:      newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
+		done:   make(chan struct{}),
 		// seq, recvCredits and pending are made on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.
 	}

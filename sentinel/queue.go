@@ -29,7 +29,7 @@ type sendQueue struct {
 	writing bool
 	spawn   func()        // starts a writer goroutine; nil until the connection may write (setWriter)
 	global  *atomic.Int64 // bytes queued on every connection of the sentinel
-	max    queueLimits
+	max     queueLimits
 }
 
 type queueLimits struct {
