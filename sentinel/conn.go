@@ -49,9 +49,15 @@ type conn struct {
 	closeOnce sync.Once
 	closeWhy  atomic.Value // string
 
-	seqMu sync.Mutex
-	seq   map[string]*int64 // pointer values: incrementing needs only a lookup, which does not allocate
+	seqMu  sync.Mutex
+	ownSeq int64             // the next seqId on flowID, the sentinel's own flow (acks, nacks)
+	seq    map[string]*int64 // other flows; pointer values: incrementing needs only a lookup, which does not allocate
 
+	// Receive credits per flow (countCredit): the first flow the peer sends on is counted
+	// here, further ones in recvCredits, so that a peer using one flow (an idle node's
+	// heartbeats) needs no map.
+	credFlow    string
+	credLeft    int
 	recvCredits map[string]int
 
 	pendMu  sync.Mutex
@@ -122,12 +128,48 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 		// seq, recvCredits and pending are made on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.
 	}
-	c.log = s.log.With("peer", urlID, "remote", remote)
+	c.log = slog.New(&connLog{h: s.log.Handler(), c: c})
 	return c
+}
+
+// connLog is a connection's log handler: it adds peer, remote and (once attached) system_id
+// to each record as it is logged, where Logger.With would format and keep them for every
+// connection up front, a few hundred bytes per idle connection that may never log.
+type connLog struct {
+	h slog.Handler
+	c *conn
+}
+
+func (l *connLog) Enabled(ctx context.Context, lv slog.Level) bool { return l.h.Enabled(ctx, lv) }
+
+func (l *connLog) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(slog.String("peer", l.c.urlID), slog.String("remote", l.c.remote))
+	if id := l.c.systemID; id != "" {
+		out.AddAttrs(slog.String("system_id", id))
+	}
+	r.Attrs(func(a slog.Attr) bool { out.AddAttrs(a); return true })
+	return l.h.Handle(ctx, out)
+}
+
+func (l *connLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &connLog{h: l.h.WithAttrs(as), c: l.c}
+}
+
+func (l *connLog) WithGroup(name string) slog.Handler {
+	return &connLog{h: l.h.WithGroup(name), c: l.c}
 }
 
 // stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
 func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
+	if string(flowID) == c.flowID {
+		v := c.ownSeq
+		c.ownSeq++
+		if v == 0 {
+			return 0, envelope.FlowSyn
+		}
+		return v, 0
+	}
 	if n := c.seq[string(flowID)]; n != nil {
 		v := *n
 		*n = v + 1

@@ -124,21 +124,34 @@ func (c *conn) countCredit(h *envelope.Header) {
 	if string(h.FrameType) == envelope.TypeCreditUpdate || len(h.FlowID) == 0 {
 		return
 	}
-	n, ok := c.recvCredits[string(h.FlowID)]
-	if !ok {
-		if c.recvCredits == nil {
-			c.recvCredits = make(map[string]int, 1)
-		} else if len(c.recvCredits) >= maxFlowsPerConn {
-			clear(c.recvCredits)
+	inline := c.credFlow == string(h.FlowID)
+	var n int
+	switch {
+	case inline:
+		n = c.credLeft
+	case c.credFlow == "":
+		c.credFlow, inline, n = string(h.FlowID), true, creditWindow
+	default:
+		var ok bool
+		if n, ok = c.recvCredits[string(h.FlowID)]; !ok {
+			if c.recvCredits == nil {
+				c.recvCredits = make(map[string]int, 1)
+			} else if len(c.recvCredits) >= maxFlowsPerConn {
+				clear(c.recvCredits)
+			}
+			n = creditWindow
 		}
-		n = creditWindow
 	}
 	n--
 	if n <= creditLowWater {
 		c.sendCredit(string(h.FlowID), string(h.TraceID))
 		n = creditWindow
 	}
-	c.recvCredits[string(h.FlowID)] = n
+	if inline {
+		c.credLeft = n
+	} else {
+		c.recvCredits[string(h.FlowID)] = n
+	}
 }
 
 // refuseAttach tells the peer why its NodeAttach was refused with a negative NodeAttachAck (as
@@ -214,7 +227,6 @@ func (c *conn) handleAttach(msg []byte) error {
 	}
 	c.logicals = na.AcceptedLogicals
 	c.sid = envelope.SecureDigest(c.path)
-	c.log = c.log.With("system_id", c.systemID)
 	c.attachedAt = time.Now()
 
 	release, err := s.claimSystemID(c, e, na)
