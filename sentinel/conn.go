@@ -69,7 +69,8 @@ type conn struct {
 	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
-	pingOnce   sync.Once
+	pingOn     atomic.Bool  // probed by the ping sweeper (serves an address)
+	pingOut    atomic.Bool  // a probe is waiting for its pong
 	attachedAt time.Time
 	rx, tx     atomic.Uint64
 }
@@ -371,46 +372,84 @@ func (c *conn) writeFailed(err error) {
 	c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
 }
 
-// startPinger starts liveness probing once the peer serves an address: a hung replica must
-// leave its pools within seconds, while a plain client costs no goroutine and is caught by the
+// startPinger enrols the peer in liveness probing once it serves an address: a hung replica
+// must leave its pools within seconds, while a plain client costs nothing and is caught by the
 // idle sweeper instead (it heartbeats every 15 s).
 func (c *conn) startPinger() {
-	c.pingOnce.Do(func() {
-		if c.closed() {
-			return
-		}
-		c.s.wg.Add(1)
-		go c.pinger()
-	})
-}
-
-// pinger detects a peer that stopped reading: both the TS ws library and coder/websocket
-// answer pings from their read loops, so a missed pong means the peer is hung or gone.
-func (c *conn) pinger() {
-	defer c.s.wg.Done()
-	iv := c.s.opts.PingInterval
-	if iv <= 0 {
+	if c.s.opts.PingInterval <= 0 || c.pingOn.Swap(true) || c.closed() {
 		return
 	}
-	t := time.NewTicker(iv)
+	c.s.pings.add(c)
+}
+
+// pingSweeper is the one goroutine that probes every serving peer each PingInterval, where
+// a goroutine and a ticker per peer would cost an idle replica kilobytes. A probe waits for
+// its pong on a goroutine of its own, which exists only while the probe is out.
+type pingSweeper struct {
+	once  sync.Once
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func (p *pingSweeper) add(c *conn) {
+	p.once.Do(func() {
+		p.conns = map[*conn]struct{}{}
+		c.s.wg.Add(1)
+		go p.run(c.s)
+	})
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	if c.closed() { // close may have missed it
+		p.remove(c)
+	}
+}
+
+func (p *pingSweeper) remove(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *pingSweeper) run(s *Sentinel) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.PingInterval)
 	defer t.Stop()
+	var due []*conn
 	for {
 		select {
-		case <-c.done:
+		case <-s.drainCh:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(c.s.ctx, 2*iv)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				select {
-				case <-c.done:
-				default:
-					c.close(websocket.StatusGoingAway, "liveness: no pong within "+(2*iv).String())
-				}
-				return
+		}
+		p.mu.Lock()
+		for c := range p.conns {
+			due = append(due, c)
+		}
+		p.mu.Unlock()
+		for i, c := range due {
+			due[i] = nil
+			// A probe still out (its pong not yet due) is not doubled.
+			if !c.closed() && c.pingOut.CompareAndSwap(false, true) {
+				s.wg.Add(1)
+				go c.ping()
 			}
 		}
+		due = due[:0]
+	}
+}
+
+// ping detects a peer that stopped reading: both the TS ws library and coder/websocket answer
+// pings from their read loops, so a missed pong means the peer is hung or gone.
+func (c *conn) ping() {
+	defer c.s.wg.Done()
+	defer c.pingOut.Store(false)
+	iv := c.s.opts.PingInterval
+	ctx, cancel := context.WithTimeout(c.s.ctx, 2*iv)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil && !c.closed() {
+		c.close(websocket.StatusGoingAway, "liveness: no pong within "+(2*iv).String())
 	}
 }
 
@@ -420,6 +459,9 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeWhy.Store(reason)
 		close(c.done)
+		if c.pingOn.Load() {
+			c.s.pings.remove(c)
+		}
 		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
 		c.s.detach(c, reason)
 		if len(reason) > 120 {

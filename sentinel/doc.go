@@ -7,8 +7,8 @@
 // The forward path never builds an envelope: it reads the routing header with
 // envelope.ParseHeader and writes the received bytes on with only seqId/flowFlags re-stamped,
 // so signatures stay valid and the cost per envelope stays small. Each connection has one reader
-// goroutine, one writer goroutine behind a bounded queue and a liveness pinger; a peer that
-// stops answering pings, or takes nothing for the slow-consumer timeout, is disconnected and
+// goroutine; a writer goroutine runs only while its bounded queue holds something, and one
+// sweeper pings every peer that serves an address; a peer that stops answering pings, or takes nothing for the slow-consumer timeout, is disconnected and
 // leaves every route and pool at once, so nothing is routed to a dead replica. Pools pick
 // replicas through the stickiness table (channel and session pinning) and a load-balancing
 // strategy from package balancer.

@@ -58,6 +58,7 @@ type Sentinel struct {
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
 	limits     *limiter
+	pings      pingSweeper // liveness probes of serving peers (conn.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
