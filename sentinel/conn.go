@@ -270,34 +270,21 @@ func (c *conn) startWriter() {
 	go c.writer()
 }
 
-// batchPool holds the writers' batch slices: a writer lives for one burst, and its batch
-// must not be allocated anew for each.
-var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
-
-// writer is the only goroutine that writes to the socket while it runs. It writes everything
-// queued in batches and exits when it finds the queue empty (sendQueue.take ends its turn).
+// writer is the only goroutine that writes to the socket while it runs (sendQueue.run): it
+// writes what is queued in batches and exits after the queue stayed empty for writerLinger.
 func (c *conn) writer() {
 	defer c.s.wg.Done()
-	bp := batchPool.Get().(*[]queued)
-	batch := (*bp)[:0]
-	defer func() {
-		*bp = batch[:0]
-		batchPool.Put(bp)
-	}()
-	for {
-		batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-		if len(batch) == 0 {
-			return
-		}
-		ok := c.writeBatch(batch)
-		c.q.release(batch)
-		if !ok {
-			// The connection is closed (writeFailed): free what is still queued. The queue's
-			// turn stays taken, so no writer starts again.
-			c.q.close()
-			return
-		}
+	c.q.run(c.done, c.writeBatchOrClose)
+}
+
+// writeBatchOrClose writes a batch; when that fails the connection is closed (writeFailed)
+// and what is still queued is freed.
+func (c *conn) writeBatchOrClose(batch []queued) bool {
+	if c.writeBatch(batch) {
+		return true
 	}
+	c.q.close()
+	return false
 }
 
 // maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the

@@ -3,14 +3,16 @@ package sentinel
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // sendQueue is a connection's outbound queue, bounded in envelopes and in bytes, with a
 // sentinel-wide byte bound shared by every queue. Its ring grows as it fills and is released
 // when a burst has drained, so an idle or unauthenticated connection holds no queue memory.
-// Its writer goroutine exists only while there is something to write: the push that ends an
-// empty spell starts one (spawn), and the writer exits when it finds the queue empty, so an
-// idle connection costs no goroutine but its reader.
+// Its writer goroutine exists only while the connection is busy: the push that finds no writer
+// starts one (spawn); a writer that drained the queue lingers for writerLinger, so that steady
+// traffic does not start a goroutine per envelope, then exits. An idle connection costs no
+// goroutine but its reader, and holds no ring.
 //
 // A full queue refuses the envelope and the caller nacks its *sender* (OVERLOADED): the
 // destination stays connected, and only the sender that filled it is slowed. One sender may
@@ -24,13 +26,27 @@ type sendQueue struct {
 	bytes  int64            // bytes waiting or being written
 	perSrc map[*conn]srcUse // what each sender holds; senders holding nothing are absent
 	closed bool             // the connection is gone: refuse, hold nothing
-	// writing: a writer goroutine is running (or being started); only the push that finds it
-	// false starts one, and only take, finding the queue empty, sets it false again.
-	writing bool
-	spawn   func()        // starts a writer goroutine; nil until the connection may write (setWriter)
-	global  *atomic.Int64 // bytes queued on every connection of the sentinel
-	max     queueLimits
+	writer writerState
+	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
+	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
+	global *atomic.Int64 // bytes queued on every connection of the sentinel
+	max    queueLimits
 }
+
+// writerState is the life of a queue's writer goroutine. Only push starts a writer (none ->
+// running); only the writer itself ends (parked -> none, at the end of its linger), so there is
+// never more than one.
+type writerState uint8
+
+const (
+	writerNone    writerState = iota // no writer goroutine
+	writerRunning                    // a writer is writing, or starting, or about to look again
+	writerParked                     // the writer drained the queue and lingers on wake
+)
+
+// writerLinger is how long a writer waits for more after draining its queue. A peer in steady
+// traffic keeps its writer; an idle node (a heartbeat every 15 s) has one for 1/60 of the time.
+const writerLinger = 250 * time.Millisecond
 
 type queueLimits struct {
 	count       int
@@ -119,9 +135,9 @@ func newSendQueue(global *atomic.Int64, max queueLimits) *sendQueue {
 func (q *sendQueue) setWriter(spawn func()) {
 	q.mu.Lock()
 	q.spawn = spawn
-	start := q.n > 0 && !q.writing && !q.closed
+	start := q.n > 0 && q.writer == writerNone && !q.closed
 	if start {
-		q.writing = true
+		q.writer = writerRunning
 	}
 	q.mu.Unlock()
 	if start {
@@ -168,13 +184,24 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 		}
 		q.perSrc[src] = srcUse{use.bytes + size, use.n + 1}
 	}
-	start := !q.writing && q.spawn != nil
-	if start {
-		q.writing = true
+	var start bool
+	var wake chan struct{}
+	switch q.writer {
+	case writerNone:
+		if start = q.spawn != nil; start {
+			q.writer = writerRunning
+		}
+	case writerParked:
+		q.writer, wake = writerRunning, q.wake
 	}
 	q.mu.Unlock()
 	if start {
 		q.spawn()
+	} else if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 	return queueOK
 }
@@ -199,20 +226,89 @@ func (q *sendQueue) grow() {
 	q.ring, q.head = ring, 0
 }
 
+// run is the writer goroutine's loop (spawn starts it): it writes batches with write until the
+// queue stays empty for writerLinger, or write fails, or done closes. A failed write leaves the
+// writer state running, so that no writer starts again: the connection is closing.
+func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
+	bp := batchPool.Get().(*[]queued)
+	batch := (*bp)[:0]
+	defer func() {
+		*bp = batch[:0]
+		batchPool.Put(bp)
+	}()
+	wake := make(chan struct{}, 1)
+	q.mu.Lock()
+	q.wake = wake
+	q.mu.Unlock()
+	var linger *time.Timer
+	for {
+		batch = q.take(batch[:0], maxBatch, maxBatchBytes)
+		if len(batch) > 0 {
+			ok := write(batch)
+			q.release(batch)
+			if !ok {
+				return
+			}
+			continue
+		}
+		if !q.park() {
+			continue // something came in meanwhile
+		}
+		if linger == nil {
+			linger = time.NewTimer(writerLinger)
+		} else {
+			linger.Reset(writerLinger)
+		}
+		select {
+		case <-wake: // push made the writer running again
+		case <-linger.C:
+			if q.retire() {
+				return
+			}
+		case <-done:
+			linger.Stop()
+			q.retire()
+			return
+		}
+	}
+}
+
+// batchPool holds the writers' batch slices: a writer lives for a busy spell, and its batch
+// must not be allocated anew for each.
+var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
+
+// park marks the writer parked if the queue is empty, or reports false (take again).
+func (q *sendQueue) park() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n > 0 {
+		q.writer = writerRunning
+		return false
+	}
+	q.writer = writerParked
+	return true
+}
+
+// retire ends the writer if it is still parked (no push woke it): the queue gives its ring back
+// and the next push starts a new writer. It reports false when a push got in first.
+func (q *sendQueue) retire() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.writer != writerParked {
+		return false
+	}
+	q.writer, q.wake = writerNone, nil
+	if q.n == 0 && q.ring != nil {
+		putRing(q.ring) // idle: hold no ring
+		q.ring, q.head = nil, 0
+	}
+	return true
+}
+
 // take moves up to maxN envelopes, and at most about maxBytes, into dst for the writer. Their
-// bytes stay counted until release: they are still in memory until written. Taking nothing
-// ends the writer's turn: the next push starts a new one.
+// bytes stay counted until release: they are still in memory until written.
 func (q *sendQueue) take(dst []queued, maxN int, maxBytes int) []queued {
 	q.mu.Lock()
-	if q.n == 0 {
-		q.writing = false
-		if q.ring != nil {
-			putRing(q.ring) // idle: hold no ring
-			q.ring, q.head = nil, 0
-		}
-		q.mu.Unlock()
-		return dst
-	}
 	size := 0
 	for q.n > 0 && len(dst) < maxN && size < maxBytes {
 		it := q.ring[q.head]

@@ -5,21 +5,11 @@ import (
 	"testing"
 )
 
-// drainQueue makes c's queue drain as its writer goroutines would, without a socket: each
-// push that ends an empty spell starts a goroutine that takes and releases until the queue is
-// empty.
+// drainQueue makes c's queue drain as its writer goroutines would, without a socket: the
+// writers run the real loop (sendQueue.run) and release what they take.
 func drainQueue(c *conn) {
 	c.q.setWriter(func() {
-		go func() {
-			var batch []queued
-			for {
-				batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-				if len(batch) == 0 {
-					return
-				}
-				c.q.release(batch)
-			}
-		}()
+		go c.q.run(c.done, func([]queued) bool { return true })
 	})
 }
 
