@@ -228,7 +228,9 @@ func (q *sendQueue) grow() {
 
 // run is the writer goroutine's loop (spawn starts it): it writes batches with write until the
 // queue stays empty for writerLinger, or write fails, or done closes. A failed write leaves the
-// writer state running, so that no writer starts again: the connection is closing.
+// writer state running, so that no writer starts again: the connection is closing. The linger
+// costs a clock read per drained queue: its timer is armed once and only re-armed when it finds
+// the writer was busy meanwhile.
 func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 	bp := batchPool.Get().(*[]queued)
 	batch := (*bp)[:0]
@@ -240,9 +242,11 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 	q.mu.Lock()
 	q.wake = wake
 	q.mu.Unlock()
-	var linger *time.Timer
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
-		batch = q.take(batch[:0], maxBatch, maxBatchBytes)
+		var parked bool
+		batch, parked = q.takeOrPark(batch[:0])
 		if len(batch) > 0 {
 			ok := write(batch)
 			q.release(batch)
@@ -251,24 +255,25 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 			}
 			continue
 		}
-		if !q.park() {
-			continue // something came in meanwhile
-		}
-		if linger == nil {
-			linger = time.NewTimer(writerLinger)
-		} else {
-			linger.Reset(writerLinger)
-		}
-		select {
-		case <-wake: // push made the writer running again
-		case <-linger.C:
-			if q.retire() {
+		idleSince := time.Now()
+		for parked {
+			select {
+			case <-wake: // push made the writer running again
+				parked = false
+			case <-linger.C:
+				if d := time.Since(idleSince); d < writerLinger {
+					linger.Reset(writerLinger - d) // armed while the writer was busy
+					continue
+				}
+				if q.retire() {
+					return
+				}
+				linger.Reset(writerLinger)
+				parked = false // a push got in first
+			case <-done:
+				q.retire()
 				return
 			}
-		case <-done:
-			linger.Stop()
-			q.retire()
-			return
 		}
 	}
 }
@@ -277,16 +282,18 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 // must not be allocated anew for each.
 var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
 
-// park marks the writer parked if the queue is empty, or reports false (take again).
-func (q *sendQueue) park() bool {
+// takeOrPark is take for the writer: it takes a batch, or, finding the queue empty, marks the
+// writer parked (the next push wakes it) and reports so.
+func (q *sendQueue) takeOrPark(dst []queued) ([]queued, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.n > 0 {
-		q.writer = writerRunning
-		return false
+	if q.n == 0 {
+		q.writer = writerParked
+		q.mu.Unlock()
+		return dst, true
 	}
-	q.writer = writerParked
-	return true
+	dst = q.takeLocked(dst, maxBatch, maxBatchBytes)
+	q.mu.Unlock()
+	return dst, false
 }
 
 // retire ends the writer if it is still parked (no push woke it): the queue gives its ring back
@@ -309,6 +316,12 @@ func (q *sendQueue) retire() bool {
 // bytes stay counted until release: they are still in memory until written.
 func (q *sendQueue) take(dst []queued, maxN int, maxBytes int) []queued {
 	q.mu.Lock()
+	dst = q.takeLocked(dst, maxN, maxBytes)
+	q.mu.Unlock()
+	return dst
+}
+
+func (q *sendQueue) takeLocked(dst []queued, maxN int, maxBytes int) []queued {
 	size := 0
 	for q.n > 0 && len(dst) < maxN && size < maxBytes {
 		it := q.ring[q.head]
@@ -324,7 +337,6 @@ func (q *sendQueue) take(dst []queued, maxN int, maxBytes int) []queued {
 			q.ring = nil // a big burst is over: give its ring back
 		}
 	}
-	q.mu.Unlock()
 	return dst
 }
 
