@@ -3,7 +3,7 @@
 //
 // TestIdleNodes attaches SCALE_NODES idle nodes (default 10,000) to a sentinel process: raw
 // WebSocket peers, each heart-beating every SCALE_HEARTBEAT (15 s), their sockets spread over
-// loopback source addresses 127.1.0.2, 127.1.0.3, … (20,000 each) so that the ephemeral port
+// loopback source addresses 127.1.0.2, 127.1.0.3, … (4,000 each) so that the ephemeral port
 // range is not the limit. It measures the sentinel's RSS, heap, stacks and goroutines per idle
 // node, the attach rate, and the p99 of an active SDK client's calls to an SDK replica with and
 // without the idle nodes; then it measures the floor — the same peers against bare

@@ -48,9 +48,10 @@ const overFloor = 4 << 10
 // while something is being sent (a few heartbeat acks at any instant).
 const maxGoroutinesPerNode = 1.1
 
-// perSourceAddr is how many connections one loopback source address carries, well inside the
-// ephemeral port range (32768–60999 by default).
-const perSourceAddr = 20000
+// perSourceAddr is how many connections one loopback source address carries: well inside the
+// ephemeral port range (32768–60999 by default), so that the kernel finds a free port at once
+// even beside the TIME_WAIT sockets of the previous run.
+const perSourceAddr = 4000
 
 func envInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil && v > 0 {
