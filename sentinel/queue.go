@@ -19,13 +19,17 @@ import (
 // hold at most half of a destination's queue (bytes and envelopes), so that a flood to a busy
 // replica leaves room for everyone else's requests to it.
 type sendQueue struct {
-	mu     sync.Mutex
-	ring   []queued
-	head   int
-	n      int              // envelopes waiting (not yet taken by the writer)
-	bytes  int64            // bytes waiting or being written
-	perSrc map[*conn]srcUse // what each sender holds; senders holding nothing are absent
-	closed bool             // the connection is gone: refuse, hold nothing
+	mu    sync.Mutex
+	ring  []queued
+	head  int
+	n     int   // envelopes waiting (not yet taken by the writer)
+	bytes int64 // bytes waiting or being written
+	// What each sender holds; senders holding nothing are absent. The first two senders are
+	// kept in few, the rest in perSrc: a queue mostly holds envelopes of one or two senders at
+	// a time, which then cost no map operation.
+	few    [2]srcSlot
+	perSrc map[*conn]srcUse
+	closed bool // the connection is gone: refuse, hold nothing
 	writer writerState
 	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
 	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
@@ -62,6 +66,55 @@ type queued struct {
 type srcUse struct {
 	bytes int64
 	n     int
+}
+
+type srcSlot struct {
+	src *conn
+	use srcUse
+}
+
+// useOf is what src holds. Call with mu held.
+func (q *sendQueue) useOf(src *conn) srcUse {
+	for i := range q.few {
+		if q.few[i].src == src {
+			return q.few[i].use
+		}
+	}
+	if q.perSrc == nil {
+		return srcUse{}
+	}
+	return q.perSrc[src]
+}
+
+// setUse records what src holds (nothing: it is forgotten). A sender lives in one place,
+// a slot of few or perSrc, until it holds nothing. Call with mu held.
+func (q *sendQueue) setUse(src *conn, u srcUse) {
+	for i := range q.few {
+		if q.few[i].src == src {
+			if u.n <= 0 {
+				q.few[i] = srcSlot{}
+			} else {
+				q.few[i].use = u
+			}
+			return
+		}
+	}
+	if u.n <= 0 {
+		delete(q.perSrc, src)
+		return
+	}
+	if _, inMap := q.perSrc[src]; !inMap {
+		for i := range q.few {
+			if q.few[i].src == nil {
+				q.few[i] = srcSlot{src, u}
+				return
+			}
+		}
+	}
+	if q.perSrc == nil {
+		q.perSrc = map[*conn]srcUse{}
+	}
+	q.perSrc[src] = u
 }
 
 // queue refusal reasons (also the fame_limit_refusals_total labels).
@@ -161,7 +214,7 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 	}
 	var use srcUse
 	if src != nil {
-		use = q.perSrc[src]
+		use = q.useOf(src)
 		if 2*(use.bytes+size) > q.max.bytes || 2*(use.n+1) > q.max.count {
 			q.mu.Unlock()
 			return limitQueueFair
@@ -179,10 +232,7 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 	q.n++
 	q.bytes += size
 	if src != nil {
-		if q.perSrc == nil {
-			q.perSrc = map[*conn]srcUse{}
-		}
-		q.perSrc[src] = srcUse{use.bytes + size, use.n + 1}
+		q.setUse(src, srcUse{use.bytes + size, use.n + 1})
 	}
 	var start bool
 	var wake chan struct{}
@@ -348,14 +398,10 @@ func (q *sendQueue) release(items []queued) {
 		size := int64(len(*it.b))
 		total += size
 		if it.src != nil {
-			u := q.perSrc[it.src]
+			u := q.useOf(it.src)
 			u.bytes -= size
 			u.n--
-			if u.n <= 0 {
-				delete(q.perSrc, it.src)
-			} else {
-				q.perSrc[it.src] = u
-			}
+			q.setUse(it.src, u)
 		}
 		putBuf(it.b)
 		items[i] = queued{}

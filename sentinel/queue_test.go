@@ -54,8 +54,8 @@ func TestSendQueueBoundsAndFairness(t *testing.T) {
 		t.Fatalf("bytes being written must stay counted until released: %d", q.queuedBytes())
 	}
 	q.release(batch)
-	if q.queuedBytes() != 600 || global.Load() != 600 || q.perSrc[flooder].n != 2 {
-		t.Fatalf("after release: %d bytes, global %d, flooder holds %+v", q.queuedBytes(), global.Load(), q.perSrc[flooder])
+	if q.queuedBytes() != 600 || global.Load() != 600 || q.useOf(flooder).n != 2 {
+		t.Fatalf("after release: %d bytes, global %d, flooder holds %+v", q.queuedBytes(), global.Load(), q.useOf(flooder))
 	}
 	q.close()
 	if global.Load() != 0 || q.push(buf(1), nil) != queueClosed {

@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,4 +93,79 @@ func TestSendQueueWriterOnDemand(t *testing.T) {
 		t.Fatalf("writers started %d times; the lingering writer never retired", spawned.Load())
 	}
 	close(done)
+}
+
+// BenchmarkQueuePushTake: the queue's own cost per envelope (push, take, release), from one
+// sender and from four taking turns, without a writer goroutine.
+func BenchmarkQueuePushTake(b *testing.B) {
+	for _, senders := range []int{1, 4} {
+		b.Run(fmt.Sprintf("senders=%d", senders), func(b *testing.B) {
+			var global atomic.Int64
+			q := newSendQueue(&global, queueLimits{count: 4096, bytes: 8 << 20, globalBytes: 1 << 30})
+			srcs := make([]*conn, senders)
+			for i := range srcs {
+				srcs[i] = &conn{}
+			}
+			batch := make([]queued, 0, maxBatch)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				for k := 0; k < 16; k++ {
+					bp := getBuf()
+					*bp = (*bp)[:500]
+					if q.push(bp, srcs[(i+k)%senders]) != queueOK {
+						b.Fatal("refused")
+					}
+				}
+				batch = q.take(batch[:0], maxBatch, maxBatchBytes)
+				q.release(batch)
+				i++
+			}
+		})
+	}
+}
+
+// TestSendQueueShareManySenders: the per-sender share holds past the two senders kept without
+// a map, a sender moves between neither place while it holds something, and everything is
+// forgotten once released.
+func TestSendQueueShareManySenders(t *testing.T) {
+	var global atomic.Int64
+	q := newSendQueue(&global, queueLimits{count: 1000, bytes: 2000, globalBytes: 1 << 20})
+	srcs := []*conn{{}, {}, {}, {}}
+	// Each sender may hold half the bytes (1000).
+	for round := 0; round < 2; round++ {
+		for _, src := range srcs[:2] {
+			for i := 0; i < 2; i++ {
+				if why := q.push(buf(100), src); why != queueOK {
+					t.Fatalf("round %d: %q", round, why)
+				}
+			}
+		}
+	}
+	// srcs[0] and srcs[1] hold 400 each (in few); srcs[2] goes to the map.
+	if why := q.push(buf(100), srcs[2]); why != queueOK {
+		t.Fatalf("third sender: %q", why)
+	}
+	if why := q.push(buf(700), srcs[0]); why != limitQueueFair {
+		t.Fatalf("sender past its share: %q, want %q", why, limitQueueFair)
+	}
+	if why := q.push(buf(1200), srcs[3]); why != limitQueue {
+		t.Fatalf("queue past its bound: %q, want %q", why, limitQueue)
+	}
+	if u := q.useOf(srcs[2]); u.n != 1 || u.bytes != 100 || len(q.perSrc) != 1 {
+		t.Fatalf("third sender holds %+v, map %v", u, q.perSrc)
+	}
+	// Release the first batch: srcs[0]'s envelopes first, its slot frees, srcs[2] stays mapped.
+	batch := q.take(nil, 4, 1<<20)
+	q.release(batch)
+	for i, want := range []srcUse{{bytes: 200, n: 2}, {bytes: 200, n: 2}, {bytes: 100, n: 1}, {}} {
+		if got := q.useOf(srcs[i]); got != want {
+			t.Fatalf("sender %d holds %+v, want %+v", i, got, want)
+		}
+	}
+	batch = q.take(nil, 100, 1<<20)
+	q.release(batch)
+	if q.few != [2]srcSlot{} || len(q.perSrc) != 0 || global.Load() != 0 || q.queuedBytes() != 0 {
+		t.Fatalf("after releasing everything: few %+v, map %v, global %d", q.few, q.perSrc, global.Load())
+	}
 }
