@@ -32,7 +32,7 @@ func benchSentinel(b *testing.B, env map[string]string, replicas int) (*Sentinel
 		c.systemID, c.path, c.logicals = id, s.path+"/"+id, logicals
 		c.sid = envelope.SecureDigest(c.path)
 		s.routes.attach(c)
-		go drainQueue(c) // as the writer goroutine would
+		drainQueue(c) // as the writer goroutines would
 		return c
 	}
 	client := mk("client", "*")

@@ -46,9 +46,15 @@ type conn struct {
 	closeOnce sync.Once
 	closeWhy  atomic.Value // string
 
-	seqMu sync.Mutex
-	seq   map[string]*int64 // pointer values: incrementing needs only a lookup, which does not allocate
+	seqMu  sync.Mutex
+	ownSeq int64             // the next seqId on flowID, the sentinel's own flow (acks, nacks)
+	seq    map[string]*int64 // other flows; pointer values: incrementing needs only a lookup, which does not allocate
 
+	// Receive credits per flow (countCredit): the first flow the peer sends on is counted
+	// here, further ones in recvCredits, so that a peer using one flow (an idle node's
+	// heartbeats) needs no map.
+	credFlow    string
+	credLeft    int
 	recvCredits map[string]int
 
 	pendMu  sync.Mutex
@@ -60,7 +66,8 @@ type conn struct {
 	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
-	pingOnce   sync.Once
+	pingOn     atomic.Bool  // probed by the ping sweeper (serves an address)
+	pingOut    atomic.Bool  // a probe is waiting for its pong
 	attachedAt time.Time
 	rx, tx     atomic.Uint64
 }
@@ -114,25 +121,62 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 	c := &conn{
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
-		flowID:      envelope.NewID(),
-		q:           newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
-		done:        make(chan struct{}),
-		seq:         map[string]*int64{},
-		recvCredits: map[string]int{},
-		pending:     map[string]packedReq{},
+		flowID: envelope.NewID(),
+		q:      newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
+		done:   make(chan struct{}),
+		// seq, recvCredits and pending are made on first use: an idle connection needs
+		// little of them, and a map made empty costs as much as a small one.
 	}
-	c.log = s.log.With("peer", urlID, "remote", remote)
+	c.log = slog.New(&connLog{h: s.log.Handler(), c: c})
 	return c
+}
+
+// connLog is a connection's log handler: it adds peer, remote and (once attached) system_id
+// to each record as it is logged, where Logger.With would format and keep them for every
+// connection up front, a few hundred bytes per idle connection that may never log.
+type connLog struct {
+	h slog.Handler
+	c *conn
+}
+
+func (l *connLog) Enabled(ctx context.Context, lv slog.Level) bool { return l.h.Enabled(ctx, lv) }
+
+func (l *connLog) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	out.AddAttrs(slog.String("peer", l.c.urlID), slog.String("remote", l.c.remote))
+	if id := l.c.systemID; id != "" {
+		out.AddAttrs(slog.String("system_id", id))
+	}
+	r.Attrs(func(a slog.Attr) bool { out.AddAttrs(a); return true })
+	return l.h.Handle(ctx, out)
+}
+
+func (l *connLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return &connLog{h: l.h.WithAttrs(as), c: l.c}
+}
+
+func (l *connLog) WithGroup(name string) slog.Handler {
+	return &connLog{h: l.h.WithGroup(name), c: l.c}
 }
 
 // stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
 func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
+	if string(flowID) == c.flowID {
+		v := c.ownSeq
+		c.ownSeq++
+		if v == 0 {
+			return 0, envelope.FlowSyn
+		}
+		return v, 0
+	}
 	if n := c.seq[string(flowID)]; n != nil {
 		v := *n
 		*n = v + 1
 		return v, 0
 	}
-	if len(c.seq) >= maxFlowsPerConn {
+	if c.seq == nil {
+		c.seq = make(map[string]*int64, 1)
+	} else if len(c.seq) >= maxFlowsPerConn {
 		clear(c.seq)
 	}
 	one := int64(1)
@@ -217,30 +261,28 @@ func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
 	return why
 }
 
-// writer is the only goroutine that writes to the socket. It sleeps until the queue has
-// something, then writes everything queued in batches.
+// startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
+// push ends an empty spell, so a connection has a writer only while it has something to send.
+func (c *conn) startWriter() {
+	c.s.wg.Add(1)
+	go c.writer()
+}
+
+// writer is the only goroutine that writes to the socket while it runs (sendQueue.run): it
+// writes what is queued in batches and exits after the queue stayed empty for writerLinger.
 func (c *conn) writer() {
 	defer c.s.wg.Done()
-	defer c.q.close()
-	batch := make([]queued, 0, maxBatch)
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.q.wake:
-		}
-		for {
-			batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-			if len(batch) == 0 {
-				break
-			}
-			ok := c.writeBatch(batch)
-			c.q.release(batch)
-			if !ok {
-				return
-			}
-		}
+	c.q.run(c.done, c.writeBatchOrClose)
+}
+
+// writeBatchOrClose writes a batch; when that fails the connection is closed (writeFailed)
+// and what is still queued is freed.
+func (c *conn) writeBatchOrClose(batch []queued) bool {
+	if c.writeBatch(batch) {
+		return true
 	}
+	c.q.close()
+	return false
 }
 
 // maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the
@@ -315,46 +357,84 @@ func (c *conn) writeFailed(err error) {
 	c.close(websocket.StatusGoingAway, "write failed: "+err.Error())
 }
 
-// startPinger starts liveness probing once the peer serves an address: a hung replica must
-// leave its pools within seconds, while a plain client costs no goroutine and is caught by the
+// startPinger enrols the peer in liveness probing once it serves an address: a hung replica
+// must leave its pools within seconds, while a plain client costs nothing and is caught by the
 // idle sweeper instead (it heartbeats every 15 s).
 func (c *conn) startPinger() {
-	c.pingOnce.Do(func() {
-		if c.closed() {
-			return
-		}
-		c.s.wg.Add(1)
-		go c.pinger()
-	})
-}
-
-// pinger detects a peer that stopped reading: both the TS ws library and coder/websocket
-// answer pings from their read loops, so a missed pong means the peer is hung or gone.
-func (c *conn) pinger() {
-	defer c.s.wg.Done()
-	iv := c.s.opts.PingInterval
-	if iv <= 0 {
+	if c.s.opts.PingInterval <= 0 || c.pingOn.Swap(true) || c.closed() {
 		return
 	}
-	t := time.NewTicker(iv)
+	c.s.pings.add(c)
+}
+
+// pingSweeper is the one goroutine that probes every serving peer each PingInterval, where
+// a goroutine and a ticker per peer would cost an idle replica kilobytes. A probe waits for
+// its pong on a goroutine of its own, which exists only while the probe is out.
+type pingSweeper struct {
+	once  sync.Once
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func (p *pingSweeper) add(c *conn) {
+	p.once.Do(func() {
+		p.conns = map[*conn]struct{}{}
+		c.s.wg.Add(1)
+		go p.run(c.s)
+	})
+	p.mu.Lock()
+	p.conns[c] = struct{}{}
+	p.mu.Unlock()
+	if c.closed() { // close may have missed it
+		p.remove(c)
+	}
+}
+
+func (p *pingSweeper) remove(c *conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *pingSweeper) run(s *Sentinel) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.PingInterval)
 	defer t.Stop()
+	var due []*conn
 	for {
 		select {
-		case <-c.done:
+		case <-s.drainCh:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(c.s.ctx, 2*iv)
-			err := c.ws.Ping(ctx)
-			cancel()
-			if err != nil {
-				select {
-				case <-c.done:
-				default:
-					c.close(websocket.StatusGoingAway, "liveness: no pong within "+(2*iv).String())
-				}
-				return
+		}
+		p.mu.Lock()
+		for c := range p.conns {
+			due = append(due, c)
+		}
+		p.mu.Unlock()
+		for i, c := range due {
+			due[i] = nil
+			// A probe still out (its pong not yet due) is not doubled.
+			if !c.closed() && c.pingOut.CompareAndSwap(false, true) {
+				s.wg.Add(1)
+				go c.ping()
 			}
 		}
+		due = due[:0]
+	}
+}
+
+// ping detects a peer that stopped reading: both the TS ws library and coder/websocket answer
+// pings from their read loops, so a missed pong means the peer is hung or gone.
+func (c *conn) ping() {
+	defer c.s.wg.Done()
+	defer c.pingOut.Store(false)
+	iv := c.s.opts.PingInterval
+	ctx, cancel := context.WithTimeout(c.s.ctx, 2*iv)
+	err := c.ws.Ping(ctx)
+	cancel()
+	if err != nil && !c.closed() {
+		c.close(websocket.StatusGoingAway, "liveness: no pong within "+(2*iv).String())
 	}
 }
 
@@ -364,6 +444,9 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.closeWhy.Store(reason)
 		close(c.done)
+		if c.pingOn.Load() {
+			c.s.pings.remove(c)
+		}
 		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
 		c.owner.connClosed(c, reason)
 		if len(reason) > 120 {
@@ -400,6 +483,9 @@ func (c *conn) trackPending(h *envelope.Header) bool {
 		return false
 	}
 	p := packReq(h)
+	if c.pending == nil {
+		c.pending = map[string]packedReq{}
+	}
 	c.pending[p.all[p.end[4]:p.end[5]]] = p
 	return true
 }

@@ -40,10 +40,14 @@
 //     queue, writer, credits, pinger. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
 //
-// Goroutines: per connection the HTTP handler goroutine runs the reader (conn.serve), the
-// writer starts at attach, the pinger once the peer binds an address, and a short one waits
-// for the close handshake; the Sentinel runs the idle sweeper. All of these are counted in
-// Sentinel.wg, which Shutdown waits for. The sticky router's sweeper ends with its close.
+// Goroutines: an idle connection has one, its reader (conn.serve, started by handleAttach so
+// that net/http frees the upgrade request). A writer goroutine runs only while the
+// connection's bounded queue holds something: a push to an idle queue starts it, and it exits
+// 250 ms after the queue drained, returning its buffers to shared pools. One sweeper
+// (pingSweeper, conn.go) probes every peer that serves an address, a probe holding a
+// goroutine only while it waits for its pong; a short goroutine waits for the close handshake;
+// the Sentinel runs the idle sweeper. All of these are counted in Sentinel.wg, which Shutdown
+// waits for. The sticky router's sweeper ends with its close.
 //
 // # The data path of one call
 //
@@ -51,7 +55,7 @@
 //
 //  1. sentinel.go handleAttach: the upgrade passes limiter.admitUpgrade (limits.go:
 //     connection cap, attach rate per address) and the Authenticator (admission*.go), becomes
-//     a conn (newConn, conn.go) and runs conn.serve on the handler goroutine.
+//     a conn (newConn, conn.go) and runs conn.serve on a goroutine of its own (the handler returns).
 //  2. serve.go conn.serve / conn.handleAttach: the first message must be a NodeAttach within
 //     AttachTimeout. It is checked (system id, credentials, the direct admission grant in
 //     admission_direct.go); claimSystemID (ownership.go) settles a live holder of the id;

@@ -5,23 +5,12 @@ import (
 	"testing"
 )
 
-// drainQueue empties c's queue as the writer goroutine would, until c is closed.
+// drainQueue makes c's queue drain as its writer goroutines would, without a socket: the
+// writers run the real loop (sendQueue.run) and release what they take.
 func drainQueue(c *conn) {
-	var batch []queued
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.q.wake:
-		}
-		for {
-			batch = c.q.take(batch[:0], maxBatch, maxBatchBytes)
-			if len(batch) == 0 {
-				break
-			}
-			c.q.release(batch)
-		}
-	}
+	c.q.setWriter(func() {
+		go c.q.run(c.done, func([]queued) bool { return true })
+	})
 }
 
 func buf(n int) *[]byte {
@@ -65,8 +54,8 @@ func TestSendQueueBoundsAndFairness(t *testing.T) {
 		t.Fatalf("bytes being written must stay counted until released: %d", q.queuedBytes())
 	}
 	q.release(batch)
-	if q.queuedBytes() != 600 || global.Load() != 600 || q.perSrc[flooder].n != 2 {
-		t.Fatalf("after release: %d bytes, global %d, flooder holds %+v", q.queuedBytes(), global.Load(), q.perSrc[flooder])
+	if q.queuedBytes() != 600 || global.Load() != 600 || q.useOf(flooder).n != 2 {
+		t.Fatalf("after release: %d bytes, global %d, flooder holds %+v", q.queuedBytes(), global.Load(), q.useOf(flooder))
 	}
 	q.close()
 	if global.Load() != 0 || q.push(buf(1), nil) != queueClosed {

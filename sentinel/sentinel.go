@@ -64,6 +64,7 @@ type Sentinel struct {
 	limits  *limiter
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
+	pings      pingSweeper // liveness probes of serving peers (conn.go)
 
 	// ctx ends the reads and probes of every connection at shutdown; wg counts the
 	// connection goroutines and the idle sweeper, which Shutdown waits for.
@@ -318,7 +319,12 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer release()
+	served := false // once serving, the connection's goroutine releases the slot
+	defer func() {
+		if !served {
+			release()
+		}
+	}()
 	switch {
 	case origin != "downstream" && origin != "peer":
 		s.refuseUpgrade(w, r, "Invalid origin type")
@@ -359,8 +365,15 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	s.connsMu.Unlock()
 	s.metrics.connections.Inc()
-	defer s.metrics.connections.Dec()
-	c.serve()
+	// The connection is served by a goroutine of its own and this handler returns: net/http
+	// then drops the request, its headers and its connection state, kilobytes that an idle
+	// connection would otherwise hold for its whole life.
+	served = true
+	go func() {
+		defer release()
+		defer s.metrics.connections.Dec()
+		c.serve()
+	}()
 }
 
 // rejectAuth sends the reference's text-frame negative NodeAttachAck (snake_case) and closes

@@ -18,10 +18,11 @@ import (
 func (c *conn) serve() {
 	defer c.s.wg.Done()
 	s := c.s
-	// Two goroutines per connection: this reader and the writer, started once the peer has
-	// attached (until then nothing is queued, and an unauthenticated connection costs one
-	// goroutine). Reads use the sentinel's context, so shutdown ends them; liveness pings run
-	// only for nodes that serve addresses.
+	// One goroutine per idle connection: this reader. A writer runs only while something is
+	// queued for the peer (sendQueue.setWriter), from the attach on. Reads after the attach
+	// take no context: a context would cost a registration on every read, and Shutdown (like
+	// every other end of the connection) closes the socket, which ends the read. Liveness
+	// pings run only for nodes that serve addresses.
 	defer c.close(websocket.StatusNormalClosure, "connection closed")
 
 	attachCtx, cancel := context.WithTimeout(s.ctx, s.opts.AttachTimeout)
@@ -40,8 +41,7 @@ func (c *conn) serve() {
 		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
-	s.wg.Add(1)
-	go c.writer() // the NodeAttachAck is queued already
+	c.q.setWriter(c.startWriter) // starts writing the NodeAttachAck, queued already
 	c.lastRx.Store(time.Now().UnixNano())
 
 	var h envelope.Header
@@ -60,7 +60,7 @@ var readBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0
 // readOne reads and dispatches one message; false means the connection is done.
 func (c *conn) readOne(h *envelope.Header) bool {
 	s := c.s
-	_, r, err := c.ws.Reader(s.ctx)
+	_, r, err := c.ws.Reader(context.Background())
 	if err != nil {
 		c.readFailed(err)
 		return false
@@ -124,19 +124,34 @@ func (c *conn) countCredit(h *envelope.Header) {
 	if string(h.FrameType) == envelope.TypeCreditUpdate || len(h.FlowID) == 0 {
 		return
 	}
-	n, ok := c.recvCredits[string(h.FlowID)]
-	if !ok {
-		if len(c.recvCredits) >= maxFlowsPerConn {
-			clear(c.recvCredits)
+	inline := c.credFlow == string(h.FlowID)
+	var n int
+	switch {
+	case inline:
+		n = c.credLeft
+	case c.credFlow == "":
+		c.credFlow, inline, n = string(h.FlowID), true, creditWindow
+	default:
+		var ok bool
+		if n, ok = c.recvCredits[string(h.FlowID)]; !ok {
+			if c.recvCredits == nil {
+				c.recvCredits = make(map[string]int, 1)
+			} else if len(c.recvCredits) >= maxFlowsPerConn {
+				clear(c.recvCredits)
+			}
+			n = creditWindow
 		}
-		n = creditWindow
 	}
 	n--
 	if n <= creditLowWater {
 		c.sendCredit(string(h.FlowID), string(h.TraceID))
 		n = creditWindow
 	}
-	c.recvCredits[string(h.FlowID)] = n
+	if inline {
+		c.credLeft = n
+	} else {
+		c.recvCredits[string(h.FlowID)] = n
+	}
 }
 
 // refuseAttach tells the peer why its NodeAttach was refused with a negative NodeAttachAck (as
@@ -212,7 +227,6 @@ func (c *conn) handleAttach(msg []byte) error {
 	}
 	c.logicals = na.AcceptedLogicals
 	c.sid = envelope.SecureDigest(c.path)
-	c.log = c.log.With("system_id", c.systemID)
 	c.attachedAt = time.Now()
 
 	release, err := s.claimSystemID(c, e, na)

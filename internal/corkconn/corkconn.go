@@ -22,9 +22,13 @@ type Conn struct {
 	net.Conn
 	mu     sync.Mutex
 	corked bool
-	buf    []byte
-	err    error // sticky write error of a deferred flush
+	buf    *[]byte // what a cork holds, from bufPool while corked (nil otherwise)
+	err    error   // sticky write error of a deferred flush
 }
+
+// bufPool lends cork buffers: a connection holds one only between Cork and Uncork, so that an
+// idle connection (most of a large fabric's) holds none.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Wrap returns c wrapped; an already wrapped connection is returned as is.
 func Wrap(c net.Conn) *Conn {
@@ -44,8 +48,11 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if !c.corked {
 		return c.Conn.Write(p)
 	}
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= maxBuffered {
+	if c.buf == nil {
+		c.buf = bufPool.Get().(*[]byte)
+	}
+	*c.buf = append(*c.buf, p...)
+	if len(*c.buf) >= maxBuffered {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -66,7 +73,11 @@ func (c *Conn) Uncork(d time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	if len(c.buf) == 0 {
+	if c.buf == nil {
+		return c.err
+	}
+	defer c.releaseBufLocked()
+	if len(*c.buf) == 0 {
 		return c.err
 	}
 	if d > 0 {
@@ -76,13 +87,19 @@ func (c *Conn) Uncork(d time.Duration) error {
 	return c.flushLocked()
 }
 
-func (c *Conn) flushLocked() error {
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > maxBuffered*2 {
-		c.buf = nil
-	} else {
-		c.buf = c.buf[:0]
+// releaseBufLocked gives the cork buffer back to the pool (one grown past twice maxBuffered
+// is dropped instead).
+func (c *Conn) releaseBufLocked() {
+	if cap(*c.buf) <= maxBuffered*2 {
+		*c.buf = (*c.buf)[:0]
+		bufPool.Put(c.buf)
 	}
+	c.buf = nil
+}
+
+func (c *Conn) flushLocked() error {
+	_, err := c.Conn.Write(*c.buf)
+	*c.buf = (*c.buf)[:0]
 	if err != nil {
 		c.err = err
 	}
