@@ -21,8 +21,9 @@ import (
 func init() { register("bench-ceiling", runBenchCeiling) }
 
 // ceilingReport is `fame bench-ceiling -json`: per form ("process": caller, relay and echo
-// as three processes; "local": the same as goroutines of one process), per load ("seq": one
-// caller; "pipelined": -c callers on one connection).
+// as three processes; "local": the same as goroutines of one process; "process-batched": three
+// processes whose connections each have a corked batching writer), per load ("seq": one caller;
+// "pipelined": -c callers on one connection).
 type ceilingReport map[string]map[string]loadgen.Summary
 
 // runBenchCeiling is `fame bench-ceiling`: the bare coder/websocket relay in the topology of a
@@ -37,7 +38,8 @@ func runBenchCeiling(ctx context.Context, args []string) error {
 	dur := fs.Duration("d", 10*time.Second, "measured duration of each load")
 	warmup := fs.Duration("warmup", 2*time.Second, "warm-up before each measurement (not recorded)")
 	timeout := fs.Duration("timeout", 5*time.Second, "per-call timeout")
-	forms := fs.String("forms", "process,local", "which forms to measure: process (three processes), local (one process)")
+	forms := fs.String("forms", "process,local,process-batched", "which forms to measure: process (three processes), local (one process), process-batched (three processes, corked batched writers)")
+	batched := fs.Bool("batched", false, "relay / echo: corked batched writer per connection")
 	asJSON := fs.Bool("json", false, "print the results as one JSON object")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -57,12 +59,12 @@ func runBenchCeiling(ctx context.Context, args []string) error {
 				return fmt.Errorf("addr-file: %w", err)
 			}
 		}
-		return ceiling.NewRelay(log).Serve(ctx, l)
+		return ceiling.NewRelay(ceiling.Config{Log: log, Batched: *batched}).Serve(ctx, l)
 	case "echo":
 		if *url == "" {
 			return errors.New("echo: -url is required")
 		}
-		return ceiling.RunEcho(ctx, *url, log)
+		return ceiling.RunEcho(ctx, *url, ceiling.Config{Log: log, Batched: *batched})
 	case "run":
 	default:
 		return fmt.Errorf("unknown -role %q", *role)
@@ -75,11 +77,13 @@ func runBenchCeiling(ctx context.Context, args []string) error {
 		var err error
 		switch strings.TrimSpace(form) {
 		case "process":
-			res, err = ceilingProcesses(ctx, opts, *callers, log, *asJSON)
+			res, err = ceilingProcesses(ctx, opts, *callers, ceiling.Config{Log: log}, *asJSON)
+		case "process-batched":
+			res, err = ceilingProcesses(ctx, opts, *callers, ceiling.Config{Log: log, Batched: true}, *asJSON)
 		case "local":
-			res, err = ceilingLocal(ctx, opts, *callers, log, *asJSON)
+			res, err = ceilingLocal(ctx, opts, *callers, ceiling.Config{Log: log}, *asJSON)
 		default:
-			err = fmt.Errorf("unknown form %q (process, local)", form)
+			err = fmt.Errorf("unknown form %q (process, local, process-batched)", form)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", form, err)
@@ -93,7 +97,7 @@ func runBenchCeiling(ctx context.Context, args []string) error {
 }
 
 // ceilingLoads runs the sequential and the pipelined load against relayURL.
-func ceilingLoads(ctx context.Context, relayURL, form string, opts loadgen.Options, callers int, cpu map[string]int, quiet bool) (map[string]loadgen.Summary, error) {
+func ceilingLoads(ctx context.Context, relayURL, form string, cfg ceiling.Config, opts loadgen.Options, callers int, cpu map[string]int, quiet bool) (map[string]loadgen.Summary, error) {
 	out := map[string]loadgen.Summary{}
 	for _, load := range []struct {
 		name    string
@@ -102,7 +106,7 @@ func ceilingLoads(ctx context.Context, relayURL, form string, opts loadgen.Optio
 		o := opts
 		o.Callers = load.callers
 		o.CPU = cpu
-		res, err := ceiling.Measure(ctx, relayURL, form+"-"+load.name, o)
+		res, err := ceiling.Measure(ctx, relayURL, form+"-"+load.name, cfg, o)
 		if err != nil {
 			return nil, err
 		}
@@ -120,18 +124,18 @@ func ceilingLoads(ctx context.Context, relayURL, form string, opts loadgen.Optio
 	return out, nil
 }
 
-func ceilingLocal(ctx context.Context, opts loadgen.Options, callers int, log *slog.Logger, quiet bool) (map[string]loadgen.Summary, error) {
-	lo, err := ceiling.StartLocal(ctx, log)
+func ceilingLocal(ctx context.Context, opts loadgen.Options, callers int, cfg ceiling.Config, quiet bool) (map[string]loadgen.Summary, error) {
+	lo, err := ceiling.StartLocal(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	res, err := ceilingLoads(ctx, lo.URL, "local", opts, callers, map[string]int{"process": 0}, quiet)
+	res, err := ceilingLoads(ctx, lo.URL, "local", cfg, opts, callers, map[string]int{"process": 0}, quiet)
 	return res, errors.Join(err, lo.Close())
 }
 
 // ceilingProcesses starts the relay and the echo agent as children of this binary, measures
 // with this process as the caller, and stops both.
-func ceilingProcesses(ctx context.Context, opts loadgen.Options, callers int, log *slog.Logger, quiet bool) (res map[string]loadgen.Summary, err error) {
+func ceilingProcesses(ctx context.Context, opts loadgen.Options, callers int, cfg ceiling.Config, quiet bool) (res map[string]loadgen.Summary, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("own executable: %w", err)
@@ -142,7 +146,12 @@ func ceilingProcesses(ctx context.Context, opts loadgen.Options, callers int, lo
 	}
 	defer os.RemoveAll(dir)
 	addrFile := filepath.Join(dir, "addr")
-	relay := exec.Command(self, "bench-ceiling", "-role", "relay", "-addr-file", addrFile)
+	form := "process"
+	if cfg.Batched {
+		form = "process-batched"
+	}
+	batched := fmt.Sprintf("-batched=%t", cfg.Batched)
+	relay := exec.Command(self, "bench-ceiling", "-role", "relay", batched, "-addr-file", addrFile)
 	relay.Stderr = os.Stderr
 	if err := relay.Start(); err != nil {
 		return nil, fmt.Errorf("start relay: %w", err)
@@ -153,7 +162,7 @@ func ceilingProcesses(ctx context.Context, opts loadgen.Options, callers int, lo
 		return nil, err
 	}
 	relayURL := "ws://" + addr
-	echo := exec.Command(self, "bench-ceiling", "-role", "echo", "-url", relayURL)
+	echo := exec.Command(self, "bench-ceiling", "-role", "echo", batched, "-url", relayURL)
 	echo.Stderr = os.Stderr
 	if err := echo.Start(); err != nil {
 		return nil, fmt.Errorf("start echo: %w", err)
@@ -162,7 +171,7 @@ func ceilingProcesses(ctx context.Context, opts loadgen.Options, callers int, lo
 	if err := ceiling.WaitReady(ctx, relayURL, 10*time.Second); err != nil {
 		return nil, err
 	}
-	return ceilingLoads(ctx, relayURL, "process", opts, callers,
+	return ceilingLoads(ctx, relayURL, form, cfg, opts, callers,
 		map[string]int{"client": 0, "relay": relay.Process.Pid, "echo": echo.Process.Pid}, quiet)
 }
 

@@ -18,6 +18,7 @@ var ErrClosed = errors.New("ceiling: caller closed")
 // Caller is one client connection shared by concurrent callers, like one node.Node.
 type Caller struct {
 	ws                                          *websocket.Conn
+	snd                                         *sender
 	prefix                                      string // id prefix, unique per caller connection
 	reqHead, reqMid1, reqMid2, reqMid3, reqTail string
 
@@ -31,16 +32,16 @@ type Caller struct {
 }
 
 // DialCaller attaches a caller named id (unique per relay) at relayURL.
-func DialCaller(ctx context.Context, relayURL, id string) (*Caller, error) {
+func DialCaller(ctx context.Context, relayURL, id string, cfg Config) (*Caller, error) {
 	u := strings.TrimSuffix(relayURL, "/") + "/client?id=" + url.QueryEscape(id)
-	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+	ws, snd, err := cfg.dialSender(ctx, u)
 	if err != nil {
 		return nil, fmt.Errorf("ceiling caller %s: dial: %w", id, err)
 	}
-	ws.SetReadLimit(readLimit)
 	reply := string(appendString(nil, ReplyAddress(id)))
 	c := &Caller{
 		ws:      ws,
+		snd:     snd,
 		prefix:  id,
 		pending: map[string]chan error{},
 		done:    make(chan struct{}),
@@ -118,7 +119,7 @@ func (c *Caller) Call(ctx context.Context, _ int) error {
 	}
 	c.pending[key] = ch
 	c.mu.Unlock()
-	if err := c.ws.Write(ctx, websocket.MessageText, msg); err != nil {
+	if err := c.snd.send(ctx, msg, true); err != nil {
 		c.forget(key)
 		return fmt.Errorf("ceiling call: write: %w", err)
 	}
@@ -140,6 +141,7 @@ func (c *Caller) forget(key string) {
 // Close ends the connection and waits for the reader. The close handshake's own outcome is
 // not reported: the relay may already be gone when a benchmark tears down.
 func (c *Caller) Close() {
+	c.snd.close()
 	_ = c.ws.Close(websocket.StatusNormalClosure, "")
 	<-c.done
 }

@@ -15,7 +15,13 @@ import (
 )
 
 func TestRelayAnswersEveryCall(t *testing.T) {
-	lo, err := StartLocal(context.Background(), nil)
+	for _, batched := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "batched"}[batched], func(t *testing.T) { answersEveryCall(t, Config{Batched: batched}) })
+	}
+}
+
+func answersEveryCall(t *testing.T, cfg Config) {
+	lo, err := StartLocal(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,14 +30,14 @@ func TestRelayAnswersEveryCall(t *testing.T) {
 			t.Errorf("close: %v", err)
 		}
 	}()
-	c, err := DialCaller(context.Background(), lo.URL, "t1")
+	c, err := DialCaller(context.Background(), lo.URL, "t1", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a guard only: the machine may be busy
 	defer cancel()
-	const n = 200
+	const n = 100
 	for i := 0; i < n; i++ {
 		if err := c.Call(ctx, 0); err != nil {
 			t.Fatalf("sequential call %d: %v", i, err)
@@ -39,7 +45,7 @@ func TestRelayAnswersEveryCall(t *testing.T) {
 	}
 	// 50 concurrent callers over the one connection, and a second connection at the same time:
 	// every reply must reach its own caller.
-	c2, err := DialCaller(context.Background(), lo.URL, "t2")
+	c2, err := DialCaller(context.Background(), lo.URL, "t2", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +79,12 @@ func TestRelayAnswersEveryCall(t *testing.T) {
 }
 
 func TestLoadgenRunThroughRelay(t *testing.T) {
-	lo, err := StartLocal(context.Background(), nil)
+	lo, err := StartLocal(context.Background(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer lo.Close()
-	c, err := DialCaller(context.Background(), lo.URL, "lg")
+	c, err := DialCaller(context.Background(), lo.URL, "lg", Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +105,13 @@ func TestCallerBeforeAgentIsRefused(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- NewRelay(nil).Serve(ctx, l) }()
+	go func() { done <- NewRelay(Config{}).Serve(ctx, l) }()
 	defer func() { cancel(); <-done }()
 	url := "ws://" + l.Addr().String()
 	if err := WaitReady(ctx, url, 100*time.Millisecond); err == nil {
 		t.Fatal("relay ready without an agent")
 	}
-	c, err := DialCaller(ctx, url, "early")
+	c, err := DialCaller(ctx, url, "early", Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +125,7 @@ func TestCallerBeforeAgentIsRefused(t *testing.T) {
 }
 
 func TestRelayClosesOnBadEnvelope(t *testing.T) {
-	lo, err := StartLocal(context.Background(), nil)
+	lo, err := StartLocal(context.Background(), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +145,7 @@ func TestRelayClosesOnBadEnvelope(t *testing.T) {
 		t.Fatalf("read after garbage: %v, want close %v", err, websocket.StatusUnsupportedData)
 	}
 	// The relay still serves a well-behaved caller.
-	c, err := DialCaller(ctx, lo.URL, "after")
+	c, err := DialCaller(ctx, lo.URL, "after", Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

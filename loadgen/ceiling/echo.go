@@ -3,25 +3,19 @@ package ceiling
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/coder/websocket"
 )
 
 // RunEcho attaches the echo agent at relayURL (the relay's base, e.g. ws://127.0.0.1:9000)
-// and answers every request (refusals logged to log; nil discards) until ctx ends or the connection closes. It returns nil when ctx
+// and answers every request until ctx ends or the connection closes. It returns nil when ctx
 // ended the run.
-func RunEcho(ctx context.Context, relayURL string, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	ws, _, err := websocket.Dial(ctx, strings.TrimSuffix(relayURL, "/")+"/agent", &websocket.DialOptions{CompressionMode: websocket.CompressionDisabled})
+func RunEcho(ctx context.Context, relayURL string, cfg Config) error {
+	ws, snd, err := cfg.dialSender(ctx, strings.TrimSuffix(relayURL, "/")+"/agent")
 	if err != nil {
 		return fmt.Errorf("ceiling echo: dial: %w", err)
 	}
-	ws.SetReadLimit(readLimit)
+	defer snd.close()
 	out := make([]byte, 0, 512)
 	err = pump(ctx, ws, func(_ []byte, m map[string]any) error {
 		var ok bool
@@ -29,13 +23,13 @@ func RunEcho(ctx context.Context, relayURL string, log *slog.Logger) error {
 		if !ok {
 			return fmt.Errorf("%w: request without string corrId, traceId and replyTo", ErrBadEnvelope)
 		}
-		return ws.Write(ctx, websocket.MessageText, out)
+		return snd.send(ctx, out, false)
 	})
 	if ctx.Err() != nil {
 		ws.CloseNow()
 		return nil
 	}
-	closeFor(ws, err, log, "echo", relayURL)
+	closeFor(ws, err, cfg.log(), "echo", relayURL)
 	return fmt.Errorf("ceiling echo: %w", err)
 }
 

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/fame-go/fame/internal/corkconn"
 )
 
 // readLimit bounds one envelope; far above what the benchmark sends.
@@ -29,19 +31,36 @@ var (
 
 // Relay forwards caller envelopes to the one echo agent and replies back to their caller.
 type Relay struct {
-	log *slog.Logger
+	log     *slog.Logger
+	batched bool
 
 	mu      sync.Mutex
-	agent   *websocket.Conn
-	clients map[string]*websocket.Conn // by reply inbox address ("to" of the replies)
+	agent   *sender
+	clients map[string]*sender // by reply inbox address ("to" of the replies)
 }
 
-// NewRelay returns a relay that logs refusals to log (nil: discard).
-func NewRelay(log *slog.Logger) *Relay {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+// NewRelay returns a relay configured by cfg.
+func NewRelay(cfg Config) *Relay {
+	return &Relay{log: cfg.log(), batched: cfg.Batched, clients: map[string]*sender{}}
+}
+
+// accept upgrades req and returns the connection with its sender.
+func (r *Relay) accept(w http.ResponseWriter, req *http.Request, who string) (*websocket.Conn, *sender, bool) {
+	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		r.log.Warn("ceiling relay: upgrade failed", "who", who, "peer", req.RemoteAddr, "err", err)
+		return nil, nil, false
 	}
-	return &Relay{log: log, clients: map[string]*websocket.Conn{}}
+	ws.SetReadLimit(readLimit)
+	var cork *corkconn.Conn
+	if r.batched {
+		if cork = corkconn.FromContext(req.Context()); cork == nil {
+			r.log.Error("ceiling relay: batched but the socket is not corkable", "who", who, "peer", req.RemoteAddr)
+			ws.Close(websocket.StatusInternalError, "socket not corkable")
+			return nil, nil, false
+		}
+	}
+	return ws, newSender(ws, cork), true
 }
 
 // ReplyAddress is the inbox a caller named id receives its replies at: the "replyTo" of its
@@ -70,12 +89,11 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 func (r *Relay) serveAgent(w http.ResponseWriter, req *http.Request) {
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		r.log.Warn("ceiling relay: agent upgrade failed", "peer", req.RemoteAddr, "err", err)
+	ws, snd, ok := r.accept(w, req, "agent")
+	if !ok {
 		return
 	}
-	ws.SetReadLimit(readLimit)
+	defer snd.close()
 	r.mu.Lock()
 	if r.agent != nil {
 		r.mu.Unlock()
@@ -83,14 +101,14 @@ func (r *Relay) serveAgent(w http.ResponseWriter, req *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, "an agent is already attached")
 		return
 	}
-	r.agent = ws
+	r.agent = snd
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		r.agent = nil
 		r.mu.Unlock()
 	}()
-	err = pump(req.Context(), ws, func(msg []byte, m map[string]any) error {
+	err := pump(req.Context(), ws, func(msg []byte, m map[string]any) error {
 		to, _ := m["to"].(string)
 		r.mu.Lock()
 		c := r.clients[to]
@@ -100,7 +118,7 @@ func (r *Relay) serveAgent(w http.ResponseWriter, req *http.Request) {
 			return nil
 		}
 		// A failed write to one caller is that caller's problem, not the agent's.
-		_ = c.Write(req.Context(), websocket.MessageText, msg)
+		_ = c.send(req.Context(), msg, false)
 		return nil
 	})
 	closeFor(ws, err, r.log, "agent", req.RemoteAddr)
@@ -113,12 +131,11 @@ func (r *Relay) serveClient(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	addr := ReplyAddress(id)
-	ws, err := websocket.Accept(w, req, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		r.log.Warn("ceiling relay: client upgrade failed", "peer", req.RemoteAddr, "err", err)
+	ws, snd, ok := r.accept(w, req, "client "+id)
+	if !ok {
 		return
 	}
-	ws.SetReadLimit(readLimit)
+	defer snd.close()
 	r.mu.Lock()
 	if _, taken := r.clients[addr]; taken {
 		r.mu.Unlock()
@@ -126,21 +143,21 @@ func (r *Relay) serveClient(w http.ResponseWriter, req *http.Request) {
 		ws.Close(websocket.StatusPolicyViolation, "caller id in use")
 		return
 	}
-	r.clients[addr] = ws
+	r.clients[addr] = snd
 	r.mu.Unlock()
 	defer func() {
 		r.mu.Lock()
 		delete(r.clients, addr)
 		r.mu.Unlock()
 	}()
-	err = pump(req.Context(), ws, func(msg []byte, _ map[string]any) error {
+	err := pump(req.Context(), ws, func(msg []byte, _ map[string]any) error {
 		r.mu.Lock()
 		a := r.agent
 		r.mu.Unlock()
 		if a == nil {
 			return ErrNoAgent
 		}
-		if err := a.Write(req.Context(), websocket.MessageText, msg); err != nil {
+		if err := a.send(req.Context(), msg, false); err != nil {
 			return fmt.Errorf("%w: %v", ErrNoAgent, err)
 		}
 		return nil
@@ -151,6 +168,10 @@ func (r *Relay) serveClient(w http.ResponseWriter, req *http.Request) {
 // Serve runs the relay on l until ctx ends.
 func (r *Relay) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	if r.batched {
+		l = corkconn.Listener{Listener: l}
+		srv.ConnContext = corkconn.ConnContext
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -55,15 +54,15 @@ type Local struct {
 
 // StartLocal starts a relay on 127.0.0.1 and an echo agent attached to it, and returns once
 // the agent is attached.
-func StartLocal(ctx context.Context, log *slog.Logger) (*Local, error) {
+func StartLocal(ctx context.Context, cfg Config) (*Local, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("ceiling: listen: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	lo := &Local{URL: "ws://" + l.Addr().String(), cancel: cancel, relay: make(chan error, 1), echo: make(chan error, 1)}
-	go func() { lo.relay <- NewRelay(log).Serve(ctx, l) }()
-	go func() { lo.echo <- RunEcho(ctx, lo.URL, log) }()
+	go func() { lo.relay <- NewRelay(cfg).Serve(ctx, l) }()
+	go func() { lo.echo <- RunEcho(ctx, lo.URL, cfg) }()
 	if err := WaitReady(ctx, lo.URL, 10*time.Second); err != nil {
 		return nil, errors.Join(err, lo.Close())
 	}
