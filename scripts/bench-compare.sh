@@ -320,32 +320,44 @@ if [[ -s $work/ceiling.json ]]; then
     echo "The ceiling is \`fame bench-ceiling\` in the same run: a bare coder/websocket relay in the topology"
     echo "of a real call (caller → relay → echo agent → relay → caller), each hop doing one"
     echo "\`json.Unmarshal\` of an envelope-shaped message into a map and nothing else, one write per"
-    echo "message (no corking); \"3 processes\" runs caller, relay and echo as separate processes like"
+    echo "message; \"3 processes\" runs caller, relay and echo as separate processes like"
     echo "client, sentinel and agent, \"1 process\" as goroutines of one. Targets from the latency issue."
     echo
-    echo "| figure | ceiling, 3 processes | ceiling, 1 process | ours (open profile) | ours ÷ 3-process ceiling | target | |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "The ceiling's figure for a target is the better of the two three-process forms: bare (the reader of one"
+    echo "connection writes straight into the other, one write(2) per message) and batched (a writer goroutine per"
+    echo "connection corks the socket around everything queued, internal/corkconn)."
+    echo
+    echo "| figure | ceiling, 3 processes, bare | ceiling, 3 processes, batched | ceiling, 1 process | ours (open profile) | ours ÷ best 3-process ceiling | target | |"
+    echo "|---|---|---|---|---|---|---|---|"
+    # best LOAD FIELD min|max: the better three-process ceiling figure
+    best() { jq -r --arg l "$1" --arg f "$2" "[.process[\$l][\$f], .[\"process-batched\"][\$l][\$f]? // empty] | map(select(. != null)) | $3" "$work/ceiling.json"; }
+    cval() { jq -r --arg f "$1" --arg l "$2" --arg k "$3" '.[$f][$l][$k] // "null"' "$work/ceiling.json"; }
+    cus() { local v; v=$(cval "$@"); [[ $v == null ]] && echo "—" || fmt_us "$v"; }
+    cnum() { local v; v=$(cval "$@"); [[ $v == null ]] && echo "—" || jq -n "$v | round"; }
     if ours_ok seq; then
       for q in p50 p99; do
         lim=2; [[ $q == p99 ]] && lim=3
-        c3=$(cj ".process.seq.${q}_us"); c1=$(cj ".local.seq.${q}_us"); o=$(oj seq ".${q}_us")
+        c3=$(best seq "${q}_us" min); o=$(oj seq ".${q}_us")
         x=$(jq -n "$o / $c3 * 100 | round / 100")
-        echo "| sequential $q | $(fmt_us "$c3") | $(fmt_us "$c1") | $(fmt_us "$o") | ${x}× | ≤ ${lim}× | $(verdict "$x <= $lim") |"
+        echo "| sequential $q | $(cus process seq "${q}_us") | $(cus process-batched seq "${q}_us") | $(cus local seq "${q}_us") | $(fmt_us "$o") | ${x}× | ≤ ${lim}× | $(verdict "$x <= $lim") |"
       done
-      echo "| sequential calls/s | $(cj '.process.seq.calls_per_sec|round') | $(cj '.local.seq.calls_per_sec|round') | $(oj seq '.calls_per_sec|round') | $(jq -n "$(oj seq .calls_per_sec) / $(cj .process.seq.calls_per_sec) * 100 | round")% | | |"
+      c3=$(best seq calls_per_sec max)
+      echo "| sequential calls/s | $(cnum process seq calls_per_sec) | $(cnum process-batched seq calls_per_sec) | $(cnum local seq calls_per_sec) | $(oj seq '.calls_per_sec|round') | $(jq -n "$(oj seq .calls_per_sec) / $c3 * 100 | round")% | | |"
     fi
     if ours_ok c50; then
-      pct=$(jq -n "$(oj c50 .calls_per_sec) / $(cj .process.pipelined.calls_per_sec) * 100 | round")
-      echo "| 50 callers calls/s (ceiling: 50 pipelined callers on one connection) | $(cj '.process.pipelined.calls_per_sec|round') | $(cj '.local.pipelined.calls_per_sec|round') | $(oj c50 '.calls_per_sec|round') | ${pct}% | ≥ 60% | $(verdict "$pct >= 60") |"
-      echo "| 50 callers p50 | $(fmt_us "$(cj .process.pipelined.p50_us)") | $(fmt_us "$(cj .local.pipelined.p50_us)") | $(fmt_us "$(oj c50 .p50_us)") | $(jq -n "$(oj c50 .p50_us) / $(cj .process.pipelined.p50_us) * 100 | round / 100")× | | |"
+      c3=$(best pipelined calls_per_sec max)
+      pct=$(jq -n "$(oj c50 .calls_per_sec) / $c3 * 100 | round")
+      echo "| 50 callers calls/s (ceiling: 50 pipelined callers on one connection) | $(cnum process pipelined calls_per_sec) | $(cnum process-batched pipelined calls_per_sec) | $(cnum local pipelined calls_per_sec) | $(oj c50 '.calls_per_sec|round') | ${pct}% | ≥ 60% | $(verdict "$pct >= 60") |"
+      c3=$(best pipelined p50_us min)
+      echo "| 50 callers p50 | $(cus process pipelined p50_us) | $(cus process-batched pipelined p50_us) | $(cus local pipelined p50_us) | $(fmt_us "$(oj c50 .p50_us)") | $(jq -n "$(oj c50 .p50_us) / $c3 * 100 | round / 100")× | | |"
     fi
     if ours_ok o50; then
       ot=$(oj o50 .calls_per_sec)
-      echo "| overlay, 50 callers: calls/s | | | $(jq -n "$ot|round") | | ≥ 5,000 | $(verdict "$ot >= 5000") |"
+      echo "| overlay, 50 callers: calls/s | | | | $(jq -n "$ot|round") | | ≥ 5,000 | $(verdict "$ot >= 5000") |"
       if [[ -s $work/instr.json ]]; then
         fl=$(jq -r .crypto_floor_calls_per_sec "$work/instr.json")
         x=$(jq -n "$fl / $ot * 100 | round / 100")
-        echo "| overlay, 50 callers: vs the crypto floor ($(jq -n "$fl|round") calls/s, see below) | | | $(jq -n "1e6 / $ot | round") µs/call | ${x}× the floor's time per call | ≤ 1.5× | $(verdict "$x <= 1.5") |"
+        echo "| overlay, 50 callers: time per call vs the crypto floor ($(jq -n "1e6 / $fl | round") µs/call = $(jq -n "$fl|round") calls/s, below) | | | | $(jq -n "1e6 / $ot | round") µs/call | ${x}× the floor | ≤ 1.5× | $(verdict "$x <= 1.5") |"
       fi
     fi
     echo
@@ -353,10 +365,10 @@ if [[ -s $work/ceiling.json ]]; then
     echo
     echo "| run | client | sentinel / relay | agent / echo | total |"
     echo "|---|---|---|---|---|"
-    for form in process local; do
+    for form in process process-batched local; do
       for load in seq pipelined; do
         jq -r --arg f "$form" --arg l "$load" '.[$f][$l].cpu_us_per_call // empty |
-          "| ceiling, \(if $f == "process" then "3 processes" else "1 process" end), \($l) | \(.client // "—" | if type == "number" then round else . end) | \(.relay // "—" | if type == "number" then round else . end) | \(.echo // "—" | if type == "number" then round else . end) | \([.[]] | add | round) |"' "$work/ceiling.json"
+          "| ceiling, \({"process": "3 processes, bare", "process-batched": "3 processes, batched", "local": "1 process"}[$f]), \($l) | \(.client // "—" | if type == "number" then round else . end) | \(.relay // "—" | if type == "number" then round else . end) | \(.echo // "—" | if type == "number" then round else . end) | \([.[]] | add | round) |"' "$work/ceiling.json"
       done
     done
   } >"$ceil_md"
