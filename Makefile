@@ -54,7 +54,7 @@ bench-instr:
 # Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
 # the one-process ceiling), by where the woken goroutine blocked.
 bench-wakeups:
-	$(GO) test -run '^$$' -bench Wakeups -benchtime 5000x -v ./loadgen/ ./loadgen/ceiling/ | grep -v '^\(goos\|goarch\|pkg\|cpu\):'
+	set -o pipefail; $(GO) test -run '^$$' -bench Wakeups -benchtime 5000x -v ./loadgen/ ./loadgen/ceiling/ | grep -v '^\(goos\|goarch\|pkg\|cpu\):'
 
 # Scale checks: memory per idle attached node (SCALE_NODES, default 10000), 1M bindings.
 scale:
