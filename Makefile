@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare fuzz vet demo interop scale clean env-table
+.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-wakeups fuzz vet demo interop scale clean env-table
 
 all: build
 
@@ -46,6 +46,23 @@ fuzz:
 # fame-go vs the reference TS sentinel under the same load; rewrites BENCHMARKS.md (needs Node 20, jq, python3, curl).
 bench-compare: build
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-compare.sh
+
+# The latency ceiling: a bare coder/websocket relay in the topology of a real call, caller, relay
+# and echo agent as three processes and as one (loadgen/ceiling); CEILING_D per load (default 10s).
+CEILING_D ?= 10s
+bench-ceiling: build
+	$(BIN)/fame bench-ceiling -d $(CEILING_D)
+
+# Instructions per call of the sentinel, signatures and verifications per overlay call, the
+# crypto floor (valgrind's callgrind; INSTR_D per run, default 5s).
+bench-instr:
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh
+
+# Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
+# the one-process ceiling), by where the woken goroutine blocked.
+bench-wakeups:
+	set -o pipefail; $(GO) test -run '^$$' -bench Wakeups -benchtime 5000x -v ./loadgen/ ./loadgen/ceiling/ | grep -v '^\(goos\|goarch\|pkg\|cpu\):'
+
 
 # Scale checks (CI runs them at 10k): sentinel memory and goroutines per idle, heart-beating node
 # against the floor of bare WebSocket connections, attach rate, an active client's p99 with and

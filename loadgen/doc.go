@@ -17,6 +17,11 @@
 // path takes no lock. Errors are counted by kind (timeout, nack code, remote error code,
 // closed) via Classify.
 //
+// Options.CPU adds a cost figure that the machine's other load moves less than latency: the
+// CPU time (utime + stime from /proc/<pid>/stat) each named process used over the measured
+// window, divided by the successful calls (`fame bench -cpu sentinel=PID,agent=PID`).
+//
 // The engine (Run) only sees a CallFunc, so it is tested without a network; NodeTarget builds
-// a CallFunc from node SDK connections to a sentinel.
+// a CallFunc from node SDK connections to a sentinel. Subpackage ceiling is the yardstick:
+// a bare coder/websocket relay in the topology of a real call (`fame bench-ceiling`).
 package loadgen

@@ -28,6 +28,20 @@ type Result struct {
 	// Unsent (open loop) counts calls due in the window that were never sent because every
 	// caller was still busy when the window closed: the offered load was not delivered.
 	Unsent int64
+	// CPU is the CPU time each process of Options.CPU used from the opening of the window
+	// until the last call drained; CPUErrors says why a process has no figure.
+	CPU       map[string]time.Duration
+	CPUErrors map[string]error
+}
+
+// CPUPerCall is CPU[name] divided by the successful calls of the window (0 when either is
+// missing).
+func (r *Result) CPUPerCall(name string) time.Duration {
+	v, ok := r.CPU[name]
+	if !ok || r.Calls() == 0 {
+		return 0
+	}
+	return v / time.Duration(r.Calls())
 }
 
 func newResult(opts Options, start, end time.Time) *Result {
@@ -105,6 +119,10 @@ type Summary struct {
 	Unsent      int64            `json:"unsent,omitempty"`
 	Stalled     bool             `json:"stalled"`
 	PerSecond   []int64          `json:"per_second"`
+	// CPUs is each measured process's CPU time over the window in seconds; CPUusPerCall the
+	// same divided by the successful calls (see Options.CPU).
+	CPUs         map[string]float64 `json:"cpu_s,omitempty"`
+	CPUusPerCall map[string]float64 `json:"cpu_us_per_call,omitempty"`
 }
 
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
@@ -116,7 +134,18 @@ func (r *Result) Summary() Summary {
 		mode = "open"
 	}
 	h := r.Latency
+	var cpuS, cpuPer map[string]float64
+	if len(r.CPU) > 0 {
+		cpuS, cpuPer = map[string]float64{}, map[string]float64{}
+		for name, v := range r.CPU {
+			cpuS[name] = v.Seconds()
+			if n := r.Calls(); n > 0 {
+				cpuPer[name] = float64(v.Nanoseconds()) / 1e3 / float64(n)
+			}
+		}
+	}
 	return Summary{
+		CPUs: cpuS, CPUusPerCall: cpuPer,
 		Mode: mode, Callers: r.Options.Callers, Rate: r.Options.Rate,
 		DurationS: r.Options.Duration.Seconds(), WarmupS: r.Options.Warmup.Seconds(),
 		Calls: r.Calls(), CallsPerSec: r.Throughput(),
@@ -148,6 +177,9 @@ func (r *Result) WriteText(w io.Writer, title string) error {
 			fmtDur(r.SendLag.Percentile(50)), fmtDur(r.SendLag.Percentile(99)))
 	}
 	fmt.Fprintf(&b, "  errors    %s\n", r.errorText())
+	if len(r.CPU) > 0 || len(r.CPUErrors) > 0 {
+		b.WriteString(r.cpuText())
+	}
 	if r.Unsent > 0 {
 		fmt.Fprintf(&b, "  unsent    %d calls due in the window were never sent (all %d callers busy)\n", r.Unsent, o.Callers)
 	}
@@ -180,4 +212,23 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.2fms", float64(d)/1e6)
 	}
 	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+// cpuText is the "cpu/call" line: each process's CPU per successful call, then the sum.
+func (r *Result) cpuText() string {
+	var b strings.Builder
+	b.WriteString("  cpu/call ")
+	var total time.Duration
+	for _, name := range slices.Sorted(maps.Keys(r.CPU)) {
+		per := r.CPUPerCall(name)
+		total += per
+		fmt.Fprintf(&b, " %s %s (%.2fs);", name, fmtDur(per), r.CPU[name].Seconds())
+	}
+	if len(r.CPU) > 1 {
+		fmt.Fprintf(&b, " total %s;", fmtDur(total))
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.CPUErrors)) {
+		fmt.Fprintf(&b, " %s: %v;", name, r.CPUErrors[name])
+	}
+	return strings.TrimSuffix(b.String(), ";") + "  (utime+stime from /proc over the window)\n"
 }

@@ -26,6 +26,10 @@ type Options struct {
 	// CallTimeout bounds each call (0: no bound beyond the run's context). Calls still in
 	// flight when the window closes are waited for, so it also bounds the drain.
 	CallTimeout time.Duration
+	// CPU names processes (name -> pid, 0 = this process) whose CPU time (user + system,
+	// from /proc) is read when the window opens and after the last call has drained; the
+	// Result reports it in total and per successful call. Empty: no CPU figures.
+	CPU map[string]int
 }
 
 // ErrOptions marks invalid Options.
@@ -73,10 +77,35 @@ func Run(ctx context.Context, opts Options, call CallFunc) (*Result, error) {
 			}
 		}()
 	}
+	// The CPU sampler's goroutine waits for the window to open (or ctx to end) and is joined
+	// before Run returns.
+	var cpu *cpuSampler
+	var cpuBegun chan struct{}
+	if len(opts.CPU) > 0 {
+		cpu = newCPUSampler(opts.CPU)
+		cpuBegun = make(chan struct{})
+		go func() {
+			defer close(cpuBegun)
+			t := time.NewTimer(time.Until(r.measureFrom))
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			cpu.begin()
+		}()
+	}
 	wg.Wait()
+	if cpu != nil {
+		<-cpuBegun
+		cpu.finish()
+	}
 	res := newResult(opts, r.start, time.Now())
 	for _, x := range rec {
 		res.add(x)
+	}
+	if cpu != nil {
+		res.CPU, res.CPUErrors = cpu.used, cpu.errs
 	}
 	return res, nil
 }

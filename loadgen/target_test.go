@@ -21,7 +21,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // startFabric runs an in-process sentinel on a loopback port and one math agent bound at
 // math@fame.fabric with an extra op, "wrong", that answers add's question wrongly. It returns
 // the attach URL.
-func startFabric(t *testing.T) string {
+func startFabric(t testing.TB) string {
 	t.Helper()
 	opts, err := sentinel.LoadOptions("", func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -65,7 +65,7 @@ func startFabric(t *testing.T) string {
 	return url
 }
 
-func dial(t *testing.T, url, method string, conns, pad int) *NodeTarget {
+func dial(t testing.TB, url, method string, conns, pad int) *NodeTarget {
 	t.Helper()
 	tg, err := DialTarget(context.Background(), TargetConfig{
 		Node: node.Config{URL: url, Logger: quiet()}, To: mathagent.Address, Method: method, Conns: conns, PayloadBytes: pad,

@@ -10,7 +10,13 @@
 # BENCH_REPEAT (1: runs per scenario and sentinel; the median run is reported, every run is
 # listed), BENCH_OUT (BENCHMARKS.md; "-" prints only), PROFILE (1: also profile our sentinel and the
 # client under 50 callers and add the top CPU consumers to the report), BENCH_SIDES ("ours ref py":
-# which sentinels), BENCH_PY_SCENARIOS ("seq c50 oseq o50": the scenarios run on the Python one).
+# which sentinels), BENCH_PY_SCENARIOS ("seq c50 oseq o50": the scenarios run on the Python one),
+# BENCH_CEILING (1: run `fame bench-ceiling` first, the bare coder/websocket relay in the same
+# topology, and print our figures as a ratio of it against the latency issue's targets),
+# BENCH_INSTR (1 when valgrind is installed: run scripts/bench-instr.sh for the sentinel's
+# instructions per call, signatures and verifications per overlay call and the crypto floor).
+# Every `fame bench` run also reports the CPU time per call of the client, the sentinel and the
+# agent (utime + stime from /proc over the measured window ÷ calls).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -22,6 +28,8 @@ PROFILE=${PROFILE:-1}
 REPEAT=${BENCH_REPEAT:-1}
 GO=${GO:-go}
 SIDES=${BENCH_SIDES:-ours ref py}
+CEILING=${BENCH_CEILING:-1}
+INSTR=${BENCH_INSTR:-$(command -v valgrind >/dev/null && echo 1 || echo 0)}
 PY_SCENARIOS=" ${BENCH_PY_SCENARIOS:-seq c50 oseq o50} "
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 
@@ -74,12 +82,12 @@ if [[ " $SIDES " == *" py "* ]]; then
   echo "== the reference Python packages (interop/py/venv.sh)"
   PY=$(./interop/py/venv.sh)
 fi
-if [[ ! -d interop/node_modules ]]; then
+if [[ " $SIDES " == *" ref "* && ! -d interop/node_modules ]]; then
   echo "== installing the reference TS peers (npm ci)"
   (cd interop && npm ci --no-audit --no-fund)
 fi
 
-# start_fabric SIDE: a sentinel and one math agent; sets URL and SENTINEL_ADDR.
+# start_fabric SIDE: a sentinel and one math agent; sets URL, SENTINEL_ADDR, SENTINEL_PID, AGENT_PID.
 start_fabric() {
   local side=$1 port
   port=$(free_port)
@@ -113,9 +121,11 @@ start_fabric() {
   fi
   URL="ws://$SENTINEL_ADDR/fame/v1/attach/ws/downstream"
   # shellcheck disable=SC2086
+  SENTINEL_PID=${pids[-1]} # env and node exec, so these are the processes themselves
   env $SCEN_ENV FAME_DIRECT_ADMISSION_URL=$URL MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
     "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
   pids+=($!)
+  AGENT_PID=$!
   wait_for "$work/agent.out" READY 30 "${pids[-1]}"
 }
 
@@ -141,6 +151,14 @@ key() {
   else jq -r 'if .stalled or .calls == 0 or (.errors.timeout // 0) > .calls then -1e17 else .calls_per_sec end' "$1"; fi
 }
 ran() { [[ -e $work/$1-$2.rc ]]; } # ran SIDE NAME: was the scenario run on that sentinel
+
+# The ceiling runs right before our sentinel, so the ratios compare figures taken minutes apart.
+if [[ $CEILING == 1 ]]; then
+  echo "== ceiling: bare coder/websocket relay, three processes and one (fame bench-ceiling)"
+  timeout --kill-after=5 $((4 * limit)) "$BIN/fame" bench-ceiling -d "$D" -warmup "$WARMUP" -timeout "$CALL_TIMEOUT" -c 50 \
+    -json >"$work/ceiling.json" 2>"$work/ceiling.err" || { echo "   ceiling failed: $(tail -1 "$work/ceiling.err")"; rm -f "$work/ceiling.json"; }
+  [[ -s $work/ceiling.json ]] && jq -c '[paths(type == "object" and has("calls_per_sec")) as $p | {($p|join(".")): (getpath($p) | {calls_per_sec, p50_us, p99_us})}] | add' "$work/ceiling.json"
+fi
 for side in $SIDES; do
   for s in "${scenarios[@]}"; do
     IFS='|' read -r name label flags SCEN_ENV <<<"$s"
@@ -153,10 +171,10 @@ for side in $SIDES; do
       # shellcheck disable=SC2086 # flags are words on purpose
       # shellcheck disable=SC2086
       timeout --kill-after=5 "$limit" env $SCEN_ENV "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" \
-        -timeout "$CALL_TIMEOUT" -json $flags >"$f.json" 2>"$f.err" || rc=$?
+        -timeout "$CALL_TIMEOUT" -cpu "sentinel=$SENTINEL_PID,agent=$AGENT_PID" -json $flags >"$f.json" 2>"$f.err" || rc=$?
       echo "$rc" >"$f.rc"
       if [[ -s $f.json ]]; then
-        jq -c '{calls_per_sec, p50_us, p99_us, send_lag_p50_us, error_total, errors, stalled}' "$f.json"
+        jq -c '{calls_per_sec, p50_us, p99_us, send_lag_p50_us, error_total, errors, stalled, cpu_us_per_call}' "$f.json"
       else
         echo "   no result (exit $rc): $(tail -1 "$f.err")"
       fi
@@ -264,6 +282,124 @@ runs=$work/runs.md
 echo
 cat "$table"
 
+# verdict OK_EXPR: "met" / "missed" from a jq boolean expression over nothing
+verdict() { [[ $(jq -n "$1") == true ]] && echo met || echo "**missed**"; }
+
+# ---- instructions, crypto operations, crypto floor (valgrind) --------------------------------
+instr_md=$work/instr.md
+: >"$instr_md"
+if [[ $INSTR == 1 ]]; then
+  echo "== instructions and crypto operations (scripts/bench-instr.sh)"
+  if BIN=$BIN GO=$GO INSTR_JSON=$work/instr.json INSTR_MD=$instr_md ./scripts/bench-instr.sh >/dev/null 2>"$work/instr.err"; then
+    cat "$instr_md"
+    if [[ -s $work/ours-o50.json && $(status ours o50) == ok ]]; then
+      ot=$(jq .calls_per_sec "$work/ours-o50.json")
+      fl=$(jq .crypto_floor_calls_per_sec "$work/instr.json")
+      x=$(jq -n "$fl / $ot * 100 | round / 100")
+      {
+        echo
+        echo "Overlay at 50 callers in this run: $(jq -n "$ot|round") calls/s = $(jq -n "1e6 / $ot | round") µs per call, ${x}× the crypto floor's time per call (target ≤ 1.5×: $(verdict "$x <= 1.5"))."
+      } >>"$instr_md"
+    fi
+  else
+    echo "   bench-instr failed: $(tail -1 "$work/instr.err")"
+    echo "(\`scripts/bench-instr.sh\` failed: $(tail -1 "$work/instr.err"))" >"$instr_md"
+  fi
+fi
+
+# ---- against the ceiling and the issue's targets ----------------------------------------------
+ceil_md=$work/ceiling.md
+: >"$ceil_md"
+cj() { jq -r "$1" "$work/ceiling.json"; }
+oj() { jq -r "$2" "$work/ours-$1.json"; }
+ours_ok() { ran ours "$1" && [[ $(status ours "$1") == ok ]]; }
+if [[ -s $work/ceiling.json ]]; then
+  {
+    echo "### Against the ceiling"
+    echo
+    echo "The ceiling is \`fame bench-ceiling\` in the same run: a bare coder/websocket relay in the topology"
+    echo "of a real call (caller → relay → echo agent → relay → caller), each hop doing one"
+    echo "\`json.Unmarshal\` of an envelope-shaped message into a map and nothing else, one write per"
+    echo "message; \"3 processes\" runs caller, relay and echo as separate processes like"
+    echo "client, sentinel and agent, \"1 process\" as goroutines of one. Targets from the latency issue."
+    echo
+    echo "The ceiling's figure for a target is the better of the two three-process forms: bare (the reader of one"
+    echo "connection writes straight into the other, one write(2) per message) and batched (a writer goroutine per"
+    echo "connection corks the socket around everything queued, internal/corkconn)."
+    echo
+    echo "| figure | ceiling, 3 processes, bare | ceiling, 3 processes, batched | ceiling, 1 process | ours (open profile) | ours ÷ best 3-process ceiling | target | |"
+    echo "|---|---|---|---|---|---|---|---|"
+    # best LOAD FIELD min|max: the better three-process ceiling figure
+    best() { jq -r --arg l "$1" --arg f "$2" "[.process[\$l][\$f], .[\"process-batched\"][\$l][\$f]? // empty] | map(select(. != null)) | $3" "$work/ceiling.json"; }
+    cval() { jq -r --arg f "$1" --arg l "$2" --arg k "$3" '.[$f][$l][$k] // "null"' "$work/ceiling.json"; }
+    cus() { local v; v=$(cval "$@"); [[ $v == null ]] && echo "—" || fmt_us "$v"; }
+    cnum() { local v; v=$(cval "$@"); [[ $v == null ]] && echo "—" || jq -n "$v | round"; }
+    if ours_ok seq; then
+      for q in p50 p99; do
+        lim=2; [[ $q == p99 ]] && lim=3
+        c3=$(best seq "${q}_us" min); o=$(oj seq ".${q}_us")
+        x=$(jq -n "$o / $c3 * 100 | round / 100")
+        echo "| sequential $q | $(cus process seq "${q}_us") | $(cus process-batched seq "${q}_us") | $(cus local seq "${q}_us") | $(fmt_us "$o") | ${x}× | ≤ ${lim}× | $(verdict "$x <= $lim") |"
+      done
+      c3=$(best seq calls_per_sec max)
+      echo "| sequential calls/s | $(cnum process seq calls_per_sec) | $(cnum process-batched seq calls_per_sec) | $(cnum local seq calls_per_sec) | $(oj seq '.calls_per_sec|round') | $(jq -n "$(oj seq .calls_per_sec) / $c3 * 100 | round")% | | |"
+    fi
+    if ours_ok c50; then
+      c3=$(best pipelined calls_per_sec max)
+      pct=$(jq -n "$(oj c50 .calls_per_sec) / $c3 * 100 | round")
+      echo "| 50 callers calls/s (ceiling: 50 pipelined callers on one connection) | $(cnum process pipelined calls_per_sec) | $(cnum process-batched pipelined calls_per_sec) | $(cnum local pipelined calls_per_sec) | $(oj c50 '.calls_per_sec|round') | ${pct}% | ≥ 60% | $(verdict "$pct >= 60") |"
+      c3=$(best pipelined p50_us min)
+      echo "| 50 callers p50 | $(cus process pipelined p50_us) | $(cus process-batched pipelined p50_us) | $(cus local pipelined p50_us) | $(fmt_us "$(oj c50 .p50_us)") | $(jq -n "$(oj c50 .p50_us) / $c3 * 100 | round / 100")× | | |"
+    fi
+    if ours_ok o50; then
+      ot=$(oj o50 .calls_per_sec)
+      echo "| overlay, 50 callers: calls/s | | | | $(jq -n "$ot|round") | | ≥ 5,000 | $(verdict "$ot >= 5000") |"
+      if [[ -s $work/instr.json ]]; then
+        fl=$(jq -r .crypto_floor_calls_per_sec "$work/instr.json")
+        x=$(jq -n "$fl / $ot * 100 | round / 100")
+        echo "| overlay, 50 callers: time per call vs the crypto floor ($(jq -n "1e6 / $fl | round") µs/call = $(jq -n "$fl|round") calls/s, below) | | | | $(jq -n "1e6 / $ot | round") µs/call | ${x}× the floor | ≤ 1.5× | $(verdict "$x <= 1.5") |"
+        # The same comparison in CPU time, which the machine's other load moves less: all three
+        # processes' CPU per call against the CPU the signatures and verifications need.
+        oc=$(oj o50 '[.cpu_us_per_call // {} | .[]] | add // 0')
+        if [[ $oc != 0 ]]; then
+          cc=$(jq -r .crypto_cpu_us_per_call "$work/instr.json")
+          x=$(jq -n "$oc / $cc * 100 | round / 100")
+          echo "| overlay, 50 callers: CPU per call, client + sentinel + agent, vs the crypto's own ($(jq -n "$cc|round") µs) | | | | $(jq -n "$oc|round") µs | ${x}× | (≤ 1.5×) | $(verdict "$x <= 1.5") |"
+        fi
+      fi
+    fi
+    echo
+    echo "CPU time per call (µs; utime + stime from /proc over the measured window ÷ successful calls; 10 ms clock ticks):"
+    echo
+    echo "| run | client | sentinel / relay | agent / echo | total |"
+    echo "|---|---|---|---|---|"
+    for form in process process-batched local; do
+      for load in seq pipelined; do
+        jq -r --arg f "$form" --arg l "$load" '.[$f][$l].cpu_us_per_call // empty |
+          "| ceiling, \({"process": "3 processes, bare", "process-batched": "3 processes, batched", "local": "1 process"}[$f]), \($l) | \(.client // "—" | if type == "number" then round else . end) | \(.relay // "—" | if type == "number" then round else . end) | \(.echo // "—" | if type == "number" then round else . end) | \([.[]] | add | round) |"' "$work/ceiling.json"
+      done
+    done
+  } >"$ceil_md"
+fi
+cpu_md=$work/cpu.md
+{
+  echo
+  echo "| run | client | sentinel | agent | total |"
+  echo "|---|---|---|---|---|"
+  for side in $SIDES; do
+    for s in "${scenarios[@]}"; do
+      IFS='|' read -r name label _ <<<"$s"
+      ran "$side" "$name" && [[ $(status "$side" "$name") == ok ]] || continue
+      jq -r --arg run "$side, $label" '.cpu_us_per_call // empty |
+        "| \($run) | \(.client // 0 | round) | \(.sentinel // 0 | round) | \(.agent // 0 | round) | \([.[]] | add | round) |"' "$work/$side-$name.json"
+    done
+  done
+} >"$cpu_md"
+if [[ ! -s $ceil_md ]]; then
+  { echo "### CPU time per call"; echo; echo "µs; utime + stime from /proc over the measured window ÷ successful calls:"; } >"$ceil_md"
+fi
+cat "$ceil_md" "$cpu_md"
+
 # ---- profile (optional) -----------------------------------------------------------------------
 prof_section=$work/profile.md
 : >"$prof_section"
@@ -277,7 +413,15 @@ if [[ $PROFILE == 1 ]]; then
   bench_pid=$!
   pids+=("$bench_pid")
   sleep "$(secs "$WARMUP")"
+  # The agent (a node serving calls) has no pprof endpoint; perf samples it from outside
+  # (cpu-clock: this VM has no hardware counters), kernel time included.
+  perf_pid=
+  if command -v perf >/dev/null; then
+    perf record -q -e cpu-clock -F 499 -p "$AGENT_PID" -o "$work/agent.perf" -- sleep "$psecs" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   curl -fsS -o "$work/sentinel.prof" "http://$SENTINEL_ADDR/debug/pprof/profile?seconds=$psecs" || true
+  [[ -n $perf_pid ]] && { wait "$perf_pid" || true; }
   wait "$bench_pid" || true
   stop_all
   pprof_top() { $GO tool pprof -top -nodecount=15 "$BIN/fame" "$1" 2>/dev/null | sed -n '/flat%/,$p'; }
@@ -298,6 +442,15 @@ if [[ $PROFILE == 1 ]]; then
     echo '```'
     [[ -s $work/client.prof ]] && pprof_top "$work/client.prof" || echo "(no profile)"
     echo '```'
+    if [[ -s $work/agent.perf ]]; then
+      echo
+      echo "Agent (\`math-agent\`, \`perf record -e cpu-clock\`, user and kernel symbols, top 15 by self time):"
+      echo
+      echo '```'
+      # awk, not head: head would end the pipe early and pipefail would end the script.
+      perf report -i "$work/agent.perf" --no-children --sort symbol --stdio -g none 2>/dev/null | awk '!/^#/ && /%/ && n++ < 15' || true
+      echo '```'
+    fi
   } >"$prof_section"
 fi
 
@@ -331,8 +484,12 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   cat "$table"
   echo
+  cat "$ceil_md" "$cpu_md"
+  echo
   cat "$runs"
   echo
   cat "$prof_section"
+  echo
+  cat "$instr_md"
 } >"$OUT"
 echo "== wrote $OUT"

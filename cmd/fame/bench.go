@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fame-go/fame/config"
@@ -33,6 +35,7 @@ func runBench(ctx context.Context, args []string) error {
 	timeout := fs.Duration("timeout", 5*time.Second, "per-call timeout")
 	asJSON := fs.Bool("json", false, "print the result as one JSON object")
 	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the client side) to FILE")
+	cpuPids := fs.String("cpu", "", "also report the CPU time per call of these processes: name=pid,... (the client is always reported)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +58,11 @@ func runBench(ctx context.Context, args []string) error {
 	ncfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ncfg.CallTimeout = *timeout
 
-	opts := loadgen.Options{Callers: *callers, Rate: *rate, Warmup: *warmup, Duration: *dur, CallTimeout: *timeout}
+	cpu, err := parseCPUPids(*cpuPids)
+	if err != nil {
+		return err
+	}
+	opts := loadgen.Options{Callers: *callers, Rate: *rate, Warmup: *warmup, Duration: *dur, CallTimeout: *timeout, CPU: cpu}
 	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	target, err := loadgen.DialTarget(dialCtx, loadgen.TargetConfig{Node: ncfg, To: *to, Method: *method, Conns: *conns, PayloadBytes: *payload})
 	cancel()
@@ -85,6 +92,24 @@ func runBench(ctx context.Context, args []string) error {
 		return errors.New("no call succeeded")
 	}
 	return nil
+}
+
+// parseCPUPids reads -cpu: "sentinel=123,agent=456" plus this process as "client".
+func parseCPUPids(s string) (map[string]int, error) {
+	m := map[string]int{"client": 0}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, pid, ok := strings.Cut(part, "=")
+		n, err := strconv.Atoi(pid)
+		if !ok || name == "" || err != nil || n <= 0 {
+			return nil, fmt.Errorf("-cpu: %q is not name=pid", part)
+		}
+		m[name] = n
+	}
+	return m, nil
 }
 
 func printBench(w io.Writer, res *loadgen.Result, asJSON bool, title string) error {
