@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fame-go/fame/internal/lru"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fame-go/fame/internal/lru"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // ReplayGuard refuses envelopes seen before. Two modes:
@@ -46,12 +46,12 @@ type ReplayGuard struct {
 	skew time.Duration
 	now  func() time.Time
 	mu   sync.Mutex
-	lru  *lru.LRU[string, time.Time] // Check's ids
+	lru  *simplelru.LRU[string, time.Time] // Check's ids
 
 	// CheckFrom's state, guarded by mu. senders holds each active sender's ids, least
 	// recently active first; total counts the ids of all senders; lostFloor is the newest
 	// floor of a sender dropped from senders (applies to senders not in it).
-	senders   *lru.LRU[string, *senderIDs]
+	senders   *simplelru.LRU[string, *senderIDs]
 	budget    int
 	size      int
 	total     int
@@ -60,7 +60,7 @@ type ReplayGuard struct {
 
 // senderIDs is one sender's remembered ids (id → min(ts, now) when recorded) and its floor.
 type senderIDs struct {
-	ids   *lru.LRU[string, time.Time]
+	ids   *simplelru.LRU[string, time.Time]
 	floor time.Time
 }
 
@@ -79,13 +79,13 @@ func NewReplayWindow(size int, ttl, skew time.Duration, now func() time.Time) (*
 		now = time.Now
 	}
 	g := &ReplayGuard{ttl: ttl, skew: skew, now: now, size: size, budget: max(size/8, min(size, 64))}
-	l, err := lru.NewLRU[string, time.Time](size, nil)
+	l, err := simplelru.NewLRU[string, time.Time](size, nil)
 	if err != nil {
 		return nil, fmt.Errorf("replay guard: %w", err)
 	}
 	g.lru = l
 	// Every sender in senders holds at least one id, so size senders is the most there can be.
-	if g.senders, err = lru.NewLRU[string, *senderIDs](size, g.senderDropped); err != nil {
+	if g.senders, err = simplelru.NewLRU[string, *senderIDs](size, g.senderDropped); err != nil {
 		return nil, fmt.Errorf("replay guard: %w", err)
 	}
 	return g, nil
@@ -156,7 +156,7 @@ func (g *ReplayGuard) CheckFrom(sender, id string, ts time.Time) error {
 	}
 	if !known {
 		s = &senderIDs{floor: g.lostFloor}
-		ids, err := lru.NewLRU[string, time.Time](g.budget, func(_ string, r time.Time) {
+		ids, err := simplelru.NewLRU[string, time.Time](g.budget, func(_ string, r time.Time) {
 			// The sender's own budget or the total pushed this id out.
 			g.total--
 			if r.After(s.floor) {
