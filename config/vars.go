@@ -3,7 +3,8 @@ package config
 import (
 	"fmt"
 	"strconv"
-	"strings"
+
+	"github.com/fame-go/fame/internal/envx"
 )
 
 // How a FAME_* variable relates to the sentinel's YAML file.
@@ -112,15 +113,7 @@ var Vars = []Var{
 // ParseBool is the one reading of a boolean FAME_* value: 1, true, yes, on, enabled or
 // 0, false, no, off, disabled, in any case and with surrounding spaces. ok is false for any
 // other value (including empty), which callers report instead of guessing.
-func ParseBool(v string) (b, ok bool) {
-	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "1", "true", "yes", "on", "enabled":
-		return true, true
-	case "0", "false", "no", "off", "disabled":
-		return false, true
-	}
-	return false, false
-}
+func ParseBool(v string) (b, ok bool) { return envx.ParseBool(v) }
 
 // vars reads FAME_* values through a Getenv and collects every malformed one, so that a
 // caller reports all problems at once.

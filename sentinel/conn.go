@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/bufpool"
 	"github.com/fame-go/fame/internal/corkconn"
 )
 
@@ -535,18 +536,9 @@ func attachErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errAttach}, args...)...)
 }
 
-// Outbound buffers are pooled: the writer returns each one after the socket write, so the
-// forward path does not allocate a fresh copy of every envelope.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+// Outbound buffers come from the module's one buffer pool (internal/bufpool): the writer
+// returns each one after the socket write, so the forward path does not allocate a fresh
+// copy of every envelope.
+func getBuf() *[]byte { return bufpool.Get() }
 
-const maxPooledBuf = 64 << 10
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(b *[]byte) {
-	if cap(*b) > maxPooledBuf {
-		return
-	}
-	*b = (*b)[:0]
-	bufPool.Put(b)
-}
+func putBuf(b *[]byte) { bufpool.Put(b) }

@@ -1,16 +1,16 @@
 package sentinel
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/bufpool"
 )
 
 // serve runs the connection: it waits for NodeAttach, then reads and routes envelopes until
@@ -52,10 +52,27 @@ func (c *conn) serve() {
 	}
 }
 
-// readBufs recycles read buffers: nothing on the dispatch path keeps a reference to the
-// message after dispatch returns (forwarding copies it into an outbound buffer, everything
-// remembered is converted to strings), so one buffer serves message after message.
-var readBufs = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 2048)) }}
+// readMessage reads a whole message into *b (from internal/bufpool). Nothing on the dispatch
+// path keeps a reference to the message after dispatch returns (forwarding copies it into an
+// outbound buffer, everything remembered is converted to strings), so the buffer goes back to
+// the pool at once and serves message after message.
+func readMessage(b *[]byte, r io.Reader) error {
+	buf := *b
+	defer func() { *b = buf }()
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
 
 // readOne reads and dispatches one message; false means the connection is done.
 func (c *conn) readOne(h *envelope.Header) bool {
@@ -65,18 +82,13 @@ func (c *conn) readOne(h *envelope.Header) bool {
 		c.readFailed(err)
 		return false
 	}
-	buf := readBufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 2*envelope.MaxMessageSize {
-			readBufs.Put(buf)
-		}
-	}()
-	if _, err := buf.ReadFrom(r); err != nil {
+	buf := bufpool.Get()
+	defer bufpool.Put(buf)
+	if err := readMessage(buf, r); err != nil {
 		c.readFailed(err)
 		return false
 	}
-	msg := buf.Bytes()
+	msg := *buf
 	c.rx.Add(1)
 	c.lastRx.Store(time.Now().UnixNano())
 	if err := envelope.ParseHeader(msg, h); err != nil {

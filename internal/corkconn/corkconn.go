@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/fame-go/fame/internal/bufpool"
 )
 
 // maxBuffered bounds what a cork holds before it writes anyway.
@@ -22,13 +24,10 @@ type Conn struct {
 	net.Conn
 	mu     sync.Mutex
 	corked bool
-	buf    *[]byte // what a cork holds, from bufPool while corked (nil otherwise)
-	err    error   // sticky write error of a deferred flush
+	buf    *[]byte // what a cork holds, lent by internal/bufpool while corked (nil otherwise), so
+	// that an idle connection (most of a large fabric's) holds none
+	err error // sticky write error of a deferred flush
 }
-
-// bufPool lends cork buffers: a connection holds one only between Cork and Uncork, so that an
-// idle connection (most of a large fabric's) holds none.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Wrap returns c wrapped; an already wrapped connection is returned as is.
 func Wrap(c net.Conn) *Conn {
@@ -49,7 +48,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
-		c.buf = bufPool.Get().(*[]byte)
+		c.buf = bufpool.Get()
 	}
 	*c.buf = append(*c.buf, p...)
 	if len(*c.buf) >= maxBuffered {
@@ -87,13 +86,9 @@ func (c *Conn) Uncork(d time.Duration) error {
 	return c.flushLocked()
 }
 
-// releaseBufLocked gives the cork buffer back to the pool (one grown past twice maxBuffered
-// is dropped instead).
+// releaseBufLocked gives the cork buffer back to the pool (which drops one grown too large).
 func (c *Conn) releaseBufLocked() {
-	if cap(*c.buf) <= maxBuffered*2 {
-		*c.buf = (*c.buf)[:0]
-		bufPool.Put(c.buf)
-	}
+	bufpool.Put(c.buf)
 	c.buf = nil
 }
 
