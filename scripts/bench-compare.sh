@@ -455,6 +455,13 @@ if [[ $PROFILE == 1 ]]; then
 fi
 
 [[ $OUT == - ]] && exit 0
+# Sections measured by other commands (make scale, make bench-wakeups) live between
+# "<!-- BEGIN KEPT -->" and "<!-- END KEPT -->" in the previous file and are carried over as they
+# are: this script does not re-measure them, and each says its own command and date.
+kept=$(mktemp)
+if [[ -f $OUT ]]; then
+  sed -n '/^<!-- BEGIN KEPT/,/^<!-- END KEPT -->/p' "$OUT" >"$kept"
+fi
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
   echo "# Benchmarks"
@@ -491,5 +498,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   cat "$prof_section"
   echo
   cat "$instr_md"
+  if [[ -s $kept ]]; then
+    echo
+    cat "$kept"
+  fi
 } >"$OUT"
+rm -f "$kept"
 echo "== wrote $OUT"
