@@ -188,13 +188,14 @@ func joinPath(path, key string) string {
 }
 
 // nearest returns the known key within maxTypoDistance of key, the closest one first
-// (ties: alphabetical), or "". A known key must be longer than the distance, so that a
-// short key like id is not the "near miss" of every other two-letter word.
+// (ties: alphabetical), or "". A known key must be at least four bytes long and longer than
+// the distance: a short key like id is not the "near miss" of every other short word (ip,
+// ids), which would make unrelated keys fatal.
 func nearest(key string, known []string) string {
 	best, bestD := "", maxTypoDistance+1
 	for _, k := range known {
 		d := levenshtein(strings.ToLower(key), k)
-		if d < bestD && d < len(k) {
+		if d < bestD && d < len(k) && len(k) >= 4 {
 			best, bestD = k, d
 		}
 	}

@@ -46,6 +46,8 @@ func TestCheckKeys(t *testing.T) {
 		{"clean", "node:\n  id: a\n  security: {type: SecurityProfile, profile: overlay}\n", nil},
 		{"misspelt security block", "node:\n  id: a\n  securityy:\n    profile: strict-overlay\n",
 			[]UnknownKey{{Path: "node.securityy", Line: 3, Near: "security", Strict: false}}},
+		{"short keys are no near miss of id", "node:\n  ip: 10.0.0.1\n  ids: [a]\n",
+			[]UnknownKey{{Path: "node.ip", Line: 2}, {Path: "node.ids", Line: 3}}},
 		{"capitalised", "node:\n  Security: {profile: overlay}\n",
 			[]UnknownKey{{Path: "node.Security", Line: 2, Near: "security"}}},
 		{"dropped letter", "node:\n  admision: {profile: direct}\n",

@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"strings"
+
+	"github.com/fame-go/fame/admission/token"
 )
 
 // admin guards an operator endpoint with the admin token (FAME_ADMIN_TOKEN, admin.token). With
@@ -21,15 +22,16 @@ func (s *Sentinel) admin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reason := ""
 		a := r.Header.Get("Authorization")
+		tok, isBearer := token.BearerFromHeader(a)
 		switch {
 		case a == "":
 			reason = "admin token required: send Authorization: Bearer <token>"
-		case len(a) < 7 || !strings.EqualFold(a[:7], "bearer "):
+		case !isBearer:
 			reason = "admin token required: Authorization is not a Bearer token"
 		default:
 			// Hashing both sides first makes the comparison constant-time in the token's
 			// length too, which subtle.ConstantTimeCompare alone is not.
-			got := sha256.Sum256([]byte(strings.TrimSpace(a[7:])))
+			got := sha256.Sum256([]byte(tok))
 			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 				reason = "admin token invalid"
 			}

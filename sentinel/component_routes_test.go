@@ -109,9 +109,9 @@ func TestRouteTableReattach(t *testing.T) {
 	rt.bind(fresh, mustAddr(t, "math@*.fame.fabric"))
 	rt.bind(fresh, mustAddr(t, "solo@fame.fabric"))
 
-	left := rt.detach(old) // the old connection's teardown arrives late
-	if len(left) != 0 {
-		t.Errorf("late detach of the replaced connection left pools %v", left)
+	left, held := rt.detach(old) // the old connection's teardown arrives late
+	if len(left) != 0 || held {
+		t.Errorf("late detach of the replaced connection left pools %v, held %v", left, held)
 	}
 	if rt.child([]byte("r1")) != peer(fresh) || rt.bySID(fresh.sid) != peer(fresh) {
 		t.Error("late detach removed the new connection")
@@ -120,9 +120,9 @@ func TestRouteTableReattach(t *testing.T) {
 		t.Error("late detach removed the new connection's exact route")
 	}
 
-	left = rt.detach(fresh)
-	if !slices.Equal(left, []string{"math@*.fame.fabric"}) {
-		t.Errorf("detach left %v, want [math@*.fame.fabric]", left)
+	left, held = rt.detach(fresh)
+	if !slices.Equal(left, []string{"math@*.fame.fabric"}) || !held {
+		t.Errorf("detach left %v (held %v), want [math@*.fame.fabric] (held)", left, held)
 	}
 	if _, m := rt.lookupPool([]byte("math"), []byte("fame.fabric")); !slices.Equal(ids(m), []string{"r2"}) {
 		t.Errorf("pool after detach = %v, want [r2]", ids(m))

@@ -145,3 +145,42 @@ func TestConnClosedNacksInflight(t *testing.T) {
 		t.Errorf("%d requests still tracked on the closed replica", rep.pendingLen())
 	}
 }
+
+// TestConnClosedOnlyHolderPurges: the bindings of a replica are purged by system id, so only
+// the connection holding the id may purge them. A connection whose attach was refused (a
+// claim of a live replica's id) and one already replaced by a newer attach of the id close
+// without touching the live holder's sessions; the holder's own close purges them.
+func TestConnClosedOnlyHolderPurges(t *testing.T) {
+	s := fakeWiredSentinel(t, nil)
+	mk := func(id string) *conn {
+		c := newConn(s, nil, "test", id, "downstream")
+		c.systemID, c.path = id, s.path+"/"+id
+		c.sid = envelope.SecureDigest(c.path)
+		return c
+	}
+	holder := mk("rep")
+	s.routes.attach(holder)
+	sid := envelope.SecureDigest("/client-path")
+	s.sticky.table.Bind(sid, "rep", 0)
+	bound := func() bool { _, ok := s.sticky.table.Lookup(sid); return ok }
+
+	refused := mk("rep") // its attach was refused: it never entered the route table
+	s.connClosed(refused, "test: attach refused")
+	if !bound() {
+		t.Fatal("a refused attach's close purged the live holder's session")
+	}
+
+	fresh := mk("rep")
+	if old := s.routes.attach(fresh); old != peer(holder) {
+		t.Fatalf("attach replaced %v, want the holder", old)
+	}
+	s.connClosed(holder, "test: replaced") // the replaced connection's close arrives late
+	if !bound() {
+		t.Fatal("a replaced connection's late close purged the new holder's session")
+	}
+
+	s.connClosed(fresh, "test: replica gone")
+	if bound() {
+		t.Fatal("the holder's close left its session bound")
+	}
+}

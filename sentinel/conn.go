@@ -21,10 +21,9 @@ import (
 // forgetting a flow's counter only restarts it at SYN; the bound keeps a long-lived agent
 // connection from growing without limit as clients come and go.
 const (
-	maxFlowsPerConn   = 8192
-	maxPendingPerConn = 65536
-	creditWindow      = 32
-	creditLowWater    = 8
+	maxFlowsPerConn = 8192
+	creditWindow    = 32
+	creditLowWater  = 8
 )
 
 // conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
@@ -372,18 +371,17 @@ func (c *conn) startPinger() {
 // a goroutine and a ticker per peer would cost an idle replica kilobytes. A probe waits for
 // its pong on a goroutine of its own, which exists only while the probe is out.
 type pingSweeper struct {
-	once  sync.Once
-	mu    sync.Mutex
+	mu    sync.Mutex // guards conns; the sweeper starts with the first peer that serves
 	conns map[*conn]struct{}
 }
 
 func (p *pingSweeper) add(c *conn) {
-	p.once.Do(func() {
+	p.mu.Lock()
+	if p.conns == nil {
 		p.conns = map[*conn]struct{}{}
 		c.s.wg.Add(1)
 		go p.run(c.s)
-	})
-	p.mu.Lock()
+	}
 	p.conns[c] = struct{}{}
 	p.mu.Unlock()
 	if c.closed() { // close may have missed it

@@ -37,7 +37,7 @@
 //   - limiter (limits.go) holds the sentinel-wide bounds (connections, attach rate, queued
 //     bytes) and counts every limit refusal; per-connection holdings live on the connection.
 //   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
-//     queue, writer, credits, pinger. It implements peer, and reports its close once to its
+//     queue, on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
 //
 // Goroutines: an idle connection has one, its reader (conn.serve, started by handleAttach so

@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/fame-go/fame/internal/syncbuf"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fame-go/fame/internal/syncbuf"
 
 	"github.com/coder/websocket"
 

@@ -49,7 +49,7 @@ func defaultGlobalQueueBytes() int64 {
 	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim != math.MaxInt64 {
 		return lim / 4
 	}
-	return 1 << 30
+	return config.DefaultGlobalQueueBytesNoLimit
 }
 
 func (o *Options) validateLimits() []string {

@@ -52,18 +52,21 @@ func (t *routeTable) attach(c peer) (old peer) {
 }
 
 // detach removes c from every table, but only the entries that still point at c: a node that
-// re-attached on a new connection keeps its new routes. It returns the pools c left.
-func (t *routeTable) detach(c peer) []string {
+// re-attached on a new connection keeps its new routes. It returns the pools c left, and held:
+// whether c was the system id's current holder (false for a connection whose attach was
+// refused, and for one already replaced by a newer attach of the same id).
+func (t *routeTable) detach(c peer) (left []string, held bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	id := c.ident()
 	if t.children[id.systemID] == c {
 		delete(t.children, id.systemID)
+		held = true
 	}
 	if t.sids[id.sid] == c {
 		delete(t.sids, id.sid)
 	}
-	return t.removeLocked(c)
+	return t.removeLocked(c), held
 }
 
 func (t *routeTable) removeLocked(c peer) (left []string) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
@@ -66,8 +67,10 @@ type Sentinel struct {
 	refusalLog refusalLogger
 	pings      pingSweeper // liveness probes of serving peers (conn.go)
 
-	// ctx ends the reads and probes of every connection at shutdown; wg counts the
-	// connection goroutines and the idle sweeper, which Shutdown waits for.
+	// ctx ends the reads and probes of every connection at shutdown; wg counts every
+	// goroutine the sentinel starts (each connection's reader, its on-demand writer and
+	// close handshake, the ping sweeper and its probes, the idle sweeper), which Shutdown
+	// waits for.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -303,10 +306,8 @@ func bearerToken(r *http.Request) string {
 	if _, tok := bearerFromSubprotocol(r); tok != "" {
 		return tok
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		return strings.TrimSpace(a[7:])
-	}
-	return ""
+	tok, _ := token.BearerFromHeader(r.Header.Get("Authorization"))
+	return tok
 }
 
 func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
@@ -398,16 +399,23 @@ func (s *Sentinel) connClosed(c *conn, reason string) {
 	if c.systemID == "" {
 		return // never attached
 	}
-	left := s.routes.detach(c)
-	if !s.draining.Load() {
-		// On shutdown the bindings must outlive the connections: a restarted sentinel
-		// restores them from the store when the replicas re-attach.
+	left, held := s.routes.detach(c)
+	if held && !s.draining.Load() {
+		// The bindings are purged by system id, so only the id's holder may purge them: a
+		// connection whose attach was refused (say SYSTEM_ID_IN_USE, a hostile claim of a
+		// live replica's id) or one already replaced by a newer attach must not wipe the live
+		// holder's sessions. On shutdown the bindings must outlive the connections: a
+		// restarted sentinel restores them from the store when the replicas re-attach.
 		s.sticky.replicaGone(c)
 	}
 	s.sec.forget(c)
 	pend := c.takePending()
 	for _, p := range pend {
 		s.nackPending(p, envelope.CodeRouteConnectorClosed, "Route to "+p.to+" closed: "+c.systemID+" detached")
+	}
+	if !held && len(pend) == 0 && len(left) == 0 {
+		c.log.Debug("connection closed without holding its system id", "reason", reason)
+		return
 	}
 	s.log.Info("node detached", "system_id", c.systemID, "path", c.path, "reason", reason,
 		"pools_left", left, "inflight_nacked", len(pend))
@@ -459,7 +467,7 @@ func (s *Sentinel) showEnvelope(label string, b []byte) {
 }
 
 func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
-	type peer struct {
+	type peerStats struct {
 		SystemID string    `json:"systemId"`
 		Path     string    `json:"path"`
 		Remote   string    `json:"remote"`
@@ -471,7 +479,7 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		Pending  int       `json:"pending"`
 		Sessions int64     `json:"stickySessions"`
 	}
-	var peers []peer
+	var peers []peerStats
 	// Only attached peers: their identity fields are written before they enter the route
 	// table, whose lock orders those writes before this read.
 	for _, p := range s.routes.attached() {
@@ -479,7 +487,7 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		if c == nil {
 			continue
 		}
-		peers = append(peers, peer{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
+		peers = append(peers, peerStats{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

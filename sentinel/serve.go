@@ -2,8 +2,8 @@ package sentinel
 
 import (
 	"context"
-	"errors"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -61,7 +61,7 @@ func readMessage(b *[]byte, r io.Reader) error {
 	defer func() { *b = buf }()
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			buf = slices.Grow(buf, cap(buf)) // doubling: a large message costs few copies
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -115,8 +115,6 @@ func (c *conn) readFailed(err error) {
 		c.close(websocket.StatusMessageTooBig, "message too big")
 	case st != -1:
 		c.close(websocket.StatusNormalClosure, "peer closed with "+st.String())
-	case errors.Is(err, context.Canceled):
-		c.close(websocket.StatusNormalClosure, "sentinel shutting down")
 	default:
 		msg := err.Error()
 		if strings.Contains(msg, "read limited at") {

@@ -12,8 +12,10 @@ import "sync"
 // InitialCap is the capacity of a new buffer: a typical envelope fits without growing.
 const InitialCap = 2048
 
-// MaxPooled is the largest capacity Put keeps.
-const MaxPooled = 64 << 10
+// MaxPooled is the largest capacity Put keeps: twice the largest envelope (256 KiB), so a read
+// buffer or a corked batch of large envelopes is reused too. sync.Pool lets the garbage
+// collector free what stays unused, so a burst of large messages is not held for ever.
+const MaxPooled = 512 << 10
 
 // Pointers to slices, so that Get and Put move no slice header through an interface
 // (which would allocate).
