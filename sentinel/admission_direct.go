@@ -3,7 +3,6 @@ package sentinel
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/fame-go/fame/admission/token"
@@ -44,26 +43,14 @@ const defaultTrustedClientScope = "node.trusted"
 // loadGrants parses the inline grants and those of file (one per line); both may be given.
 // Errors name the variables they came from.
 func loadGrants(inline, file string) ([]welcome.ClientGrant, error) {
-	src := inline
-	if f := strings.TrimSpace(file); f != "" {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("%s_FILE: %w", envAdmissionGrants, err)
-		}
-		src += "\n" + string(b)
-	}
-	gs, err := welcome.ParseGrants(src)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", envAdmissionGrants, err)
-	}
-	return gs, nil
+	return welcome.ReadGrants(envAdmissionGrants, inline, file)
 }
 
 func newDirectAuth(sentinelPath string, ao AdmissionOptions) (*directAuth, error) {
 	st := token.OAuth2Settings{Issuer: ao.Issuer, JWKSURL: ao.JWKSURL, Audience: ao.Audience,
 		RequiredScopes: []string{token.ScopeNodeConnect}}
-	if st.JWKSURL == "" && st.Issuer != "" {
-		st.JWKSURL = strings.TrimSuffix(st.Issuer, "/") + "/.well-known/jwks.json"
+	if st.JWKSURL == "" {
+		st.JWKSURL = token.DefaultJWKSURL(st.Issuer)
 	}
 	if st.Issuer == "" {
 		return nil, fmt.Errorf("%w: direct admission needs FAME_JWT_TRUSTED_ISSUER (the OAuth2 server's issuer)", ErrAdmissionConfig)

@@ -3,7 +3,6 @@ package sentinel
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/fame-go/fame/admission/ticket"
 	"github.com/fame-go/fame/admission/token"
@@ -27,7 +26,7 @@ func newWelcomeAuth(sentinelPath string, ao AdmissionOptions) (*welcomeAuth, err
 	}
 	jwks := ao.JWKSURL
 	if jwks == "" {
-		jwks = strings.TrimSuffix(issuer, "/") + "/.well-known/jwks.json"
+		jwks = token.DefaultJWKSURL(issuer)
 	}
 	v, err := ticket.NewTicketVerifier(ticket.VerifierConfig{
 		Keys:    token.NewJWKSClient(jwks, token.JWKSOptions{}),

@@ -49,7 +49,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Port:                 envx.First(getenv, "8091", "FAME_APP_PORT"),
 	}
 	if c.GrantJWKSURL == "" {
-		c.GrantJWKSURL = strings.TrimSuffix(c.GrantIssuer, "/") + "/.well-known/jwks.json"
+		c.GrantJWKSURL = token.DefaultJWKSURL(c.GrantIssuer)
 	}
 	var err error
 	c.NodeTTL, err = envx.Duration(getenv, "FAME_CA_CERT_TTL", 24*time.Hour)

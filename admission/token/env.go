@@ -27,10 +27,19 @@ func OAuth2SettingsFromEnv(getenv func(string) string) OAuth2Settings {
 		Audience:       getenv("FAME_JWT_AUDIENCE"),
 		RequiredScopes: []string{ScopeNodeConnect},
 	}
-	if s.JWKSURL == "" && s.Issuer != "" {
-		s.JWKSURL = strings.TrimSuffix(s.Issuer, "/") + "/.well-known/jwks.json"
+	if s.JWKSURL == "" {
+		s.JWKSURL = DefaultJWKSURL(s.Issuer)
 	}
 	return s
+}
+
+// DefaultJWKSURL is where an issuer publishes its keys when no JWKS URL is configured (the
+// reference's default): <issuer>/.well-known/jwks.json; "" for no issuer.
+func DefaultJWKSURL(issuer string) string {
+	if issuer == "" {
+		return ""
+	}
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/jwks.json"
 }
 
 // NewJWKSVerifier builds a Verifier fetching keys from s.JWKSURL.

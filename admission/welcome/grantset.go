@@ -49,8 +49,14 @@ func (s *GrantSet) AllowsID(subject, id string) bool {
 // from the file named by name+"_FILE" (one grant per line); both may be
 // given. Errors name the variable.
 func LoadGrants(getenv func(string) string, name string) ([]ClientGrant, error) {
-	src := getenv(name)
-	if f := strings.TrimSpace(getenv(name + "_FILE")); f != "" {
+	return ReadGrants(name, getenv(name), getenv(name+"_FILE"))
+}
+
+// ReadGrants parses inline grants (ParseGrants syntax) and those of the file named file (one
+// per line); both may be given. Errors name the setting they came from: name, or name_FILE.
+func ReadGrants(name, inline, file string) ([]ClientGrant, error) {
+	src := inline
+	if f := strings.TrimSpace(file); f != "" {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return nil, fmt.Errorf("%s_FILE: %w", name, err)
