@@ -168,6 +168,13 @@ const (
 	codeChannelHandshakeError = "channel_handshake_failed"
 )
 
+// Reasons a reply is dropped on arrival, in the ErrReplyRefused a waiting call fails with.
+const (
+	codeChannelUnknown = "channel_unknown"
+	codeDecryptFailed  = "decrypt_failed"
+	codeKeyWaitFull    = "key_wait_full"
+)
+
 // Nack codes of this node's own refusals (no reference equivalent).
 const (
 	CodeReplay              = "REPLAY"               // envelope id seen before
