@@ -26,6 +26,7 @@ type fabric struct {
 	s    *sentinel.Sentinel
 	logs *syncbuf.Buffer
 	stop func()
+	opts func(*sentinel.Options) // adjusts the options loaded from env (nil: none); see newFabricWith
 }
 
 func newFabric(t *testing.T, env map[string]string) *fabric {
@@ -42,6 +43,9 @@ func (f *fabric) start(addr string) {
 	opts, err := sentinel.LoadOptions("", config.Getenv(get))
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	if f.opts != nil {
+		f.opts(&opts)
 	}
 	log := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s, err := sentinel.New(opts, sentinel.WithLogger(log))

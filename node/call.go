@@ -64,8 +64,10 @@ func (n *Node) Stream(ctx context.Context, address, method string, params any) (
 }
 
 // Next returns the next item's JSON result, io.EOF after the final "result":null, or the
-// error that ended the stream. Without a deadline on ctx each Next waits at most
-// Config.CallTimeout.
+// error that ended the stream. Items are never skipped: an item refused on its way ends the
+// stream with an error (ErrReplyRefused when this node refused it, a *RemoteError when the
+// sentinel nacked it to the serving node, a *NackError when the serving node's connection
+// died). Without a deadline on ctx each Next waits at most Config.CallTimeout.
 func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	if st.done {
 		return nil, io.EOF

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node/admit"
@@ -50,6 +51,18 @@ func (n *Node) startCertificates(ctx context.Context) error {
 	return nil
 }
 
+// announceMargin is how long before the held certificate expires a KeyAnnounce is still
+// sent; past it the link attaches again (see syncKeys).
+const announceMargin = time.Second
+
+// unixNanos is t in unix nanos, 0 for the zero time.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
 // onCertificate installs a renewed certificate and re-announces the keys.
 func (n *Node) onCertificate(c *admit.Certificate) {
 	if n.sec.setCertificate(c.Chain) == 0 {
@@ -67,15 +80,29 @@ func (n *Node) onCertificate(c *admit.Certificate) {
 // syncKeys sends KeyAnnounce with the current keys when the sentinel holds an older
 // certificate for this link (renewed during the attach, or since). The connection stays
 // up: the sentinel replaces the stored key's x5c in place.
+//
+// A renewal that comes too late (the certificate the sentinel holds has expired, or will
+// before the announce reaches it: a CA outage, a starved machine) cannot be announced: the
+// sentinel verifies the KeyAnnounce with the expired certificate and refuses it, and then
+// every envelope of the link, for good. The link is ended instead, and the node attaches
+// again with the new certificate in NodeAttach; the sentinel nacks what was in flight.
 func (n *Node) syncKeys(l *link) {
 	if n.sec == nil || !l.alive() {
 		return
 	}
-	keys, gen := n.sec.publicKeys()
+	keys, gen, notAfter := n.sec.publicKeys()
 	old := l.certGen.Load()
 	if gen == old || !l.certGen.CompareAndSwap(old, gen) {
 		return
 	}
+	if held := l.certNotAfter.Load(); held != 0 && time.Now().Add(announceMargin).UnixNano() >= held {
+		n.refused.inc(RefusedCertRenewedLate)
+		n.log.Warn("certificate renewed after the one the sentinel holds expired, attaching again",
+			"expired", time.Unix(0, held).UTC(), "generation", gen)
+		l.fail(fmt.Errorf("%w: certificate renewed after the previous one expired", errLinkLost))
+		return
+	}
+	l.certNotAfter.Store(unixNanos(notAfter))
 	env, err := envelope.New(&envelope.KeyAnnounce{PhysicalPath: l.assignedPath, Keys: keys, Created: envelope.Now()})
 	if err != nil {
 		n.log.Error("KeyAnnounce not built", "err", err)

@@ -96,8 +96,10 @@ func (n *Node) hello(l *link, logicals []string) (*envelope.Envelope, error) {
 	f := &envelope.NodeAttach{OriginType: "downstream", SystemID: cfg.SystemID, InstanceID: cfg.InstanceID, AcceptedLogicals: logicals}
 	if ns := n.sec; ns != nil {
 		var gen uint64
-		f.Keys, gen = ns.publicKeys()
+		var notAfter time.Time
+		f.Keys, gen, notAfter = ns.publicKeys()
 		l.certGen.Store(gen)
+		l.certNotAfter.Store(unixNanos(notAfter))
 		if isReplica(cfg.RequestedLogicals) {
 			f.Stickiness = stickinessOffer
 		}

@@ -135,6 +135,7 @@ func (n *Node) onDeliveryAck(env *envelope.Envelope) {
 		w = n.pend.byCorrID(env.CorrID)
 	}
 	if w == nil {
+		n.replyNack(env, a.Ack)
 		return
 	}
 	w.push(ackEvent(a.Ack))

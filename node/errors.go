@@ -22,6 +22,10 @@ var (
 	// ErrTooManyPending: the node already waits on Config.MaxPending calls, streams and
 	// acknowledged replies; the new one is refused at once rather than left untracked.
 	ErrTooManyPending = errors.New("node: too many pending requests")
+	// ErrReplyRefused: a reply (or stream item) to this call was refused on its way (by our
+	// own security checks or by the sentinel on the serving node's side) and will never come;
+	// the call fails with it rather than returning a stream with an item missing.
+	ErrReplyRefused = errors.New("node: reply refused")
 	// ErrInvalidParams: an operation returns an error wrapping this one to answer -32602.
 	ErrInvalidParams = errors.New("invalid params")
 )

@@ -87,13 +87,21 @@ func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Chan
 		}
 		return
 	}
+	st := n.served.add(env.CorrID)
+	defer n.served.remove(env.CorrID, st)
 	err = callStream(ctx, op.Stream, req.Params, func(v any) error {
+		if err := st.err(); err != nil {
+			return err // the caller would see a gap
+		}
 		p, err := encodeResult(id, v)
 		if err != nil {
 			return fmt.Errorf("stream item not encodable: %w", err)
 		}
 		return respond(p)
 	})
+	if err == nil {
+		err = st.err()
+	}
 	if err != nil {
 		fail(toRemoteError(err))
 		return

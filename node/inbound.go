@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ func (n *Node) receive(l *link, env *envelope.Envelope) {
 	sec, err := security.ParseSec(env.Sec)
 	if err != nil {
 		n.log.Warn("dropping envelope with a malformed sec header", "id", env.ID, "err", err)
+		n.replyRefused(env, "malformed_sec", err.Error())
 		return
 	}
 	if sec == nil || sec.Sig == nil {
@@ -64,11 +66,13 @@ func (n *Node) receive(l *link, env *envelope.Envelope) {
 		n.awaitKey(l, sec.Sig.Kid, env)
 		return
 	}
-	n.deliverSecured(l, env, sec)
+	n.deliverSecured(l, env, sec, true)
 }
 
 // deliverSecured decrypts, verifies and dispatches an envelope whose signing key is known.
-func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec) {
+// refetch: a signer certificate found expired at verification fetches the key again (as
+// receive does) instead of refusing; false for envelopes released by a fetched key.
+func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec, refetch bool) {
 	var ch *security.Channel
 	if sec != nil && sec.Enc != nil && env.FrameType() == envelope.TypeData {
 		var err error
@@ -80,6 +84,7 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 				// re-opens and re-sends instead of the reference's silent garbage delivery.
 				n.log.Info("envelope on an unknown channel, closing it", "cid", sec.Enc.Kid, "from", env.ReplyTo)
 				n.closeChannel(l, sec.Enc.Kid, env.ReplyTo, "unknown channel")
+				n.replyRefused(env, codeChannelUnknown, "sent on secure channel "+sec.Enc.Kid+" this node does not hold")
 				return
 			}
 		default:
@@ -91,6 +96,7 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 		}
 		if err != nil {
 			n.log.Warn("dropping undecryptable envelope", "id", env.ID, "err", err)
+			n.replyRefused(env, codeDecryptFailed, err.Error())
 			return
 		}
 	}
@@ -98,6 +104,13 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 	if sec != nil && sec.Sig != nil {
 		var err error
 		if signer, err = n.sec.keys.Verify(env, false); err != nil {
+			if refetch && errors.Is(err, security.ErrCertExpired) {
+				// The certificate expired between receive's check and this one: the
+				// owner has renewed it, fetch the current one rather than refuse.
+				n.sec.keys.Remove(sec.Sig.Kid)
+				n.awaitKey(l, sec.Sig.Kid, env)
+				return
+			}
 			n.refuse(l, env, codeSignatureFailed, err.Error())
 			return
 		}
@@ -126,6 +139,7 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 			n.refused.inc(RefusedStale)
 			n.log.Warn("dropping stale envelope", "id", env.ID, "type", env.FrameType(), "sid", env.SID, "from", env.ReplyTo,
 				"code", CodeStale, "err", err)
+			n.replyRefused(env, CodeStale, err.Error())
 		}
 		return
 	}
@@ -189,6 +203,23 @@ func (n *Node) refuse(l *link, env *envelope.Envelope, code, reason string) {
 	if env.FrameType() == envelope.TypeData && env.ReplyTo != "" && env.CorrID != "" {
 		n.sendNack(l, env, code, reason)
 	}
+	n.replyRefused(env, code, reason)
+}
+
+// replyRefused fails the pending call env answers, when env is a reply this node drops: a
+// refused stream item would otherwise leave a silent gap (the items after it still arrive
+// and the stream ends normally), and a refused reply a call waiting for its timeout. The
+// nack refuse sends goes to the replying node, not to our caller.
+func (n *Node) replyRefused(env *envelope.Envelope, code, reason string) {
+	if env.FrameType() != envelope.TypeData || env.CorrID == "" {
+		return
+	}
+	if participant, _, _ := envelope.SplitInbox(env.To); !strings.HasPrefix(participant, "__rpc__") {
+		return
+	}
+	if w := n.pend.byCorrID(env.CorrID); w != nil {
+		w.push(event{kind: evFail, err: fmt.Errorf("%w: %s (%s): %s", ErrReplyRefused, env.ID, code, reason)})
+	}
 }
 
 // awaitKey queues env until kid is announced, sending the first KeyRequest.
@@ -200,15 +231,21 @@ func (n *Node) awaitKey(l *link, kid string, env *envelope.Envelope) {
 		if len(l.waits.kids) >= maxKeyWaitKids {
 			l.waits.mu.Unlock()
 			n.log.Warn("too many unknown signing keys, dropping", "kid", kid, "id", env.ID)
+			n.replyRefused(env, codeKeyWaitFull, "too many unknown signing keys")
 			return
 		}
 		w = &keyWait{attempts: 1, due: time.Now().Add(n.cfg.KeyRequestTimeout)}
 		l.waits.kids[kid] = w
 	}
-	if len(w.envs) < maxKeyWaitEnvs {
+	full := len(w.envs) >= maxKeyWaitEnvs
+	if !full {
 		w.envs = append(w.envs, env)
 	}
 	l.waits.mu.Unlock()
+	if full {
+		n.log.Warn("too many envelopes wait for a signing key, dropping", "kid", kid, "id", env.ID)
+		n.replyRefused(env, codeKeyWaitFull, "too many envelopes wait for signing key "+kid)
+	}
 	if first {
 		n.requestKey(l, kid)
 	}
@@ -258,7 +295,7 @@ func (n *Node) onKeyAnnounce(l *link, env *envelope.Envelope, signer *security.S
 	for _, e := range ready {
 		sec, err := security.ParseSec(e.Sec)
 		if err == nil {
-			n.deliverSecured(l, e, sec)
+			n.deliverSecured(l, e, sec, false)
 		}
 	}
 }

@@ -67,8 +67,10 @@ type link struct {
 	waits keyWaits // envelopes waiting for an unknown signing key
 	aft   bool     // pool replica whose sentinel enabled AFT stickiness
 	// certGen is the certificate generation the sentinel holds for this link's keys
-	// (sent in NodeAttach or the last KeyAnnounce).
-	certGen atomic.Uint64
+	// (sent in NodeAttach or the last KeyAnnounce), certNotAfter (unix nanos, 0 = none) when
+	// that certificate expires: past it the sentinel refuses everything the link signs.
+	certGen      atomic.Uint64
+	certNotAfter atomic.Int64
 }
 
 // linkDeps is what a link needs from its owner, fixed at construction.

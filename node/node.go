@@ -35,6 +35,8 @@ type Node struct {
 
 	sec  *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
 	pend *pendingTable
+	// served are the streams being answered, for the nacks of their items (served.go).
+	served servedStreams
 	// refused counts refusals by reason (see refusals.go).
 	refused *refusals
 	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids

@@ -21,6 +21,7 @@ const (
 	RefusedStale                  = "stale"                     // envelope ts outside the replay window
 	RefusedOverloaded             = "overloaded"                // handlers and their queue were full
 	RefusedPendingFull            = "pending_full"              // the client's pending-request cap was reached
+	RefusedCertRenewedLate        = "cert_renewed_late"         // our certificate expired at the sentinel before its renewal: link re-attached
 )
 
 // refusals counts refusals by reason. The node has no Prometheus registry of its own (it is

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 
@@ -36,9 +37,10 @@ type nodeSecurity struct {
 
 	// cert is the signing key's certificate chain (strict-overlay), x5c-encoded, and certGen
 	// counts its renewals so a link can tell whether the sentinel has the current one.
-	certMu  sync.Mutex
-	x5c     []string
-	certGen uint64
+	certMu   sync.Mutex
+	x5c      []string
+	certGen  uint64
+	notAfter time.Time // of the leaf certificate; zero without one
 }
 
 // newNodeSecurity makes the node's per-process keys (ephemeral, as the reference's are).
@@ -78,18 +80,18 @@ func newNodeSecurity(cfg *Config) (*nodeSecurity, error) {
 }
 
 // publicKeys are the public JWKs sent in NodeAttach.keys and KeyAnnounce (the signing one
-// with the current x5c, when there is a certificate) and the certificate generation they
-// carry.
-func (ns *nodeSecurity) publicKeys() ([]json.RawMessage, uint64) {
+// with the current x5c, when there is a certificate), the certificate generation they
+// carry and when that certificate expires (zero without one).
+func (ns *nodeSecurity) publicKeys() ([]json.RawMessage, uint64, time.Time) {
 	ns.certMu.Lock()
 	sj := security.SigningJWK(ns.signer.Key.Public().(ed25519.PublicKey), ns.signer.Kid)
 	sj.X5C = ns.x5c
-	gen := ns.certGen
+	gen, notAfter := ns.certGen, ns.notAfter
 	ns.certMu.Unlock()
 	// Marshalling these fixed shapes cannot fail.
 	sig, _ := json.Marshal(sj)
 	enc, _ := json.Marshal(security.EncryptionJWK(ns.encKey.Public, ns.encKid))
-	return []json.RawMessage{sig, enc}, gen
+	return []json.RawMessage{sig, enc}, gen, notAfter
 }
 
 // setCertificate installs a (renewed) certificate chain for the signing key; it returns the
@@ -105,6 +107,10 @@ func (ns *nodeSecurity) setCertificate(chain []*x509.Certificate) uint64 {
 		return 0
 	}
 	ns.x5c = x5c
+	ns.notAfter = time.Time{}
+	if len(chain) > 0 {
+		ns.notAfter = chain[0].NotAfter
+	}
 	ns.certGen++
 	return ns.certGen
 }
@@ -166,6 +172,13 @@ const (
 	codeSignatureFailed       = "signature_verification_failed"
 	codeCryptoLevelViolation  = "crypto_level_violation"
 	codeChannelHandshakeError = "channel_handshake_failed"
+)
+
+// Reasons a reply is dropped on arrival, in the ErrReplyRefused a waiting call fails with.
+const (
+	codeChannelUnknown = "channel_unknown"
+	codeDecryptFailed  = "decrypt_failed"
+	codeKeyWaitFull    = "key_wait_full"
 )
 
 // Nack codes of this node's own refusals (no reference equivalent).
