@@ -92,7 +92,7 @@ type drainer struct {
 	// lastLog throttles the refusal log lines to one a second (unix nanos), held back counted.
 	lastLog  atomic.Int64
 	held     atomic.Int64
-	total    atomic.Int64 // refusals of calls and attaches, for the final log line
+	total    atomic.Int64           // refusals of calls and attaches, for the final log line
 	refusals *prometheus.CounterVec // fame_drain_refusals_total{reason}
 	active   prometheus.Gauge       // fame_draining
 	inflight prometheus.GaugeFunc   // fame_drain_in_flight
