@@ -31,24 +31,22 @@ type sentinelProc struct {
 	err    error // cmd.Wait's, once exited is closed
 }
 
-var buildFame = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "fame-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
+// buildFame builds cmd/fame into dir (the Go build cache makes every build after the first a
+// link step).
+func buildFame(dir string) (string, error) {
 	bin := filepath.Join(dir, "fame")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/fame-go/fame/cmd/fame")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/fame: %v\n%s", err, out)
 	}
 	return bin, nil
-})
+}
 
-// startSentinelProc builds cmd/fame once per test binary and starts `fame sentinel` on a free
+// startSentinelProc builds cmd/fame into the test's temporary directory and starts `fame sentinel` on a free
 // loopback port with env (on top of this process's environment).
 func startSentinelProc(t *testing.T, env map[string]string) *sentinelProc {
 	t.Helper()
-	bin, err := buildFame()
+	bin, err := buildFame(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
