@@ -50,6 +50,10 @@ const (
 	DefaultPingInterval = time.Second
 	// DefaultIdleTimeout: peers heartbeat every 15 s; three missed heartbeats is dead.
 	DefaultIdleTimeout = 45 * time.Second
+	// DefaultDrainTimeout bounds a graceful drain (SIGTERM, POST /admin/drain): calls in flight
+	// get this long for their replies; 30 s is within the usual orchestrator grace period
+	// (Kubernetes' default terminationGracePeriodSeconds is 30).
+	DefaultDrainTimeout = 30 * time.Second
 
 	// Per-connection bounds under hostile load: far above what an honest node uses (a
 	// replica binds a handful of addresses and announces two keys), low enough that one

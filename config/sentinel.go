@@ -1,5 +1,7 @@
 package config
 
+import "time"
+
 // SentinelDefaultFile is the sentinel configuration used when no file is given: the
 // reference's sentinel config, so the FAME_* variables of the Template kind (see Vars) work
 // the same way.
@@ -51,6 +53,7 @@ type SentinelEnv struct {
 	AttachBurst         *int
 	AttachRateLoopback  *bool
 	AdminToken          string
+	DrainTimeout        *time.Duration // FAME_DRAIN_TIMEOUT
 
 	// TrustBundle is FAME_CA_CERTS: a PEM file path or inline PEM.
 	TrustBundle string
@@ -96,6 +99,7 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 		AttachBurst:         e.integer("FAME_ATTACH_BURST"),
 		AttachRateLoopback:  e.boolean("FAME_ATTACH_RATE_LOOPBACK"),
 		AdminToken:          e.str("FAME_ADMIN_TOKEN"),
+		DrainTimeout:        e.duration("FAME_DRAIN_TIMEOUT"),
 
 		TrustBundle: e.str("FAME_CA_CERTS"),
 		Admission: AdmissionEnv{

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/fame-go/fame/internal/envx"
 )
@@ -67,7 +68,8 @@ var Vars = []Var{
 	{"FAME_ATTACH_RATE", "sentinel", Override, "node.limits.attach_rate", strconv.FormatFloat(DefaultAttachRate, 'f', -1, 64) + "/s", "attach attempts per second per remote address"},
 	{"FAME_ATTACH_BURST", "sentinel", Override, "node.limits.attach_burst", strconv.Itoa(DefaultAttachBurst), "burst of the attach rate"},
 	{"FAME_ATTACH_RATE_LOOPBACK", "sentinel", Override, "node.limits.attach_rate_loopback", "false", "also rate-limit loopback addresses"},
-	{"FAME_ADMIN_TOKEN", "sentinel, cli", Override, "node.admin.token", "", "bearer token for /stats, /metrics, /debug/pprof (at least 16 characters); fame healthcheck sends it"},
+	{"FAME_ADMIN_TOKEN", "sentinel, cli", Override, "node.admin.token", "", "bearer token for /stats, /metrics, /debug/pprof (at least 16 characters); fame healthcheck sends it; POST /admin/drain needs it set"},
+	{"FAME_DRAIN_TIMEOUT", "sentinel", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before the sentinel exits (Go duration)"},
 
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},
@@ -170,6 +172,20 @@ func (e *vars) int64(name string) *int64 {
 		return nil
 	}
 	return &n
+}
+
+// duration returns the value of name as a positive Go duration (e.g. 30s); nil when unset.
+func (e *vars) duration(name string) *time.Duration {
+	v := e.str(name)
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.bad(name, v, "not a positive duration (e.g. 30s)")
+		return nil
+	}
+	return &d
 }
 
 func (e *vars) float(name string) *float64 {

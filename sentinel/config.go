@@ -42,7 +42,9 @@ type NodeConfig struct {
 	Telemetry         map[string]any   `yaml:"telemetry,omitempty"`
 	Limits            LimitsConfig     `yaml:"limits,omitempty"`
 	Admin             AdminConfig      `yaml:"admin,omitempty"`
-	Extra             map[string]any   `yaml:",inline"`
+	// DrainTimeout bounds a graceful drain (Go duration, e.g. "30s"; drain.go).
+	DrainTimeout string         `yaml:"drain_timeout,omitempty"`
+	Extra        map[string]any `yaml:",inline"`
 }
 
 // ListenerConfig is one entry of `listeners:`. HTTP and WebSocket listeners share one port.
@@ -211,6 +213,10 @@ type LimitOptions struct {
 	AttachRate          float64
 	AttachBurst         int
 	AttachRateLoopback  bool
+
+	// DrainTimeout is how long a graceful drain waits for the replies of the calls in flight
+	// before it nacks them and closes every connection (drain.go).
+	DrainTimeout time.Duration
 }
 
 // AdminOptions guard the operator endpoints.
@@ -315,6 +321,7 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 			MaxConnections:   orDefaultInt(n.Limits.MaxConnections, config.DefaultMaxConnections),
 			AttachRate:       n.Limits.AttachRate,
 			AttachBurst:      orDefaultInt(n.Limits.AttachBurst, config.DefaultAttachBurst),
+			DrainTimeout:     config.DefaultDrainTimeout,
 		},
 		AdminOptions: AdminOptions{AdminToken: n.Admin.Token},
 		LogOptions: LogOptions{
@@ -349,6 +356,13 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 		o.StickyCacheMax = n.Stickiness.CacheMax
 	}
 	var problems []string
+	if n.DrainTimeout != "" {
+		if d, err := time.ParseDuration(n.DrainTimeout); err != nil || d <= 0 {
+			problems = append(problems, fmt.Sprintf("drain_timeout: %q is not a positive duration (e.g. 30s)", n.DrainTimeout))
+		} else {
+			o.DrainTimeout = d
+		}
+	}
 	for i, l := range n.Listeners {
 		if l.Enabled != nil && !*l.Enabled {
 			continue
@@ -432,6 +446,9 @@ func (o *Options) applyEnv(e config.SentinelEnv) {
 	}
 	if e.AdminToken != "" {
 		o.AdminToken = e.AdminToken
+	}
+	if e.DrainTimeout != nil {
+		o.DrainTimeout = *e.DrainTimeout
 	}
 	o.TrustBundle = e.TrustBundle
 	a := e.Admission

@@ -161,6 +161,7 @@ func TestOverrideVarsWin(t *testing.T) {
     max_routes: 10, max_capabilities: 11, max_keys: 12, max_pending: 13, max_connections: 14, attach_rate: 15,
     attach_burst: 16, attach_rate_loopback: false}
   admin: {token: file-token-0123456789}
+  drain_timeout: 10s
 logging: {format: text, level: info}
 `
 	path := t.TempDir() + "/s.yml"
@@ -173,7 +174,7 @@ logging: {format: text, level: info}
 		"FAME_SEND_QUEUE": "200", "FAME_SEND_QUEUE_BYTES": "2097152", "FAME_GLOBAL_QUEUE_BYTES": "4194304",
 		"FAME_SLOW_CONSUMER_TIMEOUT_MS": "4000", "FAME_MAX_ROUTES": "20", "FAME_MAX_CAPABILITIES": "21", "FAME_MAX_KEYS": "22",
 		"FAME_MAX_PENDING": "23", "FAME_MAX_CONNECTIONS": "24", "FAME_ATTACH_RATE": "25", "FAME_ATTACH_BURST": "26",
-		"FAME_ATTACH_RATE_LOOPBACK": "true", "FAME_ADMIN_TOKEN": "env-token-0123456789",
+		"FAME_ATTACH_RATE_LOOPBACK": "true", "FAME_ADMIN_TOKEN": "env-token-0123456789", "FAME_DRAIN_TIMEOUT": "45s",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -197,7 +198,8 @@ logging: {format: text, level: info}
 		StickinessOptions: StickinessOptions{Stickiness: false, StickinessLevel: aft.LevelStrict},
 		LogOptions:        LogOptions{LogFormat: "json", LogLevel: "debug"},
 		LimitOptions: LimitOptions{SendQueue: 200, SendQueueBytes: 2 << 20, GlobalQueueBytes: 4 << 20, SlowConsumerTimeout: 4 * time.Second,
-			MaxRoutes: 20, MaxCapabilities: 21, MaxKeys: 22, MaxPending: 23, MaxConnections: 24, AttachRate: 25, AttachBurst: 26, AttachRateLoopback: true},
+			MaxRoutes: 20, MaxCapabilities: 21, MaxKeys: 22, MaxPending: 23, MaxConnections: 24, AttachRate: 25, AttachBurst: 26, AttachRateLoopback: true,
+			DrainTimeout: 45 * time.Second},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
 	}
 	got := want

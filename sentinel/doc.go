@@ -36,6 +36,10 @@
 //     (MaxKeys) and a refuser. mu guards its ownership tables; sids is read without it.
 //   - limiter (limits.go) holds the sentinel-wide bounds (connections, attach rate, queued
 //     bytes) and counts every limit refusal; per-connection holdings live on the connection.
+//   - drainer (drain.go) runs a graceful drain (SIGTERM in `fame sentinel`, POST /admin/drain):
+//     /readyz 503, attaches refused (1013), new calls nacked DRAINING, calls in flight answered,
+//     then SecureClose per channel and close 1012; built with the attached-peer list, the
+//     sticky router's closeAllChannels and a refuser. Serve returns when it has finished.
 //   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
 //     queue, on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.

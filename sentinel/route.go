@@ -36,6 +36,9 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	if isReplyFrame(h) {
 		src.answered(h.CorrID, msg)
 	}
+	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
+		return
+	}
 	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
 	// pending bound the request is refused rather than forwarded untracked.
 	if !dst.trackPending(h) {
@@ -141,6 +144,9 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 	}
 	if dst == nil {
 		s.drop(src, h, nil, envelope.CodeNoRoute)
+		return
+	}
+	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {
 		return
 	}
 	if why := dst.forward(msg, h, src); why != queueOK {

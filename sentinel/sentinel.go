@@ -63,6 +63,7 @@ type Sentinel struct {
 	sticky  *stickyRouter
 	sec     *secLayer // nil under the open and gated profiles
 	limits  *limiter
+	drain   *drainer // graceful drain (drain.go)
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
 	pings      pingSweeper // liveness probes of serving peers (conn.go)
@@ -148,6 +149,8 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			return nil, err
 		}
 	}
+	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
+		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drainCh = make(chan struct{})
 	s.wg.Add(1)
@@ -171,6 +174,7 @@ func (s *Sentinel) Handler() http.Handler {
 	// The operator endpoints need the admin token when one is configured (admin.go).
 	mux.Handle("GET /metrics", s.admin(s.metrics.handler()))
 	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
+	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
@@ -180,7 +184,8 @@ func (s *Sentinel) Handler() http.Handler {
 	return mux
 }
 
-// Serve accepts connections on l until ctx is cancelled, then shuts down gracefully.
+// Serve accepts connections on l until ctx is cancelled, then shuts down at once, or until a
+// drain (StartDrain, POST /admin/drain) has finished; the HTTP endpoints answer during a drain.
 func (s *Sentinel) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -196,6 +201,7 @@ func (s *Sentinel) Serve(ctx context.Context, l net.Listener) error {
 		s.Shutdown(context.Background())
 		return err
 	case <-ctx.Done():
+	case <-s.drain.done:
 	}
 	shCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -207,6 +213,11 @@ func (s *Sentinel) Serve(ctx context.Context, l net.Listener) error {
 // Shutdown stops accepting attaches, closes every connection with 1000 and waits for the
 // connection goroutines to finish (or ctx to expire).
 func (s *Sentinel) Shutdown(ctx context.Context) {
+	s.shutdown(ctx, websocket.StatusNormalClosure, "sentinel shutting down")
+}
+
+// shutdown is Shutdown with the close code and reason the connections get.
+func (s *Sentinel) shutdown(ctx context.Context, code websocket.StatusCode, reason string) {
 	if !s.draining.CompareAndSwap(false, true) {
 		return
 	}
@@ -218,7 +229,7 @@ func (s *Sentinel) Shutdown(ctx context.Context) {
 	}
 	s.connsMu.Unlock()
 	for _, c := range all {
-		c.close(websocket.StatusNormalClosure, "sentinel shutting down")
+		c.close(code, reason)
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -239,7 +250,7 @@ func (s *Sentinel) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	s.connsMu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	status := "healthy"
-	if s.draining.Load() {
+	if s.Draining() {
 		status = "draining"
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"status": status, "active_connections": n,
@@ -247,7 +258,7 @@ func (s *Sentinel) handleHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Sentinel) handleReady(w http.ResponseWriter, _ *http.Request) {
-	if s.draining.Load() {
+	if s.Draining() {
 		http.Error(w, "draining", http.StatusServiceUnavailable)
 		return
 	}
@@ -314,6 +325,10 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	origin, urlID := r.PathValue("origin"), r.PathValue("systemId")
 	if s.draining.Load() {
 		http.Error(w, "sentinel is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if s.drain.draining() {
+		s.refuseDrainingUpgrade(w, r, urlID)
 		return
 	}
 	release, ok := s.limits.admitUpgrade(w, r, urlID)

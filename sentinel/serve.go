@@ -38,7 +38,7 @@ func (c *conn) serve() {
 		c.log.Warn("attach refused", "err", err)
 		c.refuseAttach(msg, err)
 		s.metrics.attachRefused.WithLabelValues("attach").Inc()
-		c.close(websocket.StatusPolicyViolation, strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
+		c.close(attachCloseCode(err), strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
 	c.q.setWriter(c.startWriter) // starts writing the NodeAttachAck, queued already
@@ -211,6 +211,9 @@ func (c *conn) handleAttach(msg []byte) error {
 	if err := validSystemID(na.SystemID); err != nil {
 		s.securityRefusal(c, refusalSystemIDInvalid, err.Error())
 		return &attachRefusal{code: codeInvalidSystemID, reason: err.Error()}
+	}
+	if err := s.drainAttachRefusal(c); err != nil {
+		return err
 	}
 	if na.SystemID != c.urlID {
 		return attachErr("NodeAttach systemId %q does not match URL system id %q", na.SystemID, c.urlID)

@@ -236,13 +236,7 @@ func (r *stickyRouter) replicaGone(c peer) {
 			continue
 		}
 		for _, cid := range l.ChannelIDs {
-			e, err := envelope.New(&envelope.SecureClose{CID: cid, Reason: "replica " + replica + " is gone; re-open the channel"})
-			if err != nil {
-				continue
-			}
-			e.SID, e.To = r.sid, "__sys__@"+client.ident().path
-			r.sign.signOwn(e)
-			if client.sendOwn(e, 0) {
+			if r.sendSecureClose(client, cid, "replica "+replica+" is gone; re-open the channel") {
 				closes++
 			}
 		}
@@ -253,6 +247,18 @@ func (r *stickyRouter) replicaGone(c peer) {
 		r.log.Info("replica bindings purged", "replica", replica, "sessions", len(lost),
 			"secure_close_sent", closes, "took", time.Since(start))
 	}
+}
+
+// sendSecureClose tells client that channel cid is closed, signed by the sentinel; false
+// when the client is gone or its queue refused it.
+func (r *stickyRouter) sendSecureClose(client peer, cid, reason string) bool {
+	e, err := envelope.New(&envelope.SecureClose{CID: cid, Reason: reason})
+	if err != nil {
+		return false
+	}
+	e.SID, e.To = r.sid, "__sys__@"+client.ident().path
+	r.sign.signOwn(e)
+	return client.sendOwn(e, 0)
 }
 
 // memberJoined persists pool membership so that a restarted sentinel knows which bindings to

@@ -150,7 +150,40 @@ func runSentinel(ctx context.Context, args []string) error {
 			return fmt.Errorf("addr-file: %w", err)
 		}
 	}
-	return s.Serve(ctx, l)
+	return serveDraining(ctx, s, l, log)
+}
+
+// serveDraining serves until the first SIGTERM or SIGINT (ctx), which starts a graceful drain
+// (sentinel/drain.go): calls in flight are answered, new ones nacked DRAINING, and Serve
+// returns nil (exit 0) once nothing is in flight or at drain_timeout. A second signal during
+// the drain stops at once. POST /admin/drain ends Serve the same way.
+func serveDraining(ctx context.Context, s *sentinel.Sentinel, l net.Listener, log *slog.Logger) error {
+	serveCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	// Owned by serveDraining: ends when Serve has returned.
+	go func() {
+		select {
+		case <-served:
+			return
+		case <-ctx.Done():
+		}
+		// Registered before the drain starts, so that a second signal is never lost.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		log.Info("signal received: draining (a second signal stops at once)")
+		s.StartDrain("signal")
+		select {
+		case <-served:
+		case <-again:
+			log.Warn("second signal: stopping without waiting for the drain")
+			cancel()
+		}
+	}()
+	err := s.Serve(serveCtx, l)
+	close(served)
+	return err
 }
 
 func newLogger(format, level string) *slog.Logger {
