@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/fame-go/fame/envelope"
 )
@@ -23,6 +24,17 @@ const (
 // the right JSON types; unknown members are ignored (peers may add some). Duplicate keys and
 // case variants of sig/enc/kid/val/alg are refused (envelope.CheckSec).
 func ParseSec(raw json.RawMessage) (*envelope.Sec, error) {
+	// Every node receive parses the sec header; encoding/json cost a few µs of CPU per
+	// envelope. The common shape (plain ASCII strings, known members once each) is read in
+	// place with the same result; anything else takes the encoding/json path below.
+	if v, ok := fastSecView(raw); ok {
+		return v.sec(), nil
+	}
+	return parseSecJSON(raw)
+}
+
+// parseSecJSON is ParseSec through encoding/json, for every shape the fast reader declines.
+func parseSecJSON(raw json.RawMessage) (*envelope.Sec, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || isJSONNull(raw) {
 		return nil, nil
@@ -43,6 +55,48 @@ func ParseSec(raw json.RawMessage) (*envelope.Sec, error) {
 		return nil, fmt.Errorf("%w: enc needs kid", ErrBadSec)
 	}
 	return &s, nil
+}
+
+// sec builds the parsed header from a fast view in two allocations: one for the structs and
+// one string holding the values back to back, which the fields slice.
+func (v secView) sec() *envelope.Sec {
+	var parts [6][]byte
+	n := 0
+	if v.hasSig {
+		parts[0], parts[1], parts[2] = v.kid, v.val, v.alg
+	}
+	if v.hasEnc {
+		parts[3], parts[4], parts[5] = v.enc[0], v.enc[1], v.enc[2]
+	}
+	for _, p := range parts {
+		n += len(p)
+	}
+	var sb strings.Builder
+	sb.Grow(n)
+	for _, p := range parts {
+		sb.Write(p)
+	}
+	all := sb.String()
+	var strs [6]string
+	off := 0
+	for i, p := range parts {
+		strs[i] = all[off : off+len(p)]
+		off += len(p)
+	}
+	out := &struct {
+		sec envelope.Sec
+		sig envelope.Signature
+		enc envelope.Encryption
+	}{}
+	if v.hasSig {
+		out.sig = envelope.Signature{Kid: strs[0], Val: strs[1], Alg: strs[2]}
+		out.sec.Sig = &out.sig
+	}
+	if v.hasEnc {
+		out.enc = envelope.Encryption{Alg: strs[3], Kid: strs[4], Val: strs[5]}
+		out.sec.Enc = &out.enc
+	}
+	return &out.sec
 }
 
 // setSec writes sec back into the envelope; an empty header removes the member.

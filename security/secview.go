@@ -7,6 +7,10 @@ import "github.com/fame-go/fame/internal/jsonscan"
 type secView struct {
 	hasSig   bool
 	kid, val []byte
+	// The rest is for ParseSec's fast path: sig.alg, and sec.enc's alg, kid and val.
+	alg    []byte
+	hasEnc bool
+	enc    [3][]byte
 }
 
 // viewSec reads the sec header with the same result as ParseSec (same errors, same kid and
@@ -53,12 +57,13 @@ func fastSecView(raw []byte) (secView, bool) {
 			if pos, ok = plainStringObject(raw, pos, [3]string{"kid", "val", "alg"}, &f); !ok || len(f[0]) == 0 || len(f[1]) == 0 {
 				return v, false
 			}
-			v.kid, v.val = f[0], f[1]
+			v.kid, v.val, v.alg = f[0], f[1], f[2]
 		case string(name) == "enc" && !seenEnc:
 			seenEnc = true
 			if pos, ok = plainStringObject(raw, pos, [3]string{"alg", "kid", "val"}, &f); !ok || len(f[1]) == 0 {
 				return v, false
 			}
+			v.hasEnc, v.enc = true, f
 		default:
 			return v, false
 		}

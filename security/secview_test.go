@@ -6,13 +6,20 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
-// checkSecView asserts viewSec agrees with ParseSec: same error, same signature kid and val.
+// checkSecView asserts viewSec agrees with encoding/json's reading (parseSecJSON): same error,
+// same signature kid and val; and that ParseSec (fast path or not) returns exactly what
+// parseSecJSON does.
 func checkSecView(t *testing.T, in []byte) {
 	t.Helper()
-	want, werr := ParseSec(in)
+	want, werr := parseSecJSON(in)
+	full, ferr := ParseSec(in)
+	if (werr == nil) != (ferr == nil) || (werr != nil && errors.Is(ferr, ErrBadSec) != errors.Is(werr, ErrBadSec)) || !reflect.DeepEqual(full, want) {
+		t.Fatalf("%q: ParseSec %+v, %v; encoding/json %+v, %v", in, full, ferr, want, werr)
+	}
 	got, gerr := viewSec(in)
 	if (werr == nil) != (gerr == nil) || (werr != nil && errors.Is(gerr, ErrBadSec) != errors.Is(werr, ErrBadSec)) {
 		t.Fatalf("%q: ParseSec err %v, viewSec err %v", in, werr, gerr)
@@ -37,7 +44,7 @@ var secViewCorpus = []string{
 	`{"sig":{"kid":"k","kid":"k2","val":"v"}}`, `{"SIG":{"KID":"k","Val":"v"}}`, `{"sig":{"kid":"\u006b","val":"v"}}`,
 	`{"sig":{"kid":"k","val":"v","x":1}}`, `{"sig":{"kid":"k","val":"v"},"x":[1,{"y":null}]}`, `{"sig":{"kid":1,"val":"v"}}`,
 	`{"sig":{"kid":"k","val":"v"}}x`, `{"sig":{"kid":"k","val":"v"}`, `{"sig":{"kid":"k","val":"v",}}`, "{\"sig\":{\"kid\":\"\xff\",\"val\":\"v\"}}",
-	`{"sig":{"kid":"k","val":"v"},}`, `{"sig" {"kid":"k","val":"v"}}`, `{"sig":{"kid":"k" "val":"v"}}`,
+	`{"sig":{"kid":"k","val":"v"},}`, `{"enc":{"alg":"a","kid":"c","val":"v"},"sig":{"alg":"EdDSA","val":"v","kid":"k"}}`, `{"enc":{"kid":"c"},"sig":{"kid":"k","val":"v"}}`, `{"sig" {"kid":"k","val":"v"}}`, `{"sig":{"kid":"k" "val":"v"}}`,
 }
 
 func TestSecViewMatchesParseSec(t *testing.T) {
