@@ -92,6 +92,100 @@ func plainSecText(s string) bool {
 
 // signingDigest returns the frame digest to sign and the (possibly completed) frame bytes.
 func signingDigest(frame json.RawMessage) (string, json.RawMessage, error) {
+	if pd, out, ok, err := signingDigestData(frame); ok {
+		return pd, out, err
+	}
+	return signingDigestSlow(frame)
+}
+
+// maxFastMembers bounds the Data frames signingDigestData handles (duplicate keys are
+// detected among these); larger frames take the general path.
+const maxFastMembers = 8
+
+// signingDigestData is signingDigestSlow for the usual Data frame (every signed RPC request
+// and response), without building a member list: one pass finds type, payload and pd, and
+// when pd must be added a second pass writes the frame exactly as rawObject.marshal would
+// (members in order, keys re-encoded, no whitespace, pd last or in place of an empty pd).
+// ok is false, and nothing was decided, for anything else: another frame type, a malformed
+// frame, duplicate keys (set's last-value-wins), more than maxFastMembers members.
+func signingDigestData(frame json.RawMessage) (pd string, out json.RawMessage, ok bool, err error) {
+	var keyBuf [64]byte
+	var seen [maxFastMembers][]byte // decoded keys, copied into arena
+	var arena [256]byte
+	used, n := 0, 0
+	var typ, payload, pdRaw []byte
+	pdAt := -1
+	sc := newObjectScanner(frame)
+	for {
+		key, val, more, serr := sc.next(keyBuf[:0])
+		if serr != nil || n == maxFastMembers && more {
+			return "", nil, false, nil
+		}
+		if !more {
+			break
+		}
+		for _, k := range seen[:n] {
+			if string(k) == string(key) {
+				return "", nil, false, nil
+			}
+		}
+		if used+len(key) > len(arena) {
+			return "", nil, false, nil
+		}
+		seen[n] = append(arena[used:used], key...)
+		used += len(key)
+		switch string(key) {
+		case "type":
+			typ = val
+		case "payload":
+			payload = val
+		case "pd":
+			pdRaw, pdAt = val, n
+		}
+		n++
+	}
+	var typeBuf [16]byte
+	if ft, terr := stringValue(typeBuf[:0], typ); terr != nil || string(ft) != envelope.TypeData {
+		return "", nil, false, nil
+	}
+	if pd, err = PayloadDigest(payload, PythonNumbers); err != nil {
+		return "", nil, true, err
+	}
+	var curBuf [32]byte
+	if cur, cerr := stringValue(curBuf[:0], pdRaw); cerr == nil && len(cur) > 0 {
+		return pd, frame, true, nil
+	}
+	out = make([]byte, 0, len(frame)+len(pd)+10)
+	out = append(out, '{')
+	sc = newObjectScanner(frame)
+	for i := 0; ; i++ {
+		key, val, more, _ := sc.next(keyBuf[:0]) // the first pass read the same bytes
+		if !more {
+			break
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendJSONString(out, string(key), false)
+		out = append(out, ':')
+		if i == pdAt {
+			out = appendJSONString(out, pd, false)
+		} else {
+			out = append(out, val...)
+		}
+	}
+	if pdAt < 0 {
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `"pd":`...)
+		out = appendJSONString(out, pd, false)
+	}
+	return pd, append(out, '}'), true, nil
+}
+
+// signingDigestSlow is signingDigest for every frame: members split out, pd set, re-marshalled.
+func signingDigestSlow(frame json.RawMessage) (string, json.RawMessage, error) {
 	obj, err := parseRawObject(frame)
 	if err != nil {
 		return "", nil, fmt.Errorf("frame: %w", err)
