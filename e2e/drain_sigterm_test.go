@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -98,26 +97,7 @@ func TestDrainSIGTERM(t *testing.T) {
 	// all 50 calls are provably in flight (they reached the replica) when the signal goes.
 	started := make(chan struct{}, 2*callers)
 	release := make(chan struct{})
-	cfg := f.nodeConfig("fame.fabric")
-	cfg.SystemID = "drain-replica"
-	cfg.Delivery = node.AtLeastOnce
-	cfg.MaxHandlers, cfg.HandlerQueue = 2*callers, 2*callers
-	rep := f.connect(cfg)
-	ops := mathagent.Ops("drain-replica")
-	ops["gate"] = node.Unary(func(ctx context.Context, _ json.RawMessage) (any, error) {
-		started <- struct{}{}
-		select {
-		case <-release:
-			return "passed", nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	})
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-	if err := rep.Serve(sctx, mathagent.Address, ops); err != nil {
-		t.Fatal(err)
-	}
-	scancel()
+	gatedReplica(t, f, "drain-replica", 2*callers, started, release)
 
 	nodes := make([]*node.Node, callers)
 	for i := range nodes {

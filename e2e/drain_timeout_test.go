@@ -14,13 +14,17 @@ import (
 )
 
 // gatedReplica attaches a replica whose "gate" operation holds each call until release closes.
-func gatedReplica(t *testing.T, f *fabric, started chan<- struct{}, release <-chan struct{}) {
+// handlers > 0 sets how many calls it may hold at once (and queue).
+func gatedReplica(t *testing.T, f *fabric, id string, handlers int, started chan<- struct{}, release <-chan struct{}) {
 	t.Helper()
 	cfg := f.nodeConfig("fame.fabric")
-	cfg.SystemID = "drain-gated"
+	cfg.SystemID = id
 	cfg.Delivery = node.AtLeastOnce
+	if handlers > 0 {
+		cfg.MaxHandlers, cfg.HandlerQueue = handlers, handlers
+	}
 	rep := f.connect(cfg)
-	ops := mathagent.Ops("drain-gated")
+	ops := mathagent.Ops(id)
 	ops["gate"] = node.Unary(func(ctx context.Context, _ json.RawMessage) (any, error) {
 		started <- struct{}{}
 		select {
@@ -45,7 +49,7 @@ func TestDrainSIGTERMTimeout(t *testing.T) {
 	started := make(chan struct{}, callers)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	gatedReplica(t, p.fabric, started, release)
+	gatedReplica(t, p.fabric, "drain-gated", 0, started, release)
 	errs := make(chan error, callers)
 	for i := 0; i < callers; i++ {
 		c := p.nodeConfig()
@@ -90,7 +94,7 @@ func TestDrainSecondSignal(t *testing.T) {
 	started := make(chan struct{}, 1)
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
-	gatedReplica(t, p.fabric, started, release)
+	gatedReplica(t, p.fabric, "drain-gated", 0, started, release)
 	c := p.connect(p.nodeConfig())
 	go func() {
 		var out string
