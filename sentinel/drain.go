@@ -80,6 +80,8 @@ type drainDeps struct {
 	closeChannels func(reason string) int
 	// refuse nacks a pending request to its replyTo (the Sentinel).
 	refuse refuser
+	// recent remembers refusals for the status page (nil: none).
+	recent *refusalRing
 }
 
 // drainer holds the drain state and runs the wait. It has no pointer back to the Sentinel.
@@ -222,6 +224,7 @@ func (d *drainer) run(stop <-chan struct{}) (idle bool) {
 func (d *drainer) refused(reason, peerID, remote, what string, args ...any) {
 	d.refusals.WithLabelValues(reason).Inc()
 	d.total.Add(1)
+	d.recent.add(reason, peerID, remote, "draining: "+what+" refused")
 	now := time.Now().UnixNano()
 	last := d.lastLog.Load()
 	if now-last < int64(time.Second) || !d.lastLog.CompareAndSwap(last, now) {

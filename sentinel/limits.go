@@ -88,6 +88,7 @@ type limiter struct {
 	opts     Options // the limits.* settings
 	log      *slog.Logger
 	refusals *prometheus.CounterVec // fame_limit_refusals_total{reason}
+	recent   *refusalRing           // the status page's last refusals; nil records nothing
 	conns    atomic.Int64           // upgrades in progress or served, attached or not
 	queued   atomic.Int64           // bytes queued across every connection
 	attempts *lru.Cache[string, *rate.Limiter]
@@ -105,6 +106,7 @@ func newLimiter(opts Options, log *slog.Logger, refusals *prometheus.CounterVec)
 // refused counts and logs one refusal; the caller puts the reason on the wire.
 func (l *limiter) refused(reason string, peer, remote string, msg string, args ...any) {
 	l.refusals.WithLabelValues(reason).Inc()
+	l.recent.add(reason, peer, remote, msg)
 	l.log.Warn("limit: "+msg, append([]any{"limit", reason, "peer", peer, "remote", remote}, args...)...)
 }
 
@@ -215,6 +217,7 @@ func (l *limiter) checkKeys(c peer, fresh int) error {
 // flood must not turn into a flood of log lines.
 func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
 	c.limits.refusals.WithLabelValues(why).Inc()
+	c.limits.recent.add(why, senderID(src), senderRemote(src), "envelope to "+c.systemID+" refused, sender nacked OVERLOADED")
 	now := time.Now().UnixNano()
 	last := c.lastRefusal.Load()
 	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {

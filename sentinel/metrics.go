@@ -25,6 +25,7 @@ type metrics struct {
 	repins        prometheus.Counter
 	secureCloses  prometheus.Counter
 	refusals      *prometheus.CounterVec // fame_security_refusals_total (ownership.go)
+	recent        *refusalRing           // the last refusals of every kind, for the status page (refusalring.go)
 
 	receivedByType map[string]prometheus.Counter
 	routedByType   map[string]prometheus.Counter
@@ -63,7 +64,7 @@ func newMetrics(src metricSources) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &metrics{reg: reg}
+	m := &metrics{reg: reg, recent: &refusalRing{}}
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fame_connections", Help: "Open WebSocket connections."})
 	m.attaches = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_attaches_total", Help: "Successful node attaches."})
 	m.attachRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_attach_refused_total", Help: "Refused attaches by reason."}, []string{"reason"})

@@ -60,6 +60,7 @@ func (s *Sentinel) securityRefusal(c peer, reason, detail string, attrs ...any) 
 	if id == "" {
 		id = who.urlID
 	}
+	s.metrics.recent.add(reason, id, who.remote, detail)
 	if suppressed, ok := s.refusalLog.allow(c, reason, time.Now()); ok {
 		args := append([]any{"reason", reason, "system_id", id, "path", who.path, "remote", who.remote, "detail", detail,
 			"suppressed_since_last", suppressed}, attrs...)

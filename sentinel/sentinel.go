@@ -130,6 +130,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		sticky:           func() stickiness.Stats { return s.sticky.stats() },
 	})
 	s.limits = newLimiter(opts, s.log, s.metrics.limitRefusals)
+	s.limits.recent = s.metrics.recent
 	if opts.StoragePath != "" && opts.ID == "" {
 		s.log.Warn("bindings are persisted but FAME_NODE_ID (node.id) is not set: this sentinel gets a new id on every start, so restored bindings cannot match the re-attached replicas; set a fixed id",
 			"storage_path", opts.StoragePath)
@@ -150,7 +151,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 	}
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
-		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s})
+		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drainCh = make(chan struct{})
 	s.wg.Add(1)
@@ -175,6 +176,7 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.Handle("GET /metrics", s.admin(s.metrics.handler()))
 	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
 	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
+	s.statusRoutes(mux) // GET /admin/, /admin/status.json, POST /admin/login, /admin/logout (statuspage.go)
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
@@ -274,6 +276,7 @@ func (s *Sentinel) handleAttachNoID(w http.ResponseWriter, r *http.Request) {
 func (s *Sentinel) refuseUpgrade(w http.ResponseWriter, r *http.Request, reason string) {
 	s.log.Warn("attach refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", reason)
 	s.metrics.attachRefused.WithLabelValues(reasonLabel(reason)).Inc()
+	s.metrics.recent.add("attach_"+reasonLabel(reason), r.PathValue("systemId"), r.RemoteAddr, reason)
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		http.NotFound(w, r)
 		return
@@ -366,6 +369,7 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			c.log.Warn("authentication failed", "err", err)
 			s.metrics.attachRefused.WithLabelValues("auth").Inc()
+			s.metrics.recent.add("attach_auth", urlID, r.RemoteAddr, "Authentication failed")
 			s.rejectAuth(ws)
 			return
 		}

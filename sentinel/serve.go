@@ -38,6 +38,7 @@ func (c *conn) serve() {
 		c.log.Warn("attach refused", "err", err)
 		c.refuseAttach(msg, err)
 		s.metrics.attachRefused.WithLabelValues("attach").Inc()
+		s.metrics.recent.add("attach", c.urlID, c.remote, err.Error())
 		c.close(attachCloseCode(err), strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
