@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-wakeups fuzz vet demo interop scale clean env-table
+.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
 
 all: build
 
@@ -85,3 +85,9 @@ interop:
 
 clean:
 	rm -rf $(BIN)
+
+# The status page in Debian's chromium (installed when missing): runs the browser test and
+# rewrites docs/status-page.png from it.
+status-screenshot:
+	./scripts/chromium-install.sh
+	STATUS_SCREENSHOT=1 $(GO) test -count=1 -run 'TestStatusPageBrowser$$' -v ./e2e/

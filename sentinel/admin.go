@@ -37,7 +37,7 @@ func (s *Sentinel) admin(next http.Handler) http.Handler {
 			}
 		}
 		if reason != "" {
-			s.limits.refused(limitAdminToken, "", r.RemoteAddr, "admin endpoint refused", "path", r.URL.Path, "reason", reason)
+			s.limits.refused(limitAdminToken, "", r.RemoteAddr, "admin endpoint refused: "+reason, "path", r.URL.Path)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fame-admin"`)
 			http.Error(w, reason, http.StatusUnauthorized)
 			return

@@ -176,4 +176,34 @@
 //     take); store: dropped, failed (lost to a failed commit), corrupt (files set aside),
 //     deletedExpired, deletedBad (undecodable), deletedMembers (departed replicas). All
 //     counters count from the start of the process; all are 0 with stickiness off.
+//
+// # The status page: GET /admin/ and /admin/status.json
+//
+// GET /admin/ (statuspage.go, statuspage.html) is a read-only HTML page for operators, rendered
+// on the server from the same struct that GET /admin/status.json returns: no script, a
+// <meta refresh> every 5 s, one inline style allowed by its hash, and a Content-Security-Policy
+// that allows nothing else (no script, image, frame or connection; forms post only to the page
+// itself; frame-ancestors 'none'). Every string on it is escaped by html/template: system ids,
+// addresses and refusal reasons come from peers. With an admin token set it needs either
+// Authorization: Bearer <token> (curl) or the session cookie of its login form (POST
+// /admin/login with the token; the cookie is HttpOnly, SameSite=Strict, Path=/admin/, Secure
+// over TLS, lasts 12 h, and holds an expiry and nonce MACed with a key derived from the token,
+// never the token: changing the token ends every session). No credentials: 401 and the login
+// form only; a wrong token: 403; both counted as fame_limit_refusals_total{reason="admin_token"}.
+// The cookie opens only these two GETs, never /stats, /metrics or POST /admin/drain. POST
+// /admin/logout clears it. Without an admin token the page is open, like /stats, and says so.
+//
+// status.json fields (camelCase, statuspage_test.go holds the list): id, path, routingEpoch,
+// generatedAt, securityProfile, admissionProfile, loadBalancing, stickiness (on/off), draining,
+// open (no admin token); peers[]: systemId, path, remote, origin, identity (the admitted subject,
+// "" under open admission), profile (the admission profile), role (replica: member of a pool;
+// agent: holds an exact address; client), logicals, attachedAt, queued, queuedBytes, pending,
+// stickySessions, stickyChannels; pools[]: address (participant@*.suffix) and replicas[]:
+// systemId, stickySessions, stickyChannels; sessions, channels (bindings now), repins,
+// purgedSessions, purgedChannels (since start); refusals[]: the most recent refusals, newest
+// first: time, peer, remote, code (the counter's reason label; attach refusals attach_<reason>),
+// reason, count (repeats of the same refusal in a row); refusalsTotal (since start),
+// refusalsKept (64). The refusals are kept in a fixed ring (refusalring.go) fed where the
+// refusal counters are incremented (limits, security, drain, attach), one short critical
+// section with no allocation per refusal, none on the forwarding path.
 package sentinel

@@ -394,7 +394,7 @@ func (g *adminGate) check(r *http.Request) (int, string) {
 
 // refused counts and logs a refused request under fame_limit_refusals_total{reason="admin_token"}.
 func (g *adminGate) refused(r *http.Request, reason string) {
-	g.s.limits.refused(limitAdminToken, "", r.RemoteAddr, "admin endpoint refused", "path", r.URL.Path, "reason", reason)
+	g.s.limits.refused(limitAdminToken, "", r.RemoteAddr, "admin endpoint refused: "+reason, "path", r.URL.Path)
 }
 
 // guard lets a request through with valid credentials; otherwise the page answers with the
