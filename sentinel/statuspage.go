@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -254,7 +255,7 @@ func pageHeaders(w http.ResponseWriter) {
 	h.Set("Content-Security-Policy", statusCSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
@@ -429,6 +430,11 @@ func sessionCookie(r *http.Request, value string, maxAge int) *http.Cookie {
 // sets the session cookie and sends the browser back to the page (303, so a reload does not
 // re-post the token).
 func (g *adminGate) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		g.refused(r, "cross-site login refused")
+		loginPage(w, http.StatusForbidden, "cross-site login refused")
+		return
+	}
 	if g.open {
 		http.Redirect(w, r, "/admin/", http.StatusSeeOther)
 		return
@@ -458,7 +464,32 @@ func (g *adminGate) login(w http.ResponseWriter, r *http.Request) {
 // logout is POST /admin/logout: it clears the cookie (the session value itself stays valid
 // until it expires or the token changes; nothing is kept server-side to revoke).
 func (g *adminGate) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		g.refused(r, "cross-site logout refused")
+		loginPage(w, http.StatusForbidden, "cross-site logout refused")
+		return
+	}
 	http.SetCookie(w, sessionCookie(r, "", -1))
 	pageHeaders(w)
 	http.Redirect(w, r, "/admin/", http.StatusSeeOther)
+}
+
+// sameOrigin refuses a form post that a browser marks as coming from another site (login CSRF:
+// another site logging the operator's browser in or out). Browsers say where a request comes
+// from in Sec-Fetch-Site, which a page cannot forge; older ones send Origin on every POST. A
+// client that sends neither, such as curl, is not a browser being used by another site.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none":
+		return true
+	case "":
+	default:
+		return false
+	}
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
 }

@@ -167,7 +167,17 @@ func TestStatusPageLogin(t *testing.T) {
 	if got, _ := s.metrics.recent.snapshot(); got[0].Code != limitAdminToken {
 		t.Fatalf("the refusal ring's newest is %+v", got[0])
 	}
-	w = do(t, h, "POST", "/admin/login", url.Values{"token": {statusToken}}, nil)
+	// Another site's form cannot log the operator's browser in (or out).
+	for _, hdr := range [][2]string{{"Origin", "http://evil.example"}, {"Origin", "null"}, {"Sec-Fetch-Site", "cross-site"}, {"Sec-Fetch-Site", "same-site"}} {
+		w = do(t, h, "POST", "/admin/login", url.Values{"token": {statusToken}}, func(r *http.Request) { r.Header.Set(hdr[0], hdr[1]) })
+		if w.Code != http.StatusForbidden || len(w.Result().Cookies()) != 0 {
+			t.Fatalf("login with %s: %s: %d %v", hdr[0], hdr[1], w.Code, w.Result().Cookies())
+		}
+	}
+	w = do(t, h, "POST", "/admin/login", url.Values{"token": {statusToken}}, func(r *http.Request) {
+		r.Header.Set("Origin", "http://"+r.Host)
+		r.Header.Set("Sec-Fetch-Site", "same-origin")
+	})
 	cks := w.Result().Cookies()
 	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/admin/" || len(cks) != 1 {
 		t.Fatalf("login: %d %q %v", w.Code, w.Header().Get("Location"), cks)
@@ -312,4 +322,23 @@ func TestStatusJSONFields(t *testing.T) {
 	if w := do(t, h, "GET", "/admin/", nil, nil); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "No admin token is configured") {
 		t.Fatalf("open page: %d", w.Code)
 	}
+}
+
+// BenchmarkRefusalRingAdd: the cost the status page adds to one refusal (a new entry, and the
+// repeat of the newest one, as in a flood from one peer).
+func BenchmarkRefusalRingAdd(b *testing.B) {
+	r := &refusalRing{}
+	peers := []string{"peer-a", "peer-b"}
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r.add("queue_full", peers[i&1], "127.0.0.1:1", "reason")
+		}
+	})
+	b.Run("repeat", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			r.add("queue_full", "peer-a", "127.0.0.1:1", "reason")
+		}
+	})
 }
