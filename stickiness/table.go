@@ -27,8 +27,8 @@ type Table struct {
 	ttls     atomic.Pointer[ttlPair]
 	cacheMax atomic.Int64
 	limitsMu sync.Mutex // serialises SetLimits
-	clock func() time.Time
-	start time.Time // epoch of the int64 expiry times; carries a monotonic reading
+	clock    func() time.Time
+	start    time.Time // epoch of the int64 expiry times; carries a monotonic reading
 
 	sessions, channels *shardSet
 	idx                *index

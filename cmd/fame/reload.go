@@ -119,7 +119,9 @@ func (src configSource) watched(opts sentinel.Options) []string {
 // certStore serves the TLS certificate in force: tls.Config.GetCertificate reads it with one
 // atomic load per handshake, and a reload swaps it, so new connections get the new certificate
 // while established ones keep theirs.
-type certStore struct{ cur atomic.Pointer[tls.Certificate] }
+type certStore struct {
+	cur atomic.Pointer[tls.Certificate]
+}
 
 func (c *certStore) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
 
