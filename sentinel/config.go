@@ -497,6 +497,9 @@ func (o *Options) validate() []string {
 	p = appendOneOf(p, "stickiness.security_level", o.StickinessLevel, stickinessLevels)
 	p = appendOneOf(p, "storage.profile", o.StorageProfile, storageProfiles)
 	p = appendOneOf(p, "logging.format", o.LogFormat, []string{"text", "json"})
+	if _, err := ParseLogLevel(o.LogLevel); err != nil {
+		p = append(p, err.Error())
+	}
 	if o.StorageProfile == StorageBbolt && o.StoragePath == "" {
 		p = append(p, "storage.profile bbolt needs storage.path (or FAME_STORAGE_PATH)")
 	}

@@ -206,9 +206,6 @@ type prepared struct {
 // run it, so a file that validates reloads (or starts) as far as its own content goes.
 func Check(o Options) error {
 	var problems []string
-	if _, err := ParseLogLevel(o.LogLevel); err != nil {
-		problems = append(problems, err.Error())
-	}
 	if o.AdmissionProfile == AdmissionDirect {
 		if _, err := grantSet("/check", o.Admission); err != nil {
 			problems = append(problems, err.Error())
@@ -269,11 +266,13 @@ func (s *Sentinel) Reload(o Options) (applied []string, err error) {
 // prepareReload validates o against the options in force and builds what applying it needs.
 func (s *Sentinel) prepareReload(o Options) (*prepared, error) {
 	r := s.reload
-	if probs := o.validate(); len(probs) > 0 {
-		return nil, &ConfigError{Problems: probs}
+	probs := o.validate()
+	var ce *ConfigError
+	if err := Check(o); errors.As(err, &ce) {
+		probs = append(probs, ce.Problems...)
 	}
-	if err := Check(o); err != nil {
-		return nil, err
+	if len(probs) > 0 {
+		return nil, &ConfigError{Problems: probs}
 	}
 	p := &prepared{}
 	var restart []string
