@@ -245,21 +245,34 @@ func Check(o Options) error {
 // fame_config_reloads_total{result}; an applied one moves fame_config_generation and
 // fame_config_last_reload_success_timestamp_seconds.
 func (s *Sentinel) Reload(o Options) (applied []string, err error) {
+	return s.ReloadWith(o, "reload", nil, nil)
+}
+
+// ReloadWith is Reload for a caller that owns more of the configuration than the Options (the
+// TLS certificate of `fame sentinel`'s listener): when the reload is applied, apply runs with
+// the rest of it, and keys are listed among the applied ones, in the one log line of the
+// reload. apply must not fail: the caller checks its part before. source says what asked for
+// the reload (signal, file change), for the log.
+func (s *Sentinel) ReloadWith(o Options, source string, keys []string, apply func()) (applied []string, err error) {
 	r := s.reload
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p, err := s.prepareReload(o)
 	if err != nil {
-		s.RefuseReload("reload", err)
+		s.RefuseReload(source, err)
 		return nil, err
 	}
 	s.applyReload(o, p)
+	if apply != nil {
+		apply()
+	}
+	p.applied = append(p.applied, keys...)
 	r.live = o
 	gen := r.genN.Add(1)
 	r.gen.Set(float64(gen))
 	r.lastOK.Set(float64(time.Now().UnixNano()) / 1e9)
 	r.results.WithLabelValues("applied").Inc()
-	s.log.Info("config reloaded", "generation", gen, "applied", p.applied)
+	s.log.Info("config reloaded", "source", source, "generation", gen, "applied", p.applied)
 	return p.applied, nil
 }
 

@@ -178,14 +178,19 @@ func (r *reloader) reload(source string) error {
 	for _, k := range c.ignored {
 		r.log.Warn("config: unknown key ignored", "file", r.src.path, "key", k.Path, "line", k.Line)
 	}
-	if _, err := r.s.Reload(c.opts); err != nil {
-		return err // logged and counted by Reload
-	}
+	var keys []string
+	var rotate func()
 	if r.certs != nil && !sameCert(r.certs.cur.Load(), c.cert) {
 		old := certSerial(r.certs.cur.Load())
-		r.certs.cur.Store(c.cert)
-		r.log.Info("tls certificate rotated: new connections get the new one", "source", source,
-			"old_serial", old, "serial", certSerial(c.cert), "file", r.src.tlsCert)
+		keys = []string{"-tls-cert"}
+		rotate = func() {
+			r.certs.cur.Store(c.cert)
+			r.log.Info("tls certificate rotated: new connections get the new one", "source", source,
+				"old_serial", old, "serial", certSerial(c.cert), "file", r.src.tlsCert)
+		}
+	}
+	if _, err := r.s.ReloadWith(c.opts, source, keys, rotate); err != nil {
+		return err // logged and counted by Reload
 	}
 	return nil
 }
