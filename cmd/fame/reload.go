@@ -14,6 +14,7 @@ package main
 // a path, -tls-cert/-tls-key) or by a restart.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -64,6 +65,14 @@ func (src configSource) check() (checked, error) {
 	var c checked
 	var problems []string
 	var unknown *config.UnknownKeysError
+	if src.path != "" {
+		// An empty file would run on the built-in defaults, and it is what a reload sees of a
+		// file caught between truncate and write: refused, at start as on reload (to run on
+		// the defaults, give no -c).
+		if b, err := os.ReadFile(src.path); err == nil && len(bytes.TrimSpace(b)) == 0 {
+			return c, &sentinel.ConfigError{File: src.path, Problems: []string{"the file is empty (half written?); for the built-in defaults give no -c"}}
+		}
+	}
 	opts, ignored, err := sentinel.Load(src.path, src.env)
 	c.ignored = ignored
 	var ce *sentinel.ConfigError

@@ -42,6 +42,7 @@ logging: {level: loud}
 		`logging.level: "loud" is not one of`,
 	}},
 	{"not YAML", "node: [\n", []string{"did not find expected"}},
+	{"empty (a file caught half written)", "\n", []string{"the file is empty"}},
 	{"grants file missing", "node:\n  listeners: [{type: WebSocketListener, host: 127.0.0.1, port: 0}]\n  admission: {profile: direct}\n",
 		[]string{"FAME_ADMISSION_GRANTS_FILE"}},
 }
