@@ -118,11 +118,12 @@ func (p packedReq) unpack() pendingReq {
 }
 
 func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
+	lim := s.limits.o() // the queue bounds in force (a reload changes them for new connections)
 	c := &conn{
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
 		flowID: envelope.NewID(),
-		q:      newSendQueue(&s.limits.queued, queueLimits{count: s.limits.o().SendQueue, bytes: s.limits.o().SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
+		q:      newSendQueue(&s.limits.queued, queueLimits{count: lim.SendQueue, bytes: lim.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
 		done:   make(chan struct{}),
 		// seq, recvCredits and pending are made on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.

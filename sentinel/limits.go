@@ -172,8 +172,8 @@ func (l *limiter) holdRoute(c *conn, a string) bool {
 	if _, ok := h.routes[a]; ok {
 		return true
 	}
-	if len(h.routes) >= l.o().MaxRoutes {
-		l.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", l.o().MaxRoutes)
+	if lim := l.o().MaxRoutes; len(h.routes) >= lim {
+		l.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", lim)
 		return false
 	}
 	if h.routes == nil {
@@ -194,9 +194,9 @@ func (l *limiter) holdCaps(c *conn, address string, caps []string) bool {
 			fresh++
 		}
 	}
-	if len(h.caps)+fresh > l.o().MaxCapabilities {
+	if lim := l.o().MaxCapabilities; len(h.caps)+fresh > lim {
 		l.refused(limitCapabilities, c.systemID, c.remote, "CapabilityAdvertise refused",
-			"address", address, "entries", len(caps), "max_capabilities", l.o().MaxCapabilities)
+			"address", address, "entries", len(caps), "max_capabilities", lim)
 		return false
 	}
 	if h.caps == nil {
@@ -220,10 +220,10 @@ var errKeyLimit = errors.New("key limit")
 // checkKeys is called by the key directory before it stores keys for c: fresh is how many of
 // them c does not hold yet.
 func (l *limiter) checkKeys(c peer, fresh int) error {
-	if held := int(c.keyCount().Load()); held+fresh > l.o().MaxKeys {
+	if held, lim := int(c.keyCount().Load()), l.o().MaxKeys; held+fresh > lim {
 		id := c.ident()
-		l.refused(limitKeys, id.urlID, id.remote, "keys refused", "held", held, "offered", fresh, "max_keys", l.o().MaxKeys)
-		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, l.o().MaxKeys)
+		l.refused(limitKeys, id.urlID, id.remote, "keys refused", "held", held, "offered", fresh, "max_keys", lim)
+		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, lim)
 	}
 	return nil
 }
