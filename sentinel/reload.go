@@ -293,7 +293,11 @@ func (s *Sentinel) prepareReload(o Options) (*prepared, error) {
 		if reflect.DeepEqual(st.get(&r.live).Interface(), st.get(&o).Interface()) {
 			continue
 		}
-		if st.restart || (st.key == "logging.level" && r.level == nil) {
+		// Without the sentinel's own handle on them (WithLogLevel; its own direct admission,
+		// not one given WithAuthenticator) these cannot change either.
+		noLevel := st.key == "logging.level" && r.level == nil
+		noGrants := strings.HasPrefix(st.key, "FAME_ADMISSION_GRANTS") && s.directAuth() == nil
+		if st.restart || noLevel || noGrants {
 			restart = append(restart, st.key)
 			continue
 		}
