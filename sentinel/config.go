@@ -303,7 +303,7 @@ func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) 
 		problems = append(problems, rerr.Error())
 	}
 	if len(problems) > 0 {
-		return o, ignored, &ConfigError{Problems: problems, File: path, Unknown: unknown}
+		return o, ignored, &ConfigError{Problems: problems, File: path, Unknown: unknown, Incomplete: unknown != nil || yte != nil}
 	}
 	return o, ignored, nil
 }
@@ -539,6 +539,10 @@ type ConfigError struct {
 	// Unknown holds the fatal unknown keys among Problems, if any; Unwrap returns it, so
 	// errors.As(err, **config.UnknownKeysError) and errors.Is(err, config.ErrUnknownKey) hold.
 	Unknown *config.UnknownKeysError
+	// Incomplete: some of the file could not be read (unknown keys or mistyped values), so the
+	// Options returned with the error are not what the file says. Without it they are, but
+	// for the invalid settings, and a reload can still name the restart-only keys they change.
+	Incomplete bool
 }
 
 func (e *ConfigError) Error() string {

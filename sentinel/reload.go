@@ -191,6 +191,35 @@ func problemList(err error) []string {
 	return []string{err.Error()}
 }
 
+// RestartKeys lists the settings of o that differ from the configuration in force and need a
+// restart, for a caller that refuses o for other reasons but wants to name these too.
+func (s *Sentinel) RestartKeys(o Options) []string {
+	r := s.reload
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var keys []string
+	for _, st := range settings {
+		if s.needsRestart(st) && !reflect.DeepEqual(st.get(&r.live).Interface(), st.get(&o).Interface()) {
+			keys = append(keys, st.key)
+		}
+	}
+	return keys
+}
+
+// needsRestart: the setting is restart-only, or the sentinel lacks the handle to change it
+// (WithLogLevel; its own direct admission, not one given WithAuthenticator).
+func (s *Sentinel) needsRestart(st setting) bool {
+	switch {
+	case st.restart:
+		return true
+	case st.key == "logging.level":
+		return s.reload.level == nil
+	case strings.HasPrefix(st.key, "FAME_ADMISSION_GRANTS"):
+		return s.directAuth() == nil
+	}
+	return false
+}
+
 // prepared is a reload checked and built, ready to apply: nothing in it can fail any more.
 type prepared struct {
 	applied  []string
@@ -293,11 +322,7 @@ func (s *Sentinel) prepareReload(o Options) (*prepared, error) {
 		if reflect.DeepEqual(st.get(&r.live).Interface(), st.get(&o).Interface()) {
 			continue
 		}
-		// Without the sentinel's own handle on them (WithLogLevel; its own direct admission,
-		// not one given WithAuthenticator) these cannot change either.
-		noLevel := st.key == "logging.level" && r.level == nil
-		noGrants := strings.HasPrefix(st.key, "FAME_ADMISSION_GRANTS") && s.directAuth() == nil
-		if st.restart || noLevel || noGrants {
+		if s.needsRestart(st) {
 			restart = append(restart, st.key)
 			continue
 		}

@@ -55,6 +55,9 @@ type checked struct {
 	opts    sentinel.Options
 	ignored []config.UnknownKey
 	cert    *tls.Certificate // nil without TLS
+	// partial are the options as read when the check failed (nil when nothing could be
+	// read); with ConfigError.Incomplete unset they are what the file says.
+	partial *sentinel.Options
 }
 
 // check loads and checks src: the file (every problem of it, sentinel.Load), the files it
@@ -65,6 +68,7 @@ func (src configSource) check() (checked, error) {
 	var c checked
 	var problems []string
 	var unknown *config.UnknownKeysError
+	var incomplete bool
 	if src.path != "" {
 		// An empty file would run on the built-in defaults, and it is what a reload sees of a
 		// file caught between truncate and write: refused, at start as on reload (to run on
@@ -80,6 +84,7 @@ func (src configSource) check() (checked, error) {
 	case errors.As(err, &ce):
 		problems = append(problems, ce.Problems...)
 		unknown = ce.Unknown
+		incomplete = ce.Incomplete
 	case err != nil:
 		return c, err // not YAML at all, or unreadable: nothing more to check
 	}
@@ -104,7 +109,8 @@ func (src configSource) check() (checked, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return c, &sentinel.ConfigError{Problems: problems, File: src.path, Unknown: unknown}
+		c.partial = &opts
+		return c, &sentinel.ConfigError{Problems: problems, File: src.path, Unknown: unknown, Incomplete: incomplete}
 	}
 	c.opts = opts
 	return c, nil
@@ -179,6 +185,13 @@ func (r *reloader) reload(source string) error {
 	c, err := r.src.check()
 	if err == nil && (c.cert == nil) != (r.certs == nil) {
 		err = &sentinel.RestartRequiredError{Keys: []string{"-tls-cert/-tls-key (TLS on or off)"}}
+	}
+	var ce *sentinel.ConfigError
+	if errors.As(err, &ce) && !ce.Incomplete && c.partial != nil {
+		// Every problem: the file's own, and the restart-only settings it would change.
+		if keys := r.s.RestartKeys(*c.partial); len(keys) > 0 {
+			ce.Problems = append(ce.Problems, "these settings need a restart: "+strings.Join(keys, ", "))
+		}
 	}
 	if err != nil {
 		r.s.RefuseReload(source, err)

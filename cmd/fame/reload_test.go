@@ -76,7 +76,8 @@ func TestValidateListsEveryProblem(t *testing.T) {
 }
 
 // TestReloadChecksLikeValidate: a reload refuses exactly what `fame validate` refuses, with the
-// same problems, and the sentinel keeps its configuration.
+// same problems (plus the restart-only settings the file would change, which only a reload can
+// know), and the sentinel keeps its configuration.
 func TestReloadChecksLikeValidate(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sentinel.yml")
@@ -102,7 +103,13 @@ func TestReloadChecksLikeValidate(t *testing.T) {
 		}
 		verr := validate(io.Discard, []string{path}, badEnv)
 		rerr := r.reload("test")
-		if verr == nil || rerr == nil || verr.Error() != rerr.Error() {
+		// The same problems; a reload adds the restart-only settings the file would change,
+		// which only it can know (it compares with the running configuration).
+		if verr == nil || rerr == nil {
+			t.Fatalf("%s: validate says %v, reload says %v", bf.name, verr, rerr)
+		}
+		extra, ok := strings.CutPrefix(rerr.Error(), verr.Error())
+		if !ok || (extra != "" && !strings.HasPrefix(extra, "\n  - these settings need a restart: ")) {
 			t.Fatalf("%s: validate says\n%v\nreload says\n%v", bf.name, verr, rerr)
 		}
 	}
@@ -120,6 +127,16 @@ func TestReloadChecksLikeValidate(t *testing.T) {
 	var rr *sentinel.RestartRequiredError
 	if err := r.reload("test"); !errors.As(err, &rr) || rr.Keys[0] != "node.listeners[].port" {
 		t.Fatalf("port change: %v", err)
+	}
+	// A port change in a file with an invalid value: both are named.
+	if err := os.WriteFile(path, []byte(strings.Replace(restart, "hrw", "fastest", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = r.reload("test")
+	for _, want := range []string{`load_balancing.profile: "fastest"`, "these settings need a restart: node.listeners[].port"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("invalid file with a port change: %v, want %q", err, want)
+		}
 	}
 	// And a good change applies.
 	if err := os.WriteFile(path, []byte(strings.Replace(good, "hrw", "random", 1)+"logging: {level: debug}\n"), 0o600); err != nil {
