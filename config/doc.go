@@ -24,4 +24,12 @@
 // `securityy:` must never leave a sentinel silently open) or when its block takes no
 // extensions; otherwise (a block with an inline map, such as `node:`) it is ignored and
 // returned, so that `fame validate` lists it and `fame sentinel` logs it at start-up.
+// DecodeAll (used by sentinel.Load, so by `fame validate`, the start and every hot reload)
+// returns the fatal ones too but goes on decoding without them, so that one pass reports every
+// problem of a file: misspelt keys, mistyped values and, through sentinel.Resolve, invalid
+// settings.
+//
+// Hot reload. The environment is read once per load, as at start: `fame sentinel` re-reads its
+// file on SIGHUP or when it changes with the process environment, which nothing outside the
+// process can change, so a FAME_* variable that wins over a key still wins after a reload.
 package config

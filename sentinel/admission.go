@@ -53,8 +53,8 @@ func authenticatorFor(s *Sentinel, ao AdmissionOptions) (Authenticator, error) {
 		}
 		s.log.Info("admission: OAuth2 access tokens", "issuer", a.settings.Issuer,
 			"jwks", a.settings.JWKSURL, "audience", a.settings.Audience, "scopes", a.settings.RequiredScopes)
-		if a.grants != nil {
-			s.log.Info("admission: per-client grants bind token subjects to system ids and logicals", "grants", a.grants.Len())
+		if g := a.grants.Load(); g != nil {
+			s.log.Info("admission: per-client grants bind token subjects to system ids and logicals", "grants", g.Len())
 		} else {
 			// An access token names a client, not a node: without grants the holder of any
 			// valid client credential may take any system id (FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/admission/welcome"
@@ -30,8 +31,9 @@ type directAuth struct {
 	bindSubject  bool
 	trustedScope string
 	// grants, when set, bind the token's subject to system ids and logicals (checkAttachGrant,
-	// mayBind through Principal.Logicals).
-	grants *welcome.GrantSet
+	// mayBind through Principal.Logicals). A hot reload swaps it (reload.go); a connection
+	// keeps the set it was admitted under.
+	grants atomic.Pointer[welcome.GrantSet]
 }
 
 // envAdmissionGrants names the grants' variable in messages, so an operator knows what to fix.
@@ -66,18 +68,30 @@ func newDirectAuth(sentinelPath string, ao AdmissionOptions) (*directAuth, error
 	if a.trustedScope == "" {
 		a.trustedScope = defaultTrustedClientScope
 	}
+	set, err := grantSet(sentinelPath, ao)
+	if err != nil {
+		return nil, err
+	}
+	a.grants.Store(set)
+	return a, nil
+}
+
+// grantSet reads the grants of ao (inline and file); nil when there are none.
+func grantSet(sentinelPath string, ao AdmissionOptions) (*welcome.GrantSet, error) {
 	gs, err := loadGrants(ao.Grants, ao.GrantsFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAdmissionConfig, err)
 	}
-	if len(gs) > 0 {
-		// The sentinel's own id is the target: a grant reaches it only by naming it exactly, and
-		// the sentinel refuses a self attach anyway.
-		if a.grants, err = welcome.NewGrantSet(gs, strings.TrimPrefix(sentinelPath, "/")); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrAdmissionConfig, envAdmissionGrants, err)
-		}
+	if len(gs) == 0 {
+		return nil, nil
 	}
-	return a, nil
+	// The sentinel's own id is the target: a grant reaches it only by naming it exactly, and
+	// the sentinel refuses a self attach anyway.
+	set, err := welcome.NewGrantSet(gs, strings.TrimPrefix(sentinelPath, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrAdmissionConfig, envAdmissionGrants, err)
+	}
+	return set, nil
 }
 
 // Authenticate verifies tok as an access token for a peer attaching as systemID. The grant of
@@ -100,14 +114,14 @@ func (a *directAuth) Authenticate(ctx context.Context, tok, systemID string) (*P
 		}
 		p.SystemID = c.Subject
 	}
-	if a.grants != nil {
+	if grants := a.grants.Load(); grants != nil {
 		sub := c.Subject
 		if sub == "" {
 			sub = c.ClientID
 		}
 		p.Subject = sub
-		g, ok := a.grants.Lookup(sub)
-		p.grant = &directGrant{set: a.grants, ok: ok}
+		g, ok := grants.Lookup(sub)
+		p.grant = &directGrant{set: grants, ok: ok}
 		// A grant without logicals grants none (a plain client); nil would mean "unrestricted".
 		// A subject without a grant is refused at NodeAttach; until then it binds nothing.
 		p.Logicals = []string{}

@@ -105,9 +105,11 @@ func TestDirectGrantsClientIDFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.grants, err = welcome.NewGrantSet(gs, "S1"); err != nil {
+	set, err := welcome.NewGrantSet(gs, "S1")
+	if err != nil {
 		t.Fatal(err)
 	}
+	a.grants.Store(set)
 	sign := func(sub, clientID string) string {
 		now := time.Now()
 		tok, err := key.Sign(&token.Claims{Issuer: "https://issuer", Subject: sub, ClientID: clientID,
@@ -185,8 +187,8 @@ func TestDirectGrantsConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := a.(*directAuth)
-			if n := 0; d.grants != nil {
-				n = d.grants.Len()
+			if n := 0; d.grants.Load() != nil {
+				n = d.grants.Load().Len()
 				if n != tc.grants {
 					t.Fatalf("%d grants, want %d", n, tc.grants)
 				}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/security/aft"
@@ -260,20 +262,50 @@ func LoadOptions(path string, env config.Getenv) (Options, error) {
 
 // Load is LoadOptions that also returns the unknown keys the file has but that were ignored
 // (a misspelt known key is an error instead), for `fame validate` and the start-up log.
+//
+// Every problem of the file is reported in one *ConfigError: the fatal unknown keys (with
+// their lines; errors.As finds the *config.UnknownKeysError through it), every mistyped value,
+// every invalid setting and every FAME_* variable that does not parse. Only a file that is not
+// YAML at all stops at its first syntax error. `fame validate` and a hot reload (reload.go)
+// use this same function, so they refuse exactly the same files.
 func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) {
 	var f File
 	var ignored []config.UnknownKey
+	var unknown *config.UnknownKeysError
 	var err error
 	if path == "" {
-		ignored, err = config.DecodeReport([]byte(DefaultFile), env, &f)
+		ignored, unknown, err = config.DecodeAll([]byte(DefaultFile), env, &f)
 	} else {
-		ignored, err = config.LoadFileReport(path, env, &f)
+		ignored, unknown, err = config.ReadAll(path, env, &f)
 	}
-	if err != nil {
+	var yte *yaml.TypeError
+	if err != nil && !errors.As(err, &yte) {
+		// Not YAML, unreadable, or a ${env:...} that cannot be substituted: nothing to go on.
+		if path != "" {
+			err = fmt.Errorf("%s: %w", path, err)
+		}
 		return Options{}, ignored, err
 	}
-	o, err := f.Resolve(env)
-	return o, ignored, err
+	var problems []string
+	if unknown != nil {
+		for _, k := range unknown.Keys {
+			problems = append(problems, k.String())
+		}
+	}
+	if yte != nil {
+		problems = append(problems, yte.Errors...)
+	}
+	o, rerr := f.Resolve(env)
+	var ce *ConfigError
+	if errors.As(rerr, &ce) {
+		problems = append(problems, ce.Problems...)
+	} else if rerr != nil {
+		problems = append(problems, rerr.Error())
+	}
+	if len(problems) > 0 {
+		return o, ignored, &ConfigError{Problems: problems, File: path, Unknown: unknown, Incomplete: unknown != nil || yte != nil}
+	}
+	return o, ignored, nil
 }
 
 // Resolve turns a parsed file into Options, applying the FAME_* variables of env, and
@@ -465,6 +497,9 @@ func (o *Options) validate() []string {
 	p = appendOneOf(p, "stickiness.security_level", o.StickinessLevel, stickinessLevels)
 	p = appendOneOf(p, "storage.profile", o.StorageProfile, storageProfiles)
 	p = appendOneOf(p, "logging.format", o.LogFormat, []string{"text", "json"})
+	if _, err := ParseLogLevel(o.LogLevel); err != nil {
+		p = append(p, err.Error())
+	}
 	if o.StorageProfile == StorageBbolt && o.StoragePath == "" {
 		p = append(p, "storage.profile bbolt needs storage.path (or FAME_STORAGE_PATH)")
 	}
@@ -497,10 +532,33 @@ func appendOneOf[T ~string](p []string, field string, v T, allowed []T) []string
 }
 
 // ConfigError lists every problem found in a configuration.
-type ConfigError struct{ Problems []string }
+type ConfigError struct {
+	Problems []string
+	// File is the file the problems are in ("" for the built-in default file or options).
+	File string
+	// Unknown holds the fatal unknown keys among Problems, if any; Unwrap returns it, so
+	// errors.As(err, **config.UnknownKeysError) and errors.Is(err, config.ErrUnknownKey) hold.
+	Unknown *config.UnknownKeysError
+	// Incomplete: some of the file could not be read (unknown keys or mistyped values), so the
+	// Options returned with the error are not what the file says. Without it they are, but
+	// for the invalid settings, and a reload can still name the restart-only keys they change.
+	Incomplete bool
+}
 
 func (e *ConfigError) Error() string {
-	return "invalid configuration:\n  - " + strings.Join(e.Problems, "\n  - ")
+	where := "invalid configuration"
+	if e.File != "" {
+		where = e.File + ": " + where
+	}
+	return where + ":\n  - " + strings.Join(e.Problems, "\n  - ")
+}
+
+// Unwrap returns the unknown-keys error (nil when there is none).
+func (e *ConfigError) Unwrap() error {
+	if e.Unknown == nil {
+		return nil
+	}
+	return e.Unknown
 }
 
 // ErrConfig matches any *ConfigError with errors.Is.

@@ -118,11 +118,12 @@ func (p packedReq) unpack() pendingReq {
 }
 
 func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
+	lim := s.limits.o() // the queue bounds in force (a reload changes them for new connections)
 	c := &conn{
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
 		flowID: envelope.NewID(),
-		q:      newSendQueue(&s.limits.queued, queueLimits{count: s.opts.SendQueue, bytes: s.opts.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
+		q:      newSendQueue(&s.limits.queued, queueLimits{count: lim.SendQueue, bytes: lim.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
 		done:   make(chan struct{}),
 		// seq, recvCredits and pending are made on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.
@@ -296,7 +297,7 @@ const (
 // written and flushed once at the end. The write deadline covers the whole batch, including
 // flushes the cork makes on its own when its buffer fills.
 func (c *conn) writeBatch(batch []queued) bool {
-	timeout := c.s.opts.SlowConsumerTimeout
+	timeout := c.limits.o().SlowConsumerTimeout
 	if c.cork != nil {
 		_ = c.cork.SetWriteDeadline(time.Now().Add(timeout))
 		c.cork.Cork()
@@ -349,7 +350,7 @@ func (c *conn) writeFailed(err error) {
 		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
-		t := c.s.opts.SlowConsumerTimeout
+		t := c.limits.o().SlowConsumerTimeout
 		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
 		c.close(websocket.StatusPolicyViolation, "slow consumer: nothing read for "+t.String())
 		return
@@ -478,7 +479,7 @@ func (c *conn) trackPending(h *envelope.Header) bool {
 	}
 	c.pendMu.Lock()
 	defer c.pendMu.Unlock()
-	if _, again := c.pending[string(h.CorrID)]; !again && len(c.pending) >= c.s.opts.MaxPending {
+	if _, again := c.pending[string(h.CorrID)]; !again && len(c.pending) >= c.limits.o().MaxPending {
 		return false
 	}
 	p := packReq(h)

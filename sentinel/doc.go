@@ -155,6 +155,21 @@
 // credits its peers grant it. The operator endpoints need the admin token when one is set
 // (admin.go).
 //
+// # Hot reload
+//
+// Reload (reload.go) puts new Options in force without dropping a connection: the log level
+// (with WithLogLevel), the load-balancing strategy, the stickiness TTLs and capacity, most
+// limits, the direct admission's grants and the trust bundle (both re-read from the files the
+// options name). Each lives in its component behind an atomic pointer or the component's own
+// lock, so the envelope path reads one atomic pointer and takes no new lock. A reload is all or
+// nothing: invalid options are refused with every problem (*ConfigError), and a change of a
+// setting a running sentinel cannot change (listen address, id, profiles, storage, timeouts,
+// admin token, ...; the settings table in reload.go says which) with every such key
+// (*RestartRequiredError); the old configuration stays in force either way. Load and Check are
+// what `fame validate` runs, so a file that validates is one a reload accepts, but for the
+// restart-only keys. The package installs no signal handler and watches no file: `fame
+// sentinel` reloads on SIGHUP and on file change (cmd/fame/reload.go).
+//
 // # /stats
 //
 // GET /stats (admin token when set) returns one JSON object; every field name is camelCase

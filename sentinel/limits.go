@@ -85,7 +85,9 @@ func (o *Options) validateLimits() []string {
 // limiter holds the sentinel-wide bounds: the connection count and the attach rate per remote
 // address. Per-connection bounds live on the connection (conn.go, queue.go).
 type limiter struct {
-	opts     Options // the limits.* settings
+	// cur holds the limits.* settings; a hot reload swaps it whole (setOptions), so a reader
+	// sees one consistent set and pays one atomic load, no lock.
+	cur      atomic.Pointer[Options]
 	log      *slog.Logger
 	refusals *prometheus.CounterVec // fame_limit_refusals_total{reason}
 	recent   *refusalRing           // the status page's last refusals; nil records nothing
@@ -100,7 +102,22 @@ const maxRateEntries = 65536
 
 func newLimiter(opts Options, log *slog.Logger, refusals *prometheus.CounterVec) *limiter {
 	c, _ := lru.New[string, *rate.Limiter](maxRateEntries)
-	return &limiter{opts: opts, log: log, refusals: refusals, attempts: c}
+	l := &limiter{log: log, refusals: refusals, attempts: c}
+	l.cur.Store(&opts)
+	return l
+}
+
+// o returns the limits in force.
+func (l *limiter) o() *Options { return l.cur.Load() }
+
+// setOptions puts new limits in force (a hot reload). The per-address attach-rate buckets
+// are made with the rate they were created under, so a changed rate or burst starts every
+// address with a fresh bucket of the new size.
+func (l *limiter) setOptions(o Options) {
+	old := l.cur.Swap(&o)
+	if old.AttachRate != o.AttachRate || old.AttachBurst != o.AttachBurst {
+		l.attempts.Purge()
+	}
 }
 
 // refused counts and logs one refusal; the caller puts the reason on the wire.
@@ -113,7 +130,7 @@ func (l *limiter) refused(reason string, peer, remote string, msg string, args .
 // admitUpgrade applies the connection cap and the attach rate before the WebSocket upgrade, so
 // a refused attempt costs no more than its HTTP request. The release func undoes the count.
 func (l *limiter) admitUpgrade(w http.ResponseWriter, r *http.Request, urlID string) (release func(), ok bool) {
-	o := l.opts
+	o := l.o()
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -157,8 +174,8 @@ func (l *limiter) holdRoute(c *conn, a string) bool {
 	if _, ok := h.routes[a]; ok {
 		return true
 	}
-	if len(h.routes) >= l.opts.MaxRoutes {
-		l.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", l.opts.MaxRoutes)
+	if lim := l.o().MaxRoutes; len(h.routes) >= lim {
+		l.refused(limitRoutes, c.systemID, c.remote, "AddressBind refused", "address", a, "max_routes", lim)
 		return false
 	}
 	if h.routes == nil {
@@ -179,9 +196,9 @@ func (l *limiter) holdCaps(c *conn, address string, caps []string) bool {
 			fresh++
 		}
 	}
-	if len(h.caps)+fresh > l.opts.MaxCapabilities {
+	if lim := l.o().MaxCapabilities; len(h.caps)+fresh > lim {
 		l.refused(limitCapabilities, c.systemID, c.remote, "CapabilityAdvertise refused",
-			"address", address, "entries", len(caps), "max_capabilities", l.opts.MaxCapabilities)
+			"address", address, "entries", len(caps), "max_capabilities", lim)
 		return false
 	}
 	if h.caps == nil {
@@ -205,10 +222,10 @@ var errKeyLimit = errors.New("key limit")
 // checkKeys is called by the key directory before it stores keys for c: fresh is how many of
 // them c does not hold yet.
 func (l *limiter) checkKeys(c peer, fresh int) error {
-	if held := int(c.keyCount().Load()); held+fresh > l.opts.MaxKeys {
+	if held, lim := int(c.keyCount().Load()), l.o().MaxKeys; held+fresh > lim {
 		id := c.ident()
-		l.refused(limitKeys, id.urlID, id.remote, "keys refused", "held", held, "offered", fresh, "max_keys", l.opts.MaxKeys)
-		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, l.opts.MaxKeys)
+		l.refused(limitKeys, id.urlID, id.remote, "keys refused", "held", held, "offered", fresh, "max_keys", lim)
+		return fmt.Errorf("%w: %d keys would exceed the limit of %d per connection", errKeyLimit, held+fresh, lim)
 	}
 	return nil
 }
@@ -306,9 +323,9 @@ func (s *Sentinel) nackOverloaded(src *conn, h *envelope.Header, dest []byte, re
 func (l *limiter) message(which string) string {
 	switch which {
 	case limitRoutes:
-		return fmt.Sprintf("limit exceeded: a connection may bind at most %d addresses", l.opts.MaxRoutes)
+		return fmt.Sprintf("limit exceeded: a connection may bind at most %d addresses", l.o().MaxRoutes)
 	case limitCapabilities:
-		return fmt.Sprintf("limit exceeded: a connection may advertise at most %d capability entries", l.opts.MaxCapabilities)
+		return fmt.Sprintf("limit exceeded: a connection may advertise at most %d capability entries", l.o().MaxCapabilities)
 	}
 	return "limit exceeded: " + which
 }

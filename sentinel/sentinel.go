@@ -53,7 +53,7 @@ type Sentinel struct {
 	path    string
 	sid     string
 	epoch   string
-	lb      balancer.Strategy
+	lb      *swapStrategy // a reload swaps the strategy behind it (reload.go)
 	auth    Authenticator
 	showOut io.Writer
 
@@ -82,6 +82,9 @@ type Sentinel struct {
 	draining atomic.Bool
 	drainCh  chan struct{} // closed when Shutdown starts: stops the sentinel's own loops
 	showMu   sync.Mutex    // serialises FAME_SHOW_ENVELOPES output
+
+	logLevel *slog.LevelVar // WithLogLevel: what a reload of logging.level sets
+	reload   *reloader      // hot reload state and metrics (reload.go)
 }
 
 // Option customises a Sentinel beyond its Options.
@@ -108,7 +111,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		id:      opts.ID,
 		epoch:   envelope.NewID(),
 		routes:  newRouteTable(),
-		lb:      lb,
+		lb:      newSwapStrategy(lb, opts.LoadBalancing),
 		conns:   map[*conn]struct{}{},
 		showOut: os.Stderr,
 	}
@@ -131,6 +134,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	})
 	s.limits = newLimiter(opts, s.log, s.metrics.limitRefusals)
 	s.limits.recent = s.metrics.recent
+	s.reload = newReloader(opts, s.logLevel, s.metrics.reg)
 	if opts.StoragePath != "" && opts.ID == "" {
 		s.log.Warn("bindings are persisted but FAME_NODE_ID (node.id) is not set: this sentinel gets a new id on every start, so restored bindings cannot match the re-attached replicas; set a fixed id",
 			"storage_path", opts.StoragePath)
@@ -140,7 +144,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		return nil, err
 	}
 	// s.sec may be nil (open and gated profiles): a nil *secLayer signs nothing.
-	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: lb,
+	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid}); err != nil {
 		return nil, err
 	}

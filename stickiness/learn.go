@@ -43,8 +43,8 @@ func (t *Table) LearnAFTConfirmed(token, envelopeSID, sourceReplica string, keys
 		return nil
 	}
 	ttl := time.Unix(c.Exp, 0).Sub(now)
-	if ttl < t.cfg.DefaultTTL {
-		ttl = t.cfg.DefaultTTL
+	if def := t.ttls.Load().def; ttl < def {
+		ttl = def
 	}
 	t.Bind(c.ClientSID, sourceReplica, ttl)
 	return nil

@@ -76,6 +76,22 @@ func newShardSet(max int, onEvict func(s *shard, b *binding)) (*shardSet, error)
 	return ss, nil
 }
 
+// resize splits a new capacity over the shards as newShardSet does; a shard over its new
+// size evicts its least recently used entries under its lock.
+func (ss *shardSet) resize(total int) {
+	n := len(ss.shards)
+	for i := range ss.shards {
+		size := total / n
+		if i < total%n {
+			size++
+		}
+		s := &ss.shards[i]
+		s.mu.Lock()
+		s.lru.Resize(max(size, 1))
+		s.mu.Unlock()
+	}
+}
+
 func (ss *shardSet) shardFor(key string) *shard { return &ss.shards[ss.indexOf(key)] }
 
 func (ss *shardSet) indexOf(key string) int {

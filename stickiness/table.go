@@ -21,9 +21,14 @@ import (
 // routed by client sid refreshes the session, traffic routed by channel id
 // refreshes the channel.
 type Table struct {
-	cfg   Config
-	clock func() time.Time
-	start time.Time // epoch of the int64 expiry times; carries a monotonic reading
+	cfg Config // DefaultTTL, MaxTTL and CacheMax here are the values at NewTable; see ttls
+	// ttls holds the DefaultTTL and MaxTTL in force, swapped whole by SetLimits (a hot
+	// reload); binds read it with one atomic load.
+	ttls     atomic.Pointer[ttlPair]
+	cacheMax atomic.Int64
+	limitsMu sync.Mutex // serialises SetLimits
+	clock    func() time.Time
+	start    time.Time // epoch of the int64 expiry times; carries a monotonic reading
 
 	sessions, channels *shardSet
 	idx                *index
@@ -63,6 +68,8 @@ func NewTable(cfg Config, opts ...Option) (*Table, error) {
 		o(t)
 	}
 	t.start = t.clock()
+	t.ttls.Store(&ttlPair{def: cfg.DefaultTTL, max: cfg.MaxTTL})
+	t.cacheMax.Store(int64(cfg.CacheMax))
 	if t.sessions, err = newShardSet(cfg.CacheMax, t.onRemove(kindSession)); err != nil {
 		return nil, fmt.Errorf("stickiness: session cache: %w", err)
 	}
@@ -72,8 +79,40 @@ func NewTable(cfg Config, opts ...Option) (*Table, error) {
 	return t, nil
 }
 
-// Config returns the effective (normalised) configuration.
-func (t *Table) Config() Config { return t.cfg }
+// ttlPair is the DefaultTTL and MaxTTL in force.
+type ttlPair struct{ def, max time.Duration }
+
+// Config returns the effective (normalised) configuration, with the TTLs and CacheMax of
+// the last SetLimits.
+func (t *Table) Config() Config {
+	c := t.cfg
+	p := t.ttls.Load()
+	c.DefaultTTL, c.MaxTTL, c.CacheMax = p.def, p.max, int(t.cacheMax.Load())
+	return c
+}
+
+// SetLimits changes the idle TTL, the TTL cap and the capacity of a live table (a hot reload);
+// zero values take their defaults, as in Config. Bindings made before keep the TTL they were
+// made with until their next bind; new binds and LearnAFT use the new values. A smaller
+// capacity evicts the least recently used bindings at once (counted as evictions, removed
+// from the store like any eviction); the shard count stays what NewTable chose.
+func (t *Table) SetLimits(defaultTTL, maxTTL time.Duration, cacheMax int) error {
+	c := t.cfg
+	c.DefaultTTL, c.MaxTTL, c.CacheMax = defaultTTL, maxTTL, cacheMax
+	c, err := c.normalize()
+	if err != nil {
+		return err
+	}
+	t.limitsMu.Lock()
+	defer t.limitsMu.Unlock()
+	t.ttls.Store(&ttlPair{def: c.DefaultTTL, max: c.MaxTTL})
+	if int64(c.CacheMax) != t.cacheMax.Load() {
+		t.sessions.resize(c.CacheMax)
+		t.channels.resize(c.CacheMax)
+		t.cacheMax.Store(int64(c.CacheMax))
+	}
+	return nil
+}
 
 // AttachStore makes the table write every bind/unbind behind to s (nil
 // detaches). Changes are queued, never written on the caller's goroutine.
@@ -116,11 +155,12 @@ func (t *Table) onRemove(k kind) func(s *shard, b *binding) {
 }
 
 func (t *Table) clampTTL(ttl time.Duration) int64 {
+	p := t.ttls.Load()
 	if ttl <= 0 {
-		ttl = t.cfg.DefaultTTL
+		ttl = p.def
 	}
-	if ttl > t.cfg.MaxTTL {
-		ttl = t.cfg.MaxTTL
+	if ttl > p.max {
+		ttl = p.max
 	}
 	return int64(ttl)
 }

@@ -29,6 +29,15 @@ func NewGrantSet(gs []ClientGrant, target string) (*GrantSet, error) {
 // Len is the number of grants.
 func (s *GrantSet) Len() int { return len(s.p.order) }
 
+// Grants returns a copy of every grant, in the order given (a hot reload compares two sets).
+func (s *GrantSet) Grants() []ClientGrant {
+	out := make([]ClientGrant, len(s.p.order))
+	for i, g := range s.p.order {
+		out[i] = ClientGrant{Subject: g.Subject, SystemIDs: slices.Clone(g.SystemIDs), Logicals: slices.Clone(g.Logicals)}
+	}
+	return out
+}
+
 // Lookup returns a copy of subject's grant.
 func (s *GrantSet) Lookup(subject string) (ClientGrant, bool) {
 	g := s.p.bySub[subject]

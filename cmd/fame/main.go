@@ -1,7 +1,7 @@
 // Command fame is the one fame-go binary: the sentinel and the services around it.
 //
 //	fame sentinel [-c sentinel.yml]   run the router
-//	fame validate -c FILE             check a config file and explain every problem
+//	fame validate FILE                check a config file as a start or reload would; list every problem
 //	fame version                      print the version
 //
 // Further subcommands (services, load generator) register themselves from their own files.
@@ -83,53 +83,67 @@ func runValidate(_ context.Context, args []string) error {
 	return validate(os.Stdout, args, config.OSEnv)
 }
 
-// validate checks a config file: every problem is an error; unknown keys that are not
+// validate checks a config file as `fame sentinel` does at start and at every reload (the same
+// configSource.check): every problem is listed, in one error; unknown keys that are not
 // misspellings of known ones (those are errors) are listed as ignored.
 func validate(w io.Writer, args []string, env config.Getenv) error {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	path := fs.String("c", "", "config file to check")
+	path := fs.String("c", "", "config file to check (or give it as the argument)")
+	tlsCert := fs.String("tls-cert", os.Getenv("FAME_TLS_CERT_FILE"), "also check this certificate chain (PEM), as fame sentinel -tls-cert")
+	tlsKey := fs.String("tls-key", os.Getenv("FAME_TLS_KEY_FILE"), "private key for -tls-cert (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *path == "" {
-		return errors.New("-c FILE is required")
+	if *path == "" && fs.NArg() == 1 {
+		*path = fs.Arg(0)
 	}
-	opts, ignored, err := sentinel.Load(*path, env)
+	if *path == "" || fs.NArg() > 1 || (fs.NArg() == 1 && fs.Arg(0) != *path) {
+		return errors.New("usage: fame validate [-tls-cert FILE -tls-key FILE] FILE (or -c FILE)")
+	}
+	c, err := configSource{path: *path, env: env, tlsCert: *tlsCert, tlsKey: *tlsKey}.check()
+	for _, k := range c.ignored {
+		fmt.Fprintf(w, "%s: %s\n", *path, k)
+	}
 	if err != nil {
 		return err
 	}
-	for _, k := range ignored {
-		fmt.Fprintf(w, "%s: %s\n", *path, k)
-	}
+	opts := c.opts
 	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
 		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness)
 	return nil
 }
 
 func runSentinel(ctx context.Context, args []string) error {
+	// SIGHUP reloads; caught from the start, as its default would end the process.
+	hup, stopHUP := notifyHUP()
+	defer stopHUP()
 	fs := flag.NewFlagSet("sentinel", flag.ContinueOnError)
 	path := fs.String("c", os.Getenv("FAME_CONFIG"), "config file (default: built-in defaults with FAME_* variables)")
 	logJSON := fs.Bool("log-json", false, "log as JSON instead of text")
 	addrFile := fs.String("addr-file", "", "write the address actually listened on to this file (useful with port 0)")
-	tlsCert := fs.String("tls-cert", os.Getenv("FAME_TLS_CERT_FILE"), "serve WSS/HTTPS with this certificate chain (PEM)")
+	tlsCert := fs.String("tls-cert", os.Getenv("FAME_TLS_CERT_FILE"), "serve WSS/HTTPS with this certificate chain (PEM); re-read on reload")
 	tlsKey := fs.String("tls-key", os.Getenv("FAME_TLS_KEY_FILE"), "private key for -tls-cert (PEM)")
+	watch := fs.Bool("watch", true, "reload when the config file (or the TLS, grants or CA file) changes; SIGHUP always reloads")
+	debounce := fs.Duration("reload-debounce", defaultReloadDebounce, "quiet time after a file change before the reload")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	opts, ignored, err := sentinel.Load(*path, config.OSEnv)
+	src := configSource{path: *path, env: config.OSEnv, tlsCert: *tlsCert, tlsKey: *tlsKey, logJSON: *logJSON}
+	c, err := src.check()
 	if err != nil {
 		return err
 	}
-	if *logJSON {
-		opts.LogFormat = "json"
-	}
-	log := newLogger(opts.LogFormat, opts.LogLevel)
-	for _, k := range ignored {
+	opts := c.opts
+	level := new(slog.LevelVar)
+	lv, _ := sentinel.ParseLogLevel(opts.LogLevel) // checked above
+	level.Set(lv)
+	log := newLogger(opts.LogFormat, level)
+	for _, k := range c.ignored {
 		// Not fatal (a misspelt known key is), but never silent: the operator may have
 		// meant something by it.
 		log.Warn("config: unknown key ignored", "file", *path, "key", k.Path, "line", k.Line)
 	}
-	s, err := sentinel.New(opts, sentinel.WithLogger(log))
+	s, err := sentinel.New(opts, sentinel.WithLogger(log), sentinel.WithLogLevel(level))
 	if err != nil {
 		return err
 	}
@@ -137,19 +151,28 @@ func runSentinel(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if *tlsCert != "" || *tlsKey != "" {
-		pair, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
-		if err != nil {
-			return fmt.Errorf("tls: %w", err)
-		}
-		// WebSocket upgrades need HTTP/1.1, so ALPN offers only that.
-		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+	var certs *certStore
+	if c.cert != nil {
+		certs = &certStore{}
+		certs.cur.Store(c.cert)
+		// WebSocket upgrades need HTTP/1.1, so ALPN offers only that. The certificate is read
+		// per handshake, so a reload rotates it without a restart.
+		l = tls.NewListener(l, &tls.Config{GetCertificate: certs.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
 	}
 	if *addrFile != "" {
 		if err := os.WriteFile(*addrFile, []byte(l.Addr().String()+"\n"), 0o644); err != nil {
 			return fmt.Errorf("addr-file: %w", err)
 		}
 	}
+	rctx, stopReload := context.WithCancel(context.Background())
+	reloadDone := make(chan struct{})
+	r := &reloader{src: src, s: s, certs: certs, log: log}
+	// Owned by runSentinel: ends when serving has ended (stopReload), before it returns.
+	go func() {
+		defer close(reloadDone)
+		r.run(rctx, hup, src.watched(opts), *watch, *debounce)
+	}()
+	defer func() { stopReload(); <-reloadDone }()
 	return serveDraining(ctx, s, l, log)
 }
 
@@ -186,21 +209,20 @@ func serveDraining(ctx context.Context, s *sentinel.Sentinel, l net.Listener, lo
 	return err
 }
 
-func newLogger(format, level string) *slog.Logger {
-	var lv slog.Level
-	switch strings.ToLower(level) {
-	case "debug", "trace":
-		lv = slog.LevelDebug
-	case "warn", "warning":
-		lv = slog.LevelWarn
-	case "error":
-		lv = slog.LevelError
-	default:
-		lv = slog.LevelInfo
-	}
+// newLogger logs to stderr at the level of lv (which a reload may change).
+func newLogger(format string, lv slog.Leveler) *slog.Logger {
 	ho := &slog.HandlerOptions{Level: lv}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, ho))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, ho))
+}
+
+// levelOf reads a log level for the services' -log-level flag; an unknown one is info.
+func levelOf(level string) slog.Level {
+	lv, err := sentinel.ParseLogLevel(level)
+	if err != nil {
+		return slog.LevelInfo
+	}
+	return lv
 }

@@ -46,7 +46,7 @@ func (f *serveFlags) logger(service string) *slog.Logger {
 	if f.logJSON {
 		format = "json"
 	}
-	return newLogger(format, f.logLevel).With("service", service)
+	return newLogger(format, levelOf(f.logLevel)).With("service", service)
 }
 
 // tlsConfig loads the certificate pair, or returns nil for plain HTTP.
