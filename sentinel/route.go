@@ -58,6 +58,9 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	}
 	src.pause = 0
 	s.metrics.routed(h.FrameType)
+	if s.sticky.drains.on() && isReplyFrame(h) {
+		s.sticky.replyPassed(src, h) // a draining replica's client may be idle now (replicadrain.go)
+	}
 }
 
 // isReplyFrame reports whether an envelope from a serving peer answers a pending request.
@@ -200,8 +203,9 @@ func (s *Sentinel) nackPending(p pendingReq, code, reason string) {
 	dst.sendOwn(e, envelope.FlowReset)
 }
 
-func (s *Sentinel) ackHeartbeat(c *conn, h *envelope.Header) {
-	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: string(h.ID)}, RoutingEpoch: s.epoch})
+func (s *Sentinel) ackHeartbeat(c *conn, h *envelope.Header, msg []byte) {
+	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: string(h.ID)}, RoutingEpoch: s.epoch,
+		Payload: s.drainHeartbeat(c, h, msg)}) // replica drain status (replicadrain.go), nil unless draining
 	if err != nil {
 		return
 	}

@@ -175,6 +175,7 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.Handle("GET /metrics", s.admin(s.metrics.handler()))
 	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
 	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
+	mux.Handle("POST /admin/replicas/{systemId}/drain", s.admin(http.HandlerFunc(s.handleReplicaDrain)))
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
@@ -423,6 +424,7 @@ func (s *Sentinel) connClosed(c *conn, reason string) {
 		// restarted sentinel restores them from the store when the replicas re-attach.
 		s.sticky.replicaGone(c)
 	}
+	s.sticky.drainGone(c, 0) // a replica drain ends with its connection (replicadrain.go)
 	s.sec.forget(c)
 	pend := c.takePending()
 	for _, p := range pend {
@@ -508,7 +510,8 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(map[string]any{"id": s.id, "path": s.path, "routingEpoch": s.epoch,
-		"peers": peers, "routes": s.routes.snapshot(), "stickiness": s.sticky.stats()})
+		"peers": peers, "routes": s.routes.snapshot(), "stickiness": s.sticky.stats(),
+		"replicaDrains": s.sticky.replicaDrainStats()})
 }
 
 func reasonLabel(r string) string {
