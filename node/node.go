@@ -41,6 +41,8 @@ type Node struct {
 	refused *refusals
 	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
 	showMu  sync.Mutex
+	// drain is what the sentinel's heartbeat acks said of this node's drain (drain.go).
+	drain drainState
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is
@@ -63,6 +65,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		pend:    newPendingTable(),
 	}
 	n.handlers = newHandlerPool(cfg.MaxHandlers, cfg.HandlerQueue)
+	n.drain.init()
 	var err error
 	if n.refused, err = newRefusals(cfg.Registerer, cfg.SystemID); err != nil {
 		return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)

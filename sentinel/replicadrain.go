@@ -683,4 +683,3 @@ func (s *Sentinel) handleReplicaDrain(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(ans)
 }
-
