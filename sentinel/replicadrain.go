@@ -67,6 +67,7 @@ type replicaDrains struct {
 	repin   map[string]string // client sid -> replica it was moved off, until its next pin (for the log line)
 	wake    chan struct{}
 	loop    sync.Once
+	manual  bool // unit tests drive drainStep themselves: no loop
 
 	started  *prometheus.CounterVec // fame_replica_drains_total{by}
 	finished *prometheus.CounterVec // fame_replica_drains_finished_total{result}
@@ -223,7 +224,9 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 	} else {
 		r.log.Info("replica drain started: no new sessions; pinned sessions move when idle", args...)
 	}
-	d.loop.Do(func() { go r.drainLoop() })
+	if !d.manual {
+		d.loop.Do(func() { go r.drainLoop() })
+	}
 	select {
 	case d.wake <- struct{}{}:
 	default:
