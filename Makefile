@@ -85,3 +85,10 @@ interop:
 
 clean:
 	rm -rf $(BIN)
+
+# Replica drain: a sentinel, two math replicas and six client sessions under load (one process,
+# real WebSockets); drains the replica with the most sessions through the admin endpoint and
+# prints each session moving (from which replica to which) and that every call succeeded.
+.PHONY: drain-demo
+drain-demo:
+	$(GO) run ./examples/drain-demo

@@ -68,6 +68,10 @@ type replicaDrains struct {
 	wake    chan struct{}
 	loop    sync.Once
 	manual  bool // unit tests drive drainStep themselves: no loop
+	// push sends p its drain status at once, unasked (the Sentinel: pushDrainStatus), when
+	// an operator starts the drain and when it ends, so that an SDK replica need not wait for
+	// its next heartbeat to learn either. nil: nothing is pushed.
+	push func(p peer, st envelope.DrainStatus)
 
 	started  *prometheus.CounterVec // fame_replica_drains_total{by}
 	finished *prometheus.CounterVec // fame_replica_drains_finished_total{result}
@@ -232,8 +236,12 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 	default:
 	}
 	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return r.drainStatus(st), true
+	status := r.drainStatus(st)
+	d.mu.RUnlock()
+	if by == "admin" && d.push != nil {
+		d.push(p, status)
+	}
+	return status, true
 }
 
 // drainStatus reports st; the caller holds drains.mu (read).
@@ -534,6 +542,12 @@ func (r *stickyRouter) finishDrain(st *replicaDrain, result string, inFlight int
 		}
 	}
 	d.finished.WithLabelValues(result).Inc()
+	if d.push != nil {
+		d.mu.RLock()
+		status := r.drainStatus(st)
+		d.mu.RUnlock()
+		d.push(st.p, status)
+	}
 	args := []any{"replica", st.id, "result", result, "sessions_moved", moved, "in_flight", inFlight,
 		"pinned_sessions", r.sessionsOn(st.p), "took", now.Sub(st.start).Round(time.Millisecond)}
 	if len(lastOf) > 0 {
@@ -639,6 +653,22 @@ func (s *Sentinel) drainRequest(c *conn, h *envelope.Header, msg []byte) {
 		return
 	}
 	s.sticky.startReplicaDrain(c, "self")
+}
+
+// pushDrainStatus sends p an unsolicited NodeHeartbeatAck carrying its drain status. The
+// reference's nodes take a heartbeat ack without refId as a plain one (liveness, routing
+// epoch unchanged); the Go SDK reads the status from it (node/drain.go).
+func (s *Sentinel) pushDrainStatus(p peer, st envelope.DrainStatus) {
+	payload, err := json.Marshal(envelope.DrainPayload{Drain: &st})
+	if err != nil {
+		return
+	}
+	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true}, RoutingEpoch: s.epoch, Payload: payload})
+	if err != nil {
+		return
+	}
+	e.SID, e.CorrID = s.sid, envelope.NewID()
+	p.sendOwn(e, 0)
 }
 
 // handleReplicaDrain is POST /admin/replicas/{systemId}/drain (admin token required, as for

@@ -149,6 +149,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			return nil, err
 		}
 	}
+	s.sticky.drains.push = s.pushDrainStatus // replica drain status, unasked (replicadrain.go)
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
 		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
