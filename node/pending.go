@@ -39,7 +39,7 @@ type waiter struct {
 	// closedCID is the channel a SecureClose took from under this exchange (channelClosed):
 	// a reply still encrypted for it answers the superseded send; the re-send answers anew.
 	closedCID string
-	notify chan struct{}
+	notify    chan struct{}
 	// removed: the pending table no longer counts this waiter (guarded by the table's mu).
 	removed bool
 }
