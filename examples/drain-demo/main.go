@@ -242,4 +242,3 @@ func watchLog(r io.Reader, out chan<- string) {
 		}
 	}
 }
-
