@@ -145,6 +145,15 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 			break
 		}
 	}
+	if dst != nil && s.sticky.drains.on() && s.sticky.drains.draining(dst) {
+		// A draining replica is the capability's provider of last resort (replicadrain.go).
+		for _, p := range providers {
+			if p != peer(src) && !s.sticky.drains.draining(p) {
+				dst = asConn(p)
+				break
+			}
+		}
+	}
 	if dst == nil {
 		s.drop(src, h, nil, envelope.CodeNoRoute)
 		return
