@@ -301,8 +301,20 @@ func (n *Node) outboundChannel(ctx context.Context, l *link, dest string) (*secu
 	if n.sec == nil || n.sec.level == security.LevelPlaintext {
 		return nil, nil
 	}
-	return n.channelFor(ctx, l, dest)
+	for attempt := 1; ; attempt++ {
+		ch, err := n.channelFor(ctx, l, dest)
+		// A SecureClose for the channel while it was being opened (its replica is draining
+		// or gone): open another, which the sentinel places on a replica that stays.
+		if errors.Is(err, errChannelClosed) && attempt < maxChannelOpens {
+			n.log.Debug("secure channel closed while opening, opening another", "dest", dest)
+			continue
+		}
+		return ch, err
+	}
 }
+
+// maxChannelOpens bounds the channel opens of one send that SecureCloses interrupt.
+const maxChannelOpens = 3
 
 // seal runs the outbound hooks and signs (overlay profiles): what every envelope this node
 // originates after NodeAttach goes through, including the links' heartbeats.

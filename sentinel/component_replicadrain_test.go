@@ -122,6 +122,24 @@ func TestReplicaDrainKeepsBusySession(t *testing.T) {
 	if cids := secureCloses(t, f.client); len(cids) != 0 {
 		t.Fatalf("SecureClose sent while a call was in flight: %v", cids)
 	}
+	// A new channel of a busy session is not opened on the draining replica.
+	f2 := newStickyFixture(t, nil, 0)
+	f2.r.drains.manual = true
+	b2 := &pendingFake{fakePeer: newFakePeer("/s", "busy"), busy: map[string]bool{sid: true}}
+	i2 := newFakePeer("/s", "idle")
+	for _, p := range []peer{b2, i2} {
+		f2.routes.attach(p)
+		f2.routes.bind(p, mustAddr(t, "math@*.fame.fabric"))
+	}
+	f2.r.table.Bind(sid, "busy", 0)
+	f2.r.startReplicaDrain(b2, "self")
+	open := func(h *envelope.Header) { h.FrameType, h.FrameCID = []byte(envelope.TypeSecureOpen), []byte("c-new") }
+	if got := f2.pick(t, sid, open); got != peer(i2) {
+		t.Fatalf("SecureOpen of a busy session routed to %s, want the replica that stays", got.ident().systemID)
+	}
+	if id, _ := f2.r.table.LookupChannel("c-new"); id != "idle" {
+		t.Fatalf("new channel bound to %q, want idle", id)
+	}
 	// Its reply passes: idle now, moved at once.
 	delete(busy.busy, sid)
 	f.r.replyPassed(busy, &envelope.Header{To: []byte("__rpc__x@" + f.client.path), CorrID: []byte("c")})

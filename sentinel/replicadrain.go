@@ -312,8 +312,13 @@ func (r *stickyRouter) pickDraining(members []peer, h *envelope.Header) peer {
 					r.note(c, h)
 					return c
 				}
-				if _, busy := pendingOf(c); busy[string(h.SID)] {
-					r.note(c, h) // not idle: this call joins the ones in flight there
+				// Not idle: this call joins the ones in flight there. A SecureOpen never does:
+				// a new channel on a draining replica would be closed again at once; the
+				// session moves now, and its calls in flight there are still answered (over
+				// the channels they went on, which the client was told to re-open).
+				open := string(h.FrameType) == envelope.TypeSecureOpen && len(live) < len(members)
+				if _, busy := pendingOf(c); busy[string(h.SID)] && !open {
+					r.note(c, h)
 					return c
 				}
 				r.moveSession(c, string(h.SID), "idle")
