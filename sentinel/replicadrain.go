@@ -38,8 +38,9 @@ import (
 // timeout (result timeout), when the sessions still busy are moved anyway (their calls in
 // flight are still answered while the replica stays attached). The sentinel does not close
 // the replica: it reports the state in the payload of every NodeHeartbeatAck it sends the
-// replica, and the Go SDK (Node.Drain) polls with drain heartbeats and returns on "drained",
-// so its program exits. A reference node ignores that payload: drained by the admin endpoint
+// replica (and pushes one, unasked, when an operator starts the drain and when it ends), and
+// the Go SDK (Node.Drain) polls with drain heartbeats and returns on "drained", so its
+// program exits: the replica detects the end, the sentinel never cuts it. A reference node ignores that payload: drained by the admin endpoint
 // it stays attached and idle until its operator stops it. The drain state belongs to the
 // connection: a replica that re-attaches is a fresh member.
 
