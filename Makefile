@@ -91,3 +91,10 @@ clean:
 status-screenshot:
 	./scripts/chromium-install.sh
 	STATUS_SCREENSHOT=1 $(GO) test -count=1 -run 'TestStatusPageBrowser$$' -v ./e2e/
+
+# Replica drain: a sentinel, two math replicas and six client sessions under load (one process,
+# real WebSockets); drains the replica with the most sessions through the admin endpoint and
+# prints each session moving (from which replica to which) and that every call succeeded.
+.PHONY: drain-demo
+drain-demo:
+	$(GO) run ./examples/drain-demo

@@ -35,6 +35,9 @@ func NodeFrom(env Getenv) (node.Config, error) {
 		AdmissionSettings: &adm,
 		RequestedLogicals: splitList(e.str("FAME_REQUESTED_LOGICALS")),
 	}
+	if d := e.duration("FAME_DRAIN_TIMEOUT"); d != nil {
+		c.DrainTimeout = *d
+	}
 	if b := e.boolean("FAME_FLOW_CONTROL"); b != nil {
 		c.DisableFlowControl = !*b
 	}

@@ -69,7 +69,7 @@ var Vars = []Var{
 	{"FAME_ATTACH_BURST", "sentinel", Override, "node.limits.attach_burst", strconv.Itoa(DefaultAttachBurst), "burst of the attach rate"},
 	{"FAME_ATTACH_RATE_LOOPBACK", "sentinel", Override, "node.limits.attach_rate_loopback", "false", "also rate-limit loopback addresses"},
 	{"FAME_ADMIN_TOKEN", "sentinel, cli", Override, "node.admin.token", "", "bearer token for /stats, /metrics, /debug/pprof (at least 16 characters); fame healthcheck sends it; POST /admin/drain needs it set"},
-	{"FAME_DRAIN_TIMEOUT", "sentinel", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before the sentinel exits (Go duration)"},
+	{"FAME_DRAIN_TIMEOUT", "sentinel, node", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "sentinel: on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before it exits, and how long a replica drain (POST /admin/replicas/{id}/drain) moves sessions before it moves the busy ones too; node: how long a replica's SIGTERM drain (Node.Drain) waits before it closes anyway (Go duration)"},
 
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},

@@ -133,6 +133,10 @@ func (n *Node) withCallTimeout(ctx context.Context) (context.Context, context.Ca
 	return context.WithTimeout(ctx, n.cfg.CallTimeout)
 }
 
+// codeChannelClosedNack is the sentinel's nack of a request encrypted for a channel it closed
+// (its replica left or was drained).
+const codeChannelClosedNack = "CHANNEL_CLOSED"
+
 // call is one outstanding request: its waiter and, under at-least-once, its re-send state.
 type call struct {
 	n        *Node
@@ -201,6 +205,11 @@ func (c *call) send(ctx context.Context) error {
 		if err == nil {
 			if ch != nil {
 				c.w.setCID(ch.CID())
+				if _, held := n.sec.channels.table.Get(ch.CID()); !held {
+					// A SecureClose took the channel between its choice and setCID, so it
+					// did not mark this call for a re-send: its reply could not be read.
+					continue
+				}
 			}
 			err = n.sendSecured(ctx, l, env, ch)
 		}
@@ -254,6 +263,12 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 					return nil, c.mapErr(ctx, err)
 				}
 			case evNack:
+				if c.reopened && ev.nack.Code == codeChannelClosedNack {
+					// The nack of the send that went over the channel a SecureClose closed
+					// (the sentinel refuses requests still encrypted for it); the re-send
+					// over the new channel is what this call waits for.
+					continue
+				}
 				if c.alo && !c.replied && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
 					// The route to the serving replica closed before it answered, even if it had
 					// acknowledged: the request did not complete there, so it is sent again after

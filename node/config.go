@@ -141,8 +141,11 @@ type Config struct {
 	HeartbeatInterval time.Duration // 15 s; the link is dead after 2 intervals without an ack
 	ReconnectMin      time.Duration // 1 s
 	ReconnectMax      time.Duration // 30 s
-	SendQueue         int           // writer queue length per link; 1024
-	DedupeSize        int           // recent envelope ids remembered for dedupe; 4096
+	// DrainTimeout is how long a program gives Node.Drain on SIGTERM before it closes anyway
+	// (FAME_DRAIN_TIMEOUT; 30 s); the SDK does not read it itself: Drain takes a context.
+	DrainTimeout time.Duration
+	SendQueue    int // writer queue length per link; 1024
+	DedupeSize   int // recent envelope ids remembered for dedupe; 4096
 
 	// Trust is the FAME_CA_CERTS bundle node certificates must chain to. Under strict-overlay a
 	// KeyAnnounce from another node is accepted only with a certificate (x5c) chaining to it,
@@ -250,6 +253,7 @@ func (c Config) withDefaults() Config {
 	def(&c.HeartbeatInterval, 15*time.Second)
 	def(&c.ReconnectMin, time.Second)
 	def(&c.ReconnectMax, 30*time.Second)
+	def(&c.DrainTimeout, 30*time.Second)
 	def(&c.KeyRequestTimeout, 5*time.Second)
 	if c.KeyRequestAttempts <= 0 {
 		c.KeyRequestAttempts = 3

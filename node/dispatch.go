@@ -23,6 +23,7 @@ func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel) {
 		if err != nil {
 			return
 		}
+		n.heartbeatAck(f.(*envelope.NodeHeartbeatAck).Payload) // replica drain status (drain.go)
 		if ep := f.(*envelope.NodeHeartbeatAck).RoutingEpoch; ep != "" {
 			if old := l.epoch.Swap(&ep); old != nil && *old != "" && *old != ep {
 				n.log.Info("routing epoch changed, re-binding", "old", *old, "new", ep)

@@ -106,6 +106,14 @@
 // Channels are replaced when Config.Channel limits are reached. Sealed encryption is only
 // decrypted on receipt; sending at level sealed uses a channel.
 //
+// Replica drain (drain.go). Drain asks the sentinel to move this node's sessions to the other
+// replicas of its pools (a NodeHeartbeat with a drain payload, which a reference sentinel
+// acknowledges as a plain heartbeat: then ErrDrainUnsupported), keeps serving, and returns
+// once the sentinel reports the node drained; DrainRequested is closed when the sentinel
+// reports a drain an operator started. math-agent drains on SIGTERM. A reply that arrives on
+// a channel a SecureClose took from under its call (the call was re-sent over a new channel)
+// is dropped instead of failing the call.
+//
 // Extension points kept deliberately small: Config.Outbound and Config.Inbound are hook chains
 // run on every envelope sent (before stamping and encoding) and received (after decoding), for
 // signing, verification and stickiness; Config.OnSecureClose receives SecureClose frames.

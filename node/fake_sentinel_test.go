@@ -39,6 +39,7 @@ type fakeSentinel struct {
 	// Knobs, set before the nodes connect.
 	refuse      string                           // non-empty: negative NodeAttachAck with this reason
 	noHeartbeat bool                             // never ack heartbeats
+	hbPayload   atomic.Pointer[json.RawMessage]  // payload of the heartbeat acks (replica drain status)
 	overlay     *fakeSec                         // non-nil: sign, keep keys, answer KeyRequests
 	noCredits   atomic.Bool                      // withhold CreditUpdates (a stuck receiver)
 	drop        func(*envelope.Envelope) bool    // drop an envelope before routing it
@@ -259,7 +260,11 @@ func (f *fakeSentinel) handle(ctx context.Context, c *fakeChild, env *envelope.E
 		f.reply(ctx, c, env, &envelope.CapabilityAdvertiseAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, Capabilities: v.Capabilities, Address: v.Address})
 	case *envelope.NodeHeartbeat:
 		if !f.noHeartbeat {
-			f.reply(ctx, c, env, &envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, RoutingEpoch: "EPOCH00000000001"})
+			ack := &envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: env.ID}, RoutingEpoch: "EPOCH00000000001"}
+			if p := f.hbPayload.Load(); p != nil {
+				ack.Payload = *p
+			}
+			f.reply(ctx, c, env, ack)
 		}
 	case *envelope.CreditUpdate:
 	case *envelope.KeyRequest:

@@ -82,6 +82,13 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 			if errors.Is(err, security.ErrUnknownChannel) {
 				// The sender holds a channel we lost (restart, fail-over): tell it, so it
 				// re-opens and re-sends instead of the reference's silent garbage delivery.
+				if env.CorrID != "" && n.pend.supersededOn(env.CorrID, sec.Enc.Kid) {
+					// The reply to a send whose channel was closed under it (a replica drain
+					// or loss): the call was re-sent over a new channel, whose reply it waits
+					// for; this one cannot be read and must not fail it.
+					n.log.Debug("reply on a channel closed under its call; waiting for the re-send's reply", "cid", sec.Enc.Kid, "id", env.ID)
+					return
+				}
 				n.log.Info("envelope on an unknown channel, closing it", "cid", sec.Enc.Kid, "from", env.ReplyTo)
 				n.closeChannel(l, sec.Enc.Kid, env.ReplyTo, "unknown channel")
 				n.replyRefused(env, codeChannelUnknown, "sent on secure channel "+sec.Enc.Kid+" this node does not hold")

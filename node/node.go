@@ -41,6 +41,8 @@ type Node struct {
 	refused *refusals
 	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
 	showMu  sync.Mutex
+	// drain is what the sentinel's heartbeat acks said of this node's drain (drain.go).
+	drain drainState
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is
@@ -63,6 +65,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		pend:    newPendingTable(),
 	}
 	n.handlers = newHandlerPool(cfg.MaxHandlers, cfg.HandlerQueue)
+	n.drain.init()
 	var err error
 	if n.refused, err = newRefusals(cfg.Registerer, cfg.SystemID); err != nil {
 		return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)
@@ -298,8 +301,20 @@ func (n *Node) outboundChannel(ctx context.Context, l *link, dest string) (*secu
 	if n.sec == nil || n.sec.level == security.LevelPlaintext {
 		return nil, nil
 	}
-	return n.channelFor(ctx, l, dest)
+	for attempt := 1; ; attempt++ {
+		ch, err := n.channelFor(ctx, l, dest)
+		// A SecureClose for the channel while it was being opened (its replica is draining
+		// or gone): open another, which the sentinel places on a replica that stays.
+		if errors.Is(err, errChannelClosed) && attempt < maxChannelOpens {
+			n.log.Debug("secure channel closed while opening, opening another", "dest", dest)
+			continue
+		}
+		return ch, err
+	}
 }
+
+// maxChannelOpens bounds the channel opens of one send that SecureCloses interrupt.
+const maxChannelOpens = 3
 
 // seal runs the outbound hooks and signs (overlay profiles): what every envelope this node
 // originates after NodeAttach goes through, including the links' heartbeats.

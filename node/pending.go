@@ -36,7 +36,10 @@ type waiter struct {
 	queue  []event
 	over   bool
 	cid    string // secure channel of the last request sent (channel encryption)
-	notify chan struct{}
+	// closedCID is the channel a SecureClose took from under this exchange (channelClosed):
+	// a reply still encrypted for it answers the superseded send; the re-send answers anew.
+	closedCID string
+	notify    chan struct{}
 	// removed: the pending table no longer counts this waiter (guarded by the table's mu).
 	removed bool
 }
@@ -162,6 +165,7 @@ func (t *pendingTable) channelClosed(cid string) {
 		w.mu.Lock()
 		if w.cid == cid {
 			hit = append(hit, w)
+			w.closedCID = cid
 		}
 		w.mu.Unlock()
 	}
@@ -169,4 +173,16 @@ func (t *pendingTable) channelClosed(cid string) {
 	for _, w := range hit {
 		w.push(event{kind: evReopen})
 	}
+}
+
+// supersededOn reports whether the exchange corrID was re-sent because channel cid closed
+// under it (a reply on cid is then for the first send and cannot be read any more).
+func (t *pendingTable) supersededOn(corrID, cid string) bool {
+	w := t.byCorrID(corrID)
+	if w == nil || cid == "" {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closedCID == cid
 }

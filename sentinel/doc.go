@@ -40,6 +40,14 @@
 //     /readyz 503, attaches refused (1013), new calls nacked DRAINING, calls in flight answered,
 //     then SecureClose per channel and close 1012; built with the attached-peer list, the
 //     sticky router's closeAllChannels and a refuser. Serve returns when it has finished.
+//   - replicaDrains (replicadrain.go) belongs to the sticky router: the replicas being drained
+//     (POST /admin/replicas/{systemId}/drain, or the replica's own drain heartbeat, a
+//     NodeHeartbeat whose payload is {"drain":{"request":true}}, envelope/drain.go). A draining
+//     replica gets no new pins and is not picked while its pool has another member; each
+//     session pinned to it moves when idle (binding removed, SecureClose per channel, the next
+//     call re-pins elsewhere); the status ("draining", then "drained") rides in the payload of
+//     the replica's NodeHeartbeatAcks and is pushed to it when an operator starts the drain and
+//     when it ends. Its loop goroutine runs from the first drain until the router closes.
 //   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
 //     queue, on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
@@ -221,4 +229,8 @@
 // refusalsKept (64). The refusals are kept in a fixed ring (refusalring.go) fed where the
 // refusal counters are incremented (limits, security, drain, attach), one short critical
 // section with no allocation per refusal, none on the forwarding path.
+//   - replicaDrains[]: one per attached replica being drained or drained: systemId, state
+//     (draining, drained), by (admin, self), result (idle, timeout; once drained),
+//     pinnedSessions, inFlight (requests routed to it awaiting their reply), moved (sessions
+//     moved off it), lastOfPools (pools it leaves empty), startedAt.
 package sentinel

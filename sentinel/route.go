@@ -58,6 +58,9 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	}
 	src.pause = 0
 	s.metrics.routed(h.FrameType)
+	if s.sticky.drains.on() && isReplyFrame(h) {
+		s.sticky.replyPassed(src, h) // a draining replica's client may be idle now (replicadrain.go)
+	}
 }
 
 // isReplyFrame reports whether an envelope from a serving peer answers a pending request.
@@ -142,6 +145,15 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 			break
 		}
 	}
+	if dst != nil && s.sticky.drains.on() && s.sticky.drains.draining(dst) {
+		// A draining replica is the capability's provider of last resort (replicadrain.go).
+		for _, p := range providers {
+			if p != peer(src) && !s.sticky.drains.draining(p) {
+				dst = asConn(p)
+				break
+			}
+		}
+	}
 	if dst == nil {
 		s.drop(src, h, nil, envelope.CodeNoRoute)
 		return
@@ -200,8 +212,9 @@ func (s *Sentinel) nackPending(p pendingReq, code, reason string) {
 	dst.sendOwn(e, envelope.FlowReset)
 }
 
-func (s *Sentinel) ackHeartbeat(c *conn, h *envelope.Header) {
-	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: string(h.ID)}, RoutingEpoch: s.epoch})
+func (s *Sentinel) ackHeartbeat(c *conn, h *envelope.Header, msg []byte) {
+	e, err := envelope.New(&envelope.NodeHeartbeatAck{Ack: envelope.Ack{OK: true, RefID: string(h.ID)}, RoutingEpoch: s.epoch,
+		Payload: s.drainHeartbeat(c, h, msg)}) // replica drain status (replicadrain.go), nil unless draining
 	if err != nil {
 		return
 	}

@@ -325,3 +325,31 @@ func (t *routeTable) sizes() (children, exact, pools int) {
 	}
 	return len(t.children), len(t.exact), pools
 }
+
+// poolsOf lists the pools p is a member of, with each pool's other members (replica drain:
+// which pools a drained replica would leave empty).
+func (t *routeTable) poolsOf(p peer) map[string][]peer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out map[string][]peer
+	for _, bySuffix := range t.pools {
+		for _, pl := range bySuffix {
+			in := false
+			var others []peer
+			for _, m := range pl.members {
+				if m == p {
+					in = true
+				} else {
+					others = append(others, m)
+				}
+			}
+			if in {
+				if out == nil {
+					out = map[string][]peer{}
+				}
+				out[pl.key] = others
+			}
+		}
+	}
+	return out
+}

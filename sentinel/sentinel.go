@@ -154,6 +154,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			return nil, err
 		}
 	}
+	s.sticky.drains.push = s.pushDrainStatus // replica drain status, unasked (replicadrain.go)
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
 		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -181,6 +182,7 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
 	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
 	s.statusRoutes(mux) // GET /admin/, /admin/status.json, POST /admin/login, /admin/logout (statuspage.go)
+	mux.Handle("POST /admin/replicas/{systemId}/drain", s.admin(http.HandlerFunc(s.handleReplicaDrain)))
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
@@ -431,6 +433,7 @@ func (s *Sentinel) connClosed(c *conn, reason string) {
 		// restarted sentinel restores them from the store when the replicas re-attach.
 		s.sticky.replicaGone(c)
 	}
+	s.sticky.drainGone(c, 0) // a replica drain ends with its connection (replicadrain.go)
 	s.sec.forget(c)
 	pend := c.takePending()
 	for _, p := range pend {
@@ -516,7 +519,8 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(map[string]any{"id": s.id, "path": s.path, "routingEpoch": s.epoch,
-		"peers": peers, "routes": s.routes.snapshot(), "stickiness": s.sticky.stats()})
+		"peers": peers, "routes": s.routes.snapshot(), "stickiness": s.sticky.stats(),
+		"replicaDrains": s.sticky.replicaDrainStats()})
 }
 
 func reasonLabel(r string) string {

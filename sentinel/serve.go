@@ -283,7 +283,7 @@ func (s *Sentinel) dispatch(c *conn, msg []byte, h *envelope.Header) {
 	case envelope.TypeCreditUpdate:
 		return // hop-local; we do not block senders on credits (see package doc)
 	case envelope.TypeNodeHeartbeat:
-		s.ackHeartbeat(c, h)
+		s.ackHeartbeat(c, h, msg)
 		return
 	case envelope.TypeAddressBind, envelope.TypeAddressUnbind,
 		envelope.TypeCapabilityAdvertise, envelope.TypeCapabilityWithdraw:

@@ -37,7 +37,7 @@ func TestStatsFieldsCamelCase(t *testing.T) {
 		obj  any
 		want []string
 	}{
-		{"top level", top, []string{"id", "path", "routingEpoch", "peers", "routes", "stickiness"}},
+		{"top level", top, []string{"id", "path", "routingEpoch", "peers", "routes", "stickiness", "replicaDrains"}},
 		{"peers[]", peers[0], []string{"systemId", "path", "remote", "attachedAt", "received", "sent", "queued",
 			"queuedBytes", "pending", "stickySessions"}},
 		{"routes", top["routes"], []string{"children", "exact", "pools", "capabilities"}},

@@ -26,6 +26,8 @@ type stickyRouter struct {
 	stop  chan struct{}
 	// closed holds the channels purged with their replica, for a short while (closedchan.go).
 	closed closedChannels
+	// drains holds the replicas being drained (replicadrain.go); its loop ends with stop.
+	drains *replicaDrains
 }
 
 // stickyDeps is what the sticky router is built with.
@@ -45,6 +47,7 @@ type stickyDeps struct {
 
 func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
 	r := &stickyRouter{stickyDeps: d, stop: make(chan struct{})}
+	r.drains = newReplicaDrains(d.opts.DrainTimeout, d.metrics.reg)
 	o := d.opts
 	if !o.Stickiness {
 		return r, nil
@@ -112,6 +115,9 @@ func (r *stickyRouter) close() {
 
 // pick returns the member of pool p that should receive the envelope.
 func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Header) peer {
+	if r.drains.on() {
+		return r.pickDraining(members, h)
+	}
 	if len(members) == 1 {
 		r.note(members[0], h)
 		return members[0]
@@ -222,10 +228,12 @@ func (r *stickyRouter) learn(src peer, h *envelope.Header) bool {
 func (r *stickyRouter) replicaGone(c peer) {
 	replica := c.ident().systemID
 	if r.table == nil || replica == "" {
+		r.drainGone(c, 0)
 		return
 	}
 	start := time.Now()
 	lost := r.table.PurgeReplica(replica)
+	r.drainGone(c, len(lost))
 	closes := 0
 	for _, l := range lost {
 		for _, cid := range l.ChannelIDs {

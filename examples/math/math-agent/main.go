@@ -7,7 +7,11 @@
 // MATH_LOGICAL selects how it binds: "*.fame.fabric" (default) joins the pool of replicas,
 // "fame.fabric" binds the address exactly (the last binder wins). AGENT_NAME is what whoami
 // answers (default: the node's system id). It prints READY on stdout once bound and
-// advertised, and stops cleanly on SIGINT/SIGTERM.
+// advertised. On SIGTERM or SIGINT (or when the sentinel reports that an operator drains it,
+// POST /admin/replicas/<id>/drain) it drains: it asks the sentinel to move its sessions to
+// the other replicas, keeps serving what is pinned and in flight, and exits 0 once the
+// sentinel reports it drained or after FAME_DRAIN_TIMEOUT (30 s); a second signal exits at
+// once.
 package main
 
 import (
@@ -17,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/examples/math/mathagent"
@@ -31,8 +36,11 @@ func main() {
 }
 
 func run() error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	cfg, err := config.Node()
 	if err != nil {
 		return err
@@ -59,6 +67,29 @@ func run() error {
 		return err
 	}
 	fmt.Println("READY")
-	<-ctx.Done()
+	select {
+	case sig := <-sigs:
+		cfg.Logger.Info("signal received: draining (a second signal exits at once)", "signal", sig.String())
+	case <-n.DrainRequested():
+		cfg.Logger.Info("the sentinel drains this replica")
+	}
+	// The drain is owned here: it ends with the sentinel's "drained", the timeout or a
+	// second signal (which cancels its context).
+	timeout := cfg.DrainTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second // node.Config's default
+	}
+	dctx, dcancel := context.WithTimeout(ctx, timeout)
+	defer dcancel()
+	go func() {
+		select {
+		case <-sigs:
+			dcancel()
+		case <-dctx.Done():
+		}
+	}()
+	if err := n.Drain(dctx); err != nil {
+		cfg.Logger.Warn("drain ended without the sentinel's drained", "err", err)
+	}
 	return nil
 }
