@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -447,45 +449,68 @@ func (s *KVStore) write(kv jetstream.KeyValue, o op) {
 		s.fail(o, err)
 		return
 	}
-	var rev uint64
-	switch o.kind {
-	case opCreate:
-		rev, err = kv.Create(ctx, key, val)
-	default:
-		base := o.rev
-		if base == 0 {
-			base = s.confirmedRev(o.k, o.id)
-		}
+	base := o.rev
+	if o.kind != opCreate && base == 0 {
+		base = s.confirmedRev(o.k, o.id)
+	}
+	for {
+		var rev uint64
 		if base == 0 {
 			rev, err = kv.Create(ctx, key, val)
 		} else {
 			rev, err = kv.Update(ctx, key, val, base)
 		}
-	}
-	switch {
-	case err == nil:
-		o.b.Revision = rev
-		s.confirm(o.k, o.id, o.b, time.Now().UnixNano())
-		s.m.write(name, "won")
-		report(o.done, Result{Binding: o.b, Won: true})
-	case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-		e, gerr := kv.Get(ctx, key)
-		if gerr != nil {
+		if err == nil {
+			o.b.Revision = rev
+			s.confirm(o.k, o.id, o.b, time.Now().UnixNano())
+			s.m.write(name, "won")
+			report(o.done, Result{Binding: o.b, Won: true})
+			return
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			s.fail(o, err)
+			return
+		}
+		w, found, cur, gerr := s.winner(ctx, key, base)
+		switch {
+		case gerr != nil:
 			s.fail(o, fmt.Errorf("cluster: read the winner of %s: %w", key, gerr))
 			return
-		}
-		w, derr := decodeBinding(e.Value())
-		if derr != nil {
-			s.fail(o, derr)
+		case found:
+			s.adopt(o.k, o.id, w, time.Now().UnixNano())
+			s.m.write(name, "adopted")
+			report(o.done, Result{Binding: w})
 			return
 		}
-		w.Revision = e.Revision()
-		s.adopt(o.k, o.id, w, e.Created().UnixNano())
-		s.m.write(name, "adopted")
-		report(o.done, Result{Binding: w})
-	default:
-		s.fail(o, err)
+		// The write that beat ours never landed (or the key was deleted
+		// since): try again against what the leader holds now.
+		base = cur
 	}
+}
+
+// winner waits for the write that beat ours to show on the stream leader:
+// the leader refuses a conflicting write as soon as the other one is in
+// flight, before it is stored (seen in TestCreateRaceOneWinner as "no
+// message" right after ErrKeyExists), so it polls, briefly, for a value
+// newer than base. found is false when none came: cur is then the
+// revision the leader holds (0: none, or a delete).
+func (s *KVStore) winner(ctx context.Context, key string, base uint64) (w Binding, found bool, cur uint64, err error) {
+	wait := 500 * time.Microsecond
+	for range 12 { // ~1 s in all
+		var ok bool
+		w, ok, cur, err = s.leaderGet(ctx, key)
+		if err != nil {
+			return Binding{}, false, 0, err
+		}
+		if ok && w.Revision > base {
+			return w, true, cur, nil
+		}
+		if !sleepCtx(ctx, wait) {
+			return Binding{}, false, 0, ctx.Err()
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+	return Binding{}, false, cur, nil
 }
 
 func (s *KVStore) fail(o op, err error) {
@@ -590,4 +615,51 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// leaderGet reads a key's latest value from the stream leader (KV Get uses
+// direct gets, which any replica answers, from a state possibly older than
+// the one our write was refused against). found is false for no value or a
+// delete marker; cur is the key's last revision either way.
+func (s *KVStore) leaderGet(ctx context.Context, key string) (Binding, bool, uint64, error) {
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{"$KV." + s.bucket + "." + key})
+	msg, err := s.js.Conn().RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+s.bucket, req)
+	if err != nil {
+		return Binding{}, false, 0, err
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+			Data []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return Binding{}, false, 0, fmt.Errorf("cluster: msg get reply: %w", err)
+	}
+	if resp.Error != nil {
+		if jetstream.ErrorCode(resp.Error.ErrCode) == jetstream.JSErrCodeMessageNotFound {
+			return Binding{}, false, 0, nil
+		}
+		return Binding{}, false, 0, fmt.Errorf("cluster: msg get: %s (%d)", resp.Error.Description, resp.Error.ErrCode)
+	}
+	if resp.Message == nil {
+		return Binding{}, false, 0, errors.New("cluster: msg get: empty reply")
+	}
+	// A delete, purge or aged-out marker carries a header and no value.
+	if h := string(resp.Message.Hdrs); strings.Contains(h, "KV-Operation") || strings.Contains(h, "Nats-Marker-Reason") {
+		return Binding{}, false, resp.Message.Seq, nil
+	}
+	b, err := decodeBinding(resp.Message.Data)
+	if err != nil {
+		return Binding{}, false, 0, err
+	}
+	b.Revision = resp.Message.Seq
+	return b, true, b.Revision, nil
 }
