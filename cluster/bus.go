@@ -170,6 +170,11 @@ func (b *NATSBus) Subscribe(fn func(from string, env []byte)) error {
 	// slow consumer (nats.go default: 512 Ki messages / 64 MiB).
 	_ = sub.SetPendingLimits(-1, 256<<20)
 	b.sub = sub
+	// The local server has the interest once the flush returns; the other
+	// servers learn it over the routes shortly after.
+	if err := b.nc.Flush(); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", b.self, err)
+	}
 	return nil
 }
 

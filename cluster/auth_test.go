@@ -1,0 +1,170 @@
+package cluster
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The attacker is a raw nats.go client (not our Connect) aimed at an
+// embedded server's client port. Every way in without both the cluster's
+// certificate and its credentials is refused; the positive control with
+// both gets in. (The client port listens on loopback by default; the test
+// also stands for an operator who exposed it.)
+func TestAttackClientWithoutCredentials(t *testing.T) {
+	url := shared.members[1].Embedded.ClientURL()
+	p := shared.pki
+	good, err := TLSConfig(p.good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := TLSConfig(p.rogue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noCert := good.Clone()
+	noCert.Certificates = nil
+	// Go's TLS client sends no certificate the server's CA list does not
+	// name; the attacker sends its rogue one regardless.
+	rogueCert := rogue.Certificates[0]
+	rogue.Certificates = nil
+	rogue.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &rogueCert, nil }
+	cases := []struct {
+		name string
+		url  string
+		opts []nats.Option
+		want string // substring of the refusal
+		auth bool   // the refusal must be a NATS authorization error
+	}{
+		{"no credentials, good certificate", url, []nats.Option{nats.Secure(good)}, "Authorization Violation", true},
+		{"wrong password, good certificate", url, []nats.Option{nats.Secure(good), nats.UserInfo(testUser, "guess")}, "Authorization Violation", true},
+		{"unknown user, good certificate", url, []nats.Option{nats.Secure(good), nats.UserInfo("admin", testPass)}, "Authorization Violation", true},
+		{"credentials, no client certificate", url, []nats.Option{nats.Secure(noCert), nats.UserInfo(testUser, testPass)}, "certificate required", false},
+		{"credentials, certificate of another CA", url, []nats.Option{nats.Secure(rogue), nats.UserInfo(testUser, testPass)}, "tls", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := append([]nats.Option{nats.NoReconnect(), nats.Timeout(3 * time.Second)}, tc.opts...)
+			nc, err := nats.Connect(tc.url, opts...)
+			if err == nil {
+				nc.Close()
+				t.Fatal("connected")
+			}
+			if tc.auth && !errors.Is(err, nats.ErrAuthorization) {
+				t.Fatalf("refusal %v, want an authorization error", err)
+			}
+			if tc.want != "" && !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("refusal %q, want %q in it", err, tc.want)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+	t.Run("credentials in plain text, no TLS", func(t *testing.T) {
+		// nats.go upgrades to TLS when the server asks; a raw socket does not.
+		conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "tls://"), 3*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		r := bufio.NewReader(conn)
+		info, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(info, "INFO ") || !strings.Contains(info, `"tls_required":true`) {
+			t.Fatalf("INFO %q %v", info, err)
+		}
+		fmt.Fprintf(conn, "CONNECT {\"user\":%q,\"pass\":%q,\"verbose\":false}\r\nPING\r\n", testUser, testPass)
+		var got []string
+		var end error
+		for end == nil {
+			var line string
+			line, end = r.ReadString('\n')
+			if line != "" {
+				got = append(got, strings.TrimSpace(line))
+			}
+		}
+		all := strings.Join(got, " | ")
+		var ne net.Error
+		if strings.Contains(all, "PONG") || (errors.As(end, &ne) && ne.Timeout()) {
+			t.Fatalf("plain-text client got %q, then %v (want the server to close)", all, end)
+		}
+		t.Logf("refused: server sent %q and closed (%v)", all, end)
+	})
+	t.Run("control: certificate and credentials", func(t *testing.T) {
+		nc, err := nats.Connect(url, nats.NoReconnect(), nats.Secure(good), nats.UserInfo(testUser, testPass))
+		if err != nil {
+			t.Fatalf("the legitimate client was refused: %v", err)
+		}
+		nc.Close()
+	})
+}
+
+// TestAttackRogueRoute: a nats-server that knows the seed addresses but
+// lacks the route password, or holds a certificate from another CA, never
+// becomes a route of the cluster (so it can neither read nor write the
+// buckets nor see the envelopes).
+func TestAttackRogueRoute(t *testing.T) {
+	p := shared.pki
+	before := shared.members[0].Embedded.Routes()
+	for _, tc := range []struct {
+		name string
+		tls  TLSFiles
+		pass string
+	}{
+		{"wrong route password", p.good, "guess"},
+		{"certificate of another CA", p.rogue, testPass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := shared.base
+			cfg.SentinelID = "rogue"
+			cfg.Listen = "127.0.0.1:0"
+			cfg.Routes = shared.seeds
+			cfg.DataDir = filepath.Join(t.TempDir(), "rogue")
+			cfg.TLS = tc.tls
+			cfg.Auth.Password = tc.pass
+			e, err := StartEmbedded(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Kill()
+			// nats-server retries a seed every second; give it three tries.
+			deadline := time.Now().Add(3 * time.Second)
+			for time.Now().Before(deadline) {
+				if e.Routes() != 0 {
+					t.Fatalf("rogue server got %d routes", e.Routes())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			for _, m := range shared.members {
+				if n := m.Embedded.Routes(); n != before {
+					t.Fatalf("%s has %d routes, had %d", m.Config.SentinelID, n, before)
+				}
+			}
+		})
+	}
+}
+
+// TestTLSConfig: the helper refuses what it cannot use.
+func TestTLSConfig(t *testing.T) {
+	p := shared.pki
+	if _, err := TLSConfig(TLSFiles{Cert: p.good.Cert, Key: p.good.Key}); !errors.Is(err, ErrConfig) {
+		t.Fatalf("no CA: %v", err)
+	}
+	if _, err := TLSConfig(TLSFiles{Cert: p.good.Cert, Key: p.rogue.Key, CA: p.good.CA}); err == nil {
+		t.Fatal("mismatched key accepted")
+	}
+	if _, err := TLSConfig(TLSFiles{Cert: p.good.Cert, Key: p.good.Key, CA: p.good.Key}); err == nil {
+		t.Fatal("a key file as CA accepted")
+	}
+	c, err := TLSConfig(p.good)
+	if err != nil || c.MinVersion != tls.VersionTLS13 || c.ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("%v %+v", err, c)
+	}
+}
