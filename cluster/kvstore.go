@@ -23,6 +23,9 @@ const (
 	storeQueue   = 4096 // per worker; full = ErrBacklog
 	clockTick    = 250 * time.Millisecond
 	markerTTL    = time.Minute // how long KV keeps the markers of aged-out keys
+	// attemptTimeout bounds one KV request; loopback R3 p99 is a few ms, an
+	// answer later than this is not coming (its leader died).
+	attemptTimeout = 500 * time.Millisecond
 )
 
 // KVStore is the BindingStore of a cluster: a JetStream KV bucket
@@ -436,13 +439,20 @@ func (s *KVStore) write(kv jetstream.KeyValue, o op) {
 	key := kvKey(o.k, o.id)
 	name := o.kind.String()
 	if o.kind == opDelete {
-		if err := kv.Delete(ctx, key); err != nil {
-			s.m.write(name, "failed")
-			s.log.Warn("cluster binding delete failed", "kind", o.k, "err", err)
-			return
+		for {
+			actx, acancel := context.WithTimeout(ctx, attemptTimeout)
+			err := kv.Delete(actx, key)
+			acancel()
+			if err == nil {
+				s.m.write(name, "won")
+				return
+			}
+			if !sleepCtx(ctx, 50*time.Millisecond) {
+				s.m.write(name, "failed")
+				s.log.Warn("cluster binding delete failed; the binding ages out", "kind", o.k, "err", err)
+				return
+			}
 		}
-		s.m.write(name, "won")
-		return
 	}
 	val, err := encodeBinding(o.b)
 	if err != nil {
@@ -453,13 +463,21 @@ func (s *KVStore) write(kv jetstream.KeyValue, o op) {
 	if o.kind != opCreate && base == 0 {
 		base = s.confirmedRev(o.k, o.id)
 	}
+	retry := 20 * time.Millisecond
 	for {
+		// Each attempt gets attemptTimeout, the whole write WriteTimeout: a
+		// request that went to a leader as it died has no answer coming, and
+		// waiting the whole timeout for it would stretch the stall of an
+		// election by that much. Retrying is safe: a create or update that did
+		// land makes the retry conflict, and the winner read back is ours.
+		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
 		var rev uint64
 		if base == 0 {
-			rev, err = kv.Create(ctx, key, val)
+			rev, err = kv.Create(actx, key, val)
 		} else {
-			rev, err = kv.Update(ctx, key, val, base)
+			rev, err = kv.Update(actx, key, val, base)
 		}
+		acancel()
 		if err == nil {
 			o.b.Revision = rev
 			s.confirm(o.k, o.id, o.b, time.Now().UnixNano())
@@ -468,13 +486,23 @@ func (s *KVStore) write(kv jetstream.KeyValue, o op) {
 			return
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			s.fail(o, err)
-			return
+			if ctx.Err() != nil || !sleepCtx(ctx, retry) {
+				s.fail(o, err)
+				return
+			}
+			retry = min(2*retry, 250*time.Millisecond)
+			continue
 		}
 		w, found, cur, gerr := s.winner(ctx, key, base)
 		switch {
 		case gerr != nil:
 			s.fail(o, fmt.Errorf("cluster: read the winner of %s: %w", key, gerr))
+			return
+		case found && sameBinding(w, o.b):
+			// An earlier attempt of ours landed; its answer was lost.
+			s.confirm(o.k, o.id, w, time.Now().UnixNano())
+			s.m.write(name, "won")
+			report(o.done, Result{Binding: w, Won: true})
 			return
 		case found:
 			s.adopt(o.k, o.id, w, time.Now().UnixNano())
