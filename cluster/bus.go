@@ -132,7 +132,7 @@ func (b *NATSBus) Publish(to string, env []byte) error {
 		b.m.forward("refused")
 		return ErrSelf
 	}
-	if !idRE.MatchString(to) {
+	if !validID(to) {
 		b.m.forward("refused")
 		return fmt.Errorf("%w: %q", ErrBadSentinel, to)
 	}
@@ -155,7 +155,7 @@ func (b *NATSBus) Subscribe(fn func(from string, env []byte)) error {
 	sp := b.prefix + "s."
 	sub, err := b.nc.Subscribe(b.self, func(m *nats.Msg) {
 		from, ok := strings.CutPrefix(m.Reply, sp)
-		if !ok || !idRE.MatchString(from) {
+		if !ok || !validID(from) {
 			b.m.forward("refused")
 			b.log.Warn("envelope on the cluster bus without a sentinel sender; dropped", "reply", m.Reply)
 			return
@@ -180,7 +180,7 @@ func (b *NATSBus) Subscribe(fn func(from string, env []byte)) error {
 
 func (b *NATSBus) onBeat(m *nats.Msg) {
 	id, ok := strings.CutPrefix(m.Subject, b.prefix+"hb.")
-	if !ok || id == b.cfg.SentinelID || !idRE.MatchString(id) {
+	if !ok || id == b.cfg.SentinelID || !validID(id) {
 		return
 	}
 	st := PeerUp
