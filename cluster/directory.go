@@ -280,23 +280,7 @@ func (d *Directory) flush(kv jetstream.KeyValue) {
 
 func (d *Directory) watch(kv jetstream.KeyValue) {
 	defer d.wg.Done()
-	for d.ctx.Err() == nil {
-		w, err := kv.WatchAll(d.ctx)
-		if err != nil {
-			if !sleepCtx(d.ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for e := range w.Updates() {
-			if e == nil {
-				d.once.Do(func() { close(d.synced) })
-				continue
-			}
-			d.apply(e)
-		}
-		_ = w.Stop()
-	}
+	watchKV(d.ctx, d.js.Conn(), kv, "KV_"+d.bucket, d.log, d.apply, func() { d.once.Do(func() { close(d.synced) }) })
 }
 
 func (d *Directory) apply(e jetstream.KeyValueEntry) {

@@ -118,10 +118,12 @@ func TestLeaderLoss(t *testing.T) {
 		// The write made after the failover reaches the other survivor.
 		key := fmt.Sprintf("%s-check", name)
 		survivors[0].Store.Create(Session, key, Binding{Replica: "r3", Sentinel: survivors[0].Config.SentinelID}, nil)
-		eventually(t, 10*time.Second, name+": post-failover write visible on the other survivor", func() bool {
+		vis := eventually(t, 10*time.Second, name+": post-failover write visible on the other survivor", func() bool {
 			b, ok := survivors[1].Store.Lookup(Session, key)
 			return ok && b.Replica == "r3" && b.Revision != 0
 		})
+		t.Logf("%s: a write made after the failover visible on the other survivor after %v (%v after the stop)",
+			name, vis.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 	}
 
 	var crashed int

@@ -25,7 +25,7 @@ const (
 	markerTTL    = time.Minute // how long KV keeps the markers of aged-out keys
 	// attemptTimeout bounds one KV request; loopback R3 p99 is a few ms, an
 	// answer later than this is not coming (its leader died).
-	attemptTimeout = 500 * time.Millisecond
+	attemptTimeout = 250 * time.Millisecond
 )
 
 // KVStore is the BindingStore of a cluster: a JetStream KV bucket
@@ -333,30 +333,7 @@ func (s *KVStore) run() {
 	}
 	s.kv.Store(&kvHolder{kv})
 	close(s.ready)
-	var last uint64
-	for s.ctx.Err() == nil {
-		var opts []jetstream.WatchOpt
-		if last > 0 {
-			opts = append(opts, jetstream.ResumeFromRevision(last+1))
-		}
-		w, err := kv.WatchAll(s.ctx, opts...)
-		if err != nil {
-			s.log.Warn("binding watch failed; retrying", "err", err)
-			if !sleepCtx(s.ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for e := range w.Updates() {
-			if e == nil {
-				s.syncMu.Do(func() { close(s.synced) })
-				continue
-			}
-			last = e.Revision()
-			s.apply(e)
-		}
-		_ = w.Stop()
-	}
+	watchKV(s.ctx, s.js.Conn(), kv, "KV_"+s.bucket, s.log, s.apply, func() { s.syncMu.Do(func() { close(s.synced) }) })
 }
 
 // apply folds one watched entry into the LRU unless the LRU already holds
