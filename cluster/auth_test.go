@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // The attacker is a raw nats.go client (not our Connect) aimed at an
@@ -52,8 +53,14 @@ func TestAttackClientWithoutCredentials(t *testing.T) {
 		{"credentials, no client certificate", url, []nats.Option{nats.Secure(noCert), nats.UserInfo(testUser, testPass)}, "tls", false},
 		{"credentials, certificate of another CA", url, []nats.Option{nats.Secure(rogue), nats.UserInfo(testUser, testPass)}, "tls", false},
 	}
+	m := shared.members[1].Metrics
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			reason := "tls"
+			if tc.auth {
+				reason = "auth"
+			}
+			before := refusals(t, m, "client", reason)
 			opts := append([]nats.Option{nats.NoReconnect(), nats.Timeout(3 * time.Second)}, tc.opts...)
 			nc, err := nats.Connect(tc.url, opts...)
 			if err == nil {
@@ -66,6 +73,11 @@ func TestAttackClientWithoutCredentials(t *testing.T) {
 			if tc.want != "" && !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("refusal %q, want %q in it", err, tc.want)
 			}
+			// The server logs the refusal with the peer's address; the
+			// counter is fed from that line.
+			eventually(t, 5*time.Second, "fame_cluster_refused_total{client,"+reason+"} moved", func() bool {
+				return refusals(t, m, "client", reason) > before
+			})
 			t.Logf("refused: %v", err)
 		})
 	}
@@ -118,13 +130,21 @@ func TestAttackRogueRoute(t *testing.T) {
 	for _, m := range shared.members {
 		before = append(before, m.Embedded.Routes())
 	}
+	total := func(reason string) float64 {
+		n := 0.0
+		for _, m := range shared.members {
+			n += refusals(t, m.Metrics, "route", reason)
+		}
+		return n
+	}
 	for _, tc := range []struct {
-		name string
-		tls  TLSFiles
-		pass string
+		name   string
+		tls    TLSFiles
+		pass   string
+		reason string
 	}{
-		{"wrong route password", p.good, "guess"},
-		{"certificate of another CA", p.rogue, testPass},
+		{"wrong route password", p.good, "guess", "auth"},
+		{"certificate of another CA", p.rogue, testPass, "tls"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := shared.base
@@ -134,7 +154,8 @@ func TestAttackRogueRoute(t *testing.T) {
 			cfg.DataDir = filepath.Join(t.TempDir(), "rogue")
 			cfg.TLS = tc.tls
 			cfg.Auth.Password = tc.pass
-			e, err := StartEmbedded(cfg, nil)
+			was := total(tc.reason)
+			e, err := StartEmbedded(cfg, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,6 +188,9 @@ func TestAttackRogueRoute(t *testing.T) {
 			if _, err := js.KeyValue(ctx, BindingsBucket("shared")); err == nil {
 				t.Fatal("the rogue server reaches the cluster's bindings")
 			}
+			if now := total(tc.reason); now <= was {
+				t.Fatalf("fame_cluster_refused_total{route,%s} did not move (%v)", tc.reason, now)
+			}
 		})
 	}
 }
@@ -187,4 +211,13 @@ func TestTLSConfig(t *testing.T) {
 	if err != nil || c.MinVersion != tls.VersionTLS13 || c.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Fatalf("%v %+v", err, c)
 	}
+}
+
+func refusals(t *testing.T, m *Metrics, link, reason string) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.refused.WithLabelValues(link, reason).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
 }

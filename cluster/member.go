@@ -19,6 +19,7 @@ type Member struct {
 	Store     *KVStore
 	Bus       *NATSBus
 	Directory *Directory
+	Metrics   *Metrics
 	log       *slog.Logger
 }
 
@@ -36,14 +37,14 @@ func Open(cfg Config, log *slog.Logger, m *Metrics) (_ *Member, err error) {
 	if !cfg.Enabled() {
 		return nil, fmt.Errorf("%w: no cluster configured", ErrConfig)
 	}
-	mb := &Member{Config: cfg, log: log}
+	mb := &Member{Config: cfg, Metrics: m, log: log}
 	defer func() {
 		if err != nil {
 			mb.Close()
 		}
 	}()
 	if cfg.Embedded() {
-		if mb.Embedded, err = StartEmbedded(cfg, log); err != nil {
+		if mb.Embedded, err = StartEmbedded(cfg, log, m); err != nil {
 			return nil, err
 		}
 	}

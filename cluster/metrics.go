@@ -15,6 +15,9 @@ type Metrics struct {
 	// forwards counts envelopes published to other sentinels by result
 	// (sent, refused, error) and received (received).
 	forwards *prometheus.CounterVec
+	// refused counts connections the embedded server refused, by link
+	// (client, route) and reason (auth, tls).
+	refused *prometheus.CounterVec
 }
 
 // NewMetrics builds the series (not registered).
@@ -28,12 +31,14 @@ func NewMetrics() *Metrics {
 			Help: "Sentinel liveness transitions seen through heartbeats."}, []string{"state"}),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_bus_envelopes_total",
 			Help: "Envelopes over the cluster bus by direction and result."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_refused_total",
+			Help: "Connections the embedded NATS server refused, by link (client, route) and reason (auth, tls)."}, []string{"link", "reason"}),
 	}
 }
 
 // Collectors returns the series to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.writes, m.watch, m.peers, m.forwards}
+	return []prometheus.Collector{m.writes, m.watch, m.peers, m.forwards, m.refused}
 }
 
 func (m *Metrics) write(op, result string) {
@@ -57,5 +62,11 @@ func (m *Metrics) peer(state string) {
 func (m *Metrics) forward(result string) {
 	if m != nil {
 		m.forwards.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) refusal(link, reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(link, reason).Inc()
 	}
 }

@@ -36,7 +36,7 @@ type Embedded struct {
 // until it accepts connections. It does not wait for the routes or the
 // JetStream meta leader: the binding store binds its buckets in the
 // background once the cluster has quorum.
-func StartEmbedded(cfg Config, log *slog.Logger) (*Embedded, error) {
+func StartEmbedded(cfg Config, log *slog.Logger, m *Metrics) (*Embedded, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -56,13 +56,17 @@ func StartEmbedded(cfg Config, log *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("cluster: nats server: %w", err)
 	}
 	log = log.With("component", "cluster-nats", "cluster", cfg.Name, "server", cfg.SentinelID)
-	srv.SetLoggerV2(slogAdapter{log}, false, false, false)
+	srv.SetLoggerV2(slogAdapter{l: log, m: m}, false, false, false)
 	srv.Start()
 	if !srv.ReadyForConnections(10 * time.Second) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("%w: %s after 10s", ErrNotReady, cfg.SentinelID)
 	}
-	log.Info("embedded NATS started", "routes_listen", srv.ClusterAddr().String(),
+	routeAddr := "none (cluster of one)"
+	if a := srv.ClusterAddr(); a != nil {
+		routeAddr = a.String()
+	}
+	log.Info("embedded NATS started", "routes_listen", routeAddr,
 		"client_listen", srv.Addr().String(), "seeds", len(cfg.Routes), "replicas", cfg.Replicas)
 	return &Embedded{cfg: cfg, srv: srv, log: log}, nil
 }
@@ -81,10 +85,14 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		return nil, fmt.Errorf("%w: client_listen: %w", ErrConfig, err)
 	}
 	routes := make([]*url.URL, 0, len(cfg.Routes))
+	others := 0
 	for _, r := range cfg.Routes {
 		u, err := url.Parse(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, r, err)
+		}
+		if u.Host != cfg.Listen {
+			others++
 		}
 		u.Scheme = "nats-route"
 		u.User = url.UserPassword(cfg.Auth.User, cfg.Auth.Password)
@@ -114,6 +122,13 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		LameDuckDuration:       cfg.LameDuck,
 		LameDuckGracePeriod:    cfg.LameDuck / 2,
 		DisableJetStreamBanner: true,
+	}
+	if others == 0 {
+		// A cluster of one: clustered JetStream cannot bootstrap on a route
+		// to itself, so the server runs JetStream standalone (R1) with no
+		// route port. Growing it later means a restart with seeds.
+		o.Cluster = server.ClusterOpts{}
+		o.Routes = nil
 	}
 	if cfg.Auth.NkeySeedFile != "" {
 		_, pub, err := loadNkey(cfg.Auth.NkeySeedFile)
@@ -161,8 +176,14 @@ func loadNkey(file string) (nkeys.KeyPair, string, error) {
 	return kp, pub, nil
 }
 
-// RouteAddr is the address the route port listens on (host:port).
-func (e *Embedded) RouteAddr() string { return e.srv.ClusterAddr().String() }
+// RouteAddr is the address the route port listens on (host:port); "" for a
+// cluster of one, which has no route port.
+func (e *Embedded) RouteAddr() string {
+	if a := e.srv.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
 
 // ClientURL is the tls:// URL of the client port.
 func (e *Embedded) ClientURL() string {
@@ -246,8 +267,31 @@ func Connect(cfg Config, emb *Embedded, log *slog.Logger) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// slogAdapter routes nats-server's log lines to slog.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter routes nats-server's log lines to slog. nats-server has no
+// hook for refused connections, but it logs each one with the peer's
+// address ("127.0.0.1:4711 - cid:7 - authentication error", "… - rid:3 -
+// TLS handshake error: …"): those lines are counted by link and reason.
+type slogAdapter struct {
+	l *slog.Logger
+	m *Metrics
+}
+
+func (a slogAdapter) count(msg string) {
+	reason := ""
+	switch {
+	case strings.Contains(msg, "authentication error"), strings.Contains(msg, "Authorization Violation"):
+		reason = "auth"
+	case strings.Contains(msg, "TLS handshake error"), strings.Contains(msg, "TLS route handshake error"):
+		reason = "tls"
+	default:
+		return
+	}
+	link := "client"
+	if strings.Contains(msg, " - rid:") {
+		link = "route"
+	}
+	a.m.refusal(link, reason)
+}
 
 func (a slogAdapter) Noticef(f string, v ...any) { a.l.Info(fmt.Sprintf(f, v...)) }
 func (a slogAdapter) Warnf(f string, v ...any) {
@@ -262,6 +306,10 @@ func (a slogAdapter) Warnf(f string, v ...any) {
 	a.l.Warn(m)
 }
 func (a slogAdapter) Fatalf(f string, v ...any) { a.l.Error(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Errorf(f string, v ...any) { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Errorf(f string, v ...any) {
+	m := fmt.Sprintf(f, v...)
+	a.count(m)
+	a.l.Error(m)
+}
 func (a slogAdapter) Debugf(f string, v ...any) { a.l.Debug(fmt.Sprintf(f, v...)) }
 func (a slogAdapter) Tracef(f string, v ...any) { a.l.Debug(fmt.Sprintf(f, v...)) }
