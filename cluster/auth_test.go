@@ -125,6 +125,7 @@ func TestAttackClientWithoutCredentials(t *testing.T) {
 // becomes a route of the cluster (so it can neither read nor write the
 // buckets nor see the envelopes).
 func TestAttackRogueRoute(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	p := shared.pki
 	var before []int
 	for _, m := range shared.members {

@@ -111,6 +111,7 @@ func TestBusForwardOneHop(t *testing.T) {
 // down after MissedBeats heartbeats; one that closes says bye and is down
 // at once; draining is seen as draining.
 func TestHeartbeatsMarkDown(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	obs := shared.members[0].Bus
 	var mu sync.Mutex
 	events := map[string][]PeerState{}

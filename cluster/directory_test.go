@@ -11,6 +11,7 @@ import (
 // crashes are down as soon as the heartbeats say so, and leave every view
 // when their per-key TTL runs out (nobody deletes them).
 func TestDirectory(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	const pool = "math@*.fame.fabric"
 	a, c := shared.members[0].Directory, shared.members[2].Directory
 	a.Set(Replica{ID: "dir-r1", Pools: []string{pool, "other@*.fame.fabric"}})

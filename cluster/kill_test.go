@@ -16,6 +16,7 @@ import (
 // and then stops the new leader with Close (lame duck): leadership moves
 // before it goes, and the write stall is reported for comparison.
 func TestLeaderLoss(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	tc := startCluster(t, t.TempDir(), "kill", 3)
 	defer tc.close()
 	stream := "KV_" + BindingsBucket("kill")

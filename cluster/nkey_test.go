@@ -33,6 +33,7 @@ func writeSeed(t *testing.T, dir, name string) string {
 // deployment: the store works, and clients with the password or another
 // nkey are refused.
 func TestNkeyClientsSingleNode(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	dir := t.TempDir()
 	seed, other := writeSeed(t, dir, "sentinel"), writeSeed(t, dir, "other")
 	addr := freePort(t)

@@ -12,6 +12,7 @@ import (
 // is not ages out of the bucket, and the marker it leaves removes it from
 // every sentinel's LRU.
 func TestBindingTTL(t *testing.T) {
+	t.Parallel() // mostly waiting: runs beside the other slow ones
 	open := func(i int) *KVStore {
 		cfg := shared.members[i].Config
 		cfg.Name = "ttl"

@@ -120,7 +120,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		JetStream:              true,
 		StoreDir:               cfg.DataDir,
 		LameDuckDuration:       cfg.LameDuck,
-		LameDuckGracePeriod:    cfg.LameDuck / 2,
+		LameDuckGracePeriod:    min(cfg.LameDuck/2, 250*time.Millisecond),
 		DisableJetStreamBanner: true,
 	}
 	if others == 0 {
