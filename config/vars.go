@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fame-go/fame/cluster/clustercfg"
 	"github.com/fame-go/fame/internal/envx"
 )
 
@@ -70,6 +71,22 @@ var Vars = []Var{
 	{"FAME_ATTACH_RATE_LOOPBACK", "sentinel", Override, "node.limits.attach_rate_loopback", "false", "also rate-limit loopback addresses"},
 	{"FAME_ADMIN_TOKEN", "sentinel, cli", Override, "node.admin.token", "", "bearer token for /stats, /metrics, /debug/pprof (at least 16 characters); fame healthcheck sends it; POST /admin/drain needs it set"},
 	{"FAME_DRAIN_TIMEOUT", "sentinel, node", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "sentinel: on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before it exits, and how long a replica drain (POST /admin/replicas/{id}/drain) moves sessions before it moves the busy ones too; node: how long a replica's SIGTERM drain (Node.Drain) waits before it closes anyway (Go duration)"},
+
+	// Clustering (issue #15): the `cluster:` block; see clustercfg.Config. No listen and no url: no cluster.
+	{"FAME_CLUSTER_NAME", "sentinel", Override, "cluster.name", "", "cluster name: NATS cluster, subject and bucket prefix ([A-Za-z0-9_-], FAME_NODE_ID required)"},
+	{"FAME_CLUSTER_LISTEN", "sentinel", Override, "cluster.listen", "", "host:port of the embedded NATS route port; starts the embedded server"},
+	{"FAME_CLUSTER_ROUTES", "sentinel", Override, "cluster.routes", "", "comma-separated seed URLs nats-route://host:port (list every member)"},
+	{"FAME_CLUSTER_URL", "sentinel", Override, "cluster.url", "", "use this external NATS (tls://host:port, 2.11 or newer) instead of the embedded one"},
+	{"FAME_CLUSTER_CLIENT_LISTEN", "sentinel", Override, "cluster.client_listen", clustercfg.DefaultClientListen, "embedded NATS client port (TLS + auth; the sentinel itself connects in-process)"},
+	{"FAME_CLUSTER_DATA_DIR", "sentinel", Override, "cluster.data_dir", "nats/ beside storage.path", "JetStream directory of the embedded server"},
+	{"FAME_CLUSTER_REPLICAS", "sentinel", Override, "cluster.replicas", "min(3, 1 + other routes)", "JetStream replication of the binding and directory buckets"},
+	{"FAME_CLUSTER_TLS_CERT", "sentinel", Override, "cluster.tls.cert", "", "PEM certificate of this sentinel for routes and client links (stack CA)"},
+	{"FAME_CLUSTER_TLS_KEY", "sentinel", Override, "cluster.tls.key", "", "its PEM key"},
+	{"FAME_CLUSTER_TLS_CA", "sentinel", Override, "cluster.tls.ca", "", "PEM CA bundle cluster peers must chain to"},
+	{"FAME_CLUSTER_USER", "sentinel", Override, "cluster.auth.user", "", "NATS user of routes and client links"},
+	{"FAME_CLUSTER_PASSWORD", "sentinel", Override, "cluster.auth.password", "", "its password (required for the embedded server: routes use it)"},
+	{"FAME_CLUSTER_NKEY_SEED_FILE", "sentinel", Override, "cluster.auth.nkey_seed_file", "", "client links authenticate with this nkey user seed instead of the password"},
+	{"FAME_CLUSTER_HEARTBEAT", "sentinel", Override, "cluster.heartbeat", clustercfg.DefaultHeartbeat.String(), "sentinel heartbeat period; 3 missed (missed_beats) = down"},
 
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},

@@ -1,0 +1,337 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Heartbeat payloads: a sentinel's state as its peers should see it.
+const (
+	beatUp       = "up"
+	beatDraining = "draining"
+	beatBye      = "bye" // graceful Close: down at once, no need to wait for missed beats
+)
+
+// PeerState is a sentinel's liveness as this sentinel sees it.
+type PeerState string
+
+const (
+	PeerUp       PeerState = "up"
+	PeerDraining PeerState = "draining"
+	PeerDown     PeerState = "down"
+)
+
+// Bus errors.
+var (
+	// ErrSelf: publishing to this sentinel's own subject (a loop).
+	ErrSelf = errors.New("cluster: publish to self")
+	// ErrBadSentinel: a sentinel id that is not a subject token.
+	ErrBadSentinel = errors.New("cluster: bad sentinel id")
+)
+
+// Bus carries raw envelopes between the sentinels of a cluster and tells
+// which sentinels are alive.
+//
+// Forwarding is one hop: core NATS subject fame.<cluster>.s.<sentinelId>
+// per sentinel, no JetStream, no acknowledgement (the FAME layer has its
+// own: acks, nacks, at-least-once retries). An envelope received from the
+// bus must never be published to the bus again, so a routing disagreement
+// cannot loop.
+//
+// Liveness: every sentinel publishes fame.<cluster>.hb.<id> every Heartbeat
+// (up or draining); a peer not heard for MissedBeats heartbeats is down. A
+// sentinel that closes says so ("bye") and is down at once.
+type Bus interface {
+	// Publish hands env to the connection for sentinel to; it does not
+	// wait for the peer (nats.go buffers, also while reconnecting).
+	Publish(to string, env []byte) error
+	// Subscribe delivers envelopes addressed to this sentinel, with the
+	// sending sentinel's id, to fn on one goroutine, in order. Once.
+	Subscribe(fn func(from string, env []byte)) error
+	// State returns a peer's liveness (PeerDown for one never heard).
+	State(sentinel string) PeerState
+	// Peers returns the ids of the peers that are up or draining, sorted.
+	Peers() []string
+	// OnPeer registers fn, called on each liveness transition of a peer
+	// (from the bus's goroutine; it must not block).
+	OnPeer(fn func(sentinel string, s PeerState))
+	// SetDraining makes this sentinel's heartbeats say draining.
+	SetDraining(bool)
+	Close() error
+}
+
+// NATSBus is Bus over a NATS connection.
+type NATSBus struct {
+	nc     *nats.Conn
+	cfg    Config
+	log    *slog.Logger
+	m      *Metrics
+	prefix string // fame.<cluster>.
+	self   string // fame.<cluster>.s.<id>
+
+	mu       sync.Mutex
+	peers    map[string]*peer
+	onPeer   []func(string, PeerState)
+	draining bool
+	sub      *nats.Subscription
+	hbSub    *nats.Subscription
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+type peer struct {
+	last  time.Time
+	state PeerState
+}
+
+// SentinelSubject is the subject envelopes for sentinel id travel on.
+func SentinelSubject(cluster, id string) string { return "fame." + cluster + ".s." + id }
+
+// HeartbeatSubject is the subject sentinel id's heartbeats travel on.
+func HeartbeatSubject(cluster, id string) string { return "fame." + cluster + ".hb." + id }
+
+// NewBus starts heartbeats and the liveness checker on nc.
+func NewBus(nc *nats.Conn, cfg Config, o StoreOptions) (*NATSBus, error) {
+	cfg, err := cfg.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &NATSBus{
+		nc: nc, cfg: cfg, m: o.Metrics,
+		log:    o.Logger.With("component", "cluster-bus", "cluster", cfg.Name, "sentinel", cfg.SentinelID),
+		prefix: "fame." + cfg.Name + ".",
+		self:   SentinelSubject(cfg.Name, cfg.SentinelID),
+		peers:  map[string]*peer{},
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	b.hbSub, err = nc.Subscribe(b.prefix+"hb.*", b.onBeat)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: heartbeat subscription: %w", err)
+	}
+	b.beat(beatUp)
+	go b.run()
+	return b, nil
+}
+
+// Publish implements Bus.
+func (b *NATSBus) Publish(to string, env []byte) error {
+	if to == b.cfg.SentinelID {
+		b.m.forward("refused")
+		return ErrSelf
+	}
+	if !validID(to) {
+		b.m.forward("refused")
+		return fmt.Errorf("%w: %q", ErrBadSentinel, to)
+	}
+	// The reply subject carries the sender: no header to build or parse.
+	if err := b.nc.PublishRequest(b.prefix+"s."+to, b.self, env); err != nil {
+		b.m.forward("error")
+		return fmt.Errorf("cluster: forward to %s: %w", to, err)
+	}
+	b.m.forward("sent")
+	return nil
+}
+
+// Subscribe implements Bus.
+func (b *NATSBus) Subscribe(fn func(from string, env []byte)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sub != nil {
+		return errors.New("cluster: bus already subscribed")
+	}
+	sp := b.prefix + "s."
+	sub, err := b.nc.Subscribe(b.self, func(m *nats.Msg) {
+		from, ok := strings.CutPrefix(m.Reply, sp)
+		if !ok || !validID(from) {
+			b.m.forward("refused")
+			b.log.Warn("envelope on the cluster bus without a sentinel sender; dropped", "reply", m.Reply)
+			return
+		}
+		b.m.forward("received")
+		fn(from, m.Data)
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", b.self, err)
+	}
+	// Envelopes are bursty; let a burst queue rather than be dropped as a
+	// slow consumer (nats.go default: 512 Ki messages / 64 MiB).
+	_ = sub.SetPendingLimits(-1, 256<<20)
+	b.sub = sub
+	// The local server has the interest once the flush returns; the other
+	// servers learn it over the routes shortly after.
+	if err := b.nc.Flush(); err != nil {
+		return fmt.Errorf("cluster: subscribe %s: %w", b.self, err)
+	}
+	return nil
+}
+
+func (b *NATSBus) onBeat(m *nats.Msg) {
+	id, ok := strings.CutPrefix(m.Subject, b.prefix+"hb.")
+	if !ok || id == b.cfg.SentinelID || !validID(id) {
+		return
+	}
+	st := PeerUp
+	switch string(m.Data) {
+	case beatDraining:
+		st = PeerDraining
+	case beatBye:
+		st = PeerDown
+	}
+	b.mu.Lock()
+	p := b.peers[id]
+	if p == nil {
+		p = &peer{state: PeerDown}
+		b.peers[id] = p
+	}
+	p.last = time.Now()
+	fns := b.transition(id, p, st)
+	b.mu.Unlock()
+	for _, fn := range fns {
+		fn(id, st)
+	}
+}
+
+// transition sets p's state; it returns the callbacks to run (outside the
+// lock) when the state changed. Caller holds b.mu.
+func (b *NATSBus) transition(id string, p *peer, st PeerState) []func(string, PeerState) {
+	if p.state == st {
+		return nil
+	}
+	b.log.Info("cluster peer state", "peer", id, "from", p.state, "to", st)
+	b.m.peer(string(st))
+	p.state = st
+	return b.onPeer
+}
+
+func (b *NATSBus) beat(state string) {
+	if err := b.nc.Publish(HeartbeatSubject(b.cfg.Name, b.cfg.SentinelID), []byte(state)); err != nil {
+		b.log.Debug("heartbeat not sent", "err", err)
+	}
+}
+
+// run sends heartbeats and marks silent peers down.
+func (b *NATSBus) run() {
+	defer close(b.done)
+	hb := time.NewTicker(b.cfg.Heartbeat)
+	defer hb.Stop()
+	check := time.NewTicker(max(b.cfg.Heartbeat/4, time.Millisecond))
+	defer check.Stop()
+	deadline := time.Duration(b.cfg.MissedBeats) * b.cfg.Heartbeat
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-hb.C:
+			b.mu.Lock()
+			st := beatUp
+			if b.draining {
+				st = beatDraining
+			}
+			b.mu.Unlock()
+			b.beat(st)
+		case now := <-check.C:
+			type down struct {
+				id  string
+				fns []func(string, PeerState)
+			}
+			var downs []down
+			b.mu.Lock()
+			for id, p := range b.peers {
+				if p.state != PeerDown && now.Sub(p.last) > deadline {
+					downs = append(downs, down{id, b.transition(id, p, PeerDown)})
+				}
+			}
+			b.mu.Unlock()
+			for _, d := range downs {
+				for _, fn := range d.fns {
+					fn(d.id, PeerDown)
+				}
+			}
+		}
+	}
+}
+
+// State implements Bus.
+func (b *NATSBus) State(id string) PeerState {
+	if id == b.cfg.SentinelID {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.draining {
+			return PeerDraining
+		}
+		return PeerUp
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.peers[id]; p != nil {
+		return p.state
+	}
+	return PeerDown
+}
+
+// Peers implements Bus.
+func (b *NATSBus) Peers() []string {
+	b.mu.Lock()
+	out := make([]string, 0, len(b.peers))
+	for id, p := range b.peers {
+		if p.state != PeerDown {
+			out = append(out, id)
+		}
+	}
+	b.mu.Unlock()
+	sort.Strings(out)
+	return out
+}
+
+// OnPeer implements Bus.
+func (b *NATSBus) OnPeer(fn func(string, PeerState)) {
+	b.mu.Lock()
+	b.onPeer = append(b.onPeer[:len(b.onPeer):len(b.onPeer)], fn)
+	b.mu.Unlock()
+}
+
+// SetDraining implements Bus; the next heartbeat carries it, and one is
+// sent now so peers stop choosing this sentinel's replicas at once.
+func (b *NATSBus) SetDraining(d bool) {
+	b.mu.Lock()
+	b.draining = d
+	b.mu.Unlock()
+	st := beatUp
+	if d {
+		st = beatDraining
+	}
+	b.beat(st)
+}
+
+// Close implements Bus: stops the heartbeats, says bye, unsubscribes. The
+// connection belongs to the caller.
+func (b *NATSBus) Close() error {
+	b.once.Do(func() {
+		close(b.stop)
+		<-b.done
+		b.beat(beatBye)
+		b.mu.Lock()
+		subs := []*nats.Subscription{b.sub, b.hbSub}
+		b.mu.Unlock()
+		for _, s := range subs {
+			if s != nil {
+				_ = s.Unsubscribe()
+			}
+		}
+		_ = b.nc.Flush()
+	})
+	return nil
+}

@@ -1,0 +1,72 @@
+package cluster
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the cluster package's Prometheus series. The sentinel
+// registers Collectors() on its registry; a nil *Metrics counts nothing.
+type Metrics struct {
+	// writes counts background binding writes by op (create, update,
+	// refresh, delete) and result (won, adopted, failed, backlog, closed).
+	writes *prometheus.CounterVec
+	// watch counts KV watch events applied by op (put, delete, stale, bad).
+	watch *prometheus.CounterVec
+	// peers counts sentinel liveness transitions by state (up, down).
+	peers *prometheus.CounterVec
+	// forwards counts envelopes published to other sentinels by result
+	// (sent, refused, error) and received (received).
+	forwards *prometheus.CounterVec
+	// refused counts connections the embedded server refused, by link
+	// (client, route) and reason (auth, tls).
+	refused *prometheus.CounterVec
+}
+
+// NewMetrics builds the series (not registered).
+func NewMetrics() *Metrics {
+	return &Metrics{
+		writes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_binding_writes_total",
+			Help: "Background binding writes to the cluster KV by op and result."}, []string{"op", "result"}),
+		watch: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_watch_events_total",
+			Help: "Binding changes seen by the KV watch by op (put, delete, stale, bad)."}, []string{"op"}),
+		peers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_peer_transitions_total",
+			Help: "Sentinel liveness transitions seen through heartbeats."}, []string{"state"}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_bus_envelopes_total",
+			Help: "Envelopes over the cluster bus by direction and result."}, []string{"result"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_refused_total",
+			Help: "Connections the embedded NATS server refused, by link (client, route) and reason (auth, tls)."}, []string{"link", "reason"}),
+	}
+}
+
+// Collectors returns the series to register.
+func (m *Metrics) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.writes, m.watch, m.peers, m.forwards, m.refused}
+}
+
+func (m *Metrics) write(op, result string) {
+	if m != nil {
+		m.writes.WithLabelValues(op, result).Inc()
+	}
+}
+
+func (m *Metrics) watchEvent(op string) {
+	if m != nil {
+		m.watch.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Metrics) peer(state string) {
+	if m != nil {
+		m.peers.WithLabelValues(state).Inc()
+	}
+}
+
+func (m *Metrics) forward(result string) {
+	if m != nil {
+		m.forwards.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) refusal(link, reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(link, reason).Inc()
+	}
+}
