@@ -64,6 +64,7 @@ type Sentinel struct {
 	sec     *secLayer // nil under the open and gated profiles
 	limits  *limiter
 	drain   *drainer // graceful drain (drain.go)
+	rate    *rateLimits // call rate limits (ratelimit.go); nil when none is configured
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
 	pings      pingSweeper // liveness probes of serving peers (conn.go)
@@ -149,6 +150,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			return nil, err
 		}
 	}
+	s.rate = newRateLimits(opts.RateLimits, s.sec, s.log, s.metrics.reg)
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
 		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
