@@ -63,7 +63,7 @@ type Sentinel struct {
 	sticky  *stickyRouter
 	sec     *secLayer // nil under the open and gated profiles
 	limits  *limiter
-	drain   *drainer // graceful drain (drain.go)
+	drain   *drainer    // graceful drain (drain.go)
 	rate    *rateLimits // call rate limits (ratelimit.go); nil when none is configured
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
