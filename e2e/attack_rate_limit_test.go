@@ -1,14 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/examples/math/mathagent"
+	"github.com/fame-go/fame/node"
 	"github.com/fame-go/fame/sentinel"
 )
 
@@ -202,5 +207,38 @@ func TestRateLimitAddressRawPeers(t *testing.T) {
 		if who := whoamiAt(t, client, replicaAddr); who != "rate-replica" {
 			t.Fatalf("victim call %d answered by %q", i, who)
 		}
+	}
+}
+
+// TestRateLimitSDKClientSeesCode: the Go SDK surfaces the refusal as a NackError with code
+// RATE_LIMITED and the retry hint in its reason; waiting for the hint serves the call.
+func TestRateLimitSDKClientSeesCode(t *testing.T) {
+	f := newFabricWith(t, nil, func(o *sentinel.Options) {
+		o.RateLimits.PerAddress.Overrides = map[string]sentinel.RateSpec{"math@fame.fabric": {Rate: 2, Burst: 1}}
+	})
+	f.startReplica("rate-replica", "fame.fabric", nil, nil)
+	client := f.connect(f.nodeConfig())
+	call := func() error {
+		var sum float64
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return client.Call(ctx, mathagent.Address, "add", map[string]any{"x": 1, "y": 2}, &sum)
+	}
+	if err := call(); err != nil {
+		t.Fatalf("first call: %v", err)
+	}
+	err := call()
+	var ne *node.NackError
+	if !errors.As(err, &ne) || ne.Code != sentinel.CodeRateLimited {
+		t.Fatalf("second call at once: %v, want a RATE_LIMITED nack", err)
+	}
+	_, hint, ok := strings.Cut(ne.Reason, "retry_after_ms=")
+	ms, perr := strconv.Atoi(hint)
+	if !ok || perr != nil || ms <= 0 || ms > 500 {
+		t.Fatalf("reason %q: want retry_after_ms=1..500", ne.Reason)
+	}
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	if err := call(); err != nil {
+		t.Fatalf("call after the retry hint: %v", err)
 	}
 }
