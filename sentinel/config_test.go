@@ -159,7 +159,8 @@ func TestOverrideVarsWin(t *testing.T) {
   stickiness: {enabled: true, security_level: strict}
   limits: {send_queue: 100, send_queue_bytes: 1048576, global_queue_bytes: 2097152, slow_consumer_timeout_ms: 3000,
     max_routes: 10, max_capabilities: 11, max_keys: 12, max_pending: 13, max_connections: 14, attach_rate: 15,
-    attach_burst: 16, attach_rate_loopback: false}
+    attach_burst: 16, attach_rate_loopback: false,
+    rate: {per_identity: {rate: 1, burst: 2}, per_address: {rate: 3, burst: 4}}}
   admin: {token: file-token-0123456789}
   drain_timeout: 10s
 logging: {format: text, level: info}
@@ -175,6 +176,7 @@ logging: {format: text, level: info}
 		"FAME_SLOW_CONSUMER_TIMEOUT_MS": "4000", "FAME_MAX_ROUTES": "20", "FAME_MAX_CAPABILITIES": "21", "FAME_MAX_KEYS": "22",
 		"FAME_MAX_PENDING": "23", "FAME_MAX_CONNECTIONS": "24", "FAME_ATTACH_RATE": "25", "FAME_ATTACH_BURST": "26",
 		"FAME_ATTACH_RATE_LOOPBACK": "true", "FAME_ADMIN_TOKEN": "env-token-0123456789", "FAME_DRAIN_TIMEOUT": "45s",
+		"FAME_RATE_LIMIT_IDENTITY": "5", "FAME_RATE_LIMIT_IDENTITY_BURST": "6", "FAME_RATE_LIMIT_ADDRESS": "7", "FAME_RATE_LIMIT_ADDRESS_BURST": "8",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -199,7 +201,8 @@ logging: {format: text, level: info}
 		LogOptions:        LogOptions{LogFormat: "json", LogLevel: "debug"},
 		LimitOptions: LimitOptions{SendQueue: 200, SendQueueBytes: 2 << 20, GlobalQueueBytes: 4 << 20, SlowConsumerTimeout: 4 * time.Second,
 			MaxRoutes: 20, MaxCapabilities: 21, MaxKeys: 22, MaxPending: 23, MaxConnections: 24, AttachRate: 25, AttachBurst: 26, AttachRateLoopback: true,
-			DrainTimeout: 45 * time.Second},
+			DrainTimeout: 45 * time.Second,
+			RateLimits:   RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{5, 6}}, PerAddress: RateRule{Default: RateSpec{7, 8}}}},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
 	}
 	got := want
