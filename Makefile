@@ -98,3 +98,21 @@ status-screenshot:
 .PHONY: drain-demo
 drain-demo:
 	$(GO) run ./examples/drain-demo
+
+# The Helm chart (deploy/helm/fame): helm lint and helm template for each profile, then the Go
+# test that checks the rendered manifests against what fame reads (deploy/helm/helm_test.go).
+# helm is built once from the Go module proxy into bin/ and reused (the stamp names the version).
+HELM_VERSION ?= v3.22.0
+HELM_STAMP   := $(BIN)/.helm-$(HELM_VERSION)
+$(HELM_STAMP):
+	GOBIN=$(abspath $(BIN)) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	touch $@
+HELM_SETS := "" "--set profile=overlay" "--set profile=direct,credentials.replicaClientSecret=ci-secret" \
+	"--set profile=strict,credentials.existingSecret=c,ca.existingSecret=ca,tls.existingSecret=tls,sentinel.kind=StatefulSet"
+helm-check: $(HELM_STAMP)
+	@set -e; for s in $(HELM_SETS); do \
+		$(BIN)/helm lint --strict deploy/helm/fame $$s >/dev/null; \
+		$(BIN)/helm template rel deploy/helm/fame $$s >/dev/null; \
+		echo "helm lint + template ok: $${s:-defaults}"; done
+	HELM=$(abspath $(BIN))/helm $(GO) test -count=1 ./deploy/helm/
+.PHONY: helm-check

@@ -55,6 +55,9 @@ const (
 	// (Kubernetes' default terminationGracePeriodSeconds is 30).
 	DefaultDrainTimeout = 30 * time.Second
 
+	// DefaultRateMaxEntries bounds each table of rate-limit buckets (limits.rate.max_entries).
+	DefaultRateMaxEntries = 65536
+
 	// Per-connection bounds under hostile load: far above what an honest node uses (a
 	// replica binds a handful of addresses and announces two keys), low enough that one
 	// connection cannot grow the sentinel's tables without bound.

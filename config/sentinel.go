@@ -55,6 +55,12 @@ type SentinelEnv struct {
 	AdminToken          string
 	DrainTimeout        *time.Duration // FAME_DRAIN_TIMEOUT
 
+	// Call rate limits (limits.rate): the default bucket of each rule; overrides are YAML only.
+	RateIdentity      *float64 // FAME_RATE_LIMIT_IDENTITY
+	RateIdentityBurst *int     // FAME_RATE_LIMIT_IDENTITY_BURST
+	RateAddress       *float64 // FAME_RATE_LIMIT_ADDRESS
+	RateAddressBurst  *int     // FAME_RATE_LIMIT_ADDRESS_BURST
+
 	// TrustBundle is FAME_CA_CERTS: a PEM file path or inline PEM.
 	TrustBundle string
 	Admission   AdmissionEnv
@@ -100,6 +106,10 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 		AttachRateLoopback:  e.boolean("FAME_ATTACH_RATE_LOOPBACK"),
 		AdminToken:          e.str("FAME_ADMIN_TOKEN"),
 		DrainTimeout:        e.duration("FAME_DRAIN_TIMEOUT"),
+		RateIdentity:        e.float("FAME_RATE_LIMIT_IDENTITY"),
+		RateIdentityBurst:   e.integer("FAME_RATE_LIMIT_IDENTITY_BURST"),
+		RateAddress:         e.float("FAME_RATE_LIMIT_ADDRESS"),
+		RateAddressBurst:    e.integer("FAME_RATE_LIMIT_ADDRESS_BURST"),
 
 		TrustBundle: e.str("FAME_CA_CERTS"),
 		Admission: AdmissionEnv{

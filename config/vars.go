@@ -70,6 +70,10 @@ var Vars = []Var{
 	{"FAME_ATTACH_BURST", "sentinel", Override, "node.limits.attach_burst", strconv.Itoa(DefaultAttachBurst), "burst of the attach rate"},
 	{"FAME_ATTACH_RATE_LOOPBACK", "sentinel", Override, "node.limits.attach_rate_loopback", "false", "also rate-limit loopback addresses"},
 	{"FAME_ADMIN_TOKEN", "sentinel, cli", Override, "node.admin.token", "", "bearer token for /stats, /metrics, /debug/pprof (at least 16 characters); fame healthcheck sends it; POST /admin/drain needs it set"},
+	{"FAME_RATE_LIMIT_IDENTITY", "sentinel", Override, "node.limits.rate.per_identity.rate", "0 (unlimited)", "calls per second one caller identity (SPIFFE ID, else token subject, else system id) may start; past it RATE_LIMITED"},
+	{"FAME_RATE_LIMIT_IDENTITY_BURST", "sentinel", Override, "node.limits.rate.per_identity.burst", "one second's worth", "burst of the per-identity rate"},
+	{"FAME_RATE_LIMIT_ADDRESS", "sentinel", Override, "node.limits.rate.per_address.rate", "0 (unlimited)", "calls per second one target address may take; past it RATE_LIMITED"},
+	{"FAME_RATE_LIMIT_ADDRESS_BURST", "sentinel", Override, "node.limits.rate.per_address.burst", "one second's worth", "burst of the per-address rate"},
 	{"FAME_DRAIN_TIMEOUT", "sentinel, node", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "sentinel: on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before it exits, and how long a replica drain (POST /admin/replicas/{id}/drain) moves sessions before it moves the busy ones too; node: how long a replica's SIGTERM drain (Node.Drain) waits before it closes anyway (Go duration)"},
 
 	// Clustering (issue #15): the `cluster:` block; see clustercfg.Config. No listen and no url: no cluster.

@@ -19,6 +19,10 @@ type File struct {
 	Node    NodeConfig    `yaml:"node"`
 	Plugins []any         `yaml:"plugins,omitempty"`
 	Logging LoggingConfig `yaml:"logging,omitempty"`
+	// Cluster is the `cluster:` block (config.ClusterFile). The cluster package exists but the
+	// router does not use it yet (issue #15), so Load refuses a configured cluster rather than
+	// ignore it.
+	Cluster *config.ClusterFile `yaml:"cluster,omitempty"`
 }
 
 // LoggingConfig selects the log format and level.
@@ -101,6 +105,46 @@ type LimitsConfig struct {
 	AttachRate            float64 `yaml:"attach_rate,omitempty"`              // attach attempts per second per remote address (1,000)
 	AttachBurst           int     `yaml:"attach_burst,omitempty"`             // burst of the above (5,000)
 	AttachRateLoopback    *bool   `yaml:"attach_rate_loopback,omitempty"`     // also rate-limit loopback addresses (false)
+
+	// Rate limits on the calls started per caller identity and per target address (off).
+	Rate RateLimitsConfig `yaml:"rate,omitempty"`
+}
+
+// RateLimitsConfig is limits.rate (see ratelimit.go):
+//
+//	rate:
+//	  per_identity: {rate: 100, burst: 200, overrides: {"spiffe://naylence.fame/nodes/x": {rate: 10}}}
+//	  per_address:  {overrides: {"math@fame.fabric": {rate: 500, burst: 1000}}}
+//	  max_entries: 65536
+type RateLimitsConfig struct {
+	PerIdentity RateRuleConfig `yaml:"per_identity,omitempty"` // keyed by SPIFFE ID, else token/ticket subject, else system id
+	PerAddress  RateRuleConfig `yaml:"per_address,omitempty"`  // keyed by the envelope's to address
+	MaxEntries  int            `yaml:"max_entries,omitempty"`  // buckets per rule made from its default (65,536; LRU)
+}
+
+// RateRuleConfig is one rule: rate (calls per second, 0: unlimited), burst (0: one second's
+// worth) for every key, and overrides for named keys (rate 0 there exempts the key).
+type RateRuleConfig struct {
+	Rate      float64                   `yaml:"rate,omitempty"`
+	Burst     int                       `yaml:"burst,omitempty"`
+	Overrides map[string]RateSpecConfig `yaml:"overrides,omitempty"`
+}
+
+// RateSpecConfig is the bucket of one override.
+type RateSpecConfig struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst,omitempty"`
+}
+
+func (r RateRuleConfig) rule() RateRule {
+	out := RateRule{Default: RateSpec{Rate: r.Rate, Burst: r.Burst}}
+	if len(r.Overrides) > 0 {
+		out.Overrides = make(map[string]RateSpec, len(r.Overrides))
+		for k, v := range r.Overrides {
+			out.Overrides[k] = RateSpec{Rate: v.Rate, Burst: v.Burst}
+		}
+	}
+	return out
 }
 
 // AdminConfig protects the operator endpoints.
@@ -219,6 +263,10 @@ type LimitOptions struct {
 	// DrainTimeout is how long a graceful drain waits for the replies of the calls in flight
 	// before it nacks them and closes every connection (drain.go).
 	DrainTimeout time.Duration
+
+	// RateLimits bound the calls a caller identity may start, and a target address may take,
+	// per second (ratelimit.go); off by default.
+	RateLimits RateLimitOptions
 }
 
 // AdminOptions guard the operator endpoints.
@@ -302,6 +350,10 @@ func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) 
 	} else if rerr != nil {
 		problems = append(problems, rerr.Error())
 	}
+	if cc, cprobs := config.ClusterConfig(f.Cluster, env, o.ID, o.StoragePath); cc.Enabled() || f.Cluster != nil {
+		problems = append(problems, cprobs...)
+		problems = append(problems, "cluster: this sentinel cannot run clustered yet (the cluster package is not wired into routing; issue #15): remove the cluster block and FAME_CLUSTER_*")
+	}
 	if len(problems) > 0 {
 		return o, ignored, &ConfigError{Problems: problems, File: path, Unknown: unknown, Incomplete: unknown != nil || yte != nil}
 	}
@@ -354,6 +406,8 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 			AttachRate:       n.Limits.AttachRate,
 			AttachBurst:      orDefaultInt(n.Limits.AttachBurst, config.DefaultAttachBurst),
 			DrainTimeout:     config.DefaultDrainTimeout,
+			RateLimits: RateLimitOptions{PerIdentity: n.Limits.Rate.PerIdentity.rule(),
+				PerAddress: n.Limits.Rate.PerAddress.rule(), MaxEntries: n.Limits.Rate.MaxEntries},
 		},
 		AdminOptions: AdminOptions{AdminToken: n.Admin.Token},
 		LogOptions: LogOptions{
@@ -479,6 +533,14 @@ func (o *Options) applyEnv(e config.SentinelEnv) {
 	if e.AdminToken != "" {
 		o.AdminToken = e.AdminToken
 	}
+	if e.RateIdentity != nil {
+		o.RateLimits.PerIdentity.Default.Rate = *e.RateIdentity
+	}
+	set(&o.RateLimits.PerIdentity.Default.Burst, e.RateIdentityBurst)
+	if e.RateAddress != nil {
+		o.RateLimits.PerAddress.Default.Rate = *e.RateAddress
+	}
+	set(&o.RateLimits.PerAddress.Default.Burst, e.RateAddressBurst)
 	if e.DrainTimeout != nil {
 		o.DrainTimeout = *e.DrainTimeout
 	}

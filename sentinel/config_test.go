@@ -159,7 +159,8 @@ func TestOverrideVarsWin(t *testing.T) {
   stickiness: {enabled: true, security_level: strict}
   limits: {send_queue: 100, send_queue_bytes: 1048576, global_queue_bytes: 2097152, slow_consumer_timeout_ms: 3000,
     max_routes: 10, max_capabilities: 11, max_keys: 12, max_pending: 13, max_connections: 14, attach_rate: 15,
-    attach_burst: 16, attach_rate_loopback: false}
+    attach_burst: 16, attach_rate_loopback: false,
+    rate: {per_identity: {rate: 1, burst: 2}, per_address: {rate: 3, burst: 4}}}
   admin: {token: file-token-0123456789}
   drain_timeout: 10s
 logging: {format: text, level: info}
@@ -175,6 +176,7 @@ logging: {format: text, level: info}
 		"FAME_SLOW_CONSUMER_TIMEOUT_MS": "4000", "FAME_MAX_ROUTES": "20", "FAME_MAX_CAPABILITIES": "21", "FAME_MAX_KEYS": "22",
 		"FAME_MAX_PENDING": "23", "FAME_MAX_CONNECTIONS": "24", "FAME_ATTACH_RATE": "25", "FAME_ATTACH_BURST": "26",
 		"FAME_ATTACH_RATE_LOOPBACK": "true", "FAME_ADMIN_TOKEN": "env-token-0123456789", "FAME_DRAIN_TIMEOUT": "45s",
+		"FAME_RATE_LIMIT_IDENTITY": "5", "FAME_RATE_LIMIT_IDENTITY_BURST": "6", "FAME_RATE_LIMIT_ADDRESS": "7", "FAME_RATE_LIMIT_ADDRESS_BURST": "8",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -182,7 +184,8 @@ logging: {format: text, level: info}
 	}
 	for _, v := range config.Vars {
 		if v.Mode != config.EnvOnly && strings.Contains(v.Applies, "sentinel") && v.Name != "FAME_STORAGE_PATH" &&
-			v.Name != "FAME_STORAGE_PROFILE" && v.Name != "FAME_ROOT_LOGICAL" && v.Name != "FAME_PUBLIC_URL" {
+			v.Name != "FAME_STORAGE_PROFILE" && v.Name != "FAME_ROOT_LOGICAL" && v.Name != "FAME_PUBLIC_URL" &&
+			!strings.HasPrefix(v.Name, "FAME_CLUSTER_") { // config.TestClusterConfig: they win over cluster:
 			if _, ok := env[v.Name]; !ok {
 				t.Errorf("%s is not exercised", v.Name)
 			}
@@ -199,7 +202,8 @@ logging: {format: text, level: info}
 		LogOptions:        LogOptions{LogFormat: "json", LogLevel: "debug"},
 		LimitOptions: LimitOptions{SendQueue: 200, SendQueueBytes: 2 << 20, GlobalQueueBytes: 4 << 20, SlowConsumerTimeout: 4 * time.Second,
 			MaxRoutes: 20, MaxCapabilities: 21, MaxKeys: 22, MaxPending: 23, MaxConnections: 24, AttachRate: 25, AttachBurst: 26, AttachRateLoopback: true,
-			DrainTimeout: 45 * time.Second},
+			DrainTimeout: 45 * time.Second,
+			RateLimits:   RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{5, 6}}, PerAddress: RateRule{Default: RateSpec{7, 8}}}},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
 	}
 	got := want
@@ -210,5 +214,29 @@ logging: {format: text, level: info}
 	got.LimitOptions = l
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got  %+v\nwant %+v", got, want)
+	}
+}
+
+// TestClusterRefusedUntilWired: a cluster block or FAME_CLUSTER_LISTEN is refused at load, not
+// ignored, while routing does not use the cluster package (issue #15).
+func TestClusterRefusedUntilWired(t *testing.T) {
+	path := t.TempDir() + "/s.yml"
+	if err := os.WriteFile(path, []byte("node: {id: s1}\ncluster: {name: c, listen: 127.0.0.1:6222}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		path string
+		env  map[string]string
+	}{
+		"file": {path, nil},
+		"env":  {"", map[string]string{"FAME_CLUSTER_LISTEN": "127.0.0.1:6222", "FAME_CLUSTER_NAME": "c"}},
+	} {
+		_, err := LoadOptions(tc.path, config.MapEnv(tc.env))
+		if err == nil || !strings.Contains(err.Error(), "cannot run clustered yet") {
+			t.Errorf("%s: err = %v, want the cluster refused", name, err)
+		}
+	}
+	if _, err := LoadOptions("", config.MapEnv(nil)); err != nil {
+		t.Fatalf("no cluster: %v", err)
 	}
 }

@@ -36,6 +36,10 @@
 //     (MaxKeys) and a refuser. mu guards its ownership tables; sids is read without it.
 //   - limiter (limits.go) holds the sentinel-wide bounds (connections, attach rate, queued
 //     bytes) and counts every limit refusal; per-connection holdings live on the connection.
+//   - rateLimits (ratelimit.go) applies the call rate limits (limits.rate): a token bucket per
+//     caller identity (SPIFFE ID, else token or ticket subject, else system id) and per target
+//     address; a request past one is nacked RATE_LIMITED with retry_after_ms in the reason.
+//     nil when no limit is configured, so route pays one nil check.
 //   - drainer (drain.go) runs a graceful drain (SIGTERM in `fame sentinel`, POST /admin/drain):
 //     /readyz 503, attaches refused (1013), new calls nacked DRAINING, calls in flight answered,
 //     then SecureClose per channel and close 1012; built with the attached-peer list, the
@@ -156,6 +160,8 @@
 // the destination or other senders. Routes, capability entries, keys and open requests per
 // connection, connections, and attach attempts per address are capped; each refusal carries a
 // reason on the wire, a log line naming the peer and a fame_limit_refusals_total count.
+// Call rate limits, when configured, nack a request past its caller's or its target's rate
+// RATE_LIMITED at once (never queued, never waited for; replies and stream items pass).
 // Requests stay tracked until answered (streams until their final item), so a replica's death
 // nacks them all at once. A peer that stops answering pings, or takes nothing for the
 // slow-consumer timeout, is disconnected and leaves every route and pool at once. Credit

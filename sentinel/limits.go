@@ -76,6 +76,7 @@ func (o *Options) validateLimits() []string {
 	if o.SlowConsumerTimeout <= 0 {
 		p = append(p, "limits.slow_consumer_timeout_ms must be positive")
 	}
+	p = append(p, o.RateLimits.validate()...)
 	if o.AdminToken != "" && len(o.AdminToken) < config.MinAdminTokenLength {
 		p = append(p, fmt.Sprintf("admin.token (FAME_ADMIN_TOKEN) is shorter than %d characters", config.MinAdminTokenLength))
 	}
@@ -165,6 +166,7 @@ func (l *limiter) admitUpgrade(w http.ResponseWriter, r *http.Request, urlID str
 type heldLimits struct {
 	routes map[string]struct{} // addresses bound: exact routes and pool memberships
 	caps   map[string]struct{} // address + "\x00" + capability
+	rateID string              // the identity the rate limits count this connection under (ratelimit.go)
 }
 
 // holdRoute counts address a for c, or reports false when c holds MaxRoutes already. A

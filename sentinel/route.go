@@ -39,6 +39,9 @@ func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte)
 	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
 		return
 	}
+	if s.rate != nil && s.rateLimited(src, h, dest) {
+		return
+	}
 	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
 	// pending bound the request is refused rather than forwarded untracked.
 	if !dst.trackPending(h) {
@@ -159,6 +162,9 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		return
 	}
 	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {
+		return
+	}
+	if s.rate != nil && s.rateLimited(src, h, nil) {
 		return
 	}
 	if why := dst.forward(msg, h, src); why != queueOK {

@@ -63,7 +63,8 @@ type Sentinel struct {
 	sticky  *stickyRouter
 	sec     *secLayer // nil under the open and gated profiles
 	limits  *limiter
-	drain   *drainer // graceful drain (drain.go)
+	drain   *drainer    // graceful drain (drain.go)
+	rate    *rateLimits // call rate limits (ratelimit.go); nil when none is configured
 	// refusalLog throttles security-refusal warnings per peer and reason (aft_check.go).
 	refusalLog refusalLogger
 	pings      pingSweeper // liveness probes of serving peers (conn.go)
@@ -155,6 +156,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 	}
 	s.sticky.drains.push = s.pushDrainStatus // replica drain status, unasked (replicadrain.go)
+	s.rate = newRateLimits(opts.RateLimits, s.sec, s.log, s.metrics.reg)
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
 		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
