@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -26,6 +28,16 @@ func (n *Node) Call(ctx context.Context, address, method string, params, result 
 		return err
 	}
 	defer c.close()
+	err = c.await(ctx, result)
+	if c.span != nil {
+		c.spanErr(err)
+	}
+	return err
+}
+
+// await waits for the reply of a unary call and decodes it into result.
+func (c *call) await(ctx context.Context, result any) error {
+	method := c.method
 	payload, err := c.next(ctx)
 	if err != nil {
 		return err
@@ -76,6 +88,7 @@ func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	defer cancel()
 	payload, err := st.c.next(ctx)
 	if err != nil {
+		st.c.spanErr(err)
 		st.finish()
 		return nil, err
 	}
@@ -85,6 +98,7 @@ func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
+		st.c.spanErr(err)
 		st.finish()
 		var remote *RemoteError
 		if errors.As(err, &remote) {
@@ -151,6 +165,10 @@ type call struct {
 	attempt  int
 	retryAt  *time.Timer
 	closeOne sync.Once
+	// With tracing on: the call's span (ended by close) and the meta carrying its trace
+	// context, sent with every (re-)send. Both nil when off.
+	span trace.Span
+	meta []byte
 }
 
 func (n *Node) startCall(ctx context.Context, address, method string, params any, stream bool) (*call, error) {
@@ -162,6 +180,9 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 	if c.payload, err = encodeRequest(c.corrID, method, params); err != nil {
 		return nil, err
 	}
+	if n.cfg.Tracer != nil {
+		n.traceCall(ctx, c)
+	}
 	c.rtype = envelope.RTypeReply
 	if stream {
 		c.rtype = envelope.RTypeStream
@@ -172,10 +193,14 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 	}
 	if c.w, err = n.pend.add(c.corrID, true); err != nil {
 		n.refused.inc(RefusedPendingFull)
-		return nil, fmt.Errorf("node: call %s on %s: %w", method, address, err)
+		err = fmt.Errorf("node: call %s on %s: %w", method, address, err)
+		c.spanErr(err)
+		c.endSpan()
+		return nil, err
 	}
 	n.pend.track(c.w, c.id)
 	if err := c.send(ctx); err != nil {
+		c.spanErr(err)
 		c.close()
 		return nil, err
 	}
@@ -196,7 +221,7 @@ func (c *call) send(ctx context.Context) error {
 			return err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
-		env.RType, env.CorrID = c.rtype, c.corrID
+		env.RType, env.CorrID, env.Meta = c.rtype, c.corrID, c.meta
 		ch, err := n.outboundChannel(ctx, l, c.to)
 		if err == nil {
 			if ch != nil {
@@ -313,5 +338,6 @@ func (c *call) close() {
 			c.retryAt.Stop()
 		}
 		c.n.pend.remove(c.w)
+		c.endSpan()
 	})
 }

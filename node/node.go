@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -41,6 +42,9 @@ type Node struct {
 	refused *refusals
 	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
 	showMu  sync.Mutex
+
+	// hopTraced: the sentinel of the current link records route spans (tracing.go).
+	hopTraced atomic.Bool
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is
