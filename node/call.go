@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -29,7 +27,7 @@ func (n *Node) Call(ctx context.Context, address, method string, params, result 
 	}
 	defer c.close()
 	err = c.await(ctx, result)
-	if c.span != nil {
+	if c.tr != nil {
 		c.spanErr(err)
 	}
 	return err
@@ -165,10 +163,9 @@ type call struct {
 	attempt  int
 	retryAt  *time.Timer
 	closeOne sync.Once
-	// With tracing on: the call's span (ended by close) and the meta carrying its trace
-	// context, sent with every (re-)send. Both nil when off.
-	span trace.Span
-	meta []byte
+	// tr is the call's tracing (tracing.go); nil when tracing is off, so that an untraced
+	// call carries one pointer for it.
+	tr *callTrace
 }
 
 func (n *Node) startCall(ctx context.Context, address, method string, params any, stream bool) (*call, error) {
@@ -221,7 +218,10 @@ func (c *call) send(ctx context.Context) error {
 			return err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
-		env.RType, env.CorrID, env.Meta = c.rtype, c.corrID, c.meta
+		env.RType, env.CorrID = c.rtype, c.corrID
+		if c.tr != nil {
+			env.Meta = c.tr.meta
+		}
 		ch, err := n.outboundChannel(ctx, l, c.to)
 		if err == nil {
 			if ch != nil {

@@ -14,12 +14,19 @@ import (
 // Tracing (Config.Tracer; package tracing). Everything here runs only with a tracer: the
 // call and serve paths check Config.Tracer once and allocate nothing for tracing when off.
 
+// callTrace is a traced call's span (ended by close) and the meta that carries its trace
+// context, sent with every (re-)send.
+type callTrace struct {
+	span trace.Span
+	meta []byte
+}
+
 // traceCall starts c's span under ctx's and prepares the meta that carries it.
 func (n *Node) traceCall(ctx context.Context, c *call) {
-	ctx, c.span = n.cfg.Tracer.StartCall(ctx, c.traceID)
-	c.meta = tracing.MetaFor(ctx)
-	if c.span.IsRecording() {
-		c.span.SetAttributes(
+	ctx, span := n.cfg.Tracer.StartCall(ctx, c.traceID)
+	c.tr = &callTrace{span: span, meta: tracing.MetaFor(ctx)}
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("rpc.method", c.method),
 			attribute.String("env.to", c.to),
 			attribute.String("env.id", c.id),
@@ -32,16 +39,16 @@ func (n *Node) traceCall(ctx context.Context, c *call) {
 
 // spanErr marks c's span failed with err (nothing without a span or an error).
 func (c *call) spanErr(err error) {
-	if c.span == nil || err == nil {
+	if c.tr == nil || err == nil {
 		return
 	}
-	c.span.RecordError(err)
-	c.span.SetStatus(codes.Error, err.Error())
+	c.tr.span.RecordError(err)
+	c.tr.span.SetStatus(codes.Error, err.Error())
 }
 
 func (c *call) endSpan() {
-	if c.span != nil {
-		c.span.End()
+	if c.tr != nil {
+		c.tr.span.End()
 	}
 }
 
