@@ -106,6 +106,15 @@
 // Channels are replaced when Config.Channel limits are reached. Sealed encryption is only
 // decrypted on receipt; sending at level sealed uses a channel.
 //
+// Tracing (Config.Tracer, package tracing; nil is off). A call records a client span and
+// sends its W3C trace context as meta.traceparent (and tracestate) on the request and every
+// re-send; a served request records a server span, a child of the caller's span or, when the
+// sentinel's NodeAttachAck announced route spans (meta fame-trace-hop), of the sentinel's
+// route span, and hands its context to the operation; replies carry the serve span's
+// context. Without a traceparent the span joins the trace the reference derives from the
+// envelope traceId. A bad traceparent is ignored, never refused. With no tracer the call and
+// serve paths check one pointer and allocate nothing for tracing.
+//
 // Extension points kept deliberately small: Config.Outbound and Config.Inbound are hook chains
 // run on every envelope sent (before stamping and encoding) and received (after decoding), for
 // signing, verification and stickiness; Config.OnSecureClose receives SecureClose frames.
