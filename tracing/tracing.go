@@ -146,3 +146,10 @@ func (t *Tracer) Start(ctx context.Context, name string, opts ...trace.SpanStart
 	}
 	return t.tr.Start(ctx, name, opts...)
 }
+
+// NewWithExporter is a tracer that hands every finished span to exp synchronously (no
+// batching): for tests and for programs that bring their own exporter. c's endpoints are
+// not used.
+func NewWithExporter(c Config, exp sdktrace.SpanExporter) *Tracer {
+	return newTracer(c, sdktrace.WithSyncer(exp))
+}
