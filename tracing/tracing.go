@@ -34,6 +34,14 @@ type Config struct {
 	BatchTimeout  time.Duration
 }
 
+// Ratio is the sample ratio in effect (SampleRatio, 0 meaning 1).
+func (c Config) Ratio() float64 {
+	if c.SampleRatio <= 0 || c.SampleRatio > 1 {
+		return 1
+	}
+	return c.SampleRatio
+}
+
 // Enabled reports whether c asks for tracing.
 func (c Config) Enabled() bool { return c.Endpoint != "" || c.TracesEndpoint != "" }
 

@@ -136,7 +136,7 @@ func runSentinel(ctx context.Context, args []string) error {
 		return err
 	}
 	if tracer != nil {
-		log.Info("tracing on", "otlp", opts.Tracing.URL(), "sample_ratio", opts.Tracing.SampleRatio)
+		log.Info("tracing on", "otlp", opts.Tracing.URL(), "sample_ratio", opts.Tracing.Ratio(), "service", opts.Tracing.ServiceName)
 		defer func() {
 			// The spans still batched are exported before exit, within a bound.
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
