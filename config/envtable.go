@@ -16,7 +16,7 @@ const (
 // EnvTable renders Vars as README's Markdown table (between the markers, exclusive).
 func EnvTable() string {
 	var b strings.Builder
-	b.WriteString("Every `FAME_*` variable fame-go reads. *Applies to*: the sentinel, the Go SDK (`config.Node`),\n")
+	b.WriteString("Every `FAME_*` variable fame-go reads, and the `OTEL_*` ones of tracing. *Applies to*: the sentinel, the Go SDK (`config.Node`),\n")
 	b.WriteString("or a `fame` subcommand's flag default (cli). *YAML key*: **wins** means the variable overrides the\n")
 	b.WriteString("sentinel file's key; **template** means only the built-in default file reads it\n")
 	b.WriteString("(`${env:NAME:default}`; a file of your own must reference it the same way); *env only* has no key.\n")

@@ -45,7 +45,7 @@ func TestEnvTable(t *testing.T) {
 // os.Getenv("FAME_X")) or a ${env:FAME_X...} reference of a config template; a name inside a
 // message or a flag's help text is a mention, not a read.
 var (
-	fameName  = regexp.MustCompile(`^FAME_[A-Z0-9_]*[A-Z0-9]$`)
+	fameName  = regexp.MustCompile(`^(FAME|OTEL)_[A-Z0-9_]*[A-Z0-9]$`)
 	fameSubst = regexp.MustCompile(`\$\{env:(FAME_[A-Z0-9_]*[A-Z0-9])[:}]`)
 )
 

@@ -64,6 +64,8 @@ type SentinelEnv struct {
 	// TrustBundle is FAME_CA_CERTS: a PEM file path or inline PEM.
 	TrustBundle string
 	Admission   AdmissionEnv
+	// Tracing are the OTEL_* variables (tracing.go).
+	Tracing TracingEnv
 
 	// Problems are the malformed values, one line each, naming the variable.
 	Problems []string
@@ -132,6 +134,8 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 	if b := e.boolean("FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY"); b != nil {
 		s.Admission.EnforceTokenSubject = *b
 	}
-	s.Problems = e.problems
+	var tp []string
+	s.Tracing, tp = TracingFromEnv(env)
+	s.Problems = append(e.problems, tp...)
 	return s
 }

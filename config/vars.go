@@ -92,6 +92,13 @@ var Vars = []Var{
 	{"FAME_CLUSTER_NKEY_SEED_FILE", "sentinel", Override, "cluster.auth.nkey_seed_file", "", "client links authenticate with this nkey user seed instead of the password"},
 	{"FAME_CLUSTER_HEARTBEAT", "sentinel", Override, "cluster.heartbeat", clustercfg.DefaultHeartbeat.String(), "sentinel heartbeat period; 3 missed (missed_beats) = down"},
 
+	// OpenTelemetry tracing (their standard names; package tracing). Off unless an endpoint is set.
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "sentinel, node", Override, "tracing.endpoint", "", "OTLP/HTTP collector base URL (spans go to <url>/v1/traces); set: tracing on"},
+	{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "sentinel, node", Override, "tracing.traces_endpoint", "", "OTLP/HTTP traces URL, used as it is; wins over the base URL"},
+	{"OTEL_TRACES_SAMPLER_ARG", "sentinel, node", Override, "tracing.sample_ratio", "1", "fraction of traces recorded, (0, 1]; applied to remote sampled parents too"},
+	{"OTEL_SERVICE_NAME", "sentinel, node", Override, "tracing.service_name", "fame (node: the program's)", "service.name of the spans"},
+	{"OTEL_SDK_DISABLED", "sentinel, node", EnvOnly, "", "false", "true turns tracing off whatever the file says"},
+
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},
 	{"FAME_PPROF", "sentinel", EnvOnly, "", "false", "serve /debug/pprof"},

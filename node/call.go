@@ -26,6 +26,16 @@ func (n *Node) Call(ctx context.Context, address, method string, params, result 
 		return err
 	}
 	defer c.close()
+	err = c.await(ctx, result)
+	if c.tr != nil {
+		c.spanErr(err)
+	}
+	return err
+}
+
+// await waits for the reply of a unary call and decodes it into result.
+func (c *call) await(ctx context.Context, result any) error {
+	method := c.method
 	payload, err := c.next(ctx)
 	if err != nil {
 		return err
@@ -76,6 +86,7 @@ func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 	defer cancel()
 	payload, err := st.c.next(ctx)
 	if err != nil {
+		st.c.spanErr(err)
 		st.finish()
 		return nil, err
 	}
@@ -85,6 +96,7 @@ func (st *Stream) Next(ctx context.Context) (json.RawMessage, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
+		st.c.spanErr(err)
 		st.finish()
 		var remote *RemoteError
 		if errors.As(err, &remote) {
@@ -155,6 +167,9 @@ type call struct {
 	attempt  int
 	retryAt  *time.Timer
 	closeOne sync.Once
+	// tr is the call's tracing (tracing.go); nil when tracing is off, so that an untraced
+	// call carries one pointer for it.
+	tr *callTrace
 }
 
 func (n *Node) startCall(ctx context.Context, address, method string, params any, stream bool) (*call, error) {
@@ -166,6 +181,9 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 	if c.payload, err = encodeRequest(c.corrID, method, params); err != nil {
 		return nil, err
 	}
+	if n.cfg.Tracer != nil {
+		n.traceCall(ctx, c)
+	}
 	c.rtype = envelope.RTypeReply
 	if stream {
 		c.rtype = envelope.RTypeStream
@@ -176,10 +194,14 @@ func (n *Node) startCall(ctx context.Context, address, method string, params any
 	}
 	if c.w, err = n.pend.add(c.corrID, true); err != nil {
 		n.refused.inc(RefusedPendingFull)
-		return nil, fmt.Errorf("node: call %s on %s: %w", method, address, err)
+		err = fmt.Errorf("node: call %s on %s: %w", method, address, err)
+		c.spanErr(err)
+		c.endSpan()
+		return nil, err
 	}
 	n.pend.track(c.w, c.id)
 	if err := c.send(ctx); err != nil {
+		c.spanErr(err)
 		c.close()
 		return nil, err
 	}
@@ -201,6 +223,9 @@ func (c *call) send(ctx context.Context) error {
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
 		env.RType, env.CorrID = c.rtype, c.corrID
+		if c.tr != nil {
+			env.Meta = c.tr.meta
+		}
 		ch, err := n.outboundChannel(ctx, l, c.to)
 		if err == nil {
 			if ch != nil {
@@ -328,5 +353,6 @@ func (c *call) close() {
 			c.retryAt.Stop()
 		}
 		c.n.pend.remove(c.w)
+		c.endSpan()
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/tracing"
 )
 
 // Delivery profiles (FAME_DELIVERY_PROFILE).
@@ -135,6 +136,11 @@ type Config struct {
 	ShowWriter    io.Writer
 
 	Logger *slog.Logger
+	// Tracer, when set, records a span per call and per served request and carries the W3C
+	// trace context in the meta of requests and replies (package tracing; config.Tracing
+	// reads OTEL_EXPORTER_OTLP_ENDPOINT). nil is off. The program owns it: it calls
+	// Tracer.Shutdown after Close, which flushes the spans still batched.
+	Tracer *tracing.Tracer
 
 	AttachTimeout     time.Duration // NodeAttachAck and bind/advertise acks; default 10 s
 	CallTimeout       time.Duration // default for Call/Stream without a deadline; 30 s

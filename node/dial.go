@@ -12,6 +12,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
 	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/tracing"
 )
 
 // dial gathers the admission (URL, token, logicals), opens the socket, runs the attach
@@ -80,6 +81,7 @@ func (n *Node) dial(ctx context.Context) (*link, error) {
 		}
 		l.aft = isReplica(cfg.RequestedLogicals) && aftEnabled(ack.Stickiness)
 	}
+	n.hopTraced.Store(tracing.HopTraced(l.ackMeta))
 	l.sid = envelope.SecureDigest(ack.AssignedPath)
 	l.sysInbox = "__sys__@" + ack.AssignedPath
 	l.rpcInbox = "__rpc__" + n.rpcID + "@" + ack.AssignedPath

@@ -113,6 +113,14 @@
 // reports a drain an operator started. math-agent drains on SIGTERM. A reply that arrives on
 // a channel a SecureClose took from under its call (the call was re-sent over a new channel)
 // is dropped instead of failing the call.
+// Tracing (Config.Tracer, package tracing; nil is off). A call records a client span and
+// sends its W3C trace context as meta.traceparent (and tracestate) on the request and every
+// re-send; a served request records a server span, a child of the caller's span or, when the
+// sentinel's NodeAttachAck announced route spans (meta fame-trace-hop), of the sentinel's
+// route span, and hands its context to the operation; replies carry the serve span's
+// context. Without a traceparent the span joins the trace the reference derives from the
+// envelope traceId. A bad traceparent is ignored, never refused. With no tracer the call and
+// serve paths check one pointer and allocate nothing for tracing.
 //
 // Extension points kept deliberately small: Config.Outbound and Config.Inbound are hook chains
 // run on every envelope sent (before stamping and encoding) and received (after decoding), for

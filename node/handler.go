@@ -7,8 +7,12 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/tracing"
 )
 
 // handle runs one request on a handler goroutine (see runHandler) and sends the reply (or stream items) back to
@@ -24,13 +28,24 @@ func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Chan
 	if req != nil && len(req.ID) > 0 {
 		id = req.ID
 	}
+	ctx := n.ctx
+	var span trace.Span
+	var replyMeta []byte // the serve span's trace context, on every reply
+	if n.cfg.Tracer != nil {
+		ctx, span = n.traceServe(env, req)
+		defer span.End()
+		replyMeta = tracing.MetaFor(ctx)
+	}
 	respond := func(p json.RawMessage) error {
 		if env.ReplyTo == "" {
 			return nil // a notification: nobody to answer
 		}
-		return n.sendReply(env, p, ch)
+		return n.sendReply(env, p, ch, replyMeta)
 	}
 	fail := func(e *RemoteError) {
+		if span != nil {
+			span.SetStatus(codes.Error, e.Message)
+		}
 		if p, err := encodeError(id, e); err == nil {
 			if err := respond(p); err != nil {
 				n.log.Debug("error reply not delivered", "corrId", env.CorrID, "err", err)
@@ -48,7 +63,6 @@ func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Chan
 		return
 	}
 	wantsStream := env.RType.Has(envelope.RTypeStream)
-	ctx := n.ctx
 	if op.Unary != nil {
 		res, err := callUnary(ctx, op.Unary, req.Params)
 		if err != nil {
@@ -132,7 +146,7 @@ func callStream(ctx context.Context, f StreamFunc, p json.RawMessage, emit func(
 
 // sendReply sends one reply envelope for req. Under at-least-once it asks for an ACK and
 // re-sends (same envelope id, so the caller dedupes) until acknowledged.
-func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *security.Channel) error {
+func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *security.Channel, meta []byte) error {
 	alo := n.cfg.Delivery == AtLeastOnce
 	id := envelope.NewID()
 	build := func(l *link) (*envelope.Envelope, error) {
@@ -141,6 +155,7 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 			return nil, err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, l.sid, req.TraceID, req.ReplyTo, l.sysInbox, req.CorrID
+		env.Meta = meta
 		if alo {
 			env.RType = envelope.RTypeAck
 		}

@@ -53,6 +53,7 @@ type link struct {
 	assignedPath string
 	parentPath   string // the sentinel's physical path (NodeAttachAck.targetPhysicalPath)
 	parentSID    string // the sid on the NodeAttachAck envelope (the sentinel's)
+	ackMeta      []byte // the NodeAttachAck envelope's meta (the sentinel's tracing offer)
 	sid          string // this node's sid (digest of assignedPath)
 	sysInbox     string
 	rpcInbox     string
@@ -149,7 +150,7 @@ func (l *link) attach(ctx context.Context, hello *envelope.Envelope) (*envelope.
 			return nil, &AttachError{CloseCode: -1, Reason: "bad NodeAttachAck: " + err.Error()}
 		}
 		ack := f.(*envelope.NodeAttachAck)
-		l.parentSID = in.SID
+		l.parentSID, l.ackMeta = in.SID, in.Meta
 		if !ack.OK {
 			reason := ack.Reason
 			if reason == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -43,6 +44,9 @@ type Node struct {
 	showMu  sync.Mutex
 	// drain is what the sentinel's heartbeat acks said of this node's drain (drain.go).
 	drain drainState
+
+	// hopTraced: the sentinel of the current link records route spans (tracing.go).
+	hopTraced atomic.Bool
 }
 
 // Connect attaches to the sentinel and returns a running node. The first attach failure is

@@ -12,6 +12,7 @@ import (
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/security/aft"
+	"github.com/fame-go/fame/tracing"
 )
 
 // File is a sentinel configuration document in the reference's shape.
@@ -23,6 +24,16 @@ type File struct {
 	// router does not use it yet (issue #15), so Load refuses a configured cluster rather than
 	// ignore it.
 	Cluster *config.ClusterFile `yaml:"cluster,omitempty"`
+	Tracing TracingConfig `yaml:"tracing,omitempty"`
+}
+
+// TracingConfig is the `tracing:` block (OpenTelemetry over OTLP/HTTP; off without an
+// endpoint). The OTEL_* variables win over it.
+type TracingConfig struct {
+	Endpoint       string   `yaml:"endpoint,omitempty"`        // base URL; spans go to <endpoint>/v1/traces
+	TracesEndpoint string   `yaml:"traces_endpoint,omitempty"` // full traces URL; wins over endpoint
+	SampleRatio    *float64 `yaml:"sample_ratio,omitempty"`    // (0, 1], default 1
+	ServiceName    string   `yaml:"service_name,omitempty"`    // default fame
 }
 
 // LoggingConfig selects the log format and level.
@@ -171,6 +182,10 @@ type Options struct {
 	TrustBundle string
 	// Admission are the settings of the direct and welcome admission profiles.
 	Admission AdmissionOptions
+	// Tracing is where spans go (the `tracing:` block and the OTEL_* variables); the zero
+	// value is off. The program sets the tracer up (tracing.Setup) and passes WithTracer:
+	// New does not read this.
+	Tracing tracing.Config
 }
 
 // ListenOptions is where the sentinel listens.
@@ -472,6 +487,15 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 	// Variables win over the file, as in the reference.
 	problems = append(problems, e.Problems...)
 	o.applyEnv(e)
+	o.Tracing = tracing.Config{Endpoint: f.Tracing.Endpoint, TracesEndpoint: f.Tracing.TracesEndpoint,
+		ServiceName: f.Tracing.ServiceName}
+	if f.Tracing.SampleRatio != nil {
+		o.Tracing.SampleRatio = *f.Tracing.SampleRatio
+	}
+	var terr error
+	if o.Tracing, terr = e.Tracing.Apply(o.Tracing); terr != nil {
+		problems = append(problems, "tracing: "+terr.Error())
+	}
 	if o.GlobalQueueBytes == 0 {
 		o.GlobalQueueBytes = defaultGlobalQueueBytes()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/security/aft"
+	"github.com/fame-go/fame/tracing"
 )
 
 func TestListenerPortFromEnv(t *testing.T) {
@@ -164,6 +165,7 @@ func TestOverrideVarsWin(t *testing.T) {
   admin: {token: file-token-0123456789}
   drain_timeout: 10s
 logging: {format: text, level: info}
+tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", sample_ratio: 0.5, service_name: file}
 `
 	path := t.TempDir() + "/s.yml"
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
@@ -177,6 +179,8 @@ logging: {format: text, level: info}
 		"FAME_MAX_PENDING": "23", "FAME_MAX_CONNECTIONS": "24", "FAME_ATTACH_RATE": "25", "FAME_ATTACH_BURST": "26",
 		"FAME_ATTACH_RATE_LOOPBACK": "true", "FAME_ADMIN_TOKEN": "env-token-0123456789", "FAME_DRAIN_TIMEOUT": "45s",
 		"FAME_RATE_LIMIT_IDENTITY": "5", "FAME_RATE_LIMIT_IDENTITY_BURST": "6", "FAME_RATE_LIMIT_ADDRESS": "7", "FAME_RATE_LIMIT_ADDRESS_BURST": "8",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://env:4318/t",
+		"OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_SERVICE_NAME": "env",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -205,9 +209,11 @@ logging: {format: text, level: info}
 			DrainTimeout: 45 * time.Second,
 			RateLimits:   RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{5, 6}}, PerAddress: RateRule{Default: RateSpec{7, 8}}}},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
+		Tracing:      tracing.Config{Endpoint: "http://env:4318", TracesEndpoint: "http://env:4318/t", SampleRatio: 0.25, ServiceName: "env"},
 	}
 	got := want
 	got.ID, got.ListenOptions, got.ProfileOptions, got.LogOptions, got.AdminOptions = o.ID, o.ListenOptions, o.ProfileOptions, o.LogOptions, o.AdminOptions
+	got.Tracing = o.Tracing
 	got.Stickiness, got.StickinessLevel = o.Stickiness, o.StickinessLevel
 	l := o.LimitOptions
 	l.WriteTimeout, l.AttachTimeout, l.PingInterval, l.IdleTimeout = 0, 0, 0, 0

@@ -183,6 +183,19 @@
 // what `fame validate` runs, so a file that validates is one a reload accepts, but for the
 // restart-only keys. The package installs no signal handler and watches no file: `fame
 // sentinel` reloads on SIGHUP and on file change (cmd/fame/reload.go).
+// # Tracing
+//
+// With WithTracer (package tracing; cmd/fame sets it up from the `tracing:` block or
+// OTEL_EXPORTER_OTLP_ENDPOINT) the sentinel records a span per routed envelope
+// (fame.sentinel.route: env.id, env.trace_id, env.to, the chosen replica, whether a
+// stickiness binding chose it, the outcome), per attach and per re-pin of a lost replica's
+// sessions. The route span's parent is the sender's meta.traceparent; the sentinel never
+// writes trace context into what it forwards (overlay signatures and the bytes stay intact),
+// so its span id is derived from the sender's span and the envelope id, which a Go node that
+// read fame-trace-hop in its NodeAttachAck meta uses as its serve span's parent. A
+// traceparent that is oversize, malformed or not a plain string is ignored (counted in
+// fame_trace_context_ignored_total{reason}) and the envelope routed unchanged. Without a
+// tracer, route checks one pointer and allocates nothing for tracing.
 //
 // # /stats
 //

@@ -82,6 +82,7 @@ var settings = []setting{
 	{"DrainTimeout", "node.drain_timeout", true},
 	{"AdminToken", "node.admin.token", true},
 	{"Pprof", "FAME_PPROF", true},
+	{"Tracing", "tracing", true}, // the tracer is set up once by fame sentinel (WithTracer)
 	{"LogFormat", "logging.format", true},
 	{"LogLevel", "logging.level", false},
 	{"ShowEnvelopes", "FAME_SHOW_ENVELOPES", true},

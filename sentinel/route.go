@@ -6,64 +6,79 @@ import (
 	"github.com/fame-go/fame/envelope"
 )
 
-// route forwards an envelope from src to the peer that serves dest, or nacks it.
+// route forwards an envelope from src to the peer that serves dest, or nacks it. With
+// tracing on it records the route span (tracing.go); off, the one pointer check is the cost.
 func (s *Sentinel) route(src *conn, msg []byte, h *envelope.Header, dest []byte) {
-	if !s.sticky.learn(src, h) {
+	if s.tracer != nil {
+		s.routeTraced(src, msg, h, dest)
 		return
 	}
-	to, reason := s.resolve(src, h, dest)
+	s.routeOnce(src, msg, h, dest, nil)
+}
+
+// routeOnce is route; it returns the outcome and, when tr is not nil, fills in the chosen
+// peer and whether stickiness chose it (for the route span).
+func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []byte, tr *routeTrace) string {
+	if !s.sticky.learn(src, h) {
+		return outRefused
+	}
+	to, reason, sticky := s.resolveWhy(src, h, dest)
 	dst := asConn(to)
+	if tr != nil && dst != nil {
+		tr.dst, tr.sticky = dst, sticky
+	}
 	if dst == nil {
 		switch reason {
 		case reasonLocal:
-			return
+			return outLocal
 		case reasonChannelClosed:
 			src.log.Info("request on a closed channel refused; the client must re-open it",
 				"channel", string(h.EncKID), "to", string(dest), "frame", string(h.FrameType))
 			s.dropWith(src, h, dest, codeChannelClosed,
 				"channel "+string(h.EncKID)+" closed: its replica is gone; re-open the channel")
-			return
+			return outChannelClosed
 		}
 		s.drop(src, h, dest, envelope.CodeNoRoute)
-		return
+		return outNoRoute
 	}
 	if dst == src {
 		// Never bounce an envelope back where it came from (loop guard, as the reference).
 		s.metrics.dropped.WithLabelValues("loop").Inc()
 		src.log.Debug("dropping envelope routed back to its sender", "to", string(dest), "frame", string(h.FrameType))
-		return
+		return outLoop
 	}
 	if isReplyFrame(h) {
 		src.answered(h.CorrID, msg)
 	}
 	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
-		return
+		return outDraining
 	}
 	if s.rate != nil && s.rateLimited(src, h, dest) {
-		return
+		return outRateLimited
 	}
 	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
 	// pending bound the request is refused rather than forwarded untracked.
 	if !dst.trackPending(h) {
 		dst.overloaded(limitPending, src, h)
 		s.nackOverloaded(src, h, dest, overloadReason(limitPending, string(dest)))
-		return
+		return outOverloaded
 	}
 	if why := dst.forward(msg, h, src); why != queueOK {
 		dst.untrack(h)
 		if why == queueClosed {
 			s.drop(src, h, dest, envelope.CodeRouteConnectorClosed)
-			return
+			return outClosed
 		}
 		s.nackOverloaded(src, h, dest, overloadReason(why, string(dest)))
 		src.throttle(h)
-		return
+		return outOverloaded
 	}
 	src.pause = 0
 	s.metrics.routed(h.FrameType)
 	if s.sticky.drains.on() && isReplyFrame(h) {
 		s.sticky.replyPassed(src, h) // a draining replica's client may be idle now (replicadrain.go)
 	}
+	return outForwarded
 }
 
 // isReplyFrame reports whether an envelope from a serving peer answers a pending request.
@@ -86,16 +101,22 @@ const (
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
 // physical path. Envelopes for the sentinel's own path are consumed (reasonLocal).
 func (s *Sentinel) resolve(src peer, h *envelope.Header, dest []byte) (peer, resolveReason) {
+	p, r, _ := s.resolveWhy(src, h, dest)
+	return p, r
+}
+
+// resolveWhy is resolve that also says whether a stickiness binding chose the peer.
+func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, resolveReason, bool) {
 	if c := s.routes.lookupExact(dest); c != nil {
-		return c, reasonNone
+		return c, reasonNone, false
 	}
 	at := bytes.LastIndexByte(dest, '@')
 	if at < 0 {
-		return nil, reasonNone
+		return nil, reasonNone, false
 	}
 	participant, loc := dest[:at], dest[at+1:]
 	if len(loc) == 0 {
-		return nil, reasonNone
+		return nil, reasonNone, false
 	}
 	if loc[0] != '/' {
 		host := loc
@@ -104,13 +125,15 @@ func (s *Sentinel) resolve(src peer, h *envelope.Header, dest []byte) (peer, res
 		}
 		if p, members := s.routes.lookupPool(participant, host); p != nil {
 			if s.sticky.channelClosed(h) {
-				return nil, reasonChannelClosed
+				return nil, reasonChannelClosed, false
 			}
-			return s.sticky.pick(src, p, members, h), reasonNone
+			c, sticky := s.sticky.pickWhy(src, p, members, h)
+			return c, reasonNone, sticky
 		}
-		return nil, reasonNone
+		return nil, reasonNone, false
 	}
-	return s.resolvePath(loc)
+	c, r := s.resolvePath(loc)
+	return c, r, false
 }
 
 // resolvePath routes /<sentinelId>/<childId>/... to the child; /<sentinelId> is local.

@@ -23,6 +23,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
 	"github.com/fame-go/fame/stickiness"
+	"github.com/fame-go/fame/tracing"
 )
 
 // Principal is what admission established about a connecting peer (nil under open admission).
@@ -55,6 +56,8 @@ type Sentinel struct {
 	epoch   string
 	lb      *swapStrategy // a reload swaps the strategy behind it (reload.go)
 	auth    Authenticator
+	tracer  *tracing.Tracer // nil: tracing off (tracing.go)
+	traceMx *traceMetrics   // ignored trace contexts (tracing.go)
 	showOut io.Writer
 
 	// Components, built by New with their dependencies; none points back here.
@@ -133,6 +136,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		routeSizes:       s.routes.sizes,
 		sticky:           func() stickiness.Stats { return s.sticky.stats() },
 	})
+	s.traceMx = newTraceMetrics(s.metrics.reg)
 	s.limits = newLimiter(opts, s.log, s.metrics.limitRefusals)
 	s.limits.recent = s.metrics.recent
 	s.reload = newReloader(opts, s.logLevel, s.metrics.reg)
@@ -146,7 +150,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 	}
 	// s.sec may be nil (open and gated profiles): a nil *secLayer signs nothing.
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: s.lb,
-		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid}); err != nil {
+		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
 		return nil, err
 	}
 	if s.auth == nil {

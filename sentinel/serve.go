@@ -11,6 +11,7 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/bufpool"
+	"github.com/fame-go/fame/tracing"
 )
 
 // serve runs the connection: it waits for NodeAttach, then reads and routes envelopes until
@@ -34,7 +35,11 @@ func (c *conn) serve() {
 		return
 	}
 	_ = typ
-	if err := c.handleAttach(msg); err != nil {
+	err = c.handleAttach(msg)
+	if s.tracer != nil {
+		s.traceAttach(c, attachTraceID(msg), err)
+	}
+	if err != nil {
 		c.log.Warn("attach refused", "err", err)
 		c.refuseAttach(msg, err)
 		s.metrics.attachRefused.WithLabelValues("attach").Inc()
@@ -259,6 +264,9 @@ func (c *conn) handleAttach(msg []byte) error {
 		return attachErr("encode ack: %v", err)
 	}
 	out.SID, out.TraceID, out.CorrID = s.sid, e.TraceID, e.CorrID
+	if s.tracer != nil {
+		out.Meta = tracing.AttachAckMeta() // a Go node parents its serve spans on our route spans
+	}
 	if old := s.routes.attach(c); old != nil {
 		c.log.Info("node re-attached; replacing its previous connection", "old_remote", old.ident().remote)
 		s.sticky.replicaGone(old)

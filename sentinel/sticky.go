@@ -10,6 +10,7 @@ import (
 	"github.com/fame-go/fame/balancer"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/stickiness"
+	"github.com/fame-go/fame/tracing"
 
 	"github.com/fame-go/fame/security/aft"
 )
@@ -40,9 +41,10 @@ type stickyDeps struct {
 	routes *routeTable
 	// sec answers who owns a sid or a key for the AFT checks (aft_check.go).
 	sec    keyOwners
-	sign   ownSigner // signs the SecureClose the router originates
-	refuse refuser   // AFT and channel-takeover refusals
-	sid    string    // the sentinel's own sid, on what it originates
+	sign   ownSigner       // signs the SecureClose the router originates
+	refuse refuser         // AFT and channel-takeover refusals
+	sid    string          // the sentinel's own sid, on what it originates
+	tracer *tracing.Tracer // re-pin spans; nil when tracing is off
 }
 
 func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
@@ -115,20 +117,26 @@ func (r *stickyRouter) close() {
 
 // pick returns the member of pool p that should receive the envelope.
 func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Header) peer {
+	c, _ := r.pickWhy(src, p, members, h)
+	return c
+}
+
+// pickWhy is pick that also says whether a binding (channel or session) chose the member.
+func (r *stickyRouter) pickWhy(src peer, p *pool, members []peer, h *envelope.Header) (peer, bool) {
 	if r.drains.on() {
-		return r.pickDraining(members, h)
+		return r.pickDraining(members, h), false
 	}
 	if len(members) == 1 {
 		r.note(members[0], h)
-		return members[0]
+		return members[0], false
 	}
 	if r.table == nil {
-		return r.balance(members, h.ID)
+		return r.balance(members, h.ID), false
 	}
 	if len(h.EncKID) > 0 {
 		if id, ok := r.table.LookupChannel(string(h.EncKID)); ok {
 			if c := memberByID(members, id); c != nil {
-				return c
+				return c, true
 			}
 		}
 	}
@@ -136,7 +144,7 @@ func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Heade
 		if id, ok := r.table.Lookup(string(h.SID)); ok {
 			if c := memberByID(members, id); c != nil {
 				r.note(c, h)
-				return c
+				return c, true
 			}
 		}
 	}
@@ -149,7 +157,7 @@ func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Heade
 		r.table.Bind(string(h.SID), c.ident().systemID, 0)
 		r.note(c, h)
 	}
-	return c
+	return c, false
 }
 
 // note records channel ids opened towards the chosen replica.
@@ -250,6 +258,7 @@ func (r *stickyRouter) replicaGone(c peer) {
 		}
 	}
 	if len(lost) > 0 {
+		traceRepin(r.tracer, replica, len(lost), closes)
 		r.metrics.repins.Add(float64(len(lost)))
 		r.metrics.secureCloses.Add(float64(closes))
 		r.log.Info("replica bindings purged", "replica", replica, "sessions", len(lost),

@@ -23,9 +23,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/sentinel"
+	"github.com/fame-go/fame/tracing"
 )
 
 // commands maps each subcommand to its entry point. Subcommands living in other files of this
@@ -143,7 +145,22 @@ func runSentinel(ctx context.Context, args []string) error {
 		// meant something by it.
 		log.Warn("config: unknown key ignored", "file", *path, "key", k.Path, "line", k.Line)
 	}
-	s, err := sentinel.New(opts, sentinel.WithLogger(log), sentinel.WithLogLevel(level))
+	tracer, err := tracing.Setup(ctx, opts.Tracing)
+	if err != nil {
+		return err
+	}
+	if tracer != nil {
+		log.Info("tracing on", "otlp", opts.Tracing.URL(), "sample_ratio", opts.Tracing.Ratio(), "service", opts.Tracing.ServiceName)
+		defer func() {
+			// The spans still batched are exported before exit, within a bound.
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				log.Warn("tracing: flushing spans at exit failed", "err", err)
+			}
+		}()
+	}
+	s, err := sentinel.New(opts, sentinel.WithLogger(log), sentinel.WithLogLevel(level), sentinel.WithTracer(tracer))
 	if err != nil {
 		return err
 	}

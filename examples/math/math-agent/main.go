@@ -26,6 +26,7 @@ import (
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/tracing"
 )
 
 func main() {
@@ -45,6 +46,19 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT; off when unset): flushed after the node closes.
+	tcfg, err := config.NodeTracing(config.OSEnv, "math-agent")
+	if err != nil {
+		return err
+	}
+	if cfg.Tracer, err = tracing.Setup(ctx, tcfg); err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = cfg.Tracer.Shutdown(sctx)
+	}()
 	logical := os.Getenv("MATH_LOGICAL")
 	if logical == "" {
 		logical = "*.fame.fabric"

@@ -22,10 +22,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/tracing"
 )
 
 func main() {
@@ -61,6 +63,19 @@ func run(ctx context.Context, address string, whoami, concurrency int) (int, err
 	if err != nil {
 		return 0, err
 	}
+	// Tracing (OTEL_EXPORTER_OTLP_ENDPOINT; off when unset): flushed after the node closes.
+	tcfg, err := config.NodeTracing(config.OSEnv, "math-client")
+	if err != nil {
+		return 0, err
+	}
+	if cfg.Tracer, err = tracing.Setup(ctx, tcfg); err != nil {
+		return 0, err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = cfg.Tracer.Shutdown(sctx)
+	}()
 	n, err := node.Connect(ctx, cfg)
 	if err != nil {
 		return 0, err
