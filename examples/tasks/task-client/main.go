@@ -64,7 +64,13 @@ func run(mode string, byCap bool) error {
 	if err != nil {
 		return err
 	}
-	u, err := p.Subscribe(ctx, agent.TaskSendParams{ID: id, SessionID: id, Message: msg})
+	// Start, then subscribe, as the reference's proxy does (its agents do not start a task on
+	// tasks/sendSubscribe; ours would, but this client works against both).
+	if _, err := p.StartTask(ctx, agent.TaskSendParams{ID: id, SessionID: id, Message: msg}); err != nil {
+		return err
+	}
+	empty, _ := agent.NewMessage("user", nil)
+	u, err := p.Subscribe(ctx, agent.TaskSendParams{ID: id, SessionID: id, Message: empty})
 	if err != nil {
 		return err
 	}
