@@ -5,9 +5,14 @@
 // Wire methods (JSON-RPC over FAME Data envelopes): tasks/send (start a task; answers the
 // Task), tasks/get (its status), tasks/cancel, tasks/sendSubscribe (a stream of
 // TaskStatusUpdateEvent / TaskArtifactUpdateEvent ending with "result": null),
-// tasks/sendUnsubscribe, tasks/resubscribe (the stream for a task already started) and
-// agent.get_card. tasks/pushNotification/{set,get} answer -32003 as the reference's base
-// agent does. Errors carry the reference's codes (errors.go).
+// tasks/sendUnsubscribe and agent.get_card. tasks/pushNotification/{set,get} answer -32003
+// as the reference's base agent does; tasks/resubscribe is method-not-found there as in the
+// reference's RPC adapter. Errors carry the reference's codes (errors.go); an unknown or
+// expired task is -32001 (the reference's background agent answers a generic -32603).
+//
+// One deliberate superset: tasks/sendSubscribe for an id the agent does not know starts the
+// task (A2A's "send and subscribe"); the reference only subscribes, so its proxy and ours
+// call tasks/send first and work with both.
 //
 // Pieces:
 //   - Agent is what Serve exposes; TaskAgent implements it over a RunFunc. Synchronous
