@@ -385,3 +385,34 @@ func TestAgentTypedAndCapabilities(t *testing.T) {
 		t.Fatalf("unknown capability: %v", err)
 	}
 }
+
+func TestAgentSubscribersBounded(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	msg, _ := NewMessage("user", "x")
+	a := newAgent(t, Options{Background: true, MaxSubscribers: 2, Run: slowRun(nil)})
+	if _, err := a.StartTask(ctx, TaskSendParams{ID: "m", Message: msg}); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{}, 2)
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var once sync.Once
+			_ = a.SubscribeToTaskUpdates(ctx, TaskSendParams{ID: "m", Message: msg}, func(TaskEvent) error {
+				once.Do(func() { started <- struct{}{} })
+				return nil
+			})
+		}()
+	}
+	<-started
+	<-started
+	err := a.SubscribeToTaskUpdates(ctx, TaskSendParams{ID: "m", Message: msg}, func(TaskEvent) error { return nil })
+	if !errors.Is(err, ErrRateLimitExceeded) {
+		t.Fatalf("third subscriber: %v", err)
+	}
+	cancel()
+	wg.Wait()
+}

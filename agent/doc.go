@@ -25,7 +25,9 @@
 //   - Cancellation goes through the task's context: tasks/cancel (and Close) cancel it, the
 //     state becomes "canceled" at once, and whatever RunFunc returns afterwards is ignored.
 //   - Subscribers get their own bounded event queue; one that falls behind is dropped (its
-//     stream ends with an error) instead of slowing the task or other subscribers.
+//     stream ends with an error) instead of slowing the task or other subscribers. At most
+//     MaxSubscribers streams per task (-32029 past it): each holds a handler of the serving
+//     node until the task ends, so they must not be unbounded.
 //   - Proxy calls an agent by address or by capabilities (node.CallCapabilities).
 //   - Handle and HandleStream build typed node.Ops with generics beside node's raw form.
 package agent

@@ -15,6 +15,7 @@ const (
 	DefaultMaxTasks        = 1000
 	DefaultTTL             = 5 * time.Minute
 	DefaultSubscriberQueue = 64
+	DefaultMaxSubscribers  = 16
 )
 
 // RunFunc does a task's work. It should return soon after ctx is done (the task was
@@ -38,6 +39,9 @@ type Options struct {
 	MaxLifetime time.Duration
 	// SubscriberQueue is each subscriber's event buffer; DefaultSubscriberQueue when 0.
 	SubscriberQueue int
+	// MaxSubscribers bounds the update streams open on one task (each holds a handler of
+	// the serving node until the task ends); DefaultMaxSubscribers when 0.
+	MaxSubscribers int
 }
 
 // TaskContext is the running task as RunFunc sees it.
@@ -107,7 +111,7 @@ func New(opts Options) (*TaskAgent, error) {
 	if opts.Run == nil {
 		return nil, errors.New("agent: Options.Run is required")
 	}
-	if opts.MaxTasks < 0 || opts.TTL < 0 || opts.MaxLifetime < 0 || opts.SubscriberQueue < 0 {
+	if opts.MaxTasks < 0 || opts.TTL < 0 || opts.MaxLifetime < 0 || opts.SubscriberQueue < 0 || opts.MaxSubscribers < 0 {
 		return nil, errors.New("agent: negative option")
 	}
 	if opts.MaxTasks == 0 {
@@ -118,6 +122,9 @@ func New(opts Options) (*TaskAgent, error) {
 	}
 	if opts.SubscriberQueue == 0 {
 		opts.SubscriberQueue = DefaultSubscriberQueue
+	}
+	if opts.MaxSubscribers == 0 {
+		opts.MaxSubscribers = DefaultMaxSubscribers
 	}
 	if opts.Card.DefaultInputModes == nil {
 		opts.Card.DefaultInputModes = []string{"text"}
@@ -203,6 +210,10 @@ func (a *TaskAgent) SubscribeToTaskUpdates(ctx context.Context, p TaskSendParams
 	a.mu.Lock()
 	first := TaskEvent{Status: &TaskStatusUpdateEvent{ID: e.task.ID, Status: e.task.Status, Final: e.task.Status.State.Terminal()}}
 	if !first.Status.Final {
+		if len(e.subs) >= a.opts.MaxSubscribers {
+			a.mu.Unlock()
+			return fmt.Errorf("%w: task %s already has %d update streams (max_subscribers)", ErrRateLimitExceeded, e.task.ID, a.opts.MaxSubscribers)
+		}
 		e.subs[s] = struct{}{}
 	}
 	a.mu.Unlock()
