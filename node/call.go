@@ -348,3 +348,48 @@ func (c *call) close() {
 		c.n.pend.remove(c.w)
 	})
 }
+
+// Send delivers payload (marshalled as the Data frame's payload) to address, or to a node
+// advertising caps when address is empty, without waiting for any answer (rtype none): the
+// gateway's POST /messages. Under channel encryption only an address can be used.
+func (n *Node) Send(ctx context.Context, address string, caps []string, payload any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("node: send: %w", err)
+	}
+	if address == "" {
+		if len(caps) == 0 || slices.Contains(caps, "") {
+			return fmt.Errorf("node: send: %w: neither an address nor capabilities", envelope.ErrBadAddress)
+		}
+		if n.sec != nil && n.sec.level != security.LevelPlaintext {
+			return fmt.Errorf("node: send by capability: %w", ErrCapabilityEncrypted)
+		}
+	} else if _, err := envelope.ParseAddress(address); err != nil {
+		return fmt.Errorf("node: send: %w", err)
+	}
+	for {
+		l, err := n.current(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := envelope.New(&envelope.Data{Payload: b})
+		if err != nil {
+			return err
+		}
+		env.SID, env.TraceID, env.To = l.sid, envelope.NewID(), address
+		if address == "" {
+			env.Capabilities = caps
+		}
+		var ch *security.Channel
+		if address != "" {
+			if ch, err = n.outboundChannel(ctx, l, address); err != nil {
+				return err
+			}
+		}
+		err = n.sendSecured(ctx, l, env, ch)
+		if errors.Is(err, errLinkLost) {
+			continue
+		}
+		return err
+	}
+}
