@@ -119,6 +119,14 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
+// Register adds fame_gateway_refusals_total to r (when the registry exists only after New).
+func (g *Gateway) Register(r prometheus.Registerer) error {
+	if err := r.Register(g.refusals); err != nil {
+		return fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	return nil
+}
+
 // Handler serves BasePath/rpc, /messages and /health.
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net"
@@ -47,15 +48,16 @@ type Authenticator interface {
 // reports its close here (connClosed).
 type Sentinel struct {
 	// Fixed by New.
-	opts    Options
-	log     *slog.Logger
-	id      string
-	path    string
-	sid     string
-	epoch   string
-	lb      balancer.Strategy
-	auth    Authenticator
-	showOut io.Writer
+	extraRoutes []extraRoute // WithRoute
+	opts        Options
+	log         *slog.Logger
+	id          string
+	path        string
+	sid         string
+	epoch       string
+	lb          balancer.Strategy
+	auth        Authenticator
+	showOut     io.Writer
 
 	// Components, built by New with their dependencies; none points back here.
 	routes  *routeTable
@@ -95,6 +97,21 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Sentinel) { s.au
 
 // WithEnvelopeOutput sets where FAME_SHOW_ENVELOPES output goes (stderr by default).
 func WithEnvelopeOutput(w io.Writer) Option { return func(s *Sentinel) { s.showOut = w } }
+
+// WithRoute serves h under pattern beside the sentinel's own routes (the HTTP gateway,
+// mounted by cmd/fame); h does its own authorization.
+func WithRoute(pattern string, h http.Handler) Option {
+	return func(s *Sentinel) { s.extraRoutes = append(s.extraRoutes, extraRoute{pattern, h}) }
+}
+
+// extraRoute is one WithRoute.
+type extraRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// Registerer is the registry /metrics serves, for components mounted beside the sentinel.
+func (s *Sentinel) Registerer() prometheus.Registerer { return s.metrics.reg }
 
 // New creates a sentinel from resolved options.
 func New(opts Options, extra ...Option) (*Sentinel, error) {
@@ -175,6 +192,9 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.Handle("GET /metrics", s.admin(s.metrics.handler()))
 	mux.Handle("GET /stats", s.admin(http.HandlerFunc(s.handleStats)))
 	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
+	for _, r := range s.extraRoutes {
+		mux.Handle(r.pattern, r.h)
+	}
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))

@@ -8,11 +8,14 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/fame-go/fame/gateway"
 	"io"
 	"log/slog"
 	"net"
@@ -129,14 +132,38 @@ func runSentinel(ctx context.Context, args []string) error {
 		// meant something by it.
 		log.Warn("config: unknown key ignored", "file", *path, "key", k.Path, "line", k.Line)
 	}
-	s, err := sentinel.New(opts, sentinel.WithLogger(log))
+	gs, err := gatewayFromEnv(os.Getenv)
 	if err != nil {
 		return err
+	}
+	extra := []sentinel.Option{sentinel.WithLogger(log)}
+	var gwAddr atomic.Value
+	var gw *gateway.Gateway
+	if gs.enabled {
+		if *tlsCert != "" || *tlsKey != "" {
+			return fmt.Errorf("FAME_GATEWAY: not supported with -tls-cert yet (its caller nodes dial the sentinel over plain loopback)")
+		}
+		if gw, err = newGateway(opts, gs, &gwAddr, log); err != nil {
+			return err
+		}
+		defer gw.Close()
+		extra = append(extra, sentinel.WithRoute(gateway.DefaultBasePath+"/", gw.Handler()))
+	}
+	s, err := sentinel.New(opts, extra...)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		if err := gw.Register(s.Registerer()); err != nil {
+			return err
+		}
+		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", gs.origins)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	gwAddr.Store(loopbackAddr(l))
 	if *tlsCert != "" || *tlsKey != "" {
 		pair, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
