@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -79,7 +80,11 @@ type callerEntry struct {
 	c       Caller
 	err     error
 	created time.Time
+	failed  atomic.Bool // the sentinel refused the token: cached for refusedTTL only
 }
+
+// refusedTTL is how long a refused token is answered from the cache.
+const refusedTTL = 10 * time.Second
 
 // New builds a Gateway.
 func New(opts Options) (*Gateway, error) {
@@ -412,7 +417,11 @@ func (g *Gateway) caller(ctx context.Context, tok string) (Caller, error) {
 	}
 	if el, ok := g.callers[key]; ok {
 		e := el.Value.(*callerEntry)
-		if time.Since(e.created) <= g.opts.CallerTTL {
+		ttl := g.opts.CallerTTL
+		if e.failed.Load() {
+			ttl = refusedTTL
+		}
+		if time.Since(e.created) <= ttl {
 			g.lru.MoveToFront(el)
 			g.mu.Unlock()
 			return wait(ctx, e)
@@ -429,7 +438,17 @@ func (g *Gateway) caller(ctx context.Context, tok string) (Caller, error) {
 	// the node's own attach timeout.
 	c, err := g.opts.Connect(context.WithoutCancel(ctx), tok)
 	e.c, e.err = c, err
+	var attach *node.AttachError
+	refused := errors.As(err, &attach) && attach.Refused
+	if refused {
+		// Remembered for refusedTTL: a token the sentinel refused is answered 401 without
+		// another attach, so replaying a bad token does not cost the sentinel an attach each.
+		e.failed.Store(true)
+	}
 	close(e.ready)
+	if refused {
+		return nil, err
+	}
 	if err != nil {
 		g.mu.Lock()
 		if el, ok := g.callers[key]; ok && el.Value.(*callerEntry) == e {

@@ -27,7 +27,7 @@ func (f *fakeCaller) CallCapabilities(ctx context.Context, _ []string, m string,
 	return f.Call(ctx, "", m, p, r)
 }
 func (f *fakeCaller) Send(context.Context, string, []string, any) error { return f.err }
-func (f *fakeCaller) Close() error                                       { return nil }
+func (f *fakeCaller) Close() error                                      { return nil }
 
 func newTest(t *testing.T, callErr error, opts Options) (*httptest.Server, *atomic.Int32) {
 	t.Helper()
@@ -126,5 +126,28 @@ func TestGatewayRequestLimitsAndCORS(t *testing.T) {
 	}
 	if resp, out := do(t, "POST", srv.URL+DefaultBasePath+"/messages", `{"targetAddr":"a@fame.fabric"}`, nil); resp.StatusCode != 400 {
 		t.Errorf("message without type or payload: %d %v", resp.StatusCode, out)
+	}
+}
+
+func TestGatewayRefusedTokenCached(t *testing.T) {
+	var connects atomic.Int32
+	g, err := New(Options{Connect: func(context.Context, string) (Caller, error) {
+		connects.Add(1)
+		return nil, &node.AttachError{Refused: true, Reason: "bad token", CloseCode: -1}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	defer srv.Close()
+	defer g.Close()
+	for i := 0; i < 3; i++ {
+		resp, out := do(t, "POST", srv.URL+DefaultBasePath+"/rpc", `{"targetAddr":"a@fame.fabric","method":"m"}`, map[string]string{"Authorization": "Bearer bad"})
+		if resp.StatusCode != 401 || out["code"] != "unauthorized" {
+			t.Fatalf("bad token: %d %v", resp.StatusCode, out)
+		}
+	}
+	if connects.Load() != 1 {
+		t.Fatalf("a refused token attached %d times, want 1", connects.Load())
 	}
 }
