@@ -116,3 +116,17 @@ helm-check: $(HELM_STAMP)
 		echo "helm lint + template ok: $${s:-defaults}"; done
 	HELM=$(abspath $(BIN))/helm $(GO) test -count=1 ./deploy/helm/
 .PHONY: helm-check
+
+# The A2A task example (examples/tasks): a background agent whose count task reports every step.
+# task-subscribe-demo follows a task's status updates to completion; task-cancel-demo cancels a
+# long task mid-way (tasks/cancel) and shows it ended canceled. Each by address, then by capability.
+.PHONY: task-subscribe-demo task-cancel-demo
+task-subscribe-demo:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/fame ./examples/tasks/task-agent ./examples/tasks/task-client
+	BIN=$(BIN) ./scripts/task-demo.sh subscribe
+
+task-cancel-demo:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/fame ./examples/tasks/task-agent ./examples/tasks/task-client
+	BIN=$(BIN) ./scripts/task-demo.sh cancel

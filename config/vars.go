@@ -101,6 +101,9 @@ var Vars = []Var{
 
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},
+	{"FAME_GATEWAY", "sentinel", EnvOnly, "", "off", "on: serve the HTTP gateway (POST /fame/v1/gateway/rpc, /messages; GET /health); callers attach with their own bearer token"},
+	{"FAME_GATEWAY_ALLOWED_ORIGINS", "sentinel", EnvOnly, "", "", "comma-separated CORS origins allowed on the gateway (empty: CORS off, cross-origin requests refused)"},
+	{"FAME_GATEWAY_BODY_LIMIT", "sentinel", EnvOnly, "", "1048576", "largest gateway request body in bytes"},
 	{"FAME_PPROF", "sentinel", EnvOnly, "", "false", "serve /debug/pprof"},
 	{"FAME_CA_CERTS", "sentinel, node, cli", EnvOnly, "", "", "CA bundle (PEM file or inline PEM) node certificates chain to; required by strict-overlay"},
 	{"FAME_JWT_TRUSTED_ISSUER", "sentinel", EnvOnly, "", "", "direct: the OAuth2 issuer; welcome: the ticket issuer"},

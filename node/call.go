@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,9 +20,30 @@ import (
 // Errors: *RemoteError (the operation failed), *NackError (matching ErrNoRoute for NO_ROUTE),
 // ErrTimeout, ErrClosed.
 func (n *Node) Call(ctx context.Context, address, method string, params, result any) error {
+	return n.call(ctx, address, nil, method, params, result)
+}
+
+// CallCapabilities is Call addressed by capability: the envelope carries capabilities instead
+// of to and the sentinel picks a node that advertised all of them (ServeCapabilities); none
+// is a *NackError matching ErrNoRoute. Capability calls are not channel-encrypted (a channel
+// is per destination address), so under channel encryption they fail with ErrCapabilityEncrypted.
+func (n *Node) CallCapabilities(ctx context.Context, caps []string, method string, params, result any) error {
+	return n.call(ctx, "", caps, method, params, result)
+}
+
+// StreamCapabilities is Stream addressed by capability (see CallCapabilities).
+func (n *Node) StreamCapabilities(ctx context.Context, caps []string, method string, params any) (*Stream, error) {
+	c, err := n.startCall(ctx, "", caps, method, params, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{c: c}, nil
+}
+
+func (n *Node) call(ctx context.Context, address string, caps []string, method string, params, result any) error {
 	ctx, cancel := n.withCallTimeout(ctx)
 	defer cancel()
-	c, err := n.startCall(ctx, address, method, params, false)
+	c, err := n.startCall(ctx, address, caps, method, params, false)
 	if err != nil {
 		return err
 	}
@@ -66,7 +88,7 @@ type Stream struct {
 // Stream starts a streaming call (rtype STREAM). Read the items with Next until io.EOF, and
 // Close the stream if you stop early.
 func (n *Node) Stream(ctx context.Context, address, method string, params any) (*Stream, error) {
-	c, err := n.startCall(ctx, address, method, params, true)
+	c, err := n.startCall(ctx, address, nil, method, params, true)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +180,7 @@ type call struct {
 	corrID   string
 	traceID  string
 	to       string
+	caps     []string // capability-routed when to is empty
 	payload  json.RawMessage
 	rtype    envelope.RType
 	alo      bool
@@ -172,11 +195,18 @@ type call struct {
 	tr *callTrace
 }
 
-func (n *Node) startCall(ctx context.Context, address, method string, params any, stream bool) (*call, error) {
-	if _, err := envelope.ParseAddress(address); err != nil {
+func (n *Node) startCall(ctx context.Context, address string, caps []string, method string, params any, stream bool) (*call, error) {
+	if caps != nil {
+		if len(caps) == 0 || slices.Contains(caps, "") {
+			return nil, fmt.Errorf("node: call %s: %w: empty capability list or entry", method, envelope.ErrBadAddress)
+		}
+		if n.sec != nil && n.sec.level != security.LevelPlaintext {
+			return nil, fmt.Errorf("node: call %s by capability: %w", method, ErrCapabilityEncrypted)
+		}
+	} else if _, err := envelope.ParseAddress(address); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", method, err)
 	}
-	c := &call{n: n, method: method, id: envelope.NewID(), corrID: envelope.NewID(), traceID: envelope.NewID(), to: address}
+	c := &call{n: n, method: method, id: envelope.NewID(), corrID: envelope.NewID(), traceID: envelope.NewID(), to: address, caps: caps}
 	var err error
 	if c.payload, err = encodeRequest(c.corrID, method, params); err != nil {
 		return nil, err
@@ -222,11 +252,14 @@ func (c *call) send(ctx context.Context) error {
 			return err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
-		env.RType, env.CorrID = c.rtype, c.corrID
+		env.RType, env.CorrID, env.Capabilities = c.rtype, c.corrID, c.caps
 		if c.tr != nil {
 			env.Meta = c.tr.meta
 		}
-		ch, err := n.outboundChannel(ctx, l, c.to)
+		var ch *security.Channel
+		if c.caps == nil {
+			ch, err = n.outboundChannel(ctx, l, c.to)
+		}
 		if err == nil {
 			if ch != nil {
 				c.w.setCID(ch.CID())
@@ -355,4 +388,49 @@ func (c *call) close() {
 		c.n.pend.remove(c.w)
 		c.endSpan()
 	})
+}
+
+// Send delivers payload (marshalled as the Data frame's payload) to address, or to a node
+// advertising caps when address is empty, without waiting for any answer (rtype none): the
+// gateway's POST /messages. Under channel encryption only an address can be used.
+func (n *Node) Send(ctx context.Context, address string, caps []string, payload any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("node: send: %w", err)
+	}
+	if address == "" {
+		if len(caps) == 0 || slices.Contains(caps, "") {
+			return fmt.Errorf("node: send: %w: neither an address nor capabilities", envelope.ErrBadAddress)
+		}
+		if n.sec != nil && n.sec.level != security.LevelPlaintext {
+			return fmt.Errorf("node: send by capability: %w", ErrCapabilityEncrypted)
+		}
+	} else if _, err := envelope.ParseAddress(address); err != nil {
+		return fmt.Errorf("node: send: %w", err)
+	}
+	for {
+		l, err := n.current(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := envelope.New(&envelope.Data{Payload: b})
+		if err != nil {
+			return err
+		}
+		env.SID, env.TraceID, env.To = l.sid, envelope.NewID(), address
+		if address == "" {
+			env.Capabilities = caps
+		}
+		var ch *security.Channel
+		if address != "" {
+			if ch, err = n.outboundChannel(ctx, l, address); err != nil {
+				return err
+			}
+		}
+		err = n.sendSecured(ctx, l, env, ch)
+		if errors.Is(err, errLinkLost) {
+			continue
+		}
+		return err
+	}
 }

@@ -68,7 +68,7 @@ func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
 	reply := strings.HasPrefix(participant, "__rpc__") || participant == "__sys__"
 	var reg *registration
 	if !reply {
-		reg = n.lookup(env.To)
+		reg = n.lookup(env.To, env.Capabilities)
 	}
 	if reg != nil {
 		if !n.runHandler(job{r: reg, env: env, ch: ch}, func() {

@@ -15,6 +15,9 @@ var (
 	ErrTimeout = errors.New("node: timeout")
 	// ErrNoRoute: the sentinel had no route for the address (nack code NO_ROUTE).
 	ErrNoRoute = errors.New("node: no route")
+	// ErrCapabilityEncrypted: a call by capability on a node that encrypts with channels
+	// (a channel is opened to one destination address, which a capability call has not).
+	ErrCapabilityEncrypted = errors.New("node: calls by capability cannot be channel-encrypted")
 	// ErrNack: any negative delivery ack; *NackError matches it.
 	ErrNack = errors.New("node: delivery refused")
 	// ErrAttachRefused: the sentinel refused or dropped the attach handshake.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fame-go/fame/envelope"
@@ -34,10 +35,11 @@ const CapabilityAgent = "fame.capability.agent"
 
 // registration is one served address and how it is bound.
 type registration struct {
-	address   string // what callers use: math@fame.fabric
-	bind      string // what is bound: the address, or math@*.fame.fabric for a pool replica
-	advertise string // the CapabilityAdvertise address: the address, or math@<systemId>.fame.fabric
-	pool      string // "*.fame.fabric" when bound as a pool replica
+	address   string   // what callers use: math@fame.fabric
+	bind      string   // what is bound: the address, or math@*.fame.fabric for a pool replica
+	advertise string   // the CapabilityAdvertise address: the address, or math@<systemId>.fame.fabric
+	pool      string   // "*.fame.fabric" when bound as a pool replica
+	caps      []string // capabilities advertised beyond CapabilityAgent (ServeCapabilities)
 	ops       Ops
 }
 
@@ -48,6 +50,13 @@ type registration struct {
 // advertises the address itself. Serve returns once both are acknowledged; after a reconnect
 // they are repeated automatically.
 func (n *Node) Serve(ctx context.Context, address string, ops Ops) error {
+	return n.ServeCapabilities(ctx, address, ops, nil)
+}
+
+// ServeCapabilities is Serve that also advertises caps for the address, so callers that name
+// capabilities instead of an address (CallCapabilities, the reference's remoteByCapabilities)
+// reach it. CapabilityAgent is always advertised.
+func (n *Node) ServeCapabilities(ctx context.Context, address string, ops Ops, caps []string) error {
 	a, err := envelope.ParseAddress(address)
 	if err != nil {
 		return fmt.Errorf("node: serve: %w", err)
@@ -60,7 +69,12 @@ func (n *Node) Serve(ctx context.Context, address string, ops Ops) error {
 			return fmt.Errorf("node: serve %q: op %q must set exactly one of Unary and Stream", address, name)
 		}
 	}
-	r := &registration{address: address, bind: address, advertise: address, ops: ops}
+	for _, c := range caps {
+		if c == "" {
+			return fmt.Errorf("node: serve %q: empty capability", address)
+		}
+	}
+	r := &registration{address: address, bind: address, advertise: address, caps: append([]string(nil), caps...), ops: ops}
 	for _, l := range n.cfg.RequestedLogicals {
 		if strings.HasPrefix(l, "*.") && envelope.MatchPool(l, a.Host) {
 			r.pool = l
@@ -79,8 +93,9 @@ func (n *Node) Serve(ctx context.Context, address string, ops Ops) error {
 	return n.bind(ctx, l, r)
 }
 
-// lookup finds the registration serving a request's to address.
-func (n *Node) lookup(to string) *registration {
+// lookup finds the registration serving a request's to address, or for a capability-routed
+// request (no to) the one that advertised every capability it names.
+func (n *Node) lookup(to string, caps []string) *registration {
 	participant, loc, ok := envelope.SplitInbox(to)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -92,12 +107,29 @@ func (n *Node) lookup(to string) *registration {
 			return r
 		}
 	}
+	if to == "" && len(caps) > 0 {
+		for _, r := range n.regs {
+			if r.provides(caps) {
+				return r
+			}
+		}
+	}
 	// Capability-routed or path-routed requests carry no service address we know; with one
 	// registration there is no ambiguity.
 	if len(n.regs) == 1 && (to == "" || strings.HasPrefix(loc, "/")) {
 		return n.regs[0]
 	}
 	return nil
+}
+
+// provides reports whether r advertised every capability in caps.
+func (r *registration) provides(caps []string) bool {
+	for _, c := range caps {
+		if c != CapabilityAgent && !slices.Contains(r.caps, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // bind sends AddressBind then CapabilityAdvertise, each after the previous ack.
@@ -108,7 +140,7 @@ func (n *Node) bind(ctx context.Context, l *link, r *registration) error {
 	}
 	frames := []envelope.Frame{
 		ab,
-		&envelope.CapabilityAdvertise{Capabilities: []string{CapabilityAgent}, Address: r.advertise},
+		&envelope.CapabilityAdvertise{Capabilities: append([]string{CapabilityAgent}, r.caps...), Address: r.advertise},
 	}
 	for _, f := range frames {
 		if err := n.control(ctx, l, f); err != nil {

@@ -24,7 +24,7 @@ type File struct {
 	// router does not use it yet (issue #15), so Load refuses a configured cluster rather than
 	// ignore it.
 	Cluster *config.ClusterFile `yaml:"cluster,omitempty"`
-	Tracing TracingConfig `yaml:"tracing,omitempty"`
+	Tracing TracingConfig       `yaml:"tracing,omitempty"`
 }
 
 // TracingConfig is the `tracing:` block (OpenTelemetry over OTLP/HTTP; off without an

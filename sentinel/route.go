@@ -2,6 +2,7 @@ package sentinel
 
 import (
 	"bytes"
+	"strings"
 
 	"github.com/fame-go/fame/envelope"
 )
@@ -160,7 +161,7 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 	}
 	e, err := envelope.Decode(msg)
 	if err != nil || len(e.Capabilities) == 0 {
-		s.drop(src, h, nil, envelope.CodeNoRoute)
+		s.dropWith(src, h, nil, envelope.CodeNoRoute, "no destination: the envelope has neither to nor capabilities")
 		return
 	}
 	providers := s.routes.lookupCapabilities(e.Capabilities)
@@ -181,7 +182,7 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		}
 	}
 	if dst == nil {
-		s.drop(src, h, nil, envelope.CodeNoRoute)
+		s.dropWith(src, h, nil, envelope.CodeNoRoute, "no node advertises capabilities "+strings.Join(e.Capabilities, ","))
 		return
 	}
 	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/coder/websocket"
 
 	"github.com/fame-go/fame/admission/token"
@@ -48,17 +50,18 @@ type Authenticator interface {
 // reports its close here (connClosed).
 type Sentinel struct {
 	// Fixed by New.
-	opts    Options
-	log     *slog.Logger
-	id      string
-	path    string
-	sid     string
-	epoch   string
-	lb      *swapStrategy // a reload swaps the strategy behind it (reload.go)
-	auth    Authenticator
-	tracer  *tracing.Tracer // nil: tracing off (tracing.go)
-	traceMx *traceMetrics   // ignored trace contexts (tracing.go)
-	showOut io.Writer
+	extraRoutes []extraRoute // WithRoute
+	opts        Options
+	log         *slog.Logger
+	id          string
+	path        string
+	sid         string
+	epoch       string
+	lb          *swapStrategy // a reload swaps the strategy behind it (reload.go)
+	auth        Authenticator
+	tracer      *tracing.Tracer // nil: tracing off (tracing.go)
+	traceMx     *traceMetrics   // ignored trace contexts (tracing.go)
+	showOut     io.Writer
 
 	// Components, built by New with their dependencies; none points back here.
 	routes  *routeTable
@@ -102,6 +105,21 @@ func WithAuthenticator(a Authenticator) Option { return func(s *Sentinel) { s.au
 
 // WithEnvelopeOutput sets where FAME_SHOW_ENVELOPES output goes (stderr by default).
 func WithEnvelopeOutput(w io.Writer) Option { return func(s *Sentinel) { s.showOut = w } }
+
+// WithRoute serves h under pattern beside the sentinel's own routes (the HTTP gateway,
+// mounted by cmd/fame); h does its own authorization.
+func WithRoute(pattern string, h http.Handler) Option {
+	return func(s *Sentinel) { s.extraRoutes = append(s.extraRoutes, extraRoute{pattern, h}) }
+}
+
+// extraRoute is one WithRoute.
+type extraRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// Registerer is the registry /metrics serves, for components mounted beside the sentinel.
+func (s *Sentinel) Registerer() prometheus.Registerer { return s.metrics.reg }
 
 // New creates a sentinel from resolved options.
 func New(opts Options, extra ...Option) (*Sentinel, error) {
@@ -189,6 +207,9 @@ func (s *Sentinel) Handler() http.Handler {
 	mux.Handle("POST /admin/drain", s.admin(http.HandlerFunc(s.handleDrain)))
 	s.statusRoutes(mux) // GET /admin/, /admin/status.json, POST /admin/login, /admin/logout (statuspage.go)
 	mux.Handle("POST /admin/replicas/{systemId}/drain", s.admin(http.HandlerFunc(s.handleReplicaDrain)))
+	for _, r := range s.extraRoutes {
+		mux.Handle(r.pattern, r.h)
+	}
 	if s.opts.Pprof {
 		mux.Handle("GET /debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
 		mux.Handle("GET /debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))

@@ -8,6 +8,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -24,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fame-go/fame/gateway"
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/sentinel"
@@ -160,14 +164,38 @@ func runSentinel(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	s, err := sentinel.New(opts, sentinel.WithLogger(log), sentinel.WithLogLevel(level), sentinel.WithTracer(tracer))
+	gs, err := gatewayFromEnv(os.Getenv)
 	if err != nil {
 		return err
+	}
+	extra := []sentinel.Option{sentinel.WithLogger(log), sentinel.WithLogLevel(level), sentinel.WithTracer(tracer)}
+	var gwAddr atomic.Value
+	var gw *gateway.Gateway
+	if gs.enabled {
+		if *tlsCert != "" || *tlsKey != "" {
+			return fmt.Errorf("FAME_GATEWAY: not supported with -tls-cert yet (its caller nodes dial the sentinel over plain loopback)")
+		}
+		if gw, err = newGateway(opts, gs, &gwAddr, log); err != nil {
+			return err
+		}
+		defer gw.Close()
+		extra = append(extra, sentinel.WithRoute(gateway.DefaultBasePath+"/", gw.Handler()))
+	}
+	s, err := sentinel.New(opts, extra...)
+	if err != nil {
+		return err
+	}
+	if gw != nil {
+		if err := gw.Register(s.Registerer()); err != nil {
+			return err
+		}
+		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", gs.origins)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	gwAddr.Store(loopbackAddr(l))
 	var certs *certStore
 	if c.cert != nil {
 		certs = &certStore{}

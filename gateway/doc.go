@@ -1,0 +1,25 @@
+// Package gateway is the HTTP gateway to a FAME fabric, with the reference's surface under
+// BasePath (default /fame/v1/gateway):
+//
+//	POST /rpc       {"targetAddr" | "capabilities", "method", "params", "timeoutMs"}
+//	                -> 200 {"ok":true,"result":...} or {"ok":false,"error":"...","code":"..."}
+//	POST /messages  {"targetAddr" | "capabilities", "type", "payload"} -> 202 {"status":"message_accepted"}
+//	GET  /health    -> 200 {"status":"healthy","listenerType":"AgentHttpGatewayListener"}
+//
+// Identity. The gateway never speaks for itself: each HTTP caller's requests go out through
+// a node attached to the sentinel with the caller's own bearer token (Connect), so the
+// sentinel's admission applies exactly the checks a node's token gets (signature, issuer,
+// audience, expiry) and the envelopes carry that caller's sid, not the sentinel's. Those
+// nodes are cached per token (a SHA-256 of it; at most MaxCallers, least recently used
+// closed first, each kept at most CallerTTL so an expired token stops being served). Without
+// RequireToken, requests without Authorization share one anonymous node.
+//
+// Refusals, each with a JSON body {"ok":false,"error","code"}, a log line naming the remote
+// address and fame_gateway_refusals_total{reason}: 400 invalid_request (bad JSON, no target,
+// field limits as the reference's), 401 unauthorized (no token where one is required, or the
+// sentinel refused the token), 403 forbidden (a CORS origin not allowed, or the sentinel
+// refused the route), 404 not_found (no route), 413 payload_too_large (BodyLimit, 1 MiB),
+// 429 queue_full (the fabric or agent is overloaded), 504 timeout. CORS is off unless
+// AllowedOrigins names origins; a request from any other origin is refused, not just left
+// without CORS headers.
+package gateway

@@ -1,0 +1,507 @@
+package gateway
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node"
+)
+
+// Defaults and the reference's structural limits.
+const (
+	DefaultBasePath     = "/fame/v1/gateway"
+	DefaultBodyLimit    = 1 << 20
+	DefaultTimeout      = 30 * time.Second
+	MaxTimeout          = 120 * time.Second
+	DefaultMaxCallers   = 256
+	DefaultCallerTTL    = 5 * time.Minute
+	maxMethodLength     = 256
+	maxTargetLength     = 512
+	maxTypeLength       = 256
+	maxCapabilities     = 16
+	maxCapabilityLength = 256
+)
+
+// Caller is what the gateway sends through for one HTTP caller (a *node.Node).
+type Caller interface {
+	Call(ctx context.Context, address, method string, params, result any) error
+	CallCapabilities(ctx context.Context, caps []string, method string, params, result any) error
+	Send(ctx context.Context, address string, caps []string, payload any) error
+	Close() error
+}
+
+// Connector attaches a Caller presenting token ("" for none) to the sentinel. An attach the
+// sentinel refuses must return an error matching node.ErrAttachRefused.
+type Connector func(ctx context.Context, token string) (Caller, error)
+
+// Options configure a Gateway.
+type Options struct {
+	BasePath       string        // DefaultBasePath when empty
+	BodyLimit      int64         // DefaultBodyLimit when 0
+	AllowedOrigins []string      // CORS origins allowed; none: CORS off, cross-origin requests refused
+	RequireToken   bool          // refuse requests without a bearer token (gated and strict profiles)
+	MaxCallers     int           // cached per-token nodes; DefaultMaxCallers when 0
+	CallerTTL      time.Duration // longest life of a cached node; DefaultCallerTTL when 0
+	Connect        Connector     // required
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer // fame_gateway_refusals_total when set
+}
+
+// Gateway serves the HTTP gateway. Close it to close the callers' nodes.
+type Gateway struct {
+	opts     Options
+	log      *slog.Logger
+	refusals *prometheus.CounterVec
+	mu       sync.Mutex
+	callers  map[[32]byte]*list.Element // of *callerEntry
+	lru      *list.List                 // front: most recently used
+	closed   bool
+}
+
+type callerEntry struct {
+	key     [32]byte
+	ready   chan struct{} // closed once c/err are set
+	c       Caller
+	err     error
+	created time.Time
+	failed  atomic.Bool // the sentinel refused the token: cached for refusedTTL only
+}
+
+// refusedTTL is how long a refused token is answered from the cache.
+const refusedTTL = 10 * time.Second
+
+// New builds a Gateway.
+func New(opts Options) (*Gateway, error) {
+	if opts.Connect == nil {
+		return nil, errors.New("gateway: Options.Connect is required")
+	}
+	if opts.BodyLimit < 0 || opts.MaxCallers < 0 || opts.CallerTTL < 0 {
+		return nil, errors.New("gateway: negative option")
+	}
+	if opts.BasePath == "" {
+		opts.BasePath = DefaultBasePath
+	}
+	if !strings.HasPrefix(opts.BasePath, "/") {
+		opts.BasePath = "/" + opts.BasePath
+	}
+	opts.BasePath = strings.TrimSuffix(opts.BasePath, "/")
+	if opts.BodyLimit == 0 {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	if opts.MaxCallers == 0 {
+		opts.MaxCallers = DefaultMaxCallers
+	}
+	if opts.CallerTTL == 0 {
+		opts.CallerTTL = DefaultCallerTTL
+	}
+	g := &Gateway{opts: opts, log: opts.Logger, callers: map[[32]byte]*list.Element{}, lru: list.New()}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	g.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_gateway_refusals_total",
+		Help: "HTTP gateway requests refused, by reason."}, []string{"reason"})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(g.refusals); err != nil {
+			return nil, fmt.Errorf("gateway: register metrics: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// Register adds fame_gateway_refusals_total to r (when the registry exists only after New).
+func (g *Gateway) Register(r prometheus.Registerer) error {
+	if err := r.Register(g.refusals); err != nil {
+		return fmt.Errorf("gateway: register metrics: %w", err)
+	}
+	return nil
+}
+
+// Handler serves BasePath/rpc, /messages and /health.
+func (g *Gateway) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(g.opts.BasePath+"/rpc", g.cors(http.MethodPost, g.rpc))
+	mux.HandleFunc(g.opts.BasePath+"/messages", g.cors(http.MethodPost, g.messages))
+	mux.HandleFunc(g.opts.BasePath+"/health", g.cors(http.MethodGet, func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "healthy", "listenerType": "AgentHttpGatewayListener"})
+	}))
+	return mux
+}
+
+// Close closes every cached caller node.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	var all []*callerEntry
+	for _, el := range g.callers {
+		all = append(all, el.Value.(*callerEntry))
+	}
+	g.callers, g.lru = map[[32]byte]*list.Element{}, list.New()
+	g.mu.Unlock()
+	for _, e := range all {
+		closeEntry(e)
+	}
+	return nil
+}
+
+// closeEntry closes e's caller once it is ready (a connect in progress finishes first).
+func closeEntry(e *callerEntry) {
+	go func() { // owned by the entry: it ends once the pending connect does
+		<-e.ready
+		if e.c != nil {
+			_ = e.c.Close()
+		}
+	}()
+}
+
+// refusal is an HTTP refusal: status, wire code and message.
+type refusal struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rf refusal) {
+	g.refusals.WithLabelValues(rf.code).Inc()
+	g.log.Warn("gateway request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", rf.status, "code", rf.code, "reason", rf.msg)
+	writeJSON(w, rf.status, map[string]any{"ok": false, "error": rf.msg, "code": rf.code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// cors checks the method and the Origin: a cross-origin request (or preflight) from an
+// origin not in AllowedOrigins is refused 403; an allowed one gets the CORS headers.
+func (g *Gateway) cors(method string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if origin := r.Header.Get("Origin"); origin != "" {
+			if !slices.Contains(g.opts.AllowedOrigins, origin) {
+				g.refuse(w, r, refusal{http.StatusForbidden, "forbidden", "origin " + origin + " is not allowed"})
+				return
+			}
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", method+", OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			g.refuse(w, r, refusal{http.StatusMethodNotAllowed, "method_not_allowed", "use " + method})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// target is where a request goes: an address or capabilities.
+type target struct {
+	addr string
+	caps []string
+}
+
+// readBody reads the JSON object body within BodyLimit.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, *refusal) {
+	if r.ContentLength > g.opts.BodyLimit {
+		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit)}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.BodyLimit))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit)}
+	}
+	if err != nil {
+		return nil, &refusal{http.StatusBadRequest, "invalid_request", "reading body: " + err.Error()}
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(b, &body); err != nil || body == nil {
+		return nil, &refusal{http.StatusBadRequest, "invalid_request", "body must be a JSON object"}
+	}
+	return body, nil
+}
+
+func str(body map[string]json.RawMessage, key string) string {
+	var s string
+	if raw, ok := body[key]; ok {
+		_ = json.Unmarshal(raw, &s)
+	}
+	return strings.TrimSpace(s)
+}
+
+// parseTarget reads targetAddr or capabilities within the reference's limits.
+func parseTarget(body map[string]json.RawMessage) (target, *refusal) {
+	bad := func(msg string) (target, *refusal) {
+		return target{}, &refusal{http.StatusBadRequest, "invalid_request", msg}
+	}
+	t := target{addr: str(body, "targetAddr")}
+	if len(t.addr) > maxTargetLength {
+		return bad(fmt.Sprintf("targetAddr longer than %d", maxTargetLength))
+	}
+	if t.addr != "" {
+		if _, err := envelope.ParseAddress(t.addr); err != nil {
+			return bad("invalid targetAddr: " + err.Error())
+		}
+		return t, nil
+	}
+	var raw []any
+	if c, ok := body["capabilities"]; ok {
+		_ = json.Unmarshal(c, &raw)
+	}
+	for _, v := range raw {
+		if s, ok := v.(string); ok && strings.TrimSpace(s) != "" {
+			t.caps = append(t.caps, strings.TrimSpace(s))
+		}
+	}
+	if len(t.caps) > maxCapabilities {
+		return bad(fmt.Sprintf("more than %d capabilities", maxCapabilities))
+	}
+	for _, c := range t.caps {
+		if len(c) > maxCapabilityLength {
+			return bad(fmt.Sprintf("a capability longer than %d", maxCapabilityLength))
+		}
+	}
+	if len(t.caps) == 0 {
+		return bad("invalid request: neither targetAddr nor capabilities")
+	}
+	return t, nil
+}
+
+// bearer returns the request's bearer token ("" for none) or a refusal.
+func (g *Gateway) bearer(r *http.Request) (string, *refusal) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if g.opts.RequireToken {
+			return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: a bearer token is required"}
+		}
+		return "", nil
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: Authorization must be Bearer <token>"}
+	}
+	return tok, nil
+}
+
+func (g *Gateway) rpc(w http.ResponseWriter, r *http.Request) {
+	tok, rf := g.bearer(r)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	body, rf := g.readBody(w, r)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	method := str(body, "method")
+	if method == "" || len(method) > maxMethodLength {
+		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid RPC request body: method missing or too long"})
+		return
+	}
+	t, rf := parseTarget(body)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	params := json.RawMessage("{}")
+	if p, ok := body["params"]; ok && len(p) > 0 && p[0] == '{' {
+		params = p
+	}
+	timeout := DefaultTimeout
+	if raw, ok := body["timeoutMs"]; ok {
+		var ms float64
+		if json.Unmarshal(raw, &ms) == nil && ms > 0 {
+			timeout = min(time.Duration(ms)*time.Millisecond, MaxTimeout)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	c, err := g.caller(ctx, tok)
+	if err != nil {
+		g.refuse(w, r, mapErr(err))
+		return
+	}
+	var result json.RawMessage
+	if t.addr != "" {
+		err = c.Call(ctx, t.addr, method, params, &result)
+	} else {
+		err = c.CallCapabilities(ctx, t.caps, method, params, &result)
+	}
+	if err != nil {
+		g.refuse(w, r, mapErr(err))
+		return
+	}
+	if result == nil {
+		result = json.RawMessage("null")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "result": result})
+}
+
+func (g *Gateway) messages(w http.ResponseWriter, r *http.Request) {
+	tok, rf := g.bearer(r)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	body, rf := g.readBody(w, r)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	t, rf := parseTarget(body)
+	if rf != nil {
+		g.refuse(w, r, *rf)
+		return
+	}
+	typ := str(body, "type")
+	payload, hasPayload := body["payload"]
+	if hasPayload && string(payload) == "null" {
+		hasPayload = false
+	}
+	if len(typ) > maxTypeLength || (typ == "" && !hasPayload) {
+		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid message request body: type or payload required"})
+		return
+	}
+	frame := map[string]any{}
+	if typ != "" {
+		frame["type"] = typ
+	}
+	if hasPayload {
+		frame["payload"] = payload
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), DefaultTimeout)
+	defer cancel()
+	c, err := g.caller(ctx, tok)
+	if err == nil {
+		err = c.Send(ctx, t.addr, t.caps, frame)
+	}
+	if err != nil {
+		g.refuse(w, r, mapErr(err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "message_accepted"})
+}
+
+// caller returns the cached node for token, connecting it on first use (one connect per
+// token even when requests race).
+func (g *Gateway) caller(ctx context.Context, tok string) (Caller, error) {
+	key := sha256.Sum256([]byte("fame-gateway\x00" + tok))
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil, node.ErrClosed
+	}
+	if el, ok := g.callers[key]; ok {
+		e := el.Value.(*callerEntry)
+		ttl := g.opts.CallerTTL
+		if e.failed.Load() {
+			ttl = refusedTTL
+		}
+		if time.Since(e.created) <= ttl {
+			g.lru.MoveToFront(el)
+			g.mu.Unlock()
+			return wait(ctx, e)
+		}
+		g.removeLocked(el)
+	}
+	e := &callerEntry{key: key, ready: make(chan struct{}), created: time.Now()}
+	g.callers[key] = g.lru.PushFront(e)
+	for g.lru.Len() > g.opts.MaxCallers {
+		g.removeLocked(g.lru.Back())
+	}
+	g.mu.Unlock()
+	// The connect outlives this request's context only as long as it takes; it is bounded by
+	// the node's own attach timeout.
+	c, err := g.opts.Connect(context.WithoutCancel(ctx), tok)
+	e.c, e.err = c, err
+	var attach *node.AttachError
+	refused := errors.As(err, &attach) && attach.Refused
+	if refused {
+		// Remembered for refusedTTL: a token the sentinel refused is answered 401 without
+		// another attach, so replaying a bad token does not cost the sentinel an attach each.
+		e.failed.Store(true)
+	}
+	close(e.ready)
+	if refused {
+		return nil, err
+	}
+	if err != nil {
+		g.mu.Lock()
+		if el, ok := g.callers[key]; ok && el.Value.(*callerEntry) == e {
+			g.lru.Remove(el)
+			delete(g.callers, key)
+		}
+		g.mu.Unlock()
+	}
+	return c, err
+}
+
+func wait(ctx context.Context, e *callerEntry) (Caller, error) {
+	select {
+	case <-e.ready:
+		return e.c, e.err
+	case <-ctx.Done():
+		return nil, node.ErrTimeout
+	}
+}
+
+func (g *Gateway) removeLocked(el *list.Element) {
+	e := el.Value.(*callerEntry)
+	g.lru.Remove(el)
+	delete(g.callers, e.key)
+	closeEntry(e)
+}
+
+// mapErr maps a node error to the HTTP refusal, as the reference maps its exceptions.
+func mapErr(err error) refusal {
+	var nack *node.NackError
+	var remote *node.RemoteError
+	var attach *node.AttachError
+	switch {
+	case errors.As(err, &attach) && (attach.Refused || attach.CloseCode == websocket.StatusPolicyViolation):
+		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error()}
+	case errors.As(err, &attach):
+		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable: " + err.Error()}
+	case errors.Is(err, node.ErrNoRoute):
+		return refusal{http.StatusNotFound, "not_found", "no route: " + err.Error()}
+	case errors.Is(err, node.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return refusal{http.StatusGatewayTimeout, "timeout", "timeout: " + err.Error()}
+	case errors.As(err, &nack) && nack.Code == envelope.CodeUnauthorized:
+		return refusal{http.StatusForbidden, "forbidden", "forbidden: " + err.Error()}
+	case errors.As(err, &nack) && (nack.Code == "OVERLOADED" || strings.Contains(nack.Code, "LIMIT")):
+		return refusal{http.StatusTooManyRequests, "queue_full", "receiver busy: " + err.Error()}
+	case errors.As(err, &remote) && remote.Code == -32029:
+		return refusal{http.StatusTooManyRequests, "queue_full", "rate limit exceeded: " + remote.Message}
+	case errors.As(err, &remote) && (remote.Code == -32600 || remote.Code == -32602):
+		return refusal{http.StatusBadRequest, "invalid_request", remote.Message}
+	case errors.As(err, &remote) && remote.Code == -32601:
+		return refusal{http.StatusNotFound, "not_found", remote.Message}
+	case errors.Is(err, envelope.ErrBadAddress):
+		return refusal{http.StatusBadRequest, "invalid_request", "invalid target: " + err.Error()}
+	}
+	return refusal{http.StatusInternalServerError, "internal", err.Error()}
+}
