@@ -315,6 +315,12 @@ func (a *TaskAgent) run(ctx context.Context, tc *TaskContext) {
 	defer tc.e.cancel()
 	res, err := a.call(ctx, tc)
 	st := TaskStatus{State: StateCompleted, Timestamp: time.Now().UTC()}
+	if ctx.Err() != nil {
+		// Cancelled (tasks/cancel, MaxLifetime, Close): what RunFunc returned is ignored. The
+		// AfterFunc above may not have run yet, so the state is set here too.
+		a.transition(tc.e, TaskStatus{State: StateCanceled, Timestamp: st.Timestamp})
+		return
+	}
 	if err != nil {
 		m, _ := NewMessage("agent", err.Error())
 		st.State, st.Message = StateFailed, &m
