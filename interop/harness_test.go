@@ -6,6 +6,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -183,13 +184,34 @@ next:
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	// A port from the kernel's ephemeral range (":0") can be taken as the source port of any
+	// outgoing connection between our release and the peer's bind: the reference Python
+	// sentinel then fails with "address already in use". Ports below the ephemeral range
+	// (32768 on Linux) are only ever taken by listeners, so pick one there, bindable on all
+	// interfaces (the reference binds 0.0.0.0), and never hand the same one out twice.
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000)
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("free port: none free in 20000-31999")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 func attachURL(port int) string {
 	return fmt.Sprintf("ws://127.0.0.1:%d/fame/v1/attach/ws/downstream", port)
