@@ -84,7 +84,7 @@ func (o *Options) validateLimits() []string {
 }
 
 // limiter holds the sentinel-wide bounds: the connection count and the attach rate per remote
-// address. Per-connection bounds live on the connection (conn.go, queue.go).
+// address. Per-connection bounds live on the connection (conn.go, internal/connengine).
 type limiter struct {
 	opts     Options // the limits.* settings
 	log      *slog.Logger
