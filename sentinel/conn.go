@@ -126,6 +126,7 @@ func newConn(s *Sentinel, ws *websocket.Conn, cork *corkconn.Conn, remote, urlID
 		WS: ws, Cork: cork,
 		Limits: connengine.Limits{Count: s.opts.SendQueue, Bytes: s.opts.SendQueueBytes, GlobalBytes: s.opts.GlobalQueueBytes},
 		Global: &s.limits.queued, SlowConsumer: s.opts.SlowConsumerTimeout,
+		DirectGap: connengine.DefaultDirectGap,
 		Go: func(f func()) {
 			s.wg.Add(1)
 			go func() { defer s.wg.Done(); f() }()

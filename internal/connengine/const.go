@@ -21,4 +21,8 @@ const (
 	// A peer in steady traffic keeps its writer; an idle node (a heartbeat every 15 s) has
 	// one for 1/60 of the time.
 	WriterLinger = 250 * time.Millisecond
+	// DefaultDirectGap is the quiet spell after which a sender writes an envelope directly
+	// (Config.DirectGap): longer than the gap between envelopes of a loaded connection
+	// (tens of µs), shorter than one sequential call (a few hundred µs).
+	DefaultDirectGap = 100 * time.Microsecond
 )

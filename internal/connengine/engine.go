@@ -34,6 +34,10 @@ type Config struct {
 	// WriteFailed is told once per failed write, from the writing goroutine; the owner closes
 	// the connection (and with it Close of the engine).
 	WriteFailed func(err error)
+	// DirectGap: a sender writes directly only when the previous envelope came at least this
+	// long ago (DefaultDirectGap; 0: whenever the connection is idle). Under load the queue's
+	// writer batches instead, one system call for many envelopes.
+	DirectGap time.Duration
 	// Sent, if set, is called after each envelope is handed to the socket (counters, display).
 	Sent func(b []byte)
 }
@@ -53,6 +57,7 @@ type Engine struct {
 // New returns an engine that queues but does not write until Start.
 func New(cfg Config) *Engine {
 	e := &Engine{cfg: cfg, q: NewQueue(cfg.Global, cfg.Limits)}
+	e.q.directGap = cfg.DirectGap
 	return e
 }
 

@@ -34,12 +34,16 @@ type Queue struct {
 	closed bool // the connection is gone: refuse, hold nothing
 	direct bool // a sender is writing directly (push claimed the socket): the writer goroutine
 	// neither starts nor takes until EndDirect
-	rest   bool // a direct write left bytes in the cork: the writer must flush them first
-	writer writerState
-	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
-	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
-	global *atomic.Int64 // bytes queued on every connection sharing the bound
-	max    Limits
+	rest bool // a direct write left bytes in the cork: the writer must flush them first
+	// lastPush (unix nanos) is when the last envelope came; directGap is the quiet spell
+	// before it that makes a sender write directly (see push).
+	lastPush  int64
+	directGap time.Duration
+	writer    writerState
+	wake      chan struct{} // the writer's, while it has one: a push ends its lingering
+	spawn     func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
+	global    *atomic.Int64 // bytes queued on every connection sharing the bound
+	max       Limits
 }
 
 // writerState is the life of a queue's writer goroutine. Only push and EndDirect start a
@@ -242,7 +246,15 @@ func (q *Queue) push(b *[]byte, src any, direct bool) (why string, claimed bool)
 			return RefusedShare, false
 		}
 	}
-	if direct && q.n == 0 && !q.direct && q.writer != writerRunning && q.spawn != nil {
+	if direct && q.directGap > 0 {
+		// Under steady traffic the writer's corked batches beat a write(2) per envelope: a
+		// sender writes directly only after a quiet spell (a call at a time), when its
+		// write saves the writer's wake-up and costs no batching.
+		now := time.Now().UnixNano()
+		direct = now-q.lastPush >= int64(q.directGap)
+		q.lastPush = now
+	}
+	if direct && q.n == 0 && !q.direct && (q.writer == writerNone || q.directGap == 0 && q.writer == writerParked) && q.spawn != nil {
 		// Written at once, the envelope is never held: only the global bound is checked.
 		if q.global.Load()+size > q.max.GlobalBytes {
 			q.mu.Unlock()
