@@ -254,7 +254,7 @@ type StorageOptions struct {
 	StoragePath    string
 }
 
-// LimitOptions bound per-connection and sentinel-wide resources (limits.go, queue.go).
+// LimitOptions bound per-connection and sentinel-wide resources (limits.go, internal/connengine).
 type LimitOptions struct {
 	SendQueue     int
 	WriteTimeout  time.Duration

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/connengine"
 	"github.com/fame-go/fame/security"
 )
 
@@ -28,7 +29,7 @@ func offlineOverlay(tb testing.TB) (*Sentinel, *conn, *security.Signer) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := newConn(s, nil, "test", "peer1", "downstream")
+	c := newConn(s, nil, nil, "test", "peer1", "downstream")
 	c.systemID, c.path = "peer1", s.path+"/peer1"
 	c.sid = envelope.SecureDigest(c.path)
 	signer := newSigner(tb)
@@ -44,11 +45,11 @@ func offlineOverlay(tb testing.TB) (*Sentinel, *conn, *security.Signer) {
 
 func drain(c *conn) {
 	for {
-		batch := c.q.take(nil, maxBatch, maxBatchBytes)
+		batch := c.q.Take(nil, connengine.MaxBatch, connengine.MaxBatchBytes)
 		if len(batch) == 0 {
 			return
 		}
-		c.q.release(batch)
+		c.q.Release(batch)
 	}
 }
 
