@@ -13,15 +13,14 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/internal/connengine"
 	"github.com/fame-go/fame/internal/corkconn"
 )
 
-// Credit constants of the reference connector (internal/connengine, shared with the
-// sentinel): a window of 32 per flow, refilled once the receiver has consumed 24.
+// Credit constants of the reference connector: a window of 32 per flow, refilled once the
+// receiver has consumed 24 (its counter at the 0.25 low watermark).
 const (
-	creditWindow    = connengine.CreditWindow
-	creditThreshold = connengine.CreditWindow - connengine.CreditLowWater
+	creditWindow    = 32
+	creditThreshold = 24
 	creditFlows     = 4096 // received flows tracked per link (LRU; idle flows fall out)
 )
 
@@ -290,7 +289,7 @@ var errLinkLost = errors.New("node: connection lost")
 
 func (l *link) writeLoop() {
 	defer l.wg.Done()
-	w := &writer{l: l, seq: connengine.NewStamper(l.flowID, 1), buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
+	w := &writer{l: l, seq: map[string]int64{l.flowID: 0}, buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
 	gate := newSenderCredits()
 	gate.credits[l.flowID] = creditWindow - 1 // NodeAttach spent one
 	flow := l.deps.flowControl
@@ -343,7 +342,10 @@ func (w *writer) uncork(ok bool) bool {
 	return ok
 }
 
-// batch writes it and whatever else is already queued (up to connengine.MaxBatch) with the socket
+// maxBatch bounds how many queued envelopes one flush carries.
+const maxBatch = 128
+
+// batch writes it and whatever else is already queued (up to maxBatch) with the socket
 // corked, so the kernel sees one write(2) for the lot. False ends the writer.
 func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 	l := w.l
@@ -359,7 +361,7 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 				break
 			}
 		}
-		if n+1 >= connengine.MaxBatch || (flow && gate.full()) {
+		if n+1 >= maxBatch || (flow && gate.full()) {
 			break
 		}
 		select {
@@ -375,7 +377,7 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 // writer stamps and writes envelopes; only the writer goroutine uses it.
 type writer struct {
 	l   *link
-	seq connengine.Stamper
+	seq map[string]int64
 	buf []byte
 }
 
@@ -383,7 +385,14 @@ type writer struct {
 func (w *writer) write(it outItem) bool {
 	l, e := w.l, it.env
 	if !it.raw {
-		e.SeqID, e.FlowFlags = w.seq.Next([]byte(e.FlowID))
+		last, seen := w.seq[e.FlowID]
+		if !seen {
+			e.SeqID, e.FlowFlags = 0, envelope.FlowSyn
+			w.seq[e.FlowID] = 0
+		} else {
+			e.SeqID, e.FlowFlags = last+1, 0
+			w.seq[e.FlowID] = last + 1
+		}
 	}
 	var err error
 	w.buf, err = e.AppendMarshal(w.buf[:0])

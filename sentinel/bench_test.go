@@ -28,7 +28,7 @@ func benchSentinel(b *testing.B, env map[string]string, replicas int) (*Sentinel
 	}
 	b.Cleanup(func() { s.sticky.close() })
 	mk := func(id string, logicals ...string) *conn {
-		c := newConn(s, nil, nil, "bench", id, "downstream")
+		c := newConn(s, nil, "bench", id, "downstream")
 		c.systemID, c.path, c.logicals = id, s.path+"/"+id, logicals
 		c.sid = envelope.SecureDigest(c.path)
 		s.routes.attach(c)

@@ -76,7 +76,7 @@ func TestConnClosedNacksInflight(t *testing.T) {
 	s := fakeWiredSentinel(t, nil)
 	client := newFakePeer(s.path, "client")
 	s.routes.attach(client)
-	rep := newConn(s, nil, nil, "test", "rep", "downstream")
+	rep := newConn(s, nil, "test", "rep", "downstream")
 	rep.systemID, rep.path = "rep", s.path+"/rep"
 	rep.sid = envelope.SecureDigest(rep.path)
 	s.routes.attach(rep)
@@ -153,7 +153,7 @@ func TestConnClosedNacksInflight(t *testing.T) {
 func TestConnClosedOnlyHolderPurges(t *testing.T) {
 	s := fakeWiredSentinel(t, nil)
 	mk := func(id string) *conn {
-		c := newConn(s, nil, nil, "test", id, "downstream")
+		c := newConn(s, nil, "test", id, "downstream")
 		c.systemID, c.path = id, s.path+"/"+id
 		c.sid = envelope.SecureDigest(c.path)
 		return c

@@ -254,7 +254,7 @@ type StorageOptions struct {
 	StoragePath    string
 }
 
-// LimitOptions bound per-connection and sentinel-wide resources (limits.go, internal/connengine).
+// LimitOptions bound per-connection and sentinel-wide resources (limits.go, queue.go).
 type LimitOptions struct {
 	SendQueue     int
 	WriteTimeout  time.Duration

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,21 +14,21 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/bufpool"
-	"github.com/fame-go/fame/internal/connengine"
 	"github.com/fame-go/fame/internal/corkconn"
 )
 
-// What conn.forward reports besides a refusal (the refusals are connengine's reasons, which
-// are also the limit labels of limits.go: limitQueue and the like are the same strings).
+// Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
+// forgetting a flow's counter only restarts it at SYN; the bound keeps a long-lived agent
+// connection from growing without limit as clients come and go.
 const (
-	queueOK     = connengine.OK
-	queueClosed = connengine.Closed
+	maxFlowsPerConn = 8192
+	creditWindow    = 32
+	creditLowWater  = 8
 )
 
-// conn is one attached peer. Its sending half is a connengine.Engine (bounded queue, direct
-// writes from an idle sender, on-demand corked writer, slow-consumer cut). The reader
-// goroutine (serve) owns credits; seq is shared by every goroutine that sends to this peer
-// and guarded by seqMu, which is also held across Send so that wire order equals seqId order.
+// conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
+// every goroutine that sends to this peer and guarded by seqMu, which is also held across the
+// enqueue so that queue order equals seqId order.
 type conn struct {
 	identity  // urlID, remote, origin; systemID, path, sid once attached (component.go)
 	s         *Sentinel
@@ -39,16 +40,22 @@ type conn struct {
 	flowID    string // the sentinel's own flow on this connection
 	principal *Principal
 
-	eng       *connengine.Engine
-	q         *connengine.Queue // eng's
+	q         *sendQueue
+	cork      *corkconn.Conn // the socket under ws, corked by the writer around batches; nil if unknown
 	done      chan struct{}
 	closeOnce sync.Once
 	closeWhy  atomic.Value // string
 
-	seqMu sync.Mutex
-	seq   connengine.Stamper // flowID (the sentinel's own flow: acks, nacks) and the forwarded ones
+	seqMu  sync.Mutex
+	ownSeq int64             // the next seqId on flowID, the sentinel's own flow (acks, nacks)
+	seq    map[string]*int64 // other flows; pointer values: incrementing needs only a lookup, which does not allocate
 
-	credits connengine.RecvCredits // reader goroutine only (countCredit)
+	// Receive credits per flow (countCredit): the first flow the peer sends on is counted
+	// here, further ones in recvCredits, so that a peer using one flow (an idle node's
+	// heartbeats) needs no map.
+	credFlow    string
+	credLeft    int
+	recvCredits map[string]int
 
 	pendMu  sync.Mutex
 	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply (or its stream's end)
@@ -110,33 +117,17 @@ func (p packedReq) unpack() pendingReq {
 	return pendingReq{id: f[0], traceID: f[1], replyTo: f[2], to: f[3], frameType: f[4], corrID: f[5], cid: f[6]}
 }
 
-// newConn wraps an accepted socket; cork is the socket under ws (nil if unknown: no direct
-// writes, no batching).
-func newConn(s *Sentinel, ws *websocket.Conn, cork *corkconn.Conn, remote, urlID, origin string) *conn {
-	lim := s.limits.o() // the bounds in force (a reload changes them for new connections)
+func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *conn {
+	lim := s.limits.o() // the queue bounds in force (a reload changes them for new connections)
 	c := &conn{
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
 		flowID: envelope.NewID(),
+		q:      newSendQueue(&s.limits.queued, queueLimits{count: lim.SendQueue, bytes: lim.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
 		done:   make(chan struct{}),
-		// The stamper's and the credits' maps and pending are made on first use: an idle
-		// connection needs little of them, and a map made empty costs as much as a small one.
+		// seq, recvCredits and pending are made on first use: an idle connection needs
+		// little of them, and a map made empty costs as much as a small one.
 	}
-	c.seq = connengine.NewStamper(c.flowID, 0)
-	c.eng = connengine.New(connengine.Config{
-		WS: ws, Cork: cork,
-		Limits: connengine.Limits{Count: lim.SendQueue, Bytes: lim.SendQueueBytes, GlobalBytes: s.opts.GlobalQueueBytes},
-		Global: &s.limits.queued, SlowConsumer: lim.SlowConsumerTimeout,
-		DirectGap: connengine.DefaultDirectGap,
-		Go: func(f func()) {
-			s.wg.Add(1)
-			go func() { defer s.wg.Done(); f() }()
-		},
-		Done:        c.done,
-		WriteFailed: c.writeFailed,
-		Sent:        c.sent,
-	})
-	c.q = c.eng.Queue()
 	c.log = slog.New(&connLog{h: s.log.Handler(), c: c})
 	return c
 }
@@ -169,6 +160,31 @@ func (l *connLog) WithGroup(name string) slog.Handler {
 	return &connLog{h: l.h.WithGroup(name), c: l.c}
 }
 
+// stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
+func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
+	if string(flowID) == c.flowID {
+		v := c.ownSeq
+		c.ownSeq++
+		if v == 0 {
+			return 0, envelope.FlowSyn
+		}
+		return v, 0
+	}
+	if n := c.seq[string(flowID)]; n != nil {
+		v := *n
+		*n = v + 1
+		return v, 0
+	}
+	if c.seq == nil {
+		c.seq = make(map[string]*int64, 1)
+	} else if len(c.seq) >= maxFlowsPerConn {
+		clear(c.seq)
+	}
+	one := int64(1)
+	c.seq[string(flowID)] = &one
+	return 0, envelope.FlowSyn
+}
+
 // forward re-stamps an envelope received from src for this connection and queues it. It
 // returns queueOK, queueClosed when this connection is gone, or the limit that refused it
 // (counted and logged here; the caller nacks the sender OVERLOADED).
@@ -176,11 +192,11 @@ func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
 	// A refused envelope leaves a gap in seqId; receivers do not enforce the order (above).
-	seq, flags := c.seq.Next(h.FlowID)
+	seq, flags := c.stampLocked(h.FlowID)
 	bp := getBuf()
 	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
 	why := c.enqueueLocked(bp, src)
-	if why != connengine.OK && why != connengine.Closed {
+	if why != queueOK && why != queueClosed {
 		c.overloaded(why, src, h)
 	}
 	return why
@@ -194,7 +210,7 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 	}
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
-	seq, flags := c.seq.Next([]byte(e.FlowID))
+	seq, flags := c.stampLocked([]byte(e.FlowID))
 	if flagsOverride != 0 {
 		flags = flagsOverride
 	}
@@ -208,9 +224,9 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 	}
 	*bp = b
 	switch why := c.enqueueLocked(bp, nil); why {
-	case connengine.OK:
+	case queueOK:
 		return true
-	case connengine.Closed:
+	case queueClosed:
 	default:
 		c.overloaded(why, nil, nil)
 	}
@@ -219,7 +235,7 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 
 // sendCredit refills a flow this peer sends on. CreditUpdates do not advance the counter.
 func (c *conn) sendCredit(flowID, traceID string) {
-	raw, _ := envelope.EncodeFrame(&envelope.CreditUpdate{FlowID: flowID, Credits: connengine.CreditWindow})
+	raw, _ := envelope.EncodeFrame(&envelope.CreditUpdate{FlowID: flowID, Credits: creditWindow})
 	e := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), TraceID: traceID,
 		FlowID: flowID, SeqID: 0, FlowFlags: envelope.FlowAck, Frame: raw, TS: envelope.Now()}
 	bp := getBuf()
@@ -230,29 +246,100 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	}
 	*bp = b
 	c.seqMu.Lock()
-	if why := c.enqueueLocked(bp, nil); why != connengine.OK && why != connengine.Closed {
+	if why := c.enqueueLocked(bp, nil); why != queueOK && why != queueClosed {
 		c.overloaded(why, nil, nil)
 	}
 	c.seqMu.Unlock()
 }
 
-// enqueueLocked hands b to the engine, which writes it at once when the connection is idle
-// (never waiting for the peer) or queues it; when a bound refuses it the caller gets the
-// reason (see connengine.Queue.Push) and b is back in the pool. Call with seqMu held.
+// enqueueLocked never blocks: when a bound refuses the envelope the caller gets the reason
+// (see sendQueue.push) and b is returned to the pool. Call with seqMu held.
 func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
-	var from any
-	if src != nil {
-		from = src // a nil *conn in an interface would count as a sender
+	why := c.q.push(b, src)
+	if why != queueOK {
+		putBuf(b)
 	}
-	return c.eng.Send(b, from)
+	return why
 }
 
-// sent counts an envelope handed to the socket (the engine calls it from the writing goroutine).
-func (c *conn) sent(b []byte) {
+// startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
+// push ends an empty spell, so a connection has a writer only while it has something to send.
+func (c *conn) startWriter() {
+	c.s.wg.Add(1)
+	go c.writer()
+}
+
+// writer is the only goroutine that writes to the socket while it runs (sendQueue.run): it
+// writes what is queued in batches and exits after the queue stayed empty for writerLinger.
+func (c *conn) writer() {
+	defer c.s.wg.Done()
+	c.q.run(c.done, c.writeBatchOrClose)
+}
+
+// writeBatchOrClose writes a batch; when that fails the connection is closed (writeFailed)
+// and what is still queued is freed.
+func (c *conn) writeBatchOrClose(batch []queued) bool {
+	if c.writeBatch(batch) {
+		return true
+	}
+	c.q.close()
+	return false
+}
+
+// maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the
+// slow-consumer timeout is reading (next to) nothing, and is cut.
+const (
+	maxBatch      = 128
+	maxBatchBytes = 1 << 20
+)
+
+// writeBatch writes a batch in one system call: the socket is corked while the envelopes are
+// written and flushed once at the end. The write deadline covers the whole batch, including
+// flushes the cork makes on its own when its buffer fills.
+func (c *conn) writeBatch(batch []queued) bool {
+	timeout := c.limits.o().SlowConsumerTimeout
+	if c.cork != nil {
+		_ = c.cork.SetWriteDeadline(time.Now().Add(timeout))
+		c.cork.Cork()
+	}
+	ok := true
+	for _, it := range batch {
+		if ok = c.writeOne(it.b, timeout); !ok {
+			break
+		}
+	}
+	if c.cork != nil {
+		err := c.cork.Uncork(timeout)
+		_ = c.cork.SetWriteDeadline(time.Time{})
+		if err != nil && ok {
+			c.writeFailed(err)
+			return false
+		}
+	}
+	return ok
+}
+
+func (c *conn) writeOne(b *[]byte, timeout time.Duration) bool {
+	var err error
+	if c.cork != nil {
+		// Corked, the write only fills the batch buffer; the batch's deadline applies to the
+		// real write. A per-message timeout context would cost a timer and a
+		// context.AfterFunc for every envelope.
+		err = c.ws.Write(context.Background(), websocket.MessageBinary, *b)
+	} else {
+		ctx, cancel := context.WithTimeout(c.s.ctx, timeout)
+		err = c.ws.Write(ctx, websocket.MessageBinary, *b)
+		cancel()
+	}
+	if err != nil {
+		c.writeFailed(err)
+		return false
+	}
 	c.tx.Add(1)
 	if c.s.opts.ShowEnvelopes {
-		c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", b)
+		c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *b)
 	}
+	return true
 }
 
 // writeFailed closes the connection after a failed write. A write that ran into its deadline
@@ -262,9 +349,9 @@ func (c *conn) writeFailed(err error) {
 	if c.closed() {
 		return
 	}
-	if connengine.IsSlowConsumer(err) {
-		t := c.eng.SlowConsumer()
-		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.QueuedBytes())
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		t := c.limits.o().SlowConsumerTimeout
+		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
 		c.close(websocket.StatusPolicyViolation, "slow consumer: nothing read for "+t.String())
 		return
 	}
@@ -360,7 +447,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		if c.pingOn.Load() {
 			c.s.pings.remove(c)
 		}
-		c.eng.Close() // what was queued for a closed peer is freed (and uncounted) now
+		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
 		c.owner.connClosed(c, reason)
 		if len(reason) > 120 {
 			reason = reason[:120]

@@ -55,20 +55,11 @@
 //   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
 //     queue, on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
-//   - conn (conn.go, serve.go) is a connection: its reader and dispatch; its sending half is
-//     the shared per-connection engine (internal/connengine: bounded send queue, direct writes
-//     from an idle sender, on-demand corked writer, per-flow stamping, receive credits), the
-//     same one the node SDK uses; the ping sweeper (conn.go) probes the serving ones. It
-//     implements peer, and reports its close once to its owner (connOwner:
-//     Sentinel.connClosed) instead of calling into the router.
 //
 // Goroutines: an idle connection has one, its reader (conn.serve, started by handleAttach so
-// that net/http frees the upgrade request). An envelope for an idle connection is written by
-// its sender (the source's reader, routing), which never waits for the peer: the frame goes
-// into the cork and out with one non-blocking write(2). A writer goroutine runs only while
-// the connection's bounded queue holds something (the socket did not take all at once, or a
-// sender found the socket busy): it exits 250 ms after the queue drained, returning its
-// buffers to shared pools. One sweeper
+// that net/http frees the upgrade request). A writer goroutine runs only while the
+// connection's bounded queue holds something: a push to an idle queue starts it, and it exits
+// 250 ms after the queue drained, returning its buffers to shared pools. One sweeper
 // (pingSweeper, conn.go) probes every peer that serves an address, a probe holding a
 // goroutine only while it waits for its pong; a short goroutine waits for the close handshake;
 // the Sentinel runs the idle sweeper. All of these are counted in Sentinel.wg, which Shutdown
@@ -101,14 +92,12 @@
 //     chooses the member: channel binding, session binding, else the balancer, which pins it.
 //  7. route.go, on the chosen conn: trackPending remembers a request awaiting its reply (so the
 //     replica's death nacks it), and conn.forward (conn.go) re-stamps the bytes into a pooled
-//     buffer under seqMu and hands them to the connection's engine (internal/connengine), which
-//     writes them at once if the connection is idle, else queues them. A full queue, a sender's
+//     buffer under seqMu and pushes them on the sendQueue (queue.go). A full queue, a sender's
 //     fair share or the global byte bound refuses: the sender is nacked OVERLOADED
 //     (nackOverloaded, limits.go) and its reader throttled.
-//  8. connengine: the writer goroutine (while the queue holds something) takes batches off it
-//     and writes them corked (internal/corkconn), one system call per batch; a peer that takes
-//     nothing for SlowConsumerTimeout is cut. One goroutine writes at a time: a direct sender or
-//     the writer.
+//  8. conn.go writer: the only goroutine writing the socket takes batches off the queue and
+//     writes them corked (internal/corkconn), one system call per batch; a peer that takes
+//     nothing for SlowConsumerTimeout is cut.
 //  9. The reply comes back on the replica's reader to __rpc__…@/<sentinel>/<client>: steps 3
 //     to 5 again, resolved by path; conn.answered clears the pending entry (a stream's at its
 //     final item) and the client's writer delivers it.
@@ -166,9 +155,9 @@
 // # Bounds
 //
 // Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
-// queues are bounded in envelopes and bytes, per connection and in total (internal/connengine); a full
+// queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
 // queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not
-// the destination or other senders (queues: internal/connengine). Routes, capability entries, keys and open requests per
+// the destination or other senders. Routes, capability entries, keys and open requests per
 // connection, connections, and attach attempts per address are capped; each refusal carries a
 // reason on the wire, a log line naming the peer and a fame_limit_refusals_total count.
 // Call rate limits, when configured, nack a request past its caller's or its target's rate

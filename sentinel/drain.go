@@ -67,7 +67,7 @@ type drainPeer interface {
 	takePending() []pendingReq
 }
 
-func (c *conn) inFlight() (int, int64) { return c.pendingLen(), c.q.QueuedBytes() }
+func (c *conn) inFlight() (int, int64) { return c.pendingLen(), c.q.queuedBytes() }
 
 // drainDeps is what the drainer is built with.
 type drainDeps struct {

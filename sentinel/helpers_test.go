@@ -17,7 +17,6 @@ import (
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/internal/connengine"
 )
 
 type testSentinel struct {
@@ -224,12 +223,4 @@ func (p *rawPeer) expectClosed(t *testing.T, code websocket.StatusCode, reasonPa
 		}
 		return
 	}
-}
-
-// drainQueue makes c's queue drain as its writer goroutines would, without a socket: the
-// writers run the real loop (connengine.Queue.Run) and release what they take.
-func drainQueue(c *conn) {
-	c.q.SetWriter(func() {
-		go c.q.Run(c.done, func([]connengine.Item) bool { return true })
-	})
 }

@@ -151,12 +151,12 @@ func TestReloadAppliesEachSetting(t *testing.T) {
 			}
 		}},
 		{"node.limits.slow_consumer_timeout_ms", nil, func(o *Options) { o.SlowConsumerTimeout = 3 * time.Second }, func(t *testing.T, s *Sentinel, _ *slog.LevelVar) {
-			if got := offlineConn(s, "r1").eng.SlowConsumer(); got != 3*time.Second {
+			if got := offlineConn(s, "r1").limits.o().SlowConsumerTimeout; got != 3*time.Second {
 				t.Fatalf("a connection's slow-consumer timeout: %v", got)
 			}
 		}},
 		{"node.limits.send_queue", nil, func(o *Options) { o.SendQueue, o.SendQueueBytes = 32, 1<<20 }, func(t *testing.T, s *Sentinel, _ *slog.LevelVar) {
-			if q := offlineConn(s, "r1").q.Limits(); q.Count != 32 || q.Bytes != 1<<20 {
+			if q := offlineConn(s, "r1").q.max; q.count != 32 || q.bytes != 1<<20 {
 				t.Fatalf("a new connection's queue: %+v", q)
 			}
 		}},

@@ -9,7 +9,6 @@ import (
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/internal/connengine"
 	"github.com/fame-go/fame/security"
 )
 
@@ -29,7 +28,7 @@ func offlineOverlay(tb testing.TB) (*Sentinel, *conn, *security.Signer) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := newConn(s, nil, nil, "test", "peer1", "downstream")
+	c := newConn(s, nil, "test", "peer1", "downstream")
 	c.systemID, c.path = "peer1", s.path+"/peer1"
 	c.sid = envelope.SecureDigest(c.path)
 	signer := newSigner(tb)
@@ -45,11 +44,11 @@ func offlineOverlay(tb testing.TB) (*Sentinel, *conn, *security.Signer) {
 
 func drain(c *conn) {
 	for {
-		batch := c.q.Take(nil, connengine.MaxBatch, connengine.MaxBatchBytes)
+		batch := c.q.take(nil, maxBatch, maxBatchBytes)
 		if len(batch) == 0 {
 			return
 		}
-		c.q.Release(batch)
+		c.q.release(batch)
 	}
 }
 

@@ -394,7 +394,8 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(envelope.MaxMessageSize)
-	c := newConn(s, ws, corkconn.FromContext(r.Context()), r.RemoteAddr, urlID, origin)
+	c := newConn(s, ws, r.RemoteAddr, urlID, origin)
+	c.cork = corkconn.FromContext(r.Context())
 
 	if s.auth != nil {
 		p, err := s.auth.Authenticate(r.Context(), bearerToken(r), urlID)
@@ -539,7 +540,7 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		if c == nil {
 			continue
 		}
-		peers = append(peers, peerStats{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.Len(), c.q.QueuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
+		peers = append(peers, peerStats{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

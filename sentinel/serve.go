@@ -20,7 +20,7 @@ func (c *conn) serve() {
 	defer c.s.wg.Done()
 	s := c.s
 	// One goroutine per idle connection: this reader. A writer runs only while something is
-	// queued for the peer (connengine), from the attach on. Reads after the attach
+	// queued for the peer (sendQueue.setWriter), from the attach on. Reads after the attach
 	// take no context: a context would cost a registration on every read, and Shutdown (like
 	// every other end of the connection) closes the socket, which ends the read. Liveness
 	// pings run only for nodes that serve addresses.
@@ -47,7 +47,7 @@ func (c *conn) serve() {
 		c.close(attachCloseCode(err), strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
-	c.eng.Start() // starts writing the NodeAttachAck, queued already
+	c.q.setWriter(c.startWriter) // starts writing the NodeAttachAck, queued already
 	c.lastRx.Store(time.Now().UnixNano())
 
 	var h envelope.Header
@@ -137,11 +137,36 @@ func (c *conn) readFailed(err error) {
 // peer gets CreditUpdate{flow, 32}, before its 32 credits run out. Without this, reference
 // peers stall after 32 envelopes.
 func (c *conn) countCredit(h *envelope.Header) {
-	if string(h.FrameType) == envelope.TypeCreditUpdate {
+	if string(h.FrameType) == envelope.TypeCreditUpdate || len(h.FlowID) == 0 {
 		return
 	}
-	if c.credits.Count(h.FlowID) {
+	inline := c.credFlow == string(h.FlowID)
+	var n int
+	switch {
+	case inline:
+		n = c.credLeft
+	case c.credFlow == "":
+		c.credFlow, inline, n = string(h.FlowID), true, creditWindow
+	default:
+		var ok bool
+		if n, ok = c.recvCredits[string(h.FlowID)]; !ok {
+			if c.recvCredits == nil {
+				c.recvCredits = make(map[string]int, 1)
+			} else if len(c.recvCredits) >= maxFlowsPerConn {
+				clear(c.recvCredits)
+			}
+			n = creditWindow
+		}
+	}
+	n--
+	if n <= creditLowWater {
 		c.sendCredit(string(h.FlowID), string(h.TraceID))
+		n = creditWindow
+	}
+	if inline {
+		c.credLeft = n
+	} else {
+		c.recvCredits[string(h.FlowID)] = n
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 // not field names and are not checked.
 func TestStatsFieldsCamelCase(t *testing.T) {
 	s := fakeWiredSentinel(t, nil)
-	c := newConn(s, nil, nil, "test", "rep", "downstream")
+	c := newConn(s, nil, "test", "rep", "downstream")
 	c.systemID, c.path = "rep", s.path+"/rep"
 	c.sid = envelope.SecureDigest(c.path)
 	s.routes.attach(c)

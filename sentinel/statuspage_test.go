@@ -96,7 +96,7 @@ func statusFixture(t *testing.T, token string) (*Sentinel, http.Handler) {
 	}
 	s := fakeWiredSentinel(t, env)
 	add := func(id string) *conn {
-		c := newConn(s, nil, nil, "127.0.0.1:4"+fmt.Sprint(len(id)), id, "downstream")
+		c := newConn(s, nil, "127.0.0.1:4"+fmt.Sprint(len(id)), id, "downstream")
 		c.systemID, c.path, c.attachedAt = id, s.path+"/"+id, time.Now()
 		c.sid = envelope.SecureDigest(c.path)
 		s.routes.attach(c)

@@ -9,11 +9,8 @@ package corkconn
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/fame-go/fame/internal/bufpool"
@@ -30,13 +27,6 @@ type Conn struct {
 	buf    *[]byte // what a cork holds, lent by internal/bufpool while corked (nil otherwise), so
 	// that an idle connection (most of a large fabric's) holds none
 	err error // sticky write error of a deferred flush
-	// raw is the socket's descriptor access when the connection has one (TCP, Unix): TryUncork
-	// writes through it without blocking. nil otherwise (pipes in tests): TryUncork then
-	// writes nothing and leaves the flush to Uncork.
-	raw syscall.RawConn
-	// blocking is set while a write that may wait for the peer is in progress (an uncorked
-	// write, or a flush): a sender that must not wait for the peer checks it (Busy) first.
-	blocking atomic.Bool
 }
 
 // Wrap returns c wrapped; an already wrapped connection is returned as is.
@@ -44,94 +34,7 @@ func Wrap(c net.Conn) *Conn {
 	if cc, ok := c.(*Conn); ok {
 		return cc
 	}
-	cc := &Conn{Conn: c}
-	if sc, ok := c.(syscall.Conn); ok {
-		if rc, err := sc.SyscallConn(); err == nil {
-			cc.raw = rc
-		}
-	}
-	return cc
-}
-
-// Direct reports whether TryUncork can write without waiting (the connection has descriptor
-// access).
-func (c *Conn) Direct() bool { return c.raw != nil }
-
-// Busy reports whether a write that may wait for the peer is in progress, or what a cork
-// holds could not all be sent yet: a write now could wait for the peer to read.
-func (c *Conn) Busy() bool { return c.blocking.Load() }
-
-// Buffered is what the cork holds, not yet sent.
-func (c *Conn) Buffered() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.buf == nil {
-		return 0
-	}
-	return len(*c.buf)
-}
-
-// TryUncork sends what the cork holds without ever waiting for the peer: it writes as much
-// as the kernel takes now. done reports that everything went (the connection is uncorked
-// again); otherwise the rest stays held, the connection stays corked and Busy, and the caller
-// must have Uncork (which may wait, with its deadline) finish the job. A connection without
-// descriptor access sends nothing here (done false).
-func (c *Conn) TryUncork() (done bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return false, c.err
-	}
-	if c.buf == nil || len(*c.buf) == 0 {
-		c.corked = false
-		if c.buf != nil {
-			c.releaseBufLocked()
-		}
-		return true, nil
-	}
-	if c.raw == nil {
-		c.blocking.Store(true)
-		return false, nil
-	}
-	buf := *c.buf
-	n := 0
-	var werr error
-	rerr := c.raw.Write(func(fd uintptr) bool {
-		for n < len(buf) {
-			m, e := syscall.Write(int(fd), buf[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return true // full: the rest is Uncork's, which may wait
-			case e != nil:
-				werr = e
-				return true
-			case m == 0:
-				werr = errors.New("corkconn: write returned 0")
-				return true
-			}
-		}
-		return true
-	})
-	if werr == nil {
-		werr = rerr
-	}
-	if werr != nil {
-		c.err = werr
-		return false, werr
-	}
-	if n == len(buf) {
-		c.corked = false
-		c.releaseBufLocked()
-		return true, nil
-	}
-	*c.buf = append(buf[:0], buf[n:]...)
-	c.blocking.Store(true)
-	return false, nil
+	return &Conn{Conn: c}
 }
 
 // Write buffers p while corked, else writes it.
@@ -142,8 +45,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	if !c.corked {
-		c.blocking.Store(true)
-		defer c.blocking.Store(false)
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
@@ -172,10 +73,8 @@ func (c *Conn) Uncork(d time.Duration) error {
 	defer c.mu.Unlock()
 	c.corked = false
 	if c.buf == nil {
-		c.blocking.Store(false)
 		return c.err
 	}
-	defer c.blocking.Store(false)
 	defer c.releaseBufLocked()
 	if len(*c.buf) == 0 {
 		return c.err
@@ -194,9 +93,7 @@ func (c *Conn) releaseBufLocked() {
 }
 
 func (c *Conn) flushLocked() error {
-	c.blocking.Store(true)
 	_, err := c.Conn.Write(*c.buf)
-	c.blocking.Store(false)
 	*c.buf = (*c.buf)[:0]
 	if err != nil {
 		c.err = err
