@@ -41,16 +41,17 @@ func buildFame(dir string) (string, error) {
 	return bin, nil
 }
 
-// startSentinelProc builds cmd/fame into the test's temporary directory and starts `fame sentinel` on a free
-// loopback port with env (on top of this process's environment).
-func startSentinelProc(t *testing.T, env map[string]string) *sentinelProc {
+// startFameSentinel builds cmd/fame into the test's temporary directory and starts `fame
+// sentinel` with args (on top of -addr-file) on a free loopback port (unless args or env say
+// otherwise) with env on top of this process's environment, returning it once it listens.
+func startFameSentinel(t *testing.T, env map[string]string, args ...string) *sentinelProc {
 	t.Helper()
 	bin, err := buildFame(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(bin, "sentinel", "-addr-file", addrFile)
+	cmd := exec.Command(bin, append([]string{"sentinel", "-addr-file", addrFile}, args...)...)
 	cmd.Env = append(os.Environ(), "FAME_LISTENER_HOST=127.0.0.1", "FAME_LISTENER_PORT=0")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -60,6 +61,7 @@ func startSentinelProc(t *testing.T, env map[string]string) *sentinelProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// Owned by the test: ends when the process exits (killed at cleanup at the latest).
 	go func() { p.err = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		select {
@@ -80,6 +82,12 @@ func startSentinelProc(t *testing.T, env map[string]string) *sentinelProc {
 	})
 	p.fabric = &fabric{t: t, env: env, addr: addr, logs: p.out, stop: func() {}}
 	return p
+}
+
+// startSentinelProc is startFameSentinel with no arguments (the built-in defaults and env).
+func startSentinelProc(t *testing.T, env map[string]string) *sentinelProc {
+	t.Helper()
+	return startFameSentinel(t, env)
 }
 
 // TestDrainSIGTERM is the check of issue #16 part 1: SIGTERM to a real `fame sentinel`

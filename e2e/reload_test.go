@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,52 +13,8 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/examples/math/mathagent"
-	"github.com/fame-go/fame/internal/syncbuf"
 	"github.com/fame-go/fame/node"
 )
-
-// startFameSentinel builds cmd/fame and starts `fame sentinel` with args (on top of
-// -addr-file) and env, returning it once it listens. scheme is the fabric's URL scheme
-// prefix for the address ("" for plain ws/http).
-func startFameSentinel(t *testing.T, env map[string]string, args ...string) *sentinelProc {
-	t.Helper()
-	bin, err := buildFame(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrFile := filepath.Join(t.TempDir(), "addr")
-	cmd := exec.Command(bin, append([]string{"sentinel", "-addr-file", addrFile}, args...)...)
-	cmd.Env = os.Environ()
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &sentinelProc{cmd: cmd, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Owned by the test: ends when the process exits (killed at cleanup at the latest).
-	go func() { p.err = cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("sentinel output:\n%s", p.out.String())
-		}
-	})
-	var addr string
-	waitUntil(t, 20*time.Second, "the sentinel's address file", func() bool {
-		b, err := os.ReadFile(addrFile)
-		addr = strings.TrimSpace(string(b))
-		return err == nil && strings.HasSuffix(string(b), "\n")
-	})
-	p.fabric = &fabric{t: t, env: env, addr: addr, logs: p.out, stop: func() {}}
-	return p
-}
 
 // reloadFile is the sentinel file of the reload test, with the settings a reload changes.
 func reloadFile(strategy string, ttlSec int, level string) string {
