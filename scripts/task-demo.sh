@@ -4,31 +4,13 @@
 # cancel a long count mid-way), then everything stopped again (also on Ctrl-C or failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-bin}
 mode=${1:?usage: task-demo.sh subscribe|cancel}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+DEMO=task-demo
+# shellcheck source=scripts/demo-lib.sh
+. "$(dirname "$0")/demo-lib.sh"
 
-wait_for() { # wait_for FILE PATTERN SECONDS
-  for _ in $(seq 1 $(( $3 * 10 ))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "task-demo: timed out waiting for '$2' in $1" >&2
-  cat "$1" >&2 || true
-  return 1
-}
-
-FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=0 "$BIN/fame" sentinel -addr-file "$work/addr" 2>"$work/sentinel.log" &
-pids+=($!)
-wait_for "$work/addr" ":" 10
-export FAME_DIRECT_ADMISSION_URL="ws://$(cat "$work/addr")/fame/v1/attach/ws/downstream"
+start_sentinel
+export FAME_DIRECT_ADMISSION_URL="ws://$addr/fame/v1/attach/ws/downstream"
 "$BIN/task-agent" >"$work/agent.out" 2>"$work/agent.log" &
 pids+=($!)
 wait_for "$work/agent.out" READY 15
