@@ -84,7 +84,8 @@ type packedReq struct {
 	all    string
 	end    [7]uint32
 	stream bool  // a stream request: tracked until its final item, not its first
-	seen   int64 // streams: unix seconds of the request or its last item (forgetStaleStreams)
+	opaque bool  // a stream sealed for a channel: its final item cannot be recognised
+	seen   int64 // streams: unix milliseconds of the request or its last item (forgetStaleStreams, awaiting)
 }
 
 func packReq(h *envelope.Header) packedReq {
@@ -102,7 +103,8 @@ func packReq(h *envelope.Header) packedReq {
 	p.all = string(b)
 	p.stream = h.RType.Has(envelope.RTypeStream)
 	if p.stream {
-		p.seen = time.Now().Unix()
+		p.opaque = len(h.EncKID) > 0
+		p.seen = time.Now().UnixMilli()
 	}
 	return p
 }
@@ -507,10 +509,11 @@ func (c *conn) answered(corrID []byte, msg []byte) {
 	c.pendMu.Lock()
 	if len(c.pending) > 0 {
 		if p, ok := c.pending[string(corrID)]; ok {
-			if !p.stream || streamEnded(msg) {
+			// An opaque stream's items are sealed: parsing them cannot find the end.
+			if !p.stream || (!p.opaque && streamEnded(msg)) {
 				delete(c.pending, string(corrID))
 			} else {
-				p.seen = time.Now().Unix()
+				p.seen = time.Now().UnixMilli()
 				c.pending[string(corrID)] = p
 			}
 		}

@@ -297,7 +297,7 @@ const staleStream = 2 * time.Minute
 // forgetStaleStreams drops stream entries quiet for staleStream, so that streams whose final
 // item is encrypted do not fill the pending table.
 func (c *conn) forgetStaleStreams(now time.Time) {
-	limit := now.Add(-staleStream).Unix()
+	limit := now.Add(-staleStream).UnixMilli()
 	c.pendMu.Lock()
 	for k, p := range c.pending {
 		if p.stream && p.seen < limit {
@@ -336,6 +336,39 @@ func (c *conn) pendingLen() int {
 	c.pendMu.Lock()
 	defer c.pendMu.Unlock()
 	return len(c.pending)
+}
+
+// quietStream is how long an opaque stream (its items sealed for a channel, so that its final
+// item cannot be recognised) may be quiet before a drain stops waiting for it. A stream that is
+// still producing sends items far more often; one that ended is quiet for good.
+const quietStream = time.Second
+
+// awaiting counts the requests routed to c that a drain must wait for, and adds the sid of
+// each one's caller to sids when sids is not nil. Not counted: a request whose caller cannot
+// be reached any more (live says no: the caller detached, so its reply has nobody to go to),
+// and an opaque stream quiet for quietStream (most likely ended; its entry stays, so that the
+// replica's death or the drain's end still nacks a stream that was in fact unfinished).
+func (c *conn) awaiting(now time.Time, live func(replyTo string) bool, sids map[string]bool) int {
+	quiet := now.Add(-quietStream).UnixMilli()
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	n := 0
+	for _, p := range c.pending {
+		if p.opaque && p.seen < quiet {
+			continue
+		}
+		replyTo := p.all[p.end[1]:p.end[2]]
+		if live != nil && !live(replyTo) {
+			continue
+		}
+		n++
+		if sids != nil {
+			if sid := replySID(replyTo); sid != "" {
+				sids[sid] = true
+			}
+		}
+	}
+	return n
 }
 
 // maxPause bounds the back-off of a sender whose envelopes are refused.

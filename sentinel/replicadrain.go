@@ -73,6 +73,9 @@ type replicaDrains struct {
 	// an operator starts the drain and when it ends, so that an SDK replica need not wait for
 	// its next heartbeat to learn either. nil: nothing is pushed.
 	push func(p peer, st envelope.DrainStatus)
+	// live reports whether a caller can still be answered (Sentinel.reachable): requests from
+	// callers that left do not keep a session busy. nil: every caller counts.
+	live func(replyTo string) bool
 
 	started  *prometheus.CounterVec // fame_replica_drains_total{by}
 	finished *prometheus.CounterVec // fame_replica_drains_finished_total{result}
@@ -142,28 +145,10 @@ func (d *replicaDrains) draining(p peer) bool {
 }
 
 // replicaPending is what the drain reads of a replica's connection: the requests routed to
-// it awaiting their replies, and the client sessions they came from. *conn implements it; a
-// peer that does not (a unit test's fake) has nothing in flight.
+// it that are worth waiting for, and the client sessions they came from (conn.awaiting).
+// *conn implements it; a peer that does not (a unit test's fake) has nothing in flight.
 type replicaPending interface {
-	inFlight() (pending int, queued int64)
-	pendingSIDs() map[string]bool
-}
-
-// pendingSIDs is the set of client sids (SecureDigest of the reply address's path) with a
-// request routed to c awaiting its reply.
-func (c *conn) pendingSIDs() map[string]bool {
-	c.pendMu.Lock()
-	defer c.pendMu.Unlock()
-	if len(c.pending) == 0 {
-		return nil
-	}
-	out := make(map[string]bool, len(c.pending))
-	for _, p := range c.pending {
-		if sid := replySID(p.all[p.end[1]:p.end[2]]); sid != "" {
-			out[sid] = true
-		}
-	}
-	return out
+	awaiting(now time.Time, live func(replyTo string) bool, sids map[string]bool) int
 }
 
 // replySID is the sid of the node that receives replies at addr (participant@/path...): the
@@ -176,12 +161,11 @@ func replySID(addr string) string {
 	return envelope.SecureDigest(loc)
 }
 
-func pendingOf(p peer) (n int, sids map[string]bool) {
+// pendingOf is the number of requests on p a drain waits for and their callers' sids.
+func (d *replicaDrains) pendingOf(p peer) (n int, sids map[string]bool) {
 	if rp, ok := p.(replicaPending); ok {
-		n, _ = rp.inFlight()
-		if n > 0 {
-			sids = rp.pendingSIDs()
-		}
+		sids = map[string]bool{}
+		n = rp.awaiting(time.Now(), d.live, sids)
 	}
 	return n, sids
 }
@@ -247,7 +231,7 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 
 // drainStatus reports st; the caller holds drains.mu (read).
 func (r *stickyRouter) drainStatus(st *replicaDrain) envelope.DrainStatus {
-	n, _ := pendingOf(st.p)
+	n, _ := r.drains.pendingOf(st.p)
 	s := envelope.DrainStatus{State: envelope.DrainStateDraining, By: st.by, PinnedSessions: r.sessionsOn(st.p),
 		InFlight: n, Moved: st.nMoved, LastOfPools: st.lastOf}
 	if st.done {
@@ -318,7 +302,7 @@ func (r *stickyRouter) pickDraining(members []peer, h *envelope.Header) peer {
 				// session moves now, and its calls in flight there are still answered (over
 				// the channels they went on, which the client was told to re-open).
 				open := string(h.FrameType) == envelope.TypeSecureOpen && len(live) < len(members)
-				if _, busy := pendingOf(c); busy[string(h.SID)] && !open {
+				if _, busy := r.drains.pendingOf(c); busy[string(h.SID)] && !open {
 					r.note(c, h)
 					return c
 				}
@@ -374,7 +358,7 @@ func (r *stickyRouter) replyPassed(src peer, h *envelope.Header) {
 	if sid == "" {
 		return
 	}
-	if _, busy := pendingOf(src); busy[sid] {
+	if _, busy := r.drains.pendingOf(src); busy[sid] {
 		return
 	}
 	r.moveSession(src, sid, "idle")
@@ -471,7 +455,7 @@ func (r *stickyRouter) drainStep(now time.Time) {
 	d.mu.RUnlock()
 	for _, st := range todo {
 		late := !now.Before(st.deadline)
-		n, busy := pendingOf(st.p)
+		n, busy := r.drains.pendingOf(st.p)
 		unmoved := 0
 		if r.table != nil {
 			for _, rc := range r.table.ReplicaBindings(st.id) {

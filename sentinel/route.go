@@ -28,6 +28,11 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	if tr != nil && dst != nil {
 		tr.dst, tr.sticky = dst, sticky
 	}
+	if isReplyFrame(h) {
+		// Answered whatever happens to the reply next: a caller that left, or a full queue,
+		// does not make the request pending again (its entry would hold up a drain).
+		src.answered(h.CorrID, msg)
+	}
 	if dst == nil {
 		switch reason {
 		case reasonLocal:
@@ -47,9 +52,6 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 		s.metrics.dropped.WithLabelValues("loop").Inc()
 		src.log.Debug("dropping envelope routed back to its sender", "to", string(dest), "frame", string(h.FrameType))
 		return outLoop
-	}
-	if isReplyFrame(h) {
-		src.answered(h.CorrID, msg)
 	}
 	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
 		return outDraining
@@ -135,6 +137,25 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 	}
 	c, r := s.resolvePath(loc)
 	return c, r, false
+}
+
+// reachable reports whether a reply to replyTo could be delivered now: it names a bound
+// address, a logical one (a pool may serve it), or a physical path that leads to an attached
+// peer or to this sentinel. The drains ask, so that a caller that left holds nothing up.
+func (s *Sentinel) reachable(replyTo string) bool {
+	if s.routes.lookupExact([]byte(replyTo)) != nil {
+		return true
+	}
+	at := strings.LastIndexByte(replyTo, '@')
+	if at < 0 {
+		return false
+	}
+	loc := replyTo[at+1:]
+	if len(loc) == 0 || loc[0] != '/' {
+		return true
+	}
+	p, r := s.resolvePath([]byte(loc))
+	return p != nil || r == reasonLocal
 }
 
 // resolvePath routes /<sentinelId>/<childId>/... to the child; /<sentinelId> is local.
