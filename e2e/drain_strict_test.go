@@ -55,8 +55,10 @@ func TestDrainStrictStack(t *testing.T) {
 	}
 	results := make([]tally, loopers)
 	var wg sync.WaitGroup
+	var loopNodes []*node.Node
 	for i := 0; i < loopers; i++ {
 		n := connect()
+		loopNodes = append(loopNodes, n)
 		c := mathClient{t: t, n: n}
 		wg.Add(1)
 		go func() {
@@ -123,6 +125,26 @@ func TestDrainStrictStack(t *testing.T) {
 	if got := st.metric(t, "fame_drain_refusals_total", `reason="abandoned"`); got != 0 {
 		t.Fatalf("fame_drain_refusals_total{abandoned} = %v, want 0", got)
 	}
+	// Each looper, still attached, was told to re-open its channel wherever it attaches next.
+	if got := st.metric(t, "fame_secure_close_sent_total"); got < loopers {
+		t.Fatalf("fame_secure_close_sent_total = %v, want a SecureClose for each of the %d attached clients' channels", got, loopers)
+	}
+	// The clients were told to re-attach elsewhere; there is nowhere else, and closing them
+	// must not wait on their reconnect attempts.
+	closeStart := time.Now()
+	closed := make(chan struct{})
+	go func() {
+		for _, n := range loopNodes {
+			n.Close()
+		}
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("closing the clients after the drain hangs")
+	}
+	t.Logf("clients closed %v after the drain", time.Since(closeStart))
 	rounds := 0
 	for i := range results {
 		rounds += int(results[i].ok.Load())
