@@ -67,7 +67,7 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 		tbs := appendTBSHeaders(pd, sid, env)
 		tbs = append(tbs, pd...)
 		*buf = tbs
-		if ed25519.Verify(pub, tbs[tbsStart:], sig) {
+		if edVerify(pub, tbs[tbsStart:], sig) {
 			return nil
 		}
 		return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
@@ -82,14 +82,14 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 	tbs := appendTBSHeaders((*buf)[:0], sid, env)
 	tbs = append(tbs, d...)
 	*buf = tbs
-	if ed25519.Verify(pub, tbs, sig) {
+	if edVerify(pub, tbs, sig) {
 		return nil
 	}
 	if norm, changed, err := normalizeFrame(env.Frame); err == nil && changed {
 		if nd, err := FrameDigest(norm); err == nil {
 			tbs = append(appendTBSHeaders((*buf)[:0], sid, env), nd...)
 			*buf = tbs
-			if ed25519.Verify(pub, tbs, sig) {
+			if edVerify(pub, tbs, sig) {
 				return nil
 			}
 		}
