@@ -23,12 +23,12 @@ func TestEd25519SignsLikeStdlib(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("signature %d differs from crypto/ed25519's", i)
 		}
-		if !edVerify(pub, msg, got) {
+		if !edVerify(verifyKey{pub: pub}, msg, got) || !edVerify(verifyKey{pub: pub, exp: expandKey(pub)}, msg, got) {
 			t.Fatalf("signature %d not verified", i)
 		}
 		bad := bytes.Clone(got)
 		bad[i%len(bad)] ^= 1 << (i % 8)
-		if edVerify(pub, msg, bad) != ed25519.Verify(pub, msg, bad) {
+		if agree(t, pub, msg, bad) != ed25519.Verify(pub, msg, bad) {
 			t.Fatalf("a corrupted signature %d is judged differently", i)
 		}
 	}
@@ -62,10 +62,21 @@ func edgeCases(t testing.TB) [][3][]byte {
 	return out
 }
 
+// agree is edVerify's verdict with the plain and with the expanded key; it fails the test
+// when the two differ.
+func agree(t *testing.T, pub, msg, sig []byte) bool {
+	t.Helper()
+	plain := edVerify(verifyKey{pub: pub}, msg, sig)
+	if expanded := edVerify(verifyKey{pub: pub, exp: expandKey(pub)}, msg, sig); expanded != plain {
+		t.Fatalf("pub %x sig %x: plain key %v, expanded key %v", pub, sig, plain, expanded)
+	}
+	return plain
+}
+
 func TestEd25519EdgeCasesLikeStdlib(t *testing.T) {
 	for i, c := range edgeCases(t) {
 		want := len(c[0]) == ed25519.PublicKeySize && ed25519.Verify(c[0], c[1], c[2])
-		if got := edVerify(c[0], c[1], c[2]); got != want {
+		if got := agree(t, c[0], c[1], c[2]); got != want {
 			t.Errorf("case %d (pub %x, sig %x): edVerify %v, crypto/ed25519 %v", i, c[0], c[2], got, want)
 		}
 	}
@@ -79,7 +90,7 @@ func FuzzEd25519AgreesWithStdlib(f *testing.F) {
 	f.Add([]byte(pub), []byte("hello"), ed25519.Sign(priv, []byte("hello")))
 	f.Fuzz(func(t *testing.T, pub, msg, sig []byte) {
 		want := len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, msg, sig)
-		if got := edVerify(pub, msg, sig); got != want {
+		if got := agree(t, pub, msg, sig); got != want {
 			t.Fatalf("pub %x msg %x sig %x: edVerify %v, crypto/ed25519 %v", pub, msg, sig, got, want)
 		}
 	})
