@@ -357,15 +357,12 @@ func (c *conn) awaiting(now time.Time, live func(replyTo string) bool, sids map[
 		if p.opaque && p.seen < quiet {
 			continue
 		}
-		replyTo := p.all[p.end[1]:p.end[2]]
-		if live != nil && !live(replyTo) {
+		if live != nil && !live(p.all[p.end[1]:p.end[2]]) {
 			continue
 		}
 		n++
-		if sids != nil {
-			if sid := replySID(replyTo); sid != "" {
-				sids[sid] = true
-			}
+		if sid := p.all[p.end[6]:p.end[7]]; sids != nil && sid != "" {
+			sids[sid] = true // the caller's session, as the sticky table keys it
 		}
 	}
 	return n

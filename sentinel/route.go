@@ -23,15 +23,17 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	if !s.sticky.learn(src, h) {
 		return outRefused
 	}
+	// Answered whatever happens to the reply next: a caller that left, or a full queue, does
+	// not make the request pending again (its entry would hold up a drain).
+	replied := isReplyFrame(h) && src.answered(h.CorrID, msg)
+	// Before the pick: a call over its rate must not create or refresh sticky bindings.
+	if s.rate != nil && s.rateLimited(src, h, dest, replied) {
+		return outRateLimited
+	}
 	to, reason, sticky := s.resolveWhy(src, h, dest)
 	dst := asConn(to)
 	if tr != nil && dst != nil {
 		tr.dst, tr.sticky = dst, sticky
-	}
-	if isReplyFrame(h) {
-		// Answered whatever happens to the reply next: a caller that left, or a full queue,
-		// does not make the request pending again (its entry would hold up a drain).
-		src.answered(h.CorrID, msg)
 	}
 	if dst == nil {
 		switch reason {
@@ -55,9 +57,6 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	}
 	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
 		return outDraining
-	}
-	if s.rate != nil && s.rateLimited(src, h, dest) {
-		return outRateLimited
 	}
 	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
 	// pending bound the request is refused rather than forwarded untracked.
@@ -185,6 +184,9 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		s.dropWith(src, h, nil, envelope.CodeNoRoute, "no destination: the envelope has neither to nor capabilities")
 		return
 	}
+	if s.rate != nil && s.rateLimited(src, h, nil, false) {
+		return
+	}
 	providers := s.routes.lookupCapabilities(e.Capabilities)
 	var dst *conn
 	for _, p := range providers {
@@ -207,9 +209,6 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		return
 	}
 	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {
-		return
-	}
-	if s.rate != nil && s.rateLimited(src, h, nil) {
 		return
 	}
 	if why := dst.forward(msg, h, src); why != queueOK {
