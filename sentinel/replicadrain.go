@@ -52,10 +52,13 @@ const (
 	// still be on its way.
 	replicaDrainLinger = 200 * time.Millisecond
 
-	// CodeDrainRefused is the nack code of a drain heartbeat that names another system id.
+	// CodeDrainRefused is the nack code of a drain heartbeat that is refused: it names another
+	// system id, it cannot be read, or its sender is a member of no pool.
 	CodeDrainRefused = "DRAIN_REFUSED"
 	// refusalDrainForeign counts such heartbeats in fame_security_refusals_total.
 	refusalDrainForeign = "drain_foreign_system_id"
+	// refusalDrainMalformed counts drain heartbeats that cannot be read.
+	refusalDrainMalformed = "drain_malformed"
 )
 
 // replicaDrains holds the replicas being drained, by connection. It belongs to the sticky
@@ -113,7 +116,7 @@ func newReplicaDrains(timeout time.Duration, reg prometheus.Registerer) *replica
 	d.moved = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_sessions_moved_total",
 		Help: "Client sessions moved off a draining replica: idle (no call in flight), timeout (moved at drain_timeout) or replica_gone (purged when the draining replica detached)."}, []string{"reason"})
 	d.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_drain_refusals_total",
-		Help: "Replica drain requests refused: unknown_system_id, not_replica, already_draining (admin endpoint), foreign_system_id (a drain heartbeat naming another node)."}, []string{"reason"})
+		Help: "Replica drain requests refused: unknown_system_id, not_replica (admin endpoint or heartbeat), already_draining (admin endpoint), foreign_system_id (a drain heartbeat naming another node), malformed (a drain heartbeat that cannot be read)."}, []string{"reason"})
 	for _, b := range []string{"admin", "self"} {
 		d.started.WithLabelValues(b)
 	}
@@ -619,26 +622,49 @@ func (s *Sentinel) drainHeartbeat(c *conn, h *envelope.Header, msg []byte) json.
 }
 
 func (s *Sentinel) drainRequest(c *conn, h *envelope.Header, msg []byte) {
+	// A heartbeat whose payload cannot be read is answered, not ignored: the SDK would wait
+	// out its whole drain timeout for a drain that never began.
+	malformed := func(why string) {
+		why = "drain heartbeat refused: " + why
+		s.sticky.drains.refusals.WithLabelValues("malformed").Inc()
+		s.securityRefusal(c, refusalDrainMalformed, why)
+		s.nackSys(c, h, CodeDrainRefused, why)
+	}
 	e, err := envelope.Decode(msg)
 	if err != nil {
+		malformed("envelope: " + err.Error())
 		return
 	}
 	f, err := e.DecodeFrame()
 	if err != nil {
+		malformed("frame: " + err.Error())
 		return
 	}
 	hb, ok := f.(*envelope.NodeHeartbeat)
 	if !ok || len(hb.Payload) == 0 {
-		return
+		return // "drain" appeared elsewhere in the envelope: not a drain request
 	}
 	var p envelope.DrainPayload
-	if json.Unmarshal(hb.Payload, &p) != nil || p.Drain == nil || !p.Drain.Request {
+	if err := json.Unmarshal(hb.Payload, &p); err != nil {
+		malformed("payload: " + err.Error())
+		return
+	}
+	if p.Drain == nil || !p.Drain.Request {
 		return
 	}
 	if hb.SystemID != "" && hb.SystemID != c.systemID {
 		why := "a drain heartbeat drains the connection it arrives on; it named system id " + hb.SystemID
 		s.sticky.drains.refusals.WithLabelValues("foreign_system_id").Inc()
 		s.securityRefusal(c, refusalDrainForeign, why, "named", hb.SystemID)
+		s.nackSys(c, h, CodeDrainRefused, why)
+		return
+	}
+	if _, draining := s.sticky.replicaDrainStatus(c); !draining && len(s.routes.poolsOf(c)) == 0 {
+		// As the admin endpoint: only pool replicas drain. A drain of anything else would only
+		// put the routing path on its slower, drain-aware branch for as long as c stays.
+		why := "drain heartbeat refused: " + c.systemID + " is a member of no pool (participant@*.domain); only pool replicas are drained"
+		s.sticky.drains.refusals.WithLabelValues("not_replica").Inc()
+		s.log.Info("replica drain refused", "system_id", c.systemID, "remote", c.remote, "reason", "not_replica")
 		s.nackSys(c, h, CodeDrainRefused, why)
 		return
 	}
