@@ -37,15 +37,22 @@ func startMathAgent(t *testing.T, f *fabric, bin, name string, env map[string]st
 	}
 	p := &agentProc{cmd: cmd, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
-	stdout, err := cmd.StdoutPipe()
+	// An os.Pipe of our own rather than StdoutPipe: cmd.Wait (on its own goroutine below)
+	// closes a StdoutPipe, possibly while the scanner still reads it.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close() // the child holds its copy; EOF when it exits
+	if err != nil {
+		stdout.Close()
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
 	go func() {
+		defer stdout.Close()
 		sc := bufio.NewScanner(stdout)
 		once := sync.Once{}
 		for sc.Scan() {
