@@ -224,12 +224,26 @@ func (d *drainer) run(stop <-chan struct{}) (idle bool) {
 	return idle
 }
 
+// drainRefusalText is the status page's text for a drain refusal of what; the usual ones are
+// constants, so that a flood of refusals allocates nothing for the page.
+func drainRefusalText(what string) string {
+	switch what {
+	case "call":
+		return "draining: call refused"
+	case "attach":
+		return "draining: attach refused"
+	case "NodeAttach":
+		return "draining: NodeAttach refused"
+	}
+	return "draining: " + what + " refused"
+}
+
 // refused counts a drain refusal and logs it naming the peer, at most once a second (with the
 // number held back since the last line); the counter sees every one.
 func (d *drainer) refused(reason, peerID, remote, what string, args ...any) {
 	d.refusals.WithLabelValues(reason).Inc()
 	d.total.Add(1)
-	d.recent.add(reason, peerID, remote, "draining: "+what+" refused")
+	d.recent.add(reason, peerID, remote, drainRefusalText(what))
 	now := time.Now().UnixNano()
 	last := d.lastLog.Load()
 	if now-last < int64(time.Second) || !d.lastLog.CompareAndSwap(last, now) {

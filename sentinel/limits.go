@@ -236,7 +236,9 @@ func (l *limiter) checkKeys(c peer, fresh int) error {
 // flood must not turn into a flood of log lines.
 func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
 	c.limits.refusals.WithLabelValues(why).Inc()
-	c.limits.recent.add(why, senderID(src), senderRemote(src), "envelope to "+c.systemID+" refused, sender nacked OVERLOADED")
+	// The destination goes in its own field: a reason built per refusal would allocate on
+	// every envelope of a flood.
+	c.limits.recent.addTo(why, senderID(src), senderRemote(src), c.systemID, "envelope refused, sender nacked OVERLOADED")
 	now := time.Now().UnixNano()
 	last := c.lastRefusal.Load()
 	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {
