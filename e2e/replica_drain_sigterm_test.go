@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,11 +88,7 @@ func startMathAgent(t *testing.T, f *fabric, bin, name string, env map[string]st
 // every call after its exit is answered by the other replica.
 func TestReplicaDrainSIGTERM(t *testing.T) {
 	const callers = 20
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "math-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/fame-go/fame/examples/math/math-agent").CombinedOutput(); err != nil {
-		t.Fatalf("go build math-agent: %v\n%s", err, out)
-	}
+	bin := goBinary(t, "github.com/fame-go/fame/examples/math/math-agent")
 	f := newFabric(t, map[string]string{"FAME_ADMIN_TOKEN": drainAdminToken, "FAME_SECURITY_PROFILE": "overlay"})
 	env := map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_DRAIN_TIMEOUT": "30s"}
 	procs := map[string]*agentProc{
