@@ -11,8 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,37 +19,6 @@ import (
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/sentinel"
 )
-
-// gatewaySettings are the FAME_GATEWAY* variables (env only; off by default).
-type gatewaySettings struct {
-	enabled   bool
-	origins   []string
-	bodyLimit int64
-}
-
-func gatewayFromEnv(getenv func(string) string) (gatewaySettings, error) {
-	var g gatewaySettings
-	switch strings.ToLower(strings.TrimSpace(getenv("FAME_GATEWAY"))) {
-	case "", "off", "false", "0":
-	case "on", "true", "1":
-		g.enabled = true
-	default:
-		return g, fmt.Errorf("FAME_GATEWAY must be on or off, got %q", getenv("FAME_GATEWAY"))
-	}
-	for _, o := range strings.Split(getenv("FAME_GATEWAY_ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			g.origins = append(g.origins, o)
-		}
-	}
-	if v := strings.TrimSpace(getenv("FAME_GATEWAY_BODY_LIMIT")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return g, fmt.Errorf("FAME_GATEWAY_BODY_LIMIT must be a positive byte count, got %q", v)
-		}
-		g.bodyLimit = n
-	}
-	return g, nil
-}
 
 // selfDial is how the gateway's caller nodes reach this sentinel: its own listener, never a
 // second, unauthenticated port.
@@ -114,15 +81,16 @@ func (d *selfDial) pinned(peer []*x509.Certificate) error {
 // sentinel's own admission checks it and the envelopes carry the caller's identity. A token is
 // required whenever the admission profile requires one of nodes. Callers only connect once
 // the sentinel listens (dial.addr set).
-func newGateway(opts sentinel.Options, gs gatewaySettings, dial *selfDial, log *slog.Logger) (*gateway.Gateway, error) {
+func newGateway(opts sentinel.Options, dial *selfDial, log *slog.Logger) (*gateway.Gateway, error) {
 	if opts.SecurityProfile == security.ProfileStrictOverlay {
-		return nil, fmt.Errorf("FAME_GATEWAY: not supported under %s (a gateway caller node would need a certificate)", opts.SecurityProfile)
+		// Options.validate refuses this already; kept so that no other path mounts it.
+		return nil, fmt.Errorf("gateway: not supported under %s (a gateway caller node would need a certificate)", opts.SecurityProfile)
 	}
 	requireToken := opts.AdmissionProfile == sentinel.AdmissionDirect || opts.AdmissionProfile == sentinel.AdmissionWelcome
 	client := dial.httpClient()
 	return gateway.New(gateway.Options{
-		BodyLimit:      gs.bodyLimit,
-		AllowedOrigins: gs.origins,
+		BodyLimit:      opts.Gateway.BodyLimit,
+		AllowedOrigins: opts.Gateway.AllowedOrigins,
 		RequireToken:   requireToken,
 		Logger:         log.With("component", "gateway"),
 		Connect: func(ctx context.Context, tok string) (gateway.Caller, error) {

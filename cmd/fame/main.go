@@ -8,7 +8,6 @@
 package main
 
 import (
-
 	"context"
 	"crypto/tls"
 	"errors"
@@ -113,8 +112,12 @@ func validate(w io.Writer, args []string, env config.Getenv) error {
 		return err
 	}
 	opts := c.opts
-	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
-		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness)
+	gw := ""
+	if opts.Gateway.Enabled {
+		gw = ", gateway on"
+	}
+	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v%s)\n",
+		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness, gw)
 	return nil
 }
 
@@ -163,10 +166,6 @@ func runSentinel(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	gs, err := gatewayFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
 	extra := []sentinel.Option{sentinel.WithLogger(log), sentinel.WithLogLevel(level), sentinel.WithTracer(tracer)}
 	var certs *certStore
 	if c.cert != nil {
@@ -175,8 +174,8 @@ func runSentinel(ctx context.Context, args []string) error {
 	}
 	gwDial := &selfDial{certs: certs}
 	var gw *gateway.Gateway
-	if gs.enabled {
-		if gw, err = newGateway(opts, gs, gwDial, log); err != nil {
+	if opts.Gateway.Enabled {
+		if gw, err = newGateway(opts, gwDial, log); err != nil {
 			return err
 		}
 		defer gw.Close()
@@ -190,7 +189,7 @@ func runSentinel(ctx context.Context, args []string) error {
 		if err := gw.Register(s.Registerer()); err != nil {
 			return err
 		}
-		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", gs.origins, "tls", certs != nil)
+		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", opts.Gateway.AllowedOrigins, "body_limit", opts.Gateway.BodyLimit, "tls", certs != nil)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
