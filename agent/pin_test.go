@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // TestProxyPinsTaskToItsAgent: two agents advertise count.v1; a by-capability proxy starts
 // tasks on the first one (the sentinel's pick), which then drains (a rolling restart), so
 // that the sentinel sends new by-capability calls to the second one. The proxy's tasks/get,
-// tasks/sendSubscribe and tasks/cancel of those tasks still reach the agent
+// tasks/sendSubscribe, tasks/resubscribe and tasks/cancel of those tasks still reach the agent
 // that took them; a proxy without the pin asks the second agent, which answers -32001.
 func TestProxyPinsTaskToItsAgent(t *testing.T) {
 	url := fabric(t)
@@ -65,8 +66,27 @@ func TestProxyPinsTaskToItsAgent(t *testing.T) {
 			t.Fatalf("pinned tasks/get %s = %+v, %v", id, got, err)
 		}
 	}
+	u, err := p.Resubscribe(ctx, TaskIDParams{ID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := u.Next(ctx); err != nil || ev.Status == nil || ev.Status.Status.State != StateWorking {
+		t.Fatalf("pinned resubscribe first event %+v, %v", ev, err)
+	}
 	if got, err := p.CancelTask(ctx, TaskIDParams{ID: "t1"}); err != nil || got.Status.State != StateCanceled {
 		t.Fatalf("pinned tasks/cancel = %+v, %v", got, err)
+	}
+	for {
+		ev, err := u.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("resubscribe stream: %v", err)
+		}
+		if ev.Status != nil && ev.Status.Final && ev.Status.Status.State != StateCanceled {
+			t.Fatalf("final event %+v", ev.Status)
+		}
 	}
 	if got, err := a.GetTaskStatus(ctx, TaskQueryParams{ID: "t1"}); err != nil || got.Status.State != StateCanceled {
 		t.Fatalf("agent a's own view of t1 = %+v, %v", got, err)

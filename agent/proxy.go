@@ -18,7 +18,8 @@ import (
 // Pinning. Several agents may advertise the same capabilities, and each knows only the tasks
 // it took. A by-capability proxy therefore remembers, per task id, the physical path of the
 // agent that answered tasks/send (or the first item of tasks/sendSubscribe), and sends that
-// task's tasks/get, tasks/cancel, tasks/sendSubscribe and tasks/sendUnsubscribe there (node.CallAt), not to whichever agent the sentinel picks next. The
+// task's tasks/get, tasks/cancel, tasks/sendSubscribe, tasks/sendUnsubscribe and
+// tasks/resubscribe there (node.CallAt), not to whichever agent the sentinel picks next. The
 // reference's proxies (TS and Python) do not: they route every call by capability afresh. A
 // pinned agent that is gone answers NO_ROUTE (node.ErrNoRoute) rather than another agent's
 // "task not found". At most maxPins tasks are remembered, the oldest forgotten first (a
@@ -153,7 +154,7 @@ func (p *Proxy) UnsubscribeTask(ctx context.Context, params TaskIDParams) error 
 	return p.taskCall(ctx, params.ID, MethodUnsubscribe, params, nil)
 }
 
-// Updates is a tasks/sendSubscribe stream.
+// Updates is a tasks/sendSubscribe (or tasks/resubscribe) stream.
 type Updates struct {
 	s     *node.Stream
 	first func(responder string) // pins the task on the first item; nil once done or not wanted
@@ -163,6 +164,13 @@ type Updates struct {
 // Close to stop early.
 func (p *Proxy) Subscribe(ctx context.Context, params TaskSendParams) (*Updates, error) {
 	return p.taskStream(ctx, params.ID, MethodSubscribe, params)
+}
+
+// Resubscribe calls tasks/resubscribe (pinned, see Proxy): the updates of a task the agent
+// already has, never starting one (an unknown id is -32001). A reference agent answers
+// -32601 Method not found.
+func (p *Proxy) Resubscribe(ctx context.Context, params TaskIDParams) (*Updates, error) {
+	return p.taskStream(ctx, params.ID, MethodResubscribe, params)
 }
 
 // Next returns the next event, io.EOF at the end of the stream.
