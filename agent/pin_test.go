@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 )
 
 // TestProxyPinsTaskToItsAgent: two agents advertise count.v1; a by-capability proxy starts
-// tasks on the first one (the sentinel's pick), which then drains (a rolling restart), so
-// that the sentinel sends new by-capability calls to the second one. The proxy's tasks/get,
+// tasks, all on the agent the sentinel picked for its session (stickiness), which then
+// drains (a rolling restart), so that the sentinel sends new by-capability calls to the other. The proxy's tasks/get,
 // tasks/sendSubscribe, tasks/resubscribe and tasks/cancel of those tasks still reach the agent
 // that took them; a proxy without the pin asks the second agent, which answers -32001.
 func TestProxyPinsTaskToItsAgent(t *testing.T) {
@@ -39,41 +40,49 @@ func TestProxyPinsTaskToItsAgent(t *testing.T) {
 	}
 	p := ByCapabilities(cli, "count.v1")
 	msg, _ := NewMessage("user", "go")
+	// The sentinel picks one provider for this client's session and keeps it (stickiness).
 	ids := []string{"t1", "t2", "t3"}
+	var took string
 	for _, id := range ids {
 		if _, err := p.StartTask(ctx, TaskSendParams{ID: id, Message: msg}); err != nil {
 			t.Fatal(err)
 		}
-		if got := <-ran; got != "a:"+id {
-			t.Fatalf("task %s ran as %s, want on a (the first provider)", id, got)
+		name, _, _ := strings.Cut(<-ran, ":")
+		if took != "" && name != took {
+			t.Fatalf("task %s ran on %s, the session's earlier tasks on %s", id, name, took)
 		}
+		took = name
 	}
-	// Agent a drains: new by-capability calls go to b from now on.
+	drainee, drainAgent, other := nA, a, "b"
+	if took == "b" {
+		drainee, drainAgent, other = nB, b, "a"
+	}
+	// That agent drains (a rolling restart): the sentinel moves the session and sends every
+	// new by-capability call to the other agent.
 	drainCtx, stopDrain := context.WithCancel(ctx)
-	defer stopDrain()
 	drained := make(chan error, 1)
-	go func() { drained <- nA.Drain(drainCtx) }() // owned by the test: ends with stopDrain
+	go func() { drained <- drainee.Drain(drainCtx) }() // owned by the test: ends with stopDrain
 	defer func() { stopDrain(); <-drained }()
-	<-nA.DrainRequested()
+	<-drainee.DrainRequested()
 	unpinned := ByCapabilities(cli, "count.v1")
-	waitFor(t, "by-capability calls going to b", func() bool {
-		_, err := unpinned.GetTaskStatus(ctx, TaskQueryParams{ID: "t1"})
+	waitFor(t, "by-capability calls going to "+other, func() bool {
+		_, err := unpinned.GetTaskStatus(ctx, TaskQueryParams{ID: ids[0]})
 		return remoteCode(t, err) == CodeTaskNotFound
 	})
 
-	for _, id := range ids[:2] {
+	for _, id := range ids {
 		if got, err := p.GetTaskStatus(ctx, TaskQueryParams{ID: id}); err != nil || got.Status.State != StateWorking {
 			t.Fatalf("pinned tasks/get %s = %+v, %v", id, got, err)
 		}
 	}
-	u, err := p.Resubscribe(ctx, TaskIDParams{ID: "t1"})
+	u, err := p.Resubscribe(ctx, TaskIDParams{ID: ids[0]})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev, err := u.Next(ctx); err != nil || ev.Status == nil || ev.Status.Status.State != StateWorking {
 		t.Fatalf("pinned resubscribe first event %+v, %v", ev, err)
 	}
-	if got, err := p.CancelTask(ctx, TaskIDParams{ID: "t1"}); err != nil || got.Status.State != StateCanceled {
+	if got, err := p.CancelTask(ctx, TaskIDParams{ID: ids[0]}); err != nil || got.Status.State != StateCanceled {
 		t.Fatalf("pinned tasks/cancel = %+v, %v", got, err)
 	}
 	for {
@@ -88,15 +97,15 @@ func TestProxyPinsTaskToItsAgent(t *testing.T) {
 			t.Fatalf("final event %+v", ev.Status)
 		}
 	}
-	if got, err := a.GetTaskStatus(ctx, TaskQueryParams{ID: "t1"}); err != nil || got.Status.State != StateCanceled {
-		t.Fatalf("agent a's own view of t1 = %+v, %v", got, err)
+	if got, err := drainAgent.GetTaskStatus(ctx, TaskQueryParams{ID: ids[0]}); err != nil || got.Status.State != StateCanceled {
+		t.Fatalf("agent %s's own view of %s = %+v, %v", took, ids[0], got, err)
 	}
-	s, err := p.Subscribe(ctx, TaskSendParams{ID: "t2", Message: msg})
+	s, err := p.Subscribe(ctx, TaskSendParams{ID: ids[1], Message: msg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ev, err := s.Next(ctx); err != nil || ev.Status == nil || ev.Status.Status.State != StateWorking {
-		t.Fatalf("pinned sendSubscribe first event %+v, %v (a new task on b would be submitted/working on b)", ev, err)
+		t.Fatalf("pinned sendSubscribe first event %+v, %v", ev, err)
 	}
 	_ = s.Close()
 	select {
@@ -108,8 +117,8 @@ func TestProxyPinsTaskToItsAgent(t *testing.T) {
 	if _, err := p.StartTask(ctx, TaskSendParams{ID: "t4", Message: msg}); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-ran; got != "b:t4" {
-		t.Fatalf("t4 ran as %s, want on b", got)
+	if got := <-ran; got != other+":t4" {
+		t.Fatalf("t4 ran as %s, want on %s", got, other)
 	}
 	if got, err := p.CancelTask(ctx, TaskIDParams{ID: "t4"}); err != nil || got.Status.State != StateCanceled {
 		t.Fatalf("tasks/cancel t4 = %+v, %v", got, err)

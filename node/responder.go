@@ -11,16 +11,32 @@ import (
 // PinnedParticipant is the participant of the address a pinned call (CallAt, StreamAt) is
 // sent to: the sentinel routes it by the physical path after the '@', and the node there
 // picks its registration by the capabilities the envelope carries.
+//
+// Only a node that says so is pinned to: a Go node answers a capability-routed (or pinned)
+// request with replyTo PinnedParticipant@<its path> instead of __sys__@<its path>. The
+// reference's nodes answer with their __sys__ inbox and deliver only to the addresses they
+// bound (a pinned call to them would be dropped unanswered), so calls to them are never
+// pinned.
 const PinnedParticipant = "agent"
 
+// pinnable reports whether req came by capability or pinned, so that its reply says where
+// pinned calls reach this node.
+func pinnable(req *envelope.Envelope) bool {
+	if req.To == "" {
+		return len(req.Capabilities) > 0
+	}
+	return len(req.Capabilities) > 0 && strings.HasPrefix(req.To, PinnedParticipant+"@/")
+}
+
 // responderPath is the physical path of the node that sent a reply with replyTo and sid, or
-// "" when the reply does not claim it consistently: the replyTo's path must hash to the reply's
-// sid (sid = secureDigest(path)). Under the signing profiles the sid is bound to the signer, so
-// a responder cannot name another node's path; under open nothing is authenticated, and a
+// "" when the reply does not offer pinning (its replyTo is not PinnedParticipant@<path>) or
+// does not claim its path consistently: the path must hash to the reply's sid (sid =
+// secureDigest(path)). Under the signing profiles the sid is bound to the signer, so a
+// responder cannot name another node's path; under open nothing is authenticated, and a
 // responder that lies only misdirects the later calls about the work it took itself.
 func responderPath(replyTo, sid string) string {
-	_, loc, ok := envelope.SplitInbox(replyTo)
-	if !ok || !strings.HasPrefix(loc, "/") || sid == "" || envelope.SecureDigest(loc) != sid {
+	participant, loc, ok := envelope.SplitInbox(replyTo)
+	if !ok || participant != PinnedParticipant || !strings.HasPrefix(loc, "/") || sid == "" || envelope.SecureDigest(loc) != sid {
 		return ""
 	}
 	return loc

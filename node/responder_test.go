@@ -8,18 +8,20 @@ import (
 	"github.com/fame-go/fame/envelope"
 )
 
-// TestResponderPath: a reply names its sender's path only when the replyTo's path hashes to
-// the reply's sid; anything else is "" (the caller then does not pin).
+// TestResponderPath: a reply names its sender's path only when its replyTo offers pinning
+// (PinnedParticipant@path) and the path hashes to the reply's sid; anything else is "" (the
+// caller then does not pin).
 func TestResponderPath(t *testing.T) {
 	const path = "/S1/C1"
 	sid := envelope.SecureDigest(path)
 	cases := []struct {
 		replyTo, sid, want string
 	}{
-		{"__sys__@" + path, sid, path},
-		{"__sys__@" + path, envelope.SecureDigest("/S1/C2"), ""}, // claims another node's path
-		{"__sys__@" + path, "", ""},
-		{"__sys__@fame.fabric", envelope.SecureDigest("fame.fabric"), ""}, // not a physical path
+		{PinnedParticipant + "@" + path, sid, path},
+		{"__sys__@" + path, sid, ""},                                          // a reference node: it does not take pinned calls
+		{PinnedParticipant + "@" + path, envelope.SecureDigest("/S1/C2"), ""}, // claims another node's path
+		{PinnedParticipant + "@" + path, "", ""},
+		{PinnedParticipant + "@fame.fabric", envelope.SecureDigest("fame.fabric"), ""}, // not a physical path
 		{"", sid, ""},
 		{"no-at-sign", sid, ""},
 	}
@@ -55,5 +57,25 @@ func TestPinnedAddressRefusesBadInput(t *testing.T) {
 	}
 	if _, err := n.StreamAt(context.Background(), "/S1/C1", nil, "m", nil); !errors.Is(err, envelope.ErrBadAddress) {
 		t.Fatalf("StreamAt without capabilities: %v", err)
+	}
+}
+
+// TestPinnable: only replies to capability-routed or pinned requests offer pinning.
+func TestPinnable(t *testing.T) {
+	for _, c := range []struct {
+		to   string
+		caps []string
+		want bool
+	}{
+		{"", []string{"x"}, true},
+		{PinnedParticipant + "@/S1/C1", []string{"x"}, true},
+		{"calc@fame.fabric", nil, false},
+		{PinnedParticipant + "@/S1/C1", nil, false},
+		{"calc@fame.fabric", []string{"x"}, false},
+		{"", nil, false},
+	} {
+		if got := pinnable(&envelope.Envelope{To: c.to, Capabilities: c.caps}); got != c.want {
+			t.Errorf("pinnable(to %q, caps %v) = %v, want %v", c.to, c.caps, got, c.want)
+		}
 	}
 }
