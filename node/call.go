@@ -173,23 +173,25 @@ const codeChannelClosedNack = "CHANNEL_CLOSED"
 
 // call is one outstanding request: its waiter and, under at-least-once, its re-send state.
 type call struct {
-	n        *Node
-	w        *waiter
-	method   string
-	id       string // envelope id, the same on every re-send so the receiver dedupes
-	corrID   string
-	traceID  string
-	to       string
-	caps     []string // capability-routed when to is empty
-	payload  json.RawMessage
-	rtype    envelope.RType
-	alo      bool
-	acked    bool
-	replied  bool // a reply (or stream item) arrived: the request ran to completion somewhere
-	reopened bool // re-sent once over a new channel after SecureClose
-	attempt  int
-	retryAt  *time.Timer
-	closeOne sync.Once
+	n       *Node
+	w       *waiter
+	method  string
+	id      string // envelope id, the same on every re-send so the receiver dedupes
+	corrID  string
+	traceID string
+	to      string
+	caps    []string // capability-routed when to is empty
+	payload json.RawMessage
+	rtype   envelope.RType
+	alo     bool
+	acked   bool
+	replied bool // a reply (or stream item) arrived: the request ran to completion somewhere
+	// from, fromSID: the first reply's replyTo and sid (responder.go).
+	from, fromSID string
+	reopened      bool // re-sent once over a new channel after SecureClose
+	attempt       int
+	retryAt       *time.Timer
+	closeOne      sync.Once
 	// tr is the call's tracing (tracing.go); nil when tracing is off, so that an untraced
 	// call carries one pointer for it.
 	tr *callTrace
@@ -333,6 +335,9 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				c.stopRetry()
 			case evReply:
 				c.stopRetry()
+				if !c.replied {
+					c.from, c.fromSID = ev.from, ev.sid
+				}
 				c.replied = true
 				return ev.payload, nil
 			case evFail:

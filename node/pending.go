@@ -19,8 +19,11 @@ const (
 type event struct {
 	kind    eventKind
 	payload json.RawMessage
-	nack    *NackError
-	err     error
+	// from and sid are a reply's replyTo and sid, checked against each other only when a
+	// caller asks who answered (Responder), so that a reply costs no hashing.
+	from, sid string
+	nack      *NackError
+	err       error
 }
 
 // maxQueued bounds a mailbox: a stream whose consumer stopped reading must not grow without
