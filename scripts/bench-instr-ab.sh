@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench-instr-ab.sh BASE — instructions per operation, a base commit against the working tree,
+# bench-instr-ab.sh BASE [CHANGE] — instructions per operation, a base commit against the working
+# tree (or against the commit CHANGE),
 # counted by valgrind's callgrind: a cost figure that the noise of a shared machine does not
 # move (wall-clock A/B runs, ../shared/tools/bench-ab.sh, swing by more than a few per cent here
 # and perf has no hardware counters). Run as `scripts/bench-instr.sh BASE` or
@@ -11,7 +12,12 @@
 #    instructions per operation are (I(N2) - I(N1)) / (N2 - N1), so what a run does once (process
 #    start, runtime init, the benchmark's setup, the b.Loop ramp-up, exit) cancels. Repeated
 #    INSTR_ROUNDS times (base and change alternated) to show the spread. A benchmark missing at
-#    the base is reported and skipped.
+#    the base is reported and skipped. Beside the whole process's count, the self instructions of
+#    this module's own functions (github.com/fame-go/fame/...; the runtime, allocator, sync.Pool
+#    and standard library left out): the sentinel benchmarks hand envelopes to a queue-writer
+#    goroutine whose turns (and so how many buffers the pool must allocate) follow the wall clock
+#    even with one P, which moves the whole-process figure by a few per cent between runs; the
+#    module's own code is what a change to it adds, and moves far less.
 # 2. Whole call (INSTR_WHOLE=1, default): `fame sentinel` of each tree alone under callgrind,
 #    a native math agent and `fame bench -c 1` of the same tree; the counters are zeroed before and
 #    dumped after a run of INSTR_WHOLE_D1 and one of INSTR_WHOLE_D2 seconds, and the instructions
@@ -39,7 +45,8 @@
 # more than INSTR_LIMIT % (3) over the base, print the functions and source lines that differ),
 # INSTR_KEEP (a directory to keep the callgrind files in).
 set -euo pipefail
-BASE=${1:?usage: bench-instr-ab.sh BASE}
+BASE=${1:?usage: bench-instr-ab.sh BASE [CHANGE]}
+CHANGE=${2:-}
 GO=${GO:-go}
 ROUNDS=${INSTR_ROUNDS:-3}
 BENCHES=${INSTR_BENCH:-sentinel:BenchmarkDispatchPoolSticky sentinel:BenchmarkDispatchReply sentinel:BenchmarkDispatchExact node:BenchmarkCallRoundTrip}
@@ -58,6 +65,11 @@ for tool in valgrind callgrind_control jq python3; do
 done
 base_rev=$(git rev-parse --short "$BASE^{commit}") || { echo "bench-instr: no commit $BASE" >&2; exit 2; }
 change_desc="working tree ($(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ', modified'))"
+if [[ -n $CHANGE ]]; then
+  change_rev=$(git rev-parse --short "$CHANGE^{commit}") || { echo "bench-instr: no commit $CHANGE" >&2; exit 2; }
+  change_desc="$CHANGE ($change_rev)"
+fi
+MODULE=$(cd "$root" && $GO list -m)
 
 work=$(mktemp -d)
 pids=()
@@ -71,6 +83,7 @@ cleanup() {
   stop_all
   [[ -n ${INSTR_KEEP:-} ]] && { mkdir -p "$INSTR_KEEP"; cp -r "$work"/cg "$INSTR_KEEP"/ 2>/dev/null || true; }
   git worktree remove --force "$work/base" >/dev/null 2>&1 || true
+  git worktree remove --force "$work/changetree" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,6 +96,10 @@ CG=(valgrind --tool=callgrind --quiet)
 echo "== building the base ($BASE = $base_rev) and the change ($change_desc)" >&2
 git worktree add --detach "$work/base" "$base_rev" >/dev/null 2>&1
 declare -A TREE=([base]="$work/base" [change]="$root")
+if [[ -n $CHANGE ]]; then
+  git worktree add --detach "$work/changetree" "$change_rev" >/dev/null 2>&1
+  TREE[change]=$work/changetree
+fi
 pkgs=$(for b in $BENCHES; do echo "${b%%:*}"; done | sort -u)
 for t in base change; do
   mkdir -p "$work/$t"
@@ -97,7 +114,7 @@ for t in base change; do
 done
 
 # ---- 1. Go benchmarks ------------------------------------------------------------------------
-# run_bench TREE PKG NAME N ROUND: one callgrind run; prints "instructions B/op allocs/op".
+# run_bench TREE PKG NAME N ROUND: one callgrind run; prints "instructions module_instructions B/op allocs/op".
 run_bench() {
   local t=$1 p=$2 name=$3 n=$4 r=$5 out
   out=$work/cg/$t.$name.$n.$r
@@ -111,10 +128,10 @@ run_bench() {
   local line
   line=$(grep -E "^$name(-[0-9]+)?[[:space:]]" "$out.log" | tail -1)
   [[ -n $line ]] || { echo "bench-instr: $t $name ${n}x printed no result" >&2; tail -5 "$out.log" >&2; return 1; }
-  echo "$(cgstat total "$out.cg") $(awk '{for(i=2;i<=NF;i++){if($i=="B/op")b=$(i-1);if($i=="allocs/op")a=$(i-1)}} END{print b+0, a+0}' <<<"$line")"
+  echo "$(cgstat total "$out.cg" "$MODULE/") $(awk '{for(i=2;i<=NF;i++){if($i=="B/op")b=$(i-1);if($i=="allocs/op")a=$(i-1)}} END{print b+0, a+0}' <<<"$line")"
 }
 
-: >"$work/results" # tree bench round per_op B/op allocs/op
+: >"$work/results" # tree bench round per_op module_per_op B/op allocs/op
 declare -A SKIP
 for b in $BENCHES; do
   p=${b%%:*} name=${b#*:}
@@ -134,11 +151,12 @@ for r in $(seq 1 "$ROUNDS"); do
       echo "== round $r/$ROUNDS: $t $name (${n1}x, ${n2}x)" >&2
       res1=$(run_bench "$t" "$p" "$name" "$n1" "$r") || exit 1
       res2=$(run_bench "$t" "$p" "$name" "$n2" "$r") || exit 1
-      read -r i1 _ _ <<<"$res1"
-      read -r i2 bop aop <<<"$res2"
+      read -r i1 m1 _ _ <<<"$res1"
+      read -r i2 m2 bop aop <<<"$res2"
       per=$(python3 -c "print(($i2 - $i1) / ($n2 - $n1))")
-      echo "   $i1 / $i2 instructions: $per per op, $bop B/op, $aop allocs/op" >&2
-      echo "$t $name $r $per $bop $aop" >>"$work/results"
+      mper=$(python3 -c "print(($m2 - $m1) / ($n2 - $n1))")
+      echo "   $i1 / $i2 instructions: $per per op ($mper in $MODULE), $bop B/op, $aop allocs/op" >&2
+      echo "$t $name $r $per $mper $bop $aop" >>"$work/results"
     done
   done
 done
@@ -182,13 +200,15 @@ if [[ $WHOLE == 1 ]]; then
         sleep 0.3
         f=$(newest_dump "$cgf")
         mv "$f" "$work/cg/$t.sentinel.$d.$r.cg"
-        vals+=("$(cgstat total "$work/cg/$t.sentinel.$d.$r.cg")" "$(jq '.calls + (.error_total // 0)' "$work/run.json")")
+        vals+=($(cgstat total "$work/cg/$t.sentinel.$d.$r.cg" "$MODULE/") "$(jq '.calls + (.error_total // 0)' "$work/run.json")")
       done
       stop_all
       rm -f "$cgf"*
-      per=$(python3 -c "print((${vals[2]} - ${vals[0]}) / (${vals[3]} - ${vals[1]}))")
-      echo "   calls ${vals[1]} / ${vals[3]}, instructions ${vals[0]} / ${vals[2]}: $per per call" >&2
-      echo "$t whole-call $r $per 0 0" >>"$work/results"
+      # vals: instructions, module instructions, calls, for each of the two runs
+      per=$(python3 -c "print((${vals[3]} - ${vals[0]}) / (${vals[5]} - ${vals[2]}))")
+      mper=$(python3 -c "print((${vals[4]} - ${vals[1]}) / (${vals[5]} - ${vals[2]}))")
+      echo "   calls ${vals[2]} / ${vals[5]}, instructions ${vals[0]} / ${vals[3]}: $per per call ($mper in $MODULE)" >&2
+      echo "$t whole-call $r $per $mper 0 0" >>"$work/results"
     done
   done
 fi
@@ -203,45 +223,55 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 limit = float(sys.argv[2])
 order = [b.split(":", 1)[1] for b in sys.argv[3].split()] + (["whole-call"] if sys.argv[4] == "1" else [])
-print("| benchmark | base instr/op (median, min–max) | change instr/op (median, min–max) | change / base | B/op base → change | allocs/op base → change |")
-print("|---|---|---|---|---|---|")
+
+def col(rs, i):
+    v = [float(r[i]) for r in rs]
+    return statistics.median(v), min(v), max(v)
+
+def ratio(b, c):
+    # ratio of the medians; in brackets the extremes: lowest change over highest base, highest
+    # change over lowest base
+    worst, best = c[2] / b[1], c[1] / b[2]
+    verdict = "within" if worst <= 1 + limit / 100 else ("over" if best > 1 + limit / 100 else "unclear")
+    return f"{c[0] / b[0]:.3f} ({best:.3f}–{worst:.3f}) {verdict}"
+
+print("| benchmark | base instr/op | change instr/op | change / base | base, this module's code | change, this module's code | change / base | B/op base → change | allocs/op base → change |")
+print("|---|---|---|---|---|---|---|---|---|")
 for name in order:
     got = {t: [r for r in rows if r[0] == t and r[1] == name] for t in ("base", "change")}
     if not got["base"] or not got["change"]:
         continue
-    med, lo, hi, bop, aop = {}, {}, {}, {}, {}
-    for t, rs in got.items():
-        v = [float(r[3]) for r in rs]
-        med[t], lo[t], hi[t] = statistics.median(v), min(v), max(v)
-        bop[t] = statistics.median(float(r[4]) for r in rs)
-        aop[t] = statistics.median(float(r[5]) for r in rs)
-    ratio = med["change"] / med["base"]
-    worst = hi["change"] / lo["base"]
-    best = lo["change"] / hi["base"]
-    verdict = "within" if worst <= 1 + limit / 100 else ("over" if best > 1 + limit / 100 else "unclear")
-    label = name if name != "whole-call" else "whole call: `fame sentinel` per call (fame bench -c 1)"
-    mem = f"{bop['base']:.0f} → {bop['change']:.0f}" if name != "whole-call" else "—"
-    al = f"{aop['base']:.0f} → {aop['change']:.0f}" if name != "whole-call" else "—"
-    print(f"| {label} | {med['base']:.0f} ({lo['base']:.0f}–{hi['base']:.0f}) | {med['change']:.0f} ({lo['change']:.0f}–{hi['change']:.0f}) "
-          f"| {ratio:.3f} ({best:.3f}–{worst:.3f}; {verdict} {limit:g} %) | {mem} | {al} |")
+    a = {t: col(rs, 3) for t, rs in got.items()}
+    m = {t: col(rs, 4) for t, rs in got.items()}
+    fmt = lambda x: f"{x[0]:.0f} ({x[1]:.0f}–{x[2]:.0f})"
+    if name == "whole-call":
+        label, mem, al = "whole call: `fame sentinel`, per call of `fame bench -c 1`", "—", "—"
+    else:
+        label = name
+        mem = f"{statistics.median(float(r[5]) for r in got['base']):.0f} → {statistics.median(float(r[5]) for r in got['change']):.0f}"
+        al = f"{statistics.median(float(r[6]) for r in got['base']):.0f} → {statistics.median(float(r[6]) for r in got['change']):.0f}"
+    print(f"| {label} | {fmt(a['base'])} | {fmt(a['change'])} | {ratio(a['base'], a['change'])} "
+          f"| {fmt(m['base'])} | {fmt(m['change'])} | {ratio(m['base'], m['change'])} | {mem} | {al} |")
 PY
 for name in "${!SKIP[@]}"; do echo "- $name: skipped, ${SKIP[$name]}"; done
 [[ -n $whole_fail ]] && echo "- whole call: not measured, $whole_fail"
 echo
-echo "(change / base: ratio of the medians; in brackets the extremes over all rounds, lowest change over highest"
-echo " base to highest change over lowest base; 'within' when even the highest is at most 1 + $LIMIT %)"
+echo "(instr/op: median of the rounds, in brackets lowest–highest. change / base: ratio of the medians; in brackets"
+echo " lowest change over highest base and highest change over lowest base; 'within' when even the highest is at"
+echo " most 1 + $LIMIT %, 'over' when even the lowest is above, 'unclear' between. This module's code: self"
+echo " instructions of the functions of $MODULE/..., runtime and standard library left out.)"
 
 # ---- where: functions and lines, for a benchmark over the limit -------------------------------
 if [[ $ANNOTATE == 1 ]]; then
   for b in $BENCHES; do
     p=${b%%:*} name=${b#*:}
     [[ -n ${SKIP[$name]:-} ]] && continue
-    grep -q "^| $name | .*over\|^| $name | .*unclear" "$work/table" || continue
+    grep -q "^| $name | .*\(over\|unclear\)" "$work/table" || continue
     nv="N_$p"
     read -r n1 n2 <<<"${!nv}"
     echo
     echo "== $name: where the change differs from the base (round 1, self instructions per op)"
     cgstat diff "${TREE[base]}" "$work/cg/base.$name.$n1.1.cg" "$work/cg/base.$name.$n2.1.cg" "$((n2 - n1))" \
-      "${TREE[change]}" "$work/cg/change.$name.$n1.1.cg" "$work/cg/change.$name.$n2.1.cg" 20
+      "${TREE[change]}" "$work/cg/change.$name.$n1.1.cg" "$work/cg/change.$name.$n2.1.cg" 20 "$MODULE/"
   done
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """cgstat.py: read callgrind output files (the Ir event) for scripts/bench-instr-ab.sh.
 
-  cgstat.py total FILE                       total instructions of one dump
-  cgstat.py diff ROOT_A A1 A2 N ROOT_B B1 B2 [TOP]
+  cgstat.py total FILE [PREFIX]              total instructions of one dump, and with PREFIX also
+                                             the self instructions of the functions named PREFIX*
+  cgstat.py diff ROOT_A A1 A2 N ROOT_B B1 B2 [TOP [PREFIX]]
       self instructions per operation by function and by source line, for two trees:
       per-op(X) = (self(X2) - self(X1)) / N for each tree (X1 and X2 are two runs of the same
       benchmark N operations apart, so whatever both runs do once cancels); prints the functions
@@ -21,7 +22,7 @@ NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
 
 def parse(path):
-    """Returns (total, self_by_fn, self_by_line): fn -> Ir, (file, line) -> Ir."""
+    """Returns (total, self_by_fn, self_by_line): fn -> Ir, (fn, file, line) -> Ir."""
     names = {"fl": {}, "fn": {}}
     fl = fi = fn = None
     by_fn = collections.Counter()
@@ -50,7 +51,7 @@ def parse(path):
                     continue
                 ir = int(parts[1]) if len(parts) > 1 else 0
                 by_fn[fn] += ir
-                by_line[(fi or fl, pos)] += ir
+                by_line[(fn, fi or fl, pos)] += ir
                 continue
             if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
@@ -90,34 +91,51 @@ def per_op(root, a, b, n):
     fns = {k: (fb[k] - fa[k]) / n for k in set(fa) | set(fb)}
     lines = collections.Counter()
     for k in set(la) | set(lb):
-        lines[(rel(k[0], root), k[1])] += (lb[k] - la[k]) / n
+        lines[(k[0], rel(k[1], root), k[2])] += (lb[k] - la[k]) / n
     return fns, lines
 
 
 def main():
     if sys.argv[1] == "total":
-        print(parse(sys.argv[2])[0])
+        total, fns, _ = parse(sys.argv[2])
+        if len(sys.argv) > 3:
+            print(total, sum(v for k, v in fns.items() if k and k.startswith(sys.argv[3])))
+        else:
+            print(total)
         return
     if sys.argv[1] != "diff":
         sys.exit("usage: cgstat.py total FILE | diff ROOT_A A1 A2 N ROOT_B B1 B2 [TOP]")
     ra, a1, a2, n, rb, b1, b2 = sys.argv[2:9]
     top = int(sys.argv[9]) if len(sys.argv) > 9 else 15
+    prefix = sys.argv[10] if len(sys.argv) > 10 else ""
     n = float(n)
     fa, la = per_op(ra, a1, a2, n)
     fb, lb = per_op(rb, b1, b2, n)
     ta, tb = sum(fa.values()), sum(fb.values())
     print(f"  per operation: base {ta:.0f}, change {tb:.0f} instructions ({tb - ta:+.0f})")
-    print(f"  functions whose self instructions per operation changed most (change - base):")
     d = sorted(((fb.get(k, 0) - fa.get(k, 0), k) for k in set(fa) | set(fb)), key=lambda x: -abs(x[0]))
-    for delta, k in d[:top]:
-        if abs(delta) < 1:
-            break
-        print(f"    {delta:+9.1f}  base {fa.get(k, 0):9.1f}  change {fb.get(k, 0):9.1f}  {k}")
-    for label, lines in (("change", lb), ("base", la)):
-        print(f"  source lines of the {label} with the most self instructions per operation, in this module:")
-        mod = [(v, k) for k, v in lines.items() if k[0] and not k[0].startswith(("/", "?")) and "/go/" not in k[0] and abs(v) >= 1]
-        for v, (f, l) in sorted(mod, key=lambda x: -abs(x[0]))[:top]:
-            print(f"    {v:9.1f}  {f}:{l}")
+    groups = [("functions", d)]
+    if prefix:
+        ma = sum(v for k, v in fa.items() if k and k.startswith(prefix))
+        mb = sum(v for k, v in fb.items() if k and k.startswith(prefix))
+        print(f"  in {prefix}*: base {ma:.0f}, change {mb:.0f} ({mb - ma:+.0f})")
+        groups.append((f"functions of {prefix}*", [x for x in d if x[1] and x[1].startswith(prefix)]))
+    for label, rows in groups:
+        print(f"  {label} whose self instructions per operation changed most (change - base):")
+        for delta, k in rows[:top]:
+            if abs(delta) < 1:
+                break
+            print(f"    {delta:+9.1f}  base {fa.get(k, 0):9.1f}  change {fb.get(k, 0):9.1f}  {k}")
+    # the source lines of the functions of PREFIX that differ most, in each tree
+    changed = [k for delta, k in (groups[-1][1][:top]) if abs(delta) >= 1]
+    for label, lines in (("base", la), ("change", lb)):
+        print(f"  {label}: source lines of those functions (self instructions per operation):")
+        for f in changed:
+            ls = sorted(((k[1], k[2], v) for k, v in lines.items() if k[0] == f and abs(v) >= 0.5), key=lambda x: (x[0], x[1]))
+            if ls:
+                print(f"    {f}")
+                for file, line, v in ls:
+                    print(f"      {v:9.1f}  {file}:{line}")
 
 
 if __name__ == "__main__":
