@@ -9,15 +9,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node"
@@ -31,6 +35,10 @@ const (
 	MaxTimeout          = 120 * time.Second
 	DefaultMaxCallers   = 256
 	DefaultCallerTTL    = 5 * time.Minute
+	DefaultConnectRate  = 5
+	DefaultConnectBurst = 20
+	maxRefusedTokens    = 1024 // refused tokens remembered apart from the callers
+	maxConnectLimiters  = 4096 // HTTP client addresses whose connects are counted
 	maxMethodLength     = 256
 	maxTargetLength     = 512
 	maxTypeLength       = 256
@@ -58,9 +66,14 @@ type Options struct {
 	RequireToken   bool          // refuse requests without a bearer token (gated and strict profiles)
 	MaxCallers     int           // cached per-token nodes; DefaultMaxCallers when 0
 	CallerTTL      time.Duration // longest life of a cached node; DefaultCallerTTL when 0
-	Connect        Connector     // required
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer // fame_gateway_refusals_total when set
+	// ConnectRate and ConnectBurst bound the new caller nodes (sentinel attaches) one HTTP
+	// client address may cause: DefaultConnectRate per second, burst DefaultConnectBurst,
+	// when 0. Past them the request is refused 429 with Retry-After.
+	ConnectRate  float64
+	ConnectBurst int
+	Connect      Connector // required
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer // fame_gateway_refusals_total when set
 }
 
 // Gateway serves the HTTP gateway. Close it to close the callers' nodes.
@@ -69,18 +82,30 @@ type Gateway struct {
 	log      *slog.Logger
 	refusals *prometheus.CounterVec
 	mu       sync.Mutex
-	callers  map[[32]byte]*list.Element // of *callerEntry
+	callers  map[[32]byte]*list.Element // of *callerEntry: nodes of tokens the sentinel took
 	lru      *list.List                 // front: most recently used
 	closed   bool
+	// refused remembers tokens the sentinel refused, apart from callers, so that a stream
+	// of bad tokens neither costs an attach each nor evicts the good callers.
+	refused *lru.Cache[[32]byte, refusedToken]
+	// connects limits the new caller nodes per HTTP client address (by IP).
+	connects *lru.Cache[string, *rate.Limiter]
 }
 
+// callerEntry is one token's node. mu guards users and gone.
 type callerEntry struct {
 	key     [32]byte
 	ready   chan struct{} // closed once c/err are set
 	c       Caller
 	err     error
 	created time.Time
-	failed  atomic.Bool // the sentinel refused the token: cached for refusedTTL only
+	users   int  // requests using c now (g.mu)
+	gone    bool // out of the cache: closed when the last user releases it (g.mu)
+}
+
+type refusedToken struct {
+	at  time.Time
+	err error
 }
 
 // refusedTTL is how long a refused token is answered from the cache.
@@ -110,7 +135,15 @@ func New(opts Options) (*Gateway, error) {
 	if opts.CallerTTL == 0 {
 		opts.CallerTTL = DefaultCallerTTL
 	}
+	if opts.ConnectRate <= 0 {
+		opts.ConnectRate = DefaultConnectRate
+	}
+	if opts.ConnectBurst <= 0 {
+		opts.ConnectBurst = DefaultConnectBurst
+	}
 	g := &Gateway{opts: opts, log: opts.Logger, callers: map[[32]byte]*list.Element{}, lru: list.New()}
+	g.refused, _ = lru.New[[32]byte, refusedToken](maxRefusedTokens)
+	g.connects, _ = lru.New[string, *rate.Limiter](maxConnectLimiters)
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -152,7 +185,11 @@ func (g *Gateway) Close() error {
 		all = append(all, el.Value.(*callerEntry))
 	}
 	g.callers, g.lru = map[[32]byte]*list.Element{}, list.New()
+	for _, e := range all {
+		e.gone = true
+	}
 	g.mu.Unlock()
+	// At Close every node goes, in use or not: the sentinel is shutting the gateway down.
 	for _, e := range all {
 		closeEntry(e)
 	}
@@ -340,11 +377,12 @@ func (g *Gateway) rpc(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	c, err := g.caller(ctx, tok)
+	c, release, err := g.caller(ctx, r, tok)
 	if err != nil {
-		g.refuse(w, r, mapErr(err))
+		g.refuseErr(w, r, err)
 		return
 	}
+	defer release()
 	var result json.RawMessage
 	if t.addr != "" {
 		err = c.Call(ctx, t.addr, method, params, &result)
@@ -395,40 +433,69 @@ func (g *Gateway) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), DefaultTimeout)
 	defer cancel()
-	c, err := g.caller(ctx, tok)
+	c, release, err := g.caller(ctx, r, tok)
 	if err == nil {
 		err = c.Send(ctx, t.addr, t.caps, frame)
+		release()
 	}
 	if err != nil {
-		g.refuse(w, r, mapErr(err))
+		g.refuseErr(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "message_accepted"})
 }
 
+// errConnectRate is the refusal of a new caller node past the per-address connect rate.
+type errConnectRate struct{ retry time.Duration }
+
+func (e errConnectRate) Error() string {
+	return fmt.Sprintf("too many new gateway callers from this address: retry in %d ms", e.retry.Milliseconds())
+}
+
+// refuseErr is refuse for an error of caller or of a call.
+func (g *Gateway) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
+	var cr errConnectRate
+	if errors.As(err, &cr) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(cr.retry.Seconds()))))
+		g.refuse(w, r, refusal{http.StatusTooManyRequests, "connect_rate_limited", err.Error()})
+		return
+	}
+	g.refuse(w, r, mapErr(err))
+}
+
 // caller returns the cached node for token, connecting it on first use (one connect per
-// token even when requests race).
-func (g *Gateway) caller(ctx context.Context, tok string) (Caller, error) {
+// token even when requests race), and the release the request must call when done with it.
+// A node leaves the cache (LRU, TTL) without being closed under a request that uses it: it
+// is closed when its last user releases it. Tokens the sentinel refused are remembered apart
+// (refused), and new connects are limited per HTTP client address.
+func (g *Gateway) caller(ctx context.Context, r *http.Request, tok string) (Caller, func(), error) {
 	key := sha256.Sum256([]byte("fame-gateway\x00" + tok))
+	if rt, ok := g.refused.Get(key); ok {
+		if time.Since(rt.at) <= refusedTTL {
+			return nil, nil, rt.err
+		}
+		g.refused.Remove(key)
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
-		return nil, node.ErrClosed
+		return nil, nil, node.ErrClosed
 	}
 	if el, ok := g.callers[key]; ok {
 		e := el.Value.(*callerEntry)
-		ttl := g.opts.CallerTTL
-		if e.failed.Load() {
-			ttl = refusedTTL
-		}
-		if time.Since(e.created) <= ttl {
+		if time.Since(e.created) <= g.opts.CallerTTL {
 			g.lru.MoveToFront(el)
+			e.users++
 			g.mu.Unlock()
-			return wait(ctx, e)
+			return g.wait(ctx, e)
 		}
 		g.removeLocked(el)
 	}
-	e := &callerEntry{key: key, ready: make(chan struct{}), created: time.Now()}
+	if d, ok := g.allowConnect(r); !ok {
+		g.mu.Unlock()
+		return nil, nil, errConnectRate{retry: d}
+	}
+	e := &callerEntry{key: key, ready: make(chan struct{}), created: time.Now(), users: 1}
 	g.callers[key] = g.lru.PushFront(e)
 	for g.lru.Len() > g.opts.MaxCallers {
 		g.removeLocked(g.lru.Back())
@@ -438,42 +505,89 @@ func (g *Gateway) caller(ctx context.Context, tok string) (Caller, error) {
 	// the node's own attach timeout.
 	c, err := g.opts.Connect(context.WithoutCancel(ctx), tok)
 	e.c, e.err = c, err
-	var attach *node.AttachError
-	refused := errors.As(err, &attach) && attach.Refused
-	if refused {
-		// Remembered for refusedTTL: a token the sentinel refused is answered 401 without
-		// another attach, so replaying a bad token does not cost the sentinel an attach each.
-		e.failed.Store(true)
-	}
 	close(e.ready)
-	if refused {
-		return nil, err
-	}
 	if err != nil {
+		var attach *node.AttachError
+		if errors.As(err, &attach) && attach.Refused {
+			// Answered 401 from memory for refusedTTL: replaying a bad token costs no attach.
+			g.refused.Add(key, refusedToken{at: time.Now(), err: err})
+		}
 		g.mu.Lock()
 		if el, ok := g.callers[key]; ok && el.Value.(*callerEntry) == e {
 			g.lru.Remove(el)
 			delete(g.callers, key)
 		}
+		e.gone = true
+		e.users--
 		g.mu.Unlock()
+		return nil, nil, err
 	}
-	return c, err
+	return c, g.releaser(e), nil
 }
 
-func wait(ctx context.Context, e *callerEntry) (Caller, error) {
+// allowConnect reports whether the HTTP client of r may cause one more caller node now, else
+// how long until it may. Called with g.mu held.
+func (g *Gateway) allowConnect(r *http.Request) (time.Duration, bool) {
+	host := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	lim, ok := g.connects.Get(host)
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(g.opts.ConnectRate), g.opts.ConnectBurst)
+		g.connects.Add(host, lim)
+	}
+	now := time.Now()
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 || !res.OK() {
+		res.CancelAt(now)
+		return max(d, time.Millisecond), false
+	}
+	return 0, true
+}
+
+func (g *Gateway) wait(ctx context.Context, e *callerEntry) (Caller, func(), error) {
+	release := g.releaser(e)
 	select {
 	case <-e.ready:
-		return e.c, e.err
+		if e.err != nil {
+			release()
+			return nil, nil, e.err
+		}
+		return e.c, release, nil
 	case <-ctx.Done():
-		return nil, node.ErrTimeout
+		release()
+		return nil, nil, node.ErrTimeout
 	}
 }
 
+// releaser is the release of one use of e: the last user of an entry out of the cache
+// closes its node.
+func (g *Gateway) releaser(e *callerEntry) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			e.users--
+			closeNow := e.gone && e.users == 0
+			g.mu.Unlock()
+			if closeNow {
+				closeEntry(e)
+			}
+		})
+	}
+}
+
+// removeLocked takes el out of the cache; its node is closed now if nobody uses it, else by
+// its last user. Called with g.mu held.
 func (g *Gateway) removeLocked(el *list.Element) {
 	e := el.Value.(*callerEntry)
 	g.lru.Remove(el)
 	delete(g.callers, e.key)
-	closeEntry(e)
+	e.gone = true
+	if e.users == 0 {
+		closeEntry(e)
+	}
 }
 
 // mapErr maps a node error to the HTTP refusal, as the reference maps its exceptions.
