@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -85,6 +86,8 @@ type Gateway struct {
 	callers  map[[32]byte]*list.Element // of *callerEntry: nodes of tokens the sentinel took
 	lru      *list.List                 // front: most recently used
 	closed   bool
+	lastLog  atomic.Int64 // unix nanos of the last refusal logged
+	heldBack atomic.Int64 // refusals not logged since
 	// refused remembers tokens the sentinel refused, apart from callers, so that a stream
 	// of bad tokens neither costs an attach each nor evicts the good callers.
 	refused *lru.Cache[[32]byte, refusedToken]
@@ -211,11 +214,23 @@ type refusal struct {
 	status int
 	code   string
 	msg    string
+	retry  time.Duration // > 0: sent as Retry-After (whole seconds, rounded up)
 }
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rf refusal) {
 	g.refusals.WithLabelValues(rf.code).Inc()
-	g.log.Warn("gateway request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "status", rf.status, "code", rf.code, "reason", rf.msg)
+	// One log line a second at most, with the number held back: a flood of bad requests must
+	// not become a flood of log lines (the counter sees every one).
+	now := time.Now().UnixNano()
+	if last := g.lastLog.Load(); now-last >= int64(time.Second) && g.lastLog.CompareAndSwap(last, now) {
+		g.log.Warn("gateway request refused (logged at most once a second)", "remote", r.RemoteAddr, "path", r.URL.Path,
+			"status", rf.status, "code", rf.code, "reason", rf.msg, "held_back", g.heldBack.Swap(0))
+	} else {
+		g.heldBack.Add(1)
+	}
+	if rf.retry > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rf.retry.Seconds()))))
+	}
 	writeJSON(w, rf.status, map[string]any{"ok": false, "error": rf.msg, "code": rf.code})
 }
 
@@ -231,7 +246,7 @@ func (g *Gateway) cors(method string, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if origin := r.Header.Get("Origin"); origin != "" {
 			if !slices.Contains(g.opts.AllowedOrigins, origin) {
-				g.refuse(w, r, refusal{http.StatusForbidden, "forbidden", "origin " + origin + " is not allowed"})
+				g.refuse(w, r, refusal{http.StatusForbidden, "forbidden", "origin " + origin + " is not allowed", 0})
 				return
 			}
 			h := w.Header()
@@ -247,7 +262,7 @@ func (g *Gateway) cors(method string, next http.HandlerFunc) http.HandlerFunc {
 		}
 		if r.Method != method {
 			w.Header().Set("Allow", method)
-			g.refuse(w, r, refusal{http.StatusMethodNotAllowed, "method_not_allowed", "use " + method})
+			g.refuse(w, r, refusal{http.StatusMethodNotAllowed, "method_not_allowed", "use " + method, 0})
 			return
 		}
 		next(w, r)
@@ -263,19 +278,19 @@ type target struct {
 // readBody reads the JSON object body within BodyLimit.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request) (map[string]json.RawMessage, *refusal) {
 	if r.ContentLength > g.opts.BodyLimit {
-		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit)}
+		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit), 0}
 	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.BodyLimit))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit)}
+		return nil, &refusal{http.StatusRequestEntityTooLarge, "payload_too_large", fmt.Sprintf("body exceeds %d bytes", g.opts.BodyLimit), 0}
 	}
 	if err != nil {
-		return nil, &refusal{http.StatusBadRequest, "invalid_request", "reading body: " + err.Error()}
+		return nil, &refusal{http.StatusBadRequest, "invalid_request", "reading body: " + err.Error(), 0}
 	}
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(b, &body); err != nil || body == nil {
-		return nil, &refusal{http.StatusBadRequest, "invalid_request", "body must be a JSON object"}
+		return nil, &refusal{http.StatusBadRequest, "invalid_request", "body must be a JSON object", 0}
 	}
 	return body, nil
 }
@@ -291,7 +306,7 @@ func str(body map[string]json.RawMessage, key string) string {
 // parseTarget reads targetAddr or capabilities within the reference's limits.
 func parseTarget(body map[string]json.RawMessage) (target, *refusal) {
 	bad := func(msg string) (target, *refusal) {
-		return target{}, &refusal{http.StatusBadRequest, "invalid_request", msg}
+		return target{}, &refusal{http.StatusBadRequest, "invalid_request", msg, 0}
 	}
 	t := target{addr: str(body, "targetAddr")}
 	if len(t.addr) > maxTargetLength {
@@ -303,14 +318,17 @@ func parseTarget(body map[string]json.RawMessage) (target, *refusal) {
 		}
 		return t, nil
 	}
-	var raw []any
-	if c, ok := body["capabilities"]; ok {
-		_ = json.Unmarshal(c, &raw)
+	var raw []string
+	if c, ok := body["capabilities"]; ok && string(c) != "null" {
+		if json.Unmarshal(c, &raw) != nil {
+			return bad("invalid request: capabilities must be an array of strings")
+		}
 	}
 	for _, v := range raw {
-		if s, ok := v.(string); ok && strings.TrimSpace(s) != "" {
-			t.caps = append(t.caps, strings.TrimSpace(s))
+		if strings.TrimSpace(v) == "" {
+			return bad("invalid request: an empty capability")
 		}
+		t.caps = append(t.caps, strings.TrimSpace(v))
 	}
 	if len(t.caps) > maxCapabilities {
 		return bad(fmt.Sprintf("more than %d capabilities", maxCapabilities))
@@ -331,14 +349,14 @@ func (g *Gateway) bearer(r *http.Request) (string, *refusal) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		if g.opts.RequireToken {
-			return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: a bearer token is required"}
+			return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: a bearer token is required", 0}
 		}
 		return "", nil
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: Authorization must be Bearer <token>"}
+		return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: Authorization must be Bearer <token>", 0}
 	}
 	return tok, nil
 }
@@ -356,7 +374,7 @@ func (g *Gateway) rpc(w http.ResponseWriter, r *http.Request) {
 	}
 	method := str(body, "method")
 	if method == "" || len(method) > maxMethodLength {
-		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid RPC request body: method missing or too long"})
+		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid RPC request body: method missing or too long", 0})
 		return
 	}
 	t, rf := parseTarget(body)
@@ -365,15 +383,21 @@ func (g *Gateway) rpc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	params := json.RawMessage("{}")
-	if p, ok := body["params"]; ok && len(p) > 0 && p[0] == '{' {
+	if p, ok := body["params"]; ok && string(p) != "null" {
+		if len(p) == 0 || (p[0] != '{' && p[0] != '[') {
+			g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid RPC request body: params must be an object or an array", 0})
+			return
+		}
 		params = p
 	}
 	timeout := DefaultTimeout
-	if raw, ok := body["timeoutMs"]; ok {
+	if raw, ok := body["timeoutMs"]; ok && string(raw) != "null" {
 		var ms float64
-		if json.Unmarshal(raw, &ms) == nil && ms > 0 {
-			timeout = min(time.Duration(ms)*time.Millisecond, MaxTimeout)
+		if json.Unmarshal(raw, &ms) != nil || ms <= 0 {
+			g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid RPC request body: timeoutMs must be a positive number", 0})
+			return
 		}
+		timeout = min(time.Duration(ms)*time.Millisecond, MaxTimeout)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
@@ -421,7 +445,7 @@ func (g *Gateway) messages(w http.ResponseWriter, r *http.Request) {
 		hasPayload = false
 	}
 	if len(typ) > maxTypeLength || (typ == "" && !hasPayload) {
-		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid message request body: type or payload required"})
+		g.refuse(w, r, refusal{http.StatusBadRequest, "invalid_request", "invalid message request body: type or payload required", 0})
 		return
 	}
 	frame := map[string]any{}
@@ -456,8 +480,7 @@ func (e errConnectRate) Error() string {
 func (g *Gateway) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
 	var cr errConnectRate
 	if errors.As(err, &cr) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(cr.retry.Seconds()))))
-		g.refuse(w, r, refusal{http.StatusTooManyRequests, "connect_rate_limited", err.Error()})
+		g.refuse(w, r, refusal{http.StatusTooManyRequests, "connect_rate_limited", err.Error(), cr.retry})
 		return
 	}
 	g.refuse(w, r, mapErr(err))
@@ -597,25 +620,46 @@ func mapErr(err error) refusal {
 	var attach *node.AttachError
 	switch {
 	case errors.As(err, &attach) && (attach.Refused || attach.CloseCode == websocket.StatusPolicyViolation):
-		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error()}
+		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error(), 0}
 	case errors.As(err, &attach):
-		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable: " + err.Error()}
+		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable: " + err.Error(), 0}
 	case errors.Is(err, node.ErrNoRoute):
-		return refusal{http.StatusNotFound, "not_found", "no route: " + err.Error()}
+		return refusal{http.StatusNotFound, "not_found", "no route: " + err.Error(), 0}
 	case errors.Is(err, node.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return refusal{http.StatusGatewayTimeout, "timeout", "timeout: " + err.Error()}
+		return refusal{http.StatusGatewayTimeout, "timeout", "timeout: " + err.Error(), 0}
 	case errors.As(err, &nack) && nack.Code == envelope.CodeUnauthorized:
-		return refusal{http.StatusForbidden, "forbidden", "forbidden: " + err.Error()}
+		return refusal{http.StatusForbidden, "forbidden", "forbidden: " + err.Error(), 0}
+	case errors.As(err, &nack) && nack.Code == "RATE_LIMITED":
+		return refusal{http.StatusTooManyRequests, "rate_limited", "rate limit exceeded: " + err.Error(), retryHint(nack.Reason)}
+	case errors.As(err, &nack) && nack.Code == "DRAINING":
+		return refusal{http.StatusServiceUnavailable, "unavailable", "sentinel draining: " + err.Error(), time.Second}
 	case errors.As(err, &nack) && (nack.Code == "OVERLOADED" || strings.Contains(nack.Code, "LIMIT")):
-		return refusal{http.StatusTooManyRequests, "queue_full", "receiver busy: " + err.Error()}
+		return refusal{http.StatusTooManyRequests, "queue_full", "receiver busy: " + err.Error(), 0}
 	case errors.As(err, &remote) && remote.Code == -32029:
-		return refusal{http.StatusTooManyRequests, "queue_full", "rate limit exceeded: " + remote.Message}
+		return refusal{http.StatusTooManyRequests, "queue_full", "rate limit exceeded: " + remote.Message, 0}
 	case errors.As(err, &remote) && (remote.Code == -32600 || remote.Code == -32602):
-		return refusal{http.StatusBadRequest, "invalid_request", remote.Message}
+		return refusal{http.StatusBadRequest, "invalid_request", remote.Message, 0}
 	case errors.As(err, &remote) && remote.Code == -32601:
-		return refusal{http.StatusNotFound, "not_found", remote.Message}
+		return refusal{http.StatusNotFound, "not_found", remote.Message, 0}
 	case errors.Is(err, envelope.ErrBadAddress):
-		return refusal{http.StatusBadRequest, "invalid_request", "invalid target: " + err.Error()}
+		return refusal{http.StatusBadRequest, "invalid_request", "invalid target: " + err.Error(), 0}
 	}
-	return refusal{http.StatusInternalServerError, "internal", err.Error()}
+	return refusal{http.StatusInternalServerError, "internal", err.Error(), 0}
+}
+
+// retryHint reads the sentinel's "retry_after_ms=N" from a RATE_LIMITED nack's reason (1 s
+// when it has none).
+func retryHint(reason string) time.Duration {
+	_, v, ok := strings.Cut(reason, "retry_after_ms=")
+	if !ok {
+		return time.Second
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' }); i >= 0 {
+		v = v[:i]
+	}
+	ms, err := strconv.Atoi(v)
+	if err != nil || ms <= 0 {
+		return time.Second
+	}
+	return time.Duration(ms) * time.Millisecond
 }

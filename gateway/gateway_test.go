@@ -71,6 +71,8 @@ func TestGatewayErrorMapping(t *testing.T) {
 		{&node.NackError{Code: "NO_ROUTE"}, 404, "not_found"},
 		{&node.NackError{Code: "OVERLOADED"}, 429, "queue_full"},
 		{&node.NackError{Code: "UNAUTHORIZED"}, 403, "forbidden"},
+		{&node.NackError{Code: "RATE_LIMITED", Reason: "RATE_LIMITED: ...; retry_after_ms=2500"}, 429, "rate_limited"},
+		{&node.NackError{Code: "DRAINING", Reason: "sentinel is draining"}, 503, "unavailable"},
 		{&node.RemoteError{Code: -32029, Message: "Rate limit exceeded"}, 429, "queue_full"},
 		{&node.RemoteError{Code: -32602, Message: "Invalid parameters"}, 400, "invalid_request"},
 		{&node.AttachError{Refused: true, Reason: "bad token", CloseCode: -1}, 401, "unauthorized"},
@@ -81,6 +83,37 @@ func TestGatewayErrorMapping(t *testing.T) {
 		resp, body := do(t, "POST", srv.URL+DefaultBasePath+"/rpc", `{"targetAddr":"a@fame.fabric","method":"m"}`, nil)
 		if resp.StatusCode != tc.status || body["code"] != tc.code || body["ok"] != false {
 			t.Errorf("%v: got %d %v, want %d %s", tc.err, resp.StatusCode, body, tc.status, tc.code)
+		}
+		if want := map[string]string{"rate_limited": "3", "unavailable": "1"}[tc.code]; resp.Header.Get("Retry-After") != want {
+			t.Errorf("%v: Retry-After %q, want %q", tc.err, resp.Header.Get("Retry-After"), want)
+		}
+	}
+}
+
+// Input the gateway cannot pass on as given is refused 400, never silently changed.
+func TestGatewayRefusesWhatItWouldChange(t *testing.T) {
+	srv, _ := newTest(t, nil, Options{})
+	rpc := srv.URL + DefaultBasePath + "/rpc"
+	for _, c := range []struct {
+		body string
+		ok   bool
+	}{
+		{`{"targetAddr":"a@fame.fabric","method":"m","params":[1,2]}`, true},
+		{`{"targetAddr":"a@fame.fabric","method":"m","params":null,"timeoutMs":null}`, true},
+		{`{"targetAddr":"a@fame.fabric","method":"m","params":"x"}`, false},
+		{`{"targetAddr":"a@fame.fabric","method":"m","params":3}`, false},
+		{`{"targetAddr":"a@fame.fabric","method":"m","timeoutMs":"soon"}`, false},
+		{`{"targetAddr":"a@fame.fabric","method":"m","timeoutMs":-5}`, false},
+		{`{"capabilities":["a",1],"method":"m"}`, false},
+		{`{"capabilities":["a",""],"method":"m"}`, false},
+		{`{"capabilities":"a","method":"m"}`, false},
+	} {
+		resp, out := do(t, "POST", rpc, c.body, nil)
+		if c.ok && resp.StatusCode != 200 {
+			t.Errorf("%s: %d %v, want 200", c.body, resp.StatusCode, out)
+		}
+		if !c.ok && (resp.StatusCode != 400 || out["code"] != "invalid_request") {
+			t.Errorf("%s: %d %v, want 400 invalid_request", c.body, resp.StatusCode, out)
 		}
 	}
 }
