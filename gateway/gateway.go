@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node"
 )
@@ -353,9 +354,8 @@ func (g *Gateway) bearer(r *http.Request) (string, *refusal) {
 		}
 		return "", nil
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+	tok, ok := token.BearerFromHeader(h)
+	if !ok {
 		return "", &refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: Authorization must be Bearer <token>", 0}
 	}
 	return tok, nil
