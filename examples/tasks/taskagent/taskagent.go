@@ -21,10 +21,12 @@ const Address = "tasks@fame.fabric"
 // Capability is what it advertises, so callers can find it by capability too.
 const Capability = "example.count.v1"
 
-// Bounds on a task's parameters, so one request cannot hold a goroutine for hours.
+// Bounds on a task's parameters and its run, so one request cannot hold a goroutine for hours:
+// n × stepMs may not exceed maxRun, and the agent cancels a task still running after it.
 const (
 	maxN      = 10_000
 	maxStepMs = 10_000
+	maxRun    = 10 * time.Minute
 )
 
 // Params is a task's data payload.
@@ -55,6 +57,9 @@ func Run(ctx context.Context, tc *agent.TaskContext) (any, error) {
 	if p.N < 0 || p.N > maxN || p.StepMs < 0 || p.StepMs > maxStepMs {
 		return nil, fmt.Errorf("%w: n must be in [0, %d] and stepMs in [0, %d]", agent.ErrInvalidData, maxN, maxStepMs)
 	}
+	if time.Duration(p.N)*time.Duration(p.StepMs)*time.Millisecond > maxRun {
+		return nil, fmt.Errorf("%w: n × stepMs may not exceed %v", agent.ErrInvalidData, maxRun)
+	}
 	t := time.NewTicker(time.Duration(max(p.StepMs, 1)) * time.Millisecond)
 	defer t.Stop()
 	for i := 1; i <= p.N; i++ {
@@ -74,8 +79,9 @@ func Run(ctx context.Context, tc *agent.TaskContext) (any, error) {
 // New builds the example agent.
 func New() (*agent.TaskAgent, error) {
 	return agent.New(agent.Options{
-		Background: true,
-		Run:        Run,
+		Background:  true,
+		Run:         Run,
+		MaxLifetime: maxRun + time.Minute, // the bound above, whatever a step costs
 		Card: agent.AgentCard{
 			Name: "tasks", Description: "counts to n, one status update per step; cancellable",
 			URL: "fame://" + Address, Version: "1.0.0",
