@@ -43,74 +43,24 @@ type Resubscriber interface {
 // replaces it), with errors mapped to the reference's JSON-RPC codes.
 func Ops(a Agent, extra node.Ops) node.Ops {
 	ops := node.Ops{
-		MethodSend: node.Unary(func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var p TaskSendParams
-			if err := decode(raw, &p); err != nil {
-				return nil, err
-			}
-			return mapped(a.StartTask(ctx, p))
+		MethodSend:   Handle(a.StartTask),
+		MethodGet:    Handle(a.GetTaskStatus),
+		MethodCancel: Handle(a.CancelTask),
+		MethodUnsubscribe: Handle(func(ctx context.Context, p TaskIDParams) (any, error) {
+			return nil, a.UnsubscribeTask(ctx, p)
 		}),
-		MethodGet: node.Unary(func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var p TaskQueryParams
-			if err := decode(raw, &p); err != nil {
-				return nil, err
-			}
-			return mapped(a.GetTaskStatus(ctx, p))
-		}),
-		MethodCancel: node.Unary(func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var p TaskIDParams
-			if err := decode(raw, &p); err != nil {
-				return nil, err
-			}
-			return mapped(a.CancelTask(ctx, p))
-		}),
-		MethodUnsubscribe: node.Unary(func(ctx context.Context, raw json.RawMessage) (any, error) {
-			var p TaskIDParams
-			if err := decode(raw, &p); err != nil {
-				return nil, err
-			}
-			if err := a.UnsubscribeTask(ctx, p); err != nil {
-				return nil, toRPC(err)
-			}
-			return nil, nil
-		}),
+		// The card takes no params: whatever a caller sends there is ignored, as the reference does.
 		MethodGetCard: node.Unary(func(ctx context.Context, _ json.RawMessage) (any, error) {
 			return mapped(a.AgentCard(ctx))
 		}),
-		MethodPushSet: node.Unary(func(context.Context, json.RawMessage) (any, error) {
-			return nil, toRPC(ErrPushNotSupported)
-		}),
-		MethodPushGet: node.Unary(func(context.Context, json.RawMessage) (any, error) {
-			return nil, toRPC(ErrPushNotSupported)
-		}),
-		MethodSubscribe: node.Streaming(func(ctx context.Context, raw json.RawMessage, emit func(any) error) error {
-			var p TaskSendParams
-			if err := decode(raw, &p); err != nil {
-				return err
-			}
-			if err := a.SubscribeToTaskUpdates(ctx, p, func(ev TaskEvent) error { return emit(ev) }); err != nil {
-				return toRPC(err)
-			}
-			return nil
-		}),
+		MethodPushSet:   node.Unary(pushNotSupported),
+		MethodPushGet:   node.Unary(pushNotSupported),
+		MethodSubscribe: HandleStream(a.SubscribeToTaskUpdates),
 	}
 	if r, ok := a.(Resubscriber); ok {
-		ops[MethodResubscribe] = node.Streaming(func(ctx context.Context, raw json.RawMessage, emit func(any) error) error {
-			var p TaskIDParams
-			if err := decode(raw, &p); err != nil {
-				return err
-			}
-			if err := r.ResubscribeTask(ctx, p, func(ev TaskEvent) error { return emit(ev) }); err != nil {
-				return toRPC(err)
-			}
-			return nil
-		})
+		ops[MethodResubscribe] = HandleStream(r.ResubscribeTask)
 	} else {
-		ops[MethodResubscribe] = node.Unary(func(_ context.Context, raw json.RawMessage) (any, error) {
-			var p TaskIDParams
-			if err := decode(raw, &p); err != nil {
-				return nil, err
-			}
+		ops[MethodResubscribe] = Handle(func(context.Context, TaskIDParams) (any, error) {
 			return nil, &node.RemoteError{Code: CodeMethodNotFound, Message: "Method not found"}
 		})
 	}
@@ -126,6 +76,12 @@ func Serve(ctx context.Context, n *node.Node, address string, a Agent, extra nod
 		return fmt.Errorf("agent: serve %s: %w", address, err)
 	}
 	return nil
+}
+
+// pushNotSupported answers the push notification config methods as the reference's agents do,
+// whatever their params.
+func pushNotSupported(context.Context, json.RawMessage) (any, error) {
+	return nil, toRPC(ErrPushNotSupported)
 }
 
 // mapped returns v, or err as the reference's JSON-RPC error.
