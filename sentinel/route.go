@@ -28,8 +28,19 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	if tr != nil && dst != nil {
 		tr.dst, tr.sticky = dst, sticky
 	}
+	if dst == nil && to != nil && s.cl != nil {
+		if rp, ok := to.(*remotePeer); ok {
+			return s.routeRemote(src, msg, h, dest, rp) // on another sentinel (cluster.go)
+		}
+	}
 	if dst == nil {
 		switch reason {
+		case reasonReplicaLost:
+			s.cl.m.graceNacks.Inc()
+			src.log.Info("call to a lost replica nacked within the grace window", "to", string(dest))
+			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
+				"the replica bound to this session lost its sentinel; retry (grace window)")
+			return outNoRoute
 		case reasonLocal:
 			return outLocal
 		case reasonChannelClosed:
@@ -97,6 +108,7 @@ const (
 	reasonNone resolveReason = iota
 	reasonLocal
 	reasonChannelClosed // encrypted for a channel purged with its replica (closedchan.go)
+	reasonReplicaLost   // clustered: the bound replica is lost, within the grace window (cluster.go)
 )
 
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
@@ -124,6 +136,9 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 		if i := bytes.IndexByte(loc, '/'); i >= 0 {
 			host = loc[:i]
 		}
+		if s.cl != nil {
+			return s.cl.resolveLogical(h, dest, participant, host)
+		}
 		if p, members := s.routes.lookupPool(participant, host); p != nil {
 			if s.sticky.channelClosed(h) {
 				return nil, reasonChannelClosed, false
@@ -134,6 +149,11 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 		return nil, reasonNone, false
 	}
 	c, r := s.resolvePath(loc)
+	if c == nil && r == reasonNone && s.cl != nil {
+		if rp := s.cl.resolveRemotePath(loc); rp != nil {
+			return rp, reasonNone, false
+		}
+	}
 	return c, r, false
 }
 
@@ -283,13 +303,25 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		case !s.limits.holdRoute(c, a.String()):
 			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, s.limits.message(limitRoutes)), Address: f.Address}
 		default:
-			if why := s.bindOwned(c, a); why != "" {
+			why := ""
+			if s.cl != nil && a.Host != "" && !a.IsWildcard() {
+				if o := s.cl.exactOwnedElsewhere(a.String(), c.systemID); o != "" {
+					why = "address " + a.String() + " is bound by " + o
+				}
+			}
+			if why == "" {
+				why = s.bindOwned(c, a)
+			}
+			if why != "" {
 				s.securityRefusal(c, refusalBindConflict, why, "address", f.Address)
 				c.held.dropRoute(a.String()) // not bound: it does not count against the limit
 				ack = &envelope.AddressBindAck{Ack: refuse(codeBindConflict, why), Address: f.Address}
 				break
 			}
 			s.sticky.memberJoined(c, a)
+			if s.cl != nil {
+				s.cl.publishAddresses(c)
+			}
 			c.startPinger()
 			c.log.Info("address bound", "address", f.Address)
 			ack = &envelope.AddressBindAck{Ack: okAck, Address: f.Address}
@@ -298,6 +330,9 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		if a, perr := envelope.ParseAddress(f.Address); perr == nil {
 			s.routes.unbind(c, a)
 			c.held.dropRoute(a.String())
+			if s.cl != nil {
+				s.cl.publishAddresses(c)
+			}
 		}
 		ack = &envelope.AddressUnbindAck{Ack: okAck, Address: f.Address}
 	case *envelope.CapabilityAdvertise:
