@@ -50,6 +50,7 @@ type ClusterDirectory interface {
 	Remove(id string)
 	Get(id string) (cluster.Replica, bool)
 	Live(address string) []string
+	All() []cluster.Replica
 }
 
 // ClusterLink is a clustered sentinel's membership (WithCluster). Store, Bus and Directory are
@@ -87,7 +88,7 @@ type clusterMetrics struct {
 	peerNacks   prometheus.Counter
 }
 
-func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
+func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *clusterMetrics {
 	m := &clusterMetrics{
 		routed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_routed_total",
 			Help: "Envelopes to a logical address routed over the cluster's replica set, by where the replica is (local, remote)."}, []string{"where"}),
@@ -99,6 +100,20 @@ func newClusterMetrics(reg prometheus.Registerer) *clusterMetrics {
 			Help: "Calls nacked PEER_UNREACHABLE because their bound replica was lost and still within the grace window."}),
 		peerNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_peer_nacks_total",
 			Help: "Requests forwarded to a peer sentinel and nacked PEER_UNREACHABLE because that sentinel went down."}),
+	}
+	states := []cluster.ReplicaState{cluster.ReplicaUp, cluster.ReplicaDraining, cluster.ReplicaDown}
+	for _, st := range states {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_cluster_directory_replicas",
+			Help:        "Replicas in the cluster's directory as this sentinel sees it, by state (a replica is down when its sentinel is).",
+			ConstLabels: prometheus.Labels{"state": string(st)}}, func() float64 {
+			n := 0
+			for _, r := range dir.All() {
+				if r.State == st {
+					n++
+				}
+			}
+			return float64(n)
+		}))
 	}
 	reg.MustRegister(m.routed, m.busRefusals, m.repins, m.graceNacks, m.peerNacks)
 	return m
@@ -131,7 +146,7 @@ func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky boo
 		g = DefaultClusterGrace
 	}
 	return &clusterRouter{self: self, store: l.Store, bus: l.Bus, dir: l.Directory, routes: routes, grace: g,
-		sticky: sticky, log: log.With("component", "cluster"), m: newClusterMetrics(reg), refuse: refuse,
+		sticky: sticky, log: log.With("component", "cluster"), m: newClusterMetrics(reg, l.Directory), refuse: refuse,
 		missing: map[string]time.Time{}, pending: map[string]map[string]pendingReq{}, remotes: map[[2]string]*remotePeer{}}
 }
 
