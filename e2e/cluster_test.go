@@ -25,8 +25,8 @@ import (
 // clients (which has no replica) all cross the bus one hop.
 func TestClusterSticky(t *testing.T) {
 	cf := startCluster(t, 3, "2s")
-	cf.procs[1].startReplica("r1", "fame.fabric", nil, nil)
-	cf.procs[2].startReplica("r2", "fame.fabric", nil, nil)
+	cf.procs[1].startReplica("r1", "*.fame.fabric", nil, nil)
+	cf.procs[2].startReplica("r2", "*.fame.fabric", nil, nil)
 	cf.waitReplicas(2)
 
 	seen := map[string]int{}
@@ -86,8 +86,10 @@ func TestClusterSticky(t *testing.T) {
 func TestClusterKillSentinel(t *testing.T) {
 	cf := startCluster(t, 3, "40s")
 	ex := newExecLog()
-	cf.procs[1].startReplica("r1", "fame.fabric", ex, func(c *node.Config) { c.AttachURL = cf.rotating(1) })
-	cf.procs[2].startReplica("r2", "fame.fabric", ex, func(c *node.Config) { c.AttachURL = cf.rotating(2) })
+	// At-least-once on both sides, as FAME_DELIVERY_PROFILE sets it: a replica re-sends a
+	// reply until the caller acknowledges it.
+	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
+	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
 	cf.waitReplicas(2)
 
 	type client struct {
@@ -128,8 +130,11 @@ func TestClusterKillSentinel(t *testing.T) {
 					cancel()
 					if err != nil {
 						failed.Add(1)
+						ex.mu.Lock()
+						ran := fmt.Sprintf("executed %d time(s) by %q", ex.counts[key], ex.by[key])
+						ex.mu.Unlock()
 						errMu.Lock()
-						errs = append(errs, key+": "+err.Error())
+						errs = append(errs, fmt.Sprintf("%s (client %d, home %s, %s): %v", key, ci, cf.ids[c.home], ran, err))
 						errMu.Unlock()
 						continue
 					}
@@ -144,6 +149,11 @@ func TestClusterKillSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-cf.procs[1].exited
+	for _, i := range []int{0, 2} {
+		waitUntil(t, 15*time.Second, cf.ids[i]+" seeing s1 down", func() bool {
+			return cf.procs[i].metric(t, "fame_cluster_peer_transitions_total", `state="down"`) >= 1
+		})
+	}
 	cf.waitReplicas(2, 1) // r1 back, seen from s0 and s2
 	t.Logf("r1 visible again on s0 and s2 %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 	time.Sleep(2 * time.Second)
@@ -179,7 +189,7 @@ func TestClusterKillSentinel(t *testing.T) {
 // sentinel goes on serving a real client.
 func TestClusterNATSRefusesUnauthenticated(t *testing.T) {
 	cf := startCluster(t, 1, "2s")
-	cf.procs[0].startReplica("r1", "fame.fabric", nil, nil)
+	cf.procs[0].startReplica("r1", "*.fame.fabric", nil, nil)
 	cf.waitReplicas(1)
 	addr := fmt.Sprintf("127.0.0.1:%d", cf.clientPort[0])
 	before := cf.procs[0].metric(t, "fame_cluster_refused_total", `link="client"`, `reason="auth"`)

@@ -86,6 +86,9 @@ type clusterMetrics struct {
 	repins      prometheus.Counter
 	graceNacks  prometheus.Counter
 	peerNacks   prometheus.Counter
+	// movedDeliveries: envelopes for /<dead sentinel>/<child> delivered to that child, which
+	// re-attached here.
+	movedDeliveries prometheus.Counter
 }
 
 func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *clusterMetrics {
@@ -101,6 +104,9 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 		peerNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_peer_nacks_total",
 			Help: "Requests forwarded to a peer sentinel and nacked PEER_UNREACHABLE because that sentinel went down."}),
 	}
+	m.movedDeliveries = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_moved_deliveries_total",
+		Help: "Envelopes addressed under a down sentinel's path delivered to the child, which re-attached here."})
+	reg.MustRegister(m.movedDeliveries)
 	states := []cluster.ReplicaState{cluster.ReplicaUp, cluster.ReplicaDraining, cluster.ReplicaDown}
 	for _, st := range states {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_cluster_directory_replicas",
@@ -374,7 +380,24 @@ func (cl *clusterRouter) resolveRemotePath(path []byte) peer {
 		rest = rest[:i]
 	}
 	id := string(rest)
-	if id == cl.self || cl.bus.State(id) == cluster.PeerDown {
+	if id == cl.self {
+		return nil
+	}
+	if cl.bus.State(id) == cluster.PeerDown {
+		// The path's sentinel is gone; a child of it that moved here (same system id, so the
+		// same identity admission checked) still gets what was addressed to it, such as the
+		// reply to a call it made before the move.
+		child := path[1+len(id):]
+		if len(child) > 1 && child[0] == '/' {
+			child = child[1:]
+			if i := bytes.IndexByte(child, '/'); i >= 0 {
+				child = child[:i]
+			}
+			if c := cl.routes.child(child); c != nil {
+				cl.m.movedDeliveries.Inc()
+				return c
+			}
+		}
 		return nil
 	}
 	return cl.remote(id, "")
