@@ -403,16 +403,45 @@ func (cl *clusterRouter) resolveRemotePath(path []byte) peer {
 	return cl.remote(id, "")
 }
 
-// exactOwnedElsewhere reports the replica attached to another sentinel that serves the
-// exact address addr, if any: binding it here would take it over.
-func (cl *clusterRouter) exactOwnedElsewhere(addr, systemID string) string {
-	for _, id := range cl.dir.Live(addr) {
-		if id == systemID {
-			continue
+// conflict is the cluster-wide half of the bind ownership rule (ownership.go has the local
+// half): an exact address is refused while another replica serves it, or while a live pool of
+// other replicas covers its host (an exact route wins over the pool and would divert its
+// calls); a pool is refused inside a wider live pool of other replicas (the most specific
+// suffix wins). Joining a pool is not a conflict. systemID is the binder's.
+func (cl *clusterRouter) conflict(a envelope.Address, systemID string) string {
+	if a.Host == "" {
+		return ""
+	}
+	others := func(addr string) string {
+		for _, id := range cl.dir.Live(addr) {
+			if id != systemID {
+				where := ""
+				if r, ok := cl.dir.Get(id); ok {
+					where = " on sentinel " + r.Sentinel
+				}
+				return id + where
+			}
 		}
-		if r, ok := cl.dir.Get(id); ok && r.Sentinel != cl.self {
-			return id + " on sentinel " + r.Sentinel
+		return ""
+	}
+	host, pool := strings.CutPrefix(a.Host, "*.")
+	if !pool {
+		if o := others(a.String()); o != "" {
+			return "address " + a.String() + " is bound by " + o
 		}
+	}
+	for h := host; h != ""; {
+		if !pool || h != host {
+			key := a.Participant + "@*." + h
+			if o := others(key); o != "" {
+				return "address " + a.String() + " would shadow the live pool " + key + " (" + o + ")"
+			}
+		}
+		dot := strings.IndexByte(h, '.')
+		if dot < 0 {
+			break
+		}
+		h = h[dot+1:]
 	}
 	return ""
 }

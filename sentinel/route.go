@@ -304,10 +304,8 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, s.limits.message(limitRoutes)), Address: f.Address}
 		default:
 			why := ""
-			if s.cl != nil && a.Host != "" && !a.IsWildcard() {
-				if o := s.cl.exactOwnedElsewhere(a.String(), c.systemID); o != "" {
-					why = "address " + a.String() + " is bound by " + o
-				}
+			if s.cl != nil {
+				why = s.cl.conflict(a, c.systemID) // across the cluster (cluster.go)
 			}
 			if why == "" {
 				why = s.bindOwned(c, a)
