@@ -537,6 +537,31 @@ func (t *routeTable) addressesOf(c peer) []string {
 	return out
 }
 
+// resolveClustered is resolveWhy for a clustered sentinel past the local exact route: a
+// logical address over the cluster's live replica set, then a physical path here or, by its
+// first segment, on a peer sentinel.
+func (s *Sentinel) resolveClustered(h *envelope.Header, dest []byte) (peer, resolveReason, bool) {
+	at := bytes.LastIndexByte(dest, '@')
+	if at < 0 || at == len(dest)-1 {
+		return nil, reasonNone, false
+	}
+	participant, loc := dest[:at], dest[at+1:]
+	if loc[0] != '/' {
+		host := loc
+		if i := bytes.IndexByte(loc, '/'); i >= 0 {
+			host = loc[:i]
+		}
+		return s.cl.resolveLogical(h, dest, participant, host)
+	}
+	c, r := s.resolvePath(loc)
+	if c == nil && r == reasonNone {
+		if rp := s.cl.resolveRemotePath(loc); rp != nil {
+			return rp, reasonNone, false
+		}
+	}
+	return c, r, false
+}
+
 // routeRemote forwards src's envelope to a peer on another sentinel (routeOnce's remote leg).
 func (s *Sentinel) routeRemote(src *conn, msg []byte, h *envelope.Header, dest []byte, p *remotePeer) string {
 	cl := s.cl

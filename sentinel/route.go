@@ -123,6 +123,9 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 	if c := s.routes.lookupExact(dest); c != nil {
 		return c, reasonNone, false
 	}
+	if s.cl != nil {
+		return s.resolveClustered(h, dest) // cluster.go; kept out of line so this path stays as it was
+	}
 	at := bytes.LastIndexByte(dest, '@')
 	if at < 0 {
 		return nil, reasonNone, false
@@ -136,9 +139,6 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 		if i := bytes.IndexByte(loc, '/'); i >= 0 {
 			host = loc[:i]
 		}
-		if s.cl != nil {
-			return s.cl.resolveLogical(h, dest, participant, host)
-		}
 		if p, members := s.routes.lookupPool(participant, host); p != nil {
 			if s.sticky.channelClosed(h) {
 				return nil, reasonChannelClosed, false
@@ -149,11 +149,6 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 		return nil, reasonNone, false
 	}
 	c, r := s.resolvePath(loc)
-	if c == nil && r == reasonNone && s.cl != nil {
-		if rp := s.cl.resolveRemotePath(loc); rp != nil {
-			return rp, reasonNone, false
-		}
-	}
 	return c, r, false
 }
 
