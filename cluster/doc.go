@@ -60,10 +60,14 @@
 // by default (it exists for tools and because lame-duck mode only runs with
 // a client listener).
 //
-// # Not here yet
+// # Wired into the sentinel
 //
-// The sentinel does not use this package yet: routing through the store,
-// forwarding over the bus, replies by the physical path's sentinel prefix,
-// directory entries for attached replicas, drain and SIGTERM wiring are the
-// next step.
+// fame sentinel opens a Member when a cluster is configured and hands its
+// Store, Bus and Directory to sentinel.WithCluster; the sentinel routes
+// logical addresses over Directory.Live with Pick/Next, keeps session and
+// channel bindings in the Store, forwards to peers over the Bus and keeps a
+// lost replica's bindings for Config.Grace (docs/cluster.md). Not yet
+// wired: signing security profiles (refused at load), AFT stickiness,
+// replica drain and capability routing across sentinels, and SIGTERM's
+// draining heartbeat (Bus.SetDraining).
 package cluster

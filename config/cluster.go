@@ -30,6 +30,7 @@ type ClusterFile struct {
 	CacheMax     int             `yaml:"cache_max,omitempty"`
 	WriteTimeout string          `yaml:"write_timeout,omitempty"`
 	LameDuck     string          `yaml:"lame_duck,omitempty"`
+	Grace        string          `yaml:"grace,omitempty"`
 }
 
 // ClusterTLSFile names the PEM files of the cluster's mutual TLS (issued by the stack CA).
@@ -113,6 +114,7 @@ func ClusterConfig(f *ClusterFile, env Getenv, nodeID, storagePath string) (clus
 		{"cluster.binding_ttl", c.BindingTTL, &out.BindingTTL},
 		{"cluster.write_timeout", c.WriteTimeout, &out.WriteTimeout},
 		{"cluster.lame_duck", c.LameDuck, &out.LameDuck},
+		{"cluster.grace", c.Grace, &out.Grace},
 	} {
 		if d.v == "" {
 			continue

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fame-go/fame/cluster/clustercfg"
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/security/aft"
@@ -21,9 +22,8 @@ type File struct {
 	Node    NodeConfig    `yaml:"node"`
 	Plugins []any         `yaml:"plugins,omitempty"`
 	Logging LoggingConfig `yaml:"logging,omitempty"`
-	// Cluster is the `cluster:` block (config.ClusterFile). The cluster package exists but the
-	// router does not use it yet (issue #15), so Load refuses a configured cluster rather than
-	// ignore it.
+	// Cluster is the `cluster:` block (config.ClusterFile): several sentinels as one (issue
+	// #15, docs/cluster.md). Load resolves it into Options.Cluster.
 	Cluster *config.ClusterFile `yaml:"cluster,omitempty"`
 	Tracing TracingConfig       `yaml:"tracing,omitempty"`
 }
@@ -194,6 +194,10 @@ type Options struct {
 	AdminOptions
 	LogOptions
 
+	// Cluster is the cluster membership (the `cluster:` block and FAME_CLUSTER_*); the zero
+	// Config means a single sentinel. Load fills it; the program opens the membership
+	// (cluster.Open) and hands it to New with WithCluster. Restart-only.
+	Cluster clustercfg.Config
 	// TrustBundle is the CA bundle node certificates must chain to (a PEM file path or inline
 	// PEM, FAME_CA_CERTS); required under strict-overlay.
 	TrustBundle string
@@ -394,7 +398,13 @@ func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) 
 	}
 	if cc, cprobs := config.ClusterConfig(f.Cluster, env, o.ID, o.StoragePath); cc.Enabled() || f.Cluster != nil {
 		problems = append(problems, cprobs...)
-		problems = append(problems, "cluster: this sentinel cannot run clustered yet (the cluster package is not wired into routing; issue #15): remove the cluster block and FAME_CLUSTER_*")
+		if p, perr := security.ParseProfile(string(o.SecurityProfile)); perr == nil && p.VerifiesSignatures() {
+			problems = append(problems, "cluster: security profile "+string(o.SecurityProfile)+" cannot run clustered yet (signed envelopes and key requests are not carried across sentinels; issue #15): use open or gated, or run one sentinel")
+		}
+		if o.ID == "" {
+			problems = append(problems, "cluster: a clustered sentinel needs a fixed id (node.id or FAME_NODE_ID): it is its NATS server name and the first segment of its peers' paths")
+		}
+		o.Cluster = cc
 	}
 	if len(problems) > 0 {
 		return o, ignored, &ConfigError{Problems: problems, File: path, Unknown: unknown, Incomplete: unknown != nil || yte != nil}

@@ -3,6 +3,7 @@ package sentinel
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -229,26 +230,42 @@ tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", s
 	}
 }
 
-// TestClusterRefusedUntilWired: a cluster block or FAME_CLUSTER_LISTEN is refused at load, not
-// ignored, while routing does not use the cluster package (issue #15).
-func TestClusterRefusedUntilWired(t *testing.T) {
-	path := t.TempDir() + "/s.yml"
-	if err := os.WriteFile(path, []byte("node: {id: s1}\ncluster: {name: c, listen: 127.0.0.1:6222}\n"), 0o600); err != nil {
-		t.Fatal(err)
+// TestClusterConfig: a cluster block (or FAME_CLUSTER_*) resolves into Options.Cluster under
+// the profiles the clustered router serves; a signing security profile and a missing node id
+// are refused at load, with the reason, rather than run half-clustered.
+func TestClusterConfig(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tls := "data_dir: /tmp/n, tls: {cert: c.pem, key: k.pem, ca: ca.pem}, auth: {user: u, password: p}"
+	ok := write("ok.yml", "node: {id: s1}\ncluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n")
+	o, err := LoadOptions(ok, config.MapEnv(nil))
+	if err != nil {
+		t.Fatalf("open profile with a cluster: %v", err)
+	}
+	if !o.Cluster.Enabled() || o.Cluster.Name != "c" || o.Cluster.SentinelID != "s1" {
+		t.Errorf("Cluster = %+v, want enabled, name c, sentinel s1", o.Cluster)
 	}
 	for name, tc := range map[string]struct {
 		path string
 		env  map[string]string
+		want string
 	}{
-		"file": {path, nil},
-		"env":  {"", map[string]string{"FAME_CLUSTER_LISTEN": "127.0.0.1:6222", "FAME_CLUSTER_NAME": "c"}},
+		"overlay":   {write("ov.yml", "node: {id: s1, security: {profile: overlay}}\ncluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n"), nil, "cannot run clustered yet"},
+		"no id":     {write("noid.yml", "cluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n"), nil, "needs a fixed id"},
+		"env no id": {"", map[string]string{"FAME_CLUSTER_LISTEN": "127.0.0.1:6222", "FAME_CLUSTER_NAME": "c"}, "needs a fixed id"},
 	} {
 		_, err := LoadOptions(tc.path, config.MapEnv(tc.env))
-		if err == nil || !strings.Contains(err.Error(), "cannot run clustered yet") {
-			t.Errorf("%s: err = %v, want the cluster refused", name, err)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
 	}
-	if _, err := LoadOptions("", config.MapEnv(nil)); err != nil {
-		t.Fatalf("no cluster: %v", err)
+	if o, err := LoadOptions("", config.MapEnv(nil)); err != nil || o.Cluster.Enabled() {
+		t.Fatalf("no cluster: %v, %+v", err, o.Cluster)
 	}
 }

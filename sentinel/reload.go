@@ -83,6 +83,7 @@ var settings = []setting{
 	{"AdminToken", "node.admin.token", true},
 	{"Pprof", "FAME_PPROF", true},
 	{"Tracing", "tracing", true}, // the tracer is set up once by fame sentinel (WithTracer)
+	{"Cluster", "cluster", true}, // the membership is opened once by fame sentinel (WithCluster)
 	{"LogFormat", "logging.format", true},
 	{"LogLevel", "logging.level", false},
 	{"ShowEnvelopes", "FAME_SHOW_ENVELOPES", true},

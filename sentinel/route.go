@@ -35,8 +35,19 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	if tr != nil && dst != nil {
 		tr.dst, tr.sticky = dst, sticky
 	}
+	if dst == nil && to != nil && s.cl != nil {
+		if rp, ok := to.(*remotePeer); ok {
+			return s.routeRemote(src, msg, h, dest, rp) // on another sentinel (cluster.go)
+		}
+	}
 	if dst == nil {
 		switch reason {
+		case reasonReplicaLost:
+			s.cl.m.graceNacks.Inc()
+			src.log.Info("call to a lost replica nacked within the grace window", "to", string(dest))
+			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
+				"the replica bound to this session lost its sentinel; retry (grace window)")
+			return outNoRoute
 		case reasonLocal:
 			return outLocal
 		case reasonChannelClosed:
@@ -98,6 +109,7 @@ const (
 	reasonNone resolveReason = iota
 	reasonLocal
 	reasonChannelClosed // encrypted for a channel purged with its replica (closedchan.go)
+	reasonReplicaLost   // clustered: the bound replica is lost, within the grace window (cluster.go)
 )
 
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
@@ -111,6 +123,9 @@ func (s *Sentinel) resolve(src peer, h *envelope.Header, dest []byte) (peer, res
 func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, resolveReason, bool) {
 	if c := s.routes.lookupExact(dest); c != nil {
 		return c, reasonNone, false
+	}
+	if s.cl != nil {
+		return s.resolveClustered(h, dest) // cluster.go; kept out of line so this path stays as it was
 	}
 	at := bytes.LastIndexByte(dest, '@')
 	if at < 0 {
@@ -303,13 +318,23 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		case !s.limits.holdRoute(c, a.String()):
 			ack = &envelope.AddressBindAck{Ack: refuse(CodeLimitExceeded, s.limits.message(limitRoutes)), Address: f.Address}
 		default:
-			if why := s.bindOwned(c, a); why != "" {
+			why := ""
+			if s.cl != nil {
+				why = s.cl.conflict(a, c.systemID) // across the cluster (cluster.go)
+			}
+			if why == "" {
+				why = s.bindOwned(c, a)
+			}
+			if why != "" {
 				s.securityRefusal(c, refusalBindConflict, why, "address", f.Address)
 				c.held.dropRoute(a.String()) // not bound: it does not count against the limit
 				ack = &envelope.AddressBindAck{Ack: refuse(codeBindConflict, why), Address: f.Address}
 				break
 			}
 			s.sticky.memberJoined(c, a)
+			if s.cl != nil {
+				s.cl.publishAddresses(c)
+			}
 			c.startPinger()
 			c.log.Info("address bound", "address", f.Address)
 			ack = &envelope.AddressBindAck{Ack: okAck, Address: f.Address}
@@ -318,6 +343,9 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 		if a, perr := envelope.ParseAddress(f.Address); perr == nil {
 			s.routes.unbind(c, a)
 			c.held.dropRoute(a.String())
+			if s.cl != nil {
+				s.cl.publishAddresses(c)
+			}
 		}
 		ack = &envelope.AddressUnbindAck{Ack: okAck, Address: f.Address}
 	case *envelope.CapabilityAdvertise:

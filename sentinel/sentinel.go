@@ -90,6 +90,11 @@ type Sentinel struct {
 	drainCh  chan struct{} // closed when Shutdown starts: stops the sentinel's own loops
 	showMu   sync.Mutex    // serialises FAME_SHOW_ENVELOPES output
 
+	// clusterLink is WithCluster's membership; cl routes over it (cluster.go), nil when the
+	// sentinel is not clustered.
+	clusterLink *ClusterLink
+	cl          *clusterRouter
+
 	logLevel *slog.LevelVar // WithLogLevel: what a reload of logging.level sets
 	reload   *reloader      // hot reload state and metrics (reload.go)
 }
@@ -167,7 +172,17 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		return nil, err
 	}
 	// s.sec may be nil (open and gated profiles): a nil *secLayer signs nothing.
-	if s.sticky, err = newStickyRouter(stickyDeps{opts: opts, log: s.log, metrics: s.metrics, lb: s.lb,
+	stickyOpts := opts
+	if s.clusterLink != nil {
+		if err := s.checkClusterLink(); err != nil {
+			return nil, err
+		}
+		// Clustered, the bindings live in the cluster's store (cluster.go); the local table
+		// would purge and SecureClose on a detach that the grace window may yet undo.
+		stickyOpts.Stickiness = false
+		s.cl = newClusterRouter(*s.clusterLink, s.id, s.routes, opts.Stickiness, s.log, s.metrics.reg, s)
+	}
+	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
 		return nil, err
 	}
@@ -184,6 +199,13 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		peers: s.routes.attached, live: s.reachable, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drainCh = make(chan struct{})
+	if s.cl != nil {
+		if err := s.cl.start(s.deliverFromPeer); err != nil {
+			s.sticky.close()
+			return nil, fmt.Errorf("sentinel: cluster bus: %w", err)
+		}
+		s.log.Info("clustered: routing over the cluster's replica set", "grace", s.cl.grace, "stickiness", opts.Stickiness)
+	}
 	s.wg.Add(1)
 	go s.sweepIdle()
 	return s, nil
@@ -460,6 +482,9 @@ func (s *Sentinel) connClosed(c *conn, reason string) {
 		// holder's sessions. On shutdown the bindings must outlive the connections: a
 		// restarted sentinel restores them from the store when the replicas re-attach.
 		s.sticky.replicaGone(c)
+	}
+	if held && s.cl != nil {
+		s.cl.left(c) // out of the cluster's directory; its bindings wait out the grace window
 	}
 	s.sticky.drainGone(c, 0) // a replica drain ends with its connection (replicadrain.go)
 	s.sec.forget(c)

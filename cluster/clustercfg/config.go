@@ -21,6 +21,9 @@ const (
 	DefaultCacheMax     = 1 << 20
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultLameDuck     = 5 * time.Second
+	// DefaultGrace is how long a lost replica keeps its bindings: one that
+	// re-attaches (to any sentinel) within it serves its sessions again.
+	DefaultGrace        = 2 * time.Second
 	DefaultClientListen = "127.0.0.1:0"
 	// MaxReplicas is the JetStream replication the KV buckets ask for at most:
 	// R = min(MaxReplicas, cluster size).
@@ -76,6 +79,7 @@ type Config struct {
 	CacheMax     int           // DefaultCacheMax: local binding LRU bound
 	WriteTimeout time.Duration // DefaultWriteTimeout: one background KV write
 	LameDuck     time.Duration // DefaultLameDuck: lame-duck duration on Close
+	Grace        time.Duration // DefaultGrace: a lost replica's bindings wait this long before re-pinning
 }
 
 // TLSFiles names PEM files.
@@ -125,6 +129,9 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.LameDuck <= 0 {
 		c.LameDuck = DefaultLameDuck
+	}
+	if c.Grace <= 0 {
+		c.Grace = DefaultGrace
 	}
 	if c.Embedded() && c.ClientListen == "" {
 		c.ClientListen = DefaultClientListen

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fame-go/fame/cluster"
 	"github.com/fame-go/fame/gateway"
 
 	"github.com/fame-go/fame/config"
@@ -181,9 +182,34 @@ func runSentinel(ctx context.Context, args []string) error {
 		defer gw.Close()
 		extra = append(extra, sentinel.WithRoute(gateway.DefaultBasePath+"/", gw.Handler()))
 	}
+	var member *cluster.Member
+	var clusterMx *cluster.Metrics
+	if opts.Cluster.Enabled() {
+		// The membership outlives serving: closed (bye, directory withdrawn, lame duck) after
+		// the drain, so calls in flight still reach replicas on the other sentinels.
+		clusterMx = cluster.NewMetrics()
+		if member, err = cluster.Open(opts.Cluster, log, clusterMx); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		defer func() {
+			if err := member.Close(); err != nil {
+				log.Warn("cluster: leaving", "err", err)
+			}
+		}()
+		log.Info("cluster joined", "cluster", opts.Cluster.Name, "embedded", opts.Cluster.Embedded(),
+			"replicas", opts.Cluster.Replicas)
+		extra = append(extra, sentinel.WithCluster(sentinel.ClusterLink{Store: member.Store, Bus: member.Bus, Directory: member.Directory, Grace: opts.Cluster.Grace}))
+	}
 	s, err := sentinel.New(opts, extra...)
 	if err != nil {
 		return err
+	}
+	if clusterMx != nil {
+		for _, c := range clusterMx.Collectors() {
+			if err := s.Registerer().Register(c); err != nil {
+				return fmt.Errorf("cluster metrics: %w", err)
+			}
+		}
 	}
 	if gw != nil {
 		if err := gw.Register(s.Registerer()); err != nil {
