@@ -187,6 +187,12 @@ type call struct {
 	acked    bool
 	replied  bool // a reply (or stream item) arrived: the request ran to completion somewhere
 	reopened bool // re-sent once over a new channel after SecureClose
+	// superseded is the envelope id of the send a SecureClose superseded: the re-send goes
+	// out under a new id, so that the sentinel's nack of the old send (CHANNEL_CLOSED, or
+	// ROUTE_CONNECTOR_CLOSED when the old replica's connection is closed after its channels)
+	// is told apart from an answer to the re-send and does not fail the call.
+	superseded string
+	sentOn     *link // the link of the last send
 	attempt  int
 	retryAt  *time.Timer
 	closeOne sync.Once
@@ -261,15 +267,23 @@ func (c *call) send(ctx context.Context) error {
 			ch, err = n.outboundChannel(ctx, l, c.to)
 		}
 		if err == nil {
+			c.sentOn = l
 			if ch != nil {
-				c.w.setCID(ch.CID())
+				c.w.setSent(l, ch.CID())
 				if _, held := n.sec.channels.table.Get(ch.CID()); !held {
-					// A SecureClose took the channel between its choice and setCID, so it
+					// A SecureClose took the channel between its choice and setSent, so it
 					// did not mark this call for a re-send: its reply could not be read.
 					continue
 				}
+			} else {
+				c.w.setSent(l, "")
 			}
 			err = n.sendSecured(ctx, l, env, ch)
+			if err == nil && !l.alive() {
+				// The link died under the send, maybe before linkLost looked at this call:
+				// handled as its loss (a second report of the same link is ignored).
+				c.w.push(event{kind: evLinkLost, link: l})
+			}
 		}
 		if errors.Is(err, errLinkLost) {
 			continue // wait for the next link
@@ -304,6 +318,9 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 		if ok {
 			switch ev.kind {
 			case evAck:
+				if c.superseded != "" && ev.ref == c.superseded {
+					continue // the superseded send's ack says nothing of the re-send
+				}
 				c.stopRetry()
 			case evReply:
 				c.stopRetry()
@@ -317,10 +334,32 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				}
 				c.reopened = true
 				c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
+				c.superseded, c.id = c.id, envelope.NewID()
+				c.n.pend.track(c.w, c.id)
 				if err := c.send(ctx); err != nil {
 					return nil, c.mapErr(ctx, err)
 				}
+			case evLinkLost:
+				if ev.link != c.sentOn {
+					continue // a link this call no longer waits on
+				}
+				if c.alo && !c.replied && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+					// Whether or not the request arrived, its ack or reply died with the link:
+					// sent again (same envelope id, so a receiver that ran it does not run it
+					// twice) once the node has a new link.
+					c.attempt++
+					c.acked = false
+					c.n.log.Debug("connection lost under a call, re-sending", "method", c.method)
+					if err := c.send(ctx); err != nil {
+						return nil, c.mapErr(ctx, err)
+					}
+					continue
+				}
+				return nil, fmt.Errorf("node: %s on %s: %w", c.method, c.to, ErrConnectionLost)
 			case evNack:
+				if c.superseded != "" && ev.ref == c.superseded {
+					continue // the superseded send's nack; the re-send is what this call waits for
+				}
 				if c.reopened && ev.nack.Code == codeChannelClosedNack {
 					// The nack of the send that went over the channel a SecureClose closed
 					// (the sentinel refuses requests still encrypted for it); the re-send

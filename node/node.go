@@ -156,6 +156,7 @@ func (n *Node) uninstall(l *link) {
 func (n *Node) linkLost(l *link, cause error) {
 	n.log.Warn("connection lost", "cause", cause)
 	n.uninstall(l)
+	n.pend.linkLost(l)
 }
 
 // supervise owns the current link: it re-binds on epoch changes, and when the link dies it
