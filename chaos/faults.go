@@ -30,6 +30,8 @@ type Fault struct {
 	// Filled in when it runs.
 	Start     time.Time `json:"start"`
 	Recovered time.Time `json:"recovered"` // the target serves again
+	// Released is when a SIGSTOPped replica got its SIGCONT.
+	Released time.Time `json:"released,omitzero"`
 	HoldMS    int64     `json:"hold_ms"`
 	Err       string    `json:"error,omitempty"`
 }
@@ -120,6 +122,7 @@ func (s *stack) inject(ctx context.Context, f *Fault, proxy *slowProxy) error {
 			return err
 		}
 		err := sleep(f.Hold)
+		f.Released = time.Now()
 		if cerr := in.signal(syscall.SIGCONT, ""); cerr != nil {
 			return cerr
 		}

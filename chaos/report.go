@@ -22,6 +22,10 @@ const LostAfter = 4 * time.Second
 // recorded just before its signal is sent.
 const dupSlack = 100 * time.Millisecond
 
+// heldWindow is how soon after its SIGCONT a stopped replica runs the requests that reached
+// it while it was stopped (they waited in its socket buffer).
+const heldWindow = 2 * time.Second
+
 // dupWindow is how long after an execution a fault still explains that its reply never left
 // (the caller's attempt timeout bounds it from above).
 const dupWindow = 6 * time.Second
@@ -240,7 +244,10 @@ func nackCode(err string) string {
 // classifyDuplicates finds the keys executed more than once and explains each by a fault
 // that hit the replica of its first execution (kill -9 or SIGSTOP), or the sentinel, between
 // that execution and dupWindow after it; slowKeys are the slow-reading client's, whose
-// replies the slow reading itself holds back.
+// replies the slow reading itself holds back. One more explanation: an execution on a
+// replica within heldWindow of its SIGCONT ran a request delivered to it while it was stopped
+// (held in its socket buffer) that the fabric, having given up on the replica, had meanwhile
+// re-sent elsewhere: the first delivery went to a replica that stopped before its reply left.
 func classifyDuplicates(execs []mathagent.Execution, faults []Fault, slowKeys map[string]bool, t0 time.Time) DupCounts {
 	d := DupCounts{ByReason: map[string]int{}}
 	by := map[string][]mathagent.Execution{}
@@ -275,6 +282,19 @@ func classifyDuplicates(execs []mathagent.Execution, faults []Fault, slowKeys ma
 			}
 			if reason != "" {
 				break
+			}
+		}
+		if reason == "" {
+		held:
+			for _, e := range es {
+				te := time.Unix(0, e.UnixNano)
+				for _, f := range faults {
+					if f.Kind == FaultReplicaStop && f.Target == e.Replica && !f.Released.IsZero() &&
+						!te.Before(f.Released.Add(-dupSlack)) && !te.After(f.Released.Add(heldWindow)) {
+						reason = "replica_sigstop_held"
+						break held
+					}
+				}
 			}
 		}
 		for i := 1; i < len(es); i++ {

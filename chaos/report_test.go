@@ -186,3 +186,24 @@ func TestGoroutinesFromMetrics(t *testing.T) {
 		t.Error("no go_goroutines gave no error")
 	}
 }
+
+// TestDuplicateHeldByStoppedReplica: the stopped replica running, right after its SIGCONT, a
+// request the fabric had re-sent elsewhere is explained; the same execution long after is not.
+func TestDuplicateHeldByStoppedReplica(t *testing.T) {
+	faults := []Fault{{Kind: FaultReplicaStop, Target: "replica1", Start: at(10_000), Released: at(15_000), Recovered: at(15_500)}}
+	execs := []mathagent.Execution{
+		execution("h1", 1, "replica3", 12_800), execution("h1", 1, "replica1", 15_050),
+		execution("h2", 1, "replica3", 12_800), execution("h2", 1, "replica1", 25_000),
+	}
+	d := classifyDuplicates(execs, faults, nil, t0)
+	if d.Explained != 1 || d.Unexplained != 1 || d.ByReason["replica_sigstop_held"] != 1 {
+		t.Errorf("duplicates = %+v", d)
+	}
+}
+
+func TestCountGoroutines(t *testing.T) {
+	profile := "goroutine profile: total 9\n5 @ 0x1 0x2\n#\t0x1\tmain.worker+0x1\n\n3 @ 0x3\n#\t0x3\tnet/http.(*persistConn).readLoop+0x5\n\n1 @ 0x4\n#\t0x4\tmain.main+0x1\n"
+	if n := countGoroutines(profile); n != 6 {
+		t.Errorf("countGoroutines = %d, want 6", n)
+	}
+}

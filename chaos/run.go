@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -316,8 +319,44 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// selfSample is the harness's own RSS and goroutines (its callers' SDK goroutines included).
+// selfSample is the harness's own RSS and goroutines (its callers' SDK goroutines included),
+// less net/http's keep-alive connection goroutines: the callers' admission clients keep
+// idle connections to the welcome, OAuth2 and CA services that the transport closes on its
+// own idle timeout, so their count says nothing about leaks.
 func selfSample() sample {
 	rss, _ := readRSS(os.Getpid())
-	return sample{At: time.Now(), RSSBytes: rss, Goroutines: runtime.NumGoroutine()}
+	return sample{At: time.Now(), RSSBytes: rss, Goroutines: ownGoroutines()}
+}
+
+func ownGoroutines() int {
+	var b bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
+		return runtime.NumGoroutine()
+	}
+	return countGoroutines(b.String())
+}
+
+// countGoroutines sums a debug=1 goroutine profile's groups ("N @ 0x..." then the stack),
+// skipping those in net/http's persistConn loops.
+func countGoroutines(profile string) int {
+	n, cur, skip := 0, 0, false
+	flush := func() {
+		if !skip {
+			n += cur
+		}
+		cur, skip = 0, false
+	}
+	for _, line := range strings.Split(profile, "\n") {
+		var c int
+		if _, err := fmt.Sscanf(line, "%d @", &c); err == nil {
+			flush()
+			cur = c
+			continue
+		}
+		if strings.Contains(line, "net/http.(*persistConn)") {
+			skip = true
+		}
+	}
+	flush()
+	return n
 }
