@@ -332,6 +332,11 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				if c.reopened {
 					return nil, fmt.Errorf("node: %s on %s: %w twice", c.method, c.to, errChannelClosed)
 				}
+				if c.replied {
+					// A stream that already delivered items: a re-send would run it again
+					// from its first item. The caller is told it was cut.
+					return nil, fmt.Errorf("node: %s on %s: secure channel closed after items were delivered: %w", c.method, c.to, ErrConnectionLost)
+				}
 				c.reopened = true
 				c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
 				c.superseded, c.id = c.id, envelope.NewID()
