@@ -32,8 +32,8 @@ type Fault struct {
 	Recovered time.Time `json:"recovered"` // the target serves again
 	// Released is when a SIGSTOPped replica got its SIGCONT.
 	Released time.Time `json:"released,omitzero"`
-	HoldMS    int64     `json:"hold_ms"`
-	Err       string    `json:"error,omitempty"`
+	HoldMS   int64     `json:"hold_ms"`
+	Err      string    `json:"error,omitempty"`
 }
 
 // plan draws the fault schedule of a run from seed: faults one after another over window,

@@ -37,6 +37,10 @@ type attempt struct {
 	Err     string
 	Items   int // stream items received
 	Slow    bool
+	// Notice: the SDK ended the attempt with ErrConnectionLost, its report that the connection
+	// or the secure channel the call went over was lost (the fabric's SecureClose, or the
+	// caller's own socket to a killed sentinel), not a silent stop.
+	Notice bool
 }
 
 // recorder collects attempts from every caller goroutine.
@@ -174,7 +178,7 @@ func (c *caller) callOnce(key string, seq, try int) attempt {
 	a.End = time.Now()
 	a.Outcome = classify(err)
 	if err != nil {
-		a.Err = err.Error()
+		a.Err, a.Notice = err.Error(), errors.Is(err, node.ErrConnectionLost)
 	} else if res != seq+try {
 		a.Outcome, a.Err = OutCut, fmt.Sprintf("add(%d, %d) = %d", seq, try, res)
 	}
@@ -205,6 +209,7 @@ func (c *caller) streamOnce(key string, try int) attempt {
 		}
 		if err != nil {
 			a.End, a.Outcome, a.Err = time.Now(), classify(err), err.Error()
+			a.Notice = errors.Is(err, node.ErrConnectionLost)
 			return a
 		}
 		var v int64

@@ -32,11 +32,11 @@ const dupWindow = 6 * time.Second
 
 // Result is the one JSON object a run writes.
 type Result struct {
-	Seed        uint64  `json:"seed"`
-	Profile     string  `json:"profile"`
-	DurationS   float64 `json:"duration_s"`
-	WarmupS     float64 `json:"warmup_s"`
-	Pass        bool    `json:"pass"`
+	Seed        uint64   `json:"seed"`
+	Profile     string   `json:"profile"`
+	DurationS   float64  `json:"duration_s"`
+	WarmupS     float64  `json:"warmup_s"`
+	Pass        bool     `json:"pass"`
 	FailReasons []string `json:"fail_reasons"`
 
 	Faults      []Fault        `json:"faults"`
@@ -46,35 +46,41 @@ type Result struct {
 	Streams  StreamCounts `json:"streams"`
 	SlowRead CallCounts   `json:"slow_reader_client"`
 
-	Executions   int         `json:"executions"`
-	Duplicates   DupCounts   `json:"duplicates"`
-	Sessions     SessionInfo `json:"sessions"`
-	Processes    []ProcInfo  `json:"processes"`
-	Harness      ProcInfo    `json:"harness"`
-	LostDetail   []attemptView `json:"lost_detail,omitempty"`
+	Executions int           `json:"executions"`
+	Duplicates DupCounts     `json:"duplicates"`
+	Sessions   SessionInfo   `json:"sessions"`
+	Processes  []ProcInfo    `json:"processes"`
+	Harness    ProcInfo      `json:"harness"`
+	LostDetail []attemptView `json:"lost_detail,omitempty"`
 }
 
 // CallCounts are per attempt (a retry with the same idempotency key is another attempt);
 // Logical counts keys.
 type CallCounts struct {
-	Started        int            `json:"started"`
-	Answered       int            `json:"answered"`
-	Nacked         int            `json:"nacked"`
-	NackCodes      map[string]int `json:"nack_codes,omitempty"`
-	Errored        int            `json:"errored"` // a local SDK error within the bound
-	Remote         int            `json:"remote_error"`
-	Wrong          int            `json:"wrong_result"`
-	Lost           int            `json:"lost"`
-	LostTimeout    int            `json:"lost_timeout"` // of lost: nothing at all before the attempt's deadline
-	SlowNoFault    int            `json:"answered_over_4s_without_fault"`
-	Logical        int            `json:"logical_calls"`
-	LogicalDone    int            `json:"logical_answered"`
-	ErrorSamples   []string       `json:"error_samples,omitempty"`
+	Started      int            `json:"started"`
+	Answered     int            `json:"answered"`
+	Nacked       int            `json:"nacked"`
+	NackCodes    map[string]int `json:"nack_codes,omitempty"`
+	Errored      int            `json:"errored"` // a local SDK error within the bound
+	Remote       int            `json:"remote_error"`
+	Wrong        int            `json:"wrong_result"`
+	Lost         int            `json:"lost"`
+	LostTimeout  int            `json:"lost_timeout"` // of lost: nothing at all before the attempt's deadline
+	SlowNoFault  int            `json:"answered_over_4s_without_fault"`
+	Logical      int            `json:"logical_calls"`
+	LogicalDone  int            `json:"logical_answered"`
+	ErrorSamples []string       `json:"error_samples,omitempty"`
 }
 
+// StreamCounts: a stream attempt that did not complete is cut with a nack (a negative
+// delivery ack, or the operation's error), cut with a notice (the SDK's ErrConnectionLost
+// within LostAfter of the fault: the fabric's SecureClose, or the caller's own connection to
+// a killed sentinel), or cut without a nack: it timed out, ended early, skipped or repeated
+// items, or failed some other way.
 type StreamCounts struct {
 	CallCounts
 	CutWithNack    int `json:"cut_with_nack"`
+	CutWithNotice  int `json:"cut_with_notice"`
 	CutWithoutNack int `json:"cut_without_nack"`
 }
 
@@ -94,14 +100,14 @@ type dupView struct {
 }
 
 type SessionInfo struct {
-	Sessions         int            `json:"sessions"`
-	Moves            int            `json:"moves"`
-	MovedOffHealthy  int            `json:"moved_off_healthy"`
-	MovedDetail      []string       `json:"moved_off_healthy_detail,omitempty"`
-	Unattributed     int            `json:"answers_without_execution"`
-	RepinMS          []int64        `json:"repin_ms"`
-	RepinHistogram   map[string]int `json:"repin_histogram"`
-	Stayed           int            `json:"stayed_on_faulted_replica"`
+	Sessions        int            `json:"sessions"`
+	Moves           int            `json:"moves"`
+	MovedOffHealthy int            `json:"moved_off_healthy"`
+	MovedDetail     []string       `json:"moved_off_healthy_detail,omitempty"`
+	Unattributed    int            `json:"answers_without_execution"`
+	RepinMS         []int64        `json:"repin_ms"`
+	RepinHistogram  map[string]int `json:"repin_histogram"`
+	Stayed          int            `json:"stayed_on_faulted_replica"`
 }
 
 type ProcInfo struct {
@@ -165,6 +171,19 @@ func faultHitting(faults []Fault, start, end time.Time) *Fault {
 	return nil
 }
 
+// lostAttempt: no reply nor nack within LostAfter of the fault that hit the attempt, or
+// nothing at all before its deadline, or a stream that ended with items missing.
+func lostAttempt(a attempt, faults []Fault) bool {
+	switch a.Outcome {
+	case OutTimeout:
+		return true
+	case OutCut:
+		return a.Stream
+	}
+	hit := faultHitting(faults, a.Start, a.End)
+	return hit != nil && a.End.After(hit.Start.Add(LostAfter))
+}
+
 // countAttempts fills c from attempts; lost ones are appended to lost.
 func countAttempts(c *CallCounts, atts []attempt, faults []Fault, t0 time.Time, lost *[]attemptView) {
 	keys := map[string]bool{}
@@ -175,19 +194,7 @@ func countAttempts(c *CallCounts, atts []attempt, faults []Fault, t0 time.Time, 
 			keys[a.Key] = false
 		}
 		hit := faultHitting(faults, a.Start, a.End)
-		due := a.Start.Add(LostAfter)
-		if hit != nil {
-			due = hit.Start.Add(LostAfter)
-		}
-		isLost := false
-		switch a.Outcome {
-		case OutAnswered, OutNacked, OutRemote, OutError:
-			if hit != nil && a.End.After(due) {
-				isLost = true
-			}
-		case OutTimeout, OutCut:
-			isLost = a.Outcome == OutTimeout || a.Stream
-		}
+		isLost := lostAttempt(a, faults)
 		if a.Outcome == OutAnswered {
 			keys[a.Key] = true
 		}
@@ -526,7 +533,8 @@ func (r *Result) Summary(w io.Writer) {
 	}
 	cc("calls", r.Calls)
 	cc("streams", r.Streams.CallCounts)
-	fmt.Fprintf(w, "streams cut: with a nack %d, without a nack %d\n", r.Streams.CutWithNack, r.Streams.CutWithoutNack)
+	fmt.Fprintf(w, "streams cut: with a nack %d, with the SDK's connection-lost notice %d, without a nack %d\n",
+		r.Streams.CutWithNack, r.Streams.CutWithNotice, r.Streams.CutWithoutNack)
 	cc("slow reader", r.SlowRead)
 	fmt.Fprintf(w, "executions %d; duplicates %d: explained %d %v, unexplained %d (same attempt twice: %d)\n",
 		r.Executions, r.Duplicates.Keys, r.Duplicates.Explained, r.Duplicates.ByReason, r.Duplicates.Unexplained, r.Duplicates.SameAttempt)

@@ -57,9 +57,9 @@ func TestLostAccounting(t *testing.T) {
 	faults := []Fault{{Kind: FaultReplicaStop, Target: "replica1", Start: at(10_000), Recovered: at(18_000)}}
 	atts := []attempt{
 		{Key: "a", Try: 1, Start: at(9_000), End: at(13_500), Outcome: OutNacked, Err: `message delivery failed with code "ROUTE_CONNECTOR_CLOSED"`}, // 3.5 s after: in time
-		{Key: "b", Try: 1, Start: at(9_500), End: at(14_500), Outcome: OutAnswered},                                                              // 4.5 s after: lost
-		{Key: "c", Try: 1, Start: at(1_000), End: at(6_000), Outcome: OutAnswered},                                                               // slow, no fault
-		{Key: "d", Try: 1, Start: at(20_000), End: at(35_000), Outcome: OutTimeout},                                                              // nothing at all
+		{Key: "b", Try: 1, Start: at(9_500), End: at(14_500), Outcome: OutAnswered},                                                                  // 4.5 s after: lost
+		{Key: "c", Try: 1, Start: at(1_000), End: at(6_000), Outcome: OutAnswered},                                                                   // slow, no fault
+		{Key: "d", Try: 1, Start: at(20_000), End: at(35_000), Outcome: OutTimeout},                                                                  // nothing at all
 		{Key: "a", Try: 2, Start: at(13_600), End: at(13_700), Outcome: OutAnswered},
 	}
 	var c CallCounts
@@ -205,5 +205,23 @@ func TestCountGoroutines(t *testing.T) {
 	profile := "goroutine profile: total 9\n5 @ 0x1 0x2\n#\t0x1\tmain.worker+0x1\n\n3 @ 0x3\n#\t0x3\tnet/http.(*persistConn).readLoop+0x5\n\n1 @ 0x4\n#\t0x4\tmain.main+0x1\n"
 	if n := countGoroutines(profile); n != 6 {
 		t.Errorf("countGoroutines = %d, want 6", n)
+	}
+}
+
+// TestStreamCuts: a stream cut is with a nack, with the SDK's prompt notice, or without a nack
+// (a timeout, a truncation, or a notice that came too late).
+func TestStreamCuts(t *testing.T) {
+	faults := []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(10_000), Recovered: at(11_000)}}
+	atts := []attempt{
+		{Caller: "s", Key: "a", Try: 1, Stream: true, Start: at(9_000), End: at(10_100), Outcome: OutNacked},
+		{Caller: "s", Key: "b", Try: 1, Stream: true, Start: at(9_000), End: at(10_100), Outcome: OutError, Notice: true},
+		{Caller: "s", Key: "c", Try: 1, Stream: true, Start: at(9_000), End: at(24_000), Outcome: OutTimeout},
+		{Caller: "s", Key: "d", Try: 1, Stream: true, Start: at(9_000), End: at(9_500), Outcome: OutCut},
+		{Caller: "s", Key: "e", Try: 1, Stream: true, Start: at(9_000), End: at(15_000), Outcome: OutError, Notice: true},
+		{Caller: "s", Key: "f", Try: 1, Stream: true, Start: at(1_000), End: at(1_100), Outcome: OutAnswered},
+	}
+	r := analyze(Config{}, atts, nil, faults, t0, 0)
+	if r.Streams.CutWithNack != 1 || r.Streams.CutWithNotice != 1 || r.Streams.CutWithoutNack != 3 || r.Streams.Lost != 3 {
+		t.Errorf("streams = %+v", r.Streams)
 	}
 }

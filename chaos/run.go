@@ -289,10 +289,12 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	countAttempts(&r.Streams.CallCounts, streams, faults, t0, &r.LostDetail)
 	countAttempts(&r.SlowRead, slow, faults, t0, nil)
 	for _, a := range streams {
-		switch a.Outcome {
-		case OutAnswered:
-		case OutNacked, OutRemote:
+		switch {
+		case a.Outcome == OutAnswered:
+		case a.Outcome == OutNacked, a.Outcome == OutRemote:
 			r.Streams.CutWithNack++
+		case a.Outcome == OutError && a.Notice && !lostAttempt(a, faults):
+			r.Streams.CutWithNotice++
 		default:
 			r.Streams.CutWithoutNack++
 		}

@@ -91,7 +91,7 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 		"FAME_NODE_ID": sentinelID, "FAME_LISTENER_HOST": "127.0.0.1", "FAME_LISTENER_PORT": fmt.Sprint(s.port),
 		"FAME_STORAGE_PROFILE": "bbolt", "FAME_STORAGE_PATH": filepath.Join(dir, "bindings.db"),
 		"FAME_ADMIN_TOKEN": adminToken, "FAME_STICKINESS_LEVEL": "strict", "FAME_DRAIN_TIMEOUT": drainTimeoutEnv,
-		"FAME_LOG_LEVEL": "info",
+		"FAME_LOG_LEVEL": "info", "FAME_DELIVERY_PROFILE": "at-least-once",
 	}
 	switch cfg.Profile {
 	case "strict":
@@ -118,7 +118,7 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 				"FAME_CA_SERVICE_URL": caURL + "/fame/v1/ca", "FAME_WELCOME_ISSUER": ticketIssuer,
 				// As the compose stack: the replicas may be math-replica* and serve the math
 				// domain; the callers get any other id and no logicals.
-				"FAME_WELCOME_GRANTS": "sub=" + replicaClient + " system_ids=" + replicaPrefix + "* logicals=*.fame.fabric; sub=" + callerClient + " system_ids=*",
+				"FAME_WELCOME_GRANTS":     "sub=" + replicaClient + " system_ids=" + replicaPrefix + "* logicals=*.fame.fabric; sub=" + callerClient + " system_ids=*",
 				"FAME_JWT_TRUSTED_ISSUER": oauthURL, "FAME_JWT_AUDIENCE": audience})}
 		caP := &proc{name: "ca", logDir: logs, argv: []string{cfg.FameBin, "ca", "-dir", caDir, "-listen", fmt.Sprintf("127.0.0.1:%d", pc)},
 			env: envList(map[string]string{"FAME_CA_CERTS": root, "FAME_CA_TRUSTED_ISSUER": ticketIssuer, "FAME_CA_JWKS_URL": jwks})}
@@ -166,7 +166,11 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 		s.execLogs = append(s.execLogs, log)
 		env := mergeEnv(replicaCred, map[string]string{"AGENT_NAME": fmt.Sprintf("replica%d", i+1),
 			"FAME_NODE_ID": fmt.Sprintf("%s%d", replicaPrefix, i+1), "FAME_DRAIN_TIMEOUT": drainTimeoutEnv,
-			"MATH_EXEC_LOG": log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
+			// Replies ask for an ack and are re-sent until acknowledged: a reply lost with a
+			// killed sentinel is delivered after the restart (an at-most-once replica cannot
+			// answer the caller's re-send, which it recognises and does not run again).
+			"FAME_DELIVERY_PROFILE": "at-least-once",
+			"MATH_EXEC_LOG":         log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
 		p := &proc{name: fmt.Sprintf("replica%d", i+1), logDir: logs, argv: []string{cfg.AgentBin}, env: envList(env),
 			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)}
 		s.replicas = append(s.replicas, p)

@@ -193,9 +193,9 @@ type call struct {
 	// is told apart from an answer to the re-send and does not fail the call.
 	superseded string
 	sentOn     *link // the link of the last send
-	attempt  int
-	retryAt  *time.Timer
-	closeOne sync.Once
+	attempt    int
+	retryAt    *time.Timer
+	closeOne   sync.Once
 	// tr is the call's tracing (tracing.go); nil when tracing is off, so that an untraced
 	// call carries one pointer for it.
 	tr *callTrace

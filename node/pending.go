@@ -9,12 +9,12 @@ import (
 type eventKind int
 
 const (
-	evReply  eventKind = iota // a Data reply (or stream item) with the call's corrId
-	evAck                     // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
-	evNack                    // a negative ack
-	evFail                    // the exchange cannot complete (err says why)
-	evReopen                  // the secure channel the request went over was closed
-	evLinkLost                // the connection the request went over died (link says which)
+	evReply    eventKind = iota // a Data reply (or stream item) with the call's corrId
+	evAck                       // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
+	evNack                      // a negative ack
+	evFail                      // the exchange cannot complete (err says why)
+	evReopen                    // the secure channel the request went over was closed
+	evLinkLost                  // the connection the request went over died (link says which)
 )
 
 type event struct {
