@@ -30,8 +30,10 @@ type Fault struct {
 	// Filled in when it runs.
 	Start     time.Time `json:"start"`
 	Recovered time.Time `json:"recovered"` // the target serves again
-	// Released is when a SIGSTOPped replica got its SIGCONT.
+	// Released is when a SIGSTOPped replica got its SIGCONT; Exited when a drained replica's
+	// process ended.
 	Released time.Time `json:"released,omitzero"`
+	Exited   time.Time `json:"exited,omitzero"`
 	HoldMS   int64     `json:"hold_ms"`
 	Err      string    `json:"error,omitempty"`
 }
@@ -161,6 +163,7 @@ func (s *stack) inject(ctx context.Context, f *Fault, proxy *slowProxy) error {
 		// The agent exits once the sentinel reports it drained, or after its drain timeout.
 		select {
 		case <-in.exited:
+			f.Exited = time.Now()
 		case <-time.After(30 * time.Second):
 			_ = in.kill9("killed: the drain did not end in 30 s")
 			return fmt.Errorf("chaos: %s did not exit within 30 s of its drain", f.Target)

@@ -276,6 +276,13 @@ func classifyDuplicates(execs []mathagent.Execution, faults []Fault, slowKeys ma
 		t1 := time.Unix(0, first.UnixNano)
 		reason := ""
 		for _, f := range faults {
+			// A drained replica that exited (its drain timeout) with the execution's reply not
+			// yet out, as a stream still running: it died before its reply left.
+			if (f.Kind == FaultDrainAdmin || f.Kind == FaultDrainSIGTERM) && f.Target == first.Replica && !f.Exited.IsZero() &&
+				!f.Exited.Before(t1) && !f.Exited.After(t1.Add(dupWindow)) {
+				reason = "replica_drain_exit"
+				break
+			}
 			if f.Start.Before(t1.Add(-dupSlack)) || f.Start.After(t1.Add(dupWindow)) {
 				continue
 			}

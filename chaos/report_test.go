@@ -225,3 +225,17 @@ func TestStreamCuts(t *testing.T) {
 		t.Errorf("streams = %+v", r.Streams)
 	}
 }
+
+// TestDuplicateDrainExit: a drained replica that exits (its drain timeout) right after an
+// execution explains the second one; one that exited long before does not.
+func TestDuplicateDrainExit(t *testing.T) {
+	faults := []Fault{{Kind: FaultDrainAdmin, Target: "replica3", Start: at(26_000), Exited: at(36_100)}}
+	execs := []mathagent.Execution{
+		execution("d1", 1, "replica3", 36_000), execution("d1", 2, "replica1", 36_300),
+		execution("d2", 1, "replica3", 20_000), execution("d2", 2, "replica1", 21_000),
+	}
+	d := classifyDuplicates(execs, faults, nil, t0)
+	if d.Explained != 1 || d.Unexplained != 1 || d.ByReason["replica_drain_exit"] != 1 {
+		t.Errorf("duplicates = %+v", d)
+	}
+}

@@ -30,8 +30,13 @@ type Config struct {
 	Replicas int    // default 3
 	// Unary callers at-least-once and at-most-once, streaming callers (defaults 4, 4, 2).
 	ALOCallers, AMOCallers, Streamers int
-	Logger                            *slog.Logger // the harness's own progress (nil: discard)
-	NodeLog                           io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
+	// ReplayCache is every node's FAME_REPLAY_CACHE_SIZE (0: the SDK's 65536). The replay
+	// guard is a bounded cache that fills with the traffic: at this load a 65536-id guard
+	// keeps growing for about 20 minutes, which a growth bound measured after a short warm-up
+	// would report as a leak. fame chaos sets 8192 (full within the warm-up) unless told.
+	ReplayCache int
+	Logger      *slog.Logger // the harness's own progress (nil: discard)
+	NodeLog     io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
 }
 
 func (c *Config) defaults() error {

@@ -33,6 +33,11 @@ const (
 	readyTimeout    = 30 * time.Second
 	replicaPrefix   = "math-replica"
 	drainTimeoutEnv = "10s"
+	// The replicas wait longer than the sentinel: at its drain timeout the sentinel moves the
+	// sessions still busy, and the replica must outlive that to finish what they had in
+	// flight. With equal timeouts (both default to 30 s) a replica whose sessions never go
+	// idle exits at the very moment the sentinel moves them, cutting their calls.
+	replicaDrainTimeoutEnv = "20s"
 )
 
 // stack holds the processes and the environment every node needs.
@@ -151,6 +156,10 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 	default:
 		return nil, fmt.Errorf("chaos: unknown profile %q (strict or overlay)", cfg.Profile)
 	}
+	if cfg.ReplayCache > 0 {
+		rc := map[string]string{"FAME_REPLAY_CACHE_SIZE": fmt.Sprint(cfg.ReplayCache)}
+		replicaCred, callerCred = mergeEnv(replicaCred, rc), mergeEnv(callerCred, rc)
+	}
 	s.nodeEnv = callerCred
 	s.sentinel = &proc{name: "sentinel", logDir: logs, argv: []string{cfg.FameBin, "sentinel"}, env: envList(sentinelEnv),
 		metrics: s.sentinelB + "/metrics", token: adminToken}
@@ -165,7 +174,7 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 		log := filepath.Join(dir, fmt.Sprintf("exec-replica%d.jsonl", i+1))
 		s.execLogs = append(s.execLogs, log)
 		env := mergeEnv(replicaCred, map[string]string{"AGENT_NAME": fmt.Sprintf("replica%d", i+1),
-			"FAME_NODE_ID": fmt.Sprintf("%s%d", replicaPrefix, i+1), "FAME_DRAIN_TIMEOUT": drainTimeoutEnv,
+			"FAME_NODE_ID": fmt.Sprintf("%s%d", replicaPrefix, i+1), "FAME_DRAIN_TIMEOUT": replicaDrainTimeoutEnv,
 			// Replies ask for an ack and are re-sent until acknowledged: a reply lost with a
 			// killed sentinel is delivered after the restart (an at-most-once replica cannot
 			// answer the caller's re-send, which it recognises and does not run again).

@@ -16,7 +16,8 @@
 // For the chaos harness (fame chaos), two opt-in variables: MATH_EXEC_LOG=FILE appends one JSON
 // line per execution of a call whose params carry an idempotency key (key, attempt, replica,
 // op, time; package mathagent's ExecLog), written before the reply leaves; MATH_METRICS_ADDR=
-// host:port serves the Go runtime and process metrics (go_goroutines ...) at /metrics.
+// host:port serves the Go runtime and process metrics (go_goroutines ...) at /metrics and
+// the heap and goroutine profiles at /debug/pprof/ (loopback addresses only: nothing guards them).
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -141,6 +143,13 @@ func run() error {
 // serveMetrics serves the Go runtime and process collectors at addr/metrics until stop,
 // which closes the listener and waits for the server goroutine.
 func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%q is not a loopback address: the metrics and profiles have no access control", addr)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	l, err := net.Listen("tcp", addr)
@@ -149,6 +158,8 @@ func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Heap and goroutine profiles, to tell a leak from a bounded cache filling up.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {
