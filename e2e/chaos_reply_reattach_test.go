@@ -37,7 +37,8 @@ func TestReplyToCallerNotYetReattached(t *testing.T) {
 	c := p.nodeConfig()
 	c.Delivery = node.AtLeastOnce
 	c.CallTimeout = 60 * time.Second
-	c.ReconnectMin, c.ReconnectMax = 2*time.Second, 2*time.Second // back well after the replica
+	gate := newDialGate() // the caller re-attaches only when the test says
+	c.HTTPClient = gate.client()
 	caller := p.connect(c)
 	type result struct {
 		reply string
@@ -54,6 +55,7 @@ func TestReplyToCallerNotYetReattached(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the call never reached the replica")
 	}
+	gate.hold()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -61,10 +63,15 @@ func TestReplyToCallerNotYetReattached(t *testing.T) {
 	p2 := startSentinelProc(t, map[string]string{"FAME_NODE_ID": "ReplySentinel01", "FAME_ADMIN_TOKEN": drainAdminToken, "FAME_LISTENER_PORT": port})
 	// Released once the replica is back and before the caller is: its reply meets no route.
 	waitUntil(t, 20*time.Second, "the replica to re-attach", func() bool {
-		stats := getStats(p2.addr)
-		return strings.Contains(stats, "reply-gated") && !strings.Contains(stats, caller.SystemID())
+		return strings.Contains(getStats(p2.addr), "math@fame.fabric")
 	})
 	releaseOnce.Do(func() { close(release) })
+	// The reply meets no route to the caller (NO_ROUTE) until the caller is let back.
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(getStats(p2.addr), caller.SystemID()) {
+		t.Fatal("the caller re-attached while its dials were held")
+	}
+	gate.release()
 	select {
 	case r := <-out:
 		if r.err != nil || r.reply != "passed" {

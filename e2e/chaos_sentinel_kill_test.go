@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,7 +23,7 @@ import (
 func TestCallInFlightWhenSentinelKilled(t *testing.T) {
 	// A fixed node id, as a restart on the same store has: the paths (and so the reply
 	// addresses of requests in flight) stay the same.
-	p := startSentinelProc(t, map[string]string{"FAME_NODE_ID": "KillSentinel001"})
+	p := startSentinelProc(t, map[string]string{"FAME_NODE_ID": "KillSentinel001", "FAME_ADMIN_TOKEN": drainAdminToken})
 	_, port, err := net.SplitHostPort(p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -37,8 +38,12 @@ func TestCallInFlightWhenSentinelKilled(t *testing.T) {
 		reply string
 		err   error
 	}
+	// The callers re-attach only once the replica is back, so that the re-sent call finds
+	// the pool (a caller back first would get NO_ROUTE, which is not what this test is about).
+	gate := newDialGate()
 	call := func(delivery string) <-chan result {
 		c := p.nodeConfig()
+		c.HTTPClient = gate.client()
 		c.Delivery = delivery
 		c.CallTimeout = 60 * time.Second // a timeout is the failure this test is about
 		n := p.connect(c)
@@ -58,6 +63,7 @@ func TestCallInFlightWhenSentinelKilled(t *testing.T) {
 			t.Fatal("the calls never reached the replica")
 		}
 	}
+	gate.hold()
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +80,9 @@ func TestCallInFlightWhenSentinelKilled(t *testing.T) {
 
 	// A sentinel back on the same port; the replica and the caller re-attach, the caller
 	// re-sends, and the replica's answer reaches it.
-	startSentinelProc(t, map[string]string{"FAME_NODE_ID": "KillSentinel001", "FAME_LISTENER_PORT": port})
+	p2 := startSentinelProc(t, map[string]string{"FAME_NODE_ID": "KillSentinel001", "FAME_ADMIN_TOKEN": drainAdminToken, "FAME_LISTENER_PORT": port})
+	waitUntil(t, 20*time.Second, "the replica to re-attach", func() bool { return strings.Contains(getStats(p2.addr), "math@fame.fabric") })
+	gate.release()
 	releaseOnce.Do(func() { close(release) })
 	select {
 	case r := <-alo:

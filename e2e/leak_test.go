@@ -11,10 +11,5 @@ import (
 // runtime's and the standard library's own background goroutines may remain. A leak names
 // the goroutine's stack in the failure.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// net/http's idle keep-alive connections of the default transport (JWKS and token
-		// fetches, admin GETs) are the transport's, closed on its idle timeout, not a test's.
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-	)
+	goleak.VerifyTestMain(m)
 }
