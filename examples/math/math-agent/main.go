@@ -140,9 +140,23 @@ func run() error {
 	return nil
 }
 
-// serveMetrics serves the Go runtime and process collectors at addr/metrics until stop,
-// which closes the listener and waits for the server goroutine.
+// serveMetrics serves the Go runtime and process collectors at addr/metrics (and the pprof
+// profiles) until stop, which closes the listener and waits for the server goroutine.
 func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
+	m, err := serveMetricsAddr(addr, log)
+	if err != nil {
+		return nil, err
+	}
+	return m.close, nil
+}
+
+// metricsServer is a running metrics endpoint and the address it listens on.
+type metricsServer struct {
+	addr  string
+	close func()
+}
+
+func serveMetricsAddr(addr string, log *slog.Logger) (*metricsServer, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -168,5 +182,5 @@ func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
 			log.Warn("metrics server stopped", "err", err)
 		}
 	}()
-	return func() { _ = srv.Close(); <-done }, nil
+	return &metricsServer{addr: l.Addr().String(), close: func() { _ = srv.Close(); <-done }}, nil
 }
