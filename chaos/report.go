@@ -39,8 +39,11 @@ type Result struct {
 	Pass        bool     `json:"pass"`
 	FailReasons []string `json:"fail_reasons"`
 
-	Faults      []Fault        `json:"faults"`
-	FaultCounts map[string]int `json:"fault_counts"`
+	// FaultsPlanned is the seed's schedule; Faults those injected (restarts that take longer
+	// than planned push the last ones past the fault window).
+	FaultsPlanned int            `json:"faults_planned"`
+	Faults        []Fault        `json:"faults"`
+	FaultCounts   map[string]int `json:"fault_counts"`
 
 	Calls    CallCounts   `json:"calls"`
 	Streams  StreamCounts `json:"streams"`
@@ -529,7 +532,7 @@ func (r *Result) Summary(w io.Writer) {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	fmt.Fprintf(w, "faults: %d:", len(r.Faults))
+	fmt.Fprintf(w, "faults: %d of %d planned:", len(r.Faults), r.FaultsPlanned)
 	for _, k := range kinds {
 		fmt.Fprintf(w, " %s=%d", k, r.FaultCounts[k])
 	}

@@ -33,7 +33,7 @@ type Config struct {
 	// ReplayCache is every node's FAME_REPLAY_CACHE_SIZE (0: the SDK's 65536). The replay
 	// guard is a bounded cache that fills with the traffic: at this load a 65536-id guard
 	// keeps growing for about 20 minutes, which a growth bound measured after a short warm-up
-	// would report as a leak. fame chaos sets 8192 (full within the warm-up) unless told.
+	// would report as a leak. fame chaos sets 1024 (full within the warm-up) unless told.
 	ReplayCache int
 	Logger      *slog.Logger // the harness's own progress (nil: discard)
 	NodeLog     io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
@@ -252,6 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup)
+	r.FaultsPlanned = len(faults)
 	procs := append(append([]*proc{st.sentinel}, st.replicas...), st.services...)
 	for _, p := range procs {
 		for _, in := range p.all() {

@@ -32,7 +32,7 @@ func runChaos(ctx context.Context, args []string) error {
 	dir := fs.String("dir", "", "work directory for logs, execution logs, the store and the CA (default: a new temporary one, kept)")
 	agent := fs.String("agent", "", "math-agent binary (default: math-agent beside this binary, else on PATH)")
 	verbose := fs.Bool("v", false, "log every fault as it happens")
-	replay := fs.Int("replay-cache", 8192, "every node's FAME_REPLAY_CACHE_SIZE (0: the SDK default, 65536, which fills for ~20 min at this load: RSS grows until then)")
+	replay := fs.Int("replay-cache", 1024, "every node's FAME_REPLAY_CACHE_SIZE (0: the SDK default, 65536, which fills for ~20 min at this load: RSS grows until then)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
