@@ -16,7 +16,8 @@ import (
 // is asked for with a NodeHeartbeat carrying {"drain":{"request":true}}; heartbeats are
 // hop-local, so the only thing mallory can do is send one on its own connection naming the
 // victim's system id (refused: DRAIN_REFUSED to its __sys__ inbox, counted, the victim keeps
-// its sessions), or forge the sentinel's "drained" answer, a NodeHeartbeatAck routed to the
+// its sessions) or drains itself though it is in no pool, or sends a drain payload that cannot
+// be read (both refused DRAIN_REFUSED and counted), or forge the sentinel's "drained" answer, a NodeHeartbeatAck routed to the
 // victim (refused by the victim's SDK: a heartbeat ack with a "to" is not its sentinel's).
 // Under every profile the victim stays a live, non-draining member and serves the next 10
 // calls of a real client.
@@ -52,6 +53,24 @@ func TestAttackReplicaDrainForeign(t *testing.T) {
 			}
 			if got := f.metric(t, "fame_replica_drain_refusals_total", `reason="foreign_system_id"`); got != drainBefore+1 {
 				t.Fatalf("fame_replica_drain_refusals_total{foreign_system_id}: %v -> %v, want +1", drainBefore, got)
+			}
+
+			// 1b. A drain of mallory itself, a member of no pool: refused as the admin endpoint
+			// refuses it (draining it would only slow routing down while it stays).
+			notReplica := f.metric(t, "fame_replica_drain_refusals_total", `reason="not_replica"`)
+			hb = m.newEnv(&envelope.NodeHeartbeat{SystemID: "mallory", Payload: payload})
+			m.sendAs(hb)
+			m.expectSysNack("DRAIN_REFUSED", hb.ID)
+			if got := f.metric(t, "fame_replica_drain_refusals_total", `reason="not_replica"`); got != notReplica+1 {
+				t.Fatalf("fame_replica_drain_refusals_total{not_replica}: %v -> %v, want +1", notReplica, got)
+			}
+			// 1c. A drain payload that cannot be read: refused, not ignored.
+			malformed := f.refusals(t, "drain_malformed")
+			hb = m.newEnv(&envelope.NodeHeartbeat{SystemID: "mallory", Payload: json.RawMessage(`{"drain":5}`)})
+			m.sendAs(hb)
+			m.expectSysNack("DRAIN_REFUSED", hb.ID)
+			if got := f.refusals(t, "drain_malformed"); got != malformed+1 {
+				t.Fatalf("fame_security_refusals_total{drain_malformed}: %v -> %v, want +1", malformed, got)
 			}
 
 			// 2. The sentinel's "drained" answer, forged and routed to the victim.

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -19,11 +17,7 @@ import (
 // same envelope id, so that nack failed the call although its re-send was being answered,
 // and the caller's retry ran it a second time. The re-send now has an id of its own.
 func TestSIGSTOPReplicaCallReSent(t *testing.T) {
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "math-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/fame-go/fame/examples/math/math-agent").CombinedOutput(); err != nil {
-		t.Fatalf("go build math-agent: %v\n%s", err, out)
-	}
+	bin := goBinary(t, "github.com/fame-go/fame/examples/math/math-agent")
 	f := newFabric(t, map[string]string{"FAME_SECURITY_PROFILE": "overlay"})
 	env := map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_DEFAULT_ENCRYPTION_LEVEL": "channel"}
 	procs := map[string]*agentProc{"stop1": startMathAgent(t, f, bin, "stop1", env), "stop2": startMathAgent(t, f, bin, "stop2", env)}

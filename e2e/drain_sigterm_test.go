@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,26 +29,12 @@ type sentinelProc struct {
 	err    error // cmd.Wait's, once exited is closed
 }
 
-// buildFame builds cmd/fame into dir (the Go build cache makes every build after the first a
-// link step).
-func buildFame(dir string) (string, error) {
-	bin := filepath.Join(dir, "fame")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/fame-go/fame/cmd/fame")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/fame: %v\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// startFameSentinel builds cmd/fame into the test's temporary directory and starts `fame
-// sentinel` with args (on top of -addr-file) on a free loopback port (unless args or env say
-// otherwise) with env on top of this process's environment, returning it once it listens.
+// startFameSentinel starts `fame sentinel` (built once, goBinary) with args (on top of
+// -addr-file) on a free loopback port (unless args or env say otherwise) with env on top of
+// this process's environment, returning it once it listens.
 func startFameSentinel(t *testing.T, env map[string]string, args ...string) *sentinelProc {
 	t.Helper()
-	bin, err := buildFame(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	bin := goBinary(t, "github.com/fame-go/fame/cmd/fame")
 	addrFile := filepath.Join(t.TempDir(), "addr")
 	cmd := exec.Command(bin, append([]string{"sentinel", "-addr-file", addrFile}, args...)...)
 	cmd.Env = append(os.Environ(), "FAME_LISTENER_HOST=127.0.0.1", "FAME_LISTENER_PORT=0")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,15 +36,22 @@ func startMathAgent(t *testing.T, f *fabric, bin, name string, env map[string]st
 	}
 	p := &agentProc{cmd: cmd, out: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.out
-	stdout, err := cmd.StdoutPipe()
+	// An os.Pipe of our own rather than StdoutPipe: cmd.Wait (on its own goroutine below)
+	// closes a StdoutPipe, possibly while the scanner still reads it.
+	stdout, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout = w
+	err = cmd.Start()
+	w.Close() // the child holds its copy; EOF when it exits
+	if err != nil {
+		stdout.Close()
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
 	go func() {
+		defer stdout.Close()
 		sc := bufio.NewScanner(stdout)
 		once := sync.Once{}
 		for sc.Scan() {
@@ -82,11 +88,7 @@ func startMathAgent(t *testing.T, f *fabric, bin, name string, env map[string]st
 // every call after its exit is answered by the other replica.
 func TestReplicaDrainSIGTERM(t *testing.T) {
 	const callers = 20
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "math-agent")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/fame-go/fame/examples/math/math-agent").CombinedOutput(); err != nil {
-		t.Fatalf("go build math-agent: %v\n%s", err, out)
-	}
+	bin := goBinary(t, "github.com/fame-go/fame/examples/math/math-agent")
 	f := newFabric(t, map[string]string{"FAME_ADMIN_TOKEN": drainAdminToken, "FAME_SECURITY_PROFILE": "overlay"})
 	env := map[string]string{"FAME_SECURITY_PROFILE": "overlay", "FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_DRAIN_TIMEOUT": "30s"}
 	procs := map[string]*agentProc{

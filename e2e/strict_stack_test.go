@@ -55,6 +55,8 @@ type stackOptions struct {
 	// tls: every service and the sentinel serve HTTPS/WSS with certificates from the stack's
 	// CA, which the nodes trust only through FAME_CA_CERTS.
 	tls bool
+	// drainTimeout (0 = the default) is the sentinel's FAME_DRAIN_TIMEOUT.
+	drainTimeout time.Duration
 }
 
 const (
@@ -179,6 +181,9 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 		"FAME_STICKINESS_LEVEL": "strict", "FAME_JWT_AUDIENCE": strictAudience,
 		"FAME_JWT_TRUSTED_ISSUER": strictIssuer, "FAME_JWKS_URL": jwksBase + welcome.JWKSPath,
 		"FAME_CA_CERTS": st.caRoot,
+	}
+	if o.drainTimeout > 0 {
+		senv["FAME_DRAIN_TIMEOUT"] = o.drainTimeout.String()
 	}
 	opts, err := sentinel.LoadOptions("", func(k string) (string, bool) { v, ok := senv[k]; return v, ok })
 	if err != nil {

@@ -201,15 +201,60 @@ type call struct {
 	tr *callTrace
 }
 
+// checkTarget validates where a Data goes: a valid address, or (caps not nil) a non-empty
+// capability list, which channel encryption cannot serve (no channel to a peer not chosen yet).
+func (n *Node) checkTarget(address string, caps []string) error {
+	if caps == nil {
+		_, err := envelope.ParseAddress(address)
+		return err
+	}
+	if len(caps) == 0 || slices.Contains(caps, "") {
+		return fmt.Errorf("%w: empty capability list or entry", envelope.ErrBadAddress)
+	}
+	if n.sec != nil && n.sec.level != security.LevelPlaintext {
+		return fmt.Errorf("by capability: %w", ErrCapabilityEncrypted)
+	}
+	return nil
+}
+
+// sendData sends the Data that build makes for the current link, through the channel to `to`
+// (none when caps routes it), until it is written: it waits for the next link when the link
+// is lost and re-keys a channel past its message or age limit. chosen (nil: none) sees the
+// channel before the send and may ask for another try (false).
+func (n *Node) sendData(ctx context.Context, to string, viaChannel bool, build func(l *link) (*envelope.Envelope, error),
+	chosen func(ch *security.Channel) bool) error {
+	for {
+		l, err := n.current(ctx)
+		if err != nil {
+			return err
+		}
+		env, err := build(l)
+		if err != nil {
+			return err
+		}
+		var ch *security.Channel
+		if viaChannel {
+			ch, err = n.outboundChannel(ctx, l, to)
+		}
+		if err == nil {
+			if ch != nil && chosen != nil && !chosen(ch) {
+				continue
+			}
+			err = n.sendSecured(ctx, l, env, ch)
+		}
+		if errors.Is(err, errLinkLost) {
+			continue // wait for the next link
+		}
+		if ch != nil && errors.Is(err, security.ErrChannelExhausted) {
+			n.closeChannel(l, ch.CID(), to, "rekey")
+			continue
+		}
+		return err
+	}
+}
+
 func (n *Node) startCall(ctx context.Context, address string, caps []string, method string, params any, stream bool) (*call, error) {
-	if caps != nil {
-		if len(caps) == 0 || slices.Contains(caps, "") {
-			return nil, fmt.Errorf("node: call %s: %w: empty capability list or entry", method, envelope.ErrBadAddress)
-		}
-		if n.sec != nil && n.sec.level != security.LevelPlaintext {
-			return nil, fmt.Errorf("node: call %s by capability: %w", method, ErrCapabilityEncrypted)
-		}
-	} else if _, err := envelope.ParseAddress(address); err != nil {
+	if err := n.checkTarget(address, caps); err != nil {
 		return nil, fmt.Errorf("node: call %s: %w", method, err)
 	}
 	c := &call{n: n, method: method, id: envelope.NewID(), corrID: envelope.NewID(), traceID: envelope.NewID(), to: address, caps: caps}
@@ -248,55 +293,37 @@ func (n *Node) startCall(ctx context.Context, address string, caps []string, met
 // attempts (reconnect), so sid and the reply inbox are filled in each time.
 func (c *call) send(ctx context.Context) error {
 	n := c.n
-	for {
-		l, err := n.current(ctx)
-		if err != nil {
-			return err
-		}
+	err := n.sendData(ctx, c.to, c.caps == nil, func(l *link) (*envelope.Envelope, error) {
 		env, err := envelope.New(&envelope.Data{Payload: c.payload})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = c.id, l.sid, c.traceID, c.to, l.rpcInbox
 		env.RType, env.CorrID, env.Capabilities = c.rtype, c.corrID, c.caps
 		if c.tr != nil {
 			env.Meta = c.tr.meta
 		}
-		var ch *security.Channel
-		if c.caps == nil {
-			ch, err = n.outboundChannel(ctx, l, c.to)
-		}
-		if err == nil {
-			c.sentOn = l
-			if ch != nil {
-				c.w.setSent(l, ch.CID())
-				if _, held := n.sec.channels.table.Get(ch.CID()); !held {
-					// A SecureClose took the channel between its choice and setSent, so it
-					// did not mark this call for a re-send: its reply could not be read.
-					continue
-				}
-			} else {
-				c.w.setSent(l, "")
-			}
-			err = n.sendSecured(ctx, l, env, ch)
-			if err == nil && !l.alive() {
-				// The link died under the send, maybe before linkLost looked at this call:
-				// handled as its loss (a second report of the same link is ignored).
-				c.w.push(event{kind: evLinkLost, link: l})
-			}
-		}
-		if errors.Is(err, errLinkLost) {
-			continue // wait for the next link
-		}
-		if errors.Is(err, security.ErrChannelExhausted) {
-			n.closeChannel(l, ch.CID(), c.to, "rekey")
-			continue
-		}
-		if err == nil && c.alo {
-			c.armRetry()
-		}
-		return err
+		// The link this send goes over: when it dies with the call unanswered, the
+		// supervisor's linkLost tells the call (see next).
+		c.sentOn = l
+		c.w.setSent(l, "")
+		return env, nil
+	}, func(ch *security.Channel) bool {
+		c.w.setCID(ch.CID())
+		// A SecureClose that took the channel between its choice and setCID did not mark
+		// this call for a re-send: its reply could not be read. Choose again.
+		_, held := n.sec.channels.table.Get(ch.CID())
+		return held
+	})
+	if err == nil && !c.sentOn.alive() {
+		// The link died under the send, maybe before linkLost looked at this call: handled
+		// as its loss (a second report of the same link is ignored).
+		c.w.push(event{kind: evLinkLost, link: c.sentOn})
 	}
+	if err == nil && c.alo {
+		c.armRetry()
+	}
+	return err
 }
 
 func (c *call) armRetry() {
@@ -442,39 +469,21 @@ func (n *Node) Send(ctx context.Context, address string, caps []string, payload 
 	if err != nil {
 		return fmt.Errorf("node: send: %w", err)
 	}
-	if address == "" {
-		if len(caps) == 0 || slices.Contains(caps, "") {
-			return fmt.Errorf("node: send: %w: neither an address nor capabilities", envelope.ErrBadAddress)
-		}
-		if n.sec != nil && n.sec.level != security.LevelPlaintext {
-			return fmt.Errorf("node: send by capability: %w", ErrCapabilityEncrypted)
-		}
-	} else if _, err := envelope.ParseAddress(address); err != nil {
+	if address == "" && caps == nil {
+		return fmt.Errorf("node: send: %w: neither an address nor capabilities", envelope.ErrBadAddress)
+	}
+	if address != "" {
+		caps = nil
+	}
+	if err := n.checkTarget(address, caps); err != nil {
 		return fmt.Errorf("node: send: %w", err)
 	}
-	for {
-		l, err := n.current(ctx)
-		if err != nil {
-			return err
-		}
+	return n.sendData(ctx, address, caps == nil, func(l *link) (*envelope.Envelope, error) {
 		env, err := envelope.New(&envelope.Data{Payload: b})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		env.SID, env.TraceID, env.To = l.sid, envelope.NewID(), address
-		if address == "" {
-			env.Capabilities = caps
-		}
-		var ch *security.Channel
-		if address != "" {
-			if ch, err = n.outboundChannel(ctx, l, address); err != nil {
-				return err
-			}
-		}
-		err = n.sendSecured(ctx, l, env, ch)
-		if errors.Is(err, errLinkLost) {
-			continue
-		}
-		return err
-	}
+		env.SID, env.TraceID, env.To, env.Capabilities = l.sid, envelope.NewID(), address, caps
+		return env, nil
+	}, nil)
 }

@@ -147,8 +147,8 @@ type Config struct {
 	HeartbeatInterval time.Duration // 15 s; the link is dead after 2 intervals without an ack
 	ReconnectMin      time.Duration // 1 s
 	ReconnectMax      time.Duration // 30 s
-	// DrainTimeout is how long a program gives Node.Drain on SIGTERM before it closes anyway
-	// (FAME_DRAIN_TIMEOUT; 30 s); the SDK does not read it itself: Drain takes a context.
+	// DrainTimeout bounds Node.Drain when its context has no deadline (FAME_DRAIN_TIMEOUT;
+	// 30 s): how long a replica waits for the sentinel to move its sessions before it closes.
 	DrainTimeout time.Duration
 	SendQueue    int // writer queue length per link; 1024
 	DedupeSize   int // recent envelope ids remembered for dedupe; 4096

@@ -96,8 +96,14 @@ func (n *Node) DrainRequested() <-chan struct{} { return n.drain.requested }
 
 // Drain asks the sentinel to move this node's sessions to other replicas and waits until it
 // reports the node drained (nil), ctx ends (ctx's error) or the node is closed (ErrClosed).
-// The node keeps serving meanwhile. See the top of drain.go.
+// A ctx without a deadline gets Config.DrainTimeout. The node keeps serving meanwhile. See
+// the top of drain.go.
 func (n *Node) Drain(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok && n.cfg.DrainTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.cfg.DrainTimeout)
+		defer cancel()
+	}
 	d := &n.drain
 	start := time.Now()
 	n.log.Info("drain: asking the sentinel to move this node's sessions")

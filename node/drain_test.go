@@ -112,3 +112,25 @@ func TestSupersededOn(t *testing.T) {
 		t.Fatal("supersededOn: wrong answer")
 	}
 }
+
+// A sentinel that keeps reporting "draining": Drain with a context without deadline ends at
+// Config.DrainTimeout with the context's deadline error.
+func TestDrainAppliesConfigTimeout(t *testing.T) {
+	f := newFakeSentinel(t)
+	b, _ := json.Marshal(envelope.DrainPayload{Drain: &envelope.DrainStatus{State: envelope.DrainStateDraining, By: "self"}})
+	raw := json.RawMessage(b)
+	f.hbPayload.Store(&raw)
+	cfg := testConfig(f)
+	cfg.DrainTimeout = 300 * time.Millisecond
+	n := connect(t, cfg)
+	done := make(chan error, 1)
+	go func() { done <- n.Drain(context.Background()) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Drain = %v, want the drain timeout's deadline error", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Drain without a deadline did not end at Config.DrainTimeout")
+	}
+}

@@ -88,7 +88,9 @@ cg_stats() {
 import re, sys
 names, callee, total = {}, None, 0
 calls = {"sign": 0, "verify": 0}
-want = {"crypto/internal/fips140/ed25519.signWithDom": "sign", "crypto/internal/fips140/ed25519.verifyWithDom": "verify"}
+want = {"crypto/internal/fips140/ed25519.signWithDom": "sign", "crypto/internal/fips140/ed25519.verifyWithDom": "verify",
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.PrivateKey.Sign": "sign",
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyWithOptionsNoPanic": "verify"}
 for line in open(sys.argv[1], errors="replace"):
     m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
     if m:

@@ -12,7 +12,9 @@
 #      service placed and the CA certified both replicas;
 #   4. stop replica 1: runs are still correct, all served by replica 2;
 #   5. start replica 1 again: healthy, runs correct, and new sessions reach it again;
-#   6. stop everything.
+#   6. stop the sentinel under load (docker compose stop sentinel): it drains, every client call
+#      ends in a reply or an explicit refusal (none waits for a timeout), it exits 0;
+#   7. stop everything.
 # Whatever happens, the trap takes the stack down, so nothing is left running.
 set -euo pipefail
 
@@ -230,6 +232,50 @@ for i in $(seq 1 10); do
 done
 [ -n "$served" ] || fail "replica1 served none of 10 new sessions after its restart"
 echo "replica1 serves new sessions again (run $served)"
+
+step "stop the sentinel under load: it drains and exits 0"
+# Four clients (add, multiply, fib_stream over their channel, then 20000 whoami back to back);
+# the sentinel is stopped while they run.
+load=$(mktemp -d)
+for i in 1 2 3 4; do
+  # set -e is inherited: the client's exit code (1 when a call is refused) must still be kept.
+  ( rc=0; "$STACK" compose run --rm --no-deps -T client /math-client -whoami 20000 >"$load/out.$i" 2>&1 || rc=$?
+    echo "$rc" >"$load/rc.$i" ) &
+done
+# Stop the sentinel once every client is calling (a client still attaching would only fail to
+# dial, which says nothing about the drain).
+deadline=$((SECONDS + 60))
+for i in 1 2 3 4; do
+  until grep -q '^whoami = ' "$load/out.$i" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "client $i made no whoami call within 60s: $(cat "$load/out.$i")"
+    [ ! -s "$load/rc.$i" ] || fail "client $i ended before the sentinel stopped: $(cat "$load/out.$i")"
+    sleep 0.2
+  done
+done
+"$STACK" compose stop sentinel
+deadline=$((SECONDS + 60))
+while [ "$(ls "$load" | grep -c '^rc\.')" -lt 4 ]; do
+  [ $SECONDS -lt $deadline ] || fail "clients still running 60s after the sentinel stopped"
+  sleep 1
+done
+code=$(docker inspect -f '{{.State.ExitCode}}' "$("$STACK" compose ps -aq sentinel)")
+[ "$code" = 0 ] || fail "the sentinel exited $code after docker compose stop (want 0 after its drain)"
+logs=$("$STACK" compose logs --no-color sentinel 2>&1)
+grep -q "drain finished.*result=idle" <<<"$logs" ||
+  fail "the sentinel did not finish its drain idle: $(grep -i drain <<<"$logs" | tail -n 3)"
+for i in 1 2 3 4; do
+  if grep -Eiq "deadline exceeded|timed out|timeout" "$load/out.$i"; then
+    fail "client $i waited for a timeout during the drain: $(grep -Ei 'deadline|time' "$load/out.$i" | head -n 3)"
+  fi
+  grep -q 'code "DRAINING"' "$load/out.$i" ||
+    fail "client $i did not get a DRAINING refusal: $(grep -v '^whoami = ' "$load/out.$i" | tail -n 3)"
+  if grep 'math-client: ' "$load/out.$i" | grep -qv 'code "DRAINING"'; then
+    fail "client $i failed otherwise than DRAINING: $(grep 'math-client: ' "$load/out.$i")"
+  fi
+  echo "client $i: exit $(cat "$load/rc.$i"), $(grep -c '^whoami = ' "$load/out.$i" || true) whoami answers, then $(grep -c 'math-client: ' "$load/out.$i" || true) DRAINING refusal"
+done
+echo "sentinel drained (result=idle) and exited 0: $(grep "drain finished" <<<"$logs" | tail -n 1 | sed 's/.*drain finished/drain finished/')"
+rm -rf "$load"
 
 step "stop"
 "$STACK" stop

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 )
 
@@ -16,9 +17,10 @@ import (
 type StoredKey struct {
 	JWK          JWK // includes SID and PhysicalPath, ready to re-serve in a KeyAnnounce
 	PhysicalPath string
-	SID          string            // SIDForPath(PhysicalPath): the sid the signatures must use
-	Sig          ed25519.PublicKey // set for signing keys
-	Identity     *NodeIdentity     // set when an x5c chain was validated against the trust bundle
+	SID          string                 // SIDForPath(PhysicalPath): the sid the signatures must use
+	Sig          ed25519.PublicKey      // set for signing keys
+	Identity     *NodeIdentity          // set when an x5c chain was validated against the trust bundle
+	sigExp       *voi.ExpandedPublicKey // Sig expanded once, for the verifications (ed25519.go)
 }
 
 // KeyStoreOptions configure certificate handling (strict-overlay).
@@ -66,7 +68,7 @@ func (ks *KeyStore) Add(j JWK, physicalPath string) error {
 		if err != nil {
 			return err
 		}
-		sk.Sig = pub
+		sk.Sig, sk.sigExp = pub, expandKey(pub)
 		if len(j.X5C) > 0 && ks.opts.Trust != nil {
 			id, err := VerifyX5C(j.X5C, ks.opts.Trust, sk.SID, ks.opts.Now())
 			if err != nil {
@@ -191,7 +193,7 @@ func (ks *KeyStore) Verify(env *envelope.Envelope, shallow bool) (*StoredKey, er
 	if k.Identity != nil && ks.opts.Now().After(k.Identity.NotAfter) {
 		return nil, fmt.Errorf("%w: kid %s certificate expired %s", ErrCertExpired, sec.kid, k.Identity.NotAfter)
 	}
-	return k, verifyView(env, k.Sig, k.SID, shallow, sec)
+	return k, verifyView(env, verifyKey{pub: k.Sig, exp: k.sigExp}, k.SID, shallow, sec)
 }
 
 // KeyAnnounceKeys returns what a sentinel puts in a KeyAnnounce answering a KeyRequest for

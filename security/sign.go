@@ -48,7 +48,7 @@ func (s *Signer) Sign(env *envelope.Envelope) error {
 	buf := bufpool.Get()
 	tbs, _ := appendTBS((*buf)[:0], env.SID, env, digest)
 	*buf = tbs
-	val := base64.RawURLEncoding.EncodeToString(ed25519.Sign(s.Key, tbs))
+	val := base64.RawURLEncoding.EncodeToString(edSign(s.Key, tbs))
 	bufpool.Put(buf)
 	env.Frame = frame
 	if sec == nil && plainSecText(s.Kid) {

@@ -28,12 +28,12 @@ func verifyAs(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trustPD
 	if err != nil {
 		return err
 	}
-	return verifyView(env, pub, sid, trustPD, sec)
+	return verifyView(env, verifyKey{pub: pub}, sid, trustPD, sec)
 }
 
 // verifyView is verifyAs with the sec header already read (KeyStore.Verify reads it once to
 // find the key).
-func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trustPD bool, sec secView) error {
+func verifyView(env *envelope.Envelope, key verifyKey, sid string, trustPD bool, sec secView) error {
 	if !sec.hasSig {
 		return ErrUnsigned
 	}
@@ -42,8 +42,8 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 	if err != nil {
 		return err
 	}
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: public key has %d bytes", ErrBadJWK, len(pub))
+	if len(key.pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: public key has %d bytes", ErrBadJWK, len(key.pub))
 	}
 	if sid == "" {
 		return fmt.Errorf("%w: no signer sid", ErrBadSignature)
@@ -67,7 +67,7 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 		tbs := appendTBSHeaders(pd, sid, env)
 		tbs = append(tbs, pd...)
 		*buf = tbs
-		if ed25519.Verify(pub, tbs[tbsStart:], sig) {
+		if edVerify(key, tbs[tbsStart:], sig) {
 			return nil
 		}
 		return fmt.Errorf("%w: kid %s", ErrBadSignature, sec.kid)
@@ -82,14 +82,14 @@ func verifyView(env *envelope.Envelope, pub ed25519.PublicKey, sid string, trust
 	tbs := appendTBSHeaders((*buf)[:0], sid, env)
 	tbs = append(tbs, d...)
 	*buf = tbs
-	if ed25519.Verify(pub, tbs, sig) {
+	if edVerify(key, tbs, sig) {
 		return nil
 	}
 	if norm, changed, err := normalizeFrame(env.Frame); err == nil && changed {
 		if nd, err := FrameDigest(norm); err == nil {
 			tbs = append(appendTBSHeaders((*buf)[:0], sid, env), nd...)
 			*buf = tbs
-			if ed25519.Verify(pub, tbs, sig) {
+			if edVerify(key, tbs, sig) {
 				return nil
 			}
 		}

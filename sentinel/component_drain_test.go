@@ -21,10 +21,16 @@ type drainFake struct {
 	queued  int64
 }
 
-func (p *drainFake) inFlight() (int, int64) {
+func (p *drainFake) awaiting(time.Time, func(string) bool, map[string]bool) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.pending), p.queued
+	return len(p.pending)
+}
+
+func (p *drainFake) queuedBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queued
 }
 
 func (p *drainFake) takePending() []pendingReq {

@@ -21,8 +21,12 @@ type pendingFake struct {
 	busy map[string]bool
 }
 
-func (p *pendingFake) inFlight() (int, int64)       { return len(p.busy), 0 }
-func (p *pendingFake) pendingSIDs() map[string]bool { return p.busy }
+func (p *pendingFake) awaiting(_ time.Time, _ func(string) bool, sids map[string]bool) int {
+	for sid := range p.busy {
+		sids[sid] = true
+	}
+	return len(p.busy)
+}
 
 func secureCloses(t *testing.T, p *fakePeer) []string {
 	t.Helper()

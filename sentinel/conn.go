@@ -82,13 +82,14 @@ type pendingReq struct {
 // remembering a request costs one allocation instead of seven.
 type packedReq struct {
 	all    string
-	end    [7]uint32
+	end    [8]uint32 // ends of id, traceId, replyTo, to, frame type, corrId, cid, sender sid
 	stream bool  // a stream request: tracked until its final item, not its first
-	seen   int64 // streams: unix seconds of the request or its last item (forgetStaleStreams)
+	opaque bool  // a stream sealed for a channel: its final item cannot be recognised
+	seen   int64 // streams: unix milliseconds of the request or its last item (forgetStaleStreams, awaiting)
 }
 
 func packReq(h *envelope.Header) packedReq {
-	parts := [7][]byte{h.ID, h.TraceID, h.ReplyTo, h.To, h.FrameType, h.CorrID, h.FrameCID}
+	parts := [8][]byte{h.ID, h.TraceID, h.ReplyTo, h.To, h.FrameType, h.CorrID, h.FrameCID, h.SID}
 	n := 0
 	for _, p := range parts {
 		n += len(p)
@@ -102,13 +103,14 @@ func packReq(h *envelope.Header) packedReq {
 	p.all = string(b)
 	p.stream = h.RType.Has(envelope.RTypeStream)
 	if p.stream {
-		p.seen = time.Now().Unix()
+		p.opaque = len(h.EncKID) > 0
+		p.seen = time.Now().UnixMilli()
 	}
 	return p
 }
 
 func (p packedReq) unpack() pendingReq {
-	var f [7]string
+	var f [8]string
 	start := uint32(0)
 	for i, e := range p.end {
 		f[i] = p.all[start:e]
@@ -499,23 +501,27 @@ func (c *conn) untrack(h *envelope.Header) {
 
 // answered forgets a pending request once this peer sent its reply, or for a stream its final
 // item (a JSON-RPC response with a null result or an error): the peer's death must still nack
-// a stream it is in the middle of.
-func (c *conn) answered(corrID []byte, msg []byte) {
+// a stream it is in the middle of. It reports whether corrID answered a request routed to this
+// peer (the rate limits count everything else as new work).
+func (c *conn) answered(corrID []byte, msg []byte) (found bool) {
 	if len(corrID) == 0 {
-		return
+		return false
 	}
 	c.pendMu.Lock()
 	if len(c.pending) > 0 {
 		if p, ok := c.pending[string(corrID)]; ok {
-			if !p.stream || streamEnded(msg) {
+			found = true
+			// An opaque stream's items are sealed: parsing them cannot find the end.
+			if !p.stream || (!p.opaque && streamEnded(msg)) {
 				delete(c.pending, string(corrID))
 			} else {
-				p.seen = time.Now().Unix()
+				p.seen = time.Now().UnixMilli()
 				c.pending[string(corrID)] = p
 			}
 		}
 	}
 	c.pendMu.Unlock()
+	return found
 }
 
 func (c *conn) takePending() []pendingReq {

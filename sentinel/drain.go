@@ -61,13 +61,15 @@ const (
 // fakes do too.
 type drainPeer interface {
 	peer
-	// inFlight is the number of requests routed to this peer awaiting their reply, and the
-	// bytes still in its send queue (including a batch being written).
-	inFlight() (pending int, queued int64)
+	// awaiting is the number of requests routed to this peer that the drain waits for
+	// (conn.awaiting: callers still attached, no opaque stream gone quiet).
+	awaiting(now time.Time, live func(replyTo string) bool, sids map[string]bool) int
+	// queuedBytes is what its send queue still holds (including a batch being written).
+	queuedBytes() int64
 	takePending() []pendingReq
 }
 
-func (c *conn) inFlight() (int, int64) { return c.pendingLen(), c.q.queuedBytes() }
+func (c *conn) queuedBytes() int64 { return c.q.queuedBytes() }
 
 // drainDeps is what the drainer is built with.
 type drainDeps struct {
@@ -76,6 +78,9 @@ type drainDeps struct {
 	reg     prometheus.Registerer
 	// peers lists the attached peers (routeTable.attached).
 	peers func() []peer
+	// live reports whether a reply to replyTo could still be delivered (Sentinel.reachable);
+	// requests whose caller left are not waited for. nil: every request counts.
+	live func(replyTo string) bool
 	// closeChannels sends each client a SecureClose per channel it holds (stickyRouter).
 	closeChannels func(reason string) int
 	// refuse nacks a pending request to its replyTo (the Sentinel).
@@ -137,13 +142,13 @@ func (d *drainer) start() bool {
 	return true
 }
 
-// inFlight sums the requests awaiting replies and the bytes queued over every attached peer.
+// inFlight sums the requests worth waiting for and the bytes queued over every attached peer.
 func (d *drainer) inFlight() (pending int, queued int64) {
+	now := time.Now()
 	for _, p := range d.peers() {
 		if dp, ok := p.(drainPeer); ok {
-			n, b := dp.inFlight()
-			pending += n
-			queued += b
+			pending += dp.awaiting(now, d.live, nil)
+			queued += dp.queuedBytes()
 		}
 	}
 	return pending, queued
@@ -219,12 +224,26 @@ func (d *drainer) run(stop <-chan struct{}) (idle bool) {
 	return idle
 }
 
+// drainRefusalText is the status page's text for a drain refusal of what; the usual ones are
+// constants, so that a flood of refusals allocates nothing for the page.
+func drainRefusalText(what string) string {
+	switch what {
+	case "call":
+		return "draining: call refused"
+	case "attach":
+		return "draining: attach refused"
+	case "NodeAttach":
+		return "draining: NodeAttach refused"
+	}
+	return "draining: " + what + " refused"
+}
+
 // refused counts a drain refusal and logs it naming the peer, at most once a second (with the
 // number held back since the last line); the counter sees every one.
 func (d *drainer) refused(reason, peerID, remote, what string, args ...any) {
 	d.refusals.WithLabelValues(reason).Inc()
 	d.total.Add(1)
-	d.recent.add(reason, peerID, remote, "draining: "+what+" refused")
+	d.recent.add(reason, peerID, remote, drainRefusalText(what))
 	now := time.Now().UnixNano()
 	last := d.lastLog.Load()
 	if now-last < int64(time.Second) || !d.lastLog.CompareAndSwap(last, now) {

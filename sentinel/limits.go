@@ -236,7 +236,9 @@ func (l *limiter) checkKeys(c peer, fresh int) error {
 // flood must not turn into a flood of log lines.
 func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
 	c.limits.refusals.WithLabelValues(why).Inc()
-	c.limits.recent.add(why, senderID(src), senderRemote(src), "envelope to "+c.systemID+" refused, sender nacked OVERLOADED")
+	// The destination goes in its own field: a reason built per refusal would allocate on
+	// every envelope of a flood.
+	c.limits.recent.addTo(why, senderID(src), senderRemote(src), c.systemID, "envelope refused, sender nacked OVERLOADED")
 	now := time.Now().UnixNano()
 	last := c.lastRefusal.Load()
 	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {
@@ -297,7 +299,7 @@ const staleStream = 2 * time.Minute
 // forgetStaleStreams drops stream entries quiet for staleStream, so that streams whose final
 // item is encrypted do not fill the pending table.
 func (c *conn) forgetStaleStreams(now time.Time) {
-	limit := now.Add(-staleStream).Unix()
+	limit := now.Add(-staleStream).UnixMilli()
 	c.pendMu.Lock()
 	for k, p := range c.pending {
 		if p.stream && p.seen < limit {
@@ -336,6 +338,36 @@ func (c *conn) pendingLen() int {
 	c.pendMu.Lock()
 	defer c.pendMu.Unlock()
 	return len(c.pending)
+}
+
+// quietStream is how long an opaque stream (its items sealed for a channel, so that its final
+// item cannot be recognised) may be quiet before a drain stops waiting for it. A stream that is
+// still producing sends items far more often; one that ended is quiet for good.
+const quietStream = time.Second
+
+// awaiting counts the requests routed to c that a drain must wait for, and adds the sid of
+// each one's caller to sids when sids is not nil. Not counted: a request whose caller cannot
+// be reached any more (live says no: the caller detached, so its reply has nobody to go to),
+// and an opaque stream quiet for quietStream (most likely ended; its entry stays, so that the
+// replica's death or the drain's end still nacks a stream that was in fact unfinished).
+func (c *conn) awaiting(now time.Time, live func(replyTo string) bool, sids map[string]bool) int {
+	quiet := now.Add(-quietStream).UnixMilli()
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	n := 0
+	for _, p := range c.pending {
+		if p.opaque && p.seen < quiet {
+			continue
+		}
+		if live != nil && !live(p.all[p.end[1]:p.end[2]]) {
+			continue
+		}
+		n++
+		if sid := p.all[p.end[6]:p.end[7]]; sids != nil && sid != "" {
+			sids[sid] = true // the caller's session, as the sticky table keys it
+		}
+	}
+	return n
 }
 
 // maxPause bounds the back-off of a sender whose envelopes are refused.

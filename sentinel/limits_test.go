@@ -153,6 +153,75 @@ func TestStaleStreamsForgotten(t *testing.T) {
 	}
 }
 
+// The drains wait only for requests that can still be answered and read: not for one whose
+// caller left, nor for a sealed (channel) stream that has gone quiet; both stay tracked.
+func TestAwaitingSkipsDepartedCallersAndQuietOpaqueStreams(t *testing.T) {
+	s := offlineSentinel(t, nil)
+	replica := offlineConn(s, "replica")
+	stayer, leaver := offlineConn(s, "stayer"), offlineConn(s, "leaver")
+	track := func(from *conn, stream, sealed bool) {
+		t.Helper()
+		_, h := request(t, from, "math@fame.fabric", 1)
+		if stream {
+			h.RType = envelope.RTypeStream
+		}
+		if sealed {
+			h.EncKID = []byte("chan-1")
+		}
+		if !replica.trackPending(h) {
+			t.Fatal("not tracked")
+		}
+	}
+	track(stayer, false, false) // a plain call
+	track(stayer, true, false)  // a readable stream
+	track(stayer, true, true)   // a sealed stream
+	track(leaver, false, false) // a call whose caller is about to leave
+	now := time.Now()
+	sids := map[string]bool{}
+	if n := replica.awaiting(now, s.reachable, sids); n != 4 {
+		t.Fatalf("awaiting = %d before anything changed, want 4", n)
+	}
+	if !sids[stayer.sid] || !sids[leaver.sid] || len(sids) != 2 {
+		t.Fatalf("sids = %v, want the stayer's and the leaver's", sids)
+	}
+	s.routes.detach(leaver)
+	if n := replica.awaiting(now, s.reachable, nil); n != 3 {
+		t.Fatalf("awaiting = %d after the caller left, want 3", n)
+	}
+	later := now.Add(quietStream + 100*time.Millisecond)
+	if n := replica.awaiting(later, s.reachable, nil); n != 2 {
+		t.Fatalf("awaiting = %d once the sealed stream went quiet, want 2 (the readable stream still counts)", n)
+	}
+	if replica.pendingLen() != 4 {
+		t.Fatalf("pending = %d, want all 4 still tracked (a replica's death must still nack them)", replica.pendingLen())
+	}
+}
+
+// A reply whose caller has left still clears its request from the replica's pending table.
+func TestReplyToDepartedCallerIsAnswered(t *testing.T) {
+	s := offlineSentinel(t, nil)
+	replica, client := offlineConn(s, "replica"), offlineConn(s, "client")
+	_, h := request(t, client, "math@fame.fabric", 1)
+	if !replica.trackPending(h) {
+		t.Fatal("not tracked")
+	}
+	s.routes.detach(client)
+	r, _ := envelope.New(&envelope.Data{Payload: []byte(`{"jsonrpc":"2.0","id":1,"result":3}`)})
+	r.SID, r.TraceID, r.To, r.CorrID = replica.sid, envelope.NewID(), string(h.ReplyTo), string(h.CorrID)
+	msg, err := r.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rh envelope.Header
+	if err := envelope.ParseHeader(msg, &rh); err != nil {
+		t.Fatal(err)
+	}
+	s.route(replica, msg, &rh, rh.To)
+	if replica.pendingLen() != 0 {
+		t.Fatal("the request stays pending after its reply, because its caller had left")
+	}
+}
+
 func TestLimitOptions(t *testing.T) {
 	get := func(env map[string]string) config.Getenv {
 		return func(k string) (string, bool) { v, ok := env[k]; return v, ok }

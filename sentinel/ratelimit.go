@@ -212,8 +212,10 @@ func newRateLimits(o RateLimitOptions, sec *secLayer, log *slog.Logger, reg prom
 
 // startsWork reports whether an envelope starts work on its destination, which is what the
 // rate limits count: a SecureOpen; a Data asking for a reply or stream; any other Data unless
-// it is a reply or stream item (corrId set, addressed to a physical path "…@/…").
-func startsWork(h *envelope.Header, dest []byte) bool {
+// it answered a request routed to its sender (replied: a reply or stream item the sender owed).
+// Whether a Data "looks like" a reply (corrId, a physical-path destination) does not matter:
+// a node runs a Data with a replyTo whatever its rtype, so only the pending table can tell.
+func startsWork(h *envelope.Header, replied bool) bool {
 	switch string(h.FrameType) {
 	case envelope.TypeSecureOpen:
 		return true
@@ -221,17 +223,7 @@ func startsWork(h *envelope.Header, dest []byte) bool {
 		if h.RType.Has(envelope.RTypeReply) || h.RType.Has(envelope.RTypeStream) {
 			return true
 		}
-		return len(h.CorrID) == 0 || !isPathAddress(dest)
-	}
-	return false
-}
-
-// isPathAddress reports whether addr is participant@/physical/path.
-func isPathAddress(addr []byte) bool {
-	for i := 0; i+1 < len(addr); i++ {
-		if addr[i] == '@' {
-			return addr[i+1] == '/'
-		}
+		return !replied
 	}
 	return false
 }
@@ -256,8 +248,8 @@ func (r *rateLimits) rateIdentity(c *conn) string {
 
 // check reports whether src may start the work of h on dest now; otherwise it returns the
 // refusal's kind, nack reason and retry hint. On src's reader goroutine.
-func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte) (kind, reason string, retry time.Duration, ok bool) {
-	if !startsWork(h, dest) {
+func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte, replied bool) (kind, reason string, retry time.Duration, ok bool) {
+	if !startsWork(h, replied) {
 		return "", "", 0, true
 	}
 	now := time.Now()
@@ -315,8 +307,8 @@ func (r *rateLimits) refused(src *conn, kind string, h *envelope.Header, dest []
 // rateLimited applies the rate limits to a request from src to dest and nacks it
 // RATE_LIMITED when it is past one; true when it was refused. dest is nil for capability
 // routing (only the identity limit applies).
-func (s *Sentinel) rateLimited(src *conn, h *envelope.Header, dest []byte) bool {
-	kind, reason, retry, ok := s.rate.check(src, h, dest)
+func (s *Sentinel) rateLimited(src *conn, h *envelope.Header, dest []byte, replied bool) bool {
+	kind, reason, retry, ok := s.rate.check(src, h, dest, replied)
 	if ok {
 		return false
 	}

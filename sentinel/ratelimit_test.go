@@ -23,23 +23,27 @@ func TestRateStartsWork(t *testing.T) {
 		rtype envelope.RType
 		corr  string
 		to    string
-		want  bool
+		// replied: the envelope answered a request routed to its sender (conn.answered)
+		replied bool
+		want    bool
 	}{
-		{"request", envelope.TypeData, envelope.RTypeReply, "c1", "math@fame.fabric", true},
-		{"stream request", envelope.TypeData, envelope.RTypeStream, "c1", "math@fame.fabric", true},
-		{"request to a path", envelope.TypeData, envelope.RTypeReply, "c1", "math@/s/r1", true},
-		{"reply", envelope.TypeData, 0, "c1", "__rpc__x@/s/client", false},
-		{"stream item", envelope.TypeData, 0, "c1", "__rpc__x@/s/client", false},
-		{"one-way to a logical", envelope.TypeData, 0, "", "math@fame.fabric", true},
-		{"one-way to a path", envelope.TypeData, 0, "", "inbox@/s/client", true},
-		{"reply-shaped to a logical", envelope.TypeData, 0, "c1", "math@fame.fabric", true},
-		{"secure open", envelope.TypeSecureOpen, 0, "c1", "math@fame.fabric", true},
-		{"secure accept", envelope.TypeSecureAccept, 0, "c1", "__rpc__x@/s/client", false},
-		{"delivery ack", envelope.TypeDeliveryAck, 0, "c1", "__rpc__x@/s/client", false},
-		{"heartbeat", envelope.TypeNodeHeartbeat, 0, "", "", false},
+		{"request", envelope.TypeData, envelope.RTypeReply, "c1", "math@fame.fabric", false, true},
+		{"stream request", envelope.TypeData, envelope.RTypeStream, "c1", "math@fame.fabric", false, true},
+		{"request to a path", envelope.TypeData, envelope.RTypeReply, "c1", "math@/s/r1", false, true},
+		{"request with a pending corrId", envelope.TypeData, envelope.RTypeReply, "c1", "math@/s/r1", true, true},
+		{"reply", envelope.TypeData, 0, "c1", "__rpc__x@/s/client", true, false},
+		{"stream item", envelope.TypeData, 0, "c1", "__rpc__x@/s/client", true, false},
+		{"reply-shaped, answering nothing", envelope.TypeData, 0, "c1", "math@/s/r1", false, true},
+		{"one-way to a logical", envelope.TypeData, 0, "", "math@fame.fabric", false, true},
+		{"one-way to a path", envelope.TypeData, 0, "", "inbox@/s/client", false, true},
+		{"reply-shaped to a logical", envelope.TypeData, 0, "c1", "math@fame.fabric", false, true},
+		{"secure open", envelope.TypeSecureOpen, 0, "c1", "math@fame.fabric", false, true},
+		{"secure accept", envelope.TypeSecureAccept, 0, "c1", "__rpc__x@/s/client", true, false},
+		{"delivery ack", envelope.TypeDeliveryAck, 0, "c1", "__rpc__x@/s/client", false, false},
+		{"heartbeat", envelope.TypeNodeHeartbeat, 0, "", "", false, false},
 	} {
 		h := &envelope.Header{FrameType: []byte(c.frame), RType: c.rtype, CorrID: []byte(c.corr)}
-		if got := startsWork(h, []byte(c.to)); got != c.want {
+		if got := startsWork(h, c.replied); got != c.want {
 			t.Errorf("%s: startsWork = %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -108,7 +112,7 @@ func TestRateCheck(t *testing.T) {
 						src = &conn{identity: identity{systemID: s.caller}}
 						conns[s.caller] = src
 					}
-					kind, reason, retry, ok := r.check(src, rateReq("c"), []byte(s.to))
+					kind, reason, retry, ok := r.check(src, rateReq("c"), []byte(s.to), false)
 					if ok != (s.kind == "") || kind != s.kind {
 						t.Fatalf("step %d %+v: ok %v kind %q (%s)", i, s, ok, kind, reason)
 					}
@@ -127,21 +131,22 @@ func TestRateRetryHint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := testRateLimits(t, RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{Rate: 4, Burst: 1}}})
 		src := &conn{identity: identity{systemID: "a"}}
-		if _, _, _, ok := r.check(src, rateReq("1"), []byte("m@f")); !ok {
+		if _, _, _, ok := r.check(src, rateReq("1"), []byte("m@f"), false); !ok {
 			t.Fatal("first call refused")
 		}
-		_, reason, retry, ok := r.check(src, rateReq("2"), []byte("m@f"))
+		_, reason, retry, ok := r.check(src, rateReq("2"), []byte("m@f"), false)
 		if ok || retry != 250*time.Millisecond || !strings.HasSuffix(reason, "retry_after_ms=250") {
 			t.Fatalf("hint %v %q, want 250ms", retry, reason)
 		}
 		time.Sleep(retry)
-		if _, _, _, ok := r.check(src, rateReq("3"), []byte("m@f")); !ok {
+		if _, _, _, ok := r.check(src, rateReq("3"), []byte("m@f"), false); !ok {
 			t.Fatal("a caller that waited for the hint was refused")
 		}
 	})
 }
 
-// TestRateRepliesPass: replies, stream items and acks are never refused, however many.
+// TestRateRepliesPass: replies and stream items owed to a caller, and acks, are never refused,
+// however many.
 func TestRateRepliesPass(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := testRateLimits(t, RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{Rate: 1, Burst: 1}},
@@ -149,11 +154,11 @@ func TestRateRepliesPass(t *testing.T) {
 		replica := &conn{identity: identity{systemID: "r1"}}
 		for i := 0; i < 100; i++ {
 			reply := &envelope.Header{FrameType: []byte(envelope.TypeData), CorrID: []byte("c")}
-			if _, _, _, ok := r.check(replica, reply, []byte("__rpc__x@/s/client")); !ok {
+			if _, _, _, ok := r.check(replica, reply, []byte("__rpc__x@/s/client"), true); !ok {
 				t.Fatalf("reply %d refused", i)
 			}
 			ack := &envelope.Header{FrameType: []byte(envelope.TypeDeliveryAck), CorrID: []byte("c")}
-			if _, _, _, ok := r.check(replica, ack, []byte("x@fame.fabric")); !ok {
+			if _, _, _, ok := r.check(replica, ack, []byte("x@fame.fabric"), false); !ok {
 				t.Fatalf("ack %d refused", i)
 			}
 		}
@@ -167,7 +172,7 @@ func TestRateTablesBounded(t *testing.T) {
 		PerIdentity: RateRule{Default: RateSpec{Rate: 10}}, PerAddress: RateRule{Default: RateSpec{Rate: 10}}})
 	for i := 0; i < 10000; i++ {
 		src := &conn{identity: identity{systemID: "id" + string(rune('a'+i%26)) + strings.Repeat("x", i%50) + string(rune(i))}}
-		r.check(src, rateReq("c"), []byte("addr"+string(rune(i))+"@fame.fabric"))
+		r.check(src, rateReq("c"), []byte("addr"+string(rune(i))+"@fame.fabric"), false)
 	}
 	if n, m := r.ident.len(), r.addr.len(); n > 100 || m > 100 {
 		t.Fatalf("tables hold %d identities and %d addresses, want <= 100 each", n, m)
@@ -197,7 +202,7 @@ func TestRateLimitedCounted(t *testing.T) {
 		r, _ := testRateLimits(t, RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{Rate: 1, Burst: 1}}})
 		src := &conn{identity: identity{systemID: "a"}}
 		for i := 0; i < 5; i++ {
-			if kind, _, retry, ok := r.check(src, rateReq("c"), []byte("m@f")); !ok {
+			if kind, _, retry, ok := r.check(src, rateReq("c"), []byte("m@f"), false); !ok {
 				r.refused(src, kind, rateReq("c"), []byte("m@f"), retry)
 			}
 		}

@@ -18,9 +18,10 @@ const maxRefusalField = 200
 // same code and reason several times in a row (a flood is one line, not the whole ring).
 type refusalEntry struct {
 	Time   time.Time `json:"time"`
-	Peer   string    `json:"peer"`   // system id, else the id from the URL, else ""
-	Remote string    `json:"remote"` // address:port
-	Code   string    `json:"code"`   // the counter's reason label (fame_*_refusals_total)
+	Peer   string    `json:"peer"`             // system id, else the id from the URL, else ""
+	Remote string    `json:"remote"`           // address:port
+	Target string    `json:"target,omitempty"` // what the refused envelope was for (a queue's peer), if any
+	Code   string    `json:"code"`             // the counter's reason label (fame_*_refusals_total)
 	Reason string    `json:"reason"`
 	Count  uint64    `json:"count"`
 }
@@ -39,24 +40,27 @@ type refusalRing struct {
 }
 
 // add records a refusal. code is the counter's label, reason the human text.
-func (r *refusalRing) add(code, peer, remote, reason string) {
+func (r *refusalRing) add(code, peer, remote, reason string) { r.addTo(code, peer, remote, "", reason) }
+
+// addTo is add with the refused envelope's target.
+func (r *refusalRing) addTo(code, peer, remote, target, reason string) {
 	if r == nil {
 		return
 	}
 	now := time.Now()
-	peer, remote, reason = clip(peer), clip(remote), clip(reason)
+	peer, remote, target, reason = clip(peer), clip(remote), clip(target), clip(reason)
 	r.mu.Lock()
 	r.total++
 	if r.n > 0 {
 		last := &r.buf[(r.next+len(r.buf)-1)%len(r.buf)]
-		if last.Code == code && last.Peer == peer && last.Remote == remote && last.Reason == reason {
+		if last.Code == code && last.Peer == peer && last.Remote == remote && last.Target == target && last.Reason == reason {
 			last.Count++
 			last.Time = now
 			r.mu.Unlock()
 			return
 		}
 	}
-	r.buf[r.next] = refusalEntry{Time: now, Peer: peer, Remote: remote, Code: code, Reason: reason, Count: 1}
+	r.buf[r.next] = refusalEntry{Time: now, Peer: peer, Remote: remote, Target: target, Code: code, Reason: reason, Count: 1}
 	r.next = (r.next + 1) % len(r.buf)
 	if r.n < len(r.buf) {
 		r.n++

@@ -52,10 +52,13 @@ const (
 	// still be on its way.
 	replicaDrainLinger = 200 * time.Millisecond
 
-	// CodeDrainRefused is the nack code of a drain heartbeat that names another system id.
+	// CodeDrainRefused is the nack code of a drain heartbeat that is refused: it names another
+	// system id, it cannot be read, or its sender is a member of no pool.
 	CodeDrainRefused = "DRAIN_REFUSED"
 	// refusalDrainForeign counts such heartbeats in fame_security_refusals_total.
 	refusalDrainForeign = "drain_foreign_system_id"
+	// refusalDrainMalformed counts drain heartbeats that cannot be read.
+	refusalDrainMalformed = "drain_malformed"
 )
 
 // replicaDrains holds the replicas being drained, by connection. It belongs to the sticky
@@ -73,6 +76,9 @@ type replicaDrains struct {
 	// an operator starts the drain and when it ends, so that an SDK replica need not wait for
 	// its next heartbeat to learn either. nil: nothing is pushed.
 	push func(p peer, st envelope.DrainStatus)
+	// live reports whether a caller can still be answered (Sentinel.reachable): requests from
+	// callers that left do not keep a session busy. nil: every caller counts.
+	live func(replyTo string) bool
 
 	started  *prometheus.CounterVec // fame_replica_drains_total{by}
 	finished *prometheus.CounterVec // fame_replica_drains_finished_total{result}
@@ -110,7 +116,7 @@ func newReplicaDrains(timeout time.Duration, reg prometheus.Registerer) *replica
 	d.moved = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_sessions_moved_total",
 		Help: "Client sessions moved off a draining replica: idle (no call in flight), timeout (moved at drain_timeout) or replica_gone (purged when the draining replica detached)."}, []string{"reason"})
 	d.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_drain_refusals_total",
-		Help: "Replica drain requests refused: unknown_system_id, not_replica, already_draining (admin endpoint), foreign_system_id (a drain heartbeat naming another node)."}, []string{"reason"})
+		Help: "Replica drain requests refused: unknown_system_id, not_replica (admin endpoint or heartbeat), already_draining (admin endpoint), foreign_system_id (a drain heartbeat naming another node), malformed (a drain heartbeat that cannot be read)."}, []string{"reason"})
 	for _, b := range []string{"admin", "self"} {
 		d.started.WithLabelValues(b)
 	}
@@ -142,28 +148,10 @@ func (d *replicaDrains) draining(p peer) bool {
 }
 
 // replicaPending is what the drain reads of a replica's connection: the requests routed to
-// it awaiting their replies, and the client sessions they came from. *conn implements it; a
-// peer that does not (a unit test's fake) has nothing in flight.
+// it that are worth waiting for, and the client sessions they came from (conn.awaiting).
+// *conn implements it; a peer that does not (a unit test's fake) has nothing in flight.
 type replicaPending interface {
-	inFlight() (pending int, queued int64)
-	pendingSIDs() map[string]bool
-}
-
-// pendingSIDs is the set of client sids (SecureDigest of the reply address's path) with a
-// request routed to c awaiting its reply.
-func (c *conn) pendingSIDs() map[string]bool {
-	c.pendMu.Lock()
-	defer c.pendMu.Unlock()
-	if len(c.pending) == 0 {
-		return nil
-	}
-	out := make(map[string]bool, len(c.pending))
-	for _, p := range c.pending {
-		if sid := replySID(p.all[p.end[1]:p.end[2]]); sid != "" {
-			out[sid] = true
-		}
-	}
-	return out
+	awaiting(now time.Time, live func(replyTo string) bool, sids map[string]bool) int
 }
 
 // replySID is the sid of the node that receives replies at addr (participant@/path...): the
@@ -176,12 +164,11 @@ func replySID(addr string) string {
 	return envelope.SecureDigest(loc)
 }
 
-func pendingOf(p peer) (n int, sids map[string]bool) {
+// pendingOf is the number of requests on p a drain waits for and their callers' sids.
+func (d *replicaDrains) pendingOf(p peer) (n int, sids map[string]bool) {
 	if rp, ok := p.(replicaPending); ok {
-		n, _ = rp.inFlight()
-		if n > 0 {
-			sids = rp.pendingSIDs()
-		}
+		sids = map[string]bool{}
+		n = rp.awaiting(time.Now(), d.live, sids)
 	}
 	return n, sids
 }
@@ -247,7 +234,7 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 
 // drainStatus reports st; the caller holds drains.mu (read).
 func (r *stickyRouter) drainStatus(st *replicaDrain) envelope.DrainStatus {
-	n, _ := pendingOf(st.p)
+	n, _ := r.drains.pendingOf(st.p)
 	s := envelope.DrainStatus{State: envelope.DrainStateDraining, By: st.by, PinnedSessions: r.sessionsOn(st.p),
 		InFlight: n, Moved: st.nMoved, LastOfPools: st.lastOf}
 	if st.done {
@@ -318,7 +305,7 @@ func (r *stickyRouter) pickDraining(members []peer, h *envelope.Header) peer {
 				// session moves now, and its calls in flight there are still answered (over
 				// the channels they went on, which the client was told to re-open).
 				open := string(h.FrameType) == envelope.TypeSecureOpen && len(live) < len(members)
-				if _, busy := pendingOf(c); busy[string(h.SID)] && !open {
+				if _, busy := r.drains.pendingOf(c); busy[string(h.SID)] && !open {
 					r.note(c, h)
 					return c
 				}
@@ -374,7 +361,7 @@ func (r *stickyRouter) replyPassed(src peer, h *envelope.Header) {
 	if sid == "" {
 		return
 	}
-	if _, busy := pendingOf(src); busy[sid] {
+	if _, busy := r.drains.pendingOf(src); busy[sid] {
 		return
 	}
 	r.moveSession(src, sid, "idle")
@@ -471,7 +458,7 @@ func (r *stickyRouter) drainStep(now time.Time) {
 	d.mu.RUnlock()
 	for _, st := range todo {
 		late := !now.Before(st.deadline)
-		n, busy := pendingOf(st.p)
+		n, busy := r.drains.pendingOf(st.p)
 		unmoved := 0
 		if r.table != nil {
 			for _, rc := range r.table.ReplicaBindings(st.id) {
@@ -635,26 +622,49 @@ func (s *Sentinel) drainHeartbeat(c *conn, h *envelope.Header, msg []byte) json.
 }
 
 func (s *Sentinel) drainRequest(c *conn, h *envelope.Header, msg []byte) {
+	// A heartbeat whose payload cannot be read is answered, not ignored: the SDK would wait
+	// out its whole drain timeout for a drain that never began.
+	malformed := func(why string) {
+		why = "drain heartbeat refused: " + why
+		s.sticky.drains.refusals.WithLabelValues("malformed").Inc()
+		s.securityRefusal(c, refusalDrainMalformed, why)
+		s.nackSys(c, h, CodeDrainRefused, why)
+	}
 	e, err := envelope.Decode(msg)
 	if err != nil {
+		malformed("envelope: " + err.Error())
 		return
 	}
 	f, err := e.DecodeFrame()
 	if err != nil {
+		malformed("frame: " + err.Error())
 		return
 	}
 	hb, ok := f.(*envelope.NodeHeartbeat)
 	if !ok || len(hb.Payload) == 0 {
-		return
+		return // "drain" appeared elsewhere in the envelope: not a drain request
 	}
 	var p envelope.DrainPayload
-	if json.Unmarshal(hb.Payload, &p) != nil || p.Drain == nil || !p.Drain.Request {
+	if err := json.Unmarshal(hb.Payload, &p); err != nil {
+		malformed("payload: " + err.Error())
+		return
+	}
+	if p.Drain == nil || !p.Drain.Request {
 		return
 	}
 	if hb.SystemID != "" && hb.SystemID != c.systemID {
 		why := "a drain heartbeat drains the connection it arrives on; it named system id " + hb.SystemID
 		s.sticky.drains.refusals.WithLabelValues("foreign_system_id").Inc()
 		s.securityRefusal(c, refusalDrainForeign, why, "named", hb.SystemID)
+		s.nackSys(c, h, CodeDrainRefused, why)
+		return
+	}
+	if _, draining := s.sticky.replicaDrainStatus(c); !draining && len(s.routes.poolsOf(c)) == 0 {
+		// As the admin endpoint: only pool replicas drain. A drain of anything else would only
+		// put the routing path on its slower, drain-aware branch for as long as c stays.
+		why := "drain heartbeat refused: " + c.systemID + " is a member of no pool (participant@*.domain); only pool replicas are drained"
+		s.sticky.drains.refusals.WithLabelValues("not_replica").Inc()
+		s.log.Info("replica drain refused", "system_id", c.systemID, "remote", c.remote, "reason", "not_replica")
 		s.nackSys(c, h, CodeDrainRefused, why)
 		return
 	}

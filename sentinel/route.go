@@ -23,6 +23,13 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 	if !s.sticky.learn(src, h) {
 		return outRefused
 	}
+	// Answered whatever happens to the reply next: a caller that left, or a full queue, does
+	// not make the request pending again (its entry would hold up a drain).
+	replied := isReplyFrame(h) && src.answered(h.CorrID, msg)
+	// Before the pick: a call over its rate must not create or refresh sticky bindings.
+	if s.rate != nil && s.rateLimited(src, h, dest, replied) {
+		return outRateLimited
+	}
 	to, reason, sticky := s.resolveWhy(src, h, dest)
 	dst := asConn(to)
 	if tr != nil && dst != nil {
@@ -48,14 +55,8 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 		src.log.Debug("dropping envelope routed back to its sender", "to", string(dest), "frame", string(h.FrameType))
 		return outLoop
 	}
-	if isReplyFrame(h) {
-		src.answered(h.CorrID, msg)
-	}
 	if s.drain.draining() && s.refuseDraining(src, dst, h, dest) {
 		return outDraining
-	}
-	if s.rate != nil && s.rateLimited(src, h, dest) {
-		return outRateLimited
 	}
 	// Tracked before it is forwarded, so that a reply cannot overtake its tracking; past the
 	// pending bound the request is refused rather than forwarded untracked.
@@ -137,6 +138,25 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 	return c, r, false
 }
 
+// reachable reports whether a reply to replyTo could be delivered now: it names a bound
+// address, a logical one (a pool may serve it), or a physical path that leads to an attached
+// peer or to this sentinel. The drains ask, so that a caller that left holds nothing up.
+func (s *Sentinel) reachable(replyTo string) bool {
+	if s.routes.lookupExact([]byte(replyTo)) != nil {
+		return true
+	}
+	at := strings.LastIndexByte(replyTo, '@')
+	if at < 0 {
+		return false
+	}
+	loc := replyTo[at+1:]
+	if len(loc) == 0 || loc[0] != '/' {
+		return true
+	}
+	p, r := s.resolvePath([]byte(loc))
+	return p != nil || r == reasonLocal
+}
+
 // resolvePath routes /<sentinelId>/<childId>/... to the child; /<sentinelId> is local.
 func (s *Sentinel) resolvePath(path []byte) (peer, resolveReason) {
 	rest := path
@@ -164,6 +184,9 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		s.dropWith(src, h, nil, envelope.CodeNoRoute, "no destination: the envelope has neither to nor capabilities")
 		return
 	}
+	if s.rate != nil && s.rateLimited(src, h, nil, false) {
+		return
+	}
 	providers := s.routes.lookupCapabilities(e.Capabilities)
 	var dst *conn
 	for _, p := range providers {
@@ -186,9 +209,6 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 		return
 	}
 	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {
-		return
-	}
-	if s.rate != nil && s.rateLimited(src, h, nil) {
 		return
 	}
 	if why := dst.forward(msg, h, src); why != queueOK {

@@ -178,9 +178,10 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 	}
 	s.sticky.drains.push = s.pushDrainStatus // replica drain status, unasked (replicadrain.go)
+	s.sticky.drains.live = s.reachable
 	s.rate = newRateLimits(opts.RateLimits, s.sec, s.log, s.metrics.reg)
 	s.drain = newDrainer(drainDeps{timeout: opts.DrainTimeout, log: s.log, reg: s.metrics.reg,
-		peers: s.routes.attached, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
+		peers: s.routes.attached, live: s.reachable, closeChannels: s.sticky.closeAllChannels, refuse: s, recent: s.metrics.recent})
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.drainCh = make(chan struct{})
 	s.wg.Add(1)

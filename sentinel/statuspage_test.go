@@ -342,3 +342,20 @@ func BenchmarkRefusalRingAdd(b *testing.B) {
 		}
 	})
 }
+
+// The refusal paths that feed the ring in a flood (a full queue, a drain) allocate nothing for
+// it: the texts are constants and the target has its own field.
+func TestRefusalRingFloodPathsAllocateNothing(t *testing.T) {
+	r := &refusalRing{}
+	peer, target := "peer-a", "replica-1"
+	if n := testing.AllocsPerRun(100, func() {
+		r.addTo(limitQueue, peer, "127.0.0.1:1", target, "envelope refused, sender nacked OVERLOADED")
+		r.add("new_call", peer, "127.0.0.1:1", drainRefusalText("call"))
+	}); n != 0 {
+		t.Fatalf("%v allocations per refusal recorded", n)
+	}
+	got, _ := r.snapshot()
+	if got[1].Target != target {
+		t.Fatalf("target not kept: %+v", got[1])
+	}
+}

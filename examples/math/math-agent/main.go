@@ -116,13 +116,9 @@ func run() error {
 	case <-n.DrainRequested():
 		cfg.Logger.Info("the sentinel drains this replica")
 	}
-	// The drain is owned here: it ends with the sentinel's "drained", the timeout or a
-	// second signal (which cancels its context).
-	timeout := cfg.DrainTimeout
-	if timeout <= 0 {
-		timeout = 30 * time.Second // node.Config's default
-	}
-	dctx, dcancel := context.WithTimeout(ctx, timeout)
+	// The drain is owned here: it ends with the sentinel's "drained", the node's drain
+	// timeout (FAME_DRAIN_TIMEOUT, applied by Drain) or a second signal (which cancels it).
+	dctx, dcancel := context.WithCancel(ctx)
 	defer dcancel()
 	go func() {
 		select {

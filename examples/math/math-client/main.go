@@ -31,7 +31,7 @@ import (
 )
 
 func main() {
-	whoami := flag.Int("whoami", 0, "call whoami N times")
+	whoami := flag.Int("whoami", 0, "call whoami N times (stops at the first failure)")
 	concurrency := flag.Int("concurrency", 0, "make N concurrent add calls")
 	address := flag.String("address", mathagent.Address, "the agent's address")
 	flag.Parse()
@@ -88,8 +88,10 @@ func run(ctx context.Context, address string, whoami, concurrency int) (int, err
 	for i := 0; i < whoami; i++ {
 		var name string
 		if err := n.Call(ctx, address, "whoami", nil, &name); err != nil {
-			c.fail("whoami #%d: %v", i+1, err)
-			continue
+			// Stop at the first refusal: a draining or departed sentinel would refuse (or,
+			// disconnected, time out) every later call the same way.
+			c.fail("whoami #%d: %v (stopping the whoami calls)", i+1, err)
+			break
 		}
 		if name == "" {
 			c.fail("whoami #%d: empty name", i+1)
