@@ -54,9 +54,12 @@ bench-ceiling: build
 	$(BIN)/fame bench-ceiling -d $(CEILING_D)
 
 # Instructions per call of the sentinel, signatures and verifications per overlay call, the
-# crypto floor (valgrind's callgrind; INSTR_D per run, default 5s).
+# crypto floor (valgrind's callgrind; INSTR_D per run, default 5s). With BASE=<ref>: instructions
+# per operation of the hot-path benchmarks and per sentinel call, BASE against the working tree
+# (scripts/bench-instr-ab.sh; INSTR_ROUNDS, default 3).
+BASE ?=
 bench-instr:
-	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh $(BASE)
 
 # Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
 # the one-process ceiling), by where the woken goroutine blocked.

@@ -6,9 +6,13 @@
 // Task), tasks/get (its status), tasks/cancel, tasks/sendSubscribe (a stream of
 // TaskStatusUpdateEvent / TaskArtifactUpdateEvent ending with "result": null),
 // tasks/sendUnsubscribe and agent.get_card. tasks/pushNotification/{set,get} answer -32003
-// as the reference's base agent does; tasks/resubscribe is method-not-found there as in the
-// reference's RPC adapter. Errors carry the reference's codes (errors.go); an unknown or
-// expired task is -32001 (the reference's background agent answers a generic -32603).
+// "Push Notification is not supported", as the reference's base agents (TS and Python) do.
+// tasks/resubscribe (params TaskIdParams, as the reference's a2a types define it): TaskAgent
+// streams the updates of a task it already has and never starts one (-32001 for an unknown
+// id); an Agent that is not a Resubscriber answers -32601 "Method not found", which is what
+// the reference's RPC adapters answer (they list the method but have no case for it). Errors
+// carry the reference's codes (errors.go); an unknown or expired task is -32001 (the
+// reference's background agent answers a generic -32603).
 //
 // One deliberate superset: tasks/sendSubscribe for an id the agent does not know starts the
 // task (A2A's "send and subscribe"); the reference only subscribes, so its proxy and ours
@@ -28,6 +32,8 @@
 //     stream ends with an error) instead of slowing the task or other subscribers. At most
 //     MaxSubscribers streams per task (-32029 past it): each holds a handler of the serving
 //     node until the task ends, so they must not be unbounded.
-//   - Proxy calls an agent by address or by capabilities (node.CallCapabilities).
+//   - Proxy calls an agent by address or by capabilities (node.CallCapabilities); a
+//     by-capability proxy pins each task's later calls to the agent that took it (the
+//     reference's proxies do not; see Proxy).
 //   - Handle and HandleStream build typed node.Ops with generics beside node's raw form.
 package agent

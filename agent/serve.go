@@ -15,6 +15,7 @@ const (
 	MethodCancel      = "tasks/cancel"
 	MethodSubscribe   = "tasks/sendSubscribe"
 	MethodUnsubscribe = "tasks/sendUnsubscribe"
+	MethodResubscribe = "tasks/resubscribe"
 	MethodPushSet     = "tasks/pushNotification/set"
 	MethodPushGet     = "tasks/pushNotification/get"
 	MethodGetCard     = "agent.get_card"
@@ -29,6 +30,13 @@ type Agent interface {
 	// SubscribeToTaskUpdates calls emit for each event until the task ends or ctx is done.
 	SubscribeToTaskUpdates(ctx context.Context, p TaskSendParams, emit func(TaskEvent) error) error
 	UnsubscribeTask(ctx context.Context, p TaskIDParams) error
+}
+
+// Resubscriber is an Agent that serves tasks/resubscribe (TaskAgent does). The reference's
+// agents do not: their RPC adapters accept the method's params (TaskIdParams) and answer
+// -32601 Method not found, which Ops answers too for an Agent without it.
+type Resubscriber interface {
+	ResubscribeTask(ctx context.Context, p TaskIDParams, emit func(TaskEvent) error) error
 }
 
 // Ops are a's A2A methods plus extra (custom methods; an extra op named like an A2A method
@@ -85,6 +93,26 @@ func Ops(a Agent, extra node.Ops) node.Ops {
 			}
 			return nil
 		}),
+	}
+	if r, ok := a.(Resubscriber); ok {
+		ops[MethodResubscribe] = node.Streaming(func(ctx context.Context, raw json.RawMessage, emit func(any) error) error {
+			var p TaskIDParams
+			if err := decode(raw, &p); err != nil {
+				return err
+			}
+			if err := r.ResubscribeTask(ctx, p, func(ev TaskEvent) error { return emit(ev) }); err != nil {
+				return toRPC(err)
+			}
+			return nil
+		})
+	} else {
+		ops[MethodResubscribe] = node.Unary(func(_ context.Context, raw json.RawMessage) (any, error) {
+			var p TaskIDParams
+			if err := decode(raw, &p); err != nil {
+				return nil, err
+			}
+			return nil, &node.RemoteError{Code: CodeMethodNotFound, Message: "Method not found"}
+		})
 	}
 	for name, op := range extra {
 		ops[name] = op

@@ -206,6 +206,30 @@ func (a *TaskAgent) SubscribeToTaskUpdates(ctx context.Context, p TaskSendParams
 			return err
 		}
 	}
+	return a.follow(ctx, e, emit)
+}
+
+// ResubscribeTask answers tasks/resubscribe: the update stream of a task this agent already
+// has (its current status first, then every update until it ends), as tasks/sendSubscribe
+// but never starting one: an unknown or expired id is ErrTaskNotFound (-32001). It is what a
+// client reconnecting to a running task calls; tasks/sendSubscribe with the id would start a
+// second task on an agent that does not have it.
+func (a *TaskAgent) ResubscribeTask(ctx context.Context, p TaskIDParams, emit func(TaskEvent) error) error {
+	if p.ID == "" {
+		return fmt.Errorf("%w: missing id", ErrInvalidTask)
+	}
+	a.mu.Lock()
+	e := a.liveLocked(p.ID)
+	a.mu.Unlock()
+	if e == nil {
+		return fmt.Errorf("%w: %s", ErrTaskNotFound, p.ID)
+	}
+	return a.follow(ctx, e, emit)
+}
+
+// follow streams e's status and updates to emit until the task ends, the subscriber is
+// dropped or ctx is done.
+func (a *TaskAgent) follow(ctx context.Context, e *entry, emit func(TaskEvent) error) error {
 	s := &subscriber{ch: make(chan TaskEvent, a.opts.SubscriberQueue)}
 	a.mu.Lock()
 	first := TaskEvent{Status: &TaskStatusUpdateEvent{ID: e.task.ID, Status: e.task.Status, Final: e.task.Status.State.Terminal()}}

@@ -55,6 +55,11 @@ type SentinelEnv struct {
 	AdminToken          string
 	DrainTimeout        *time.Duration // FAME_DRAIN_TIMEOUT
 
+	// The HTTP gateway (the AgentHttpGatewayListener entry of listeners).
+	Gateway          *bool  // FAME_GATEWAY
+	GatewayOrigins   string // FAME_GATEWAY_ALLOWED_ORIGINS, comma-separated; "": the file's stand
+	GatewayBodyLimit *int64 // FAME_GATEWAY_BODY_LIMIT
+
 	// Call rate limits (limits.rate): the default bucket of each rule; overrides are YAML only.
 	RateIdentity      *float64 // FAME_RATE_LIMIT_IDENTITY
 	RateIdentityBurst *int     // FAME_RATE_LIMIT_IDENTITY_BURST
@@ -108,6 +113,9 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 		AttachRateLoopback:  e.boolean("FAME_ATTACH_RATE_LOOPBACK"),
 		AdminToken:          e.str("FAME_ADMIN_TOKEN"),
 		DrainTimeout:        e.duration("FAME_DRAIN_TIMEOUT"),
+		Gateway:             e.boolean("FAME_GATEWAY"),
+		GatewayOrigins:      e.str("FAME_GATEWAY_ALLOWED_ORIGINS"),
+		GatewayBodyLimit:    e.int64("FAME_GATEWAY_BODY_LIMIT"),
 		RateIdentity:        e.float("FAME_RATE_LIMIT_IDENTITY"),
 		RateIdentityBurst:   e.integer("FAME_RATE_LIMIT_IDENTITY_BURST"),
 		RateAddress:         e.float("FAME_RATE_LIMIT_ADDRESS"),

@@ -76,6 +76,11 @@ var Vars = []Var{
 	{"FAME_RATE_LIMIT_ADDRESS_BURST", "sentinel", Override, "node.limits.rate.per_address.burst", "one second's worth", "burst of the per-address rate"},
 	{"FAME_DRAIN_TIMEOUT", "sentinel, node", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "sentinel: on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before it exits, and how long a replica drain (POST /admin/replicas/{id}/drain) moves sessions before it moves the busy ones too; node: how long a replica's SIGTERM drain (Node.Drain) waits before it closes anyway (Go duration)"},
 
+	// The HTTP gateway: a `listeners:` entry of type AgentHttpGatewayListener (restart-only).
+	{"FAME_GATEWAY", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].enabled", "off", "on: serve the HTTP gateway (POST /fame/v1/gateway/rpc, /messages; GET /health) on the sentinel's port, over TLS with -tls-cert; callers attach with their own bearer token; refused under strict-overlay"},
+	{"FAME_GATEWAY_ALLOWED_ORIGINS", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].allowed_origins", "", "comma-separated CORS origins (scheme://host[:port]) allowed on the gateway (empty: CORS off, cross-origin requests refused)"},
+	{"FAME_GATEWAY_BODY_LIMIT", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].limits.body_limit_bytes", "1048576", "largest gateway request body in bytes"},
+
 	// Clustering (issue #15): the `cluster:` block; see clustercfg.Config. No listen and no url: no cluster.
 	{"FAME_CLUSTER_NAME", "sentinel", Override, "cluster.name", "", "cluster name: NATS cluster, subject and bucket prefix ([A-Za-z0-9_-], FAME_NODE_ID required)"},
 	{"FAME_CLUSTER_LISTEN", "sentinel", Override, "cluster.listen", "", "host:port of the embedded NATS route port; starts the embedded server"},
@@ -101,9 +106,6 @@ var Vars = []Var{
 
 	// Sentinel variables without a YAML key.
 	{"FAME_SHOW_ENVELOPES", "sentinel, node", EnvOnly, "", "false", "print every envelope"},
-	{"FAME_GATEWAY", "sentinel", EnvOnly, "", "off", "on: serve the HTTP gateway (POST /fame/v1/gateway/rpc, /messages; GET /health); callers attach with their own bearer token"},
-	{"FAME_GATEWAY_ALLOWED_ORIGINS", "sentinel", EnvOnly, "", "", "comma-separated CORS origins allowed on the gateway (empty: CORS off, cross-origin requests refused)"},
-	{"FAME_GATEWAY_BODY_LIMIT", "sentinel", EnvOnly, "", "1048576", "largest gateway request body in bytes"},
 	{"FAME_PPROF", "sentinel", EnvOnly, "", "false", "serve /debug/pprof"},
 	{"FAME_CA_CERTS", "sentinel, node, cli", EnvOnly, "", "", "CA bundle (PEM file or inline PEM) node certificates chain to; required by strict-overlay"},
 	{"FAME_JWT_TRUSTED_ISSUER", "sentinel", EnvOnly, "", "", "direct: the OAuth2 issuer; welcome: the ticket issuer"},

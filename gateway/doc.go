@@ -14,6 +14,17 @@
 // closed first, each kept at most CallerTTL so an expired token stops being served). Without
 // RequireToken, requests without Authorization share one anonymous node.
 //
+// In fame sentinel. The gateway is a `listeners:` entry of type AgentHttpGatewayListener (the
+// reference's name; keys enabled, allowed_origins, limits.body_limit_bytes or the reference's
+// limits.bodyLimitBytes) or FAME_GATEWAY=on (FAME_GATEWAY_ALLOWED_ORIGINS,
+// FAME_GATEWAY_BODY_LIMIT win over the keys); restart-only. It is served on the sentinel's own
+// listener, over HTTPS with -tls-cert, and the caller nodes attach to that same listener (wss,
+// pinning the certificate it serves): no second port. It is refused under strict-overlay,
+// where each caller node would need a certificate of its own. The reference's gateway instead
+// checks the bearer with its authorizer and sends as the sentinel node itself (TS
+// agent-http-gateway-listener.ts: node.invoke / invokeByCapability), so the envelopes carry
+// the sentinel's identity; ours never does.
+//
 // Refusals, each with a JSON body {"ok":false,"error","code"}, a log line naming the remote
 // address and fame_gateway_refusals_total{reason}: 400 invalid_request (bad JSON, no target,
 // field limits as the reference's), 401 unauthorized (no token where one is required, or the

@@ -3,6 +3,7 @@
 package interop
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -42,9 +43,13 @@ func TestInteropAgentTasksGoProxyTSAgent(t *testing.T) {
 		[]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt("ts-task-agent")})
 	c.waitReady(a)
 	client := taskClientBin.need(t)
-	for _, mode := range []string{"subscribe", "cancel"} {
-		cl := startProc(t, c, "go-task-client-"+mode, repoRoot, []string{client, mode},
-			[]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt("go-task-client-" + mode)})
+	// By capability too: the Go proxy pins the task's tasks/sendSubscribe, tasks/cancel and
+	// tasks/get to the TS agent that answered tasks/send (node.CallAt: agent@<its path>).
+	for _, args := range [][]string{{"subscribe"}, {"cancel"}, {"-by-capability", "subscribe"}, {"-by-capability", "cancel"}} {
+		mode := args[len(args)-1]
+		name := "go-task-client-" + strings.Join(args, "")
+		cl := startProc(t, c, name, repoRoot, append([]string{client}, args...),
+			[]string{"FAME_DIRECT_ADMISSION_URL=" + attachURL(port), c.uniqueSalt(name)})
 		c.requireExit0(cl, clientTimeout)
 		want := map[string]string{"subscribe": "tasks/get -> completed", "cancel": "tasks/get -> canceled"}[mode]
 		requireLine(t, cl, want)

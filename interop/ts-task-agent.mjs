@@ -1,7 +1,7 @@
 // ts-task-agent.mjs: the A2A task example of examples/tasks, written on the reference TS SDK's
 // BackgroundTaskAgent: tasks@fame.fabric counts to n ({"n": N, "stepMs": MS}), reporting
 // {"count": i, "of": n} as a working status each step, and completes with {"counted": n}.
-// Prints READY on stdout once serving; stops on SIGINT/SIGTERM.
+// It advertises example.count.v1 besides the agent capability. Prints READY on stdout once serving; stops on SIGINT/SIGTERM.
 const writeLine = (line) => process.stdout.write(`${line}\n`);
 console.log = (...args) => console.error(...args);
 console.info = (...args) => console.error(...args);
@@ -13,6 +13,11 @@ const { BackgroundTaskAgent, NODE_CONFIG, TaskState, makeMessage } = await impor
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 class CountAgent extends BackgroundTaskAgent {
+  // Also found by capability (the Go client's -by-capability, which pins a task's later calls).
+  get capabilities() {
+    return [...super.capabilities, 'example.count.v1'];
+  }
+
   async runBackgroundTask(params) {
     const data = params.message?.parts?.[0]?.data ?? {};
     const n = Number.isInteger(data.n) ? data.n : 5;

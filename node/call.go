@@ -173,20 +173,22 @@ const codeChannelClosedNack = "CHANNEL_CLOSED"
 
 // call is one outstanding request: its waiter and, under at-least-once, its re-send state.
 type call struct {
-	n        *Node
-	w        *waiter
-	method   string
-	id       string // envelope id, the same on every re-send so the receiver dedupes
-	corrID   string
-	traceID  string
-	to       string
-	caps     []string // capability-routed when to is empty
-	payload  json.RawMessage
-	rtype    envelope.RType
-	alo      bool
-	acked    bool
-	replied  bool // a reply (or stream item) arrived: the request ran to completion somewhere
-	reopened bool // re-sent once over a new channel after SecureClose
+	n       *Node
+	w       *waiter
+	method  string
+	id      string // envelope id, the same on every re-send so the receiver dedupes
+	corrID  string
+	traceID string
+	to      string
+	caps    []string // capability-routed when to is empty
+	payload json.RawMessage
+	rtype   envelope.RType
+	alo     bool
+	acked   bool
+	replied bool // a reply (or stream item) arrived: the request ran to completion somewhere
+	// from, fromSID: the first reply's replyTo and sid (responder.go).
+	from, fromSID string
+	reopened      bool // re-sent once over a new channel after SecureClose
 	// superseded is the envelope id of the send a SecureClose superseded: the re-send goes
 	// out under a new id, so that the sentinel's nack of the old send (CHANNEL_CLOSED, or
 	// ROUTE_CONNECTOR_CLOSED when the old replica's connection is closed after its channels)
@@ -351,6 +353,9 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				c.stopRetry()
 			case evReply:
 				c.stopRetry()
+				if !c.replied {
+					c.from, c.fromSID = ev.from, ev.sid
+				}
 				c.replied = true
 				return ev.payload, nil
 			case evFail:

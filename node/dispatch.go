@@ -94,7 +94,7 @@ func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
 			if err != nil {
 				return
 			}
-			w.push(event{kind: evReply, payload: f.(*envelope.Data).Payload})
+			w.push(event{kind: evReply, payload: f.(*envelope.Data).Payload, from: env.ReplyTo, sid: env.SID})
 		} else {
 			n.log.Debug("reply for no pending call", "corrId", env.CorrID)
 		}

@@ -155,6 +155,11 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 			return nil, err
 		}
 		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, l.sid, req.TraceID, req.ReplyTo, l.sysInbox, req.CorrID
+		if pinnable(req) {
+			// Says "calls pinned to this node reach me" (responder.go); acks still arrive,
+			// routed by the same path.
+			env.ReplyTo = PinnedParticipant + "@" + l.assignedPath
+		}
 		env.Meta = meta
 		if alo {
 			env.RType = envelope.RTypeAck

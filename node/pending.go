@@ -20,10 +20,13 @@ const (
 type event struct {
 	kind    eventKind
 	payload json.RawMessage
-	nack    *NackError
-	err     error
-	ref     string // acks and nacks: the envelope id they refer to
-	link    *link  // evLinkLost: the link that died
+	// from and sid are a reply's replyTo and sid, checked against each other only when a
+	// caller asks who answered (Responder), so that a reply costs no hashing.
+	from, sid string
+	nack      *NackError
+	err       error
+	ref       string // acks and nacks: the envelope id they refer to
+	link      *link  // evLinkLost: the link that died
 }
 
 // maxQueued bounds a mailbox: a stream whose consumer stopped reading must not grow without

@@ -107,7 +107,9 @@ func (n *Node) lookup(to string, caps []string) *registration {
 			return r
 		}
 	}
-	if to == "" && len(caps) > 0 {
+	// By capability, or pinned to this node's physical path with the capabilities (CallAt):
+	// the registration that advertised them.
+	if len(caps) > 0 && (to == "" || strings.HasPrefix(loc, "/")) {
 		for _, r := range n.regs {
 			if r.provides(caps) {
 				return r

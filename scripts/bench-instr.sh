@@ -22,8 +22,15 @@
 # the markdown section there as well as to stdout), INSTR_JSON (write the figures as JSON there).
 # Go's asynchronous preemption signals trip callgrind's signal handling, so every process under
 # callgrind runs with GODEBUG=asyncpreemptoff=1.
+#
+# With an argument, `scripts/bench-instr.sh BASE` (make bench-instr BASE=<ref>) compares instead:
+# instructions per operation of the hot-path Go benchmarks and per call of `fame sentinel`, the
+# commit BASE against the working tree (scripts/bench-instr-ab.sh says how).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ $# -gt 0 ]]; then
+  exec ./scripts/bench-instr-ab.sh "$@"
+fi
 BIN=${BIN:-bin}
 GO=${GO:-go}
 D=${INSTR_D:-5s}

@@ -3,6 +3,7 @@ package sentinel
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -64,13 +65,29 @@ type NodeConfig struct {
 	Extra        map[string]any `yaml:",inline"`
 }
 
-// ListenerConfig is one entry of `listeners:`. HTTP and WebSocket listeners share one port.
+// ListenerConfig is one entry of `listeners:`. HTTP and WebSocket listeners share one port;
+// so does the HTTP gateway (type AgentHttpGatewayListener, the reference's name), which is on
+// when its entry is present and not `enabled: false`.
 type ListenerConfig struct {
 	Type    string `yaml:"type"`
 	Host    string `yaml:"host,omitempty"`
 	Port    *int   `yaml:"port,omitempty"` // nil: default 8000; 0: any free port
 	Enabled *bool  `yaml:"enabled,omitempty"`
+
+	// AgentHttpGatewayListener only (refused on another type).
+	AllowedOrigins []string             `yaml:"allowed_origins,omitempty"` // CORS origins; none: CORS off
+	Limits         *GatewayLimitsConfig `yaml:"limits,omitempty"`
 }
+
+// GatewayLimitsConfig is the gateway listener's `limits:`. The reference spells its keys in
+// camelCase (bodyLimitBytes); both spellings are read.
+type GatewayLimitsConfig struct {
+	BodyLimitBytes      int64 `yaml:"body_limit_bytes,omitempty"`
+	BodyLimitBytesCamel int64 `yaml:"bodyLimitBytes,omitempty"`
+}
+
+// GatewayListenerType is the listener type of the HTTP gateway.
+const GatewayListenerType = "AgentHttpGatewayListener"
 
 // ProfileRef is the reference's `{type: XProfile, profile: name}` block.
 type ProfileRef struct {
@@ -182,6 +199,9 @@ type Options struct {
 	TrustBundle string
 	// Admission are the settings of the direct and welcome admission profiles.
 	Admission AdmissionOptions
+	// Gateway configures the HTTP gateway that `fame sentinel` mounts on this sentinel's
+	// listener (package gateway); New does not read it.
+	Gateway GatewayOptions
 	// Tracing is where spans go (the `tracing:` block and the OTEL_* variables); the zero
 	// value is off. The program sets the tracer up (tracing.Setup) and passes WithTracer:
 	// New does not read this.
@@ -282,6 +302,13 @@ type LimitOptions struct {
 	// RateLimits bound the calls a caller identity may start, and a target address may take,
 	// per second (ratelimit.go); off by default.
 	RateLimits RateLimitOptions
+}
+
+// GatewayOptions are the HTTP gateway's settings (all restart-only).
+type GatewayOptions struct {
+	Enabled        bool
+	AllowedOrigins []string // CORS origins allowed (scheme://host[:port]); none: CORS off
+	BodyLimit      int64    // largest request body in bytes; 0: the gateway's default (1 MiB)
 }
 
 // AdminOptions guard the operator endpoints.
@@ -465,6 +492,9 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 		}
 	}
 	for i, l := range n.Listeners {
+		if l.Type != GatewayListenerType && (len(l.AllowedOrigins) > 0 || l.Limits != nil) {
+			problems = append(problems, fmt.Sprintf("listeners[%d]: allowed_origins and limits belong to a %s entry, not %s", i, GatewayListenerType, l.Type))
+		}
 		if l.Enabled != nil && !*l.Enabled {
 			continue
 		}
@@ -479,9 +509,33 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 			if l.Host != "" {
 				o.Host = l.Host
 			}
-		case "AgentHttpGatewayListener":
+		case GatewayListenerType:
+			o.Gateway.Enabled = true
+			o.Gateway.AllowedOrigins = l.AllowedOrigins
+			if lim := l.Limits; lim != nil {
+				if lim.BodyLimitBytes != 0 && lim.BodyLimitBytesCamel != 0 && lim.BodyLimitBytes != lim.BodyLimitBytesCamel {
+					problems = append(problems, fmt.Sprintf("listeners[%d]: limits.body_limit_bytes %d and bodyLimitBytes %d disagree", i, lim.BodyLimitBytes, lim.BodyLimitBytesCamel))
+				}
+				o.Gateway.BodyLimit = lim.BodyLimitBytesCamel
+				if lim.BodyLimitBytes != 0 {
+					o.Gateway.BodyLimit = lim.BodyLimitBytes
+				}
+			}
 		default:
-			problems = append(problems, fmt.Sprintf("listeners[%d]: unknown listener type %q (want HttpListener or WebSocketListener)", i, l.Type))
+			problems = append(problems, fmt.Sprintf("listeners[%d]: unknown listener type %q (want HttpListener, WebSocketListener or %s)", i, l.Type, GatewayListenerType))
+		}
+	}
+	for i, l := range n.Listeners {
+		// The gateway is served on the sentinel's own listener: a port or host of its own
+		// would be a listener that does not exist, so it is refused rather than ignored.
+		if l.Type != GatewayListenerType || (l.Enabled != nil && !*l.Enabled) {
+			continue
+		}
+		if l.Port != nil && *l.Port != o.Port {
+			problems = append(problems, fmt.Sprintf("listeners[%d]: the gateway is served on the sentinel's port %d; port %d is not supported", i, o.Port, *l.Port))
+		}
+		if l.Host != "" && l.Host != o.Host {
+			problems = append(problems, fmt.Sprintf("listeners[%d]: the gateway is served on the sentinel's host %q; host %q is not supported", i, o.Host, l.Host))
 		}
 	}
 	// Variables win over the file, as in the reference.
@@ -568,6 +622,18 @@ func (o *Options) applyEnv(e config.SentinelEnv) {
 	if e.DrainTimeout != nil {
 		o.DrainTimeout = *e.DrainTimeout
 	}
+	if e.Gateway != nil {
+		o.Gateway.Enabled = *e.Gateway
+	}
+	if e.GatewayOrigins != "" {
+		o.Gateway.AllowedOrigins = nil
+		for _, origin := range strings.Split(e.GatewayOrigins, ",") {
+			if origin = strings.TrimSpace(origin); origin != "" {
+				o.Gateway.AllowedOrigins = append(o.Gateway.AllowedOrigins, origin)
+			}
+		}
+	}
+	set64(&o.Gateway.BodyLimit, e.GatewayBodyLimit)
 	o.TrustBundle = e.TrustBundle
 	a := e.Admission
 	o.Admission = AdmissionOptions{Issuer: a.Issuer, JWKSURL: a.JWKSURL, Audience: a.Audience,
@@ -602,7 +668,41 @@ func (o *Options) validate() []string {
 	if o.StickyMaxTTL < o.StickyDefaultTTL {
 		p = append(p, "stickiness.max_ttl_sec is below default_ttl_sec")
 	}
+	return append(p, o.Gateway.validate(o.SecurityProfile)...)
+}
+
+// validate checks the gateway's settings (whether or not it is on: a wrong origin is wrong).
+func (g GatewayOptions) validate(profile security.Profile) []string {
+	var p []string
+	if g.Enabled && profile == security.ProfileStrictOverlay {
+		// Each HTTP caller's node would need a certificate of its own (gateway.go, cmd/fame).
+		p = append(p, "gateway (AgentHttpGatewayListener, FAME_GATEWAY): not supported under strict-overlay: a caller node would need a certificate")
+	}
+	if g.BodyLimit < 0 {
+		p = append(p, fmt.Sprintf("gateway limits.body_limit_bytes (FAME_GATEWAY_BODY_LIMIT): %d is negative", g.BodyLimit))
+	}
+	for _, origin := range g.AllowedOrigins {
+		if err := checkOrigin(origin); err != nil {
+			p = append(p, "gateway allowed_origins (FAME_GATEWAY_ALLOWED_ORIGINS): "+err.Error())
+		}
+	}
 	return p
+}
+
+// checkOrigin accepts what a browser sends as Origin: scheme://host[:port], nothing else
+// (the gateway compares origins exactly, so a path or a wildcard would never match).
+func checkOrigin(origin string) error {
+	u, err := url.Parse(origin)
+	switch {
+	case origin == "*":
+		return fmt.Errorf("%q: wildcards are not supported; name each origin", origin)
+	case err != nil:
+		return fmt.Errorf("%q: %v", origin, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Host == "", u.User != nil,
+		u.Path != "", u.RawQuery != "", u.Fragment != "", origin != u.Scheme+"://"+u.Host:
+		return fmt.Errorf("%q is not an origin (scheme://host[:port], http or https, no path)", origin)
+	}
+	return nil
 }
 
 // appendOneOf adds a problem when v is not one of allowed.

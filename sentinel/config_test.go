@@ -127,7 +127,9 @@ func TestVarsKeysExist(t *testing.T) {
 		}
 		typ := reflect.TypeFor[File]()
 		for _, part := range strings.Split(v.Key, ".") {
-			part = strings.TrimSuffix(part, "[]")
+			if i := strings.IndexByte(part, '['); i >= 0 { // listeners[] or listeners[Type]
+				part = part[:i]
+			}
 			for typ.Kind() == reflect.Slice || typ.Kind() == reflect.Pointer {
 				typ = typ.Elem()
 			}
@@ -151,7 +153,8 @@ func TestVarsKeysExist(t *testing.T) {
 func TestOverrideVarsWin(t *testing.T) {
 	file := `node:
   id: fromfile
-  listeners: [{type: WebSocketListener, host: 127.0.0.9, port: 9001}]
+  listeners: [{type: WebSocketListener, host: 127.0.0.9, port: 9001},
+    {type: AgentHttpGatewayListener, allowed_origins: ["https://file.example"], limits: {body_limit_bytes: 100}}]
   security: {profile: overlay}
   admission: {profile: open}
   storage: {profile: memory}
@@ -181,6 +184,7 @@ tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", s
 		"FAME_RATE_LIMIT_IDENTITY": "5", "FAME_RATE_LIMIT_IDENTITY_BURST": "6", "FAME_RATE_LIMIT_ADDRESS": "7", "FAME_RATE_LIMIT_ADDRESS_BURST": "8",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://env:4318/t",
 		"OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_SERVICE_NAME": "env",
+		"FAME_GATEWAY": "off", "FAME_GATEWAY_ALLOWED_ORIGINS": "https://env.example, http://b.example:8080", "FAME_GATEWAY_BODY_LIMIT": "200",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -210,8 +214,10 @@ tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", s
 			RateLimits:   RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{5, 6}}, PerAddress: RateRule{Default: RateSpec{7, 8}}}},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
 		Tracing:      tracing.Config{Endpoint: "http://env:4318", TracesEndpoint: "http://env:4318/t", SampleRatio: 0.25, ServiceName: "env"},
+		Gateway:      GatewayOptions{Enabled: false, AllowedOrigins: []string{"https://env.example", "http://b.example:8080"}, BodyLimit: 200},
 	}
 	got := want
+	got.Gateway = o.Gateway
 	got.ID, got.ListenOptions, got.ProfileOptions, got.LogOptions, got.AdminOptions = o.ID, o.ListenOptions, o.ProfileOptions, o.LogOptions, o.AdminOptions
 	got.Tracing = o.Tracing
 	got.Stickiness, got.StickinessLevel = o.Stickiness, o.StickinessLevel

@@ -94,6 +94,10 @@ var settings = []setting{
 	{"Admission.BindSubject", "FAME_ENFORCE_TOKEN_SUBJECT_NODE_IDENTITY", true},
 	{"Admission.Grants", "FAME_ADMISSION_GRANTS", false},
 	{"Admission.GrantsFile", "FAME_ADMISSION_GRANTS_FILE", false},
+	// The gateway is mounted once by fame sentinel (its handler and caller nodes are built at start).
+	{"Gateway.Enabled", "node.listeners[AgentHttpGatewayListener] (FAME_GATEWAY)", true},
+	{"Gateway.AllowedOrigins", "node.listeners[AgentHttpGatewayListener].allowed_origins", true},
+	{"Gateway.BodyLimit", "node.listeners[AgentHttpGatewayListener].limits.body_limit_bytes", true},
 }
 
 // Keys of what a reload re-reads from files even when no option changed.

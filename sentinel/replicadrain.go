@@ -659,10 +659,12 @@ func (s *Sentinel) drainRequest(c *conn, h *envelope.Header, msg []byte) {
 		s.nackSys(c, h, CodeDrainRefused, why)
 		return
 	}
-	if _, draining := s.sticky.replicaDrainStatus(c); !draining && len(s.routes.poolsOf(c)) == 0 {
-		// As the admin endpoint: only pool replicas drain. A drain of anything else would only
-		// put the routing path on its slower, drain-aware branch for as long as c stays.
-		why := "drain heartbeat refused: " + c.systemID + " is a member of no pool (participant@*.domain); only pool replicas are drained"
+	// c.held is read on c's reader goroutine, which this is.
+	if _, draining := s.sticky.replicaDrainStatus(c); !draining && len(s.routes.poolsOf(c)) == 0 && len(c.held.caps) == 0 {
+		// Only a node others can be moved off drains: a pool replica or a capability
+		// provider. A drain of anything else would only put the routing path on its slower,
+		// drain-aware branch for as long as c stays.
+		why := "drain heartbeat refused: " + c.systemID + " is a member of no pool (participant@*.domain) and advertises no capability: nothing can be moved off it"
 		s.sticky.drains.refusals.WithLabelValues("not_replica").Inc()
 		s.log.Info("replica drain refused", "system_id", c.systemID, "remote", c.remote, "reason", "not_replica")
 		s.nackSys(c, h, CodeDrainRefused, why)

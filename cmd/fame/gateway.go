@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
+	"net/http"
 	"sync/atomic"
+	"time"
 
 	"github.com/fame-go/fame/gateway"
 	"github.com/fame-go/fame/node"
@@ -16,59 +20,87 @@ import (
 	"github.com/fame-go/fame/sentinel"
 )
 
-// gatewaySettings are the FAME_GATEWAY* variables (env only; off by default).
-type gatewaySettings struct {
-	enabled   bool
-	origins   []string
-	bodyLimit int64
+// selfDial is how the gateway's caller nodes reach this sentinel: its own listener, never a
+// second, unauthenticated port.
+type selfDial struct {
+	addr  atomic.Value // "host:port", stored once the sentinel listens
+	certs *certStore   // nil: plain ws; else wss, trusting exactly the certificate being served
 }
 
-func gatewayFromEnv(getenv func(string) string) (gatewaySettings, error) {
-	var g gatewaySettings
-	switch strings.ToLower(strings.TrimSpace(getenv("FAME_GATEWAY"))) {
-	case "", "off", "false", "0":
-	case "on", "true", "1":
-		g.enabled = true
-	default:
-		return g, fmt.Errorf("FAME_GATEWAY must be on or off, got %q", getenv("FAME_GATEWAY"))
+// url is the attach URL for the caller nodes ("" before the sentinel listens).
+func (d *selfDial) url() string {
+	addr, _ := d.addr.Load().(string)
+	if addr == "" {
+		return ""
 	}
-	for _, o := range strings.Split(getenv("FAME_GATEWAY_ALLOWED_ORIGINS"), ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			g.origins = append(g.origins, o)
-		}
+	scheme := "ws"
+	if d.certs != nil {
+		scheme = "wss"
 	}
-	if v := strings.TrimSpace(getenv("FAME_GATEWAY_BODY_LIMIT")); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return g, fmt.Errorf("FAME_GATEWAY_BODY_LIMIT must be a positive byte count, got %q", v)
-		}
-		g.bodyLimit = n
+	return scheme + "://" + addr + "/fame/v1/attach/ws/downstream"
+}
+
+// httpClient is nil for plain ws. For wss it pins the leaf: the handshake must present
+// exactly the certificate the listener serves at that moment (certs, so a reload's rotation
+// is followed), which proves the peer holds its private key. A chain check against roots would
+// need the certificate to name 127.0.0.1 and the operator's CA to be in the system pool, which
+// a sentinel's certificate for its public name need not; the pin is stricter than both. No
+// proxy: the dial goes straight to the loopback listener.
+func (d *selfDial) httpClient() *http.Client {
+	if d.certs == nil {
+		return nil
 	}
-	return g, nil
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		// Verification is VerifyConnection's pin below, not the chain-and-name check.
+		InsecureSkipVerify: true, //nolint:gosec // the leaf is pinned in VerifyConnection
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return d.pinned(cs.PeerCertificates)
+		},
+	}
+	tr := &http.Transport{Proxy: nil, TLSClientConfig: cfg, ForceAttemptHTTP2: false,
+		DialContext: (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext}
+	return &http.Client{Transport: tr}
+}
+
+// errNotOwnCertificate: the TLS peer a caller node reached is not this sentinel's listener.
+var errNotOwnCertificate = errors.New("gateway: the TLS peer did not present this sentinel's certificate")
+
+func (d *selfDial) pinned(peer []*x509.Certificate) error {
+	cur := d.certs.cur.Load()
+	if len(peer) == 0 || cur == nil || len(cur.Certificate) == 0 || !bytes.Equal(peer[0].Raw, cur.Certificate[0]) {
+		return errNotOwnCertificate
+	}
+	return nil
 }
 
 // newGateway builds the HTTP gateway for a sentinel with opts: each HTTP caller's requests
-// go through a node that attaches to this sentinel over loopback with the caller's bearer
-// token, so the sentinel's own admission checks it and the envelopes carry the caller's
-// identity. A token is required whenever the admission profile requires one of nodes.
-// listenAddr is filled once the sentinel listens (callers only connect after that).
-func newGateway(opts sentinel.Options, gs gatewaySettings, listenAddr *atomic.Value, log *slog.Logger) (*gateway.Gateway, error) {
+// go through a node that attaches to this sentinel's own listener (loopback; wss with the
+// certificate pinned when the sentinel serves TLS) with the caller's bearer token, so the
+// sentinel's own admission checks it and the envelopes carry the caller's identity. A token is
+// required whenever the admission profile requires one of nodes. Callers only connect once
+// the sentinel listens (dial.addr set).
+func newGateway(opts sentinel.Options, dial *selfDial, log *slog.Logger) (*gateway.Gateway, error) {
 	if opts.SecurityProfile == security.ProfileStrictOverlay {
-		return nil, fmt.Errorf("FAME_GATEWAY: not supported under %s (a gateway caller node would need a certificate)", opts.SecurityProfile)
+		// Options.validate refuses this already; kept so that no other path mounts it.
+		return nil, fmt.Errorf("gateway: not supported under %s (a gateway caller node would need a certificate)", opts.SecurityProfile)
 	}
 	requireToken := opts.AdmissionProfile == sentinel.AdmissionDirect || opts.AdmissionProfile == sentinel.AdmissionWelcome
+	client := dial.httpClient()
 	return gateway.New(gateway.Options{
-		BodyLimit:      gs.bodyLimit,
-		AllowedOrigins: gs.origins,
+		BodyLimit:      opts.Gateway.BodyLimit,
+		AllowedOrigins: opts.Gateway.AllowedOrigins,
 		RequireToken:   requireToken,
 		Logger:         log.With("component", "gateway"),
 		Connect: func(ctx context.Context, tok string) (gateway.Caller, error) {
-			addr, _ := listenAddr.Load().(string)
-			if addr == "" {
+			u := dial.url()
+			if u == "" {
 				return nil, fmt.Errorf("gateway: the sentinel is not listening yet")
 			}
 			cfg := node.Config{
-				URL:             "ws://" + addr + "/fame/v1/attach/ws/downstream",
+				URL:             u,
+				HTTPClient:      client,
 				SecurityProfile: string(opts.SecurityProfile),
 				Delivery:        string(opts.DeliveryProfile),
 				Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -81,8 +113,13 @@ func newGateway(opts sentinel.Options, gs gatewaySettings, listenAddr *atomic.Va
 	})
 }
 
-// loopbackAddr is the address the gateway's caller nodes dial for a listener on l.
-func loopbackAddr(l net.Listener) string {
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return net.JoinHostPort("127.0.0.1", port)
+// selfAddr is the address the gateway's caller nodes dial for a listener on l: loopback when
+// it listens on every interface, else the very address it listens on.
+func selfAddr(l net.Listener) string {
+	host, port, _ := net.SplitHostPort(l.Addr().String())
+	// An unspecified address under network "tcp" is dual-stack, so 127.0.0.1 reaches it.
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return l.Addr().String()
 }

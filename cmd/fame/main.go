@@ -8,8 +8,6 @@
 package main
 
 import (
-	"sync/atomic"
-
 	"context"
 	"crypto/tls"
 	"errors"
@@ -114,8 +112,12 @@ func validate(w io.Writer, args []string, env config.Getenv) error {
 		return err
 	}
 	opts := c.opts
-	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v)\n",
-		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness)
+	gw := ""
+	if opts.Gateway.Enabled {
+		gw = ", gateway on"
+	}
+	fmt.Fprintf(w, "%s: ok (listen %s:%d, security %s, admission %s, load balancing %s, stickiness %v%s)\n",
+		*path, opts.Host, opts.Port, opts.SecurityProfile, opts.AdmissionProfile, opts.LoadBalancing, opts.Stickiness, gw)
 	return nil
 }
 
@@ -164,18 +166,16 @@ func runSentinel(ctx context.Context, args []string) error {
 			}
 		}()
 	}
-	gs, err := gatewayFromEnv(os.Getenv)
-	if err != nil {
-		return err
-	}
 	extra := []sentinel.Option{sentinel.WithLogger(log), sentinel.WithLogLevel(level), sentinel.WithTracer(tracer)}
-	var gwAddr atomic.Value
+	var certs *certStore
+	if c.cert != nil {
+		certs = &certStore{}
+		certs.cur.Store(c.cert)
+	}
+	gwDial := &selfDial{certs: certs}
 	var gw *gateway.Gateway
-	if gs.enabled {
-		if *tlsCert != "" || *tlsKey != "" {
-			return fmt.Errorf("FAME_GATEWAY: not supported with -tls-cert yet (its caller nodes dial the sentinel over plain loopback)")
-		}
-		if gw, err = newGateway(opts, gs, &gwAddr, log); err != nil {
+	if opts.Gateway.Enabled {
+		if gw, err = newGateway(opts, gwDial, log); err != nil {
 			return err
 		}
 		defer gw.Close()
@@ -189,17 +189,14 @@ func runSentinel(ctx context.Context, args []string) error {
 		if err := gw.Register(s.Registerer()); err != nil {
 			return err
 		}
-		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", gs.origins)
+		log.Info("HTTP gateway enabled", "path", gateway.DefaultBasePath, "allowed_origins", opts.Gateway.AllowedOrigins, "body_limit", opts.Gateway.BodyLimit, "tls", certs != nil)
 	}
 	l, err := net.Listen("tcp", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	gwAddr.Store(loopbackAddr(l))
-	var certs *certStore
-	if c.cert != nil {
-		certs = &certStore{}
-		certs.cur.Store(c.cert)
+	gwDial.addr.Store(selfAddr(l))
+	if certs != nil {
 		// WebSocket upgrades need HTTP/1.1, so ALPN offers only that. The certificate is read
 		// per handshake, so a reload rotates it without a restart.
 		l = tls.NewListener(l, &tls.Config{GetCertificate: certs.get, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})

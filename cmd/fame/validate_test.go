@@ -29,6 +29,10 @@ func TestValidate(t *testing.T) {
 		{"extension listed", "node:\n  type: Sentinel\n  traffic_store: {type: X}\n  security: {profile: overlay}\n", "",
 			[]string{"line 3: unknown key node.traffic_store (ignored)", "ok (listen 0.0.0.0:8000, security overlay"}},
 		{"bad profile", "node:\n  security: {profile: strictoverlay}\n", `security.profile: "strictoverlay" is not one of`, nil},
+		{"gateway listener", "node:\n  listeners:\n    - {type: WebSocketListener, port: 8000}\n    - {type: AgentHttpGatewayListener, allowed_origins: [\"https://app.example\"], limits: {bodyLimitBytes: 4096}}\n", "",
+			[]string{"ok (listen 0.0.0.0:8000", ", gateway on)"}},
+		{"gateway wildcard origin", "node:\n  listeners:\n    - {type: AgentHttpGatewayListener, allowed_origins: [\"*\"]}\n", "wildcards are not supported", nil},
+		{"gateway misspelt key", "node:\n  listeners:\n    - {type: AgentHttpGatewayListener, allowed_origin: []}\n", `did you mean "allowed_origins"`, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
