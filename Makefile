@@ -133,3 +133,20 @@ task-cancel-demo:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/fame ./examples/tasks/task-agent ./examples/tasks/task-client
 	BIN=$(BIN) ./scripts/task-demo.sh cancel
+
+# Chaos and soak (package chaos, `fame chaos`): a strict-profile stack of real processes (fame
+# sentinel on a bbolt store, three math-agent replicas, oauth2/welcome/ca) under keyed
+# at-least-once, sticky and streaming load, with seeded faults (kill -9 and restart of a replica
+# or of the sentinel, SIGSTOP 1-10 s, replica drains, a slow-reading client). Prints the summary,
+# writes CHAOS_OUT (one JSON object) and fails when a criterion does. RELIABILITY.md has figures.
+DURATION      ?= 2m
+SEED          ?= 1
+CHAOS_PROFILE ?= strict
+CHAOS_OUT     ?= $(BIN)/chaos-result.json
+.PHONY: chaos chaos-ci
+chaos: build
+	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile $(CHAOS_PROFILE) -out $(CHAOS_OUT)
+
+# What CI runs: two minutes, seed 1, the strict profile.
+chaos-ci: build
+	$(BIN)/fame chaos -duration 2m -seed 1 -profile strict -out $(BIN)/chaos-ci-result.json

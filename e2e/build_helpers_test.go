@@ -51,5 +51,5 @@ func TestMain(m *testing.M) {
 	makeBinDir()
 	code := m.Run()
 	removeBinDir()
-	os.Exit(code)
+	os.Exit(leakCheck(code))
 }

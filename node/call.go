@@ -189,9 +189,15 @@ type call struct {
 	// from, fromSID: the first reply's replyTo and sid (responder.go).
 	from, fromSID string
 	reopened      bool // re-sent once over a new channel after SecureClose
-	attempt       int
-	retryAt       *time.Timer
-	closeOne      sync.Once
+	// superseded is the envelope id of the send a SecureClose superseded: the re-send goes
+	// out under a new id, so that the sentinel's nack of the old send (CHANNEL_CLOSED, or
+	// ROUTE_CONNECTOR_CLOSED when the old replica's connection is closed after its channels)
+	// is told apart from an answer to the re-send and does not fail the call.
+	superseded string
+	sentOn     *link // the link of the last send
+	attempt    int
+	retryAt    *time.Timer
+	closeOne   sync.Once
 	// tr is the call's tracing (tracing.go); nil when tracing is off, so that an untraced
 	// call carries one pointer for it.
 	tr *callTrace
@@ -299,6 +305,10 @@ func (c *call) send(ctx context.Context) error {
 		if c.tr != nil {
 			env.Meta = c.tr.meta
 		}
+		// The link this send goes over: when it dies with the call unanswered, the
+		// supervisor's linkLost tells the call (see next).
+		c.sentOn = l
+		c.w.setSent(l, "")
 		return env, nil
 	}, func(ch *security.Channel) bool {
 		c.w.setCID(ch.CID())
@@ -307,6 +317,11 @@ func (c *call) send(ctx context.Context) error {
 		_, held := n.sec.channels.table.Get(ch.CID())
 		return held
 	})
+	if err == nil && !c.sentOn.alive() {
+		// The link died under the send, maybe before linkLost looked at this call: handled
+		// as its loss (a second report of the same link is ignored).
+		c.w.push(event{kind: evLinkLost, link: c.sentOn})
+	}
 	if err == nil && c.alo {
 		c.armRetry()
 	}
@@ -332,6 +347,9 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 		if ok {
 			switch ev.kind {
 			case evAck:
+				if c.superseded != "" && ev.ref == c.superseded {
+					continue // the superseded send's ack says nothing of the re-send
+				}
 				c.stopRetry()
 			case evReply:
 				c.stopRetry()
@@ -346,12 +364,39 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 				if c.reopened {
 					return nil, fmt.Errorf("node: %s on %s: %w twice", c.method, c.to, errChannelClosed)
 				}
+				if c.replied {
+					// A stream that already delivered items: a re-send would run it again
+					// from its first item. The caller is told it was cut.
+					return nil, fmt.Errorf("node: %s on %s: secure channel closed after items were delivered: %w", c.method, c.to, ErrConnectionLost)
+				}
 				c.reopened = true
 				c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
+				c.superseded, c.id = c.id, envelope.NewID()
+				c.n.pend.track(c.w, c.id)
 				if err := c.send(ctx); err != nil {
 					return nil, c.mapErr(ctx, err)
 				}
+			case evLinkLost:
+				if ev.link != c.sentOn {
+					continue // a link this call no longer waits on
+				}
+				if c.alo && !c.replied && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+					// Whether or not the request arrived, its ack or reply died with the link:
+					// sent again (same envelope id, so a receiver that ran it does not run it
+					// twice) once the node has a new link.
+					c.attempt++
+					c.acked = false
+					c.n.log.Debug("connection lost under a call, re-sending", "method", c.method)
+					if err := c.send(ctx); err != nil {
+						return nil, c.mapErr(ctx, err)
+					}
+					continue
+				}
+				return nil, fmt.Errorf("node: %s on %s: %w", c.method, c.to, ErrConnectionLost)
 			case evNack:
+				if c.superseded != "" && ev.ref == c.superseded {
+					continue // the superseded send's nack; the re-send is what this call waits for
+				}
 				if c.reopened && ev.nack.Code == codeChannelClosedNack {
 					// The nack of the send that went over the channel a SecureClose closed
 					// (the sentinel refuses requests still encrypted for it); the re-send

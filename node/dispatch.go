@@ -139,7 +139,9 @@ func (n *Node) onDeliveryAck(env *envelope.Envelope) {
 		n.replyNack(env, a.Ack)
 		return
 	}
-	w.push(ackEvent(a.Ack))
+	ev := ackEvent(a.Ack)
+	ev.ref = a.RefID
+	w.push(ev)
 }
 
 func (n *Node) onControlAck(env *envelope.Envelope) {

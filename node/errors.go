@@ -29,6 +29,12 @@ var (
 	// own security checks or by the sentinel on the serving node's side) and will never come;
 	// the call fails with it rather than returning a stream with an item missing.
 	ErrReplyRefused = errors.New("node: reply refused")
+	// ErrConnectionLost: the connection to the sentinel, or the secure channel to the serving
+	// replica (SecureClose), was lost with the call in flight and the call cannot be re-sent
+	// (at-most-once delivery over a dead connection, or a stream that had already delivered
+	// items, which a re-send would run again from its start): its reply, or the rest of the
+	// stream, died with it. Retry it if it is idempotent.
+	ErrConnectionLost = errors.New("node: connection lost with the call in flight")
 	// ErrInvalidParams: an operation returns an error wrapping this one to answer -32602.
 	ErrInvalidParams = errors.New("invalid params")
 )

@@ -204,7 +204,7 @@ func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *se
 			return err
 		case acked:
 			return nil
-		case nack != nil && !retryable(nack.Code):
+		case nack != nil && !replyRetryable(nack.Code):
 			return nack
 		case attempt >= pol.MaxRetries:
 			return fmt.Errorf("%w: reply %s not acknowledged after %d retries", ErrTimeout, id, pol.MaxRetries)
@@ -222,7 +222,7 @@ func (n *Node) awaitAck(ctx context.Context, w *waiter, d time.Duration) (acked 
 			case evAck:
 				return true, nil, nil
 			case evNack:
-				if !retryable(ev.nack.Code) {
+				if !replyRetryable(ev.nack.Code) {
 					return false, ev.nack, nil
 				}
 				// The sentinel re-routes; wait out the delay before re-sending.
@@ -250,6 +250,14 @@ func retryable(code string) bool {
 		return true
 	}
 	return false
+}
+
+// replyRetryable is retryable for an at-least-once reply, plus NO_ROUTE: a reply goes to one
+// node's inbox, and after a sentinel restart the replica may re-attach before its caller, whose
+// path then has no route for a moment. Given up at once, the reply was lost for good: the
+// caller's re-send of the request is recognised as a duplicate and not run again (#20).
+func replyRetryable(code string) bool {
+	return retryable(code) || code == envelope.CodeNoRoute
 }
 
 func jitter(max time.Duration) time.Duration {

@@ -174,6 +174,9 @@ func (n *Node) supervise(l *link) {
 		case <-l.done():
 		}
 		n.uninstall(l)
+		// Here and not in linkLost: the link reports its failure at most once and not when
+		// this shutdown wins the race to its report, while every death of a link passes here.
+		n.pend.linkLost(l)
 		l.shutdown()
 		var ok bool
 		if l, ok = n.reconnect(); !ok {

@@ -9,11 +9,12 @@ import (
 type eventKind int
 
 const (
-	evReply  eventKind = iota // a Data reply (or stream item) with the call's corrId
-	evAck                     // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
-	evNack                    // a negative ack
-	evFail                    // the exchange cannot complete (err says why)
-	evReopen                  // the secure channel the request went over was closed
+	evReply    eventKind = iota // a Data reply (or stream item) with the call's corrId
+	evAck                       // a positive ack (DeliveryAck or a control *Ack) for a sent envelope
+	evNack                      // a negative ack
+	evFail                      // the exchange cannot complete (err says why)
+	evReopen                    // the secure channel the request went over was closed
+	evLinkLost                  // the connection the request went over died (link says which)
 )
 
 type event struct {
@@ -24,6 +25,8 @@ type event struct {
 	from, sid string
 	nack      *NackError
 	err       error
+	ref       string // acks and nacks: the envelope id they refer to
+	link      *link  // evLinkLost: the link that died
 }
 
 // maxQueued bounds a mailbox: a stream whose consumer stopped reading must not grow without
@@ -39,6 +42,10 @@ type waiter struct {
 	queue  []event
 	over   bool
 	cid    string // secure channel of the last request sent (channel encryption)
+	// sentOn is the link the last request went over (calls only): when it dies with the
+	// request unanswered, linkLost tells the call, which re-sends or fails at once instead of
+	// waiting for a reply that died with the connection.
+	sentOn *link
 	// closedCID is the channel a SecureClose took from under this exchange (channelClosed):
 	// a reply still encrypted for it answers the superseded send; the re-send answers anew.
 	closedCID string
@@ -50,6 +57,13 @@ type waiter struct {
 func (w *waiter) setCID(cid string) {
 	w.mu.Lock()
 	w.cid = cid
+	w.mu.Unlock()
+}
+
+// setSent records the link and channel ("" for none) of the request about to be sent.
+func (w *waiter) setSent(l *link, cid string) {
+	w.mu.Lock()
+	w.sentOn, w.cid = l, cid
 	w.mu.Unlock()
 }
 
@@ -175,6 +189,23 @@ func (t *pendingTable) channelClosed(cid string) {
 	t.mu.Unlock()
 	for _, w := range hit {
 		w.push(event{kind: evReopen})
+	}
+}
+
+// linkLost tells every call whose last request went over l that l died.
+func (t *pendingTable) linkLost(l *link) {
+	t.mu.Lock()
+	var hit []*waiter
+	for _, w := range t.byCorr {
+		w.mu.Lock()
+		if w.sentOn == l {
+			hit = append(hit, w)
+		}
+		w.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, w := range hit {
+		w.push(event{kind: evLinkLost, link: l})
 	}
 }
 

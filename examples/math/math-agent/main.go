@@ -12,12 +12,22 @@
 // the other replicas, keeps serving what is pinned and in flight, and exits 0 once the
 // sentinel reports it drained or after FAME_DRAIN_TIMEOUT (30 s); a second signal exits at
 // once.
+//
+// For the chaos harness (fame chaos), two opt-in variables: MATH_EXEC_LOG=FILE appends one JSON
+// line per execution of a call whose params carry an idempotency key (key, attempt, replica,
+// op, time; package mathagent's ExecLog), written before the reply leaves; MATH_METRICS_ADDR=
+// host:port serves the Go runtime and process metrics (go_goroutines ...) at /metrics and
+// the heap and goroutine profiles at /debug/pprof/ (loopback addresses only: nothing guards them).
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -27,6 +37,9 @@ import (
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
 	"github.com/fame-go/fame/tracing"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 func main() {
@@ -77,7 +90,23 @@ func run() error {
 	if name == "" {
 		name = n.SystemID()
 	}
-	if err := n.Serve(ctx, mathagent.Address, mathagent.Ops(name)); err != nil {
+	var execLog *mathagent.ExecLog
+	if path := os.Getenv("MATH_EXEC_LOG"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("MATH_EXEC_LOG: %w", err)
+		}
+		defer f.Close()
+		execLog = mathagent.NewExecLog(f, name)
+	}
+	if addr := os.Getenv("MATH_METRICS_ADDR"); addr != "" {
+		stop, err := serveMetrics(addr, cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("MATH_METRICS_ADDR: %w", err)
+		}
+		defer stop()
+	}
+	if err := n.Serve(ctx, mathagent.Address, mathagent.OpsWithLog(name, execLog)); err != nil {
 		return err
 	}
 	fmt.Println("READY")
@@ -101,5 +130,53 @@ func run() error {
 	if err := n.Drain(dctx); err != nil {
 		cfg.Logger.Warn("drain ended without the sentinel's drained", "err", err)
 	}
+	if execLog != nil && execLog.Err() != nil {
+		return execLog.Err()
+	}
 	return nil
+}
+
+// serveMetrics serves the Go runtime and process collectors at addr/metrics (and the pprof
+// profiles) until stop, which closes the listener and waits for the server goroutine.
+func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
+	m, err := serveMetricsAddr(addr, log)
+	if err != nil {
+		return nil, err
+	}
+	return m.close, nil
+}
+
+// metricsServer is a running metrics endpoint and the address it listens on.
+type metricsServer struct {
+	addr  string
+	close func()
+}
+
+func serveMetricsAddr(addr string, log *slog.Logger) (*metricsServer, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%q is not a loopback address: the metrics and profiles have no access control", addr)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Heap and goroutine profiles, to tell a leak from a bounded cache filling up.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("metrics server stopped", "err", err)
+		}
+	}()
+	return &metricsServer{addr: l.Addr().String(), close: func() { _ = srv.Close(); <-done }}, nil
 }

@@ -39,13 +39,18 @@ func number(f float64) any {
 }
 
 // Ops returns the agent's operations; whoami answers name.
-func Ops(name string) node.Ops {
+func Ops(name string) node.Ops { return OpsWithLog(name, nil) }
+
+// OpsWithLog is Ops whose add, multiply and fib_stream record every execution whose params
+// carry an idempotency key (KeyParam) in log (nil: none).
+func OpsWithLog(name string, log *ExecLog) node.Ops {
 	return node.Ops{
 		"add": node.Unary(func(ctx context.Context, p json.RawMessage) (any, error) {
 			x, y, err := decodePair(p)
 			if err != nil {
 				return nil, err
 			}
+			log.record("add", p)
 			return number(x + y), nil
 		}),
 		"multiply": node.Unary(func(ctx context.Context, p json.RawMessage) (any, error) {
@@ -53,6 +58,7 @@ func Ops(name string) node.Ops {
 			if err != nil {
 				return nil, err
 			}
+			log.record("multiply", p)
 			return number(x * y), nil
 		}),
 		"fib_stream": node.Streaming(func(ctx context.Context, p json.RawMessage, emit func(any) error) error {
@@ -65,6 +71,7 @@ func Ops(name string) node.Ops {
 			if *a.N < 0 || *a.N > maxFib {
 				return fmt.Errorf("%w: n must be in [0, %d]", node.ErrInvalidParams, maxFib)
 			}
+			log.record("fib_stream", p)
 			x, y := int64(0), int64(1)
 			for i := 0; i < *a.N; i++ {
 				if err := ctx.Err(); err != nil {

@@ -1,10 +1,12 @@
 package mathagent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/fame-go/fame/node"
@@ -96,5 +98,54 @@ func TestFibStreamStopsOnEmitError(t *testing.T) {
 	})
 	if !errors.Is(err, stop) || n != 3 {
 		t.Errorf("err = %v after %d items, want stop after 3", err, n)
+	}
+}
+
+// TestExecLog: keyed executions are logged once each with replica, op, key and attempt; calls
+// without a key and refused params are not.
+func TestExecLog(t *testing.T) {
+	var buf bytes.Buffer
+	ops := OpsWithLog("r1", NewExecLog(&buf, "r1"))
+	if _, err := ops["add"].Unary(context.Background(), json.RawMessage(`{"x":1,"y":2,"idempotency_key":"k1","attempt":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops["add"].Unary(context.Background(), json.RawMessage(`{"x":1,"y":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops["multiply"].Unary(context.Background(), json.RawMessage(`{"x":1,"idempotency_key":"bad"}`)); err == nil {
+		t.Fatal("multiply without y answered")
+	}
+	if err := ops["fib_stream"].Stream(context.Background(), json.RawMessage(`{"n":3,"idempotency_key":"s1"}`), func(any) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("log has %d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	var e Execution
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Key != "k1" || e.Attempt != 2 || e.Replica != "r1" || e.Op != "add" || e.UnixNano == 0 {
+		t.Errorf("first line = %+v", e)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &e); err != nil || e.Key != "s1" || e.Op != "fib_stream" {
+		t.Errorf("second line = %+v, %v", e, err)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestExecLogWriteError: a log that cannot be written reports it and never fails the call.
+func TestExecLogWriteError(t *testing.T) {
+	l := NewExecLog(failWriter{}, "r1")
+	res, err := OpsWithLog("r1", l)["add"].Unary(context.Background(), json.RawMessage(`{"x":1,"y":2,"idempotency_key":"k"}`))
+	if err != nil || res != int64(3) {
+		t.Fatalf("add = %v, %v", res, err)
+	}
+	if l.Err() == nil || !strings.Contains(l.Err().Error(), "disk full") {
+		t.Errorf("Err() = %v", l.Err())
 	}
 }

@@ -1,0 +1,241 @@
+package chaos
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/examples/math/mathagent"
+)
+
+var t0 = time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func execution(key string, try int, replica string, ms int) mathagent.Execution {
+	return mathagent.Execution{Key: key, Attempt: try, Replica: replica, Op: "add", UnixNano: at(ms).UnixNano()}
+}
+
+// TestPlanIsSeeded: the same seed gives the same schedule, another seed another one, and
+// every fault fits the window with its hold and a valid target.
+func TestPlanIsSeeded(t *testing.T) {
+	a, b := plan(1, 90*time.Second, 3), plan(1, 90*time.Second, 3)
+	if !reflect.DeepEqual(a, b) {
+		t.Fatal("seed 1 gave two schedules")
+	}
+	if reflect.DeepEqual(a, plan(2, 90*time.Second, 3)) {
+		t.Fatal("seeds 1 and 2 gave the same schedule")
+	}
+	if len(a) < 5 {
+		t.Fatalf("only %d faults in 90 s", len(a))
+	}
+	kinds := map[string]bool{}
+	for s := uint64(1); s <= 20; s++ {
+		for _, f := range plan(s, 90*time.Second, 3) {
+			kinds[f.Kind] = true
+			if f.At+f.Hold > 90*time.Second {
+				t.Errorf("seed %d: %s at %s + %s past the window", s, f.Kind, f.At, f.Hold)
+			}
+			if f.Kind == FaultReplicaStop && (f.Hold < time.Second || f.Hold > 10*time.Second) {
+				t.Errorf("seed %d: SIGSTOP for %s, want 1–10 s", s, f.Hold)
+			}
+			if f.replica < 0 || f.replica > 2 {
+				t.Errorf("seed %d: replica %d", s, f.replica)
+			}
+		}
+	}
+	for _, k := range []string{FaultReplicaKill, FaultReplicaStop, FaultSentinelKill, FaultDrainAdmin, FaultDrainSIGTERM, FaultSlowReader} {
+		if !kinds[k] {
+			t.Errorf("20 seeds never planned %s", k)
+		}
+	}
+}
+
+// TestLostAccounting: an attempt hit by a fault must end with a reply or a nack within 4 s of
+// the fault; a timeout is always lost; a slow answer without a fault is not.
+func TestLostAccounting(t *testing.T) {
+	faults := []Fault{{Kind: FaultReplicaStop, Target: "replica1", Start: at(10_000), Recovered: at(18_000)}}
+	atts := []attempt{
+		{Key: "a", Try: 1, Start: at(9_000), End: at(13_500), Outcome: OutNacked, Err: `message delivery failed with code "ROUTE_CONNECTOR_CLOSED"`}, // 3.5 s after: in time
+		{Key: "b", Try: 1, Start: at(9_500), End: at(14_500), Outcome: OutAnswered},                                                                  // 4.5 s after: lost
+		{Key: "c", Try: 1, Start: at(1_000), End: at(6_000), Outcome: OutAnswered},                                                                   // slow, no fault
+		{Key: "d", Try: 1, Start: at(20_000), End: at(35_000), Outcome: OutTimeout},                                                                  // nothing at all
+		{Key: "a", Try: 2, Start: at(13_600), End: at(13_700), Outcome: OutAnswered},
+	}
+	var c CallCounts
+	var lost []attemptView
+	countAttempts(&c, atts, faults, t0, &lost)
+	if c.Started != 5 || c.Answered != 2 || c.Nacked != 1 || c.Lost != 2 || c.LostTimeout != 1 || c.SlowNoFault != 1 {
+		t.Errorf("counts = %+v", c)
+	}
+	if c.NackCodes["ROUTE_CONNECTOR_CLOSED"] != 1 {
+		t.Errorf("nack codes = %v", c.NackCodes)
+	}
+	if c.Logical != 4 || c.LogicalDone != 3 { // b was answered, late
+		t.Errorf("logical %d answered %d, want 4 and 3", c.Logical, c.LogicalDone)
+	}
+	if len(lost) != 2 || lost[0].Key != "b" || lost[0].Fault == "" || lost[1].Key != "d" {
+		t.Errorf("lost detail = %+v", lost)
+	}
+}
+
+// TestDuplicates: a second execution is explained only by a kill or stop of the first
+// execution's replica (or a sentinel kill) right after it; a drain or a fault elsewhere
+// explains nothing.
+func TestDuplicates(t *testing.T) {
+	faults := []Fault{
+		{Kind: FaultReplicaKill, Target: "replica1", Start: at(10_050)},
+		{Kind: FaultDrainAdmin, Target: "replica2", Start: at(20_010)},
+		{Kind: FaultSentinelKill, Target: "sentinel", Start: at(30_500)},
+	}
+	execs := []mathagent.Execution{
+		execution("k1", 1, "replica1", 10_000), execution("k1", 2, "replica2", 11_000), // killed right after: explained
+		execution("k2", 1, "replica2", 20_000), execution("k2", 2, "replica3", 21_000), // drained: unexplained
+		execution("k3", 1, "replica3", 10_000), execution("k3", 1, "replica2", 10_900), // kill of another replica: unexplained
+		execution("k4", 1, "replica3", 30_000), execution("k4", 1, "replica3", 31_000), // sentinel killed: explained
+		execution("k5", 1, "replica1", 1_000),
+	}
+	d := classifyDuplicates(execs, faults, nil, t0)
+	if d.Keys != 4 || d.Explained != 2 || d.Unexplained != 2 || d.SameAttempt != 2 {
+		t.Errorf("duplicates = %+v", d)
+	}
+	if d.ByReason[FaultReplicaKill] != 1 || d.ByReason[FaultSentinelKill] != 1 {
+		t.Errorf("by reason = %v", d.ByReason)
+	}
+	for _, v := range d.Detail {
+		if (v.Key == "k2" || v.Key == "k3") && v.Explained != "" {
+			t.Errorf("%s explained by %s", v.Key, v.Explained)
+		}
+	}
+}
+
+// TestSessions: a move away from a faulted replica is a re-pin with its latency; a move away
+// from a healthy one is counted and named.
+func TestSessions(t *testing.T) {
+	faults := []Fault{{Kind: FaultReplicaKill, Target: "replica1", Start: at(10_000), Recovered: at(12_000)}}
+	atts := []attempt{
+		{Caller: "s1", Key: "s1-1", Try: 1, Start: at(9_000), End: at(9_010), Outcome: OutAnswered},
+		{Caller: "s1", Key: "s1-2", Try: 1, Start: at(10_100), End: at(10_300), Outcome: OutAnswered}, // re-pinned after 300 ms
+		{Caller: "s2", Key: "s2-1", Try: 1, Start: at(9_000), End: at(9_010), Outcome: OutAnswered},
+		{Caller: "s2", Key: "s2-2", Try: 1, Start: at(15_000), End: at(15_010), Outcome: OutAnswered}, // replica2 -> replica3, healthy
+		{Caller: "s2", Key: "s2-3", Try: 1, Start: at(16_000), End: at(16_010), Outcome: OutNacked},
+	}
+	execs := []mathagent.Execution{execution("s1-1", 1, "replica1", 9_005), execution("s1-2", 1, "replica2", 10_250),
+		execution("s2-1", 1, "replica2", 9_005), execution("s2-2", 1, "replica3", 15_005)}
+	s := analyzeSessions(atts, execs, faults, t0)
+	if s.Sessions != 2 || s.Moves != 2 || s.MovedOffHealthy != 1 || len(s.MovedDetail) != 1 {
+		t.Errorf("sessions = %+v", s)
+	}
+	if !reflect.DeepEqual(s.RepinMS, []int64{300}) || s.RepinHistogram["<500ms"] != 1 {
+		t.Errorf("re-pin = %v %v", s.RepinMS, s.RepinHistogram)
+	}
+}
+
+// TestJudge: the RSS and goroutine bounds.
+func TestJudge(t *testing.T) {
+	for _, tt := range []struct {
+		p    ProcInfo
+		want bool
+	}{
+		{ProcInfo{RSSGrowthPct: 9.9, WarmGoroutines: 30, EndGoroutines: 35}, true},
+		{ProcInfo{RSSGrowthPct: 10, WarmGoroutines: 30, EndGoroutines: 30}, false},
+		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: 30, EndGoroutines: 36}, false},
+		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: 30, EndGoroutines: 24}, false},
+		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: -1, EndGoroutines: -1}, true},
+	} {
+		if got := judge(tt.p); got != tt.want {
+			t.Errorf("judge(%+v) = %v", tt.p, got)
+		}
+	}
+}
+
+// TestVerdict: each criterion alone fails the run.
+func TestVerdict(t *testing.T) {
+	ok := func() *Result {
+		return &Result{Faults: []Fault{{Kind: FaultReplicaKill}}, Harness: ProcInfo{OK: true}}
+	}
+	r := ok()
+	r.verdict()
+	if !r.Pass {
+		t.Fatalf("clean run failed: %v", r.FailReasons)
+	}
+	for name, spoil := range map[string]func(*Result){
+		"lost":        func(r *Result) { r.Streams.Lost = 1 },
+		"unexplained": func(r *Result) { r.Duplicates.Unexplained = 1 },
+		"cut":         func(r *Result) { r.Streams.CutWithoutNack = 1 },
+		"moved":       func(r *Result) { r.Sessions.MovedOffHealthy = 1 },
+		"process":     func(r *Result) { r.Processes = []ProcInfo{{Role: "sentinel"}} },
+		"fault error": func(r *Result) { r.Faults[0].Err = "no restart" },
+		"no faults":   func(r *Result) { r.Faults = nil },
+	} {
+		r := ok()
+		spoil(r)
+		r.verdict()
+		if r.Pass || len(r.FailReasons) != 1 {
+			t.Errorf("%s: pass %v, reasons %v", name, r.Pass, r.FailReasons)
+		}
+	}
+}
+
+func TestGoroutinesFromMetrics(t *testing.T) {
+	g, err := goroutines("# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_threads 9\n")
+	if err != nil || g != 42 {
+		t.Errorf("goroutines = %d, %v", g, err)
+	}
+	if _, err := goroutines("go_threads 9\n"); err == nil {
+		t.Error("no go_goroutines gave no error")
+	}
+}
+
+// TestDuplicateHeldByStoppedReplica: the stopped replica running, right after its SIGCONT, a
+// request the fabric had re-sent elsewhere is explained; the same execution long after is not.
+func TestDuplicateHeldByStoppedReplica(t *testing.T) {
+	faults := []Fault{{Kind: FaultReplicaStop, Target: "replica1", Start: at(10_000), Released: at(15_000), Recovered: at(15_500)}}
+	execs := []mathagent.Execution{
+		execution("h1", 1, "replica3", 12_800), execution("h1", 1, "replica1", 15_050),
+		execution("h2", 1, "replica3", 12_800), execution("h2", 1, "replica1", 25_000),
+	}
+	d := classifyDuplicates(execs, faults, nil, t0)
+	if d.Explained != 1 || d.Unexplained != 1 || d.ByReason["replica_sigstop_held"] != 1 {
+		t.Errorf("duplicates = %+v", d)
+	}
+}
+
+func TestCountGoroutines(t *testing.T) {
+	profile := "goroutine profile: total 9\n5 @ 0x1 0x2\n#\t0x1\tmain.worker+0x1\n\n3 @ 0x3\n#\t0x3\tnet/http.(*persistConn).readLoop+0x5\n\n1 @ 0x4\n#\t0x4\tmain.main+0x1\n"
+	if n := countGoroutines(profile); n != 6 {
+		t.Errorf("countGoroutines = %d, want 6", n)
+	}
+}
+
+// TestStreamCuts: a stream cut is with a nack, with the SDK's prompt notice, or without a nack
+// (a timeout, a truncation, or a notice that came too late).
+func TestStreamCuts(t *testing.T) {
+	faults := []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(10_000), Recovered: at(11_000)}}
+	atts := []attempt{
+		{Caller: "s", Key: "a", Try: 1, Stream: true, Start: at(9_000), End: at(10_100), Outcome: OutNacked},
+		{Caller: "s", Key: "b", Try: 1, Stream: true, Start: at(9_000), End: at(10_100), Outcome: OutError, Notice: true},
+		{Caller: "s", Key: "c", Try: 1, Stream: true, Start: at(9_000), End: at(24_000), Outcome: OutTimeout},
+		{Caller: "s", Key: "d", Try: 1, Stream: true, Start: at(9_000), End: at(9_500), Outcome: OutCut},
+		{Caller: "s", Key: "e", Try: 1, Stream: true, Start: at(9_000), End: at(15_000), Outcome: OutError, Notice: true},
+		{Caller: "s", Key: "f", Try: 1, Stream: true, Start: at(1_000), End: at(1_100), Outcome: OutAnswered},
+	}
+	r := analyze(Config{}, atts, nil, faults, t0, 0)
+	if r.Streams.CutWithNack != 1 || r.Streams.CutWithNotice != 1 || r.Streams.CutWithoutNack != 3 || r.Streams.Lost != 3 {
+		t.Errorf("streams = %+v", r.Streams)
+	}
+}
+
+// TestDuplicateDrainExit: a drained replica that exits (its drain timeout) right after an
+// execution explains the second one; one that exited long before does not.
+func TestDuplicateDrainExit(t *testing.T) {
+	faults := []Fault{{Kind: FaultDrainAdmin, Target: "replica3", Start: at(26_000), Exited: at(36_100)}}
+	execs := []mathagent.Execution{
+		execution("d1", 1, "replica3", 36_000), execution("d1", 2, "replica1", 36_300),
+		execution("d2", 1, "replica3", 20_000), execution("d2", 2, "replica1", 21_000),
+	}
+	d := classifyDuplicates(execs, faults, nil, t0)
+	if d.Explained != 1 || d.Unexplained != 1 || d.ByReason["replica_drain_exit"] != 1 {
+		t.Errorf("duplicates = %+v", d)
+	}
+}
