@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -243,4 +244,57 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestStickyRestoreGrace: after a restart with restored bindings, a call whose binding names a
+// replica that has not re-attached yet is held back (pickWhy says wait: the router nacks it
+// PEER_UNREACHABLE, retryable) rather than re-balanced, which would move the session for good
+// and send its channel to a replica that cannot read it; other sessions are served; once the
+// replica is back it gets its session, and after the grace a missing replica's session is
+// re-balanced as before.
+func TestStickyRestoreGrace(t *testing.T) {
+	f := newStickyFixture(t, nil, 2)
+	p, members := f.routes.lookupPool([]byte("math"), []byte("fame.fabric"))
+	pickWhy := func(sid string, mod func(*envelope.Header)) (peer, bool) {
+		h := &envelope.Header{ID: []byte(envelope.NewID()), SID: []byte(sid), FrameType: []byte(envelope.TypeData)}
+		if mod != nil {
+			mod(h)
+		}
+		c, _, wait := f.r.pickWhy(f.client, p, members, h)
+		return c, wait
+	}
+	// As restored from the store: this session and its channel live on "r9", not attached yet.
+	f.r.table.Bind("sid-restored", "r9", 0)
+	f.r.table.BindChannel("chan-restored", "sid-restored", "r9")
+	f.r.restoredUntil.Store(time.Now().Add(time.Hour).UnixNano())
+
+	if c, wait := pickWhy("sid-restored", nil); c != nil || !wait {
+		t.Fatalf("restored session whose replica is away: picked %v, wait %v; want held back", c, wait)
+	}
+	if c, wait := pickWhy("sid-other", func(h *envelope.Header) { h.EncKID = []byte("chan-restored") }); c != nil || !wait {
+		t.Fatalf("request sealed for a restored channel: picked %v, wait %v; want held back", c, wait)
+	}
+	if c, wait := pickWhy("sid-fresh", nil); c == nil || wait {
+		t.Fatalf("a session without a binding: picked %v, wait %v; want served", c, wait)
+	}
+	if id, _ := f.r.table.Lookup("sid-restored"); id != "r9" {
+		t.Fatalf("the restored binding moved to %q while its replica re-attaches", id)
+	}
+
+	back := newFakePeer("/s", "r9")
+	f.routes.attach(back)
+	f.routes.bind(back, mustAddr(t, "math@*.fame.fabric"))
+	p, members = f.routes.lookupPool([]byte("math"), []byte("fame.fabric"))
+	if c, wait := pickWhy("sid-restored", nil); c != peer(back) || wait {
+		t.Fatalf("after the replica re-attached: picked %v, wait %v; want r9", c, wait)
+	}
+
+	f.r.table.Bind("sid-gone", "r8", 0)
+	f.r.restoredUntil.Store(time.Now().Add(-time.Second).UnixNano()) // the grace is over
+	if c, wait := pickWhy("sid-gone", nil); c == nil || wait {
+		t.Fatalf("after the grace: picked %v, wait %v; want re-balanced", c, wait)
+	}
+	if f.r.restoredUntil.Load() != 0 {
+		t.Fatal("the grace is over but still checked")
+	}
 }

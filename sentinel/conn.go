@@ -83,9 +83,9 @@ type pendingReq struct {
 type packedReq struct {
 	all    string
 	end    [8]uint32 // ends of id, traceId, replyTo, to, frame type, corrId, cid, sender sid
-	stream bool  // a stream request: tracked until its final item, not its first
-	opaque bool  // a stream sealed for a channel: its final item cannot be recognised
-	seen   int64 // streams: unix milliseconds of the request or its last item (forgetStaleStreams, awaiting)
+	stream bool      // a stream request: tracked until its final item, not its first
+	opaque bool      // a stream sealed for a channel: its final item cannot be recognised
+	seen   int64     // streams: unix milliseconds of the request or its last item (forgetStaleStreams, awaiting)
 }
 
 func packReq(h *envelope.Header) packedReq {

@@ -24,6 +24,7 @@ type metrics struct {
 	dropped       *prometheus.CounterVec
 	repins        prometheus.Counter
 	secureCloses  prometheus.Counter
+	restoreWaits  prometheus.Counter     // calls nacked while their restored replica re-attaches (sticky.go)
 	refusals      *prometheus.CounterVec // fame_security_refusals_total (ownership.go)
 	recent        *refusalRing           // the last refusals of every kind, for the status page (refusalring.go)
 
@@ -82,12 +83,14 @@ func newMetrics(src metricSources) *metrics {
 	m.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_dropped_total", Help: "Envelopes dropped without a nack, by reason."}, []string{"reason"})
 	m.repins = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_repins_total", Help: "Sessions moved to another replica after theirs was lost."})
 	m.secureCloses = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_secure_close_sent_total", Help: "SecureClose frames sent to clients whose channel replica was lost."})
+	m.restoreWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_stickiness_restore_waits_total",
+		Help: "Calls nacked PEER_UNREACHABLE (retryable) after a restart because the replica their restored binding names had not re-attached yet."})
 	m.refusals = newRefusalCounter()
 	f(m.refusals)
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_received_total", Help: "Envelopes received by frame type."}, []string{"frame"})
 	routed := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_envelopes_routed_total", Help: "Envelopes forwarded by frame type."}, []string{"frame"})
 	for _, c := range []prometheus.Collector{m.connections, m.attaches, m.attachRefused, m.malformed, m.limitRefusals,
-		m.nacks, m.dropped, m.repins, m.secureCloses, received, routed} {
+		m.nacks, m.dropped, m.repins, m.secureCloses, m.restoreWaits, received, routed} {
 		f(c)
 	}
 	m.receivedByType = map[string]prometheus.Counter{}

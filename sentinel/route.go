@@ -48,6 +48,12 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
 				"the replica bound to this session lost its sentinel; retry (grace window)")
 			return outNoRoute
+		case reasonReplicaRestoring:
+			s.metrics.restoreWaits.Inc()
+			src.log.Info("call nacked while its replica re-attaches after the restart", "to", string(dest))
+			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
+				"the replica bound to this session has not re-attached since the sentinel restarted; retry")
+			return outNoRoute
 		case reasonLocal:
 			return outLocal
 		case reasonChannelClosed:
@@ -108,8 +114,9 @@ type resolveReason int
 const (
 	reasonNone resolveReason = iota
 	reasonLocal
-	reasonChannelClosed // encrypted for a channel purged with its replica (closedchan.go)
-	reasonReplicaLost   // clustered: the bound replica is lost, within the grace window (cluster.go)
+	reasonChannelClosed    // encrypted for a channel purged with its replica (closedchan.go)
+	reasonReplicaLost      // clustered: the bound replica is lost, within the grace window (cluster.go)
+	reasonReplicaRestoring // after a restart: the restored binding's replica has not re-attached yet (sticky.go)
 )
 
 // resolve finds the connection for dest with the reference's order: exact route, host pool,
@@ -144,7 +151,10 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 			if s.sticky.channelClosed(h) {
 				return nil, reasonChannelClosed, false
 			}
-			c, sticky := s.sticky.pickWhy(src, p, members, h)
+			c, sticky, wait := s.sticky.pickWhy(src, p, members, h)
+			if wait {
+				return nil, reasonReplicaRestoring, false
+			}
 			return c, reasonNone, sticky
 		}
 		return nil, reasonNone, false

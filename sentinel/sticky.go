@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fame-go/fame/balancer"
@@ -29,7 +30,15 @@ type stickyRouter struct {
 	closed closedChannels
 	// drains holds the replicas being drained (replicadrain.go); its loop ends with stop.
 	drains *replicaDrains
+	// restoredUntil ends the restore grace: until then a call whose restored binding names a
+	// replica that has not re-attached yet is nacked (retryable) instead of re-balanced,
+	// which would move its session for good, and its channel to a replica that cannot read it.
+	restoredUntil atomic.Int64 // unix nanos; 0 once the grace is over (or there was none)
 }
+
+// restoreGrace is how long after a restart with restored bindings their replicas get to
+// re-attach (their reconnect back-off starts at 1 s and doubles while the sentinel is away).
+const restoreGrace = 10 * time.Second
 
 // stickyDeps is what the sticky router is built with.
 type stickyDeps struct {
@@ -81,7 +90,10 @@ func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
 		if n, stored, err := r.table.RestoreFrom(st); err != nil {
 			d.log.Error("stickiness store unreadable; starting with empty bindings", "path", o.StoragePath, "err", err)
 		} else {
-			d.log.Info("stickiness bindings restored", "restored", n, "stored", stored)
+			d.log.Info("stickiness bindings restored", "restored", n, "stored", stored, "replicas_grace", restoreGrace)
+			if n > 0 {
+				r.restoredUntil.Store(time.Now().Add(restoreGrace).UnixNano())
+			}
 		}
 	}
 	go r.sweeper()
@@ -117,26 +129,31 @@ func (r *stickyRouter) close() {
 
 // pick returns the member of pool p that should receive the envelope.
 func (r *stickyRouter) pick(src peer, p *pool, members []peer, h *envelope.Header) peer {
-	c, _ := r.pickWhy(src, p, members, h)
+	c, _, _ := r.pickWhy(src, p, members, h)
 	return c
 }
 
-// pickWhy is pick that also says whether a binding (channel or session) chose the member.
-func (r *stickyRouter) pickWhy(src peer, p *pool, members []peer, h *envelope.Header) (peer, bool) {
+// pickWhy is pick that also says whether a binding (channel or session) chose the member,
+// and (wait) when no member is chosen because the bound replica is still re-attaching after
+// a restart (restoredUntil).
+func (r *stickyRouter) pickWhy(src peer, p *pool, members []peer, h *envelope.Header) (c peer, sticky, wait bool) {
 	if r.drains.on() {
-		return r.pickDraining(members, h), false
+		return r.pickDraining(members, h), false, false
 	}
-	if len(members) == 1 {
+	if len(members) == 1 && !r.restoring() {
 		r.note(members[0], h)
-		return members[0], false
+		return members[0], false, false
 	}
 	if r.table == nil {
-		return r.balance(members, h.ID), false
+		return r.balance(members, h.ID), false, false
 	}
 	if len(h.EncKID) > 0 {
 		if id, ok := r.table.LookupChannel(string(h.EncKID)); ok {
 			if c := memberByID(members, id); c != nil {
-				return c, true
+				return c, true, false
+			}
+			if r.restoring() {
+				return nil, false, true
 			}
 		}
 	}
@@ -144,7 +161,10 @@ func (r *stickyRouter) pickWhy(src peer, p *pool, members []peer, h *envelope.He
 		if id, ok := r.table.Lookup(string(h.SID)); ok {
 			if c := memberByID(members, id); c != nil {
 				r.note(c, h)
-				return c, true
+				return c, true, false
+			}
+			if r.restoring() {
+				return nil, false, true
 			}
 		}
 	}
@@ -152,12 +172,25 @@ func (r *stickyRouter) pickWhy(src peer, p *pool, members []peer, h *envelope.He
 	if len(key) == 0 {
 		key = h.ID
 	}
-	c := r.balance(members, key)
+	c = r.balance(members, key)
 	if c != nil && len(h.SID) > 0 {
 		r.table.Bind(string(h.SID), c.ident().systemID, 0)
 		r.note(c, h)
 	}
-	return c, false
+	return c, false, false
+}
+
+// restoring reports whether the restore grace is on: one atomic load once it is over.
+func (r *stickyRouter) restoring() bool {
+	until := r.restoredUntil.Load()
+	if until == 0 {
+		return false
+	}
+	if time.Now().UnixNano() < until {
+		return true
+	}
+	r.restoredUntil.CompareAndSwap(until, 0)
+	return false
 }
 
 // note records channel ids opened towards the chosen replica.
