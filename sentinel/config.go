@@ -396,7 +396,9 @@ func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) 
 	} else if rerr != nil {
 		problems = append(problems, rerr.Error())
 	}
-	if cc, cprobs := config.ClusterConfig(f.Cluster, env, o.ID, o.StoragePath); cc.Enabled() || f.Cluster != nil {
+	// Problems count even when nothing enables the cluster: FAME_CLUSTER_NAME or _ROUTES set
+	// alone must be refused with the reason, not ignored.
+	if cc, cprobs := config.ClusterConfig(f.Cluster, env, o.ID, o.StoragePath); cc.Enabled() || f.Cluster != nil || len(cprobs) > 0 {
 		problems = append(problems, cprobs...)
 		if p, perr := security.ParseProfile(string(o.SecurityProfile)); perr == nil && p.VerifiesSignatures() {
 			problems = append(problems, "cluster: security profile "+string(o.SecurityProfile)+" cannot run clustered yet (signed envelopes and key requests are not carried across sentinels; issue #15): use open or gated, or run one sentinel")

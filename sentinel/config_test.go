@@ -269,3 +269,14 @@ func TestClusterConfig(t *testing.T) {
 		t.Fatalf("no cluster: %v, %+v", err, o.Cluster)
 	}
 }
+
+// FAME_CLUSTER_NAME or FAME_CLUSTER_ROUTES alone (neither listen nor url) is refused with the
+// reason, not ignored: the operator meant a cluster.
+func TestClusterPartialEnvRefused(t *testing.T) {
+	for _, env := range []map[string]string{{"FAME_CLUSTER_NAME": "prod"}, {"FAME_CLUSTER_ROUTES": "nats-route://a:6222"}} {
+		_, err := LoadOptions("", config.Getenv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
+		if err == nil || !strings.Contains(err.Error(), "without listen") {
+			t.Errorf("%v: %v, want a refusal naming the missing listen or url", env, err)
+		}
+	}
+}

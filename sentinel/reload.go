@@ -326,6 +326,8 @@ func (s *Sentinel) prepareReload(o Options) (*prepared, error) {
 	var ce *ConfigError
 	if err := Check(o); errors.As(err, &ce) {
 		probs = append(probs, ce.Problems...)
+	} else if err != nil {
+		probs = append(probs, err.Error()) // never let an unexpected check error pass a reload
 	}
 	if len(probs) > 0 {
 		return nil, &ConfigError{Problems: probs}
