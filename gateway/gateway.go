@@ -87,8 +87,9 @@ type Gateway struct {
 	callers  map[[32]byte]*list.Element // of *callerEntry: nodes of tokens the sentinel took
 	lru      *list.List                 // front: most recently used
 	closed   bool
-	lastLog  atomic.Int64 // unix nanos of the last refusal logged
-	heldBack atomic.Int64 // refusals not logged since
+	closing  sync.WaitGroup // closeEntry goroutines; Close waits for them
+	lastLog  atomic.Int64   // unix nanos of the last refusal logged
+	heldBack atomic.Int64   // refusals not logged since
 	// refused remembers tokens the sentinel refused, apart from callers, so that a stream
 	// of bad tokens neither costs an attach each nor evicts the good callers.
 	refused *lru.Cache[[32]byte, refusedToken]
@@ -195,15 +196,19 @@ func (g *Gateway) Close() error {
 	g.mu.Unlock()
 	// At Close every node goes, in use or not: the sentinel is shutting the gateway down.
 	for _, e := range all {
-		closeEntry(e)
+		g.closeEntry(e)
 	}
+	g.closing.Wait()
 	return nil
 }
 
-// closeEntry closes e's caller once it is ready (a connect in progress finishes first).
-func closeEntry(e *callerEntry) {
-	go func() { // owned by the entry: it ends once the pending connect does
-		<-e.ready
+// closeEntry closes e's caller once it is ready (a connect in progress finishes first), on a
+// goroutine Close waits for.
+func (g *Gateway) closeEntry(e *callerEntry) {
+	g.closing.Add(1)
+	go func() {
+		defer g.closing.Done()
+		<-e.ready // bounded by the node's attach timeout
 		if e.c != nil {
 			_ = e.c.Close()
 		}
@@ -595,7 +600,7 @@ func (g *Gateway) releaser(e *callerEntry) func() {
 			closeNow := e.gone && e.users == 0
 			g.mu.Unlock()
 			if closeNow {
-				closeEntry(e)
+				g.closeEntry(e)
 			}
 		})
 	}
@@ -609,7 +614,7 @@ func (g *Gateway) removeLocked(el *list.Element) {
 	delete(g.callers, e.key)
 	e.gone = true
 	if e.users == 0 {
-		closeEntry(e)
+		g.closeEntry(e)
 	}
 }
 

@@ -217,7 +217,10 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 		r.log.Info("replica drain started: no new sessions; pinned sessions move when idle", args...)
 	}
 	if !d.manual {
-		d.loop.Do(func() { go r.drainLoop() })
+		d.loop.Do(func() {
+			r.loops.Add(1)
+			go func() { defer r.loops.Done(); r.drainLoop() }() // ends with r.stop; close waits
+		})
 	}
 	select {
 	case d.wake <- struct{}{}:

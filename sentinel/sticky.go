@@ -34,6 +34,8 @@ type stickyRouter struct {
 	// replica that has not re-attached yet is nacked (retryable) instead of re-balanced,
 	// which would move its session for good, and its channel to a replica that cannot read it.
 	restoredUntil atomic.Int64 // unix nanos; 0 once the grace is over (or there was none)
+	// loops counts the router's goroutines (sweeper, drain loop); close waits for them.
+	loops sync.WaitGroup
 }
 
 // restoreGrace is how long after a restart with restored bindings their replicas get to
@@ -96,7 +98,8 @@ func newStickyRouter(d stickyDeps) (*stickyRouter, error) {
 			}
 		}
 	}
-	go r.sweeper()
+	r.loops.Add(1)
+	go func() { defer r.loops.Done(); r.sweeper() }()
 	return r, nil
 }
 
@@ -120,6 +123,7 @@ func (r *stickyRouter) close() {
 	default:
 		close(r.stop)
 	}
+	r.loops.Wait() // the drain loop may be pushing a status; the sweeper may be sweeping
 	if r.store != nil {
 		if err := r.store.Close(); err != nil {
 			r.log.Error("closing stickiness store", "err", err)
