@@ -39,10 +39,13 @@ const (
 	CodeRouteConnectorClosed = "ROUTE_CONNECTOR_CLOSED"
 	CodeChildUnreachable     = "CHILD_UNREACHABLE"
 	CodePeerUnreachable      = "PEER_UNREACHABLE"
-	CodeMessageTooLarge      = "MESSAGE_TOO_LARGE"
-	CodeSignatureRequired    = "signature_required"
-	CodeSignatureInvalid     = "signature_invalid"
-	CodeOverloaded           = "OVERLOADED"
+	// CodeChannelClosed (fame-go) nacks a request encrypted for a channel the sentinel closed
+	// (its replica left or was drained): the client re-opens the channel and re-sends.
+	CodeChannelClosed     = "CHANNEL_CLOSED"
+	CodeMessageTooLarge   = "MESSAGE_TOO_LARGE"
+	CodeSignatureRequired = "signature_required"
+	CodeSignatureInvalid  = "signature_invalid"
+	CodeOverloaded        = "OVERLOADED"
 )
 
 // Frame is implemented by every typed frame.

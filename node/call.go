@@ -169,7 +169,7 @@ func (n *Node) withCallTimeout(ctx context.Context) (context.Context, context.Ca
 
 // codeChannelClosedNack is the sentinel's nack of a request encrypted for a channel it closed
 // (its replica left or was drained).
-const codeChannelClosedNack = "CHANNEL_CLOSED"
+const codeChannelClosedNack = envelope.CodeChannelClosed
 
 // call is one outstanding request: its waiter and, under at-least-once, its re-send state.
 type call struct {

@@ -9,7 +9,7 @@ import (
 )
 
 // codeChannelClosed is the nack code for a request encrypted for a channel whose replica is gone.
-const codeChannelClosed = "CHANNEL_CLOSED"
+const codeChannelClosed = envelope.CodeChannelClosed
 
 // Bounds of the closed-channel memory: a request that was in flight when its replica died arrives
 // within milliseconds, so a short memory is enough; past the cap the sentinel falls back to
