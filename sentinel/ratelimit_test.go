@@ -196,6 +196,38 @@ func TestRateIdentityChoice(t *testing.T) {
 	}
 }
 
+// TestRateTwiceTheLimit is the check in fake time: a caller at 40 calls/s against
+// 20/s (burst 10) for 3 s gets burst + 20/s × 3 s served within ±10 %, the rest refused, and a
+// second caller at 10/s alongside gets every call served.
+func TestRateTwiceTheLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := testRateLimits(t, RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{Rate: 20, Burst: 10}}})
+		hot, calm := &conn{identity: identity{systemID: "hot"}}, &conn{identity: identity{systemID: "calm"}}
+		served, refused, calmServed := 0, 0, 0
+		const ticks = 120 // 40/s for 3 s
+		for i := 0; i < ticks; i++ {
+			time.Sleep(25 * time.Millisecond)
+			if _, _, _, ok := r.check(hot, rateReq("h"), []byte("m@f"), false); ok {
+				served++
+			} else {
+				refused++
+			}
+			if i%4 == 0 {
+				if _, _, _, ok := r.check(calm, rateReq("c"), []byte("m@f"), false); ok {
+					calmServed++
+				}
+			}
+		}
+		want := 10 + 20*3.0
+		if d := float64(served) - want; d > 0.1*want || d < -0.1*want || served+refused != ticks {
+			t.Fatalf("hot caller: %d served, %d refused; want %.0f ± 10%% served", served, refused, want)
+		}
+		if calmServed != ticks/4 {
+			t.Fatalf("calm caller: %d of %d served", calmServed, ticks/4)
+		}
+	})
+}
+
 // TestRateLimitedCounted: a refusal moves fame_rate_limited_total{kind}.
 func TestRateLimitedCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
