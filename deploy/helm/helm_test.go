@@ -222,6 +222,9 @@ func TestChartMatchesBinaries(t *testing.T) {
 				}
 			}
 			seen := map[string]int{}
+			var sentinelDrain time.Duration
+			var agents []manifest
+			var agentDrains []time.Duration
 			for _, m := range ms {
 				if m.Kind != "Deployment" && m.Kind != "StatefulSet" {
 					continue
@@ -232,6 +235,7 @@ func TestChartMatchesBinaries(t *testing.T) {
 					switch c.Name {
 					case "sentinel":
 						opts := checkSentinel(t, m, c, env, configMaps, mux)
+						sentinelDrain = opts.DrainTimeout
 						if name == "overlay rate limits" {
 							rl := opts.RateLimits
 							if rl.PerIdentity.Default != (sentinel.RateSpec{Rate: 100, Burst: 200}) ||
@@ -243,9 +247,12 @@ func TestChartMatchesBinaries(t *testing.T) {
 					case "math-agent":
 						checkVars(t, c, knownVars("node"))
 						env["FAME_CA_CERTS"] = "" // a mounted file from the CA's Secret
-						if _, err := config.NodeFrom(config.MapEnv(env)); err != nil {
+						cfg, err := config.NodeFrom(config.MapEnv(env))
+						if err != nil {
 							t.Errorf("math-agent env does not load: %v", err)
 						}
+						agents = append(agents, m)
+						agentDrains = append(agentDrains, cfg.DrainTimeout)
 					case "oauth2", "welcome", "ca":
 						checkService(t, c, env)
 					default:
@@ -255,6 +262,14 @@ func TestChartMatchesBinaries(t *testing.T) {
 			}
 			if seen["sentinel"] != 1 {
 				t.Errorf("sentinel containers: %d, want 1", seen["sentinel"])
+			}
+			// A replica's SIGTERM drain waits for the sentinel, which moves its busy sessions
+			// at its own drain timeout: the replica must wait longer, and Kubernetes longer still.
+			for i, m := range agents {
+				grace := m.Spec.Template.Spec.TerminationGracePeriodSeconds
+				if agentDrains[i] <= sentinelDrain || grace == nil || time.Duration(*grace)*time.Second <= agentDrains[i] {
+					t.Errorf("math-agent: drain timeout %v (must exceed the sentinel's %v) and grace period %v s (must exceed it)", agentDrains[i], sentinelDrain, grace)
+				}
 			}
 		})
 	}
