@@ -314,8 +314,7 @@ func (c *call) send(ctx context.Context) error {
 		c.w.setCID(ch.CID())
 		// A SecureClose that took the channel between its choice and setCID did not mark
 		// this call for a re-send: its reply could not be read. Choose again.
-		_, held := n.sec.channels.table.Get(ch.CID())
-		return held
+		return !ch.Closed()
 	})
 	if err == nil && !c.sentOn.alive() {
 		// The link died under the send, maybe before linkLost looked at this call: handled

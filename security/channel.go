@@ -65,7 +65,12 @@ type Channel struct {
 	created time.Time
 	used    atomic.Uint64
 	last    atomic.Int64 // unix nanos (opts.Now) of the last encrypt or decrypt, or creation
+	closed  atomic.Bool  // taken out of its ChannelTable (closed or replaced)
 }
+
+// Closed reports whether the channel was taken out of its table (SecureClose, or replaced by
+// another channel with its cid): one atomic load, for the send path, instead of a table lookup.
+func (c *Channel) Closed() bool { return c.closed.Load() }
 
 // LastUsed is when the channel last encrypted or decrypted a payload (its creation before).
 func (c *Channel) LastUsed() time.Time { return time.Unix(0, c.last.Load()) }
@@ -271,6 +276,9 @@ func NewChannelTable() *ChannelTable { return &ChannelTable{m: map[string]*Chann
 // Put stores (or replaces) a channel.
 func (t *ChannelTable) Put(c *Channel) {
 	t.mu.Lock()
+	if old, ok := t.m[c.cid]; ok && old != c {
+		old.closed.Store(true)
+	}
 	t.m[c.cid] = c
 	t.mu.Unlock()
 }
@@ -287,7 +295,10 @@ func (t *ChannelTable) Get(cid string) (*Channel, bool) {
 func (t *ChannelTable) Close(cid string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	_, ok := t.m[cid]
+	c, ok := t.m[cid]
+	if ok {
+		c.closed.Store(true)
+	}
 	delete(t.m, cid)
 	return ok
 }

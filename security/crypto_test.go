@@ -261,3 +261,30 @@ func TestChannelRekey(t *testing.T) {
 		t.Fatalf("expired %v", got)
 	}
 }
+
+// A channel knows when it left its table: closed, or replaced by another with its cid.
+func TestChannelClosedFlag(t *testing.T) {
+	key := make([]byte, 32)
+	mk := func(cid string) *Channel {
+		c, err := NewChannelFromKey(cid, key, ChannelOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	table := NewChannelTable()
+	a, b, c := mk("c1"), mk("c1"), mk("c2")
+	table.Put(a)
+	table.Put(c)
+	table.Put(a) // the same channel again: still open
+	if a.Closed() || c.Closed() {
+		t.Fatal("a channel in its table reports closed")
+	}
+	table.Put(b) // replaces a
+	if !a.Closed() || b.Closed() {
+		t.Fatalf("after a replacement: old closed %v, new closed %v", a.Closed(), b.Closed())
+	}
+	if !table.Close("c2") || !c.Closed() {
+		t.Fatal("a closed channel does not report closed")
+	}
+}
