@@ -180,8 +180,9 @@ func (r *stickyRouter) startReplicaDrain(p peer, by string) (envelope.DrainStatu
 	id := p.ident().systemID
 	d.mu.Lock()
 	if st, ok := d.by[p]; ok {
+		status := r.drainStatus(st) // under the lock: the drain loop updates st
 		d.mu.Unlock()
-		return r.drainStatus(st), false
+		return status, false
 	}
 	now := time.Now()
 	st := &replicaDrain{p: p, id: id, by: by, start: now, deadline: now.Add(d.timeout),
