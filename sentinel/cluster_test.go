@@ -1,10 +1,6 @@
 package sentinel
 
 import (
-	"context"
-	"io"
-	"log/slog"
-	"net"
 	"slices"
 	"sort"
 	"sync"
@@ -12,9 +8,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/cluster"
-	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/internal/syncbuf"
 	"github.com/fame-go/fame/stickiness"
 )
 
@@ -127,32 +121,12 @@ func (d *memDir) All() []cluster.Replica {
 // startClustered starts sentinel id as a member of m.
 func startClustered(t *testing.T, m *memCluster, id string) *testSentinel {
 	t.Helper()
-	opts, err := LoadOptions("", config.MapEnv(map[string]string{"FAME_NODE_ID": id}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	tbl, err := stickiness.NewTable(stickiness.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncbuf.Buffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(opts, WithLogger(log), WithCluster(ClusterLink{Store: cluster.NewLocalStore(tbl, id),
+	return startSentinel(t, map[string]string{"FAME_NODE_ID": id}, WithCluster(ClusterLink{Store: cluster.NewLocalStore(tbl, id),
 		Bus: &memBus{m, id}, Directory: &memDir{m, id}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = s.Serve(ctx, l); close(done) }()
-	ts := &testSentinel{Sentinel: s, url: "ws://" + l.Addr().String(), logs: logs}
-	ts.stop = func() { cancel(); <-done }
-	t.Cleanup(ts.stop)
-	return ts
 }
 
 // TestClusterForwardOneHop: a call on s0 to a pool whose only replica is on s1 crosses the bus

@@ -26,7 +26,9 @@ type testSentinel struct {
 	stop func()
 }
 
-func startSentinel(t *testing.T, env map[string]string) *testSentinel {
+// startSentinel starts a sentinel configured by env (with extra options after its logger) on
+// a loopback port; the test's cleanup stops it.
+func startSentinel(t *testing.T, env map[string]string, extra ...Option) *testSentinel {
 	t.Helper()
 	get := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	opts, err := LoadOptions("", config.Getenv(get))
@@ -35,7 +37,7 @@ func startSentinel(t *testing.T, env map[string]string) *testSentinel {
 	}
 	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := New(opts, WithLogger(log))
+	s, err := New(opts, append([]Option{WithLogger(log)}, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,49 +1,22 @@
 package sentinel
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
-	"github.com/fame-go/fame/internal/syncbuf"
 	"github.com/fame-go/fame/tracing"
 )
 
 // startTracedSentinel is startSentinel with a tracer recording into memory.
 func startTracedSentinel(t *testing.T, env map[string]string) (*testSentinel, *tracetest.InMemoryExporter) {
 	t.Helper()
-	get := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	opts, err := LoadOptions("", config.Getenv(get))
-	if err != nil {
-		t.Fatal(err)
-	}
 	exp := tracetest.NewInMemoryExporter()
-	logs := &syncbuf.Buffer{}
-	s, err := New(opts, WithLogger(slog.New(slog.NewTextHandler(io.MultiWriter(logs), nil))),
-		WithTracer(tracing.NewWithExporter(tracing.Config{ServiceName: "sentinel"}, exp)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = s.Serve(ctx, l); close(done) }()
-	ts := &testSentinel{Sentinel: s, url: "ws://" + l.Addr().String(), logs: logs}
-	ts.stop = func() { cancel(); <-done }
-	t.Cleanup(ts.stop)
-	return ts, exp
+	return startSentinel(t, env, WithTracer(tracing.NewWithExporter(tracing.Config{ServiceName: "sentinel"}, exp))), exp
 }
 
 // spanAttrs returns the attributes of the first span called name whose attribute key has
