@@ -27,6 +27,7 @@ import (
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/node/admit"
 )
 
 // Defaults and the reference's structural limits.
@@ -536,7 +537,7 @@ func (g *Gateway) caller(ctx context.Context, r *http.Request, tok string) (Call
 	close(e.ready)
 	if err != nil {
 		var attach *node.AttachError
-		if errors.As(err, &attach) && attach.Refused {
+		if errors.As(err, &attach) && attach.Refused || errors.Is(err, admit.ErrUnauthorized) {
 			// Answered 401 from memory for refusedTTL: replaying a bad token costs no attach.
 			g.refused.Add(key, refusedToken{at: time.Now(), err: err})
 		}
@@ -626,6 +627,13 @@ func mapErr(err error) refusal {
 	switch {
 	case errors.As(err, &attach) && (attach.Refused || attach.CloseCode == websocket.StatusPolicyViolation):
 		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error(), 0}
+	case errors.Is(err, admit.ErrUnauthorized):
+		// Under strict-overlay: the welcome service (or the CA) refused the caller's bearer.
+		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error(), 0}
+	case errors.Is(err, admit.ErrRejected):
+		return refusal{http.StatusForbidden, "forbidden", "admission refused: " + err.Error(), 0}
+	case errors.Is(err, admit.ErrUnavailable):
+		return refusal{http.StatusServiceUnavailable, "unavailable", "admission unavailable: " + err.Error(), 0}
 	case errors.As(err, &attach):
 		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable: " + err.Error(), 0}
 	case errors.Is(err, node.ErrNoRoute):
