@@ -10,8 +10,9 @@
 #     callgrind one thread runs at a time, so the scheduler's behaviour differs from a native
 #     run; the count is still the work the code asks for.
 #  2. Signatures and verifications per overlay call in each process: client, sentinel and agent
-#     all under callgrind, sequential calls; the calls into crypto/internal/fips140/ed25519's
-#     signWithDom and verifyWithDom (what ed25519.Sign and ed25519.Verify end in) are counted
+#     all under callgrind, sequential calls; the calls into what signing and verifying end in
+#     (curve25519-voi's PrivateKey.Sign, verifyWithOptionsNoPanic and, for keys kept expanded,
+#     verifyExpandedWithOptionsNoPanic; crypto/ed25519's signWithDom, verifyWithDom) are counted
 #     from the call graph and divided by the calls made (the client's own attach is included,
 #     a few operations over hundreds of calls).
 #  3. The crypto floor: those operations per call × their CPU cost from security's floor
@@ -97,7 +98,8 @@ names, callee, total = {}, None, 0
 calls = {"sign": 0, "verify": 0}
 want = {"crypto/internal/fips140/ed25519.signWithDom": "sign", "crypto/internal/fips140/ed25519.verifyWithDom": "verify",
         "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.PrivateKey.Sign": "sign",
-        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyWithOptionsNoPanic": "verify"}
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyWithOptionsNoPanic": "verify",
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyExpandedWithOptionsNoPanic": "verify"}
 for line in open(sys.argv[1], errors="replace"):
     m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
     if m:
