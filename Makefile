@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
+.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-fullstack bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
 
 all: build
 
@@ -60,6 +60,12 @@ bench-ceiling: build
 BASE ?=
 bench-instr:
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh $(BASE)
+
+# The full Go stack against the full reference TS stack (TS client, sentinel and agent) at 32
+# callers, and our stack signed vs signed + channel-encrypted at 50 (Node 20, jq, python3); prints
+# the markdown section BENCHMARKS.md keeps.
+bench-fullstack: build
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-fullstack.sh
 
 # Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
 # the one-process ceiling), by where the woken goroutine blocked.
