@@ -1,19 +1,15 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/fame-go/fame/admission/oauth2"
-	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/examples/math/mathagent"
 	"github.com/fame-go/fame/node"
@@ -23,38 +19,18 @@ import (
 // of its clients (its environment map: clientEnv, nodeEnv, repEnv).
 func strictToken(t *testing.T, env map[string]string) string {
 	t.Helper()
-	resp, err := http.PostForm(env["FAME_ADMISSION_TOKEN_URL"], url.Values{"grant_type": {"client_credentials"},
-		"client_id": {env["FAME_ADMISSION_CLIENT_ID"]}, "client_secret": {env["FAME_ADMISSION_CLIENT_SECRET"]},
-		"scope": {token.ScopeNodeConnect}, "audience": {strictAudience}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		t.Fatalf("token endpoint %s: %d %v", oauth2.TokenPath, resp.StatusCode, err)
-	}
-	return body.AccessToken
+	return clientCredentialsToken(t, env["FAME_ADMISSION_TOKEN_URL"], env["FAME_ADMISSION_CLIENT_ID"],
+		env["FAME_ADMISSION_CLIENT_SECRET"], strictAudience)
 }
 
 // gatewayPost posts body to the gateway path of base with a bearer token (none when empty).
 func gatewayPost(t *testing.T, base, path, tok, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/fame/v1/gateway"+path, bytes.NewReader([]byte(body)))
-	req.Header.Set("Content-Type", "application/json")
+	hdr := http.Header{}
 	if tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
+		hdr.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return postJSON(t, http.DefaultClient, base+"/fame/v1/gateway"+path, body, hdr)
 }
 
 // signer is the key id an envelope's signature names ("" when unsigned).

@@ -39,27 +39,10 @@ for tool in valgrind callgrind_control jq python3; do
   command -v "$tool" >/dev/null || { echo "bench-instr: needs $tool on PATH (apt-get install valgrind jq python3)" >&2; exit 2; }
 done
 
-work=$(mktemp -d)
-pids=()
-stop_all() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
+bench_init
 
-wait_for() { # wait_for FILE PATTERN SECONDS PID
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$4" 2>/dev/null || { echo "bench-instr: process $4 exited before '$2' appeared in $1" >&2; tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true; return 1; }
-    sleep 0.1
-  done
-  echo "bench-instr: timed out waiting for '$2' in $1" >&2
-  return 1
-}
 CG=(valgrind --tool=callgrind --quiet)
 OVERLAY="FAME_SECURITY_PROFILE=overlay FAME_ADMISSION_PROFILE=open FAME_AUTHORIZATION_PROFILE=noop"
 
