@@ -239,3 +239,39 @@ func TestDuplicateDrainExit(t *testing.T) {
 		t.Errorf("duplicates = %+v", d)
 	}
 }
+
+// TestSlowReaderLostBound: a slow-reading client's stream hit by its own slow reading has
+// until 4 s after the slow reading ends (the 30-minute run counted 8 such streams lost although
+// each completed with every item right after the reading sped up); it is still lost past that,
+// or when it ends with items missing; the slow reading hits no other caller.
+func TestSlowReaderLostBound(t *testing.T) {
+	slow := Fault{Kind: FaultSlowReader, Target: "slow-client", Start: at(10_000), Recovered: at(19_974)}
+	faults := []Fault{slow}
+	cases := []struct {
+		name string
+		a    attempt
+		lost bool
+	}{
+		{"completed 0.15 s after the reading ended", attempt{Slow: true, Stream: true, Start: at(9_870), End: at(20_117), Outcome: OutAnswered}, false},
+		{"completed 4.5 s after the reading ended", attempt{Slow: true, Stream: true, Start: at(9_870), End: at(24_500), Outcome: OutAnswered}, true},
+		{"cut with items missing", attempt{Slow: true, Stream: true, Start: at(9_870), End: at(12_000), Outcome: OutCut}, true},
+		{"another caller spanning the slow reading, answered late", attempt{Start: at(9_000), End: at(14_500), Outcome: OutAnswered}, false},
+	}
+	for _, c := range cases {
+		if got := lostAttempt(c.a, faults); got != c.lost {
+			t.Errorf("%s: lost = %v, want %v", c.name, got, c.lost)
+		}
+	}
+	// A replica fault during the same slow stream is still judged from its own start.
+	kill := Fault{Kind: FaultReplicaKill, Target: "replica1", Start: at(9_950), Recovered: at(12_000)}
+	if !lostAttempt(attempt{Slow: true, Stream: true, Start: at(9_900), End: at(20_117), Outcome: OutAnswered}, []Fault{kill, slow}) {
+		t.Error("a slow stream answered 10 s after a replica kill that hit it first was not lost")
+	}
+	var r Result
+	r.SlowRead.Lost = 1
+	r.Faults = faults
+	r.verdict()
+	if r.Pass {
+		t.Error("a lost stream of the slow-reading client passed the verdict")
+	}
+}

@@ -293,7 +293,7 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	}
 	countAttempts(&r.Calls, unary, faults, t0, &r.LostDetail)
 	countAttempts(&r.Streams.CallCounts, streams, faults, t0, &r.LostDetail)
-	countAttempts(&r.SlowRead, slow, faults, t0, nil)
+	countAttempts(&r.SlowRead, slow, faults, t0, &r.LostDetail)
 	for _, a := range streams {
 		switch {
 		case a.Outcome == OutAnswered:
