@@ -22,9 +22,10 @@
 // execution's replica was killed or stopped, or the sentinel killed, right after it; sessions
 // are followed from replica to replica through the execution log (moves off a replica no
 // fault touched are failures; re-pin latency is fault → first answer from another replica).
-// Every process is sampled for RSS (/proc) and goroutines (/metrics go_goroutines) at a
-// warm-up mark and an end mark, both with the load paused; the bounds apply to the processes
-// alive at both.
+// Every process instance is sampled for RSS (/proc) and goroutines (/metrics go_goroutines)
+// every 2 s, right before the harness kills or drains it, and at the end; each is judged over
+// its own lifetime (the median of the 10 s after its own warm-up against the median of its
+// last three samples) when it was observed long enough past that warm-up (report.go).
 //
 // Goroutines: the callers (one per client node), the sampler, the slow relay's accept loop and
 // two per relayed connection, and one waiter per child process (plus its stdout reader): Run

@@ -43,9 +43,7 @@ type instance struct {
 	ended   time.Time
 	endHow  string // "killed", "drained", "exited: ..." (set by whoever ended it, or the waiter)
 	samples []sample
-	stopped bool    // SIGSTOPped now
-	warm    *sample // at the warm-up mark (load paused), if it was alive then
-	final   *sample // at the end mark (load stopped), if it was alive then
+	stopped bool // SIGSTOPped now
 }
 
 // sample is one /proc and /metrics reading of an instance.

@@ -32,12 +32,14 @@ const dupWindow = 6 * time.Second
 
 // Result is the one JSON object a run writes.
 type Result struct {
-	Seed        uint64   `json:"seed"`
-	Profile     string   `json:"profile"`
-	DurationS   float64  `json:"duration_s"`
-	WarmupS     float64  `json:"warmup_s"`
-	Pass        bool     `json:"pass"`
-	FailReasons []string `json:"fail_reasons"`
+	Seed      uint64  `json:"seed"`
+	Profile   string  `json:"profile"`
+	DurationS float64 `json:"duration_s"`
+	WarmupS   float64 `json:"warmup_s"`
+	// InstanceWarmupS: each process instance is judged from this long after its own start.
+	InstanceWarmupS float64  `json:"instance_warmup_s"`
+	Pass            bool     `json:"pass"`
+	FailReasons     []string `json:"fail_reasons"`
 
 	// FaultsPlanned is the seed's schedule; Faults those injected (restarts that take longer
 	// than planned push the last ones past the fault window).
@@ -124,8 +126,10 @@ type ProcInfo struct {
 	WarmGoroutines int     `json:"warm_goroutines,omitempty"`
 	EndGoroutines  int     `json:"end_goroutines,omitempty"`
 	MaxRSSMiB      float64 `json:"max_rss_mib"`
-	Judged         bool    `json:"judged"` // alive at both marks: the growth criteria apply
+	Judged         bool    `json:"judged"` // observed long enough past its own warm-up: the growth criteria apply
 	OK             bool    `json:"ok"`
+	// Curve is every sample (thinned to 120): [s since start, RSS MiB, goroutines (-1: none)].
+	Curve [][3]float64 `json:"curve,omitempty"`
 }
 
 type attemptView struct {
@@ -472,8 +476,33 @@ func analyzeSessions(atts []attempt, execs []mathagent.Execution, faults []Fault
 	return s
 }
 
-// procInfo summarizes an instance; the criteria apply when it was alive at both marks.
-func procInfo(in *instance, runEnd time.Time) ProcInfo {
+// Judging an instance over its own lifetime: every instance is sampled every 2 s, right before
+// the harness kills or drains it, and at the end mark (load stopped).
+const (
+	// DefaultInstanceWarmup is how long after its start an instance's memory is taken as
+	// settled. Measured (RELIABILITY.md, "Warm-up"; every sample of every instance is in the
+	// result's curves): under the chaos load a sentinel climbs from 27–32 MiB at start to
+	// within 2 % of its plateau (36–38 MiB) by 22–26 s, and a replica to within 2 % of its
+	// plateau by about 30 s after it starts carrying load; from 30 s on both move by a few per
+	// cent, with the sessions pinned to them.
+	DefaultInstanceWarmup = 30 * time.Second
+	// warmWindow: the warm-up value is the median of the samples of this window after the
+	// warm-up, and the end value the median of the last endSamples samples (the last is taken
+	// right before the harness kills or drains the instance, or at the end mark): one sample
+	// under load catches whatever calls are in flight and wherever the GC cycle is (a replica's
+	// goroutines move between 22 and 28 from one 2 s sample to the next).
+	warmWindow = 10 * time.Second
+	endSamples = 3
+	// JudgeSpan is how long an instance must have been observed after its warm window to be
+	// judged, so an instance is judged when it lived at least a minute: a shorter life says
+	// little about growth, and a minute lets the two kills of the sentinel in a 2-minute
+	// seed-1 run leave one instance (69 s) that is judged.
+	JudgeSpan = 20 * time.Second
+)
+
+// procInfo summarizes an instance and judges it when it lived long enough past its own
+// warm-up (warmup after its start, then warmWindow, then at least JudgeSpan).
+func procInfo(in *instance, runEnd time.Time, warmup time.Duration) ProcInfo {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	end := in.ended
@@ -484,18 +513,76 @@ func procInfo(in *instance, runEnd time.Time) ProcInfo {
 	if p.End == "" {
 		p.End = "running at the end"
 	}
-	for _, s := range in.samples {
+	samples := append([]sample(nil), in.samples...)
+	slices.SortFunc(samples, func(a, b sample) int { return a.At.Compare(b.At) })
+	for _, s := range samples {
 		p.MaxRSSMiB = max(p.MaxRSSMiB, mib(s.RSSBytes))
 	}
+	p.Curve = curve(samples, in.started)
 	p.OK = true
-	if in.warm != nil && in.final != nil {
-		p.Judged = true
-		p.WarmRSSMiB, p.EndRSSMiB = mib(in.warm.RSSBytes), mib(in.final.RSSBytes)
-		p.RSSGrowthPct = round1(100 * (float64(in.final.RSSBytes) - float64(in.warm.RSSBytes)) / float64(in.warm.RSSBytes))
-		p.WarmGoroutines, p.EndGoroutines = in.warm.Goroutines, in.final.Goroutines
-		p.OK = judge(p)
+	warmFrom := in.started.Add(warmup)
+	warmTo := warmFrom.Add(warmWindow)
+	var warm, after []sample
+	for _, s := range samples {
+		switch {
+		case s.At.Before(warmFrom):
+		case s.At.Before(warmTo):
+			warm = append(warm, s)
+		default:
+			after = append(after, s)
+		}
 	}
+	if len(warm) == 0 || len(after) == 0 || after[len(after)-1].At.Sub(warmTo) < JudgeSpan {
+		return p
+	}
+	last := after[max(0, len(after)-endSamples):]
+	p.Judged = true
+	wr, er := medianRSS(warm), medianRSS(last)
+	p.WarmRSSMiB, p.EndRSSMiB = mib(wr), mib(er)
+	p.RSSGrowthPct = round1(100 * (float64(er) - float64(wr)) / float64(wr))
+	p.WarmGoroutines, p.EndGoroutines = medianGoroutines(warm), medianGoroutines(last)
+	p.OK = judge(p)
 	return p
+}
+
+func medianRSS(ss []sample) int64 {
+	v := make([]int64, len(ss))
+	for i, s := range ss {
+		v[i] = s.RSSBytes
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// medianGoroutines is 0 (not judged) when no sample has a count (no /metrics).
+func medianGoroutines(ss []sample) int {
+	var v []int
+	for _, s := range ss {
+		if s.Goroutines >= 0 {
+			v = append(v, s.Goroutines)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// curve is an instance's samples as [seconds since its start, RSS MiB, goroutines], at most
+// maxCurve points (evenly thinned), for the warm-up measurement.
+func curve(ss []sample, started time.Time) [][3]float64 {
+	const maxCurve = 120
+	step := 1
+	if len(ss) > maxCurve {
+		step = (len(ss) + maxCurve - 1) / maxCurve
+	}
+	var out [][3]float64
+	for i := 0; i < len(ss); i += step {
+		s := ss[i]
+		out = append(out, [3]float64{round1(s.At.Sub(started).Seconds()), mib(s.RSSBytes), float64(s.Goroutines)})
+	}
+	return out
 }
 
 // judge applies the issue's bounds: RSS growth under 10 % after warm-up, goroutines back to
@@ -573,7 +660,7 @@ func (r *Result) Summary(w io.Writer) {
 		fmt.Fprintf(w, " %s=%d", b.name, r.Sessions.RepinHistogram[b.name])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "processes (judged: alive at the warm-up and end marks):")
+	fmt.Fprintf(w, "processes (judged: observed %s past their own warm-up of %.0f s + %s):\n", JudgeSpan, r.InstanceWarmupS, warmWindow)
 	for _, p := range append(append([]ProcInfo(nil), r.Processes...), r.Harness) {
 		if p.Judged {
 			fmt.Fprintf(w, "  %-9s pid %-7d %6.1f s  RSS %.1f -> %.1f MiB (%+.1f %%)  goroutines %d -> %d  %s\n", p.Role, p.PID,

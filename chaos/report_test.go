@@ -275,3 +275,47 @@ func TestSlowReaderLostBound(t *testing.T) {
 		t.Error("a lost stream of the slow-reading client passed the verdict")
 	}
 }
+
+// TestInstanceJudgedOverItsLifetime: an instance is judged from its own warm-up (the median of
+// the warm window) to its last samples (the median of the last three, the last taken right
+// before its kill), when it was observed JudgeSpan past the warm window; a killed instance is
+// judged like one alive at the end; a short-lived one is not judged.
+func TestInstanceJudgedOverItsLifetime(t *testing.T) {
+	const mb = 1 << 20
+	mk := func(life time.Duration, rss func(s float64) float64, gor func(s float64) int) *instance {
+		in := &instance{proc: &proc{name: "sentinel"}, pid: 7, started: t0, ended: t0.Add(life), endHow: "kill -9 (fault)"}
+		for d := 2 * time.Second; d <= life; d += 2 * time.Second {
+			in.samples = append(in.samples, sample{At: t0.Add(d), RSSBytes: int64(rss(d.Seconds()) * mb), Goroutines: gor(d.Seconds())})
+		}
+		return in
+	}
+	flat := func(s float64) float64 {
+		if s < 20 {
+			return 28 + s/4 // the climb of the first seconds is not growth
+		}
+		return 33
+	}
+	noisy := func(s float64) int { // one sample under load now and then
+		if int(s)%10 == 0 {
+			return 60
+		}
+		return 47
+	}
+	w := DefaultInstanceWarmup
+	p := procInfo(mk(70*time.Second, flat, noisy), t0.Add(time.Hour), w)
+	if !p.Judged || !p.OK || p.RSSGrowthPct != 0 || p.WarmGoroutines != 47 || p.EndGoroutines != 47 {
+		t.Fatalf("a settled instance killed at 70 s: %+v", p)
+	}
+	leak := mk(70*time.Second, func(s float64) float64 { return 30 + s/10 }, noisy) // +4 MiB over 40 s
+	if p := procInfo(leak, t0.Add(time.Hour), w); !p.Judged || p.OK || p.RSSGrowthPct < 10 {
+		t.Fatalf("a growing instance killed at 70 s: %+v", p)
+	}
+	gorLeak := mk(70*time.Second, flat, func(s float64) int { return 40 + int(s)/4 })
+	if p := procInfo(gorLeak, t0.Add(time.Hour), w); !p.Judged || p.OK {
+		t.Fatalf("an instance gaining goroutines: %+v", p)
+	}
+	short := mk(55*time.Second, flat, noisy)
+	if p := procInfo(short, t0.Add(time.Hour), w); p.Judged || !p.OK {
+		t.Fatalf("an instance observed less than JudgeSpan past its warm window was judged: %+v", p)
+	}
+}

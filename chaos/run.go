@@ -35,8 +35,11 @@ type Config struct {
 	// keeps growing for about 20 minutes, which a growth bound measured after a short warm-up
 	// would report as a leak. fame chaos sets 1024 (full within the warm-up) unless told.
 	ReplayCache int
-	Logger      *slog.Logger // the harness's own progress (nil: discard)
-	NodeLog     io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
+	// InstanceWarmup: each process instance's RSS and goroutines are judged from this long
+	// after its own start (0: DefaultInstanceWarmup).
+	InstanceWarmup time.Duration
+	Logger         *slog.Logger // the harness's own progress (nil: discard)
+	NodeLog        io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
 }
 
 func (c *Config) defaults() error {
@@ -51,6 +54,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Streamers == 0 {
 		c.Streamers = 2
+	}
+	if c.InstanceWarmup <= 0 {
+		c.InstanceWarmup = DefaultInstanceWarmup
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -188,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			case <-sampCtx.Done():
 				return
 			case <-tk.C:
-				st.sampleAll(sampCtx, nil)
+				st.sampleAll(sampCtx)
 			}
 		}
 	}()
@@ -207,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopLoad()
 	time.Sleep(time.Second)
 	harnessWarm := selfSample()
-	st.sampleAll(ctx, func(in *instance, s sample) { in.mu.Lock(); in.warm = &s; in.mu.Unlock() })
+	st.sampleAll(ctx)
 	stopLoad = load()
 
 	window := cfg.Duration - warmup - cooldown
@@ -244,7 +250,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopSamp()
 	sampWG.Wait()
 	harnessEnd := selfSample()
-	st.sampleAll(context.Background(), func(in *instance, s sample) { in.mu.Lock(); in.final = &s; in.mu.Unlock() })
+	st.sampleAll(context.Background())
 	runEnd := time.Now()
 
 	execs, err := readExecLogs(st.execLogs)
@@ -253,10 +259,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup)
 	r.FaultsPlanned = len(faults)
+	r.InstanceWarmupS = cfg.InstanceWarmup.Seconds()
 	procs := append(append([]*proc{st.sentinel}, st.replicas...), st.services...)
 	for _, p := range procs {
 		for _, in := range p.all() {
-			r.Processes = append(r.Processes, procInfo(in, runEnd))
+			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup))
 		}
 	}
 	r.Harness = ProcInfo{Role: "harness", PID: os.Getpid(), LifetimeS: round1(runEnd.Sub(t0).Seconds()), End: "running at the end",

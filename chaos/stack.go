@@ -313,33 +313,42 @@ func goroutines(body string) (int, error) {
 	return 0, fmt.Errorf("chaos: no go_goroutines in /metrics")
 }
 
-// sampleAll records RSS and goroutines of every live instance; mark, when set, is called
-// with each instance and its sample (the warm-up and end marks).
-func (s *stack) sampleAll(ctx context.Context, mark func(*instance, sample)) {
+// sampleAll records RSS and goroutines of every live instance.
+func (s *stack) sampleAll(ctx context.Context) {
 	procs := append(append([]*proc{s.sentinel}, s.replicas...), s.services...)
 	for _, p := range procs {
 		in := p.current()
-		if in == nil || !in.alive() || in.isStopped() {
+		if in == nil {
 			continue
 		}
-		sm := sample{At: time.Now(), Goroutines: -1}
-		rss, err := readRSS(in.pid)
-		if err != nil {
-			continue
-		}
-		sm.RSSBytes = rss
-		if p.metrics != "" {
-			if body, err := s.get(ctx, p.metrics, p.token); err == nil {
-				if g, err := goroutines(body); err == nil {
-					sm.Goroutines = g
-				}
+		s.sampleOne(ctx, in)
+	}
+}
+
+// sampleOne records RSS and goroutines of in, unless it has exited or is stopped; the
+// harness also calls it right before it kills or drains an instance, so that every instance
+// is judged over its own lifetime (report.go, procInfo).
+func (s *stack) sampleOne(ctx context.Context, in *instance) (sample, bool) {
+	if !in.alive() || in.isStopped() {
+		return sample{}, false
+	}
+	sm := sample{At: time.Now(), Goroutines: -1}
+	rss, err := readRSS(in.pid)
+	if err != nil {
+		return sample{}, false
+	}
+	sm.RSSBytes = rss
+	if p := in.proc; p.metrics != "" {
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if body, err := s.get(mctx, p.metrics, p.token); err == nil {
+			if g, err := goroutines(body); err == nil {
+				sm.Goroutines = g
 			}
 		}
-		in.addSample(sm)
-		if mark != nil {
-			mark(in, sm)
-		}
+		cancel()
 	}
+	in.addSample(sm)
+	return sm, true
 }
 
 // stopAll ends every process (replicas first, together, then the sentinel and the services).
