@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -131,7 +132,7 @@ func TestSessions(t *testing.T) {
 	}
 }
 
-// TestJudge: the RSS and goroutine bounds.
+// TestJudge: the RSS and goroutine bounds (growth under 10 %; at most 5 goroutines more).
 func TestJudge(t *testing.T) {
 	for _, tt := range []struct {
 		p    ProcInfo
@@ -140,7 +141,7 @@ func TestJudge(t *testing.T) {
 		{ProcInfo{RSSGrowthPct: 9.9, WarmGoroutines: 30, EndGoroutines: 35}, true},
 		{ProcInfo{RSSGrowthPct: 10, WarmGoroutines: 30, EndGoroutines: 30}, false},
 		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: 30, EndGoroutines: 36}, false},
-		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: 30, EndGoroutines: 24}, false},
+		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: 30, EndGoroutines: 24}, true}, // fewer is no leak
 		{ProcInfo{RSSGrowthPct: 1, WarmGoroutines: -1, EndGoroutines: -1}, true},
 	} {
 		if got := judge(tt.p); got != tt.want {
@@ -317,5 +318,43 @@ func TestInstanceJudgedOverItsLifetime(t *testing.T) {
 	short := mk(55*time.Second, flat, noisy)
 	if p := procInfo(short, t0.Add(time.Hour), w); p.Judged || !p.OK {
 		t.Fatalf("an instance observed less than JudgeSpan past its warm window was judged: %+v", p)
+	}
+}
+
+// TestTSClientAccounting: the TS client's lines become attempts counted apart; a timeout is
+// lost and fails the run, a wrong sum is a wrong result, READY and other lines are not attempts.
+func TestTSClientAccounting(t *testing.T) {
+	if _, ok := parseTSLine("READY"); ok {
+		t.Fatal("READY parsed as an attempt")
+	}
+	ms := at(0).UnixMilli()
+	line := func(key string, try int, from, to int64, outcome string) string {
+		return fmt.Sprintf(`{"key":%q,"try":%d,"start_ms":%d,"end_ms":%d,"outcome":%q}`, key, try, ms+from, ms+to, outcome)
+	}
+	var atts []attempt
+	for _, l := range []string{
+		line("ts-000001", 1, 0, 5, "answered"),
+		line("ts-000002", 1, 60, 15_060, "timeout"),
+		line("ts-000002", 2, 15_160, 15_170, "answered"),
+		line("ts-000003", 1, 15_300, 15_310, "wrong"),
+		line("ts-000003", 2, 15_410, 15_420, "answered"),
+	} {
+		a, ok := parseTSLine(l)
+		if !ok || !a.TS {
+			t.Fatalf("%s: not parsed", l)
+		}
+		atts = append(atts, a)
+	}
+	r := analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	c := r.TSClient
+	if c == nil || c.Started != 5 || c.Answered != 3 || c.Lost != 1 || c.LostTimeout != 1 || c.Wrong != 1 || c.Logical != 3 || c.LogicalDone != 3 {
+		t.Fatalf("TS counts: %+v", c)
+	}
+	if r.Calls.Started != 0 {
+		t.Fatalf("TS attempts counted with the Go callers: %+v", r.Calls)
+	}
+	r.verdict()
+	if r.Pass {
+		t.Fatal("a lost TS attempt passed")
 	}
 }

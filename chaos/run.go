@@ -35,6 +35,12 @@ type Config struct {
 	// keeps growing for about 20 minutes, which a growth bound measured after a short warm-up
 	// would report as a leak. fame chaos sets 1024 (full within the warm-up) unless told.
 	ReplayCache int
+	// TSClient adds one real TypeScript client (overlay profile only; tsclient.go) calling add
+	// with its own idempotency keys; InteropDir is where interop/node_modules was installed
+	// (default "interop"), NodeBin the node binary (default "node" on PATH).
+	TSClient   bool
+	InteropDir string
+	NodeBin    string
 	// InstanceWarmup: each process instance's RSS and goroutines are judged from this long
 	// after its own start (0: DefaultInstanceWarmup).
 	InstanceWarmup time.Duration
@@ -54,6 +60,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Streamers == 0 {
 		c.Streamers = 2
+	}
+	if c.TSClient && c.Profile != "overlay" {
+		return errors.New("chaos: the TS client runs in the overlay profile only (-profile overlay)")
+	}
+	if c.InteropDir == "" {
+		c.InteropDir = "interop"
 	}
 	if c.InstanceWarmup <= 0 {
 		c.InstanceWarmup = DefaultInstanceWarmup
@@ -157,6 +169,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			attemptTimeout: 15 * time.Second, streamN: 92})
 	}
 
+	var ts *tsClient
+	if cfg.TSClient {
+		if ts, err = startTSClient(cfg, fmt.Sprintf("ws://127.0.0.1:%d/fame/v1/attach/ws/downstream", st.port), rec); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if ts != nil {
+				ts.kill()
+			}
+		}()
+	}
+
 	// load starts every caller; the returned stop ends them (the call in progress gets its
 	// retries for up to 20 s more) and waits.
 	seqs := make([]int, len(callers))
@@ -245,7 +269,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		_ = sleepCtx(ctx, rest)
 	}
 	log.Info("stopping the load")
+	if ts != nil {
+		_ = ts.stdin.Close() // it finishes its call in progress beside the Go callers
+	}
 	stopLoad()
+	var tsErr error
+	if ts != nil {
+		tsErr = ts.stop()
+		ts = nil
+	}
 	time.Sleep(2 * time.Second)
 	stopSamp()
 	sampWG.Wait()
@@ -260,6 +292,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup)
 	r.FaultsPlanned = len(faults)
 	r.InstanceWarmupS = cfg.InstanceWarmup.Seconds()
+	if tsErr != nil {
+		r.TSClientErr = tsErr.Error()
+	}
 	procs := append(append([]*proc{st.sentinel}, st.replicas...), st.services...)
 	for _, p := range procs {
 		for _, in := range p.all() {
@@ -285,10 +320,12 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	for _, f := range faults {
 		r.FaultCounts[f.Kind]++
 	}
-	var unary, streams, slow []attempt
+	var unary, streams, slow, ts []attempt
 	slowKeys := map[string]bool{}
 	for _, a := range atts {
 		switch {
+		case a.TS:
+			ts = append(ts, a)
 		case a.Slow:
 			slow = append(slow, a)
 			slowKeys[a.Key] = true
@@ -301,6 +338,10 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	countAttempts(&r.Calls, unary, faults, t0, &r.LostDetail)
 	countAttempts(&r.Streams.CallCounts, streams, faults, t0, &r.LostDetail)
 	countAttempts(&r.SlowRead, slow, faults, t0, &r.LostDetail)
+	if cfg.TSClient {
+		r.TSClient = &CallCounts{}
+		countAttempts(r.TSClient, ts, faults, t0, &r.LostDetail)
+	}
 	for _, a := range streams {
 		switch {
 		case a.Outcome == OutAnswered:

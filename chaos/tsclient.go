@@ -1,0 +1,181 @@
+package chaos
+
+import (
+	"bufio"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// The real TypeScript client (Config.TSClient, overlay profile only): ts/chaos-client.mjs on the
+// reference Naylence TS packages that interop/ pins, run with Node 20. The script is written
+// into the work directory beside a symlink to interop/node_modules, so that Node resolves the
+// packages from there; the harness installs nothing (make chaos-ts runs npm ci in interop/
+// first, as make interop does).
+
+//go:embed ts/chaos-client.mjs
+var tsClientScript []byte
+
+// tsClient is the running TS client process: its stdout carries one JSON line per attempt.
+type tsClient struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	ready  chan struct{} // closed at its READY line
+	read   chan struct{} // closed when its stdout reached EOF (the reader goroutine's exit)
+	exited chan struct{} // closed once cmd.Wait returned (the waiter goroutine's exit)
+	err    error         // cmd.Wait's, set before exited is closed
+}
+
+// tsLine is one attempt as the script prints it.
+type tsLine struct {
+	Key     string `json:"key"`
+	Try     int    `json:"try"`
+	StartMS int64  `json:"start_ms"`
+	EndMS   int64  `json:"end_ms"`
+	Outcome string `json:"outcome"`
+	Err     string `json:"err"`
+}
+
+// tsOutcome maps the script's outcome to the harness's.
+func tsOutcome(o string) string {
+	switch o {
+	case "answered":
+		return OutAnswered
+	case "wrong":
+		return OutCut
+	case "timeout":
+		return OutTimeout
+	default:
+		return OutError
+	}
+}
+
+// parseTSLine turns one stdout line into an attempt; ok=false for anything else (READY).
+func parseTSLine(line string) (attempt, bool) {
+	var l tsLine
+	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &l) != nil || l.Key == "" {
+		return attempt{}, false
+	}
+	return attempt{Caller: "ts", Key: l.Key, Try: l.Try, TS: true, Start: time.UnixMilli(l.StartMS), End: time.UnixMilli(l.EndMS),
+		Outcome: tsOutcome(l.Outcome), Err: l.Err}, true
+}
+
+// startTSClient starts the TS client attached to the overlay stack at attach; its attempts
+// go to rec, its stderr (the runtime's logs) to Dir/logs/ts-client.log.
+func startTSClient(cfg Config, attach string, rec *recorder) (*tsClient, error) {
+	interop, err := filepath.Abs(cfg.InteropDir)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: interop directory: %w", err)
+	}
+	nm := filepath.Join(interop, "node_modules")
+	for _, pkg := range []string{"@naylence/runtime", "@naylence/agent-sdk"} {
+		if _, err := os.Stat(filepath.Join(nm, pkg, "package.json")); err != nil {
+			return nil, fmt.Errorf("chaos: the TS client needs %s in %s (run npm ci in %s, as make chaos-ts does): %w", pkg, nm, interop, err)
+		}
+	}
+	dir := filepath.Join(cfg.Dir, "ts")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chaos-client.mjs"), tsClientScript, 0o644); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	link := filepath.Join(dir, "node_modules")
+	_ = os.Remove(link) // a work directory reused by -dir
+	if err := os.Symlink(nm, link); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	logf, err := os.Create(filepath.Join(cfg.Dir, "logs", "ts-client.log"))
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	nodeBin := cfg.NodeBin
+	if nodeBin == "" {
+		nodeBin = "node"
+	}
+	cmd := exec.Command(nodeBin, "chaos-client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "FAME_SECURITY_PROFILE=overlay", "FAME_ADMISSION_PROFILE=open",
+		"FAME_AUTHORIZATION_PROFILE=noop", "FAME_DIRECT_ADMISSION_URL="+attach, "FAME_LOG_LEVEL=warning")
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("chaos: start the TS client (%s): %w", nodeBin, err)
+	}
+	c := &tsClient{cmd: cmd, stdin: stdin, ready: make(chan struct{}), read: make(chan struct{}), exited: make(chan struct{})}
+	// The reader: ends at EOF of stdout, which the process's exit brings.
+	go func() {
+		defer close(c.read)
+		sc := bufio.NewScanner(stdout)
+		readyOnce := false
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "READY" && !readyOnce {
+				readyOnce = true
+				close(c.ready)
+				continue
+			}
+			if a, ok := parseTSLine(line); ok {
+				rec.add(a)
+			} else {
+				fmt.Fprintln(logf, "stdout:", line)
+			}
+		}
+	}()
+	// The waiter: the only caller of cmd.Wait.
+	go func() {
+		<-c.read
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.exited)
+	}()
+	select {
+	case <-c.ready:
+		return c, nil
+	case <-c.exited:
+		return nil, fmt.Errorf("chaos: the TS client exited before it was ready (%v): see logs/ts-client.log", c.err)
+	case <-time.After(readyTimeout):
+		c.kill()
+		return nil, fmt.Errorf("chaos: the TS client not ready after %s: see logs/ts-client.log", readyTimeout)
+	}
+}
+
+// stop closes the client's stdin (it finishes the call in progress, retries included, for up
+// to 20 s) and waits for its exit, killing it after 30 s.
+func (c *tsClient) stop() error {
+	_ = c.stdin.Close()
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		c.kill()
+		return errors.New("chaos: the TS client did not exit within 30 s of its stop; killed")
+	}
+	if c.err != nil {
+		return fmt.Errorf("chaos: the TS client: %w (see logs/ts-client.log)", c.err)
+	}
+	return nil
+}
+
+func (c *tsClient) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
