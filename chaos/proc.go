@@ -25,6 +25,10 @@ type proc struct {
 	logDir  string
 	metrics string // http://host:port/metrics or "" (then goroutines are not sampled)
 	token   string // bearer for metrics
+	// goroutineProfile, when set (replicas: math-agent's /debug/pprof/goroutine?debug=1), is
+	// read instead of go_goroutines, to count the goroutines less the SDK's resident handler
+	// workers (residentWorkerFrame).
+	goroutineProfile string
 
 	mu        sync.Mutex
 	cur       *instance

@@ -204,7 +204,7 @@ func TestDuplicateHeldByStoppedReplica(t *testing.T) {
 
 func TestCountGoroutines(t *testing.T) {
 	profile := "goroutine profile: total 9\n5 @ 0x1 0x2\n#\t0x1\tmain.worker+0x1\n\n3 @ 0x3\n#\t0x3\tnet/http.(*persistConn).readLoop+0x5\n\n1 @ 0x4\n#\t0x4\tmain.main+0x1\n"
-	if n := countGoroutines(profile); n != 6 {
+	if n := countGoroutines(profile, "net/http.(*persistConn)"); n != 6 {
 		t.Errorf("countGoroutines = %d, want 6", n)
 	}
 }
@@ -356,5 +356,24 @@ func TestTSClientAccounting(t *testing.T) {
 	r.verdict()
 	if r.Pass {
 		t.Fatal("a lost TS attempt passed")
+	}
+}
+
+// TestCountGoroutinesLessWorkers: a replica's count leaves out the SDK's handler workers
+// (resident or running a handler), as a debug=1 goroutine profile shows them.
+func TestCountGoroutinesLessWorkers(t *testing.T) {
+	profile := `goroutine profile: total 12
+7 @ 0x43f1ce 0x44e3a5 0x8a1b2c 0x474861
+#	0x8a1b2b	github.com/fame-go/fame/node.(*Node).worker+0x8a	/src/node/workers.go:110
+
+2 @ 0x43f1ce 0x44e3a5 0x8a1b2c 0x474861
+#	0x8a1c00	github.com/fame-go/fame/examples/math/mathagent.fib+0x20	/src/examples/math/mathagent/ops.go:40
+#	0x8a1b2b	github.com/fame-go/fame/node.(*Node).worker+0x8a	/src/node/workers.go:110
+
+3 @ 0x43f1ce 0x44e3a5 0x474861
+#	0x8a2000	github.com/fame-go/fame/node.(*Node).supervise+0x1f	/src/node/node.go:120
+`
+	if n := countGoroutines(profile, residentWorkerFrame); n != 3 {
+		t.Fatalf("goroutines less the workers = %d, want 3", n)
 	}
 }

@@ -389,18 +389,18 @@ func ownGoroutines() int {
 	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
 		return runtime.NumGoroutine()
 	}
-	return countGoroutines(b.String())
+	return countGoroutines(b.String(), "net/http.(*persistConn)")
 }
 
 // countGoroutines sums a debug=1 goroutine profile's groups ("N @ 0x..." then the stack),
-// skipping those in net/http's persistConn loops.
-func countGoroutines(profile string) int {
-	n, cur, skip := 0, 0, false
+// skipping those whose stack has a frame containing one of skip.
+func countGoroutines(profile string, skipFrames ...string) int {
+	n, cur, skipGroup := 0, 0, false
 	flush := func() {
-		if !skip {
+		if !skipGroup {
 			n += cur
 		}
-		cur, skip = 0, false
+		cur, skipGroup = 0, false
 	}
 	for _, line := range strings.Split(profile, "\n") {
 		var c int
@@ -409,8 +409,10 @@ func countGoroutines(profile string) int {
 			cur = c
 			continue
 		}
-		if strings.Contains(line, "net/http.(*persistConn)") {
-			skip = true
+		for _, k := range skipFrames {
+			if strings.Contains(line, k) {
+				skipGroup = true
+			}
 		}
 	}
 	flush()
