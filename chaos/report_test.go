@@ -357,6 +357,24 @@ func TestTSClientAccounting(t *testing.T) {
 	if r.Pass {
 		t.Fatal("a lost TS attempt passed")
 	}
+	// A timeout after a kill -9 of the sentinel hit it (the TS client's own connection died
+	// under the call; the reference SDK does not re-send) is reported apart and does not fail.
+	atts[1].Start, atts[1].End = at(900), at(15_900)
+	atts[3].Outcome = OutError // no wrong sum this time
+	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	if c := r.TSClient; c.Lost != 1 || c.LostClientLink != 1 {
+		t.Fatalf("TS counts: %+v", c)
+	}
+	r.Faults = []Fault{{Kind: FaultSentinelKill}}
+	r.Harness.OK = true
+	r.verdict()
+	if !r.Pass {
+		t.Fatalf("a TS timeout after a sentinel kill failed the run: %v", r.FailReasons)
+	}
+	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultReplicaKill, Target: "replica1", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	if c := r.TSClient; c.Lost != 1 || c.LostClientLink != 0 {
+		t.Fatalf("a TS timeout after a replica kill was put on the client's link: %+v", c)
+	}
 }
 
 // TestCountGoroutinesLessWorkers: a replica's count leaves out the SDK's handler workers

@@ -341,6 +341,11 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	if cfg.TSClient {
 		r.TSClient = &CallCounts{}
 		countAttempts(r.TSClient, ts, faults, t0, &r.LostDetail)
+		for _, a := range ts {
+			if hit := faultHitting(faults, a); a.Outcome == OutTimeout && hit != nil && hit.Kind == FaultSentinelKill {
+				r.TSClient.LostClientLink++
+			}
+		}
 	}
 	for _, a := range streams {
 		switch {
