@@ -327,6 +327,10 @@ func TestTSClientAccounting(t *testing.T) {
 	if _, ok := parseTSLine("READY"); ok {
 		t.Fatal("READY parsed as an attempt")
 	}
+	nack, ok := parseTSLine(`{"key":"ts-000009","try":1,"start_ms":1,"end_ms":2,"outcome":"error","err":"Message delivery failed with code 'ROUTE_CONNECTOR_CLOSED': Route to math@fame.fabric closed: math-replica3 detached"}`)
+	if !ok || nack.Outcome != OutNacked || nackCode(nack.Err) != "ROUTE_CONNECTOR_CLOSED" {
+		t.Fatalf("the reference SDK's delivery failure: %+v (code %q)", nack, nackCode(nack.Err))
+	}
 	ms := at(0).UnixMilli()
 	line := func(key string, try int, from, to int64, outcome string) string {
 		return fmt.Sprintf(`{"key":%q,"try":%d,"start_ms":%d,"end_ms":%d,"outcome":%q}`, key, try, ms+from, ms+to, outcome)

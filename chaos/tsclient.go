@@ -64,8 +64,16 @@ func parseTSLine(line string) (attempt, bool) {
 	if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &l) != nil || l.Key == "" {
 		return attempt{}, false
 	}
-	return attempt{Caller: "ts", Key: l.Key, Try: l.Try, TS: true, Start: time.UnixMilli(l.StartMS), End: time.UnixMilli(l.EndMS),
-		Outcome: tsOutcome(l.Outcome), Err: l.Err}, true
+	a := attempt{Caller: "ts", Key: l.Key, Try: l.Try, TS: true, Start: time.UnixMilli(l.StartMS), End: time.UnixMilli(l.EndMS),
+		Outcome: tsOutcome(l.Outcome), Err: l.Err}
+	// The reference SDK surfaces a negative delivery ack as an error "Message delivery failed
+	// with code 'ROUTE_CONNECTOR_CLOSED': …": a nack, counted by its code like the Go callers'.
+	if _, rest, ok := strings.Cut(l.Err, "delivery failed with code '"); ok && a.Outcome == OutError {
+		if code, _, ok := strings.Cut(rest, "'"); ok && code != "" {
+			a.Outcome, a.Err = OutNacked, fmt.Sprintf("code %q: %s", code, l.Err)
+		}
+	}
+	return a, true
 }
 
 // startTSClient starts the TS client attached to the overlay stack at attach; its attempts
