@@ -75,11 +75,11 @@ type CallCounts struct {
 	Wrong       int            `json:"wrong_result"`
 	Lost        int            `json:"lost"`
 	LostTimeout int            `json:"lost_timeout"` // of lost: nothing at all before the attempt's deadline
-	// LostClientLink (TS client only): of lost, the attempts that timed out after a kill -9 of
-	// the sentinel hit them, i.e. after the client's own connection died under the call. The
-	// reference TS SDK neither fails nor re-sends a call whose connection died (the Go SDK
-	// re-sends or fails it since fix 1), and a killed sentinel cannot nack what it held: the
-	// call waits out its timeout. Reported, not failed: fame-go cannot act on it.
+	// LostClientLink (TS client only): of lost, the attempts that timed out after going over
+	// a connection a kill -9 of the sentinel had killed (onDeadLink): the reference TS SDK
+	// neither fails nor re-sends such a call (the Go SDK does since fix 1) and a killed sentinel
+	// cannot nack what it held, so the call waits out its timeout. Reported, not failed:
+	// fame-go cannot act on it.
 	LostClientLink int      `json:"lost_client_link,omitempty"`
 	SlowNoFault    int      `json:"answered_over_4s_without_fault"`
 	Logical        int      `json:"logical_calls"`

@@ -221,7 +221,7 @@ func TestStreamCuts(t *testing.T) {
 		{Caller: "s", Key: "e", Try: 1, Stream: true, Start: at(9_000), End: at(15_000), Outcome: OutError, Notice: true},
 		{Caller: "s", Key: "f", Try: 1, Stream: true, Start: at(1_000), End: at(1_100), Outcome: OutAnswered},
 	}
-	r := analyze(Config{}, atts, nil, faults, t0, 0)
+	r := analyze(Config{}, atts, nil, faults, t0, 0, nil)
 	if r.Streams.CutWithNack != 1 || r.Streams.CutWithNotice != 1 || r.Streams.CutWithoutNack != 3 || r.Streams.Lost != 3 {
 		t.Errorf("streams = %+v", r.Streams)
 	}
@@ -349,7 +349,7 @@ func TestTSClientAccounting(t *testing.T) {
 		}
 		atts = append(atts, a)
 	}
-	r := analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	r := analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0, nil)
 	c := r.TSClient
 	if c == nil || c.Started != 5 || c.Answered != 3 || c.Lost != 1 || c.LostTimeout != 1 || c.Wrong != 1 || c.Logical != 3 || c.LogicalDone != 3 {
 		t.Fatalf("TS counts: %+v", c)
@@ -365,7 +365,7 @@ func TestTSClientAccounting(t *testing.T) {
 	// under the call; the reference SDK does not re-send) is reported apart and does not fail.
 	atts[1].Start, atts[1].End = at(900), at(15_900)
 	atts[3].Outcome = OutError // no wrong sum this time
-	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0, nil)
 	if c := r.TSClient; c.Lost != 1 || c.LostClientLink != 1 {
 		t.Fatalf("TS counts: %+v", c)
 	}
@@ -375,7 +375,7 @@ func TestTSClientAccounting(t *testing.T) {
 	if !r.Pass {
 		t.Fatalf("a TS timeout after a sentinel kill failed the run: %v", r.FailReasons)
 	}
-	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultReplicaKill, Target: "replica1", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0)
+	r = analyze(Config{TSClient: true}, atts, nil, []Fault{{Kind: FaultReplicaKill, Target: "replica1", Start: at(1_000), Recovered: at(2_000)}}, at(0), 0, nil)
 	if c := r.TSClient; c.Lost != 1 || c.LostClientLink != 0 {
 		t.Fatalf("a TS timeout after a replica kill was put on the client's link: %+v", c)
 	}
@@ -397,5 +397,35 @@ func TestCountGoroutinesLessWorkers(t *testing.T) {
 `
 	if n := countGoroutines(profile, residentWorkerFrame); n != 3 {
 		t.Fatalf("goroutines less the workers = %d, want 3", n)
+	}
+}
+
+// TestTSAttemptOnDeadLink: a TS attempt goes over a dead connection when a sentinel kill came
+// while it was in flight, or before it started but before the runtime logged
+// upstream_link_closed (the 2-minute overlay run's ts-000563 started 47 ms after the kill; the
+// runtime noticed 8 s later); not when the runtime had noticed before it started, nor for a
+// kill after it ended, nor without any sign the runtime noticed at all.
+func TestTSAttemptOnDeadLink(t *testing.T) {
+	kill := []Fault{{Kind: FaultSentinelKill, Target: "sentinel", Start: at(10_000), Recovered: at(11_100)}}
+	noticed := []time.Time{at(18_000)}
+	cases := []struct {
+		name   string
+		a      attempt
+		closed []time.Time
+		want   bool
+	}{
+		{"killed under the call", attempt{Start: at(9_990), End: at(24_990)}, noticed, true},
+		{"sent 47 ms after the kill, noticed 8 s later", attempt{Start: at(10_047), End: at(25_047)}, noticed, true},
+		{"sent after the runtime noticed", attempt{Start: at(18_100), End: at(33_100)}, noticed, false},
+		{"ended before the kill", attempt{Start: at(1_000), End: at(9_000)}, noticed, false},
+		{"no sign the runtime ever noticed", attempt{Start: at(10_047), End: at(25_047)}, nil, false},
+	}
+	for _, c := range cases {
+		if got := onDeadLink(c.a, kill, c.closed); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	if got := readTSLinkClosed("/nonexistent/ts-client.log"); got != nil {
+		t.Errorf("no log: %v", got)
 	}
 }

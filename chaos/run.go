@@ -289,7 +289,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup)
+	var tsLinkClosed []time.Time
+	if cfg.TSClient {
+		tsLinkClosed = readTSLinkClosed(filepath.Join(cfg.Dir, "logs", "ts-client.log"))
+	}
+	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup, tsLinkClosed)
 	r.FaultsPlanned = len(faults)
 	r.InstanceWarmupS = cfg.InstanceWarmup.Seconds()
 	if tsErr != nil {
@@ -314,7 +318,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // analyze is the accounting of a finished run.
-func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []Fault, t0 time.Time, warmup time.Duration) *Result {
+// tsLinkClosed are the times the TS client's runtime logged that its connection closed
+// (readTSLinkClosed); analyze reads them to tell an attempt sent over a dead connection.
+func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []Fault, t0 time.Time, warmup time.Duration,
+	tsLinkClosed []time.Time) *Result {
 	r := &Result{Seed: cfg.Seed, Profile: cfg.Profile, DurationS: cfg.Duration.Seconds(), WarmupS: warmup.Seconds(),
 		Faults: faults, FaultCounts: map[string]int{}, Executions: len(execs)}
 	for _, f := range faults {
@@ -342,7 +349,7 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 		r.TSClient = &CallCounts{}
 		countAttempts(r.TSClient, ts, faults, t0, &r.LostDetail)
 		for _, a := range ts {
-			if hit := faultHitting(faults, a); a.Outcome == OutTimeout && hit != nil && hit.Kind == FaultSentinelKill {
+			if a.Outcome == OutTimeout && onDeadLink(a, faults, tsLinkClosed) {
 				r.TSClient.LostClientLink++
 			}
 		}

@@ -187,3 +187,63 @@ func (c *tsClient) kill() {
 	_ = c.cmd.Process.Signal(syscall.SIGKILL)
 	<-c.exited
 }
+
+// readTSLinkClosed returns the times at which the TS runtime logged upstream_link_closed
+// ("2026-12-04T19:47:38.507Z | WARNING | …upstream_session_manager | upstream_link_closed …"):
+// when it noticed that its connection to the sentinel had died.
+func readTSLinkClosed(path string) []time.Time {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []time.Time
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "upstream_link_closed") {
+			continue
+		}
+		stamp, _, _ := strings.Cut(line, " ")
+		if t, err := time.Parse(time.RFC3339Nano, stamp); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// onDeadLink reports whether the TS attempt a went over a connection a kill -9 of the
+// sentinel had killed: the kill came while a was in flight, or before a started while the
+// runtime had not yet noticed it (no upstream_link_closed between the kill and a's start).
+// The reference TS SDK neither fails nor re-sends such a call (the Go SDK does, fix 1), and
+// its runtime notices a killed sentinel seconds late (4.4 and 8 s in the runs of 2026-12-04),
+// so a call sent in between waits out its timeout.
+func onDeadLink(a attempt, faults []Fault, linkClosed []time.Time) bool {
+	for _, f := range faults {
+		if f.Kind != FaultSentinelKill || f.Start.After(a.End) {
+			continue
+		}
+		if !f.Start.Before(a.Start) {
+			return true // killed under the call
+		}
+		noticed := false
+		for _, t := range linkClosed {
+			if t.After(f.Start) && t.Before(a.Start) {
+				noticed = true
+				break
+			}
+		}
+		if !noticed && len(linkClosed) > 0 && lastAfter(linkClosed, f.Start) {
+			return true // sent before the runtime noticed the kill
+		}
+	}
+	return false
+}
+
+// lastAfter reports whether some t in ts comes after from: the runtime did notice the kill
+// (later), so the connection is known to have been dead, not merely quiet.
+func lastAfter(ts []time.Time, from time.Time) bool {
+	for _, t := range ts {
+		if t.After(from) {
+			return true
+		}
+	}
+	return false
+}
