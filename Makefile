@@ -149,9 +149,15 @@ DURATION      ?= 2m
 SEED          ?= 1
 CHAOS_PROFILE ?= strict
 CHAOS_OUT     ?= $(BIN)/chaos-result.json
-.PHONY: chaos chaos-ci
+.PHONY: chaos chaos-ci chaos-ts
 chaos: build
 	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile $(CHAOS_PROFILE) -out $(CHAOS_OUT)
+
+# The overlay profile with one real TypeScript client (interop/'s pinned @naylence packages,
+# Node 20) calling add beside the Go load: npm ci in interop/ once, as make interop does.
+chaos-ts: build
+	@test -d interop/node_modules/@naylence/runtime || (cd interop && npm ci --no-audit --no-fund)
+	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile overlay -ts-client -out $(CHAOS_OUT)
 
 # Two minutes, seed 1, the strict profile (meant for CI; not in .ci/run yet, see RELIABILITY.md).
 chaos-ci: build
