@@ -159,6 +159,6 @@ chaos-ts: build
 	@test -d interop/node_modules/@naylence/runtime || (cd interop && npm ci --no-audit --no-fund)
 	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile overlay -ts-client -out $(CHAOS_OUT)
 
-# Two minutes, seed 1, the strict profile (meant for CI; not in .ci/run yet, see RELIABILITY.md).
+# Two minutes, seed 1, the strict profile: what CI runs (.ci/run; RELIABILITY.md has its runs).
 chaos-ci: build
 	$(BIN)/fame chaos -duration 2m -seed 1 -profile strict -out $(BIN)/chaos-ci-result.json
