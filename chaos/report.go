@@ -511,8 +511,14 @@ const (
 )
 
 // procInfo summarizes an instance and judges it when it lived long enough past its own
-// warm-up (warmup after its start, then warmWindow, then at least JudgeSpan).
-func procInfo(in *instance, runEnd time.Time, warmup time.Duration) ProcInfo {
+// warm-up (warmup after its load began, then warmWindow, then at least JudgeSpan). loadFrom
+// is when the instance began to carry load: a replica's first execution (firstLoad), since
+// a replica restarted while its sessions sit on the others carries nothing until a fault
+// moves some to it, and its memory then climbs like a fresh one's (the 30-minute run of
+// 2026-12-04 evening judged such a replica from its idle 21.0 MiB to its loaded 23.2 MiB:
+// +10.4 %, where every replica that carried load from its start grew 0.2–3.2 %). Zero means
+// the instance's start (the sentinel and the services carry load as soon as they are up).
+func procInfo(in *instance, runEnd time.Time, warmup time.Duration, loadFrom time.Time) ProcInfo {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	end := in.ended
@@ -530,7 +536,10 @@ func procInfo(in *instance, runEnd time.Time, warmup time.Duration) ProcInfo {
 	}
 	p.Curve = curve(samples, in.started)
 	p.OK = true
-	warmFrom := in.started.Add(warmup)
+	if loadFrom.Before(in.started) {
+		loadFrom = in.started
+	}
+	warmFrom := loadFrom.Add(warmup)
 	warmTo := warmFrom.Add(warmWindow)
 	var warm, after []sample
 	for _, s := range samples {
@@ -553,6 +562,29 @@ func procInfo(in *instance, runEnd time.Time, warmup time.Duration) ProcInfo {
 	p.WarmGoroutines, p.EndGoroutines = medianGoroutines(warm), medianGoroutines(last)
 	p.OK = judge(p)
 	return p
+}
+
+// firstLoad is when an instance of the replica named name started at started first ran an
+// operation (from the execution logs; times sorted), or zero when it never did.
+func firstLoad(times map[string][]time.Time, name string, started time.Time) time.Time {
+	ts := times[name]
+	i, _ := slices.BinarySearchFunc(ts, started, func(a, b time.Time) int { return a.Compare(b) })
+	if i < len(ts) {
+		return ts[i]
+	}
+	return time.Time{}
+}
+
+// execTimes are the executions' times by replica, sorted.
+func execTimes(execs []mathagent.Execution) map[string][]time.Time {
+	out := map[string][]time.Time{}
+	for _, e := range execs {
+		out[e.Replica] = append(out[e.Replica], time.Unix(0, e.UnixNano))
+	}
+	for _, ts := range out {
+		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	return out
 }
 
 func medianRSS(ss []sample) int64 {

@@ -303,21 +303,61 @@ func TestInstanceJudgedOverItsLifetime(t *testing.T) {
 		return 47
 	}
 	w := DefaultInstanceWarmup
-	p := procInfo(mk(70*time.Second, flat, noisy), t0.Add(time.Hour), w)
+	p := procInfo(mk(70*time.Second, flat, noisy), t0.Add(time.Hour), w, time.Time{})
 	if !p.Judged || !p.OK || p.RSSGrowthPct != 0 || p.WarmGoroutines != 47 || p.EndGoroutines != 47 {
 		t.Fatalf("a settled instance killed at 70 s: %+v", p)
 	}
 	leak := mk(70*time.Second, func(s float64) float64 { return 30 + s/10 }, noisy) // +4 MiB over 40 s
-	if p := procInfo(leak, t0.Add(time.Hour), w); !p.Judged || p.OK || p.RSSGrowthPct < 10 {
+	if p := procInfo(leak, t0.Add(time.Hour), w, time.Time{}); !p.Judged || p.OK || p.RSSGrowthPct < 10 {
 		t.Fatalf("a growing instance killed at 70 s: %+v", p)
 	}
 	gorLeak := mk(70*time.Second, flat, func(s float64) int { return 40 + int(s)/4 })
-	if p := procInfo(gorLeak, t0.Add(time.Hour), w); !p.Judged || p.OK {
+	if p := procInfo(gorLeak, t0.Add(time.Hour), w, time.Time{}); !p.Judged || p.OK {
 		t.Fatalf("an instance gaining goroutines: %+v", p)
 	}
 	short := mk(55*time.Second, flat, noisy)
-	if p := procInfo(short, t0.Add(time.Hour), w); p.Judged || !p.OK {
+	if p := procInfo(short, t0.Add(time.Hour), w, time.Time{}); p.Judged || !p.OK {
 		t.Fatalf("an instance observed less than JudgeSpan past its warm window was judged: %+v", p)
+	}
+}
+
+// TestReplicaWarmupFromItsFirstLoad: a replica that idles at 21 MiB for 40 s after its
+// restart and then climbs to 23.2 MiB once load reaches it is not judged as growing when its
+// warm-up counts from its first execution (it is, +10 %, counted from its start); a replica that
+// grows after its load began still fails.
+func TestReplicaWarmupFromItsFirstLoad(t *testing.T) {
+	const mb = 1 << 20
+	loadAt := 40.0
+	mk := func(rss func(s float64) float64) *instance {
+		in := &instance{proc: &proc{name: "replica3"}, pid: 9, started: t0, ended: t0.Add(110 * time.Second), endHow: "kill -9 (fault)"}
+		for d := 2 * time.Second; d <= 110*time.Second; d += 2 * time.Second {
+			in.samples = append(in.samples, sample{At: t0.Add(d), RSSBytes: int64(rss(d.Seconds()) * mb), Goroutines: 18})
+		}
+		return in
+	}
+	idleThenLoaded := func(s float64) float64 {
+		if s < loadAt+4 {
+			return 21.0
+		}
+		return 23.2
+	}
+	execs := []mathagent.Execution{{Key: "a", Replica: "replica3", UnixNano: t0.Add(time.Duration(loadAt) * time.Second).UnixNano()},
+		{Key: "b", Replica: "replica3", UnixNano: t0.Add(50 * time.Second).UnixNano()}, {Key: "c", Replica: "replica1", UnixNano: t0.UnixNano()}}
+	from := firstLoad(execTimes(execs), "replica3", t0)
+	if !from.Equal(t0.Add(time.Duration(loadAt) * time.Second)) {
+		t.Fatalf("firstLoad = %v", from)
+	}
+	w := 30 * time.Second
+	if p := procInfo(mk(idleThenLoaded), t0.Add(time.Hour), w, time.Time{}); !p.Judged || p.OK {
+		t.Fatalf("from its start the idle-then-loaded replica should fail (the artefact): %+v", p)
+	}
+	// 40 s + 30 s + 10 s leaves 30 s of its 110 s observed: judged, and settled.
+	if p := procInfo(mk(idleThenLoaded), t0.Add(time.Hour), w, from); !p.Judged || !p.OK {
+		t.Fatalf("from its first load: %+v", p)
+	}
+	growing := func(s float64) float64 { return 21 + max(0, s-loadAt)/10 }
+	if p := procInfo(mk(growing), t0.Add(time.Hour), w, from); !p.Judged || p.OK {
+		t.Fatalf("a replica growing after its load began passed: %+v", p)
 	}
 }
 

@@ -299,10 +299,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if tsErr != nil {
 		r.TSClientErr = tsErr.Error()
 	}
-	procs := append(append([]*proc{st.sentinel}, st.replicas...), st.services...)
-	for _, p := range procs {
+	loads := execTimes(execs)
+	for _, p := range st.replicas {
 		for _, in := range p.all() {
-			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup))
+			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup, firstLoad(loads, p.name, in.started)))
+		}
+	}
+	for _, p := range append([]*proc{st.sentinel}, st.services...) {
+		for _, in := range p.all() {
+			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup, time.Time{}))
 		}
 	}
 	r.Harness = ProcInfo{Role: "harness", PID: os.Getpid(), LifetimeS: round1(runEnd.Sub(t0).Seconds()), End: "running at the end",
