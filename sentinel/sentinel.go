@@ -206,7 +206,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 		s.log.Info("clustered: routing over the cluster's replica set", "grace", s.cl.grace, "stickiness", opts.Stickiness)
 		if s.rate != nil && s.clusterLink.Rate != nil {
-			if err := s.rate.share(s.ctx, s.clusterLink.Rate, s.metrics.reg); err != nil {
+			if err := s.rate.share(s.ctx, &s.wg, s.clusterLink.Rate, s.metrics.reg); err != nil {
 				s.sticky.close()
 				return nil, err
 			}
