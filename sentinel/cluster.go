@@ -61,6 +61,9 @@ type ClusterLink struct {
 	Directory ClusterDirectory
 	Grace     time.Duration
 	Rate      RateSharer // shares the rate limits' consumption (ratelimit_cluster.go); nil: per sentinel
+	// Keys is the cluster's key directory (seclayer_cluster.go), required by the signing
+	// profiles (overlay, strict-overlay).
+	Keys ClusterKeys
 }
 
 // DefaultClusterGrace is how long a lost replica keeps its bindings.
@@ -666,8 +669,8 @@ func (s *Sentinel) checkClusterLink() error {
 	if s.opts.ID == "" {
 		return fmt.Errorf("sentinel: cluster: a clustered sentinel needs a fixed id (FAME_NODE_ID): it is its cluster id and the first segment of its peers' paths")
 	}
-	if s.sec != nil {
-		return fmt.Errorf("sentinel: cluster: security profile %s is not wired for clustering yet (signed envelopes and key requests would cross sentinels whose key stores do not share the signers' keys); use open or gated, or run one sentinel", s.opts.SecurityProfile)
+	if s.sec != nil && l.Keys == nil {
+		return fmt.Errorf("sentinel: cluster: security profile %s needs the cluster's key directory (ClusterLink.Keys): signed envelopes and key requests cross sentinels", s.opts.SecurityProfile)
 	}
 	return nil
 }

@@ -69,6 +69,9 @@ func (l *secLayer) keyRequest(c peer, e *envelope.Envelope, f *envelope.KeyReque
 		return true
 	}
 	path, keys, err := l.keys.KeyAnnounceKeys(f.Kid)
+	if err != nil && l.awaitKid(c, e, f.Kid) {
+		return true // clustered: the key may be on its way from a peer sentinel
+	}
 	if err != nil {
 		l.metrics.nacks.WithLabelValues(codeKeyNotFound).Inc()
 		c.logger().Info("KeyRequest for unknown kid", "kid", f.Kid, "requester_path", f.PhysicalPath)
@@ -115,7 +118,11 @@ func (l *secLayer) keyAnnounce(c peer, e *envelope.Envelope, f *envelope.KeyAnno
 		jwks = append(jwks, j)
 	}
 	if err := l.register(c, f.PhysicalPath, jwks); err != nil {
-		l.refuseAnnounce(c, e, refusalKeyAnnounceInvalid, "KeyAnnounce refused: "+err.Error(), "physical_path", f.PhysicalPath)
+		reason := refusalKeyAnnounceInvalid
+		if errors.Is(err, errKidOnPeer) {
+			reason = refusalKidOnPeer
+		}
+		l.refuseAnnounce(c, e, reason, "KeyAnnounce refused: "+err.Error(), "physical_path", f.PhysicalPath)
 		if errors.Is(err, errKeyLimit) {
 			// KeyAnnounce has no ack to carry the reason; a node past the bound is cut.
 			go c.close(websocket.StatusPolicyViolation, err.Error())

@@ -254,6 +254,9 @@ func (c *conn) handleAttach(msg []byte) error {
 	}
 	defer release()
 	if err := s.sec.attachKeys(c, na); err != nil {
+		if attachCode(err) != "" {
+			return err
+		}
 		return attachErr("keys: %v", err)
 	}
 	ack := envelope.NewNodeAttachAck(e.ID, s.id, c.path, s.path, s.epoch)
