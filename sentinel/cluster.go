@@ -143,6 +143,8 @@ type clusterRouter struct {
 	refuse  refuser
 	dropped func(reason string) // counts sentinel-wide drops (fame_dropped_total)
 
+	peerSIDs sync.Map // peer sentinel id -> the sid of its path ([]byte), for deliverFromPeer
+
 	mu      sync.Mutex
 	missing map[string]time.Time             // replica -> when a pick first found it lost
 	pending map[string]map[string]pendingReq // peer sentinel -> corrId -> request forwarded there
@@ -201,6 +203,16 @@ func (cl *clusterRouter) remote(sentinel, replica string) *remotePeer {
 	}
 	cl.remotes[k] = p
 	return p
+}
+
+// peerSID is the sid a peer sentinel signs its own envelopes with.
+func (cl *clusterRouter) peerSID(id string) []byte {
+	if v, ok := cl.peerSIDs.Load(id); ok {
+		return v.([]byte)
+	}
+	sid := []byte(envelope.SecureDigest("/" + id))
+	cl.peerSIDs.Store(id, sid)
+	return sid
 }
 
 // start subscribes to this sentinel's bus subject and to peer liveness.
@@ -599,6 +611,15 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 	if err := envelope.ParseHeader(msg, &h); err != nil {
 		cl.refused(busRefusedMalformed, from, err.Error())
 		return
+	}
+	if s.sec != nil && bytes.Equal(h.SID, cl.peerSID(from)) {
+		// Originated by the peer sentinel itself (a nack, a SecureClose): vouched for again by
+		// this one, as for a KeyAnnounce it re-wraps, so that a node only ever has to trust
+		// the sentinel it is attached to (seclayer_cluster.go).
+		if msg = s.sec.resignFromPeer(msg, from); msg == nil || envelope.ParseHeader(msg, &h) != nil {
+			cl.refused(busRefusedMalformed, from, "peer sentinel's own envelope could not be re-signed")
+			return
+		}
 	}
 	if isReplyFrame(&h) {
 		cl.untrack(from, h.CorrID) // the request it answers was forwarded to from

@@ -80,7 +80,7 @@ func (l *secLayer) joinCluster(keys ClusterKeys, self string, state func(string)
 	}
 	cl := &secCluster{keys: keys, self: self, state: state, published: map[string]map[string]struct{}{},
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_keys_total",
-			Help: "Keys shared over the cluster's key directory, by op (published, withdrawn, learned, forgotten, invalid, conflict, waited, wait_expired)."},
+			Help: "Keys shared over the cluster's key directory, by op (published, withdrawn, learned, forgotten, invalid, conflict, waited, wait_expired, served_peer_key, resigned)."},
 			[]string{"op"})}
 	cl.waits.m = map[string]*kidWait{}
 	if err := reg.Register(cl.events); err != nil {
@@ -270,7 +270,15 @@ func (l *secLayer) answerKid(c peer, e *envelope.Envelope, kid string) {
 			Reason: "no key with kid " + kid, RefID: e.ID}}, e, envelope.FlowReset)
 		return
 	}
+	l.noteServed(path)
 	l.sendOwn(c, &envelope.KeyAnnounce{PhysicalPath: path, Keys: keys, Created: envelope.Now()}, e, 0)
+}
+
+// noteServed counts a KeyRequest{kid} answered with a key a peer sentinel vouches for.
+func (l *secLayer) noteServed(path string) {
+	if l.cl != nil && !envelope.UnderPath(path, l.path) {
+		l.cl.events.WithLabelValues("served_peer_key").Inc()
+	}
 }
 
 // kidWaits are the KeyRequests waiting for a kid, each kid with one timer.
@@ -319,4 +327,28 @@ func (w *kidWaits) take(kid string) []kidReq {
 	kw.timer.Stop()
 	delete(w.m, kid)
 	return kw.reqs
+}
+
+// resignFromPeer re-signs an envelope a peer sentinel originated (its sid), for delivery to a
+// node attached here: the new sid and signature are this sentinel's. nil when it does not
+// decode or cannot be signed.
+func (l *secLayer) resignFromPeer(msg []byte, from string) []byte {
+	e, err := envelope.Decode(msg)
+	if err != nil {
+		l.log.Warn("peer sentinel's envelope does not decode", "peer_sentinel", from, "err", err)
+		return nil
+	}
+	e.SID, e.Sec = l.sid, nil
+	if err := l.signer.Sign(e); err != nil {
+		l.log.Warn("peer sentinel's envelope not re-signed", "peer_sentinel", from, "frame", e.FrameType(), "err", err)
+		return nil
+	}
+	out, err := e.Marshal()
+	if err != nil {
+		return nil
+	}
+	if l.cl != nil {
+		l.cl.events.WithLabelValues("resigned").Inc()
+	}
+	return out
 }

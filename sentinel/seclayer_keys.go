@@ -79,6 +79,7 @@ func (l *secLayer) keyRequest(c peer, e *envelope.Envelope, f *envelope.KeyReque
 			Reason: "no key with kid " + f.Kid, RefID: e.ID}}, e, envelope.FlowReset)
 		return true
 	}
+	l.noteServed(path)
 	ka := &envelope.KeyAnnounce{PhysicalPath: path, Keys: keys, Created: envelope.Now()}
 	l.sendOwn(c, ka, e, 0)
 	return true

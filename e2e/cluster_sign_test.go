@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/examples/math/mathagent"
+	"github.com/fame-go/fame/node"
+)
+
+const overlayClusterYAML = "  security: {type: SecurityProfile, profile: overlay}\n  admission: {type: AdmissionProfile, profile: none}\n"
+
+func overlayNode(c *node.Config) { c.SecurityProfile = "overlay" }
+
+// TestClusterSignOverlay: three `fame sentinel` processes clustered under overlay, replica r1
+// on s1, clients on s0. Every call is answered, which under overlay means the replica verified
+// each request with the client's key and the client each reply with the replica's: neither
+// key is in the store of the node's own sentinel by attach, so s1 served the client's key and
+// s0 the replica's from the cluster's key directory (served_peer_key). Fresh clients that
+// call right after attaching exercise the KeyRequest wait for a key still crossing the KV.
+// No node refused anything.
+func TestClusterSignOverlay(t *testing.T) {
+	cf := startClusterSpec(t, clusterSpec{n: 3, grace: "2s", node: overlayClusterYAML})
+	r1 := cf.procs[1].startReplica("r1", "*.fame.fabric", nil, overlayNode)
+	cf.waitReplicas(1)
+
+	var clients []*node.Node
+	for k := 0; k < 4; k++ {
+		cfg := cf.clientConfig(0, false)
+		overlayNode(&cfg)
+		clients = append(clients, cf.procs[0].connect(cfg))
+	}
+	var wg sync.WaitGroup
+	for k, c := range clients {
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				var who string
+				if err := c.Call(ctx, mathagent.Address, "whoami", map[string]any{}, &who); err != nil {
+					t.Errorf("client %d: whoami: %v", k, err)
+					return
+				}
+				if who != "r1" {
+					t.Errorf("client %d: answered by %q, want r1", k, who)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	var sum int
+	if err := clients[0].Call(context.Background(), mathagent.Address, "add", map[string]any{"x": 3, "y": 4}, &sum); err != nil || sum != 7 {
+		t.Fatalf("add(3, 4) = %d, %v", sum, err)
+	}
+	if n := cf.clusterKeys(1, "served_peer_key"); n < 1 {
+		t.Errorf("s1 served %v keys vouched for by a peer, want the clients' keys (the replica asked for them)", n)
+	}
+	if n := cf.clusterKeys(0, "served_peer_key"); n < 1 {
+		t.Errorf("s0 served %v keys vouched for by a peer, want the replica's key (its clients asked for it)", n)
+	}
+	if n := cf.procs[0].metric(t, "fame_cluster_routed_total", `where="remote"`); n < 33 {
+		t.Errorf("s0 routed %v calls to a remote replica, want all 33", n)
+	}
+	for i, n := range append(clients, r1) {
+		if r := n.Refusals(); len(r) != 0 {
+			t.Errorf("node %d refused: %v", i, r)
+		}
+	}
+	t.Logf("s0 keys learned %v, served %v, waited %v; s1 learned %v, served %v, waited %v",
+		cf.clusterKeys(0, "learned"), cf.clusterKeys(0, "served_peer_key"), cf.clusterKeys(0, "waited"),
+		cf.clusterKeys(1, "learned"), cf.clusterKeys(1, "served_peer_key"), cf.clusterKeys(1, "waited"))
+
+	// A client that leaves takes its keys out of every sentinel's store.
+	learned := cf.clusterKeys(2, "learned")
+	if learned < 1 {
+		t.Errorf("s2 learned %v keys, want the others' (it holds no node)", learned)
+	}
+	_ = clients[0].Close()
+	waitUntil(t, 10*time.Second, "s2 forgetting the closed client's keys", func() bool {
+		return cf.clusterKeys(2, "forgotten") >= 1
+	})
+}
