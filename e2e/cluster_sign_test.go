@@ -84,3 +84,5 @@ func TestClusterSignOverlay(t *testing.T) {
 		return cf.clusterKeys(2, "forgotten") >= 1
 	})
 }
+
+const strictClusterYAML = "  security: {type: SecurityProfile, profile: strict-overlay}\n  admission: {type: AdmissionProfile, profile: none}\n"
