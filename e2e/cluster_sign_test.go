@@ -86,3 +86,69 @@ func TestClusterSignOverlay(t *testing.T) {
 }
 
 const strictClusterYAML = "  security: {type: SecurityProfile, profile: strict-overlay}\n  admission: {type: AdmissionProfile, profile: none}\n"
+
+// TestClusterSignStrictOverlay: three clustered sentinels under strict-overlay with channel
+// encryption and strict stickiness, as the default compose stack runs one; every node holds a
+// certificate of the fabric's CA for its own path. Replica r1 on s1, a client on s0 and one
+// on s2: every call is answered by r1 through an encrypted channel (SecureOpen/SecureAccept
+// cross the bus, so do the sealed Data), each side having verified the other's certificate-
+// bound key fetched from its own sentinel, which learnt it from the cluster's key directory
+// and checked its x5c chain and sid against its own trust bundle.
+func TestClusterSignStrictOverlay(t *testing.T) {
+	root := newTestCA(t, "s0")
+	cf := startClusterSpec(t, clusterSpec{n: 3, grace: "2s", node: strictClusterYAML,
+		env: func(int) map[string]string {
+			return map[string]string{"FAME_CA_CERTS": string(root.auth.RootPEM()),
+				"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_STICKINESS_LEVEL": "strict"}
+		}})
+	on := func(sent string) *testCA { return &testCA{t: t, auth: root.auth, sent: sent} }
+	r1 := cf.procs[1].startReplica("r1", "*.fame.fabric", nil, func(c *node.Config) {
+		on("s1").strict(c, "r1")
+		c.EncryptionLevel = "channel"
+	})
+	cf.waitReplicas(1)
+	for _, s := range []int{0, 2} {
+		cfg := cf.clientConfig(s, false)
+		on(cf.ids[s]).strict(&cfg, "client-"+cf.ids[s])
+		cfg.EncryptionLevel = "channel"
+		c := cf.procs[s].connect(cfg)
+		var wg sync.WaitGroup
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+				defer cancel()
+				var who string
+				if err := c.Call(ctx, mathagent.Address, "whoami", map[string]any{}, &who); err != nil || who != "r1" {
+					t.Errorf("client on %s: whoami %q, %v", cf.ids[s], who, err)
+				}
+			}()
+		}
+		wg.Wait()
+		var sum int
+		if err := c.Call(context.Background(), mathagent.Address, "multiply", map[string]any{"x": 6, "y": 7}, &sum); err != nil || sum != 42 {
+			t.Fatalf("client on %s: multiply(6, 7) = %d, %v", cf.ids[s], sum, err)
+		}
+		if c.SecureChannels() == 0 {
+			t.Errorf("client on %s: no secure channel open, want its calls encrypted", cf.ids[s])
+		}
+		if r := c.Refusals(); len(r) != 0 {
+			t.Errorf("client on %s refused: %v", cf.ids[s], r)
+		}
+		if n := cf.clusterKeys(s, "served_peer_key"); n < 1 {
+			t.Errorf("%s served %v peer keys, want r1's", cf.ids[s], n)
+		}
+	}
+	if n := cf.clusterKeys(1, "served_peer_key"); n < 2 {
+		t.Errorf("s1 served %v peer keys, want both clients'", n)
+	}
+	if r := r1.Refusals(); len(r) != 0 {
+		t.Errorf("r1 refused: %v", r)
+	}
+	for i := range cf.procs {
+		if n := cf.clusterKeys(i, "invalid"); n != 0 {
+			t.Errorf("%s refused %v keys from peers", cf.ids[i], n)
+		}
+	}
+}
