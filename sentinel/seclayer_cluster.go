@@ -212,6 +212,10 @@ func (l *secLayer) applyShared(k cluster.SharedKey, deleted bool) {
 	if err == nil && j.Kid != k.Kid {
 		err = fmt.Errorf("JWK kid %q under entry %q", j.Kid, k.Kid)
 	}
+	if err == nil && l.profile.RequireCertSIDMatch() && j.Use == "sig" && len(j.X5C) == 0 && k.Path != "/"+k.Sentinel {
+		// What attach requires of a node here, a node on a peer must have met as well.
+		err = fmt.Errorf("signing key without an x5c certificate chain (%s requires one)", l.profile)
+	}
 	if err == nil {
 		// Under strict-overlay Add checks the x5c chain against this sentinel's trust bundle
 		// and the certificate's sid against the path: a peer's word is not enough.

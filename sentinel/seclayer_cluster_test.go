@@ -1,0 +1,205 @@
+package sentinel
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fame-go/fame/cluster"
+	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
+	"github.com/fame-go/fame/stickiness"
+)
+
+// memKeys is the cluster's key directory in memory: what one sentinel publishes reaches the
+// others' watchers, at once or (held) when the test releases it.
+type memKeys struct {
+	mu       sync.Mutex
+	entries  map[string]cluster.SharedKey
+	watchers map[string][]func(cluster.SharedKey, bool)
+	hold     bool
+	held     []func()
+}
+
+func newMemKeys() *memKeys {
+	return &memKeys{entries: map[string]cluster.SharedKey{}, watchers: map[string][]func(cluster.SharedKey, bool){}}
+}
+
+type memKeyView struct {
+	m    *memKeys
+	self string
+}
+
+func (v *memKeyView) Publish(k cluster.SharedKey) error {
+	k.Sentinel = v.self
+	if err := k.Check(); err != nil {
+		return err
+	}
+	v.m.mu.Lock()
+	v.m.entries[k.Kid] = k
+	v.m.mu.Unlock()
+	v.m.deliver(v.self, k, false)
+	return nil
+}
+
+func (v *memKeyView) Withdraw(kid string) {
+	v.m.mu.Lock()
+	k, ok := v.m.entries[kid]
+	delete(v.m.entries, kid)
+	v.m.mu.Unlock()
+	if ok {
+		v.m.deliver(v.self, k, true)
+	}
+}
+
+func (v *memKeyView) Watch(fn func(cluster.SharedKey, bool)) {
+	v.m.mu.Lock()
+	v.m.watchers[v.self] = append(v.m.watchers[v.self], fn)
+	v.m.mu.Unlock()
+}
+
+// deliver runs the other sentinels' watchers on a goroutine of their own, as the KV watch does.
+func (m *memKeys) deliver(from string, k cluster.SharedKey, deleted bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for id, fns := range m.watchers {
+		if id == from {
+			continue
+		}
+		for _, fn := range fns {
+			run := func() { fn(k, deleted) }
+			if m.hold {
+				m.held = append(m.held, run)
+			} else {
+				go run()
+			}
+		}
+	}
+}
+
+func (m *memKeys) setHold(h bool) {
+	m.mu.Lock()
+	m.hold = h
+	held := m.held
+	m.held = nil
+	m.mu.Unlock()
+	for _, run := range held {
+		go run()
+	}
+}
+
+func (m *memKeys) get(kid string) (cluster.SharedKey, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k, ok := m.entries[kid]
+	return k, ok
+}
+
+// startSignedClustered starts sentinel id under overlay as a member of m with key directory k.
+func startSignedClustered(t *testing.T, m *memCluster, k *memKeys, id string) *testSentinel {
+	t.Helper()
+	tbl, err := stickiness.NewTable(stickiness.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startSentinel(t, map[string]string{"FAME_NODE_ID": id, "FAME_SECURITY_PROFILE": "overlay"},
+		WithCluster(ClusterLink{Store: cluster.NewLocalStore(tbl, id), Bus: &memBus{m, id}, Directory: &memDir{m, id},
+			Keys: &memKeyView{k, id}}))
+}
+
+// TestClusterKeysFollowTheirOwner: the keys a node presents at attach to s0 are published
+// with their owner (s0, its path), learnt by s1 (which answers KeyRequest{kid} for them), and
+// withdrawn everywhere when the node detaches; each sentinel's own keys are published too.
+func TestClusterKeysFollowTheirOwner(t *testing.T) {
+	m, keys := newMemCluster(), newMemKeys()
+	s0, s1 := startSignedClustered(t, m, keys, "s0"), startSignedClustered(t, m, keys, "s1")
+	if k, ok := keys.get(s0.sec.signer.Kid); !ok || k.Sentinel != "s0" || k.Path != "/s0" {
+		t.Fatalf("s0's own signing key in the directory: %+v %v", k, ok)
+	}
+	agent := newSigningPeer(t, s0, "agent")
+	agent.attachSigned()
+	k, ok := keys.get(agent.signer.Kid)
+	if !ok || k.Sentinel != "s0" || k.Path != "/s0/agent" {
+		t.Fatalf("agent key in the directory: %+v %v", k, ok)
+	}
+	if _, ok := keys.get(agent.encKid); !ok {
+		t.Fatal("agent encryption key not published")
+	}
+	waitClustered(t, "s1 learning the agent's key", func() bool {
+		sk, ok := s1.sec.keys.Get(agent.signer.Kid)
+		return ok && sk.PhysicalPath == "/s0/agent"
+	})
+	client := newSigningPeer(t, s1, "client")
+	client.attachSigned()
+	req := client.newEnv(&envelope.KeyRequest{Kid: agent.signer.Kid, PhysicalPath: client.path})
+	client.sendSigned(req, nil)
+	ka := decodeAs[*envelope.KeyAnnounce](t, client.recv())
+	if ka.PhysicalPath != "/s0/agent" || len(ka.Keys) != 1 {
+		t.Fatalf("s1 announced %+v", ka)
+	}
+	if n := counterValue(t, s1.sec.cl.events.WithLabelValues("served_peer_key")); n != 1 {
+		t.Fatalf("served_peer_key %v, want 1", n)
+	}
+	_ = agent.ws.CloseNow()
+	waitClustered(t, "the agent's keys withdrawn and forgotten by s1", func() bool {
+		_, inDir := keys.get(agent.signer.Kid)
+		_, onS1 := s1.sec.keys.Get(agent.signer.Kid)
+		return !inDir && !onS1
+	})
+}
+
+// TestClusterKeyRequestWaitsForPeerKey: a KeyRequest{kid} for a key a peer has published but
+// whose delivery is still under way is answered once it lands, not with KEY_NOT_FOUND; one
+// for a kid nobody publishes gets KEY_NOT_FOUND after the wait.
+func TestClusterKeyRequestWaitsForPeerKey(t *testing.T) {
+	m, keys := newMemCluster(), newMemKeys()
+	s0, s1 := startSignedClustered(t, m, keys, "s0"), startSignedClustered(t, m, keys, "s1")
+	_ = s0
+	client := newSigningPeer(t, s1, "client")
+	client.attachSigned()
+	keys.setHold(true)
+	agent := newSigningPeer(t, s0, "agent")
+	agent.attachSigned()
+	req := client.newEnv(&envelope.KeyRequest{Kid: agent.signer.Kid, PhysicalPath: client.path})
+	client.sendSigned(req, nil)
+	expectNothing(t, client.rawPeer, 200*time.Millisecond)
+	keys.setHold(false)
+	got := client.recv()
+	if got.CorrID != req.CorrID {
+		t.Fatalf("answer not correlated: %s", got.Frame)
+	}
+	if ka := decodeAs[*envelope.KeyAnnounce](t, got); ka.PhysicalPath != "/s0/agent" {
+		t.Fatalf("announced %+v", ka)
+	}
+	if n := counterValue(t, s1.sec.cl.events.WithLabelValues("waited")); n != 1 {
+		t.Fatalf("waited %v, want 1", n)
+	}
+	unknown := client.newEnv(&envelope.KeyRequest{Kid: "nobodysKid00000", PhysicalPath: client.path})
+	client.sendSigned(unknown, nil)
+	if da := decodeAs[*envelope.DeliveryAck](t, client.recv()); da.OK || da.Code != codeKeyNotFound || da.RefID != unknown.ID {
+		t.Fatalf("unknown kid: %+v, want KEY_NOT_FOUND", da)
+	}
+}
+
+// TestClusterPeerCannotTakeLocalKid: a peer sentinel vouching for a kid a node attached here
+// owns does not replace it (conflict, counted); the local node's key stays.
+func TestClusterPeerCannotTakeLocalKid(t *testing.T) {
+	m, keys := newMemCluster(), newMemKeys()
+	s0 := startSignedClustered(t, m, keys, "s0")
+	agent := newSigningPeer(t, s0, "agent")
+	agent.attachSigned()
+	forged := security.SigningJWK(newSigner(t).Key.Public().(ed25519.PublicKey), agent.signer.Kid)
+	raw, err := json.Marshal(forged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0.sec.applyShared(cluster.SharedKey{Kid: agent.signer.Kid, Sentinel: "s9", Path: "/s9/evil", JWK: raw}, false)
+	if sk, _ := s0.sec.keys.Get(agent.signer.Kid); sk == nil || sk.PhysicalPath != agent.path {
+		t.Fatalf("the local kid now belongs to %v", sk)
+	}
+	if n := counterValue(t, s0.sec.cl.events.WithLabelValues("conflict")); n != 1 {
+		t.Fatalf("conflict %v, want 1", n)
+	}
+}
