@@ -624,6 +624,9 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 	if isReplyFrame(&h) {
 		cl.untrack(from, h.CorrID) // the request it answers was forwarded to from
 	}
+	if s.sec != nil && len(h.FrameAddress) > 0 && string(h.FrameType) == envelope.TypeKeyRequest {
+		s.notePeerKeyRequest(from, msg) // so that the answer is re-wrapped back (seclayer_cluster.go)
+	}
 	if s.opts.ShowEnvelopes {
 		s.showEnvelope("Received envelope from sentinel "+from+" 📨", msg)
 	}

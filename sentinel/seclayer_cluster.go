@@ -356,3 +356,29 @@ func (l *secLayer) resignFromPeer(msg []byte, from string) []byte {
 	}
 	return out
 }
+
+// notePeerKeyRequest remembers the requester of a KeyRequest{address} a peer sentinel
+// forwarded here, so that the KeyAnnounce the node it reaches answers with is re-wrapped
+// (keyAnnounce, rewrap) and published back to that sentinel, which delivers it by path. The
+// requester's path is the frame's, and must be under the forwarding sentinel: the answer
+// carries a public key signed by this sentinel, so at worst it reaches another node there.
+func (s *Sentinel) notePeerKeyRequest(from string, msg []byte) {
+	e, err := envelope.Decode(msg)
+	if err != nil || e.CorrID == "" {
+		return
+	}
+	f, err := e.DecodeFrame()
+	kr, ok := f.(*envelope.KeyRequest)
+	if err != nil || !ok || kr.Address == "" {
+		return
+	}
+	root := "/" + from
+	if kr.PhysicalPath == root || !envelope.UnderPath(kr.PhysicalPath, root) {
+		s.cl.refused(busRefusedMalformed, from, "KeyRequest requester path not under the forwarding sentinel",
+			"requester_path", kr.PhysicalPath)
+		return
+	}
+	p := &remotePeer{sentinel: from, cl: s.cl}
+	p.origin, p.path, p.sid = "cluster", kr.PhysicalPath, envelope.SecureDigest(kr.PhysicalPath)
+	s.sec.corr.put(e.CorrID, p, kr.Address)
+}

@@ -203,3 +203,45 @@ func TestClusterPeerCannotTakeLocalKid(t *testing.T) {
 		t.Fatalf("conflict %v, want 1", n)
 	}
 }
+
+// TestClusterKeyRequestByAddressAcrossSentinels: a client on s0 asks KeyRequest{address} for
+// an address bound by an agent on s1. The request crosses the bus to the agent; its
+// KeyAnnounce is re-wrapped by s1 (which checked that the agent serves the address), sent
+// back to s0 and delivered to the client signed by s0, its own sentinel. An answer from a
+// node that does not serve the address is not vouched for.
+func TestClusterKeyRequestByAddressAcrossSentinels(t *testing.T) {
+	m, keys := newMemCluster(), newMemKeys()
+	s0, s1 := startSignedClustered(t, m, keys, "s0"), startSignedClustered(t, m, keys, "s1")
+	agent := newSigningPeer(t, s1, "agent1")
+	agent.attachSigned("fame.fabric")
+	if _, ack := agent.bindSigned("math@fame.fabric"); !ack.OK {
+		t.Fatalf("bind refused: %+v", ack)
+	}
+	mallory := newSigningPeer(t, s1, "mallory")
+	mallory.attachSigned("*")
+	client := newSigningPeer(t, s0, "client1")
+	s0Key := sentinelKey(t, client.attachSigned("*"))
+
+	req := client.newEnv(&envelope.KeyRequest{Address: "math@fame.fabric", PhysicalPath: client.path})
+	client.sendSigned(req, nil)
+	fwd := agent.recv()
+	if fwd.ID != req.ID || string(fwd.Sec) != string(req.Sec) {
+		t.Fatalf("KeyRequest by address not forwarded to the binder unchanged: %s", fwd.Frame)
+	}
+	fake := mallory.newEnv(&envelope.KeyAnnounce{PhysicalPath: mallory.path, Keys: mallory.jwks()[1:]})
+	fake.CorrID, fake.TraceID = req.CorrID, req.TraceID
+	mallory.sendSigned(fake, nil)
+	expectNothing(t, client.rawPeer, 200*time.Millisecond)
+
+	ans := agent.newEnv(&envelope.KeyAnnounce{Address: "math@fame.fabric", PhysicalPath: agent.path, Keys: agent.jwks()[1:], Created: envelope.Now()})
+	ans.CorrID, ans.TraceID = req.CorrID, req.TraceID
+	agent.sendSigned(ans, nil)
+	got := client.recv()
+	expectSignedBy(t, s0, got, s0Key)
+	if got.CorrID != req.CorrID || got.TraceID != req.TraceID {
+		t.Fatalf("re-wrap not correlated: corr %s trace %s", got.CorrID, got.TraceID)
+	}
+	if ka := decodeAs[*envelope.KeyAnnounce](t, got); ka.PhysicalPath != agent.path || len(ka.Keys) != 1 {
+		t.Fatalf("re-wrapped frame: %s", got.Frame)
+	}
+}

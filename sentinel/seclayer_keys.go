@@ -161,6 +161,10 @@ func (l *secLayer) rewrap(from, to peer, e *envelope.Envelope, f *envelope.KeyAn
 	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.sid,
 		TraceID: e.TraceID, ReplyTo: e.ReplyTo, CorrID: e.CorrID, FlowID: e.FlowID,
 		Frame: frame, TS: envelope.Now()}
+	if rp, ok := to.(*remotePeer); ok {
+		// A requester on a peer sentinel: that sentinel delivers by path (and signs it again).
+		out.To = "__sys__@" + rp.path
+	}
 	l.signOwn(out)
 	if to.sendOwn(out, 0) {
 		l.metrics.routed([]byte(envelope.TypeKeyAnnounce))
