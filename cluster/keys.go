@@ -241,11 +241,7 @@ func (d *KeyDirectory) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
 	defer cancel()
 	for _, kid := range gone {
-		// The delete marker reaches the watches at once; the key's TTL would remove it anyway.
-		if err := kv.Delete(ctx, sharedKeyKey(kid)); err != nil {
-			d.m.write("key_delete", "failed")
-			d.log.Warn("key withdrawal failed; the entry's TTL removes it", "kid", kid, "err", err)
-		}
+		d.withdraw(ctx, kv, kid)
 	}
 	for _, k := range owned {
 		v, err := json.Marshal(k)
@@ -257,6 +253,28 @@ func (d *KeyDirectory) flush() {
 			d.m.write("key_publish", "failed")
 			d.log.Warn("key publish failed; retried on the next refresh", "kid", k.Kid, "err", err)
 		}
+	}
+}
+
+// withdraw deletes kid's entry if it is still this sentinel's: the node may have moved to
+// another sentinel, which has published the same kid since, and its entry must stay. The
+// delete marker reaches the watches at once; the key's TTL would remove it anyway.
+func (d *KeyDirectory) withdraw(ctx context.Context, kv jetstream.KeyValue, kid string) {
+	key := sharedKeyKey(kid)
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return
+	}
+	if err == nil {
+		var k SharedKey
+		if json.Unmarshal(e.Value(), &k) == nil && k.Sentinel != d.cfg.SentinelID {
+			return // another sentinel's now
+		}
+		err = kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+	}
+	if err != nil {
+		d.m.write("key_delete", "failed")
+		d.log.Warn("key withdrawal failed; the entry's TTL removes it", "kid", kid, "err", err)
 	}
 }
 

@@ -112,3 +112,27 @@ func TestKeyDirectoryRefusesForeignPath(t *testing.T) {
 		t.Fatal("a key for another sentinel's path was delivered")
 	}
 }
+
+// TestKeyDirectoryWithdrawKeepsMovedKey: a node that moved from s0 to s1 keeps its kid; s0's
+// later withdrawal (its old connection closing) does not delete s1's entry.
+func TestKeyDirectoryWithdrawKeepsMovedKey(t *testing.T) {
+	t.Parallel()
+	a, b, c := shared.members[0].Keys, shared.members[1].Keys, shared.members[2].Keys
+	onC := watchKeys(c)
+	jwk := json.RawMessage(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"km","use":"sig"}`)
+	if err := a.Publish(SharedKey{Kid: "km", Path: "/s0/mover", JWK: jwk}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "km from s0 on s2", func() bool { k, ok := onC.get("km"); return ok && k.Sentinel == "s0" })
+	if err := b.Publish(SharedKey{Kid: "km", Path: "/s1/mover", JWK: jwk}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "km from s1 on s2", func() bool { k, ok := onC.get("km"); return ok && k.Sentinel == "s1" })
+	a.Withdraw("km")
+	time.Sleep(time.Second)
+	if k, ok := onC.get("km"); !ok || k.Sentinel != "s1" {
+		t.Fatalf("after s0's withdrawal s2 has %+v %v, want s1's entry", k, ok)
+	}
+	b.Withdraw("km")
+	eventually(t, 5*time.Second, "km withdrawn by s1", func() bool { _, ok := onC.get("km"); return !ok })
+}

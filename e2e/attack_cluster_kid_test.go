@@ -117,3 +117,30 @@ func clusterKidAttack(t *testing.T, cf *clusterFixture, attacker func(id string)
 		t.Fatalf("client refused: %v", r)
 	}
 }
+
+// TestAttackClusterSystemIDOverlay: two clustered sentinels under overlay, the victim replica
+// r1 on s1. A raw peer on s0 attaches as "r1" with its own signing key: without the cluster-
+// wide rule it would be r1 on s0, bind r1's pool, overwrite r1's directory entry, and s0 would
+// deliver the calls of r1's sessions to its own local "r1". It is refused SYSTEM_ID_IN_USE
+// (fame_security_refusals_total{reason="system_id_in_use"}), and r1 goes on serving a fresh
+// client on s0.
+func TestAttackClusterSystemIDOverlay(t *testing.T) {
+	cf := startClusterSpec(t, clusterSpec{n: 2, grace: "2s", node: overlayClusterYAML})
+	cf.procs[1].startReplica("r1", "*.fame.fabric", nil, overlayNode)
+	cf.waitReplicas(1)
+	s0 := cf.procs[0]
+	before := s0.refusals(t, "system_id_in_use")
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	raw, _ := json.Marshal(security.SigningJWK(priv.Public().(ed25519.PublicKey), envelope.NewID()))
+	evil := dialRaw(t, s0.fabric, "r1", nil)
+	ack := evil.attachAck(func(na *envelope.NodeAttach) { na.Keys = []json.RawMessage{raw} }, "*.fame.fabric")
+	if ack.OK || ack.Code != "SYSTEM_ID_IN_USE" {
+		t.Fatalf("attach as r1 on s0: ok %v code %q (%s), want SYSTEM_ID_IN_USE", ack.OK, ack.Code, ack.Reason)
+	}
+	if got := s0.refusals(t, "system_id_in_use"); got != before+1 {
+		t.Fatalf("system_id_in_use refusals %v, want %v", got, before+1)
+	}
+	cfg := cf.clientConfig(0, false)
+	overlayNode(&cfg)
+	servesTen(t, s0.connect(cfg), "r1")
+}

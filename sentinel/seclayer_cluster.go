@@ -121,12 +121,62 @@ func (l *secLayer) checkPeerKids(path string, keys []security.JWK) error {
 	}
 	for _, j := range keys {
 		if prev, ok := l.keys.Get(j.Kid); ok && prev.PhysicalPath != path {
+			if sameNodeMoved(prev, j, path) {
+				continue
+			}
 			if peer := l.remoteOwner(prev.PhysicalPath); peer != "" {
 				return fmt.Errorf("%w: %w: kid %s is registered to %s on sentinel %s", errKeys, errKidOnPeer, j.Kid, prev.PhysicalPath, peer)
 			}
 		}
 	}
 	return nil
+}
+
+// sameNodeMoved reports whether j, claimed for path, is the key prev already registers for the
+// same system id on another sentinel: the same public key (kid and x) under the same last
+// path segment. A node keeps its keys for its process's life, so this is a node that moved
+// sentinels (its old one died, or dropped it) and not a poisoning: a claimant without the
+// private key can sign nothing with it, and the system id itself is held by
+// claimClusterSystemID.
+func sameNodeMoved(prev *security.StoredKey, j security.JWK, path string) bool {
+	return prev.JWK.X != "" && prev.JWK.X == j.X && prev.JWK.Use == j.Use && lastSegment(prev.PhysicalPath) == lastSegment(path)
+}
+
+func lastSegment(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// claimClusterSystemID is the cluster-wide half of the system id rule (ownership.go has the
+// local half), under the signing profiles: a system id whose replica is up on a peer sentinel
+// (the cluster's directory) is refused SYSTEM_ID_IN_USE unless the attach presents the signing
+// key that sentinel registered for it (the same node moving, see sameNodeMoved). Otherwise a
+// node here could take the id, overwrite the replica's directory entry and so receive its
+// sessions' calls from every sentinel. Under open and gated there is no key to tell the owner
+// by, and the rule is not applied (docs/cluster.md, Not wired yet).
+func (s *Sentinel) claimClusterSystemID(c *conn, na *envelope.NodeAttach) error {
+	if s.cl == nil || s.sec == nil {
+		return nil
+	}
+	r, ok := s.cl.dir.Get(c.systemID)
+	if !ok || r.Sentinel == s.id || r.State == cluster.ReplicaDown {
+		return nil
+	}
+	owner := "/" + r.Sentinel + "/" + c.systemID
+	for _, raw := range na.Keys {
+		j, err := security.ParseJWK(raw)
+		if err != nil || j.Use != "sig" {
+			continue
+		}
+		if k, ok := s.sec.keys.Get(j.Kid); ok && k.PhysicalPath == owner && k.JWK.X == j.X {
+			return nil
+		}
+	}
+	reason := fmt.Sprintf("system id %q is attached to sentinel %s and this attach does not present its key", c.systemID, r.Sentinel)
+	s.securityRefusal(c, refusalSystemIDInUse, reason, "holder_sentinel", r.Sentinel)
+	return &attachRefusal{code: codeSystemIDInUse, reason: reason}
 }
 
 // publishLocked publishes the keys just registered for path and withdraws the kids the

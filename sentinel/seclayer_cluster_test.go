@@ -245,3 +245,31 @@ func TestClusterKeyRequestByAddressAcrossSentinels(t *testing.T) {
 		t.Fatalf("re-wrapped frame: %s", got.Frame)
 	}
 }
+
+// TestClusterSameNodeMoves: a node attached to s0 (its keys known cluster-wide) re-attaching
+// to s1 with the same system id and signing key while s0 still lists it is the node moving:
+// accepted, and s1 now vouches for its kid. Another key under that system id is refused
+// SYSTEM_ID_IN_USE.
+func TestClusterSameNodeMoves(t *testing.T) {
+	m, keys := newMemCluster(), newMemKeys()
+	s0, s1 := startSignedClustered(t, m, keys, "s0"), startSignedClustered(t, m, keys, "s1")
+	agent := newSigningPeer(t, s0, "agent1")
+	agent.attachSigned("fame.fabric")
+	if _, ack := agent.bindSigned("math@*.fame.fabric"); !ack.OK {
+		t.Fatalf("bind refused: %+v", ack)
+	}
+	waitClustered(t, "s1 learning the agent's key", func() bool { _, ok := s1.sec.keys.Get(agent.signer.Kid); return ok })
+
+	impostor := newSigningPeer(t, s1, "agent1")
+	impostor.sendAttach("fame.fabric")
+	if ack := decodeAs[*envelope.NodeAttachAck](t, impostor.recv()); ack.OK || ack.Code != codeSystemIDInUse {
+		t.Fatalf("another key as agent1 on s1: %+v, want SYSTEM_ID_IN_USE", ack)
+	}
+
+	moved := &signingPeer{rawPeer: dialRaw(t, s1, "agent1"), signer: agent.signer, encKid: envelope.NewID()}
+	moved.attachSigned("fame.fabric")
+	if k, ok := keys.get(agent.signer.Kid); !ok || k.Sentinel != "s1" || k.Path != "/s1/agent1" {
+		t.Fatalf("after the move the directory has %+v %v, want s1's", k, ok)
+	}
+	_ = s0
+}

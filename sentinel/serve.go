@@ -253,6 +253,9 @@ func (c *conn) handleAttach(msg []byte) error {
 		return err
 	}
 	defer release()
+	if err := s.claimClusterSystemID(c, na); err != nil {
+		return err
+	}
 	if err := s.sec.attachKeys(c, na); err != nil {
 		if attachCode(err) != "" {
 			return err
