@@ -58,6 +58,19 @@ func (k SharedKey) Check() error {
 	return nil
 }
 
+// KeysSubject is the core NATS subject the key directory's changes are also announced on:
+// a KV write stalls for seconds while its stream elects a new leader (after a kill -9), and a
+// node that moved off a dead sentinel must be verifiable at once. The KV stays the record
+// (late joiners, refreshes, TTL); the subject only makes changes arrive sooner.
+func KeysSubject(cluster string) string { return "fame." + cluster + ".keys" }
+
+// keyChange is one message on KeysSubject.
+type keyChange struct {
+	Op  string    `json:"o"` // "p" put, "d" delete
+	Kid string    `json:"i"`
+	Key SharedKey `json:"e"` // the entry (put) or its sentinel (delete)
+}
+
 // KeysBucket is the KV bucket name of cluster name's key directory.
 func KeysBucket(name string) string { return "fame_" + name + "_keys" }
 
@@ -130,19 +143,53 @@ func (d *KeyDirectory) Publish(k SharedKey) error {
 	d.owned[k.Kid] = k
 	d.gone = deleteString(d.gone, k.Kid)
 	d.mu.Unlock()
+	d.announce(keyChange{Op: "p", Kid: k.Kid, Key: k})
 	d.poke()
 	return nil
+}
+
+// announce sends a change on KeysSubject (best effort: the KV carries it anyway).
+func (d *KeyDirectory) announce(c keyChange) {
+	b, err := json.Marshal(c)
+	if err == nil {
+		err = d.js.Conn().Publish(KeysSubject(d.cfg.Name), b)
+	}
+	if err != nil {
+		d.log.Debug("key change not announced; the KV carries it", "kid", c.Kid, "err", err)
+	}
+}
+
+// onAnnounce applies a change another sentinel announced on KeysSubject.
+func (d *KeyDirectory) onAnnounce(m *nats.Msg) {
+	var c keyChange
+	if err := json.Unmarshal(m.Data, &c); err != nil || c.Kid == "" {
+		d.m.watchEvent("key_bad")
+		return
+	}
+	c.Key.Kid = c.Kid
+	switch c.Op {
+	case "p":
+		d.applyPut(c.Key)
+	case "d":
+		d.applyDelete(c.Kid, c.Key.Sentinel)
+	default:
+		d.m.watchEvent("key_bad")
+	}
 }
 
 // Withdraw takes back a key this sentinel published (its owner detached, or the key was
 // replaced).
 func (d *KeyDirectory) Withdraw(kid string) {
 	d.mu.Lock()
-	if _, ok := d.owned[kid]; ok {
+	_, ok := d.owned[kid]
+	if ok {
 		delete(d.owned, kid)
 		d.gone = append(d.gone, kid)
 	}
 	d.mu.Unlock()
+	if ok {
+		d.announce(keyChange{Op: "d", Kid: kid, Key: SharedKey{Sentinel: d.cfg.SentinelID}})
+	}
 	d.poke()
 }
 
@@ -206,6 +253,12 @@ func (d *KeyDirectory) run() {
 		case <-d.watching:
 		case <-d.ctx.Done():
 			return
+		}
+		sub, err := d.js.Conn().Subscribe(KeysSubject(d.cfg.Name), d.onAnnounce)
+		if err != nil {
+			d.log.Warn("key changes not subscribed; keys arrive by the KV only", "err", err)
+		} else {
+			defer func() { _ = sub.Unsubscribe() }()
 		}
 		watchKV(d.ctx, d.js.Conn(), kv, "KV_"+d.bucket, d.log, d.apply, func() { d.sonce.Do(func() { close(d.synced) }) })
 	}()
@@ -278,10 +331,7 @@ func (d *KeyDirectory) withdraw(ctx context.Context, kv jetstream.KeyValue, kid 
 	}
 }
 
-// apply delivers one watched entry of another sentinel to the Watch function. Our own entries
-// are skipped (this sentinel's view of its keys is authoritative), and so are refreshes that
-// change nothing: a refresh every DirectoryTTL/3 must not re-validate every key's certificate
-// on every sentinel.
+// apply delivers one watched entry of another sentinel to the Watch functions.
 func (d *KeyDirectory) apply(e jetstream.KeyValueEntry) {
 	raw, ok := strings.CutPrefix(e.Key(), "k.")
 	kidb, err := base64.RawURLEncoding.DecodeString(raw)
@@ -290,43 +340,61 @@ func (d *KeyDirectory) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	kid := string(kidb)
-	d.mu.Lock()
-	fns := d.fns
 	if e.Operation() != jetstream.KeyValuePut {
-		prev, had := d.remote[kid]
-		delete(d.remote, kid)
-		d.mu.Unlock()
-		if had {
-			d.m.watchEvent("key_delete")
-			for _, fn := range fns {
-				fn(prev, true)
-			}
-		}
+		d.applyDelete(kid, "")
 		return
 	}
 	var k SharedKey
 	if err := json.Unmarshal(e.Value(), &k); err != nil {
-		d.mu.Unlock()
 		d.m.watchEvent("key_bad")
 		d.log.Warn("undecodable shared key; ignored", "kid", kid, "err", err)
 		return
 	}
 	k.Kid = kid
+	d.applyPut(k)
+}
+
+// applyDelete forgets kid; from, when set, is the sentinel that withdrew it, and a withdrawal
+// by another sentinel than the entry's (the node moved since) is ignored.
+func (d *KeyDirectory) applyDelete(kid, from string) {
+	d.mu.Lock()
+	prev, had := d.remote[kid]
+	if had && from != "" && prev.Sentinel != from {
+		had = false
+	}
+	if had {
+		delete(d.remote, kid)
+	}
+	fns := d.fns
+	d.mu.Unlock()
+	if had {
+		d.m.watchEvent("key_delete")
+		for _, fn := range fns {
+			fn(prev, true)
+		}
+	}
+}
+
+// applyPut delivers another sentinel's key. Our own entries are skipped (this sentinel's view
+// of its keys is authoritative), and so are changes that change nothing (a refresh every
+// DirectoryTTL/3, or the KV bringing what the subject brought already): they must not
+// re-validate every key's certificate on every sentinel.
+func (d *KeyDirectory) applyPut(k SharedKey) {
 	if k.Sentinel == d.cfg.SentinelID {
-		d.mu.Unlock()
 		return
 	}
 	if err := k.Check(); err != nil {
-		d.mu.Unlock()
 		d.m.watchEvent("key_bad")
 		d.log.Warn("shared key refused", "err", err)
 		return
 	}
-	if prev, ok := d.remote[kid]; ok && prev.Sentinel == k.Sentinel && prev.Path == k.Path && bytes.Equal(prev.JWK, k.JWK) {
+	d.mu.Lock()
+	if prev, ok := d.remote[k.Kid]; ok && prev.Sentinel == k.Sentinel && prev.Path == k.Path && bytes.Equal(prev.JWK, k.JWK) {
 		d.mu.Unlock()
-		return // a refresh
+		return
 	}
-	d.remote[kid] = k
+	d.remote[k.Kid] = k
+	fns := d.fns
 	d.mu.Unlock()
 	d.m.watchEvent("key_put")
 	for _, fn := range fns {

@@ -152,3 +152,42 @@ func TestClusterSignStrictOverlay(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterSignNodesMove: under overlay, kill -9 of s1, where replica r1 and one client are
+// attached; both re-attach to another sentinel keeping their keys (one process, one key
+// pair), so each now signs with the sid of a new path. Their new sentinel accepts the kid (the
+// same node moving: same system id, same public key) and vouches for it cluster-wide; a node
+// that cached the kid under the old path asks its sentinel again instead of refusing. The
+// client that stayed on s0 and the one that moved are both answered by r1 ten times, and no
+// node refused anything.
+func TestClusterSignNodesMove(t *testing.T) {
+	cf := startClusterSpec(t, clusterSpec{n: 3, grace: "40s", node: overlayClusterYAML})
+	cf.procs[1].startReplica("r1", "*.fame.fabric", nil, func(c *node.Config) { overlayNode(c); c.AttachURL = cf.rotating(1) })
+	cf.waitReplicas(1)
+	var clients []*node.Node
+	for _, home := range []int{0, 1} {
+		cfg := cf.clientConfig(home, home == 1)
+		overlayNode(&cfg)
+		c := cf.procs[home].connect(cfg)
+		if who := whoami(t, c); who != "r1" {
+			t.Fatalf("client on %s: answered by %q before the kill", cf.ids[home], who)
+		}
+		clients = append(clients, c)
+	}
+	if err := cf.procs[1].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-cf.procs[1].exited
+	for _, i := range []int{0, 2} {
+		waitUntil(t, 15*time.Second, cf.ids[i]+" seeing s1 down", func() bool {
+			return cf.procs[i].metric(t, "fame_cluster_peer_transitions_total", `state="down"`) >= 1
+		})
+	}
+	cf.waitReplicas(1, 1)
+	for i, c := range clients {
+		servesTen(t, c, "r1")
+		if r := c.Refusals(); len(r) != 0 {
+			t.Errorf("client %d refused: %v", i, r)
+		}
+	}
+}
