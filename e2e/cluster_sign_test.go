@@ -96,10 +96,10 @@ const strictClusterYAML = "  security: {type: SecurityProfile, profile: strict-o
 // and checked its x5c chain and sid against its own trust bundle.
 func TestClusterSignStrictOverlay(t *testing.T) {
 	root := newTestCA(t, "s0")
-	cf := startClusterSpec(t, clusterSpec{n: 3, grace: "2s", node: strictClusterYAML,
+	cf := startClusterSpec(t, clusterSpec{n: 3, grace: "2s",
+		node: strictClusterYAML + "  stickiness: {type: AFTLoadBalancerStickinessManager, security_level: strict}\n",
 		env: func(int) map[string]string {
-			return map[string]string{"FAME_CA_CERTS": string(root.auth.RootPEM()),
-				"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_STICKINESS_LEVEL": "strict"}
+			return map[string]string{"FAME_CA_CERTS": string(root.auth.RootPEM()), "FAME_DEFAULT_ENCRYPTION_LEVEL": "channel"}
 		}})
 	on := func(sent string) *testCA { return &testCA{t: t, auth: root.auth, sent: sent} }
 	r1 := cf.procs[1].startReplica("r1", "*.fame.fabric", nil, func(c *node.Config) {
