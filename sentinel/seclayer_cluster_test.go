@@ -2,11 +2,15 @@ package sentinel
 
 import (
 	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fame-go/fame/admission/ca"
 	"github.com/fame-go/fame/cluster"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
@@ -272,4 +276,71 @@ func TestClusterSameNodeMoves(t *testing.T) {
 		t.Fatalf("after the move the directory has %+v %v, want s1's", k, ok)
 	}
 	_ = s0
+}
+
+// TestClusterStrictPeerKeysValidated: under strict-overlay a sentinel checks every key a peer
+// vouches for as it checks its own nodes' keys: the x5c chain against its own trust bundle
+// and the certificate's sid against the path. A signing key without x5c, a certificate for
+// another path, or one from another CA is refused (invalid, counted); a good one is learnt.
+func TestClusterStrictPeerKeysValidated(t *testing.T) {
+	auth, err := ca.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogue, err := ca.Ephemeral()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, keys := newMemCluster(), newMemKeys()
+	tbl, err := stickiness.NewTable(stickiness.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s0 := startSentinel(t, map[string]string{"FAME_NODE_ID": "s0", "FAME_SECURITY_PROFILE": "strict-overlay",
+		"FAME_CA_CERTS": string(auth.RootPEM())},
+		WithCluster(ClusterLink{Store: cluster.NewLocalStore(tbl, "s0"), Bus: &memBus{m, "s0"}, Directory: &memDir{m, "s0"},
+			Keys: &memKeyView{keys, "s0"}}))
+	key := func(by *ca.Authority, certPath string) (string, json.RawMessage) {
+		s := newSigner(t)
+		der, err := security.CreateCSR(s.Key, "r", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(der)
+		csr, err := x509.ParseCertificateRequest(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j := security.SigningJWK(s.Key.Public().(ed25519.PublicKey), s.Kid)
+		if by != nil {
+			iss, err := by.IssueNode(csr, ca.NodeRequest{RequesterID: "r", PhysicalPath: certPath})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range iss.Chain {
+				j.X5C = append(j.X5C, base64.StdEncoding.EncodeToString(c.Raw))
+			}
+		}
+		return s.Kid, mustJSON(t, j)
+	}
+	invalid := func() float64 { return counterValue(t, s0.sec.cl.events.WithLabelValues("invalid")) }
+	for _, tc := range []struct {
+		name       string
+		by         *ca.Authority
+		cert, path string
+		ok         bool
+	}{
+		{"certified for its path", auth, "/s9/r", "/s9/r", true},
+		{"no x5c", nil, "", "/s9/q", false},
+		{"certificate for another path", auth, "/s9/r2", "/s9/other", false},
+		{"another CA", rogue, "/s9/x", "/s9/x", false},
+	} {
+		before := invalid()
+		kid, raw := key(tc.by, tc.cert)
+		s0.sec.applyShared(cluster.SharedKey{Kid: kid, Sentinel: "s9", Path: tc.path, JWK: raw}, false)
+		_, stored := s0.sec.keys.Get(kid)
+		if stored != tc.ok || (invalid() == before) != tc.ok {
+			t.Errorf("%s: stored %v, invalid %v -> %v; want stored %v", tc.name, stored, before, invalid(), tc.ok)
+		}
+	}
 }
