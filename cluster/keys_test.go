@@ -57,7 +57,8 @@ func TestKeyDirectory(t *testing.T) {
 	if err := a.Publish(SharedKey{Kid: "kd-1", Path: "/s0/r1", JWK: jwk}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "kd-1 on s2", func() bool { _, ok := onC.get("kd-1"); return ok })
+	took := eventually(t, 5*time.Second, "kd-1 on s2", func() bool { _, ok := onC.get("kd-1"); return ok })
+	t.Logf("a published key reached another sentinel's watch in %v", took)
 	k, _ := onC.get("kd-1")
 	if k.Sentinel != "s0" || k.Path != "/s0/r1" || string(k.JWK) != string(jwk) {
 		t.Fatalf("s2 got %+v", k)
