@@ -184,6 +184,25 @@ func (d *Directory) Live(pool string) []string {
 	return out
 }
 
+// Serving returns the entries of pool in any state (up, draining, down),
+// their states adjusted by their sentinels' liveness, sorted by id. The
+// router asks it only when Live is empty, to tell a pool whose replicas are
+// away for a moment (a retryable nack) from one that does not exist.
+func (d *Directory) Serving(pool string) []Replica {
+	var out []Replica
+	d.mu.RLock()
+	for id, r := range d.remote {
+		if _, in := slices.BinarySearch(r.Pools, pool); in {
+			r = d.effective(r)
+			r.ID = id
+			out = append(out, r)
+		}
+	}
+	d.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Close stops publishing; this sentinel's entries are deleted (best effort,
 // bounded by WriteTimeout) so peers need not wait for their TTL.
 func (d *Directory) Close() error {
@@ -302,6 +321,13 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 	var r Replica
 	if err := json.Unmarshal(e.Value(), &r); err != nil || r.Sentinel == "" {
 		d.log.Warn("undecodable directory entry; ignored", "key", e.Key(), "err", err)
+		return
+	}
+	if r.Sentinel == d.cfg.SentinelID {
+		// Names this sentinel but is not attached here: a put that raced our delete of a
+		// replica that left, or one of a previous run with the same id. Taken in, it would
+		// be "live" with no connection behind it and its calls nacked NO_ROUTE.
+		delete(d.remote, id)
 		return
 	}
 	r.ID = id

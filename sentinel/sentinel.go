@@ -181,6 +181,13 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		// would purge and SecureClose on a detach that the grace window may yet undo.
 		stickyOpts.Stickiness = false
 		s.cl = newClusterRouter(*s.clusterLink, s.id, s.routes, opts.Stickiness, s.log, s.metrics.reg, s)
+		s.cl.secureClose = func(client peer, cid, reason string) bool {
+			if !s.sticky.sendSecureClose(client, cid, reason) {
+				return false
+			}
+			s.metrics.secureCloses.Inc()
+			return true
+		}
 	}
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
@@ -211,6 +218,10 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 				return nil, err
 			}
 		}
+	}
+	if s.cl != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.cl.sweepChannels(s.drainCh) }() // cluster_repin.go
 	}
 	s.wg.Add(1)
 	go s.sweepIdle()
