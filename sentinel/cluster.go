@@ -91,10 +91,10 @@ type clusterMetrics struct {
 	busRefusals *prometheus.CounterVec // reason
 	repins      prometheus.Counter
 	// closes: SecureClose sent for channels whose replica was lost (past grace) or drains.
-	closes *prometheus.CounterVec
-	graceNacks  prometheus.Counter
-	awayNacks   prometheus.Counter // no live replica, the directory lists some away (reasonPoolAway)
-	peerNacks   prometheus.Counter
+	closes     *prometheus.CounterVec
+	graceNacks prometheus.Counter
+	awayNacks  prometheus.Counter // no live replica, the directory lists some away (reasonPoolAway)
+	peerNacks  prometheus.Counter
 	// movedDeliveries: envelopes for /<dead sentinel>/<child> delivered to that child, which
 	// re-attached here.
 	movedDeliveries prometheus.Counter
