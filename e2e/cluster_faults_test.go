@@ -208,7 +208,9 @@ func TestClusterSigstopSentinel(t *testing.T) {
 		gapR2.Round(time.Millisecond), gapR1.Round(time.Millisecond))
 	t.Logf("calls: %d ok, %d failed, slowest %v; nacks received %d (%s); executed twice: %d",
 		load.ok.Load(), load.failed.Load(), time.Duration(load.slowest.Load()).Round(time.Millisecond), nacks, byCode, len(ex.dupes()))
-	t.Logf("after SIGCONT: s1 log tail:\n%s", tailLines(cf.procs[1].out.String(), 15))
+	t.Logf("after SIGCONT: s1 marked peers down %v time(s), nacked %v requests it had forwarded (PEER_UNREACHABLE); re-pins on s0 %v, s2 %v; s1 log tail:\n%s",
+		cf.procs[1].metric(t, "fame_cluster_peer_transitions_total", `state="down"`), cf.procs[1].metric(t, "fame_cluster_peer_nacks_total"),
+		cf.procs[0].metric(t, "fame_cluster_repins_total"), cf.procs[2].metric(t, "fame_cluster_repins_total"), tailLines(cf.procs[1].out.String(), 15))
 	if load.failed.Load() != 0 {
 		t.Errorf("%d at-least-once calls failed, want 0: %v", load.failed.Load(), load.firstErrs())
 	}

@@ -533,6 +533,7 @@ func (cl *clusterRouter) untrack(sentinel string, corrID []byte) {
 // peerDown nacks every request forwarded to a sentinel that went down, so at-least-once
 // callers re-send on a live route instead of waiting out their timeout.
 func (cl *clusterRouter) peerDown(id string) {
+	cl.lostWith(id, time.Now()) // cluster_repin.go
 	cl.mu.Lock()
 	m := cl.pending[id]
 	delete(cl.pending, id)

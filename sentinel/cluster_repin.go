@@ -237,6 +237,17 @@ func (cl *clusterRouter) closeChannels(replica string, m map[string]string, clie
 	return sent
 }
 
+// lostWith starts the grace window of the replicas of a peer sentinel that went down now,
+// rather than at the first call that finds them lost (a caller backing off would otherwise
+// wait a whole retry interval more).
+func (cl *clusterRouter) lostWith(sentinel string, now time.Time) {
+	for _, r := range cl.dir.All() {
+		if r.Sentinel == sentinel && cl.routes.child([]byte(r.ID)) == nil {
+			cl.withinGrace(r.ID, now)
+		}
+	}
+}
+
 // wake makes the sweep look now (a peer sentinel changed state).
 func (cl *clusterRouter) wake() {
 	select {
@@ -267,6 +278,19 @@ func (cl *clusterRouter) sweepChannels(stop <-chan struct{}) {
 }
 
 func (cl *clusterRouter) checkChannels(now time.Time) {
+	// A replica back (re-attached anywhere) starts a fresh grace window the next time it is
+	// lost, whether or not a call noticed it back.
+	cl.mu.Lock()
+	var missing []string
+	for r := range cl.missing {
+		missing = append(missing, r)
+	}
+	cl.mu.Unlock()
+	for _, r := range missing {
+		if cl.replicaState(r) == cluster.ReplicaUp {
+			cl.found(r)
+		}
+	}
 	for _, r := range cl.chans.replicas() {
 		switch cl.replicaState(r) {
 		case cluster.ReplicaUp:
