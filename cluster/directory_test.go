@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestDirectory: a replica published on one sentinel is live on another;
@@ -49,4 +53,37 @@ func TestDirectory(t *testing.T) {
 	t.Logf("crashed sentinel's replica: down after %v (heartbeats), entry expired after %v (per-key TTL %v)",
 		down, time.Since(crashed).Round(time.Millisecond), shared.members[0].Config.DirectoryTTL)
 	_ = gone
+}
+
+// TestDirectoryStaleSelfEntry: an entry that names this sentinel for a replica not attached
+// here (a put that raced the replica's removal, or one left by a previous run with the same
+// id) is not taken in: live, it would have no connection behind it and its calls would be
+// refused NO_ROUTE. Every other sentinel sees it as that sentinel's, and Serving lists it.
+func TestDirectoryStaleSelfEntry(t *testing.T) {
+	t.Parallel()
+	const pool = "stale@*.fame.fabric"
+	a, c := shared.members[0].Directory, shared.members[2].Directory
+	js, err := jetstream.New(shared.members[2].Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, DirectoryBucket(shared.members[0].Config.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(Replica{Sentinel: shared.members[0].Config.SentinelID, State: ReplicaUp, Pools: []string{pool}})
+	if _, err := kv.Put(ctx, dirKey("dir-stale"), v); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = kv.Delete(context.Background(), dirKey("dir-stale")) }()
+	eventually(t, 5*time.Second, "the entry on s2", func() bool { return slices.Contains(c.Live(pool), "dir-stale") })
+	if rs := c.Serving(pool); len(rs) != 1 || rs[0].ID != "dir-stale" || rs[0].State != ReplicaUp {
+		t.Fatalf("s2 Serving = %+v, want dir-stale up", rs)
+	}
+	time.Sleep(300 * time.Millisecond) // the watch of s0 has had it too
+	if _, ok := a.Get("dir-stale"); ok || len(a.Live(pool)) != 0 || len(a.Serving(pool)) != 0 {
+		t.Fatalf("s0 took in an entry naming itself for a replica not attached to it: %v %v", a.Live(pool), a.Serving(pool))
+	}
 }
