@@ -52,6 +52,10 @@ type Directory struct {
 	remote map[string]Replica // from the watch, every sentinel's (ours included)
 	owned  map[string]Replica // ours, to publish
 	gone   []string           // ours, to delete
+	// left keeps the entries that left the directory for Grace, as down: Serving lists them,
+	// so a pool whose replicas are between sentinels reads as away (a retryable nack), not
+	// as absent.
+	left map[string]leftReplica
 	kick   chan struct{}
 	kvh    jetstream.KeyValue
 
@@ -77,13 +81,36 @@ func NewDirectory(js jetstream.JetStream, bus Bus, cfg Config, o StoreOptions) (
 	d := &Directory{
 		cfg: cfg, js: js, bus: bus, bucket: DirectoryBucket(cfg.Name),
 		log:    o.Logger.With("component", "cluster-directory", "cluster", cfg.Name),
-		remote: map[string]Replica{}, owned: map[string]Replica{},
+		remote: map[string]Replica{}, owned: map[string]Replica{}, left: map[string]leftReplica{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{}), synced: make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.wg.Add(1)
 	go d.run()
 	return d, nil
+}
+
+type leftReplica struct {
+	r  Replica
+	at time.Time
+}
+
+// maxLeft bounds the entries kept after they left.
+const maxLeft = 4096
+
+// noteLeft remembers r, which left the directory now. Caller holds d.mu.
+func (d *Directory) noteLeft(r Replica) {
+	now := time.Now()
+	if len(d.left) >= maxLeft/4 {
+		for id, l := range d.left {
+			if now.Sub(l.at) >= d.cfg.Grace {
+				delete(d.left, id)
+			}
+		}
+	}
+	if len(d.left) < maxLeft {
+		d.left[r.ID] = leftReplica{r: r, at: now}
+	}
 }
 
 // Ready is closed once the bucket is bound; Synced once its contents are loaded.
@@ -107,6 +134,7 @@ func (d *Directory) Set(r Replica) {
 	d.mu.Lock()
 	d.owned[r.ID] = r
 	d.remote[r.ID] = r
+	delete(d.left, r.ID)
 	d.gone = slices.DeleteFunc(d.gone, func(g string) bool { return g == r.ID })
 	d.mu.Unlock()
 	d.poke()
@@ -115,10 +143,12 @@ func (d *Directory) Set(r Replica) {
 // Remove withdraws a replica of this sentinel (detached, gone).
 func (d *Directory) Remove(id string) {
 	d.mu.Lock()
-	if _, ok := d.owned[id]; ok {
+	if r, ok := d.owned[id]; ok {
 		delete(d.owned, id)
 		delete(d.remote, id)
 		d.gone = append(d.gone, id)
+		r.ID = id
+		d.noteLeft(r)
 	}
 	d.mu.Unlock()
 	d.poke()
@@ -185,17 +215,28 @@ func (d *Directory) Live(pool string) []string {
 }
 
 // Serving returns the entries of pool in any state (up, draining, down),
-// their states adjusted by their sentinels' liveness, sorted by id. The
-// router asks it only when Live is empty, to tell a pool whose replicas are
-// away for a moment (a retryable nack) from one that does not exist.
+// their states adjusted by their sentinels' liveness, and those that left
+// the directory less than Grace ago, as down; sorted by id. The router asks
+// it only when Live is empty, to tell a pool whose replicas are away for a
+// moment (a retryable nack) from one that does not exist.
 func (d *Directory) Serving(pool string) []Replica {
 	var out []Replica
+	now := time.Now()
 	d.mu.RLock()
 	for id, r := range d.remote {
 		if _, in := slices.BinarySearch(r.Pools, pool); in {
 			r = d.effective(r)
 			r.ID = id
 			out = append(out, r)
+		}
+	}
+	for id, l := range d.left {
+		if _, in := slices.BinarySearch(l.r.Pools, pool); in && now.Sub(l.at) < d.cfg.Grace {
+			if _, back := d.remote[id]; !back {
+				r := l.r
+				r.State = ReplicaDown
+				out = append(out, r)
+			}
 		}
 	}
 	d.mu.RUnlock()
@@ -315,6 +356,10 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 		return // our own view is authoritative for our replicas
 	}
 	if e.Operation() != jetstream.KeyValuePut {
+		if r, ok := d.remote[id]; ok {
+			r.ID = id
+			d.noteLeft(r)
+		}
 		delete(d.remote, id)
 		return
 	}
@@ -333,4 +378,5 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 	r.ID = id
 	sort.Strings(r.Pools)
 	d.remote[id] = r
+	delete(d.left, id)
 }

@@ -87,3 +87,30 @@ func TestDirectoryStaleSelfEntry(t *testing.T) {
 		t.Fatalf("s0 took in an entry naming itself for a replica not attached to it: %v %v", a.Live(pool), a.Serving(pool))
 	}
 }
+
+// TestDirectoryLeftServing: a replica that leaves the directory (removed by its sentinel, or
+// expired) is listed by Serving as down for Grace, on its own sentinel and on the others, so
+// that a pool between two attaches of its replica reads as away, not absent; then not at all.
+func TestDirectoryLeftServing(t *testing.T) {
+	t.Parallel()
+	const pool = "left@*.fame.fabric"
+	a, c := shared.members[0].Directory, shared.members[2].Directory
+	a.Set(Replica{ID: "dir-left", Pools: []string{pool}})
+	eventually(t, 5*time.Second, "dir-left live on s2", func() bool { return slices.Contains(c.Live(pool), "dir-left") })
+	a.Remove("dir-left")
+	eventually(t, 5*time.Second, "dir-left gone from s2", func() bool { _, ok := c.Get("dir-left"); return !ok })
+	for name, d := range map[string]*Directory{"s0": a, "s2": c} {
+		if rs := d.Serving(pool); len(d.Live(pool)) != 0 || len(rs) != 1 || rs[0].ID != "dir-left" || rs[0].State != ReplicaDown {
+			t.Fatalf("%s: Live %v, Serving %+v; want none live and dir-left down", name, d.Live(pool), rs)
+		}
+	}
+	grace := shared.members[0].Config.Grace
+	eventually(t, grace+5*time.Second, "dir-left forgotten after the grace window", func() bool {
+		return len(a.Serving(pool)) == 0 && len(c.Serving(pool)) == 0
+	})
+	a.Set(Replica{ID: "dir-left", Pools: []string{pool}})
+	if rs := a.Serving(pool); len(rs) != 1 || rs[0].State != ReplicaUp {
+		t.Fatalf("back: Serving %+v, want dir-left up once", rs)
+	}
+	a.Remove("dir-left")
+}

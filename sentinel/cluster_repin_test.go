@@ -201,3 +201,47 @@ func TestClusterAwayPoolNackedRetryable(t *testing.T) {
 		t.Fatalf("fame_cluster_away_nacks_total = %v, want 1", n)
 	}
 }
+
+// TestClusterReplicaBetweenSentinels: the only replica of a pool leaves its sentinel (it is
+// on its way to another one, within the grace window): nothing of the pool is live or even
+// listed. A call of a session bound to it is nacked PEER_UNREACHABLE, which at-least-once
+// callers re-send, not NO_ROUTE, which they give up on; once it re-attaches (here, to s0),
+// the session is served by it again.
+func TestClusterReplicaBetweenSentinels(t *testing.T) {
+	m := newMemCluster()
+	s0, s1 := startClustered(t, m, "s0"), startClustered(t, m, "s1")
+	ra := dialRaw(t, s1, "ra")
+	ra.attach("*.fame.fabric")
+	if ack := ra.bind("math@*.fame.fabric"); !ack.OK {
+		t.Fatalf("bind: %+v", ack)
+	}
+	cli := dialRaw(t, s0, "cli")
+	cli.attach()
+	call := cli.call("math@fame.fabric", `{"jsonrpc":"2.0","id":"1","method":"whoami"}`)
+	if got := readType(ra, envelope.TypeData, 5*time.Second); got == nil || got.ID != call.ID {
+		t.Fatalf("ra did not get the first call: %v", got)
+	}
+	_ = ra.ws.CloseNow()
+	waitClustered(t, "ra out of the directory", func() bool { _, ok := (&memDir{m, "s0"}).Get("ra"); return !ok })
+	req := cli.call("math@fame.fabric", `{"jsonrpc":"2.0","id":"2","method":"whoami"}`)
+	nack := readType(cli, envelope.TypeDeliveryAck, 5*time.Second)
+	if nack == nil {
+		t.Fatal("no nack while the replica is between sentinels")
+	}
+	f, _ := nack.DecodeFrame()
+	if ack := f.(*envelope.DeliveryAck); ack.OK || ack.Code != envelope.CodePeerUnreachable || ack.RefID != req.ID {
+		t.Fatalf("nack %+v, want PEER_UNREACHABLE for %s", ack, req.ID)
+	}
+	if n := counterValue(t, s0.cl.m.graceNacks); n != 1 {
+		t.Fatalf("fame_cluster_grace_nacks_total = %v, want 1", n)
+	}
+	back := dialRaw(t, s0, "ra")
+	back.attach("*.fame.fabric")
+	if ack := back.bind("math@*.fame.fabric"); !ack.OK {
+		t.Fatalf("re-bind: %+v", ack)
+	}
+	again := cli.call("math@fame.fabric", `{"jsonrpc":"2.0","id":"3","method":"whoami"}`)
+	if got := readType(back, envelope.TypeData, 5*time.Second); got == nil || got.ID != again.ID {
+		t.Fatalf("the re-attached replica did not get the session's call: %v", got)
+	}
+}
