@@ -56,8 +56,8 @@ type Directory struct {
 	// so a pool whose replicas are between sentinels reads as away (a retryable nack), not
 	// as absent.
 	left map[string]leftReplica
-	kick   chan struct{}
-	kvh    jetstream.KeyValue
+	kick chan struct{}
+	kvh  jetstream.KeyValue
 
 	ready  chan struct{}
 	synced chan struct{}
