@@ -137,6 +137,66 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 	}
 }
 
+// TestClusterKillReattachKeepsChannel (check 2, last part): kill -9 of B, r1 allowed to
+// re-attach (to C) within the grace window: the channels clients on A opened on r1 are not
+// closed (no SecureClose, no re-handshake) and their calls are answered by r1 again.
+func TestClusterKillReattachKeepsChannel(t *testing.T) {
+	cf := startCluster(t, 3, "40s")
+	cf.procs[1].startReplica("r1", "*.fame.fabric", nil, func(c *node.Config) { c.AttachURL = cf.rotating(1) })
+	cf.procs[2].startReplica("r2", "*.fame.fabric", nil, nil)
+	cf.waitReplicas(2)
+	type chanClient struct {
+		p      *rawPeer
+		cid    string
+		closes map[string]int
+	}
+	var onR1 []*chanClient
+	for i := 0; i < 12 && len(onR1) < 3; i++ {
+		p := dialRaw(t, cf.procs[0].fabric, fmt.Sprintf("keep%02d", i), nil)
+		p.attach()
+		c := &chanClient{p: p, cid: fmt.Sprintf("auto-math@fame.fabric-keep%02d", i), closes: map[string]int{}}
+		if who, nack, err := rawWhoami(p, "", c.closes); err != nil || nack != "" {
+			t.Fatalf("keep%02d whoami: %q %s %v", i, who, nack, err)
+		} else if who != "r1" {
+			continue
+		}
+		rawOpen(p, c.cid)
+		onR1 = append(onR1, c)
+	}
+	if len(onR1) == 0 {
+		t.Fatal("no raw client session pinned to r1 out of 12")
+	}
+	killedAt := time.Now()
+	if err := cf.procs[1].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-cf.procs[1].exited
+	for _, i := range []int{0, 2} {
+		waitUntil(t, 15*time.Second, cf.ids[i]+" seeing s1 down", func() bool {
+			return cf.procs[i].metric(t, "fame_cluster_peer_transitions_total", `state="down"`) >= 1
+		})
+	}
+	cf.waitReplicas(2, 1)
+	t.Logf("r1 visible again on s0 and s2 %v after the kill", time.Since(killedAt).Round(time.Millisecond))
+	for _, c := range onR1 {
+		var who, nack string
+		var err error
+		waitUntil(t, 30*time.Second, c.p.id+" answered on its channel", func() bool {
+			who, nack, err = rawWhoami(c.p, c.cid, c.closes)
+			return err == nil && nack == ""
+		})
+		if who != "r1" {
+			t.Errorf("%s: the call on its channel answered by %q, want r1 (re-attached within the grace window)", c.p.id, who)
+		}
+		if len(c.closes) != 0 {
+			t.Errorf("%s: SecureCloses %v, want none: r1 came back within the grace window", c.p.id, c.closes)
+		}
+	}
+	if n := cf.procs[0].metric(t, "fame_cluster_secure_close_total", `why="lost"`); n != 0 {
+		t.Errorf("s0 sent %v SecureCloses, want 0", n)
+	}
+}
+
 // TestClusterSigstopSentinel (check 4): B is stopped (SIGSTOP, a real frozen process: its
 // sockets stay open, it answers nothing). The survivors declare it down by heartbeats; the
 // calls of sessions on r1 (on B) end in a reply (at-least-once callers re-send on the nacks);
