@@ -317,7 +317,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 		return cl.resolveNoLive(src, h, dest, participant, host) // cluster_repin.go
 	}
 	if len(live) == 1 && !cl.sticky {
-		return cl.routeTo(live[0]), reasonNone, false
+		return cl.routed(live[0], false)
 	}
 	now := time.Now()
 	if cl.sticky && len(h.EncKID) > 0 {
@@ -326,7 +326,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 		if ok {
 			if _, in := slices.BinarySearch(live, b.Replica); in {
 				cl.found(b.Replica)
-				return cl.routeTo(b.Replica), reasonNone, true
+				return cl.routed(b.Replica, true)
 			}
 			return cl.channelAway(src, kid, b, now) // cluster_repin.go
 		}
@@ -340,7 +340,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 			if _, in := slices.BinarySearch(live, b.Replica); in {
 				cl.found(b.Replica)
 				cl.noteOpen(h, b.Replica)
-				return cl.routeTo(b.Replica), reasonNone, true
+				return cl.routed(b.Replica, true)
 			}
 			// A draining replica's sessions move at once (its in-flight calls finish there);
 			// a lost one's wait out the grace window, in which it may re-attach.
@@ -359,7 +359,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 				"sid", sid, "from", b.Replica, "to", next, "grace", cl.grace)
 			cl.closeSessionChannels(src, sid, b.Replica, why) // cluster_repin.go
 			cl.noteOpen(h, next)
-			return cl.routeTo(next), reasonNone, false
+			return cl.routed(next, false)
 		}
 	}
 	key := h.SID
@@ -375,7 +375,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 		}
 	}
 	cl.noteOpen(h, id)
-	return cl.routeTo(id), reasonNone, false
+	return cl.routed(id, false)
 }
 
 func (cl *clusterRouter) routeTo(replica string) peer {

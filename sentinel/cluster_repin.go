@@ -134,6 +134,15 @@ const (
 	whyDraining = "draining"
 )
 
+// routed is routeTo for a replica of the live set: one with no route (detached here a moment
+// before its directory entry goes) is away for a moment, a retryable nack, not NO_ROUTE.
+func (cl *clusterRouter) routed(replica string, sticky bool) (peer, resolveReason, bool) {
+	if p := cl.routeTo(replica); p != nil {
+		return p, reasonNone, sticky
+	}
+	return nil, reasonPoolAway, false
+}
+
 // replicaState is where replica stands as this sentinel sees it: up when attached here or up
 // on a live peer, draining when its sentinel drains, down otherwise (not in the directory,
 // its sentinel silent, or said to be here but not attached).
