@@ -2,14 +2,20 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/examples/math/mathagent"
@@ -266,5 +272,62 @@ func awaitSecureClose(p *rawPeer, cid string, d time.Duration, closes map[string
 				return true
 			}
 		}
+	}
+}
+
+// natsConn connects to sentinel i's embedded NATS client port as a cluster member does
+// (mutual TLS with the stack CA, the cluster's credentials).
+func (cf *clusterFixture) natsConn(i int) *nats.Conn {
+	cf.t.Helper()
+	pem, err := os.ReadFile(cf.pki.ca)
+	if err != nil {
+		cf.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cert, err := tls.LoadX509KeyPair(cf.pki.cert, cf.pki.key)
+	if err != nil {
+		cf.t.Fatal(err)
+	}
+	tc := &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	nc, err := nats.Connect(fmt.Sprintf("tls://127.0.0.1:%d", cf.clientPort[i]), nats.Secure(tc),
+		nats.UserInfo(clusterUser, clusterPass), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		cf.t.Fatalf("NATS connection to %s: %v", cf.ids[i], err)
+	}
+	return nc
+}
+
+// leadKV makes sentinel i the Raft leader of the cluster's KV streams (bindings and replica
+// directory), by leader step-downs naming it preferred, so that stopping or killing it
+// stalls every survivor's KV writes until a new leader is elected.
+func (cf *clusterFixture) leadKV(i int, via int) {
+	cf.t.Helper()
+	nc := cf.natsConn(via)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		cf.t.Fatal(err)
+	}
+	for _, stream := range []string{"KV_fame_e2e_bindings", "KV_fame_e2e_replicas"} {
+		waitUntil(cf.t, 60*time.Second, cf.ids[i]+" leading "+stream, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				return false
+			}
+			info, err := s.Info(ctx)
+			if err != nil || info.Cluster == nil {
+				return false
+			}
+			if info.Cluster.Leader == cf.ids[i] {
+				return true
+			}
+			req := `{"placement":{"preferred":"` + cf.ids[i] + `"}}`
+			_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+stream, []byte(req), 5*time.Second)
+			time.Sleep(time.Second)
+			return false
+		})
 	}
 }

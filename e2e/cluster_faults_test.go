@@ -209,6 +209,7 @@ func TestClusterSigstopSentinel(t *testing.T) {
 	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
 	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
 	cf.waitReplicas(2)
+	cf.leadKV(1, 0) // B leads the KV streams: stopping it stalls every KV write
 	nc := &nackCounter{}
 	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 2, 2)
 	on := map[string]int{}
@@ -239,7 +240,14 @@ func TestClusterSigstopSentinel(t *testing.T) {
 		})
 	}
 	detected := time.Since(stoppedAt)
-	time.Sleep(8 * time.Second) // through the KV stream's leader election if s1 led it
+	// A new session during the write stall: its pin is written in the background, so its
+	// first call does not wait for the election.
+	fresh := cf.procs[0].connect(cf.clientConfig(0, false))
+	freshAt := time.Now()
+	freshWho := whoami(t, fresh)
+	freshTook := time.Since(freshAt)
+	writesBefore := cf.procs[0].metric(t, "fame_cluster_binding_writes_total", `op="create"`, `result="won"`)
+	time.Sleep(8 * time.Second) // through the KV streams' leader election (s1 led them)
 	if err := cf.procs[1].cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -266,6 +274,8 @@ func TestClusterSigstopSentinel(t *testing.T) {
 		detected.Round(time.Millisecond), rejoined.Round(time.Millisecond))
 	t.Logf("longest wait between two answers: %v for sessions on r2 (on s2), %v for sessions on r1 (on the stopped s1)",
 		gapR2.Round(time.Millisecond), gapR1.Round(time.Millisecond))
+	t.Logf("a new session's first call during the stall: answered by %s in %v; s0's binding creates confirmed before/after the stall: %v/%v",
+		freshWho, freshTook.Round(time.Millisecond), writesBefore, cf.procs[0].metric(t, "fame_cluster_binding_writes_total", `op="create"`, `result="won"`))
 	t.Logf("calls: %d ok, %d failed, slowest %v; nacks received %d (%s); executed twice: %d",
 		load.ok.Load(), load.failed.Load(), time.Duration(load.slowest.Load()).Round(time.Millisecond), nacks, byCode, len(ex.dupes()))
 	t.Logf("after SIGCONT: s1 marked peers down %v time(s), nacked %v requests it had forwarded (PEER_UNREACHABLE); re-pins on s0 %v, s2 %v; s1 log tail:\n%s",
