@@ -26,6 +26,7 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, alo) // B only: cannot re-attach
 	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, alo)
 	cf.waitReplicas(2)
+	cf.leadKV(1, 0) // the kill also stalls the KV writes until an election
 
 	// Raw clients on A whose sessions are pinned to r1, each with a channel opened there.
 	type chanClient struct {
@@ -310,6 +311,7 @@ func TestClusterSigtermSentinel(t *testing.T) {
 	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
 	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
 	cf.waitReplicas(2)
+	cf.leadKV(1, 0) // its lame duck must move the KV leadership without a stall seen by callers
 	nc := &nackCounter{}
 	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 0, 0)
 	on := map[string]int{}
