@@ -56,6 +56,9 @@ type Directory struct {
 	// so a pool whose replicas are between sentinels reads as away (a retryable nack), not
 	// as absent.
 	left map[string]leftReplica
+	// expired holds the remote entries the KV expired (their TTL ran out) while their
+	// sentinel's heartbeats were still heard: kept, see apply.
+	expired map[string]time.Time
 	kick chan struct{}
 	kvh  jetstream.KeyValue
 
@@ -81,7 +84,7 @@ func NewDirectory(js jetstream.JetStream, bus Bus, cfg Config, o StoreOptions) (
 	d := &Directory{
 		cfg: cfg, js: js, bus: bus, bucket: DirectoryBucket(cfg.Name),
 		log:    o.Logger.With("component", "cluster-directory", "cluster", cfg.Name),
-		remote: map[string]Replica{}, owned: map[string]Replica{}, left: map[string]leftReplica{},
+		remote: map[string]Replica{}, owned: map[string]Replica{}, left: map[string]leftReplica{}, expired: map[string]time.Time{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{}), synced: make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -300,6 +303,7 @@ func (d *Directory) run() {
 			d.flush(kv)
 		case <-t.C:
 			d.flush(kv)
+			d.pruneExpired()
 		}
 	}
 }
@@ -319,10 +323,23 @@ func (d *Directory) flush(kv jetstream.KeyValue) {
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
 	defer cancel()
+	var failed []string
 	for _, id := range gone {
 		if err := kv.Delete(ctx, dirKey(id)); err != nil {
-			d.log.Warn("directory delete failed; the entry's TTL removes it", "replica", id, "err", err)
+			d.log.Warn("directory delete failed; retried at the next refresh", "replica", id, "err", err)
+			failed = append(failed, id)
 		}
+	}
+	if len(failed) > 0 {
+		// Peers keep an expired entry while this sentinel is alive (apply), so its TTL
+		// alone would not take it out of their views.
+		d.mu.Lock()
+		for _, id := range failed {
+			if _, again := d.owned[id]; !again && !slices.Contains(d.gone, id) {
+				d.gone = append(d.gone, id)
+			}
+		}
+		d.mu.Unlock()
 	}
 	for _, r := range owned {
 		v, err := json.Marshal(r)
@@ -357,10 +374,21 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 	}
 	if e.Operation() != jetstream.KeyValuePut {
 		if r, ok := d.remote[id]; ok {
+			if e.Operation() == jetstream.KeyValuePurge && d.bus != nil && d.bus.State(r.Sentinel) != PeerDown {
+				// Expired (a MaxAge marker), not deleted: its sentinel is alive, so its
+				// refreshes were held up (a KV write stall: the stream's leader died or froze)
+				// and it republishes the entry at its next one; its removals are deletes.
+				// Dropped, a healthy replica would leave every view, and a pool whose only
+				// live replica it is would be refused NO_ROUTE. Kept until its sentinel is
+				// down (pruneExpired) or deletes it.
+				d.expired[id] = time.Now()
+				return
+			}
 			r.ID = id
 			d.noteLeft(r)
 		}
 		delete(d.remote, id)
+		delete(d.expired, id)
 		return
 	}
 	var r Replica
@@ -379,4 +407,23 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 	sort.Strings(r.Pools)
 	d.remote[id] = r
 	delete(d.left, id)
+	delete(d.expired, id)
+}
+
+// pruneExpired drops the expired entries whose sentinel is down now.
+func (d *Directory) pruneExpired() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.expired {
+		r, ok := d.remote[id]
+		if ok && d.bus != nil && d.bus.State(r.Sentinel) != PeerDown {
+			continue
+		}
+		if ok {
+			r.ID = id
+			d.noteLeft(r)
+			delete(d.remote, id)
+		}
+		delete(d.expired, id)
+	}
 }

@@ -114,3 +114,42 @@ func TestDirectoryLeftServing(t *testing.T) {
 	}
 	a.Remove("dir-left")
 }
+
+// TestDirectoryExpiredEntryOfLiveSentinel: an entry whose per-key TTL ran out (a purge: what
+// the MaxAge marker reads as) while its sentinel's heartbeats are heard stays in the views:
+// its sentinel's refreshes were held up by a KV write stall, and it republishes it at its
+// next refresh. A delete (a replica that detached) still takes it out at once.
+func TestDirectoryExpiredEntryOfLiveSentinel(t *testing.T) {
+	t.Parallel()
+	const pool = "exp@*.fame.fabric"
+	a := shared.members[0].Directory
+	js, err := jetstream.New(shared.members[2].Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, DirectoryBucket(shared.members[0].Config.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := json.Marshal(Replica{Sentinel: shared.members[1].Config.SentinelID, State: ReplicaUp, Pools: []string{pool}})
+	if _, err := kv.Put(ctx, dirKey("dir-exp"), v); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "dir-exp live on s0", func() bool { return slices.Contains(a.Live(pool), "dir-exp") })
+	if err := kv.Purge(ctx, dirKey("dir-exp")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // s0's watch has had the purge
+	if !slices.Contains(a.Live(pool), "dir-exp") {
+		t.Fatal("an expired entry of a live sentinel left the view")
+	}
+	if _, err := kv.Put(ctx, dirKey("dir-exp"), v); err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, dirKey("dir-exp")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "dir-exp deleted on s0", func() bool { _, ok := a.Get("dir-exp"); return !ok })
+}

@@ -275,6 +275,9 @@ func TestClusterSigstopSentinel(t *testing.T) {
 		detected.Round(time.Millisecond), rejoined.Round(time.Millisecond))
 	t.Logf("longest wait between two answers: %v for sessions on r2 (on s2), %v for sessions on r1 (on the stopped s1)",
 		gapR2.Round(time.Millisecond), gapR1.Round(time.Millisecond))
+	t.Logf("peer-down verdicts on s0 %v, s2 %v (1 each: s1 only); s0 nacked %v calls within the grace window, %v with no replica live",
+		cf.procs[0].metric(t, "fame_cluster_peer_transitions_total", `state="down"`)-downBefore, cf.procs[2].metric(t, "fame_cluster_peer_transitions_total", `state="down"`),
+		cf.procs[0].metric(t, "fame_cluster_grace_nacks_total"), cf.procs[0].metric(t, "fame_cluster_away_nacks_total"))
 	t.Logf("a new session's first call during the stall: answered by %s in %v; s0's binding creates confirmed before/after the stall: %v/%v",
 		freshWho, freshTook.Round(time.Millisecond), writesBefore, cf.procs[0].metric(t, "fame_cluster_binding_writes_total", `op="create"`, `result="won"`))
 	t.Logf("calls: %d ok, %d failed, slowest %v; nacks received %d (%s); executed twice: %d",
