@@ -59,8 +59,8 @@ type Directory struct {
 	// expired holds the remote entries the KV expired (their TTL ran out) while their
 	// sentinel's heartbeats were still heard: kept, see apply.
 	expired map[string]time.Time
-	kick chan struct{}
-	kvh  jetstream.KeyValue
+	kick    chan struct{}
+	kvh     jetstream.KeyValue
 
 	ready  chan struct{}
 	synced chan struct{}
