@@ -52,8 +52,15 @@ type Directory struct {
 	remote map[string]Replica // from the watch, every sentinel's (ours included)
 	owned  map[string]Replica // ours, to publish
 	gone   []string           // ours, to delete
-	kick   chan struct{}
-	kvh    jetstream.KeyValue
+	// left keeps the entries that left the directory for Grace, as down: Serving lists them,
+	// so a pool whose replicas are between sentinels reads as away (a retryable nack), not
+	// as absent.
+	left map[string]leftReplica
+	// expired holds the remote entries the KV expired (their TTL ran out) while their
+	// sentinel's heartbeats were still heard: kept, see apply.
+	expired map[string]time.Time
+	kick    chan struct{}
+	kvh     jetstream.KeyValue
 
 	ready  chan struct{}
 	synced chan struct{}
@@ -77,13 +84,36 @@ func NewDirectory(js jetstream.JetStream, bus Bus, cfg Config, o StoreOptions) (
 	d := &Directory{
 		cfg: cfg, js: js, bus: bus, bucket: DirectoryBucket(cfg.Name),
 		log:    o.Logger.With("component", "cluster-directory", "cluster", cfg.Name),
-		remote: map[string]Replica{}, owned: map[string]Replica{},
+		remote: map[string]Replica{}, owned: map[string]Replica{}, left: map[string]leftReplica{}, expired: map[string]time.Time{},
 		kick: make(chan struct{}, 1), ready: make(chan struct{}), synced: make(chan struct{}),
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.wg.Add(1)
 	go d.run()
 	return d, nil
+}
+
+type leftReplica struct {
+	r  Replica
+	at time.Time
+}
+
+// maxLeft bounds the entries kept after they left.
+const maxLeft = 4096
+
+// noteLeft remembers r, which left the directory now. Caller holds d.mu.
+func (d *Directory) noteLeft(r Replica) {
+	now := time.Now()
+	if len(d.left) >= maxLeft/4 {
+		for id, l := range d.left {
+			if now.Sub(l.at) >= d.cfg.Grace {
+				delete(d.left, id)
+			}
+		}
+	}
+	if len(d.left) < maxLeft {
+		d.left[r.ID] = leftReplica{r: r, at: now}
+	}
 }
 
 // Ready is closed once the bucket is bound; Synced once its contents are loaded.
@@ -107,6 +137,7 @@ func (d *Directory) Set(r Replica) {
 	d.mu.Lock()
 	d.owned[r.ID] = r
 	d.remote[r.ID] = r
+	delete(d.left, r.ID)
 	d.gone = slices.DeleteFunc(d.gone, func(g string) bool { return g == r.ID })
 	d.mu.Unlock()
 	d.poke()
@@ -115,10 +146,12 @@ func (d *Directory) Set(r Replica) {
 // Remove withdraws a replica of this sentinel (detached, gone).
 func (d *Directory) Remove(id string) {
 	d.mu.Lock()
-	if _, ok := d.owned[id]; ok {
+	if r, ok := d.owned[id]; ok {
 		delete(d.owned, id)
 		delete(d.remote, id)
 		d.gone = append(d.gone, id)
+		r.ID = id
+		d.noteLeft(r)
 	}
 	d.mu.Unlock()
 	d.poke()
@@ -184,6 +217,36 @@ func (d *Directory) Live(pool string) []string {
 	return out
 }
 
+// Serving returns the entries of pool in any state (up, draining, down),
+// their states adjusted by their sentinels' liveness, and those that left
+// the directory less than Grace ago, as down; sorted by id. The router asks
+// it only when Live is empty, to tell a pool whose replicas are away for a
+// moment (a retryable nack) from one that does not exist.
+func (d *Directory) Serving(pool string) []Replica {
+	var out []Replica
+	now := time.Now()
+	d.mu.RLock()
+	for id, r := range d.remote {
+		if _, in := slices.BinarySearch(r.Pools, pool); in {
+			r = d.effective(r)
+			r.ID = id
+			out = append(out, r)
+		}
+	}
+	for id, l := range d.left {
+		if _, in := slices.BinarySearch(l.r.Pools, pool); in && now.Sub(l.at) < d.cfg.Grace {
+			if _, back := d.remote[id]; !back {
+				r := l.r
+				r.State = ReplicaDown
+				out = append(out, r)
+			}
+		}
+	}
+	d.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 // Close stops publishing; this sentinel's entries are deleted (best effort,
 // bounded by WriteTimeout) so peers need not wait for their TTL.
 func (d *Directory) Close() error {
@@ -240,6 +303,7 @@ func (d *Directory) run() {
 			d.flush(kv)
 		case <-t.C:
 			d.flush(kv)
+			d.pruneExpired()
 		}
 	}
 }
@@ -259,10 +323,23 @@ func (d *Directory) flush(kv jetstream.KeyValue) {
 	d.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.WriteTimeout)
 	defer cancel()
+	var failed []string
 	for _, id := range gone {
 		if err := kv.Delete(ctx, dirKey(id)); err != nil {
-			d.log.Warn("directory delete failed; the entry's TTL removes it", "replica", id, "err", err)
+			d.log.Warn("directory delete failed; retried at the next refresh", "replica", id, "err", err)
+			failed = append(failed, id)
 		}
+	}
+	if len(failed) > 0 {
+		// Peers keep an expired entry while this sentinel is alive (apply), so its TTL
+		// alone would not take it out of their views.
+		d.mu.Lock()
+		for _, id := range failed {
+			if _, again := d.owned[id]; !again && !slices.Contains(d.gone, id) {
+				d.gone = append(d.gone, id)
+			}
+		}
+		d.mu.Unlock()
 	}
 	for _, r := range owned {
 		v, err := json.Marshal(r)
@@ -296,7 +373,22 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 		return // our own view is authoritative for our replicas
 	}
 	if e.Operation() != jetstream.KeyValuePut {
+		if r, ok := d.remote[id]; ok {
+			if e.Operation() == jetstream.KeyValuePurge && d.bus != nil && d.bus.State(r.Sentinel) != PeerDown {
+				// Expired (a MaxAge marker), not deleted: its sentinel is alive, so its
+				// refreshes were held up (a KV write stall: the stream's leader died or froze)
+				// and it republishes the entry at its next one; its removals are deletes.
+				// Dropped, a healthy replica would leave every view, and a pool whose only
+				// live replica it is would be refused NO_ROUTE. Kept until its sentinel is
+				// down (pruneExpired) or deletes it.
+				d.expired[id] = time.Now()
+				return
+			}
+			r.ID = id
+			d.noteLeft(r)
+		}
 		delete(d.remote, id)
+		delete(d.expired, id)
 		return
 	}
 	var r Replica
@@ -304,7 +396,34 @@ func (d *Directory) apply(e jetstream.KeyValueEntry) {
 		d.log.Warn("undecodable directory entry; ignored", "key", e.Key(), "err", err)
 		return
 	}
+	if r.Sentinel == d.cfg.SentinelID {
+		// Names this sentinel but is not attached here: a put that raced our delete of a
+		// replica that left, or one of a previous run with the same id. Taken in, it would
+		// be "live" with no connection behind it and its calls nacked NO_ROUTE.
+		delete(d.remote, id)
+		return
+	}
 	r.ID = id
 	sort.Strings(r.Pools)
 	d.remote[id] = r
+	delete(d.left, id)
+	delete(d.expired, id)
+}
+
+// pruneExpired drops the expired entries whose sentinel is down now.
+func (d *Directory) pruneExpired() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id := range d.expired {
+		r, ok := d.remote[id]
+		if ok && d.bus != nil && d.bus.State(r.Sentinel) != PeerDown {
+			continue
+		}
+		if ok {
+			r.ID = id
+			d.noteLeft(r)
+			delete(d.remote, id)
+		}
+		delete(d.expired, id)
+	}
 }

@@ -42,6 +42,9 @@ type ClusterBus interface {
 	Subscribe(fn func(from string, env []byte)) error
 	State(sentinel string) cluster.PeerState
 	OnPeer(fn func(sentinel string, s cluster.PeerState))
+	// SetDraining makes this sentinel's heartbeats say draining: peers stop placing new pins
+	// on its replicas and move the sessions pinned there (cluster_repin.go).
+	SetDraining(bool)
 }
 
 // ClusterDirectory is what the sentinel uses of the cluster's replica directory.
@@ -50,6 +53,8 @@ type ClusterDirectory interface {
 	Remove(id string)
 	Get(id string) (cluster.Replica, bool)
 	Live(address string) []string
+	// Serving is the address's entries in any state; asked only when Live is empty.
+	Serving(address string) []cluster.Replica
 	All() []cluster.Replica
 }
 
@@ -88,8 +93,11 @@ type clusterMetrics struct {
 	routed      *prometheus.CounterVec // where: local, remote
 	busRefusals *prometheus.CounterVec // reason
 	repins      prometheus.Counter
-	graceNacks  prometheus.Counter
-	peerNacks   prometheus.Counter
+	// closes: SecureClose sent for channels whose replica was lost (past grace) or drains.
+	closes     *prometheus.CounterVec
+	graceNacks prometheus.Counter
+	awayNacks  prometheus.Counter // no live replica, the directory lists some away (reasonPoolAway)
+	peerNacks  prometheus.Counter
 	// movedDeliveries: envelopes for /<dead sentinel>/<child> delivered to that child, which
 	// re-attached here.
 	movedDeliveries prometheus.Counter
@@ -102,9 +110,13 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 		busRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_bus_refusals_total",
 			Help: "Envelopes from peer sentinels refused, by reason (malformed, not_local, not_attached, overloaded)."}, []string{"reason"}),
 		repins: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_repins_total",
-			Help: "Session bindings moved to the next replica in HRW order after their replica stayed lost past the grace window."}),
+			Help: "Session bindings moved to the next replica in HRW order: their replica stayed lost past the grace window, or its sentinel drains."}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_secure_close_total",
+			Help: "SecureClose sent to clients attached here for channels whose replica was lost past the grace window (lost) or whose sentinel drains (draining)."}, []string{"why"}),
 		graceNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_grace_nacks_total",
 			Help: "Calls nacked PEER_UNREACHABLE because their bound replica was lost and still within the grace window."}),
+		awayNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_away_nacks_total",
+			Help: "Calls nacked PEER_UNREACHABLE because no replica of their address was live while the directory listed some (their sentinel silent or draining)."}),
 		peerNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_peer_nacks_total",
 			Help: "Requests forwarded to a peer sentinel and nacked PEER_UNREACHABLE because that sentinel went down."}),
 	}
@@ -125,7 +137,10 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 			return float64(n)
 		}))
 	}
-	reg.MustRegister(m.routed, m.busRefusals, m.repins, m.graceNacks, m.peerNacks)
+	for _, why := range []string{"lost", "draining"} {
+		m.closes.WithLabelValues(why)
+	}
+	reg.MustRegister(m.routed, m.busRefusals, m.repins, m.closes, m.graceNacks, m.awayNacks, m.peerNacks)
 	return m
 }
 
@@ -145,6 +160,18 @@ type clusterRouter struct {
 
 	peerSIDs sync.Map // peer sentinel id -> the sid of its path ([]byte), for deliverFromPeer
 
+	// secureClose sends client a SecureClose for channel cid (stickyRouter.sendSecureClose).
+	secureClose func(client peer, cid, reason string) bool
+	// closed remembers the channels closed with their lost replica, so that a request still
+	// encrypted for one is nacked CHANNEL_CLOSED rather than routed to a replica without its
+	// keys (cluster_repin.go).
+	closed closedChannels
+	// chans indexes the channels opened by clients attached here, by replica, so that a
+	// replica's loss or drain closes them at once (cluster_repin.go).
+	chans clusterChannels
+	// kick wakes the channel sweep when a peer sentinel's state changes.
+	kick chan struct{}
+
 	mu      sync.Mutex
 	missing map[string]time.Time             // replica -> when a pick first found it lost
 	pending map[string]map[string]pendingReq // peer sentinel -> corrId -> request forwarded there
@@ -159,7 +186,8 @@ func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky boo
 	}
 	return &clusterRouter{self: self, store: l.Store, bus: l.Bus, dir: l.Directory, routes: routes, grace: g,
 		sticky: sticky, log: log.With("component", "cluster"), m: newClusterMetrics(reg, l.Directory), refuse: refuse,
-		missing: map[string]time.Time{}, pending: map[string]map[string]pendingReq{}, remotes: map[[2]string]*remotePeer{}}
+		missing: map[string]time.Time{}, pending: map[string]map[string]pendingReq{}, remotes: map[[2]string]*remotePeer{},
+		chans: clusterChannels{byReplica: map[string]map[string]string{}}, kick: make(chan struct{}, 1)}
 }
 
 // remotePeer is a replica or client attached to a peer sentinel, as the route table's peer
@@ -221,6 +249,7 @@ func (cl *clusterRouter) start(deliver func(from string, target, msg []byte)) er
 		if st == cluster.PeerDown {
 			go cl.peerDown(id) // the bus's goroutine must not block on nacks
 		}
+		cl.wake() // its replicas' channels may have to close (cluster_repin.go)
 	})
 	return cl.bus.Subscribe(func(from string, data []byte) {
 		i := bytes.IndexByte(data, '\n')
@@ -244,8 +273,8 @@ func (cl *clusterRouter) target(replica string) peer {
 		return c
 	}
 	r, ok := cl.dir.Get(replica)
-	if !ok || r.State != cluster.ReplicaUp || r.Sentinel == cl.self {
-		return nil
+	if !ok || r.State == cluster.ReplicaDown || r.Sentinel == cl.self {
+		return nil // draining is reachable: its sentinel still delivers what was pinned there
 	}
 	return cl.remote(r.Sentinel, replica)
 }
@@ -297,28 +326,27 @@ func (cl *clusterRouter) found(replica string) {
 }
 
 // resolveLogical picks the peer for a logical address over the cluster's live set.
-func (cl *clusterRouter) resolveLogical(h *envelope.Header, dest, participant, host []byte) (peer, resolveReason, bool) {
+func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, participant, host []byte) (peer, resolveReason, bool) {
 	live := cl.liveFor(dest, participant, host)
 	if len(live) == 0 {
-		return nil, reasonNone, false
+		return cl.resolveNoLive(src, h, dest, participant, host) // cluster_repin.go
 	}
 	if len(live) == 1 && !cl.sticky {
-		return cl.routeTo(live[0]), reasonNone, false
+		return cl.routed(live[0], false)
 	}
 	now := time.Now()
 	if cl.sticky && len(h.EncKID) > 0 {
 		kid := string(h.EncKID)
-		if b, ok := cl.store.Lookup(cluster.Channel, kid); ok {
+		b, ok := cl.store.Lookup(cluster.Channel, kid)
+		if ok {
 			if _, in := slices.BinarySearch(live, b.Replica); in {
 				cl.found(b.Replica)
-				return cl.routeTo(b.Replica), reasonNone, true
+				return cl.routed(b.Replica, true)
 			}
-			if cl.withinGrace(b.Replica, now) {
-				return nil, reasonReplicaLost, false
-			}
-			// The channel's keys live in the lost replica: the client must re-open it.
-			cl.store.Delete(cluster.Channel, kid)
-			return nil, reasonChannelClosed, false
+			return cl.channelAway(src, kid, b, now) // cluster_repin.go
+		}
+		if cl.closed.has(kid, now) {
+			return nil, reasonChannelClosed, false // closed with its replica; not bound again
 		}
 	}
 	if cl.sticky && len(h.SID) > 0 {
@@ -327,19 +355,26 @@ func (cl *clusterRouter) resolveLogical(h *envelope.Header, dest, participant, h
 			if _, in := slices.BinarySearch(live, b.Replica); in {
 				cl.found(b.Replica)
 				cl.noteOpen(h, b.Replica)
-				return cl.routeTo(b.Replica), reasonNone, true
+				return cl.routed(b.Replica, true)
 			}
-			if cl.withinGrace(b.Replica, now) {
-				return nil, reasonReplicaLost, false
+			// A draining replica's sessions move at once (its in-flight calls finish there);
+			// a lost one's wait out the grace window, in which it may re-attach.
+			why := whyDraining
+			if !cl.draining(b.Replica) {
+				if cl.withinGrace(b.Replica, now) {
+					return nil, reasonReplicaLost, false
+				}
+				why = whyLost // past the grace window
 			}
 			next, _ := cluster.Next(sid, live, b.Replica)
 			nb := cluster.Binding{Replica: next, Sentinel: cl.self, Epoch: b.Epoch + 1}
 			cl.store.Update(cluster.Session, sid, nb, b.Revision, cl.logWrite("update", sid))
 			cl.m.repins.Inc()
-			cl.log.Info("session re-pinned: its replica stayed lost past the grace window",
+			cl.log.Info("session re-pinned", "why", why,
 				"sid", sid, "from", b.Replica, "to", next, "grace", cl.grace)
+			cl.closeSessionChannels(src, sid, b.Replica, why) // cluster_repin.go
 			cl.noteOpen(h, next)
-			return cl.routeTo(next), reasonNone, false
+			return cl.routed(next, false)
 		}
 	}
 	key := h.SID
@@ -355,7 +390,7 @@ func (cl *clusterRouter) resolveLogical(h *envelope.Header, dest, participant, h
 		}
 	}
 	cl.noteOpen(h, id)
-	return cl.routeTo(id), reasonNone, false
+	return cl.routed(id, false)
 }
 
 func (cl *clusterRouter) routeTo(replica string) peer {
@@ -372,8 +407,9 @@ func (cl *clusterRouter) routeTo(replica string) peer {
 func (cl *clusterRouter) noteOpen(h *envelope.Header, replica string) {
 	if cl.sticky && string(h.FrameType) == envelope.TypeSecureOpen && len(h.FrameCID) > 0 {
 		cid := string(h.FrameCID)
-		cl.store.Create(cluster.Channel, cid, cluster.Binding{Replica: replica, Sentinel: cl.self, Client: string(h.SID)},
+		b, _ := cl.store.Create(cluster.Channel, cid, cluster.Binding{Replica: replica, Sentinel: cl.self, Client: string(h.SID)},
 			cl.logWrite("create", cid))
+		cl.chans.add(b.Replica, cid, string(h.SID)) // closed at once if that replica goes
 	}
 }
 
@@ -512,6 +548,7 @@ func (cl *clusterRouter) untrack(sentinel string, corrID []byte) {
 // peerDown nacks every request forwarded to a sentinel that went down, so at-least-once
 // callers re-send on a live route instead of waiting out their timeout.
 func (cl *clusterRouter) peerDown(id string) {
+	cl.lostWith(id, time.Now()) // cluster_repin.go
 	cl.mu.Lock()
 	m := cl.pending[id]
 	delete(cl.pending, id)
@@ -556,7 +593,7 @@ func (t *routeTable) addressesOf(c peer) []string {
 // resolveClustered is resolveWhy for a clustered sentinel past the local exact route: a
 // logical address over the cluster's live replica set, then a physical path here or, by its
 // first segment, on a peer sentinel.
-func (s *Sentinel) resolveClustered(h *envelope.Header, dest []byte) (peer, resolveReason, bool) {
+func (s *Sentinel) resolveClustered(src peer, h *envelope.Header, dest []byte) (peer, resolveReason, bool) {
 	at := bytes.LastIndexByte(dest, '@')
 	if at < 0 || at == len(dest)-1 {
 		return nil, reasonNone, false
@@ -567,7 +604,7 @@ func (s *Sentinel) resolveClustered(h *envelope.Header, dest []byte) (peer, reso
 		if i := bytes.IndexByte(loc, '/'); i >= 0 {
 			host = loc[:i]
 		}
-		return s.cl.resolveLogical(h, dest, participant, host)
+		return s.cl.resolveLogical(src, h, dest, participant, host)
 	}
 	c, r := s.resolvePath(loc)
 	if c == nil && r == reasonNone {

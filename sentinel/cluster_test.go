@@ -15,10 +15,29 @@ import (
 // memCluster links in-process sentinels the way package cluster does over NATS: a bus that
 // delivers to each sentinel's subscriber and a directory every sentinel sees.
 type memCluster struct {
-	mu    sync.Mutex
-	subs  map[string]func(from string, env []byte)
-	sent  []busMsg // every publish, for the assertions
-	repls map[string]cluster.Replica
+	mu       sync.Mutex
+	subs     map[string]func(from string, env []byte)
+	sent     []busMsg // every publish, for the assertions
+	repls    map[string]cluster.Replica
+	draining map[string]bool // sentinels whose heartbeats say draining
+}
+
+// setDraining makes sentinel id draining as its peers see it (what Bus.SetDraining does).
+func (m *memCluster) setDraining(id string) {
+	m.mu.Lock()
+	if m.draining == nil {
+		m.draining = map[string]bool{}
+	}
+	m.draining[id] = true
+	m.mu.Unlock()
+}
+
+// effective applies sentinel state to an entry, as cluster.Directory does. Caller holds mu.
+func (m *memCluster) effective(r cluster.Replica) cluster.Replica {
+	if m.draining[r.Sentinel] && r.State == cluster.ReplicaUp {
+		r.State = cluster.ReplicaDraining
+	}
+	return r
 }
 
 type busMsg struct {
@@ -63,6 +82,9 @@ func (b *memBus) State(id string) cluster.PeerState {
 	b.m.mu.Lock()
 	defer b.m.mu.Unlock()
 	if _, ok := b.m.subs[id]; ok {
+		if b.m.draining[id] {
+			return cluster.PeerDraining
+		}
 		return cluster.PeerUp
 	}
 	return cluster.PeerDown
@@ -92,7 +114,7 @@ func (d *memDir) Get(id string) (cluster.Replica, bool) {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
 	r, ok := d.m.repls[id]
-	return r, ok
+	return d.m.effective(r), ok
 }
 
 func (d *memDir) Live(addr string) []string {
@@ -100,7 +122,7 @@ func (d *memDir) Live(addr string) []string {
 	defer d.m.mu.Unlock()
 	var out []string
 	for id, r := range d.m.repls {
-		if slices.Contains(r.Pools, addr) {
+		if slices.Contains(r.Pools, addr) && d.m.effective(r).State == cluster.ReplicaUp {
 			out = append(out, id)
 		}
 	}
@@ -121,12 +143,18 @@ func (d *memDir) All() []cluster.Replica {
 // startClustered starts sentinel id as a member of m.
 func startClustered(t *testing.T, m *memCluster, id string) *testSentinel {
 	t.Helper()
+	return startClusteredGrace(t, m, id, 0)
+}
+
+// startClusteredGrace is startClustered with the grace window (0: the default).
+func startClusteredGrace(t *testing.T, m *memCluster, id string, grace time.Duration) *testSentinel {
+	t.Helper()
 	tbl, err := stickiness.NewTable(stickiness.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return startSentinel(t, map[string]string{"FAME_NODE_ID": id}, WithCluster(ClusterLink{Store: cluster.NewLocalStore(tbl, id),
-		Bus: &memBus{m, id}, Directory: &memDir{m, id}}))
+		Bus: &memBus{m, id}, Directory: &memDir{m, id}, Grace: grace}))
 }
 
 // TestClusterForwardOneHop: a call on s0 to a pool whose only replica is on s1 crosses the bus
@@ -234,4 +262,21 @@ func waitClustered(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+func (b *memBus) SetDraining(bool) {}
+
+func (d *memDir) Serving(addr string) []cluster.Replica {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	var out []cluster.Replica
+	for id, r := range d.m.repls {
+		if slices.Contains(r.Pools, addr) {
+			r = d.m.effective(r)
+			r.ID = id
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
 }

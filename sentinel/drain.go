@@ -37,6 +37,11 @@ import (
 // Both are "reconnect" codes to a WebSocket client, unlike 1008 (policy), which a client
 // reads as "your request was wrong".
 
+// clusterDrainSettle is how long a clustered sentinel's drain gives its peers to hear its
+// draining heartbeat (sent at once, one hop over the cluster's routes) before it waits for
+// the calls in flight.
+const clusterDrainSettle = 250 * time.Millisecond
+
 // CodeDraining is the nack code of a call refused because the sentinel is draining, and of an
 // attach refused for the same reason.
 const CodeDraining = "DRAINING"
@@ -337,12 +342,25 @@ func (s *Sentinel) StartDrain(why string) bool {
 		return false
 	}
 	s.log.Info("drain started", "why", why, "timeout", s.drain.timeout)
+	if s.cl != nil {
+		// Peers stop placing pins on this sentinel's replicas and move the sessions pinned
+		// there (cluster_repin.go); the member leaves (bye, lame duck) after the drain.
+		s.cl.bus.SetDraining(true)
+	}
 	// The drain goroutine is the Sentinel's; it is not counted in s.wg because it ends by
 	// calling shutdown, which waits for s.wg. It ends at the latest after the drain timeout,
 	// drainFlush and drainCloseWait, and at once (after a no-op shutdown) when Shutdown has
 	// begun meanwhile (drainCh).
 	go func() {
 		defer close(s.drain.done)
+		if s.cl != nil {
+			// A call a peer routed here before it heard the draining heartbeat may still be
+			// on its way: waiting for the calls in flight starts once it has arrived.
+			select {
+			case <-time.After(clusterDrainSettle):
+			case <-s.drainCh:
+			}
+		}
 		s.drain.run(s.drainCh)
 		ctx, cancel := context.WithTimeout(context.Background(), drainCloseWait)
 		defer cancel()

@@ -48,6 +48,12 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
 				"the replica bound to this session lost its sentinel; retry (grace window)")
 			return outNoRoute
+		case reasonPoolAway:
+			s.cl.m.awayNacks.Inc()
+			src.log.Info("call nacked: no replica of the address is reachable right now", "to", string(dest))
+			s.dropWith(src, h, dest, envelope.CodePeerUnreachable,
+				"no replica of "+string(dest)+" is reachable right now (its sentinel is silent or draining); retry")
+			return outNoRoute
 		case reasonReplicaRestoring:
 			s.metrics.restoreWaits.Inc()
 			src.log.Info("call nacked while its replica re-attaches after the restart", "to", string(dest))
@@ -116,6 +122,7 @@ const (
 	reasonLocal
 	reasonChannelClosed    // encrypted for a channel purged with its replica (closedchan.go)
 	reasonReplicaLost      // clustered: the bound replica is lost, within the grace window (cluster.go)
+	reasonPoolAway         // clustered: no live replica, but the directory lists some that are away (cluster_repin.go)
 	reasonReplicaRestoring // after a restart: the restored binding's replica has not re-attached yet (sticky.go)
 )
 
@@ -132,7 +139,7 @@ func (s *Sentinel) resolveWhy(src peer, h *envelope.Header, dest []byte) (peer, 
 		return c, reasonNone, false
 	}
 	if s.cl != nil {
-		return s.resolveClustered(h, dest) // cluster.go; kept out of line so this path stays as it was
+		return s.resolveClustered(src, h, dest) // cluster.go; kept out of line so this path stays as it was
 	}
 	at := bytes.LastIndexByte(dest, '@')
 	if at < 0 {
@@ -179,6 +186,11 @@ func (s *Sentinel) reachable(replyTo string) bool {
 		return true
 	}
 	p, r := s.resolvePath([]byte(loc))
+	if p == nil && r == reasonNone && s.cl != nil {
+		// A caller on a peer sentinel (a request forwarded over the bus): its reply goes back
+		// by its path's sentinel, so a drain waits for it while that sentinel is alive.
+		return s.cl.peerPathAlive(loc)
+	}
 	return p != nil || r == reasonLocal
 }
 

@@ -184,6 +184,13 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		if err := s.sec.joinCluster(s.clusterLink.Keys, s.id, s.clusterLink.Bus.State, s.metrics.reg); err != nil {
 			return nil, err
 		}
+		s.cl.secureClose = func(client peer, cid, reason string) bool {
+			if !s.sticky.sendSecureClose(client, cid, reason) {
+				return false
+			}
+			s.metrics.secureCloses.Inc()
+			return true
+		}
 	}
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
@@ -214,6 +221,10 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 				return nil, err
 			}
 		}
+	}
+	if s.cl != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.cl.sweepChannels(s.drainCh) }() // cluster_repin.go
 	}
 	s.wg.Add(1)
 	go s.sweepIdle()
