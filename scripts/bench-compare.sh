@@ -265,6 +265,7 @@ if [[ $CLUSTER == 1 ]]; then
     echo "(\`scripts/bench-cluster.sh\` failed: $(tail -1 "$work/cluster.err"))" >"$cluster_md"
   fi
   cat "$cluster_md"
+  echo
 fi
 
 # verdict OK_EXPR: "met" / "missed" from a jq boolean expression over nothing
