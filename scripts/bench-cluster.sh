@@ -30,6 +30,7 @@ for tool in jq curl python3 timeout; do
   command -v "$tool" >/dev/null || { echo "bench-cluster: needs $tool on PATH" >&2; exit 2; }
 done
 
+STARTED="$(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # shellcheck source=bench-lib.sh
 source scripts/bench-lib.sh
 bench_init
@@ -117,6 +118,17 @@ start_form() {
   CPU="sentinel_a=$apid,sentinel_b=$bpid,agent=$AGENT_PID"
 }
 
+# stop_form: the agent first, while its sentinel is still there (on SIGTERM math-agent drains
+# and waits for its sentinel's word; killed with its sentinel it would wait out its drain
+# timeout), at most 5 s, then everything else.
+stop_form() {
+  local i
+  kill "$AGENT_PID" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$AGENT_PID" 2>/dev/null || true
+  stop_all
+}
+
 scenarios=("seq|sequential (1 caller)|-c 1" "c50|50 callers|-c 50")
 forms=(single cluster)
 limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
@@ -144,7 +156,7 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
       else
         echo "   no result (exit $rc): $(tail -1 "$f.err")" >&2
       fi
-      stop_all
+      stop_form
     done
   done
 done
@@ -181,7 +193,7 @@ section=$work/cluster.md
 {
   echo "### Cluster: one hop between sentinels"
   echo
-  echo "\`make bench-cluster\` (\`scripts/bench-cluster.sh\`), $(date -u '+%Y-%m-%d %H:%M UTC'), load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
+  echo "\`make bench-cluster\` (\`scripts/bench-cluster.sh\`), $STARTED."
   echo "Single: one sentinel, the math agent and the client on it. Cluster: sentinels A and B clustered over"
   echo "the embedded NATS (mutual TLS 1.3 from the stack CA, user/password auth), the agent attached to B, the"
   echo "client to A, so every request and every reply crosses the bus once. Open security profile, same"
@@ -251,7 +263,7 @@ if [[ $PROFILE == 1 ]]; then
   curl -fsS -o "$work/b.prof" "http://$B_ADDR/debug/pprof/profile?seconds=$psecs" || true
   wait "$cpid" || true
   wait "$bench_pid" || true
-  stop_all
+  stop_form
   pprof_top() { $GO tool pprof -top -nodecount=20 "$BIN/fame" "$1" 2>/dev/null | sed -n '/flat%/,$p'; }
   pprof_cum() { $GO tool pprof -top -cum -nodecount=25 "$BIN/fame" "$1" 2>/dev/null | sed -n '/flat%/,$p'; }
   {
