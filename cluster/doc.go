@@ -20,6 +20,11 @@
 //   - Directory: replica -> {sentinel, up/draining/down, pools}, one KV entry
 //     per replica with a per-key TTL, refreshed by its sentinel; a replica
 //     whose sentinel the bus reports down is down at once.
+//   - KeyDirectory: kid -> {sentinel, owner's physical path, public JWK}, the
+//     keys each sentinel vouches for under the signing profiles, one KV entry
+//     per kid with a per-key TTL like the Directory's, each change also
+//     announced on fame.<cluster>.keys (core NATS) so that it crosses while a
+//     KV stream elects a leader. Watch delivers the other sentinels' keys.
 //   - Pick / Next / Rank: rendezvous hashing over the live replica set, the
 //     same on every sentinel with no coordination.
 //   - Embedded, Connect, Open/Member: the server, the connection, and all of
@@ -63,11 +68,11 @@
 // # Wired into the sentinel
 //
 // fame sentinel opens a Member when a cluster is configured and hands its
-// Store, Bus and Directory to sentinel.WithCluster; the sentinel routes
+// Store, Bus, Directory and Keys to sentinel.WithCluster; the sentinel routes
 // logical addresses over Directory.Live with Pick/Next, keeps session and
-// channel bindings in the Store, forwards to peers over the Bus and keeps a
-// lost replica's bindings for Config.Grace (docs/cluster.md). Not yet
-// wired: signing security profiles (refused at load), AFT stickiness,
+// channel bindings in the Store, forwards to peers over the Bus, shares the
+// keys it vouches for through Keys and keeps a lost replica's bindings for
+// Config.Grace (docs/cluster.md). Not yet wired: AFT stickiness,
 // replica drain and capability routing across sentinels, and SIGTERM's
 // draining heartbeat (Bus.SetDraining).
 package cluster

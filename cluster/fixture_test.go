@@ -164,7 +164,7 @@ func (tc *testCluster) waitReady(t tb) {
 		if m == nil {
 			continue
 		}
-		for _, ch := range []<-chan struct{}{m.Store.Ready(), m.Store.Synced(), m.Directory.Ready(), m.Directory.Synced()} {
+		for _, ch := range []<-chan struct{}{m.Store.Ready(), m.Store.Synced(), m.Directory.Ready(), m.Directory.Synced(), m.Keys.Ready()} {
 			select {
 			case <-ch:
 			case <-deadline:

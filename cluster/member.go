@@ -19,6 +19,7 @@ type Member struct {
 	Store     *KVStore
 	Bus       *NATSBus
 	Directory *Directory
+	Keys      *KeyDirectory // the public keys the sentinels vouch for (signing profiles)
 	Metrics   *Metrics
 	log       *slog.Logger
 }
@@ -65,6 +66,9 @@ func Open(cfg Config, log *slog.Logger, m *Metrics) (_ *Member, err error) {
 	if mb.Directory, err = NewDirectory(js, mb.Bus, cfg, o); err != nil {
 		return nil, err
 	}
+	if mb.Keys, err = NewKeyDirectory(js, cfg, o); err != nil {
+		return nil, err
+	}
 	return mb, nil
 }
 
@@ -73,6 +77,9 @@ func Open(cfg Config, log *slog.Logger, m *Metrics) (_ *Member, err error) {
 // server shut down in lame-duck mode so its Raft leaderships move first.
 func (mb *Member) Close() error {
 	var errs []error
+	if mb.Keys != nil {
+		errs = append(errs, mb.Keys.Close())
+	}
 	if mb.Directory != nil {
 		errs = append(errs, mb.Directory.Close())
 	}
@@ -106,6 +113,10 @@ func (mb *Member) Kill() {
 	if mb.Directory != nil {
 		mb.Directory.cancel()
 		mb.Directory.wg.Wait()
+	}
+	if mb.Keys != nil {
+		mb.Keys.cancel()
+		mb.Keys.wg.Wait()
 	}
 	if mb.Bus != nil {
 		mb.Bus.once.Do(func() { close(mb.Bus.stop); <-mb.Bus.done })

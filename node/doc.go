@@ -81,7 +81,10 @@
 //
 // Keys. KeyAnnounce is stored only after its signature verifies: from the sentinel (the key
 // directory, answering our KeyRequests) for any path, from any other node only for its own
-// path or below it; a kid already stored under another path is never re-assigned; under
+// path or below it; a kid already stored under another path is never re-assigned by an
+// announce (but an envelope its sentinel let through whose sid no longer matches the kid's
+// stored path, its owner having moved to another sentinel of a cluster, drops the stored key
+// and asks the sentinel again, once per envelope); under
 // strict-overlay every signing key needs an x5c chaining to Config.Trust (FAME_CA_CERTS,
 // required there) with the sid of its path, and a node's own announce must be signed by such
 // a certified key. NodeHeartbeatAck is accepted only from the sentinel (no "to", its sid, its

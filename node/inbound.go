@@ -118,6 +118,15 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 				n.awaitKey(l, sec.Sig.Kid, env)
 				return
 			}
+			if k, ok := n.sec.keys.Get(sec.Sig.Kid); refetch && errors.Is(err, security.ErrSIDMismatch) && ok && k.PhysicalPath != l.parentPath {
+				// Its sentinel verified it, so the key's owner has a new path: it moved to
+				// another sentinel of a cluster, keeping its keys. Ask our sentinel (the key
+				// directory) where the kid lives now; the envelope is checked once more with
+				// that answer and refused if it still does not match.
+				n.sec.keys.Remove(sec.Sig.Kid)
+				n.awaitKey(l, sec.Sig.Kid, env)
+				return
+			}
 			n.refuse(l, env, codeSignatureFailed, err.Error())
 			return
 		}

@@ -61,6 +61,9 @@ type ClusterLink struct {
 	Directory ClusterDirectory
 	Grace     time.Duration
 	Rate      RateSharer // shares the rate limits' consumption (ratelimit_cluster.go); nil: per sentinel
+	// Keys is the cluster's key directory (seclayer_cluster.go), required by the signing
+	// profiles (overlay, strict-overlay).
+	Keys ClusterKeys
 }
 
 // DefaultClusterGrace is how long a lost replica keeps its bindings.
@@ -140,6 +143,8 @@ type clusterRouter struct {
 	refuse  refuser
 	dropped func(reason string) // counts sentinel-wide drops (fame_dropped_total)
 
+	peerSIDs sync.Map // peer sentinel id -> the sid of its path ([]byte), for deliverFromPeer
+
 	mu      sync.Mutex
 	missing map[string]time.Time             // replica -> when a pick first found it lost
 	pending map[string]map[string]pendingReq // peer sentinel -> corrId -> request forwarded there
@@ -198,6 +203,16 @@ func (cl *clusterRouter) remote(sentinel, replica string) *remotePeer {
 	}
 	cl.remotes[k] = p
 	return p
+}
+
+// peerSID is the sid a peer sentinel signs its own envelopes with.
+func (cl *clusterRouter) peerSID(id string) []byte {
+	if v, ok := cl.peerSIDs.Load(id); ok {
+		return v.([]byte)
+	}
+	sid := []byte(envelope.SecureDigest("/" + id))
+	cl.peerSIDs.Store(id, sid)
+	return sid
 }
 
 // start subscribes to this sentinel's bus subject and to peer liveness.
@@ -597,8 +612,20 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 		cl.refused(busRefusedMalformed, from, err.Error())
 		return
 	}
+	if s.sec != nil && bytes.Equal(h.SID, cl.peerSID(from)) {
+		// Originated by the peer sentinel itself (a nack, a SecureClose): vouched for again by
+		// this one, as for a KeyAnnounce it re-wraps, so that a node only ever has to trust
+		// the sentinel it is attached to (seclayer_cluster.go).
+		if msg = s.sec.resignFromPeer(msg, from); msg == nil || envelope.ParseHeader(msg, &h) != nil {
+			cl.refused(busRefusedMalformed, from, "peer sentinel's own envelope could not be re-signed")
+			return
+		}
+	}
 	if isReplyFrame(&h) {
 		cl.untrack(from, h.CorrID) // the request it answers was forwarded to from
+	}
+	if s.sec != nil && len(h.FrameAddress) > 0 && string(h.FrameType) == envelope.TypeKeyRequest {
+		s.notePeerKeyRequest(from, msg) // so that the answer is re-wrapped back (seclayer_cluster.go)
 	}
 	if s.opts.ShowEnvelopes {
 		s.showEnvelope("Received envelope from sentinel "+from+" 📨", msg)
@@ -666,8 +693,8 @@ func (s *Sentinel) checkClusterLink() error {
 	if s.opts.ID == "" {
 		return fmt.Errorf("sentinel: cluster: a clustered sentinel needs a fixed id (FAME_NODE_ID): it is its cluster id and the first segment of its peers' paths")
 	}
-	if s.sec != nil {
-		return fmt.Errorf("sentinel: cluster: security profile %s is not wired for clustering yet (signed envelopes and key requests would cross sentinels whose key stores do not share the signers' keys); use open or gated, or run one sentinel", s.opts.SecurityProfile)
+	if s.sec != nil && l.Keys == nil {
+		return fmt.Errorf("sentinel: cluster: security profile %s needs the cluster's key directory (ClusterLink.Keys): signed envelopes and key requests cross sentinels", s.opts.SecurityProfile)
 	}
 	return nil
 }

@@ -407,9 +407,6 @@ func Load(path string, env config.Getenv) (Options, []config.UnknownKey, error) 
 	// alone must be refused with the reason, not ignored.
 	if cc, cprobs := config.ClusterConfig(f.Cluster, env, o.ID, o.StoragePath); cc.Enabled() || f.Cluster != nil || len(cprobs) > 0 {
 		problems = append(problems, cprobs...)
-		if p, perr := security.ParseProfile(string(o.SecurityProfile)); perr == nil && p.VerifiesSignatures() {
-			problems = append(problems, "cluster: security profile "+string(o.SecurityProfile)+" cannot run clustered yet (signed envelopes and key requests are not carried across sentinels; issue #15): use open or gated, or run one sentinel")
-		}
 		if o.ID == "" {
 			problems = append(problems, "cluster: a clustered sentinel needs a fixed id (node.id or FAME_NODE_ID): it is its NATS server name and the first segment of its peers' paths")
 		}

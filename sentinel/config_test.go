@@ -253,12 +253,21 @@ func TestClusterConfig(t *testing.T) {
 	if !o.Cluster.Enabled() || o.Cluster.Name != "c" || o.Cluster.SentinelID != "s1" {
 		t.Errorf("Cluster = %+v, want enabled, name c, sentinel s1", o.Cluster)
 	}
+	// The signing profiles run clustered (their keys cross the cluster's key directory).
+	for _, p := range []string{"overlay", "strict-overlay"} {
+		f := write(p+".yml", "node: {id: s1, security: {profile: "+p+"}}\ncluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n")
+		o, err := LoadOptions(f, config.MapEnv(map[string]string{"FAME_CA_CERTS": "/pki/ca.pem"}))
+		if err != nil {
+			t.Errorf("%s with a cluster: %v", p, err)
+		} else if !o.Cluster.Enabled() || string(o.SecurityProfile) != p {
+			t.Errorf("%s with a cluster: cluster %+v, profile %q", p, o.Cluster, o.SecurityProfile)
+		}
+	}
 	for name, tc := range map[string]struct {
 		path string
 		env  map[string]string
 		want string
 	}{
-		"overlay":   {write("ov.yml", "node: {id: s1, security: {profile: overlay}}\ncluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n"), nil, "cannot run clustered yet"},
 		"no id":     {write("noid.yml", "cluster: {name: c, listen: 127.0.0.1:6222, "+tls+"}\n"), nil, "needs a fixed id"},
 		"env no id": {"", map[string]string{"FAME_CLUSTER_LISTEN": "127.0.0.1:6222", "FAME_CLUSTER_NAME": "c"}, "needs a fixed id"},
 	} {

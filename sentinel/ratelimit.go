@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -128,7 +129,7 @@ func newRateTable(kind string, r RateRule, maxEntries int) *rateTable {
 	t := &rateTable{kind: kind, def: r.Default.withBurst(), fixed: make(map[string]*rateEntry, len(r.Overrides))}
 	for k, s := range r.Overrides {
 		if s = s.withBurst(); s.Rate > 0 {
-			t.fixed[k] = &rateEntry{Limiter: rate.NewLimiter(rate.Limit(s.Rate), s.Burst)}
+			t.fixed[k] = &rateEntry{Limiter: rate.NewLimiter(rate.Limit(s.Rate), s.Burst), kind: kind, key: k}
 		} else {
 			t.fixed[k] = nil
 		}
@@ -165,7 +166,7 @@ func (t *rateTable) fromDefault(key string) *rateEntry {
 	if l, ok := t.lru.Get(key); ok {
 		return l
 	}
-	l := &rateEntry{Limiter: rate.NewLimiter(rate.Limit(t.def.Rate), t.def.Burst)}
+	l := &rateEntry{Limiter: rate.NewLimiter(rate.Limit(t.def.Rate), t.def.Burst), kind: t.kind, key: key}
 	if prev, found, _ := t.lru.PeekOrAdd(key, l); found {
 		return prev // another reader created it first
 	}
@@ -190,13 +191,22 @@ type rateLimits struct {
 	held        atomic.Int64 // refusals not logged since then
 	shareM      *rateShareMetrics
 	shared      bool // consumption is shared with the cluster (ratelimit_cluster.go); set before serving
+
+	// dirtyMu guards dirty: the entries whose used went from 0 since the last batch, so
+	// that a batch costs what was used, not a walk of every bucket (ratelimit_cluster.go).
+	dirtyMu sync.Mutex
+	dirty   []*rateEntry
+	// lastDropLog and heldDrops throttle the log of malformed batches from peers.
+	lastDropLog atomic.Int64
+	heldDrops   atomic.Int64
 }
 
 // rateEntry is one key's bucket and the tokens it consumed locally since the last batch
 // published to the cluster (used stays 0 when the limits are not shared).
 type rateEntry struct {
 	*rate.Limiter
-	used atomic.Int64
+	used      atomic.Int64
+	kind, key string // what the cluster batch names it by
 }
 
 func newRateLimits(o RateLimitOptions, sec *secLayer, log *slog.Logger, reg prometheus.Registerer) *rateLimits {
@@ -293,11 +303,13 @@ func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte, replied b
 	if r.shared {
 		// The call started: count it for the cluster (ratelimit_cluster.go); one atomic add
 		// on the key's own entry, no lock, no NATS call.
-		if identLim != nil {
-			identLim.used.Add(1)
+		// The first use of an interval also puts the entry on the dirty list (a short lock
+		// once per key per interval).
+		if identLim != nil && identLim.used.Add(1) == 1 {
+			r.markDirty(identLim)
 		}
-		if addrLim != nil {
-			addrLim.used.Add(1)
+		if addrLim != nil && addrLim.used.Add(1) == 1 {
+			r.markDirty(addrLim)
 		}
 	}
 	return "", "", 0, true

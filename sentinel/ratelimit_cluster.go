@@ -3,6 +3,7 @@ package sentinel
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,13 +50,14 @@ func newRateShareMetrics(reg prometheus.Registerer) *rateShareMetrics {
 	return m
 }
 
-// share starts sharing r's consumption over sh until ctx ends. Before serving.
-func (r *rateLimits) share(ctx context.Context, sh RateSharer, reg prometheus.Registerer) error {
+// share starts sharing r's consumption over sh until ctx ends; the publishing goroutine is
+// counted in wg (the sentinel's, waited at shutdown). Before serving.
+func (r *rateLimits) share(ctx context.Context, wg *sync.WaitGroup, sh RateSharer, reg prometheus.Registerer) error {
 	r.shareM = newRateShareMetrics(reg)
 	stop, err := sh.SubscribeRate(func(from string, uses []cluster.RateUse, err error) {
 		if err != nil {
 			r.shareM.dropped.Inc()
-			r.log.Warn("rate sharing: malformed batch from the cluster dropped", "from", from, "err", err)
+			r.dropLogged(from, err)
 			return
 		}
 		r.charge(uses, time.Now())
@@ -64,7 +66,9 @@ func (r *rateLimits) share(ctx context.Context, sh RateSharer, reg prometheus.Re
 		return fmt.Errorf("rate sharing: %w", err)
 	}
 	r.shared = true
+	wg.Add(1)
 	go func() { // owned by the sentinel: exits when its context ends
+		defer wg.Done()
 		defer stop()
 		t := time.NewTicker(RateShareInterval)
 		defer t.Stop()
@@ -87,32 +91,41 @@ func (r *rateLimits) share(ctx context.Context, sh RateSharer, reg prometheus.Re
 	return nil
 }
 
-// collect swaps every key's local consumption to 0 and returns the non-zero ones.
+// markDirty notes that e was used since the last batch.
+func (r *rateLimits) markDirty(e *rateEntry) {
+	r.dirtyMu.Lock()
+	r.dirty = append(r.dirty, e)
+	r.dirtyMu.Unlock()
+}
+
+// collect swaps the local consumption of every key used since the last batch to 0 and
+// returns the non-zero ones. It walks only the dirty list: an entry whose used went from 0
+// after the list was taken is on the next list, so no use is lost between batches.
 func (r *rateLimits) collect() []cluster.RateUse {
+	r.dirtyMu.Lock()
+	dirty := r.dirty
+	r.dirty = make([]*rateEntry, 0, len(dirty))
+	r.dirtyMu.Unlock()
 	var uses []cluster.RateUse
-	for _, t := range []*rateTable{r.ident, r.addr} {
-		if t == nil {
-			continue
-		}
-		for k, e := range t.fixed {
-			if e != nil {
-				if n := e.used.Swap(0); n > 0 {
-					uses = append(uses, cluster.RateUse{Kind: t.kind, Key: k, Tokens: n})
-				}
-			}
-		}
-		if t.lru == nil {
-			continue
-		}
-		for _, k := range t.lru.Keys() {
-			if e, ok := t.lru.Peek(k); ok {
-				if n := e.used.Swap(0); n > 0 {
-					uses = append(uses, cluster.RateUse{Kind: t.kind, Key: k, Tokens: n})
-				}
-			}
+	for _, e := range dirty {
+		if n := e.used.Swap(0); n > 0 {
+			uses = append(uses, cluster.RateUse{Kind: e.kind, Key: e.key, Tokens: n})
 		}
 	}
 	return uses
+}
+
+// dropLogged logs a malformed batch from a peer at most once a second, with the number of
+// drops held back since the last line, so a confused peer cannot flood the log.
+func (r *rateLimits) dropLogged(from string, err error) {
+	now := time.Now().UnixNano()
+	last := r.lastDropLog.Load()
+	if now-last < int64(time.Second) || !r.lastDropLog.CompareAndSwap(last, now) {
+		r.heldDrops.Add(1)
+		return
+	}
+	r.log.Warn("rate sharing: malformed batch from the cluster dropped (logged at most once a second)",
+		"from", from, "err", err, "held_back", r.heldDrops.Swap(0))
 }
 
 // charge takes the peers' consumption out of this sentinel's buckets at now, into debt.

@@ -2,6 +2,8 @@ package sentinel
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,15 +45,17 @@ func rateClusterServed(t *testing.T, shared bool) (served int, a, b *rateLimits)
 	a, regA := testRateLimits(t, o)
 	b, regB := testRateLimits(t, o)
 	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait() // the publishers exit when their context ends
 	defer cancel()
 	if shared {
 		var peers []*pipeSharer
 		pa, pb := &pipeSharer{self: "a", peers: &peers}, &pipeSharer{self: "b", peers: &peers}
 		peers = []*pipeSharer{pa, pb}
-		if err := a.share(ctx, pa, regA); err != nil {
+		if err := a.share(ctx, &wg, pa, regA); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.share(ctx, pb, regB); err != nil {
+		if err := b.share(ctx, &wg, pb, regB); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -100,8 +104,10 @@ func TestRateClusterMalformed(t *testing.T) {
 	a, reg := testRateLimits(t, o)
 	p := &pipeSharer{self: "a", peers: new([]*pipeSharer)}
 	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	if err := a.share(ctx, p, reg); err != nil {
+	if err := a.share(ctx, &wg, p, reg); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := cluster.DecodeRateBatch([]byte(`{"s":"b","u":[{"k":"identity","n":"hot","t":-1}]}`))
@@ -111,5 +117,50 @@ func TestRateClusterMalformed(t *testing.T) {
 	}
 	if _, _, _, ok := a.check(&conn{identity: identity{systemID: "hot"}}, rateReq("h"), []byte("m@f"), false); !ok {
 		t.Fatal("a malformed batch charged the bucket")
+	}
+}
+
+// TestRateClusterCollect: a batch carries every key used since the last one, with its total,
+// once; a key used again after a batch is in the next one; an unused key is in none.
+func TestRateClusterCollect(t *testing.T) {
+	o := RateLimitOptions{
+		PerIdentity: RateRule{Default: RateSpec{Rate: 1000, Burst: 1000}, Overrides: map[string]RateSpec{"vip": {Rate: 1000, Burst: 1000}}},
+		PerAddress:  RateRule{Default: RateSpec{Rate: 1000, Burst: 1000}},
+	}
+	r, _ := testRateLimits(t, o)
+	r.shared = true
+	call := func(id, dest string, n int) {
+		for i := 0; i < n; i++ {
+			if _, _, _, ok := r.check(&conn{identity: identity{systemID: id}}, rateReq("h"), []byte(dest), false); !ok {
+				t.Fatalf("%s -> %s refused", id, dest)
+			}
+		}
+	}
+	sum := func(uses []cluster.RateUse) map[string]int64 {
+		m := map[string]int64{}
+		for _, u := range uses {
+			if _, dup := m[u.Kind+"/"+u.Key]; dup {
+				t.Fatalf("%s/%s twice in one batch", u.Kind, u.Key)
+			}
+			m[u.Kind+"/"+u.Key] = u.Tokens
+		}
+		return m
+	}
+	call("a", "m@f", 3)
+	call("vip", "m@f", 2)
+	call("idle", "n@f", 0)
+	got := sum(r.collect())
+	want := map[string]int64{"identity/a": 3, "identity/vip": 2, "address/m@f": 5}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("first batch %v, want %v", got, want)
+	}
+	if got := r.collect(); len(got) != 0 {
+		t.Fatalf("a batch with no use since the last: %v", got)
+	}
+	call("a", "n@f", 1)
+	got = sum(r.collect())
+	want = map[string]int64{"identity/a": 1, "address/n@f": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("second batch %v, want %v", got, want)
 	}
 }

@@ -46,6 +46,8 @@ type secLayer struct {
 	idents map[peer]*security.NodeIdentity
 
 	corr *corrMap // KeyRequest{address} corrId -> requester, for re-wrapping the KeyAnnounce
+
+	cl *secCluster // the cluster's key directory (seclayer_cluster.go); nil when not clustered
 }
 
 // Refusal codes sent in DeliveryAck nacks. The first two are the reference's final-delivery
@@ -160,6 +162,10 @@ func (l *secLayer) attachKeys(c peer, na *envelope.NodeAttach) error {
 		c.logger().Warn("node attached without a signing key; everything it sends will be refused", "profile", l.profile)
 	}
 	if err := l.register(c, c.ident().path, accepted); err != nil {
+		if errors.Is(err, errKidOnPeer) {
+			l.refuse.securityRefusal(c, refusalKidOnPeer, err.Error())
+			return &attachRefusal{code: codeKidInUse, reason: err.Error()}
+		}
 		return err
 	}
 	for _, j := range accepted {
@@ -178,6 +184,9 @@ func (l *secLayer) attachKeys(c peer, na *envelope.NodeAttach) error {
 func (l *secLayer) register(c peer, path string, keys []security.JWK) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.checkPeerKids(path, keys); err != nil {
+		return err
+	}
 	for _, j := range keys {
 		if prev, ok := l.keys.Get(j.Kid); ok && prev.PhysicalPath != path {
 			if o := l.owner[prev.PhysicalPath]; prev.PhysicalPath == l.path || o != nil && o != c {
@@ -221,6 +230,7 @@ func (l *secLayer) register(c peer, path string, keys []security.JWK) error {
 		}
 	}
 	c.keyCount().Add(int32(fresh))
+	l.publishLocked(keys, path)
 	return nil
 }
 
@@ -259,6 +269,7 @@ func (l *secLayer) forget(c peer) {
 		if l.owner[p] == c {
 			removed += l.keys.RemovePath(p)
 			delete(l.owner, p)
+			l.withdrawPathLocked(p)
 		}
 	}
 	delete(l.paths, c)

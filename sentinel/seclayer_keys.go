@@ -69,6 +69,9 @@ func (l *secLayer) keyRequest(c peer, e *envelope.Envelope, f *envelope.KeyReque
 		return true
 	}
 	path, keys, err := l.keys.KeyAnnounceKeys(f.Kid)
+	if err != nil && l.awaitKid(c, e, f.Kid) {
+		return true // clustered: the key may be on its way from a peer sentinel
+	}
 	if err != nil {
 		l.metrics.nacks.WithLabelValues(codeKeyNotFound).Inc()
 		c.logger().Info("KeyRequest for unknown kid", "kid", f.Kid, "requester_path", f.PhysicalPath)
@@ -76,6 +79,7 @@ func (l *secLayer) keyRequest(c peer, e *envelope.Envelope, f *envelope.KeyReque
 			Reason: "no key with kid " + f.Kid, RefID: e.ID}}, e, envelope.FlowReset)
 		return true
 	}
+	l.noteServed(path)
 	ka := &envelope.KeyAnnounce{PhysicalPath: path, Keys: keys, Created: envelope.Now()}
 	l.sendOwn(c, ka, e, 0)
 	return true
@@ -115,7 +119,11 @@ func (l *secLayer) keyAnnounce(c peer, e *envelope.Envelope, f *envelope.KeyAnno
 		jwks = append(jwks, j)
 	}
 	if err := l.register(c, f.PhysicalPath, jwks); err != nil {
-		l.refuseAnnounce(c, e, refusalKeyAnnounceInvalid, "KeyAnnounce refused: "+err.Error(), "physical_path", f.PhysicalPath)
+		reason := refusalKeyAnnounceInvalid
+		if errors.Is(err, errKidOnPeer) {
+			reason = refusalKidOnPeer
+		}
+		l.refuseAnnounce(c, e, reason, "KeyAnnounce refused: "+err.Error(), "physical_path", f.PhysicalPath)
 		if errors.Is(err, errKeyLimit) {
 			// KeyAnnounce has no ack to carry the reason; a node past the bound is cut.
 			go c.close(websocket.StatusPolicyViolation, err.Error())
@@ -153,6 +161,10 @@ func (l *secLayer) rewrap(from, to peer, e *envelope.Envelope, f *envelope.KeyAn
 	out := &envelope.Envelope{Version: envelope.Version, ID: envelope.NewID(), SID: l.sid,
 		TraceID: e.TraceID, ReplyTo: e.ReplyTo, CorrID: e.CorrID, FlowID: e.FlowID,
 		Frame: frame, TS: envelope.Now()}
+	if rp, ok := to.(*remotePeer); ok {
+		// A requester on a peer sentinel: that sentinel delivers by path (and signs it again).
+		out.To = "__sys__@" + rp.path
+	}
 	l.signOwn(out)
 	if to.sendOwn(out, 0) {
 		l.metrics.routed([]byte(envelope.TypeKeyAnnounce))

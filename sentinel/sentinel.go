@@ -181,6 +181,9 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		// would purge and SecureClose on a detach that the grace window may yet undo.
 		stickyOpts.Stickiness = false
 		s.cl = newClusterRouter(*s.clusterLink, s.id, s.routes, opts.Stickiness, s.log, s.metrics.reg, s)
+		if err := s.sec.joinCluster(s.clusterLink.Keys, s.id, s.clusterLink.Bus.State, s.metrics.reg); err != nil {
+			return nil, err
+		}
 	}
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
@@ -206,7 +209,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 		}
 		s.log.Info("clustered: routing over the cluster's replica set", "grace", s.cl.grace, "stickiness", opts.Stickiness)
 		if s.rate != nil && s.clusterLink.Rate != nil {
-			if err := s.rate.share(s.ctx, s.clusterLink.Rate, s.metrics.reg); err != nil {
+			if err := s.rate.share(s.ctx, &s.wg, s.clusterLink.Rate, s.metrics.reg); err != nil {
 				s.sticky.close()
 				return nil, err
 			}

@@ -253,7 +253,13 @@ func (c *conn) handleAttach(msg []byte) error {
 		return err
 	}
 	defer release()
+	if err := s.claimClusterSystemID(c, na); err != nil {
+		return err
+	}
 	if err := s.sec.attachKeys(c, na); err != nil {
+		if attachCode(err) != "" {
+			return err
+		}
 		return attachErr("keys: %v", err)
 	}
 	ack := envelope.NewNodeAttachAck(e.ID, s.id, c.path, s.path, s.epoch)
