@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-fullstack bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
+.PHONY: all build test bench bench-compare bench-cluster bench-ceiling bench-instr bench-fullstack bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
 
 all: build
 
@@ -46,6 +46,13 @@ fuzz:
 # fame-go vs the reference TS sentinel under the same load; rewrites BENCHMARKS.md (needs Node 20, jq, python3, curl).
 bench-compare: build
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-compare.sh
+
+# What one hop between clustered sentinels costs: a single sentinel against sentinels A and B
+# clustered over the embedded NATS (client on A, math agent on B), sequential and 50 callers,
+# interleaved; prints the markdown section bench-compare also writes (BENCH_REPEAT, default 3;
+# PROFILE=1 adds both sentinels' CPU profiles).
+bench-cluster: build
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-cluster.sh
 
 # The latency ceiling: a bare coder/websocket relay in the topology of a real call, caller, relay
 # and echo agent as three processes and as one (loadgen/ceiling); CEILING_D per load (default 10s).

@@ -3,7 +3,7 @@
 # Every target runs scripts/docker-install.sh first (installs Debian's docker.io +
 # docker-compose and starts dockerd when missing; a no-op otherwise).
 #
-#   make start [STACK_PROFILE=strict|overlay|direct|open]  build, generate compose/.secrets, up -d, wait healthy
+#   make start [STACK_PROFILE=strict|overlay|direct|open|cluster]  build, generate compose/.secrets, up -d, wait healthy
 #   make run            the math client once: three results and the replica that served it
 #   make run-verbose    the same with FAME_SHOW_ENVELOPES=true
 #   make stop           compose down

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/fame-go/fame/node"
@@ -34,6 +36,18 @@ func NodeFrom(env Getenv) (node.Config, error) {
 		ReceiverRetry:     node.DefaultReceiverRetry,
 		AdmissionSettings: &adm,
 		RequestedLogicals: splitList(e.str("FAME_REQUESTED_LOGICALS")),
+	}
+	// A comma-separated list of attach URLs is the sentinels of one cluster: the node dials
+	// the first, and every later dial (a reconnect after its sentinel went away) the next one
+	// in turn, so it re-attaches to another member of the cluster.
+	if urls := splitList(unquote(strings.TrimSpace(c.URL))); len(urls) > 1 {
+		for _, u := range urls {
+			if !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+				e.problems = append(e.problems, fmt.Sprintf("FAME_DIRECT_ADMISSION_URL: %q in the list must start with ws:// or wss://", u))
+			}
+		}
+		c.URL = urls[0]
+		c.AttachURL = rotateURLs(urls)
 	}
 	if d := e.duration("FAME_DRAIN_TIMEOUT"); d != nil {
 		c.DrainTimeout = *d
@@ -171,6 +185,15 @@ func orStr(v, d string) string {
 		return d
 	}
 	return v
+}
+
+// rotateURLs is an attach URL source over urls: the first on the first dial, then the next
+// one on every dial after it, round and round.
+func rotateURLs(urls []string) func(context.Context) (string, error) {
+	var next atomic.Uint64
+	return func(context.Context) (string, error) {
+		return urls[(next.Add(1)-1)%uint64(len(urls))], nil
+	}
 }
 
 func splitList(s string) []string {

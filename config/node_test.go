@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ func TestNodeFromEnvErrors(t *testing.T) {
 	tests := []struct{ name, key, val string }{
 		{"no url", "FAME_DIRECT_ADMISSION_URL", ""},
 		{"http url", "FAME_DIRECT_ADMISSION_URL", "http://x"},
+		{"http url in a list", "FAME_DIRECT_ADMISSION_URL", "ws://a/x,http://b/x"},
 		{"bad delivery", "FAME_DELIVERY_PROFILE", "exactly-once"},
 		{"bad retries", "FAME_DELIVERY_MAX_RETRIES", "-1"},
 		{"bad factor", "FAME_DELIVERY_BACKOFF_FACTOR", "fast"},
@@ -85,5 +87,34 @@ func TestNodeLimitsFromEnv(t *testing.T) {
 		if _, err := NodeFrom(MapEnv(bad)); !errors.Is(err, node.ErrConfig) {
 			t.Fatalf("%v: %v, want ErrConfig", bad, err)
 		}
+	}
+}
+
+// TestNodeFromEnvURLList: a list of attach URLs (the sentinels of a cluster) dials the first,
+// then the next on every later dial, round and round.
+func TestNodeFromEnvURLList(t *testing.T) {
+	env := map[string]string{"FAME_DIRECT_ADMISSION_URL": "wss://s1:8000/a, wss://s2:8000/a,wss://s3:8000/a"}
+	c, err := NodeFrom(MapEnv(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.URL != "wss://s1:8000/a" || c.AttachURL == nil {
+		t.Fatalf("URL %q, AttachURL set %v", c.URL, c.AttachURL != nil)
+	}
+	var got []string
+	for range 4 {
+		u, err := c.AttachURL(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, u)
+	}
+	if want := "wss://s1:8000/a wss://s2:8000/a wss://s3:8000/a wss://s1:8000/a"; strings.Join(got, " ") != want {
+		t.Fatalf("dials %q, want %q", got, want)
+	}
+	// One URL: no rotation, the static URL as before.
+	env["FAME_DIRECT_ADMISSION_URL"] = "ws://127.0.0.1:8000/x"
+	if c, err := NodeFrom(MapEnv(env)); err != nil || c.AttachURL != nil || c.URL != "ws://127.0.0.1:8000/x" {
+		t.Fatalf("single URL: %q, AttachURL set %v, %v", c.URL, c.AttachURL != nil, err)
 	}
 }

@@ -14,7 +14,9 @@
 # BENCH_CEILING (1: run `fame bench-ceiling` first, the bare coder/websocket relay in the same
 # topology, and print our figures as a ratio of it against the latency issue's targets),
 # BENCH_INSTR (1 when valgrind is installed: run scripts/bench-instr.sh for the sentinel's
-# instructions per call, signatures and verifications per overlay call and the crypto floor).
+# instructions per call, signatures and verifications per overlay call and the crypto floor),
+# BENCH_CLUSTER (1: run scripts/bench-cluster.sh, the single sentinel beside two clustered ones
+# with the client on A and the agent on B, sequential and 50 callers, BENCH_REPEAT runs each).
 # Every `fame bench` run also reports the CPU time per call of the client, the sentinel and the
 # agent (utime + stime from /proc over the measured window ÷ calls).
 set -euo pipefail
@@ -30,6 +32,7 @@ GO=${GO:-go}
 SIDES=${BENCH_SIDES:-ours ref py}
 CEILING=${BENCH_CEILING:-1}
 INSTR=${BENCH_INSTR:-$(command -v valgrind >/dev/null && echo 1 || echo 0)}
+CLUSTER=${BENCH_CLUSTER:-1}
 PY_SCENARIOS=" ${BENCH_PY_SCENARIOS:-seq c50 oseq o50} "
 LOADAVG=$(cut -d" " -f1-3 /proc/loadavg)
 
@@ -251,6 +254,20 @@ runs=$work/runs.md
 echo
 cat "$table"
 
+# ---- the cluster row: one hop between sentinels (scripts/bench-cluster.sh) ---------------------
+cluster_md=$work/cluster.md
+: >"$cluster_md"
+if [[ $CLUSTER == 1 ]]; then
+  echo "== cluster: single sentinel vs client on A, agent on B (scripts/bench-cluster.sh)"
+  if ! BIN=$BIN GO=$GO BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT BENCH_REPEAT=$REPEAT PROFILE=0 \
+    BENCH_CLUSTER_MD=$cluster_md ./scripts/bench-cluster.sh >/dev/null 2>"$work/cluster.err"; then
+    echo "   bench-cluster failed: $(tail -1 "$work/cluster.err")"
+    echo "(\`scripts/bench-cluster.sh\` failed: $(tail -1 "$work/cluster.err"))" >"$cluster_md"
+  fi
+  cat "$cluster_md"
+  echo
+fi
+
 # verdict OK_EXPR: "met" / "missed" from a jq boolean expression over nothing
 verdict() { [[ $(jq -n "$1") == true ]] && echo met || echo "**missed**"; }
 
@@ -460,6 +477,10 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   cat "$table"
   echo
+  if [[ -s $cluster_md ]]; then
+    cat "$cluster_md"
+    echo
+  fi
   cat "$ceil_md" "$cpu_md"
   echo
   cat "$runs"

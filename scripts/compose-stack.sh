@@ -12,7 +12,8 @@
 #   compose-stack.sh clean         stop, then delete .secrets, .env and the build context
 #   compose-stack.sh compose ARGS  any compose command with the stack's settings (ps, logs -f, stop X ...)
 #
-# Settings (environment): FAME_STACK_PROFILE (strict, overlay, direct, open: env/profile-*.env;
+# Settings (environment): FAME_STACK_PROFILE (strict, overlay, direct, open, cluster: env/profile-*.env,
+# and docker-compose.<profile>.yml when there is one;
 # default strict; `start` records it for the project's later commands), COMPOSE_PROJECT_NAME (default fame), FAME_IMAGE
 # (default fame-go:local), FAME_COMPOSE_PUBLISH (sentinel's host port, default 127.0.0.1:8000),
 # BIN (default bin), FAME_SHOW_ENVELOPES=true for `run`.
@@ -31,12 +32,17 @@ START_TIMEOUT=${FAME_COMPOSE_START_TIMEOUT:-120}
 log() { echo "compose-stack: $*" >&2; }
 die() { log "$*"; exit 1; }
 
-# compose runs whichever front-end exists: the v2 plugin or the v1 docker-compose binary.
+# compose runs whichever front-end exists: the v2 plugin or the v1 docker-compose binary. A
+# profile with a compose file of its own (docker-compose.<profile>.yml: cluster) adds it.
 compose() {
+  local files=(-f "$DIR/docker-compose.yml")
+  if [ -n "${FAME_STACK_PROFILE:-}" ] && [ -f "$DIR/docker-compose.$FAME_STACK_PROFILE.yml" ]; then
+    files+=(-f "$DIR/docker-compose.$FAME_STACK_PROFILE.yml")
+  fi
   if docker compose version >/dev/null 2>&1; then
-    docker compose -f "$DIR/docker-compose.yml" --project-directory "$DIR" "$@"
+    docker compose "${files[@]}" --project-directory "$DIR" "$@"
   elif command -v docker-compose >/dev/null 2>&1; then
-    docker-compose -f "$DIR/docker-compose.yml" --project-directory "$DIR" "$@"
+    docker-compose "${files[@]}" --project-directory "$DIR" "$@"
   else
     die "neither 'docker compose' nor 'docker-compose' found (scripts/docker-install.sh installs them)"
   fi
@@ -88,8 +94,10 @@ cmd_init() {
   # TLS certificates for the admission services and the sentinel (wss), from the stack CA
   # (90 days; renewed by a start once a month). Each service mounts only its own key; clients
   # trust root-ca.crt.
-  local svc
-  for svc in oauth2 welcome ca sentinel; do
+  local svc services=(oauth2 welcome ca sentinel)
+  # The cluster profile's other two sentinels serve wss too.
+  [ "${FAME_STACK_PROFILE:-}" = cluster ] && services+=(sentinel-2 sentinel-3)
+  for svc in "${services[@]}"; do
     if [ ! -s "$SECRETS/tls/$svc.crt" ] || [ ! -s "$SECRETS/tls/$svc.key" ] ||
       [ -n "$(find "$SECRETS/tls/$svc.crt" -mtime +30 2>/dev/null)" ]; then
       "$BIN/fame" ca server-cert -dir "$SECRETS/ca" -dns "$svc,localhost,127.0.0.1" -out "$SECRETS/tls/$svc" >/dev/null
@@ -119,6 +127,25 @@ cmd_init() {
       echo "FAME_ADMISSION_CLIENT_SECRET=$cs"
     } >"$SECRETS/math-client.env"
     log "generated the OAuth2 clients math-replicas and math-client in compose/.secrets"
+  fi
+  # The cluster profile: each sentinel's certificate for the cluster's mutual-TLS links (server
+  # and client auth, its service name), and the NATS user and password of every route.
+  if [ "${FAME_STACK_PROFILE:-}" = cluster ]; then
+    for svc in sentinel sentinel-2 sentinel-3; do
+      if [ ! -s "$SECRETS/cluster/$svc.crt" ] || [ ! -s "$SECRETS/cluster/$svc.key" ] ||
+        [ -n "$(find "$SECRETS/cluster/$svc.crt" -mtime +30 2>/dev/null)" ]; then
+        "$BIN/fame" ca cluster-cert -dir "$SECRETS/ca" -dns "$svc" -out "$SECRETS/cluster/$svc" >/dev/null
+        log "issued the cluster (NATS route) certificate of $svc (compose/.secrets/cluster/$svc.crt)"
+      fi
+    done
+    if [ ! -s "$SECRETS/cluster.env" ]; then
+      {
+        echo "# The NATS user and password of the cluster's routes (generated; never commit): sentinels only."
+        echo "FAME_CLUSTER_USER=fame-cluster"
+        echo "FAME_CLUSTER_PASSWORD=p-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+      } >"$SECRETS/cluster.env"
+      log "generated the cluster's NATS credentials in compose/.secrets/cluster.env"
+    fi
   fi
   # The one secret every node shared before the clients were split: gone, so no container can
   # still present it.
@@ -211,5 +238,5 @@ case $cmd in
   stop) cmd_stop ;;
   clean) cmd_clean ;;
   compose) settings; compose "$@" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -14,6 +14,10 @@
 #      bearer (fame token) under welcome and direct admission; a forged bearer gets 401;
 #   4. stop replica 1: runs are still correct, all served by replica 2;
 #   5. start replica 1 again: healthy, runs correct, and new sessions reach it again;
+#   5b. (cluster profile) the client's sentinel forwarded the calls to the replicas' sentinels
+#      over the bus; stop sentinel-2, replica 1's (docker compose stop): replica 1 re-attaches
+#      to the next sentinel of its list, runs still answer, and new sessions reach replica 1
+#      again through its new sentinel;
 #   6. stop the sentinel under load (docker compose stop sentinel): it drains, every client call
 #      ends in a reply or an explicit refusal (none waits for a timeout), it exits 0;
 #   7. stop everything.
@@ -187,7 +191,7 @@ if [ "$(profile_var FAME_DEFAULT_ENCRYPTION_LEVEL)" = channel ]; then
   [ "$(count sent.sec.enc)" -gt 0 ] && [ "$(count received.sec.enc)" -gt 0 ] ||
     fail "channel encryption but no sec.enc both ways (sent $(count sent.sec.enc), received $(count received.sec.enc))"
 fi
-if [ "$(profile_var FAME_SECURITY_PROFILE)" != open ]; then
+if [[ "$(profile_var FAME_SECURITY_PROFILE)" == *overlay ]]; then
   [ "$(count sent.sec.sig)" -gt 0 ] && [ "$(count received.sec.sig)" -gt 0 ] ||
     fail "signing profile but no sec.sig both ways (sent $(count sent.sec.sig), received $(count received.sec.sig))"
 fi
@@ -261,6 +265,36 @@ for i in $(seq 1 10); do
 done
 [ -n "$served" ] || fail "replica1 served none of 10 new sessions after its restart"
 echo "replica1 serves new sessions again (run $served)"
+
+if [ "$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME")" = cluster ]; then
+  step "cluster: calls cross the bus; stop sentinel-2 (replica 1's sentinel)"
+  # The client's sentinel's count of envelopes it forwarded to a peer sentinel (its /metrics on
+  # the published port, with the development admin token of env/sentinel.env).
+  routed_remote() {
+    curl -fsS --max-time 10 --cacert "$ROOT/compose/.secrets/ca/root-ca.crt" -H "Authorization: Bearer dev-admin-token-4f2c9a7e1b" \
+      "https://$published/metrics" | awk '$1 == "fame_cluster_routed_total{where=\"remote\"}" { print $2 }'
+  }
+  remote=$(routed_remote sentinel)
+  [ -n "$remote" ] && [ "${remote%.*}" -gt 0 ] || fail "the client's sentinel forwarded no call over the cluster bus (fame_cluster_routed_total{where=\"remote\"} = '$remote')"
+  echo "sentinel (the client's) forwarded $remote envelopes to the replicas' sentinels over the bus"
+  "$STACK" compose stop sentinel-2
+  # Replica 1 finds sentinel-2 gone and re-attaches to the next URL of its list (sentinel-3).
+  deadline=$((SECONDS + 60))
+  until "$STACK" compose logs --no-color math-agent-replica1 2>&1 | grep -q "reconnected.*path=/sentinel-3/"; do
+    [ $SECONDS -lt $deadline ] || fail "replica1 did not re-attach to sentinel-3 within 60s: $("$STACK" compose logs --no-color --tail 10 math-agent-replica1 2>&1)"
+    sleep 1
+  done
+  echo "replica1 re-attached to sentinel-3"
+  served=""
+  for i in $(seq 1 10); do
+    out=$(run_client)
+    echo "$out" | tail -n 1
+    check_run "$out"
+    if grep -qx 'whoami = replica1' <<<"$out"; then served=$i; break; fi
+  done
+  [ -n "$served" ] || fail "replica1 served none of 10 new sessions after sentinel-2 stopped"
+  echo "with sentinel-2 stopped, runs answer, and replica1 serves again through sentinel-3 (run $served)"
+fi
 
 step "stop the sentinel under load: it drains and exits 0"
 # Four clients (add, multiply, fib_stream over their channel, then 20000 whoami back to back);

@@ -229,6 +229,40 @@ func TestIssueServerCert(t *testing.T) {
 	}
 }
 
+// TestIssueClusterCert: the cluster certificate works at both ends of a mutual-TLS link (the
+// NATS routes between sentinels); a plain server certificate is refused as the client's.
+func TestIssueClusterCert(t *testing.T) {
+	a, _ := Ephemeral()
+	tc, err := a.IssueClusterCert([]string{"localhost", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(a.Root)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{*tc}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	get := func(client tls.Certificate) error {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{client}}}}
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(*tc); err != nil {
+		t.Fatalf("mutual TLS with the cluster certificate at both ends failed: %v", err)
+	}
+	server, err := a.IssueServerCert([]string{"localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := get(*server); err == nil {
+		t.Fatal("a server-only certificate was accepted as a client certificate")
+	}
+}
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

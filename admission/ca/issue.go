@@ -112,6 +112,18 @@ func (a *Authority) IssueNode(csr *x509.CertificateRequest, req NodeRequest) (*I
 // the given DNS names / IP literals, chained to this CA, for the dev
 // services' HTTPS listeners.
 func (a *Authority) IssueServerCert(dnsNames []string) (*tls.Certificate, error) {
+	return a.issueTLSCert(dnsNames, x509.ExtKeyUsageServerAuth)
+}
+
+// IssueClusterCert returns a TLS certificate like IssueServerCert's that is
+// also valid as a client certificate: the links between clustered sentinels
+// (NATS routes and client links) are mutual TLS, and each sentinel both dials
+// and accepts them with the one certificate, so it needs both key usages.
+func (a *Authority) IssueClusterCert(dnsNames []string) (*tls.Certificate, error) {
+	return a.issueTLSCert(dnsNames, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+func (a *Authority) issueTLSCert(dnsNames []string, usage ...x509.ExtKeyUsage) (*tls.Certificate, error) {
 	if len(dnsNames) == 0 {
 		return nil, errors.New("ca: server certificate needs at least one name")
 	}
@@ -125,7 +137,7 @@ func (a *Authority) IssueServerCert(dnsNames []string) (*tls.Certificate, error)
 		NotBefore:   now.Add(-time.Minute),
 		NotAfter:    now.Add(90 * 24 * time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage: usage,
 	}
 	for _, n := range dnsNames {
 		if ip := net.ParseIP(n); ip != nil {

@@ -22,13 +22,17 @@ func init() { register("ca", runCA) }
 //	fame ca [flags]                                      serve (FAME_CA_DIR or -dir, FAME_CA_* ...)
 //	fame ca init -dir DIR [-dns a,b -out PREFIX]         create root + intermediate (idempotent)
 //	fame ca server-cert -dir DIR -dns a,b -out PREFIX    TLS server certificate for the services
+//	fame ca cluster-cert -dir DIR -dns a,b -out PREFIX   TLS certificate of a clustered sentinel's
+//	                                                     NATS links (server and client auth: mutual TLS)
 func runCA(ctx context.Context, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
 		case "init":
 			return runCAInit(args[1:])
 		case "server-cert":
-			return runCAServerCert(args[1:])
+			return runCAServerCert(args[1:], false)
+		case "cluster-cert":
+			return runCAServerCert(args[1:], true)
 		case "serve":
 			args = args[1:]
 		}
@@ -57,6 +61,7 @@ func runCA(ctx context.Context, args []string) error {
 // certFlags are the flags of init and server-cert.
 type certFlags struct {
 	dir, dns, out string
+	cluster       bool // issue for mutual TLS (server and client auth)
 }
 
 func (c *certFlags) parse(name string, args []string) error {
@@ -93,9 +98,16 @@ func runCAInit(args []string) error {
 	return nil
 }
 
-func runCAServerCert(args []string) error {
+// runCAServerCert issues a server certificate, or with cluster one for both ends of the
+// cluster's mutual-TLS links.
+func runCAServerCert(args []string, cluster bool) error {
 	var c certFlags
-	if err := c.parse("server-cert", args); err != nil {
+	name := "server-cert"
+	if cluster {
+		name = "cluster-cert"
+	}
+	c.cluster = cluster
+	if err := c.parse(name, args); err != nil {
 		return err
 	}
 	if c.dns == "" {
@@ -117,7 +129,11 @@ func writeServerCert(a *ca.Authority, c certFlags) error {
 			names = append(names, n)
 		}
 	}
-	tc, err := a.IssueServerCert(names)
+	issue := a.IssueServerCert
+	if c.cluster {
+		issue = a.IssueClusterCert
+	}
+	tc, err := issue(names)
 	if err != nil {
 		return err
 	}

@@ -171,6 +171,7 @@ func TestCAFlagErrors(t *testing.T) {
 		{"init", "-dir", dir, "-dns", "a"},        // dns without out
 		{"server-cert", "-dir", dir},              // nothing to issue
 		{"server-cert", "-dir", dir, "-out", "x"}, // out without dns
+		{"cluster-cert", "-dir", dir},             // nothing to issue
 	} {
 		if err := runCA(context.Background(), args); err == nil {
 			t.Errorf("%v: accepted", args)
