@@ -118,7 +118,7 @@ var Vars = []Var{
 	{"FAME_ADMISSION_GRANTS_FILE", "sentinel", EnvOnly, "", "", "direct: file of grants, one per line"},
 
 	// The Go SDK (config.Node).
-	{"FAME_DIRECT_ADMISSION_URL", "node, cli", EnvOnly, "", "", "attach URL, ws(s)://host/fame/v1/attach/ws/downstream"},
+	{"FAME_DIRECT_ADMISSION_URL", "node, cli", EnvOnly, "", "", "attach URL, ws(s)://host/fame/v1/attach/ws/downstream; a comma-separated list (the sentinels of a cluster): the first, then the next one on every re-attach"},
 	{"FAME_NODE_ID_SALT", "node", EnvOnly, "", "", "recorded only (a Go node's id is random)"},
 	{"FAME_REQUESTED_LOGICALS", "node", EnvOnly, "", "", "comma-separated logicals when the program sets none"},
 	{"FAME_DEFAULT_ENCRYPTION_LEVEL", "node", EnvOnly, "", "strict-overlay: channel", "plaintext, channel or sealed"},
