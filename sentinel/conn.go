@@ -15,6 +15,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/bufpool"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
@@ -22,8 +23,8 @@ import (
 // connection from growing without limit as clients come and go.
 const (
 	maxFlowsPerConn = 8192
-	creditWindow    = 32
-	creditLowWater  = 8
+	creditWindow    = wsengine.CreditWindow
+	creditLowWater  = wsengine.CreditWindow - wsengine.CreditThreshold
 )
 
 // conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
@@ -254,14 +255,36 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	c.seqMu.Unlock()
 }
 
-// enqueueLocked never blocks: when a bound refuses the envelope the caller gets the reason
-// (see sendQueue.push) and b is returned to the pool. Call with seqMu held.
+// enqueueLocked never blocks: when the connection's writing is idle the envelope is written
+// at once (writeDirect, which does not wait for the peer), else queued. When a bound refuses
+// it the caller gets the reason (see sendQueue.push). Either way b goes back to the pool.
+// Call with seqMu held, which keeps the wire order equal to the seqId order.
 func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
+	if wsengine.CanDirect(c.cork, len(*b)) && c.q.claimDirect() {
+		c.writeDirect(b)
+		return queueOK
+	}
 	why := c.q.push(b, src)
 	if why != queueOK {
 		putBuf(b)
 	}
 	return why
+}
+
+// writeDirect writes b itself (see internal/wsengine) and gives it back to the pool. What
+// the socket could not take at once, and a failure, are left to the writer goroutine: it
+// flushes the rest under the slow-consumer deadline, or meets the error and closes the
+// connection, on a goroutine that holds no seqMu.
+func (c *conn) writeDirect(b *[]byte) {
+	done, err := wsengine.Direct(c.ws, c.cork, *b)
+	if err == nil {
+		c.tx.Add(1)
+		if c.s.opts.ShowEnvelopes {
+			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *b)
+		}
+	}
+	putBuf(b)
+	c.q.endDirect(!done)
 }
 
 // startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
@@ -291,8 +314,8 @@ func (c *conn) writeBatchOrClose(batch []queued) bool {
 // maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the
 // slow-consumer timeout is reading (next to) nothing, and is cut.
 const (
-	maxBatch      = 128
-	maxBatchBytes = 1 << 20
+	maxBatch      = wsengine.MaxBatch
+	maxBatchBytes = wsengine.MaxBatchBytes
 )
 
 // writeBatch writes a batch in one system call: the socket is corked while the envelopes are

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // sendQueue is a connection's outbound queue, bounded in envelopes and in bytes, with a
@@ -31,10 +33,15 @@ type sendQueue struct {
 	perSrc map[*conn]srcUse
 	closed bool // the connection is gone: refuse, hold nothing
 	writer writerState
-	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
-	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
-	global *atomic.Int64 // bytes queued on every connection of the sentinel
-	max    queueLimits
+	// direct: a sender is writing to the socket itself (claimDirect .. endDirect); the
+	// writer goroutine, if any, must not write meanwhile. needFlush: a direct write left
+	// bytes in the cork, which the writer must flush before the queue is idle again.
+	direct    bool
+	needFlush bool
+	wake      chan struct{} // the writer's, while it has one: a push ends its lingering
+	spawn     func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
+	global    *atomic.Int64 // bytes queued on every connection of the sentinel
+	max       queueLimits
 }
 
 // writerState is the life of a queue's writer goroutine. Only push starts a writer (none ->
@@ -234,6 +241,17 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 	if src != nil {
 		q.setUse(src, srcUse{use.bytes + size, use.n + 1})
 	}
+	if q.direct {
+		q.mu.Unlock() // endDirect starts or wakes the writer
+		return queueOK
+	}
+	q.kickLocked()
+	return queueOK
+}
+
+// kickLocked makes the writer run: it starts one or wakes a parked one. Call with mu held; it
+// unlocks mu.
+func (q *sendQueue) kickLocked() {
 	var start bool
 	var wake chan struct{}
 	switch q.writer {
@@ -253,7 +271,37 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 		default:
 		}
 	}
-	return queueOK
+}
+
+// claimDirect gives the caller the socket for one direct write (wsengine.Direct) when the
+// connection's writing is idle: writing is enabled (setWriter), nothing is queued, no batch
+// is being written, no other direct write is in progress and none left bytes to flush. The
+// caller must call endDirect. A parked writer may stay parked meanwhile: takeOrPark keeps it
+// from writing until endDirect.
+func (q *sendQueue) claimDirect() bool {
+	q.mu.Lock()
+	ok := !q.closed && q.spawn != nil && q.n == 0 && !q.direct && !q.needFlush && q.writer != writerRunning
+	if ok {
+		q.direct = true
+	}
+	q.mu.Unlock()
+	return ok
+}
+
+// endDirect ends a direct write. flush says it left bytes in the cork (or failed): the writer
+// then runs to finish them under the slow-consumer deadline (or find the error). Envelopes
+// pushed meanwhile make it run too.
+func (q *sendQueue) endDirect(flush bool) {
+	q.mu.Lock()
+	q.direct = false
+	if flush {
+		q.needFlush = true
+	}
+	if q.closed || (q.n == 0 && !q.needFlush) {
+		q.mu.Unlock()
+		return
+	}
+	q.kickLocked()
 }
 
 func (q *sendQueue) grow() {
@@ -297,7 +345,7 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 	for {
 		var parked bool
 		batch, parked = q.takeOrPark(batch[:0])
-		if len(batch) > 0 {
+		if !parked { // a batch, or (empty) a direct write's rest to flush
 			ok := write(batch)
 			q.release(batch)
 			if !ok {
@@ -330,18 +378,21 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 
 // batchPool holds the writers' batch slices: a writer lives for a busy spell, and its batch
 // must not be allocated anew for each.
-var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
+var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, wsengine.MaxBatch); return &b }}
 
 // takeOrPark is take for the writer: it takes a batch, or, finding the queue empty, marks the
-// writer parked (the next push wakes it) and reports so.
+// writer parked (the next push wakes it) and reports so. While a sender writes directly the
+// writer parks too (endDirect wakes it). An empty batch, not parked, asks the writer to flush
+// what a direct write left in the cork; any batch's flush does that as well.
 func (q *sendQueue) takeOrPark(dst []queued) ([]queued, bool) {
 	q.mu.Lock()
-	if q.n == 0 {
+	if q.direct || (q.n == 0 && !q.needFlush) {
 		q.writer = writerParked
 		q.mu.Unlock()
 		return dst, true
 	}
-	dst = q.takeLocked(dst, maxBatch, maxBatchBytes)
+	q.needFlush = false
+	dst = q.takeLocked(dst, wsengine.MaxBatch, wsengine.MaxBatchBytes)
 	q.mu.Unlock()
 	return dst, false
 }
