@@ -307,33 +307,34 @@ func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
 }
 
 func (l *link) directLocked(env *envelope.Envelope) (bool, error) {
-	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) {
+	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) ||
+		(l.deps.flowControl && l.gate.full()) {
+		return false, nil
+	}
+	// Corked first: stamping commits env to being written, so the socket must be ours
+	// (no control frame being written, no rest of an earlier direct write) before that.
+	if !l.cork.TryCork() {
 		return false, nil
 	}
 	it := outItem{env: env}
-	if l.deps.flowControl {
-		if l.gate.full() {
-			return false, nil
-		}
-		if !l.gate.admit(it) {
-			return true, nil // held: a grant releases it through the writer
-		}
+	var out wsengine.Outcome
+	var err error
+	msg, ok := []byte(nil), false
+	if !l.deps.flowControl || l.gate.admit(it) { // else held: a grant releases it through the writer
+		msg, ok = l.w.encode(it)
 	}
-	msg, ok := l.w.encode(it)
-	if !ok {
-		return true, nil
+	if ok {
+		out, err = wsengine.WriteCorked(l.conn, l.cork, msg)
+	} else {
+		out, err = wsengine.Release(l.cork)
 	}
-	done, err := wsengine.Direct(l.conn, l.cork, msg)
-	if err != nil {
-		return true, err
-	}
-	if !done {
+	if out == wsengine.Partial && err == nil {
 		select {
 		case l.flushReq <- struct{}{}:
 		default:
 		}
 	}
-	return true, nil
+	return true, err
 }
 
 // flush waits until the writer has reached everything queued so far, or ctx ends.
@@ -371,14 +372,15 @@ var errLinkLost = errors.New("node: connection lost")
 func (l *link) writeLoop() {
 	defer l.wg.Done()
 	flow := l.deps.flowControl
+	// full is the gate's state as of the writer's last turn: taking wmu between turns only
+	// to look would make direct senders find the writer busy. A direct sender does not
+	// fill the gate (it queues when the gate is full), so the writer's own turns keep this
+	// up to date.
+	full := false
 	for {
 		sendq := l.sendq
-		if flow {
-			l.wmu.Lock()
-			if l.gate.full() {
-				sendq = nil // stop taking more until grants drain the held envelopes
-			}
-			l.wmu.Unlock()
+		if full {
+			sendq = nil // stop taking more until grants drain the held envelopes
 		}
 		var ok bool
 		select {
@@ -387,6 +389,7 @@ func (l *link) writeLoop() {
 		case <-l.grants.wake:
 			l.wmu.Lock()
 			ok = l.w.flush(l.gate.grant(l.grants.take()))
+			full = flow && l.gate.full()
 			l.wmu.Unlock()
 		case <-l.flushReq: // a direct write's rest
 			l.wmu.Lock()
@@ -395,6 +398,7 @@ func (l *link) writeLoop() {
 		case it := <-sendq:
 			l.wmu.Lock()
 			ok = l.w.batch(l.gate, flow, it)
+			full = flow && l.gate.full()
 			l.wmu.Unlock()
 		}
 		if !ok {

@@ -260,8 +260,7 @@ func (c *conn) sendCredit(flowID, traceID string) {
 // it the caller gets the reason (see sendQueue.push). Either way b goes back to the pool.
 // Call with seqMu held, which keeps the wire order equal to the seqId order.
 func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
-	if wsengine.CanDirect(c.cork, len(*b)) && c.q.claimDirect() {
-		c.writeDirect(b)
+	if wsengine.CanDirect(c.cork, len(*b)) && c.q.claimDirect() && c.writeDirect(b) {
 		return queueOK
 	}
 	why := c.q.push(b, src)
@@ -271,12 +270,17 @@ func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
 	return why
 }
 
-// writeDirect writes b itself (see internal/wsengine) and gives it back to the pool. What
-// the socket could not take at once, and a failure, are left to the writer goroutine: it
-// flushes the rest under the slow-consumer deadline, or meets the error and closes the
-// connection, on a goroutine that holds no seqMu.
-func (c *conn) writeDirect(b *[]byte) {
-	done, err := wsengine.Direct(c.ws, c.cork, *b)
+// writeDirect writes b itself (see internal/wsengine) and gives it back to the pool, or
+// reports false when the socket is busy (a control frame being written): b must be queued.
+// What the socket could not take at once, and a failure, are left to the writer goroutine:
+// it flushes the rest under the slow-consumer deadline, or meets the error and closes the
+// connection, on a goroutine that holds no seqMu. Call after claimDirect.
+func (c *conn) writeDirect(b *[]byte) bool {
+	out, err := wsengine.Direct(c.ws, c.cork, *b)
+	if out == wsengine.Busy {
+		c.q.endDirect(false)
+		return false
+	}
 	if err == nil {
 		c.tx.Add(1)
 		if c.s.opts.ShowEnvelopes {
@@ -284,7 +288,8 @@ func (c *conn) writeDirect(b *[]byte) {
 		}
 	}
 	putBuf(b)
-	c.q.endDirect(!done)
+	c.q.endDirect(out == wsengine.Partial)
+	return true
 }
 
 // startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
