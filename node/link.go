@@ -56,9 +56,10 @@ type link struct {
 
 	// wmu guards the following fields: the writing state, used by the writer goroutine for a
 	// batch and by a sender writing directly.
-	wmu  sync.Mutex
-	w    *writer
-	gate *senderCredits
+	wmu        sync.Mutex
+	w          *writer
+	gate       *senderCredits
+	lastDirect int64 // wsengine.Now() of the last direct write (wsengine.Burst)
 
 	flowID  string // this node's own flow on this link (control traffic)
 	traceID string // trace id of this link's control traffic (binds, heartbeats)
@@ -307,15 +308,17 @@ func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
 }
 
 func (l *link) directLocked(env *envelope.Envelope) (bool, error) {
+	now := wsengine.Now()
 	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) ||
-		(l.deps.flowControl && l.gate.full()) {
-		return false, nil
+		(l.deps.flowControl && l.gate.full()) || wsengine.Burst(now, l.lastDirect) {
+		return false, nil // a burst (wsengine.BurstGap) goes to the writer, to be sent in one write
 	}
 	// Corked first: stamping commits env to being written, so the socket must be ours
 	// (no control frame being written, no rest of an earlier direct write) before that.
 	if !l.cork.TryCork() {
 		return false, nil
 	}
+	l.lastDirect = now
 	it := outItem{env: env}
 	var out wsengine.Outcome
 	var err error

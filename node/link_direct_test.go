@@ -13,6 +13,7 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // TestLinkDirectKeepsOrder: sends on a link whose writer is idle are written by the sender
@@ -79,11 +80,12 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	}
 	// On an idle link a send is written by the sender. Not always: a write in progress on
 	// the socket (the HTTP client's, a pong) makes it queue, so of a few sends some must be.
-	idle := func() { // the writer has nothing queued and is not in a batch
+	idle := func() { // the writer has nothing queued and is not in a batch; no burst
 		for l.queued.Load() != 0 || !l.wmu.TryLock() {
 			time.Sleep(time.Millisecond)
 		}
 		l.wmu.Unlock()
+		time.Sleep(2 * wsengine.BurstGap)
 	}
 	direct := 0
 	for i := range 5 {

@@ -36,12 +36,13 @@ type sendQueue struct {
 	// direct: a sender is writing to the socket itself (claimDirect .. endDirect); the
 	// writer goroutine, if any, must not write meanwhile. needFlush: a direct write left
 	// bytes in the cork, which the writer must flush before the queue is idle again.
-	direct    bool
-	needFlush bool
-	wake      chan struct{} // the writer's, while it has one: a push ends its lingering
-	spawn     func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
-	global    *atomic.Int64 // bytes queued on every connection of the sentinel
-	max       queueLimits
+	direct     bool
+	needFlush  bool
+	lastDirect int64         // wsengine.Now() of the last direct write: a burst is queued (BurstGap)
+	wake       chan struct{} // the writer's, while it has one: a push ends its lingering
+	spawn      func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
+	global     *atomic.Int64 // bytes queued on every connection of the sentinel
+	max        queueLimits
 }
 
 // writerState is the life of a queue's writer goroutine. Only push starts a writer (none ->
@@ -275,14 +276,18 @@ func (q *sendQueue) kickLocked() {
 
 // claimDirect gives the caller the socket for one direct write (wsengine.Direct) when the
 // connection's writing is idle: writing is enabled (setWriter), nothing is queued, no batch
-// is being written, no other direct write is in progress and none left bytes to flush. The
+// is being written, no other direct write is in progress and none left bytes to flush; and
+// the last direct write was not within wsengine.BurstGap (a burst goes to the writer). The
 // caller must call endDirect. A parked writer may stay parked meanwhile: takeOrPark keeps it
 // from writing until endDirect.
 func (q *sendQueue) claimDirect() bool {
 	q.mu.Lock()
 	ok := !q.closed && q.spawn != nil && q.n == 0 && !q.direct && !q.needFlush && q.writer != writerRunning
 	if ok {
-		q.direct = true
+		now := wsengine.Now()
+		if ok = !wsengine.Burst(now, q.lastDirect); ok {
+			q.direct, q.lastDirect = true, now
+		}
 	}
 	q.mu.Unlock()
 	return ok

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // TestSendQueueClaimDirect: a sender may write directly only while the queue's writing is
@@ -25,6 +27,8 @@ func TestSendQueueClaimDirect(t *testing.T) {
 		{"another direct write", func(q *sendQueue) { q.direct = true }, false},
 		{"a direct write's rest to flush", func(q *sendQueue) { q.needFlush = true }, false},
 		{"closed", func(q *sendQueue) { q.close() }, false},
+		{"a direct write just now (a burst)", func(q *sendQueue) { q.lastDirect = wsengine.Now() }, false},
+		{"a direct write a while ago", func(q *sendQueue) { q.lastDirect = wsengine.Now() - int64(2*wsengine.BurstGap) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var global atomic.Int64
@@ -103,6 +107,7 @@ func TestSendQueueDirectHandOver(t *testing.T) {
 			t.Fatalf("after endDirect: written %v, want [[a b]]", got)
 		}
 
+		time.Sleep(wsengine.BurstGap)
 		if !q.claimDirect() {
 			t.Fatal("claimDirect refused on an idle queue")
 		}
@@ -110,7 +115,11 @@ func TestSendQueueDirectHandOver(t *testing.T) {
 		if got := written(); len(got) != 1 || len(got[0]) != 0 {
 			t.Fatalf("after a partial direct write: batches %v, want one empty batch (the flush)", got)
 		}
-		if q.claimDirect() != true {
+		if q.claimDirect() {
+			t.Fatal("claimDirect within wsengine.BurstGap of the last direct write: a burst must go to the writer")
+		}
+		time.Sleep(wsengine.BurstGap)
+		if !q.claimDirect() {
 			t.Fatal("claimDirect refused after the rest was flushed")
 		}
 		q.endDirect(false)

@@ -3,6 +3,7 @@ package wsengine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -26,6 +27,24 @@ const (
 // with its frame header. The cork holds twice that before it flushes on its own (a flush that
 // would block), so encoding one message into an idle cork never does.
 const MaxDirect = 256<<10 + 16
+
+// BurstGap is how soon after a direct write the next envelope on the same connection is
+// queued instead: envelopes that close together are a burst (a reader routing what one read
+// brought, many callers at once), and the writer goroutine sends a burst in one system call
+// where direct writes would make one each. Sequential calls are hundreds of microseconds
+// apart and keep writing directly. Measured with 50 callers through the sentinel: without
+// the gap its write calls per call went from 0.45 to 2.9.
+const BurstGap = 50 * time.Microsecond
+
+// clockBase makes Now a small monotonic number.
+var clockBase = time.Now()
+
+// Now is a monotonic clock in nanoseconds for Burst.
+func Now() int64 { return int64(time.Since(clockBase)) }
+
+// Burst reports whether a direct write at now comes within BurstGap of the last one (last,
+// from Now; 0 for none): the caller should queue.
+func Burst(now, last int64) bool { return last != 0 && now-last < int64(BurstGap) }
 
 // CanDirect reports whether a message of size bytes may be written with Direct on cork at
 // all: the cork can make a non-blocking write and the message fits. It takes no lock; Direct

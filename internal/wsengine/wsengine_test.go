@@ -162,3 +162,22 @@ func TestCanDirect(t *testing.T) {
 		t.Fatal("TryCork refused an idle connection")
 	}
 }
+
+// TestBurst: which direct writes count as a burst (queued instead).
+func TestBurst(t *testing.T) {
+	gap := int64(BurstGap)
+	for _, tc := range []struct {
+		name      string
+		now, last int64
+		want      bool
+	}{
+		{"first write", 5, 0, false},
+		{"right after the last", 1000 + gap - 1, 1000, true},
+		{"a gap later", 1000 + gap, 1000, false},
+		{"long after", 1000 + 100*gap, 1000, false},
+	} {
+		if got := Burst(tc.now, tc.last); got != tc.want {
+			t.Errorf("%s: Burst = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
