@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
+.PHONY: all build test bench bench-compare bench-ceiling bench-instr bench-fullstack bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
 
 all: build
 
@@ -60,6 +60,12 @@ bench-ceiling: build
 BASE ?=
 bench-instr:
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh $(BASE)
+
+# The full Go stack against the full reference TS stack (TS client, sentinel and agent) at 32
+# callers, and our stack signed vs signed + channel-encrypted at 50 (Node 20, jq, python3); prints
+# the markdown section BENCHMARKS.md keeps.
+bench-fullstack: build
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-fullstack.sh
 
 # Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
 # the one-process ceiling), by where the woken goroutine blocked.
@@ -143,10 +149,16 @@ DURATION      ?= 2m
 SEED          ?= 1
 CHAOS_PROFILE ?= strict
 CHAOS_OUT     ?= $(BIN)/chaos-result.json
-.PHONY: chaos chaos-ci
+.PHONY: chaos chaos-ci chaos-ts
 chaos: build
 	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile $(CHAOS_PROFILE) -out $(CHAOS_OUT)
 
-# Two minutes, seed 1, the strict profile (meant for CI; not in .ci/run yet, see RELIABILITY.md).
+# The overlay profile with one real TypeScript client (interop/'s pinned @naylence packages,
+# Node 20) calling add beside the Go load: npm ci in interop/ once, as make interop does.
+chaos-ts: build
+	@test -d interop/node_modules/@naylence/runtime || (cd interop && npm ci --no-audit --no-fund)
+	$(BIN)/fame chaos -duration $(DURATION) -seed $(SEED) -profile overlay -ts-client -out $(CHAOS_OUT)
+
+# Two minutes, seed 1, the strict profile: what CI runs (.ci/run; RELIABILITY.md has its runs).
 chaos-ci: build
 	$(BIN)/fame chaos -duration 2m -seed 1 -profile strict -out $(BIN)/chaos-ci-result.json

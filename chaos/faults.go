@@ -111,6 +111,7 @@ func (s *stack) inject(ctx context.Context, f *Fault, proxy *slowProxy) error {
 	switch f.Kind {
 	case FaultReplicaKill:
 		in := s.replicas[f.replica].current()
+		s.sampleOne(ctx, in) // its last sample, for its own lifetime's judgement
 		if err := in.kill9("kill -9 (fault)"); err != nil {
 			return err
 		}
@@ -136,6 +137,7 @@ func (s *stack) inject(ctx context.Context, f *Fault, proxy *slowProxy) error {
 		return s.waitBound(ctx, f.replica, readyTimeout)
 	case FaultSentinelKill:
 		in := s.sentinel.current()
+		s.sampleOne(ctx, in)
 		if err := in.kill9("kill -9 (fault)"); err != nil {
 			return err
 		}
@@ -150,6 +152,7 @@ func (s *stack) inject(ctx context.Context, f *Fault, proxy *slowProxy) error {
 		return nil
 	case FaultDrainAdmin, FaultDrainSIGTERM:
 		in := s.replicas[f.replica].current()
+		s.sampleOne(ctx, in) // before the drain sheds its load
 		if f.Kind == FaultDrainAdmin {
 			if err := s.drainReplica(ctx, f.replica); err != nil {
 				return err

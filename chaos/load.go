@@ -37,6 +37,7 @@ type attempt struct {
 	Err     string
 	Items   int // stream items received
 	Slow    bool
+	TS      bool // the real TypeScript client's (tsclient.go): counted apart
 	// Notice: the SDK ended the attempt with ErrConnectionLost, its report that the connection
 	// or the secure channel the call went over was lost (the fabric's SecureClose, or the
 	// caller's own socket to a killed sentinel), not a silent stop.

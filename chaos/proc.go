@@ -25,6 +25,10 @@ type proc struct {
 	logDir  string
 	metrics string // http://host:port/metrics or "" (then goroutines are not sampled)
 	token   string // bearer for metrics
+	// goroutineProfile, when set (replicas: math-agent's /debug/pprof/goroutine?debug=1), is
+	// read instead of go_goroutines, to count the goroutines less the SDK's resident handler
+	// workers (residentWorkerFrame).
+	goroutineProfile string
 
 	mu        sync.Mutex
 	cur       *instance
@@ -43,9 +47,7 @@ type instance struct {
 	ended   time.Time
 	endHow  string // "killed", "drained", "exited: ..." (set by whoever ended it, or the waiter)
 	samples []sample
-	stopped bool    // SIGSTOPped now
-	warm    *sample // at the warm-up mark (load paused), if it was alive then
-	final   *sample // at the end mark (load stopped), if it was alive then
+	stopped bool // SIGSTOPped now
 }
 
 // sample is one /proc and /metrics reading of an instance.

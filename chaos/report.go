@@ -32,12 +32,14 @@ const dupWindow = 6 * time.Second
 
 // Result is the one JSON object a run writes.
 type Result struct {
-	Seed        uint64   `json:"seed"`
-	Profile     string   `json:"profile"`
-	DurationS   float64  `json:"duration_s"`
-	WarmupS     float64  `json:"warmup_s"`
-	Pass        bool     `json:"pass"`
-	FailReasons []string `json:"fail_reasons"`
+	Seed      uint64  `json:"seed"`
+	Profile   string  `json:"profile"`
+	DurationS float64 `json:"duration_s"`
+	WarmupS   float64 `json:"warmup_s"`
+	// InstanceWarmupS: each process instance is judged from this long after its own start.
+	InstanceWarmupS float64  `json:"instance_warmup_s"`
+	Pass            bool     `json:"pass"`
+	FailReasons     []string `json:"fail_reasons"`
 
 	// FaultsPlanned is the seed's schedule; Faults those injected (restarts that take longer
 	// than planned push the last ones past the fault window).
@@ -48,6 +50,10 @@ type Result struct {
 	Calls    CallCounts   `json:"calls"`
 	Streams  StreamCounts `json:"streams"`
 	SlowRead CallCounts   `json:"slow_reader_client"`
+	// TSClient: the real TypeScript client's add calls (-ts-client); TSClientErr how its
+	// process ended when not cleanly.
+	TSClient    *CallCounts `json:"ts_client,omitempty"`
+	TSClientErr string      `json:"ts_client_error,omitempty"`
 
 	Executions int           `json:"executions"`
 	Duplicates DupCounts     `json:"duplicates"`
@@ -60,19 +66,25 @@ type Result struct {
 // CallCounts are per attempt (a retry with the same idempotency key is another attempt);
 // Logical counts keys.
 type CallCounts struct {
-	Started      int            `json:"started"`
-	Answered     int            `json:"answered"`
-	Nacked       int            `json:"nacked"`
-	NackCodes    map[string]int `json:"nack_codes,omitempty"`
-	Errored      int            `json:"errored"` // a local SDK error within the bound
-	Remote       int            `json:"remote_error"`
-	Wrong        int            `json:"wrong_result"`
-	Lost         int            `json:"lost"`
-	LostTimeout  int            `json:"lost_timeout"` // of lost: nothing at all before the attempt's deadline
-	SlowNoFault  int            `json:"answered_over_4s_without_fault"`
-	Logical      int            `json:"logical_calls"`
-	LogicalDone  int            `json:"logical_answered"`
-	ErrorSamples []string       `json:"error_samples,omitempty"`
+	Started     int            `json:"started"`
+	Answered    int            `json:"answered"`
+	Nacked      int            `json:"nacked"`
+	NackCodes   map[string]int `json:"nack_codes,omitempty"`
+	Errored     int            `json:"errored"` // a local SDK error within the bound
+	Remote      int            `json:"remote_error"`
+	Wrong       int            `json:"wrong_result"`
+	Lost        int            `json:"lost"`
+	LostTimeout int            `json:"lost_timeout"` // of lost: nothing at all before the attempt's deadline
+	// LostClientLink (TS client only): of lost, the attempts that timed out after going over
+	// a connection a kill -9 of the sentinel had killed (onDeadLink): the reference TS SDK
+	// neither fails nor re-sends such a call (the Go SDK does since fix 1) and a killed sentinel
+	// cannot nack what it held, so the call waits out its timeout. Reported, not failed:
+	// fame-go cannot act on it.
+	LostClientLink int      `json:"lost_client_link,omitempty"`
+	SlowNoFault    int      `json:"answered_over_4s_without_fault"`
+	Logical        int      `json:"logical_calls"`
+	LogicalDone    int      `json:"logical_answered"`
+	ErrorSamples   []string `json:"error_samples,omitempty"`
 }
 
 // StreamCounts: a stream attempt that did not complete is cut with a nack (a negative
@@ -124,8 +136,10 @@ type ProcInfo struct {
 	WarmGoroutines int     `json:"warm_goroutines,omitempty"`
 	EndGoroutines  int     `json:"end_goroutines,omitempty"`
 	MaxRSSMiB      float64 `json:"max_rss_mib"`
-	Judged         bool    `json:"judged"` // alive at both marks: the growth criteria apply
+	Judged         bool    `json:"judged"` // observed long enough past its own warm-up: the growth criteria apply
 	OK             bool    `json:"ok"`
+	// Curve is every sample (thinned to 120): [s since start, RSS MiB, goroutines (-1: none)].
+	Curve [][3]float64 `json:"curve,omitempty"`
 }
 
 type attemptView struct {
@@ -163,19 +177,36 @@ func readExecLogs(paths []string) ([]mathagent.Execution, error) {
 	return out, nil
 }
 
-// faultHitting returns the first fault that started during [start, end].
-func faultHitting(faults []Fault, start, end time.Time) *Fault {
+// faultHitting returns the first fault that started during a (its start to its end). The
+// slow reading throttles only the slow client's relay: it hits no other caller's attempt.
+func faultHitting(faults []Fault, a attempt) *Fault {
 	for i := range faults {
 		f := &faults[i]
-		if !f.Start.Before(start) && !f.Start.After(end) {
+		if f.Kind == FaultSlowReader && !a.Slow {
+			continue
+		}
+		if !f.Start.Before(a.Start) && !f.Start.After(a.End) {
 			return f
 		}
 	}
 	return nil
 }
 
-// lostAttempt: no reply nor nack within LostAfter of the fault that hit the attempt, or
-// nothing at all before its deadline, or a stream that ended with items missing.
+// lostBound is when an attempt hit by f must have its reply or nack: LostAfter after the fault
+// started, or, for the slow reading, LostAfter after it ended. While its relay reads at ~5 KB/s
+// the slow client is itself what holds the stream back (the items are on their way, the
+// replica has answered them), so the stream cannot complete before the client reads at full
+// speed again: counted from the start, every stream in flight when a slow reading of more than
+// 4 s began was counted lost although it completed with every item (the 30-minute run's 8).
+func lostBound(f *Fault) time.Time {
+	if f.Kind == FaultSlowReader && f.Recovered.After(f.Start) {
+		return f.Recovered.Add(LostAfter)
+	}
+	return f.Start.Add(LostAfter)
+}
+
+// lostAttempt: no reply nor nack within LostAfter of the fault that hit the attempt (lostBound),
+// or nothing at all before its deadline, or a stream that ended with items missing.
 func lostAttempt(a attempt, faults []Fault) bool {
 	switch a.Outcome {
 	case OutTimeout:
@@ -183,8 +214,8 @@ func lostAttempt(a attempt, faults []Fault) bool {
 	case OutCut:
 		return a.Stream
 	}
-	hit := faultHitting(faults, a.Start, a.End)
-	return hit != nil && a.End.After(hit.Start.Add(LostAfter))
+	hit := faultHitting(faults, a)
+	return hit != nil && a.End.After(lostBound(hit))
 }
 
 // countAttempts fills c from attempts; lost ones are appended to lost.
@@ -196,7 +227,7 @@ func countAttempts(c *CallCounts, atts []attempt, faults []Fault, t0 time.Time, 
 		if _, seen := keys[a.Key]; !seen {
 			keys[a.Key] = false
 		}
-		hit := faultHitting(faults, a.Start, a.End)
+		hit := faultHitting(faults, a)
 		isLost := lostAttempt(a, faults)
 		if a.Outcome == OutAnswered {
 			keys[a.Key] = true
@@ -455,8 +486,39 @@ func analyzeSessions(atts []attempt, execs []mathagent.Execution, faults []Fault
 	return s
 }
 
-// procInfo summarizes an instance; the criteria apply when it was alive at both marks.
-func procInfo(in *instance, runEnd time.Time) ProcInfo {
+// Judging an instance over its own lifetime: every instance is sampled every 2 s, right before
+// the harness kills or drains it, and at the end mark (load stopped).
+const (
+	// DefaultInstanceWarmup is how long after its start an instance's memory is taken as
+	// settled. Measured (RELIABILITY.md, "Warm-up"; every sample of every instance is in the
+	// result's curves): under the chaos load a sentinel climbs from 27–32 MiB at start to
+	// within 2 % of its plateau (36–38 MiB) by 22–26 s, and a replica to within 2 % of its
+	// plateau by about 30 s after it starts carrying load; from 30 s on both move by a few per
+	// cent, with the sessions pinned to them.
+	DefaultInstanceWarmup = 30 * time.Second
+	// warmWindow: the warm-up value is the median of the samples of this window after the
+	// warm-up, and the end value the median of the last endSamples samples (the last is taken
+	// right before the harness kills or drains the instance, or at the end mark): one sample
+	// under load catches whatever calls are in flight and wherever the GC cycle is (a replica's
+	// goroutines move between 22 and 28 from one 2 s sample to the next).
+	warmWindow = 10 * time.Second
+	endSamples = 3
+	// JudgeSpan is how long an instance must have been observed after its warm window to be
+	// judged, so an instance is judged when it lived at least a minute: a shorter life says
+	// little about growth, and a minute lets the two kills of the sentinel in a 2-minute
+	// seed-1 run leave one instance (69 s) that is judged.
+	JudgeSpan = 20 * time.Second
+)
+
+// procInfo summarizes an instance and judges it when it lived long enough past its own
+// warm-up (warmup after its load began, then warmWindow, then at least JudgeSpan). loadFrom
+// is when the instance began to carry load: a replica's first execution (firstLoad), since
+// a replica restarted while its sessions sit on the others carries nothing until a fault
+// moves some to it, and its memory then climbs like a fresh one's (the 30-minute run of
+// 2026-12-04 evening judged such a replica from its idle 21.0 MiB to its loaded 23.2 MiB:
+// +10.4 %, where every replica that carried load from its start grew 0.2–3.2 %). Zero means
+// the instance's start (the sentinel and the services carry load as soon as they are up).
+func procInfo(in *instance, runEnd time.Time, warmup time.Duration, loadFrom time.Time) ProcInfo {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	end := in.ended
@@ -467,31 +529,116 @@ func procInfo(in *instance, runEnd time.Time) ProcInfo {
 	if p.End == "" {
 		p.End = "running at the end"
 	}
-	for _, s := range in.samples {
+	samples := append([]sample(nil), in.samples...)
+	slices.SortFunc(samples, func(a, b sample) int { return a.At.Compare(b.At) })
+	for _, s := range samples {
 		p.MaxRSSMiB = max(p.MaxRSSMiB, mib(s.RSSBytes))
 	}
+	p.Curve = curve(samples, in.started)
 	p.OK = true
-	if in.warm != nil && in.final != nil {
-		p.Judged = true
-		p.WarmRSSMiB, p.EndRSSMiB = mib(in.warm.RSSBytes), mib(in.final.RSSBytes)
-		p.RSSGrowthPct = round1(100 * (float64(in.final.RSSBytes) - float64(in.warm.RSSBytes)) / float64(in.warm.RSSBytes))
-		p.WarmGoroutines, p.EndGoroutines = in.warm.Goroutines, in.final.Goroutines
-		p.OK = judge(p)
+	if loadFrom.Before(in.started) {
+		loadFrom = in.started
 	}
+	warmFrom := loadFrom.Add(warmup)
+	warmTo := warmFrom.Add(warmWindow)
+	var warm, after []sample
+	for _, s := range samples {
+		switch {
+		case s.At.Before(warmFrom):
+		case s.At.Before(warmTo):
+			warm = append(warm, s)
+		default:
+			after = append(after, s)
+		}
+	}
+	if len(warm) == 0 || len(after) == 0 || after[len(after)-1].At.Sub(warmTo) < JudgeSpan {
+		return p
+	}
+	last := after[max(0, len(after)-endSamples):]
+	p.Judged = true
+	wr, er := medianRSS(warm), medianRSS(last)
+	p.WarmRSSMiB, p.EndRSSMiB = mib(wr), mib(er)
+	p.RSSGrowthPct = round1(100 * (float64(er) - float64(wr)) / float64(wr))
+	p.WarmGoroutines, p.EndGoroutines = medianGoroutines(warm), medianGoroutines(last)
+	p.OK = judge(p)
 	return p
 }
 
-// judge applies the issue's bounds: RSS growth under 10 % after warm-up, goroutines back to
-// their warm-up count ± 5 (when the process reports them).
+// firstLoad is when an instance of the replica named name started at started first ran an
+// operation (from the execution logs; times sorted), or zero when it never did.
+func firstLoad(times map[string][]time.Time, name string, started time.Time) time.Time {
+	ts := times[name]
+	i, _ := slices.BinarySearchFunc(ts, started, func(a, b time.Time) int { return a.Compare(b) })
+	if i < len(ts) {
+		return ts[i]
+	}
+	return time.Time{}
+}
+
+// execTimes are the executions' times by replica, sorted.
+func execTimes(execs []mathagent.Execution) map[string][]time.Time {
+	out := map[string][]time.Time{}
+	for _, e := range execs {
+		out[e.Replica] = append(out[e.Replica], time.Unix(0, e.UnixNano))
+	}
+	for _, ts := range out {
+		slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	return out
+}
+
+func medianRSS(ss []sample) int64 {
+	v := make([]int64, len(ss))
+	for i, s := range ss {
+		v[i] = s.RSSBytes
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// medianGoroutines is 0 (not judged) when no sample has a count (no /metrics).
+func medianGoroutines(ss []sample) int {
+	var v []int
+	for _, s := range ss {
+		if s.Goroutines >= 0 {
+			v = append(v, s.Goroutines)
+		}
+	}
+	if len(v) == 0 {
+		return 0
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// curve is an instance's samples as [seconds since its start, RSS MiB, goroutines], at most
+// maxCurve points (evenly thinned), for the warm-up measurement.
+func curve(ss []sample, started time.Time) [][3]float64 {
+	const maxCurve = 120
+	step := 1
+	if len(ss) > maxCurve {
+		step = (len(ss) + maxCurve - 1) / maxCurve
+	}
+	var out [][3]float64
+	for i := 0; i < len(ss); i += step {
+		s := ss[i]
+		out = append(out, [3]float64{round1(s.At.Sub(started).Seconds()), mib(s.RSSBytes), float64(s.Goroutines)})
+	}
+	return out
+}
+
+// judge applies the issue's bounds: RSS growth under 10 % after warm-up, and goroutines
+// back to their warm-up count: at most 5 more (when the process reports them). Fewer is not a
+// leak: a replica's count moves in steps with its connections and what is in flight on them
+// (replica1 of a 2-minute seed-1 run: 27 under load from 32 s, 21 under the same load from the
+// sentinel's second restart at 85 s to the end), and judged both ways such a step failed a
+// run whose every other figure was clean.
 func judge(p ProcInfo) bool {
 	if p.RSSGrowthPct >= 10 {
 		return false
 	}
-	if p.WarmGoroutines > 0 && p.EndGoroutines > 0 {
-		d := p.EndGoroutines - p.WarmGoroutines
-		if d > 5 || d < -5 {
-			return false
-		}
+	if p.WarmGoroutines > 0 && p.EndGoroutines > 0 && p.EndGoroutines-p.WarmGoroutines > 5 {
+		return false
 	}
 	return true
 }
@@ -508,7 +655,15 @@ func (r *Result) verdict() {
 			r.FailReasons = append(r.FailReasons, fmt.Sprintf(format, a...))
 		}
 	}
-	add(r.Calls.Lost+r.Streams.Lost == 0, "lost = %d (calls %d, streams %d)", r.Calls.Lost+r.Streams.Lost, r.Calls.Lost, r.Streams.Lost)
+	lost := r.Calls.Lost + r.Streams.Lost + r.SlowRead.Lost
+	add(lost == 0, "lost = %d (calls %d, streams %d, slow-reading client %d)", lost, r.Calls.Lost, r.Streams.Lost, r.SlowRead.Lost)
+	if r.TSClient != nil {
+		add(r.TSClient.Lost-r.TSClient.LostClientLink == 0, "TS client: lost = %d (%d of them with its own connection to a killed sentinel)",
+			r.TSClient.Lost, r.TSClient.LostClientLink)
+		add(r.TSClient.Wrong == 0, "TS client: wrong results = %d", r.TSClient.Wrong)
+		add(r.TSClient.Started > 0, "TS client: no call")
+		add(r.TSClientErr == "", "TS client: %s", r.TSClientErr)
+	}
 	add(r.Calls.Wrong == 0, "wrong results = %d", r.Calls.Wrong)
 	add(r.Duplicates.Unexplained == 0, "unexplained duplicates = %d", r.Duplicates.Unexplained)
 	add(r.Streams.CutWithoutNack == 0, "streams cut without a nack = %d", r.Streams.CutWithoutNack)
@@ -546,6 +701,13 @@ func (r *Result) Summary(w io.Writer) {
 	fmt.Fprintf(w, "streams cut: with a nack %d, with the SDK's connection-lost notice %d, without a nack %d\n",
 		r.Streams.CutWithNack, r.Streams.CutWithNotice, r.Streams.CutWithoutNack)
 	cc("slow reader", r.SlowRead)
+	if r.TSClient != nil {
+		cc("TS client", *r.TSClient)
+		if r.TSClient.LostClientLink > 0 {
+			fmt.Fprintf(w, "TS client: %d of its lost attempts timed out after its own connection died with a killed sentinel (the reference SDK does not re-send; not failed)\n",
+				r.TSClient.LostClientLink)
+		}
+	}
 	fmt.Fprintf(w, "executions %d; duplicates %d: explained %d %v, unexplained %d (same attempt twice: %d)\n",
 		r.Executions, r.Duplicates.Keys, r.Duplicates.Explained, r.Duplicates.ByReason, r.Duplicates.Unexplained, r.Duplicates.SameAttempt)
 	fmt.Fprintf(w, "sessions %d: moves %d, moved off healthy replicas %d, stayed on the faulted replica %d\n",
@@ -555,7 +717,7 @@ func (r *Result) Summary(w io.Writer) {
 		fmt.Fprintf(w, " %s=%d", b.name, r.Sessions.RepinHistogram[b.name])
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "processes (judged: alive at the warm-up and end marks):")
+	fmt.Fprintf(w, "processes (judged: observed %s past their own warm-up of %.0f s + %s):\n", JudgeSpan, r.InstanceWarmupS, warmWindow)
 	for _, p := range append(append([]ProcInfo(nil), r.Processes...), r.Harness) {
 		if p.Judged {
 			fmt.Fprintf(w, "  %-9s pid %-7d %6.1f s  RSS %.1f -> %.1f MiB (%+.1f %%)  goroutines %d -> %d  %s\n", p.Role, p.PID,

@@ -35,8 +35,17 @@ type Config struct {
 	// keeps growing for about 20 minutes, which a growth bound measured after a short warm-up
 	// would report as a leak. fame chaos sets 1024 (full within the warm-up) unless told.
 	ReplayCache int
-	Logger      *slog.Logger // the harness's own progress (nil: discard)
-	NodeLog     io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
+	// TSClient adds one real TypeScript client (overlay profile only; tsclient.go) calling add
+	// with its own idempotency keys; InteropDir is where interop/node_modules was installed
+	// (default "interop"), NodeBin the node binary (default "node" on PATH).
+	TSClient   bool
+	InteropDir string
+	NodeBin    string
+	// InstanceWarmup: each process instance's RSS and goroutines are judged from this long
+	// after its own start (0: DefaultInstanceWarmup).
+	InstanceWarmup time.Duration
+	Logger         *slog.Logger // the harness's own progress (nil: discard)
+	NodeLog        io.Writer    // the callers' SDK logs (nil: Dir/logs/callers.log)
 }
 
 func (c *Config) defaults() error {
@@ -51,6 +60,15 @@ func (c *Config) defaults() error {
 	}
 	if c.Streamers == 0 {
 		c.Streamers = 2
+	}
+	if c.TSClient && c.Profile != "overlay" {
+		return errors.New("chaos: the TS client runs in the overlay profile only (-profile overlay)")
+	}
+	if c.InteropDir == "" {
+		c.InteropDir = "interop"
+	}
+	if c.InstanceWarmup <= 0 {
+		c.InstanceWarmup = DefaultInstanceWarmup
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -151,6 +169,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			attemptTimeout: 15 * time.Second, streamN: 92})
 	}
 
+	var ts *tsClient
+	if cfg.TSClient {
+		if ts, err = startTSClient(cfg, fmt.Sprintf("ws://127.0.0.1:%d/fame/v1/attach/ws/downstream", st.port), rec); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if ts != nil {
+				ts.kill()
+			}
+		}()
+	}
+
 	// load starts every caller; the returned stop ends them (the call in progress gets its
 	// retries for up to 20 s more) and waits.
 	seqs := make([]int, len(callers))
@@ -188,7 +218,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			case <-sampCtx.Done():
 				return
 			case <-tk.C:
-				st.sampleAll(sampCtx, nil)
+				st.sampleAll(sampCtx)
 			}
 		}
 	}()
@@ -207,7 +237,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	stopLoad()
 	time.Sleep(time.Second)
 	harnessWarm := selfSample()
-	st.sampleAll(ctx, func(in *instance, s sample) { in.mu.Lock(); in.warm = &s; in.mu.Unlock() })
+	st.sampleAll(ctx)
 	stopLoad = load()
 
 	window := cfg.Duration - warmup - cooldown
@@ -239,24 +269,45 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		_ = sleepCtx(ctx, rest)
 	}
 	log.Info("stopping the load")
+	if ts != nil {
+		_ = ts.stdin.Close() // it finishes its call in progress beside the Go callers
+	}
 	stopLoad()
+	var tsErr error
+	if ts != nil {
+		tsErr = ts.stop()
+		ts = nil
+	}
 	time.Sleep(2 * time.Second)
 	stopSamp()
 	sampWG.Wait()
 	harnessEnd := selfSample()
-	st.sampleAll(context.Background(), func(in *instance, s sample) { in.mu.Lock(); in.final = &s; in.mu.Unlock() })
+	st.sampleAll(context.Background())
 	runEnd := time.Now()
 
 	execs, err := readExecLogs(st.execLogs)
 	if err != nil {
 		return nil, err
 	}
-	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup)
+	var tsLinkClosed []time.Time
+	if cfg.TSClient {
+		tsLinkClosed = readTSLinkClosed(filepath.Join(cfg.Dir, "logs", "ts-client.log"))
+	}
+	r := analyze(cfg, rec.snapshot(), execs, done, t0, warmup, tsLinkClosed)
 	r.FaultsPlanned = len(faults)
-	procs := append(append([]*proc{st.sentinel}, st.replicas...), st.services...)
-	for _, p := range procs {
+	r.InstanceWarmupS = cfg.InstanceWarmup.Seconds()
+	if tsErr != nil {
+		r.TSClientErr = tsErr.Error()
+	}
+	loads := execTimes(execs)
+	for _, p := range st.replicas {
 		for _, in := range p.all() {
-			r.Processes = append(r.Processes, procInfo(in, runEnd))
+			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup, firstLoad(loads, p.name, in.started)))
+		}
+	}
+	for _, p := range append([]*proc{st.sentinel}, st.services...) {
+		for _, in := range p.all() {
+			r.Processes = append(r.Processes, procInfo(in, runEnd, cfg.InstanceWarmup, time.Time{}))
 		}
 	}
 	r.Harness = ProcInfo{Role: "harness", PID: os.Getpid(), LifetimeS: round1(runEnd.Sub(t0).Seconds()), End: "running at the end",
@@ -272,16 +323,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 // analyze is the accounting of a finished run.
-func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []Fault, t0 time.Time, warmup time.Duration) *Result {
+// tsLinkClosed are the times the TS client's runtime logged that its connection closed
+// (readTSLinkClosed); analyze reads them to tell an attempt sent over a dead connection.
+func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []Fault, t0 time.Time, warmup time.Duration,
+	tsLinkClosed []time.Time) *Result {
 	r := &Result{Seed: cfg.Seed, Profile: cfg.Profile, DurationS: cfg.Duration.Seconds(), WarmupS: warmup.Seconds(),
 		Faults: faults, FaultCounts: map[string]int{}, Executions: len(execs)}
 	for _, f := range faults {
 		r.FaultCounts[f.Kind]++
 	}
-	var unary, streams, slow []attempt
+	var unary, streams, slow, ts []attempt
 	slowKeys := map[string]bool{}
 	for _, a := range atts {
 		switch {
+		case a.TS:
+			ts = append(ts, a)
 		case a.Slow:
 			slow = append(slow, a)
 			slowKeys[a.Key] = true
@@ -293,7 +349,16 @@ func analyze(cfg Config, atts []attempt, execs []mathagent.Execution, faults []F
 	}
 	countAttempts(&r.Calls, unary, faults, t0, &r.LostDetail)
 	countAttempts(&r.Streams.CallCounts, streams, faults, t0, &r.LostDetail)
-	countAttempts(&r.SlowRead, slow, faults, t0, nil)
+	countAttempts(&r.SlowRead, slow, faults, t0, &r.LostDetail)
+	if cfg.TSClient {
+		r.TSClient = &CallCounts{}
+		countAttempts(r.TSClient, ts, faults, t0, &r.LostDetail)
+		for _, a := range ts {
+			if a.Outcome == OutTimeout && onDeadLink(a, faults, tsLinkClosed) {
+				r.TSClient.LostClientLink++
+			}
+		}
+	}
 	for _, a := range streams {
 		switch {
 		case a.Outcome == OutAnswered:
@@ -341,18 +406,18 @@ func ownGoroutines() int {
 	if err := pprof.Lookup("goroutine").WriteTo(&b, 1); err != nil {
 		return runtime.NumGoroutine()
 	}
-	return countGoroutines(b.String())
+	return countGoroutines(b.String(), "net/http.(*persistConn)")
 }
 
 // countGoroutines sums a debug=1 goroutine profile's groups ("N @ 0x..." then the stack),
-// skipping those in net/http's persistConn loops.
-func countGoroutines(profile string) int {
-	n, cur, skip := 0, 0, false
+// skipping those whose stack has a frame containing one of skip.
+func countGoroutines(profile string, skipFrames ...string) int {
+	n, cur, skipGroup := 0, 0, false
 	flush := func() {
-		if !skip {
+		if !skipGroup {
 			n += cur
 		}
-		cur, skip = 0, false
+		cur, skipGroup = 0, false
 	}
 	for _, line := range strings.Split(profile, "\n") {
 		var c int
@@ -361,8 +426,10 @@ func countGoroutines(profile string) int {
 			cur = c
 			continue
 		}
-		if strings.Contains(line, "net/http.(*persistConn)") {
-			skip = true
+		for _, k := range skipFrames {
+			if strings.Contains(line, k) {
+				skipGroup = true
+			}
 		}
 	}
 	flush()

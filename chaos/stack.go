@@ -181,7 +181,7 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 			"FAME_DELIVERY_PROFILE": "at-least-once",
 			"MATH_EXEC_LOG":         log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
 		p := &proc{name: fmt.Sprintf("replica%d", i+1), logDir: logs, argv: []string{cfg.AgentBin}, env: envList(env),
-			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport)}
+			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), goroutineProfile: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", mport)}
 		s.replicas = append(s.replicas, p)
 		if err := s.startReplica(ctx, i); err != nil {
 			return s, err
@@ -313,33 +313,56 @@ func goroutines(body string) (int, error) {
 	return 0, fmt.Errorf("chaos: no go_goroutines in /metrics")
 }
 
-// sampleAll records RSS and goroutines of every live instance; mark, when set, is called
-// with each instance and its sample (the warm-up and end marks).
-func (s *stack) sampleAll(ctx context.Context, mark func(*instance, sample)) {
+// residentWorkerFrame is the SDK's handler worker (node/workers.go): a node keeps up to 32 of
+// them resident, as many as its busiest moment needed, so a replica's goroutine count steps
+// up with the sessions pinned to it (replica2 of a 2-minute run: 25 under load, 33 once a
+// SIGSTOP moved replica1's sessions to it, still 33 with the load stopped) and stays there:
+// a bounded pool, like the replay guard for RSS, not a leak. Running handlers are in flight,
+// not leaked, either. A replica's goroutines are counted without them.
+const residentWorkerFrame = "/node.(*Node).worker+"
+
+// sampleAll records RSS and goroutines of every live instance.
+func (s *stack) sampleAll(ctx context.Context) {
 	procs := append(append([]*proc{s.sentinel}, s.replicas...), s.services...)
 	for _, p := range procs {
 		in := p.current()
-		if in == nil || !in.alive() || in.isStopped() {
+		if in == nil {
 			continue
 		}
-		sm := sample{At: time.Now(), Goroutines: -1}
-		rss, err := readRSS(in.pid)
-		if err != nil {
-			continue
+		s.sampleOne(ctx, in)
+	}
+}
+
+// sampleOne records RSS and goroutines of in, unless it has exited or is stopped; the
+// harness also calls it right before it kills or drains an instance, so that every instance
+// is judged over its own lifetime (report.go, procInfo).
+func (s *stack) sampleOne(ctx context.Context, in *instance) (sample, bool) {
+	if !in.alive() || in.isStopped() {
+		return sample{}, false
+	}
+	sm := sample{At: time.Now(), Goroutines: -1}
+	rss, err := readRSS(in.pid)
+	if err != nil {
+		return sample{}, false
+	}
+	sm.RSSBytes = rss
+	if p := in.proc; p.goroutineProfile != "" {
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if body, err := s.get(mctx, p.goroutineProfile, ""); err == nil && strings.Contains(body, "goroutine profile:") {
+			sm.Goroutines = countGoroutines(body, residentWorkerFrame)
 		}
-		sm.RSSBytes = rss
-		if p.metrics != "" {
-			if body, err := s.get(ctx, p.metrics, p.token); err == nil {
-				if g, err := goroutines(body); err == nil {
-					sm.Goroutines = g
-				}
+		cancel()
+	} else if p.metrics != "" {
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if body, err := s.get(mctx, p.metrics, p.token); err == nil {
+			if g, err := goroutines(body); err == nil {
+				sm.Goroutines = g
 			}
 		}
-		in.addSample(sm)
-		if mark != nil {
-			mark(in, sm)
-		}
+		cancel()
 	}
+	in.addSample(sm)
+	return sm, true
 }
 
 // stopAll ends every process (replicas first, together, then the sentinel and the services).

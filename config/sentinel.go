@@ -59,6 +59,9 @@ type SentinelEnv struct {
 	Gateway          *bool  // FAME_GATEWAY
 	GatewayOrigins   string // FAME_GATEWAY_ALLOWED_ORIGINS, comma-separated; "": the file's stand
 	GatewayBodyLimit *int64 // FAME_GATEWAY_BODY_LIMIT
+	// GatewayWelcomeURL is FAME_GATEWAY_WELCOME_URL, else FAME_ADMISSION_SERVICE_URL: the
+	// welcome hello URL each gateway caller is admitted by under strict-overlay.
+	GatewayWelcomeURL string
 
 	// Call rate limits (limits.rate): the default bucket of each rule; overrides are YAML only.
 	RateIdentity      *float64 // FAME_RATE_LIMIT_IDENTITY
@@ -116,6 +119,7 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 		Gateway:             e.boolean("FAME_GATEWAY"),
 		GatewayOrigins:      e.str("FAME_GATEWAY_ALLOWED_ORIGINS"),
 		GatewayBodyLimit:    e.int64("FAME_GATEWAY_BODY_LIMIT"),
+		GatewayWelcomeURL:   firstSet(e.str("FAME_GATEWAY_WELCOME_URL"), e.str("FAME_ADMISSION_SERVICE_URL")),
 		RateIdentity:        e.float("FAME_RATE_LIMIT_IDENTITY"),
 		RateIdentityBurst:   e.integer("FAME_RATE_LIMIT_IDENTITY_BURST"),
 		RateAddress:         e.float("FAME_RATE_LIMIT_ADDRESS"),
@@ -146,4 +150,14 @@ func SentinelFromEnv(env Getenv) SentinelEnv {
 	s.Tracing, tp = TracingFromEnv(env)
 	s.Problems = append(e.problems, tp...)
 	return s
+}
+
+// firstSet is the first non-empty value (a specific variable before the general one).
+func firstSet(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }

@@ -77,8 +77,9 @@ var Vars = []Var{
 	{"FAME_DRAIN_TIMEOUT", "sentinel, node", Override, "node.drain_timeout", DefaultDrainTimeout.String(), "sentinel: on SIGTERM or POST /admin/drain, how long calls in flight get for their replies before it exits, and how long a replica drain (POST /admin/replicas/{id}/drain) moves sessions before it moves the busy ones too; node: how long a replica's SIGTERM drain (Node.Drain) waits before it closes anyway (Go duration)"},
 
 	// The HTTP gateway: a `listeners:` entry of type AgentHttpGatewayListener (restart-only).
-	{"FAME_GATEWAY", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].enabled", "off", "on: serve the HTTP gateway (POST /fame/v1/gateway/rpc, /messages; GET /health) on the sentinel's port, over TLS with -tls-cert; callers attach with their own bearer token; refused under strict-overlay"},
+	{"FAME_GATEWAY", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].enabled", "off", "on: serve the HTTP gateway (POST /fame/v1/gateway/rpc, /messages; GET /health) on the sentinel's port, over TLS with -tls-cert; callers attach with their own bearer token; under strict-overlay (welcome admission only) each caller is admitted by welcome with its bearer and gets a certificate of its own"},
 	{"FAME_GATEWAY_ALLOWED_ORIGINS", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].allowed_origins", "", "comma-separated CORS origins (scheme://host[:port]) allowed on the gateway (empty: CORS off, cross-origin requests refused)"},
+	{"FAME_GATEWAY_WELCOME_URL", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].welcome_url", "FAME_ADMISSION_SERVICE_URL", "strict-overlay: the welcome hello URL that admits each gateway caller with its own bearer token"},
 	{"FAME_GATEWAY_BODY_LIMIT", "sentinel", Override, "node.listeners[AgentHttpGatewayListener].limits.body_limit_bytes", "1048576", "largest gateway request body in bytes"},
 
 	// Clustering (issue #15): the `cluster:` block; see clustercfg.Config. No listen and no url: no cluster.
@@ -133,7 +134,7 @@ var Vars = []Var{
 	{"FAME_REPLAY_WINDOW", "node", EnvOnly, "", "10m", "oldest envelope ts accepted"},
 	{"FAME_REPLAY_FUTURE_SKEW", "node", EnvOnly, "", "1m", "newest envelope ts accepted"},
 	{"FAME_REPLAY_CACHE_SIZE", "node", EnvOnly, "", "65536", "envelope ids remembered"},
-	{"FAME_ADMISSION_SERVICE_URL", "node", EnvOnly, "", "", "welcome: the welcome service's hello URL"},
+	{"FAME_ADMISSION_SERVICE_URL", "node, sentinel", EnvOnly, "", "", "welcome: the welcome service's hello URL (the sentinel's gateway admits its callers there unless FAME_GATEWAY_WELCOME_URL is set)"},
 	{"FAME_ADMISSION_TOKEN_URL", "node", EnvOnly, "", "", "direct, welcome: OAuth2 token URL (direct without it sends no token)"},
 	{"FAME_ADMISSION_CLIENT_ID", "node", EnvOnly, "", "", "OAuth2 client id"},
 	{"FAME_ADMISSION_CLIENT_SECRET", "node", EnvOnly, "", "", "OAuth2 client secret"},

@@ -109,6 +109,13 @@ type clusterFixture struct {
 // hears every other one.
 func startCluster(t *testing.T, n int, grace string) *clusterFixture {
 	t.Helper()
+	return startClusterWith(t, n, grace, "")
+}
+
+// startClusterWith is startCluster with extra YAML under each sentinel's node: block (lines
+// indented by two spaces, e.g. a limits: block).
+func startClusterWith(t *testing.T, n int, grace, nodeYAML string) *clusterFixture {
+	t.Helper()
 	dir := t.TempDir()
 	cf := &clusterFixture{t: t, pki: newClusterPKI(t, dir)}
 	ports := freePorts(t, 2*n)
@@ -130,7 +137,7 @@ func startCluster(t *testing.T, n int, grace string) *clusterFixture {
   requested_logicals: [fame.fabric]
   security: {type: SecurityProfile, profile: open}
   admission: {type: AdmissionProfile, profile: none}
-cluster:
+%scluster:
   name: e2e
   listen: 127.0.0.1:%d
   client_listen: 127.0.0.1:%d
@@ -139,7 +146,7 @@ cluster:
   grace: %s
   tls: {cert: %s, key: %s, ca: %s}
   auth: {user: %s, password: %q}
-`, id, ports[i], ports[n+i], strings.Join(routes, ", "), filepath.Join(dir, id+"-nats"), grace,
+`, id, nodeYAML, ports[i], ports[n+i], strings.Join(routes, ", "), filepath.Join(dir, id+"-nats"), grace,
 			cf.pki.cert, cf.pki.key, cf.pki.ca, clusterUser, clusterPass)
 		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 			t.Fatal(err)

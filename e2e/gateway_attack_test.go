@@ -160,8 +160,14 @@ func TestGatewayOpenRPCAndMessages(t *testing.T) {
 // gatewayToken runs the client-credentials grant of the direct stack's OAuth2 server for aud.
 func gatewayToken(t *testing.T, d *directStack, aud string) string {
 	t.Helper()
-	resp, err := http.PostForm(d.oauthURL+oauth2.TokenPath, url.Values{"grant_type": {"client_credentials"},
-		"client_id": {directMathClient}, "client_secret": {directMathSecret}, "scope": {token.ScopeNodeConnect}, "audience": {aud}})
+	return clientCredentialsToken(t, d.oauthURL+oauth2.TokenPath, directMathClient, directMathSecret, aud)
+}
+
+// clientCredentialsToken runs the client-credentials grant (scope node.connect) at tokenURL.
+func clientCredentialsToken(t *testing.T, tokenURL, id, secret, aud string) string {
+	t.Helper()
+	resp, err := http.PostForm(tokenURL, url.Values{"grant_type": {"client_credentials"},
+		"client_id": {id}, "client_secret": {secret}, "scope": {token.ScopeNodeConnect}, "audience": {aud}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +176,7 @@ func gatewayToken(t *testing.T, d *directStack, aud string) string {
 		AccessToken string `json:"access_token"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.AccessToken == "" {
-		t.Fatalf("token endpoint: %d %v", resp.StatusCode, err)
+		t.Fatalf("token endpoint %s: %d %v", tokenURL, resp.StatusCode, err)
 	}
 	return body.AccessToken
 }

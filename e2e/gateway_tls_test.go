@@ -47,14 +47,20 @@ func (ca *tlsTestCA) issueDNS(t *testing.T, serial int64, dnsName, certPath, key
 // httpsPost posts body to https://addr+path and returns the status and the decoded body.
 func httpsPost(t *testing.T, client *http.Client, addr, path, body string, hdr http.Header) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+path, bytes.NewReader([]byte(body)))
+	return postJSON(t, client, "https://"+addr+path, body, hdr)
+}
+
+// postJSON posts a JSON body to u with the headers in hdr and decodes the JSON answer.
+func postJSON(t *testing.T, client *http.Client, u, body string, hdr http.Header) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader([]byte(body)))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
+		t.Fatalf("POST %s: %v", u, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)

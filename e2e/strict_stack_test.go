@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,7 +36,8 @@ import (
 // sentinel's own enforcement); clientEnv and repEnv are the reference example's math client
 // (any id, no logicals) and replicas (ids math-*, the math domain).
 type strictStack struct {
-	sentinel  *sentinel.Sentinel
+	sentinel  *sentinel.Sentinel // nil when proc runs it
+	proc      *sentinelProc
 	url       string            // the sentinel's HTTP(S) base
 	caRoot    string            // PEM, FAME_CA_CERTS of every party
 	nodeEnv   map[string]string // the wide credential
@@ -57,6 +59,9 @@ type stackOptions struct {
 	tls bool
 	// drainTimeout (0 = the default) is the sentinel's FAME_DRAIN_TIMEOUT.
 	drainTimeout time.Duration
+	// procEnv, when not nil, runs the sentinel as a `fame sentinel` process (st.proc) with
+	// these variables added to the stack's, instead of in this process (plain HTTP only).
+	procEnv map[string]string
 }
 
 const (
@@ -151,7 +156,27 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	senv := map[string]string{
+		"FAME_NODE_ID": strictSentinelID, "FAME_SECURITY_PROFILE": "strict-overlay",
+		"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_ADMISSION_PROFILE": "welcome",
+		"FAME_STICKINESS_LEVEL": "strict", "FAME_JWT_AUDIENCE": strictAudience,
+		"FAME_JWT_TRUSTED_ISSUER": strictIssuer, "FAME_JWKS_URL": jwksBase + welcome.JWKSPath,
+		"FAME_CA_CERTS": st.caRoot,
+	}
+	if o.drainTimeout > 0 {
+		senv["FAME_DRAIN_TIMEOUT"] = o.drainTimeout.String()
+	}
 	wsURL := "ws" + strings.TrimPrefix(sSrv.URL, "http") + "/fame/v1/attach/ws/downstream"
+	if o.procEnv != nil {
+		// As in the compose stack, the sentinel sees the welcome hello URL (its gateway admits
+		// callers there).
+		env := maps.Clone(senv)
+		env["FAME_ADMISSION_SERVICE_URL"] = wSrv.URL + welcome.HelloPath
+		maps.Copy(env, o.procEnv)
+		t.Cleanup(sSrv.Close)
+		st.proc = startFameSentinel(t, env)
+		wsURL = "ws://" + st.proc.fabric.addr + "/fame/v1/attach/ws/downstream"
+	}
 	wsvc, err := welcome.New(welcome.Config{TargetSystemID: strictSentinelID, AttachURL: wsURL,
 		CAServiceURL: cSrv.URL + "/fame/v1/ca", Issuer: strictIssuer, TicketTTL: o.ttl, WelcomeTTL: o.ttl,
 		Verifier: bearer, Key: wKey, Logger: discard(), Grants: []welcome.ClientGrant{
@@ -175,31 +200,11 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 	}
 	ch.set(csrv)
 
-	senv := map[string]string{
-		"FAME_NODE_ID": strictSentinelID, "FAME_SECURITY_PROFILE": "strict-overlay",
-		"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel", "FAME_ADMISSION_PROFILE": "welcome",
-		"FAME_STICKINESS_LEVEL": "strict", "FAME_JWT_AUDIENCE": strictAudience,
-		"FAME_JWT_TRUSTED_ISSUER": strictIssuer, "FAME_JWKS_URL": jwksBase + welcome.JWKSPath,
-		"FAME_CA_CERTS": st.caRoot,
+	if st.proc != nil {
+		st.url = "http://" + st.proc.fabric.addr
+	} else {
+		st.startInProcess(t, senv, sSrv, sh)
 	}
-	if o.drainTimeout > 0 {
-		senv["FAME_DRAIN_TIMEOUT"] = o.drainTimeout.String()
-	}
-	opts, err := sentinel.LoadOptions("", func(k string) (string, bool) { v, ok := senv[k]; return v, ok })
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.url = sSrv.URL
-	if st.sentinel, err = sentinel.New(opts, sentinel.WithLogger(discard())); err != nil {
-		t.Fatal(err)
-	}
-	sh.set(st.sentinel.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		st.sentinel.Shutdown(ctx)
-		sSrv.Close()
-	})
 	credential := func(id, secret string) map[string]string {
 		return map[string]string{
 			"FAME_ADMISSION_PROFILE":       "welcome",
@@ -215,6 +220,26 @@ func newStack(t *testing.T, o stackOptions) *strictStack {
 	st.clientEnv = credential(strictClient, strictSecret)
 	st.repEnv = credential(strictReplicas, strictRepSecret)
 	return st
+}
+
+// startInProcess runs the stack's sentinel in this process behind sSrv.
+func (st *strictStack) startInProcess(t *testing.T, senv map[string]string, sSrv *httptest.Server, sh *lazyHandler) {
+	t.Helper()
+	opts, err := sentinel.LoadOptions("", func(k string) (string, bool) { v, ok := senv[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.url = sSrv.URL
+	if st.sentinel, err = sentinel.New(opts, sentinel.WithLogger(discard())); err != nil {
+		t.Fatal(err)
+	}
+	sh.set(st.sentinel.Handler())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st.sentinel.Shutdown(ctx)
+		sSrv.Close()
+	})
 }
 
 // nodeConfig is a strict-overlay node with the wide credential.

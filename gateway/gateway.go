@@ -27,6 +27,7 @@ import (
 	"github.com/fame-go/fame/admission/token"
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/node/admit"
 )
 
 // Defaults and the reference's structural limits.
@@ -224,13 +225,20 @@ type refusal struct {
 }
 
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, rf refusal) {
+	g.refuseErrDetail(w, r, rf, nil)
+}
+
+// refuseErrDetail is refuse with the error behind rf logged whole: the HTTP body carries
+// rf.msg only, since the error may name internal services (the welcome service's or the
+// sentinel's URL) that an HTTP caller must not learn.
+func (g *Gateway) refuseErrDetail(w http.ResponseWriter, r *http.Request, rf refusal, err error) {
 	g.refusals.WithLabelValues(rf.code).Inc()
 	// One log line a second at most, with the number held back: a flood of bad requests must
 	// not become a flood of log lines (the counter sees every one).
 	now := time.Now().UnixNano()
 	if last := g.lastLog.Load(); now-last >= int64(time.Second) && g.lastLog.CompareAndSwap(last, now) {
 		g.log.Warn("gateway request refused (logged at most once a second)", "remote", r.RemoteAddr, "path", r.URL.Path,
-			"status", rf.status, "code", rf.code, "reason", rf.msg, "held_back", g.heldBack.Swap(0))
+			"status", rf.status, "code", rf.code, "reason", rf.msg, "err", err, "held_back", g.heldBack.Swap(0))
 	} else {
 		g.heldBack.Add(1)
 	}
@@ -419,7 +427,7 @@ func (g *Gateway) rpc(w http.ResponseWriter, r *http.Request) {
 		err = c.CallCapabilities(ctx, t.caps, method, params, &result)
 	}
 	if err != nil {
-		g.refuse(w, r, mapErr(err))
+		g.refuseErrDetail(w, r, mapErr(err), err)
 		return
 	}
 	if result == nil {
@@ -488,7 +496,7 @@ func (g *Gateway) refuseErr(w http.ResponseWriter, r *http.Request, err error) {
 		g.refuse(w, r, refusal{http.StatusTooManyRequests, "connect_rate_limited", err.Error(), cr.retry})
 		return
 	}
-	g.refuse(w, r, mapErr(err))
+	g.refuseErrDetail(w, r, mapErr(err), err)
 }
 
 // caller returns the cached node for token, connecting it on first use (one connect per
@@ -536,7 +544,7 @@ func (g *Gateway) caller(ctx context.Context, r *http.Request, tok string) (Call
 	close(e.ready)
 	if err != nil {
 		var attach *node.AttachError
-		if errors.As(err, &attach) && attach.Refused {
+		if errors.As(err, &attach) && attach.Refused || errors.Is(err, admit.ErrUnauthorized) {
 			// Answered 401 from memory for refusedTTL: replaying a bad token costs no attach.
 			g.refused.Add(key, refusedToken{at: time.Now(), err: err})
 		}
@@ -618,6 +626,29 @@ func (g *Gateway) removeLocked(el *list.Element) {
 	}
 }
 
+// publicDetail is what an HTTP caller may learn of an admission or attach failure: the
+// refusing service's own answer (operation, status, code, description; a negative attach
+// ack's reason), never a URL or a transport error, which name internal services. Empty when
+// there is nothing but those.
+func publicDetail(err error) string {
+	var h *admit.HTTPError
+	if errors.As(err, &h) {
+		d := fmt.Sprintf(": %s answered HTTP %d", h.Op, h.Status)
+		if h.Code != "" {
+			d += " " + h.Code
+		}
+		if h.Description != "" && h.Description != h.Code {
+			d += ": " + h.Description
+		}
+		return d
+	}
+	var attach *node.AttachError
+	if errors.As(err, &attach) && attach.Refused && attach.Reason != "" {
+		return ": " + attach.Reason
+	}
+	return ""
+}
+
 // mapErr maps a node error to the HTTP refusal, as the reference maps its exceptions.
 func mapErr(err error) refusal {
 	var nack *node.NackError
@@ -625,9 +656,16 @@ func mapErr(err error) refusal {
 	var attach *node.AttachError
 	switch {
 	case errors.As(err, &attach) && (attach.Refused || attach.CloseCode == websocket.StatusPolicyViolation):
-		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed: " + err.Error(), 0}
+		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed" + publicDetail(err), 0}
+	case errors.Is(err, admit.ErrUnauthorized):
+		// Under strict-overlay: the welcome service (or the CA) refused the caller's bearer.
+		return refusal{http.StatusUnauthorized, "unauthorized", "authentication failed" + publicDetail(err), 0}
+	case errors.Is(err, admit.ErrRejected):
+		return refusal{http.StatusForbidden, "forbidden", "admission refused" + publicDetail(err), 0}
+	case errors.Is(err, admit.ErrUnavailable):
+		return refusal{http.StatusServiceUnavailable, "unavailable", "admission unavailable" + publicDetail(err), 0}
 	case errors.As(err, &attach):
-		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable: " + err.Error(), 0}
+		return refusal{http.StatusServiceUnavailable, "unavailable", "fabric unavailable" + publicDetail(err), 0}
 	case errors.Is(err, node.ErrNoRoute):
 		return refusal{http.StatusNotFound, "not_found", "no route: " + err.Error(), 0}
 	case errors.Is(err, node.ErrTimeout), errors.Is(err, context.DeadlineExceeded):

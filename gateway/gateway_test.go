@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/node/admit"
 )
 
 // fakeCaller answers every call with err (or result 1) and counts connects.
@@ -182,5 +184,48 @@ func TestGatewayRefusedTokenCached(t *testing.T) {
 	}
 	if connects.Load() != 1 {
 		t.Fatalf("a refused token attached %d times, want 1", connects.Load())
+	}
+}
+
+// TestGatewayRefusalHidesInternalURLs: an admission or attach failure tells the HTTP caller
+// what the refusing service answered, never the URL of the welcome service or the sentinel,
+// nor a transport error naming an internal host.
+func TestGatewayRefusalHidesInternalURLs(t *testing.T) {
+	const internal = "welcome.internal"
+	cases := []struct {
+		name     string
+		err      error
+		status   int
+		code     string
+		wantText string // the part of the service's own answer the caller does get
+	}{
+		{"welcome refused the bearer", fmt.Errorf("gateway: admit: %w", &admit.HTTPError{Op: "hello", URL: "http://" + internal + ":8090/fame/v1/welcome/hello",
+			Status: 401, Code: "invalid_token", Description: "token expired"}), 401, "unauthorized", "token expired"},
+		{"welcome refused the request", &admit.HTTPError{Op: "hello", URL: "http://" + internal + "/x", Status: 400, Code: "bad_request"}, 403, "forbidden", "HTTP 400 bad_request"},
+		{"welcome unreachable", fmt.Errorf("admit: hello: POST http://%s:8090/hello: dial tcp 10.0.0.5:8090: connection refused: %w", internal, admit.ErrUnavailable), 503, "unavailable", "admission unavailable"},
+		{"sentinel refused the attach", &node.AttachError{Refused: true, Reason: "certificate refused", CloseCode: -1}, 401, "unauthorized", "certificate refused"},
+		{"sentinel unreachable", &node.AttachError{Reason: "dial ws://" + internal + ":8000/fame/v1/attach/ws/downstream: connection refused", CloseCode: -1}, 503, "unavailable", "fabric unavailable"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := New(Options{Connect: func(context.Context, string) (Caller, error) { return nil, c.err }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(g.Handler())
+			defer srv.Close()
+			defer g.Close()
+			resp, out := do(t, "POST", srv.URL+DefaultBasePath+"/rpc", `{"targetAddr":"a@fame.fabric","method":"m"}`, map[string]string{"Authorization": "Bearer x"})
+			msg, _ := out["error"].(string)
+			if resp.StatusCode != c.status || out["code"] != c.code {
+				t.Fatalf("%d %v, want %d %s", resp.StatusCode, out, c.status, c.code)
+			}
+			if strings.Contains(msg, internal) || strings.Contains(msg, "10.0.0.5") || strings.Contains(msg, "://") {
+				t.Fatalf("the HTTP caller learns an internal address: %q", msg)
+			}
+			if !strings.Contains(msg, c.wantText) {
+				t.Fatalf("error %q does not carry %q", msg, c.wantText)
+			}
+		})
 	}
 }

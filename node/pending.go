@@ -174,13 +174,17 @@ func (t *pendingTable) size() int {
 	return len(t.byCorr) + len(t.byEnv)
 }
 
-// channelClosed tells every exchange whose request went over channel cid.
+// channelClosed tells every exchange whose request went over channel cid, once: a second
+// SecureClose for the same channel (the sentinel's for a dead replica, then the one another
+// replica sends when a request on it reaches a node that does not hold it) arrives while the
+// call is still re-opening, before its re-send moves it to the new channel, and said nothing
+// new; told again, the call failed as if its re-send's channel had closed too.
 func (t *pendingTable) channelClosed(cid string) {
 	t.mu.Lock()
 	var hit []*waiter
 	for _, w := range t.byCorr {
 		w.mu.Lock()
-		if w.cid == cid {
+		if w.cid == cid && w.closedCID != cid {
 			hit = append(hit, w)
 			w.closedCID = cid
 		}

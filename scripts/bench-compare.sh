@@ -39,40 +39,9 @@ for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null || { echo "bench-compare: needs $tool on PATH" >&2; exit 2; }
 done
 
-work=$(mktemp -d)
-pids=()
-stop_all() { # stop what this script started, newest first
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-
-secs() { # "10s" / "1500ms" / "2m" -> whole seconds, rounded up
-  python3 -c 'import re,sys,math
-m=re.fullmatch(r"([0-9.]+)(ms|s|m)",sys.argv[1]) or sys.exit("bad duration "+sys.argv[1])
-v=float(m[1])*{"ms":0.001,"s":1,"m":60}[m[2]]; print(math.ceil(v))' "$1"
-}
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_for() { # wait_for FILE PATTERN SECONDS PID: give up early when PID has exited
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    if ! kill -0 "$4" 2>/dev/null; then
-      echo "bench-compare: process $4 exited before '$2' appeared in $1" >&2
-      tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true
-      return 1
-    fi
-    sleep 0.1
-  done
-  echo "bench-compare: timed out waiting for '$2' in $1" >&2
-  tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true
-  return 1
-}
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
+bench_init
 
 echo "== building $BIN/"
 mkdir -p "$BIN"

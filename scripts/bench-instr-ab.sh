@@ -74,14 +74,10 @@ if [[ -n $CHANGE ]]; then
 fi
 MODULE=$(cd "$root" && $GO list -m)
 
+# shellcheck source=bench-lib.sh
+source "$root/scripts/bench-lib.sh"
 work=$(mktemp -d)
 pids=()
-stop_all() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
 cleanup() {
   stop_all
   [[ -n ${INSTR_KEEP:-} ]] && { mkdir -p "$INSTR_KEEP"; cp -r "$work"/cg "$INSTR_KEEP"/ 2>/dev/null || true; }
@@ -165,16 +161,6 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # ---- 2. whole call: the sentinel alone under callgrind ----------------------------------------
-wait_for() { # wait_for FILE PATTERN SECONDS PID
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$4" 2>/dev/null || { echo "bench-instr: process $4 exited before '$2' appeared in $1" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "bench-instr: timed out waiting for '$2' in $1" >&2
-  return 1
-}
 newest_dump() { ls -t "$1".* 2>/dev/null | head -1; }
 whole_fail=""
 if [[ $WHOLE == 1 ]]; then

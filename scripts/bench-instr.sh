@@ -10,8 +10,9 @@
 #     callgrind one thread runs at a time, so the scheduler's behaviour differs from a native
 #     run; the count is still the work the code asks for.
 #  2. Signatures and verifications per overlay call in each process: client, sentinel and agent
-#     all under callgrind, sequential calls; the calls into crypto/internal/fips140/ed25519's
-#     signWithDom and verifyWithDom (what ed25519.Sign and ed25519.Verify end in) are counted
+#     all under callgrind, sequential calls; the calls into what signing and verifying end in
+#     (curve25519-voi's PrivateKey.Sign, verifyWithOptionsNoPanic and, for keys kept expanded,
+#     verifyExpandedWithOptionsNoPanic; crypto/ed25519's signWithDom, verifyWithDom) are counted
 #     from the call graph and divided by the calls made (the client's own attach is included,
 #     a few operations over hundreds of calls).
 #  3. The crypto floor: those operations per call × their CPU cost from security's floor
@@ -38,27 +39,10 @@ for tool in valgrind callgrind_control jq python3; do
   command -v "$tool" >/dev/null || { echo "bench-instr: needs $tool on PATH (apt-get install valgrind jq python3)" >&2; exit 2; }
 done
 
-work=$(mktemp -d)
-pids=()
-stop_all() {
-  local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  pids=()
-}
-trap 'stop_all; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench-lib.sh
+source scripts/bench-lib.sh
+bench_init
 
-wait_for() { # wait_for FILE PATTERN SECONDS PID
-  local i
-  for ((i = 0; i < $3 * 10; i++)); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$4" 2>/dev/null || { echo "bench-instr: process $4 exited before '$2' appeared in $1" >&2; tail -20 "$1" "${1%.*}.log" >&2 2>/dev/null || true; return 1; }
-    sleep 0.1
-  done
-  echo "bench-instr: timed out waiting for '$2' in $1" >&2
-  return 1
-}
 CG=(valgrind --tool=callgrind --quiet)
 OVERLAY="FAME_SECURITY_PROFILE=overlay FAME_ADMISSION_PROFILE=open FAME_AUTHORIZATION_PROFILE=noop"
 
@@ -97,7 +81,8 @@ names, callee, total = {}, None, 0
 calls = {"sign": 0, "verify": 0}
 want = {"crypto/internal/fips140/ed25519.signWithDom": "sign", "crypto/internal/fips140/ed25519.verifyWithDom": "verify",
         "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.PrivateKey.Sign": "sign",
-        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyWithOptionsNoPanic": "verify"}
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyWithOptionsNoPanic": "verify",
+        "github.com/oasisprotocol/curve25519-voi/primitives/ed25519.verifyExpandedWithOptionsNoPanic": "verify"}
 for line in open(sys.argv[1], errors="replace"):
     m = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
     if m:

@@ -10,6 +10,8 @@
 #      (signing), SecureOpen/SecureAccept and sec.enc (channel encryption), meta.set.aft (AFT
 #      stickiness), x5c in NodeAttach (strict-overlay); under welcome admission the welcome
 #      service placed and the CA certified both replicas;
+#   3b. the HTTP gateway answers curl with {"ok":true,"result":7}, with the math client's own
+#      bearer (fame token) under welcome and direct admission; a forged bearer gets 401;
 #   4. stop replica 1: runs are still correct, all served by replica 2;
 #   5. start replica 1 again: healthy, runs correct, and new sessions reach it again;
 #   6. stop the sentinel under load (docker compose stop sentinel): it drains, every client call
@@ -204,6 +206,33 @@ if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
     grep -q "ca: issued node certificate.*requester=$r " <<<"$logs" || fail "CA issued no certificate to $r"
   done
   echo "welcome placed and the CA certified math-replica1 and math-replica2"
+fi
+
+step "the HTTP gateway: curl with the client's own bearer"
+# Any HTTP client calls agents through the sentinel's gateway; under welcome and direct
+# admission with its own bearer (`fame token`: the math client's OAuth2 credentials), which
+# under strict-overlay the welcome service admits and the CA certifies as a node of its own.
+bearer=()
+case "$(profile_var FAME_ADMISSION_PROFILE)" in
+  welcome | direct)
+    # (compose's own progress lines go to stderr, kept apart from the token)
+    tok=$("$STACK" compose run --rm --no-deps -T client /fame token 2>/tmp/compose-test-token.err) ||
+      fail "fame token failed: $tok $(cat /tmp/compose-test-token.err)"
+    [[ $tok =~ ^[A-Za-z0-9_.-]+$ ]] || fail "fame token printed more than a token: $tok"
+    bearer=(-H "Authorization: Bearer $tok") ;;
+esac
+add='{"targetAddr":"math@fame.fabric","method":"add","params":{"x":3,"y":4}}'
+gateway() {
+  curl -sS --max-time 20 --cacert "$ROOT/compose/.secrets/ca/root-ca.crt" -X POST \
+    "https://$published/fame/v1/gateway/rpc" -H 'Content-Type: application/json' "$@" -d "$add"
+}
+out=$(gateway "${bearer[@]}") || fail "gateway request failed: $out"
+[ "$out" = '{"ok":true,"result":7}' ] || fail "gateway answered $out, want {\"ok\":true,\"result\":7}"
+echo "gateway: $out"
+if [ ${#bearer[@]} -gt 0 ]; then
+  out=$(gateway -H "Authorization: Bearer forged.$RANDOM.token") || fail "gateway request failed: $out"
+  grep -q '"code":"unauthorized"' <<<"$out" || fail "a forged bearer got $out, want code unauthorized"
+  echo "gateway, forged bearer: $out"
 fi
 
 step "stop math-agent-replica1"

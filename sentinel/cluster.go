@@ -60,6 +60,7 @@ type ClusterLink struct {
 	Bus       ClusterBus
 	Directory ClusterDirectory
 	Grace     time.Duration
+	Rate      RateSharer // shares the rate limits' consumption (ratelimit_cluster.go); nil: per sentinel
 }
 
 // DefaultClusterGrace is how long a lost replica keeps its bindings.

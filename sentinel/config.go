@@ -77,6 +77,9 @@ type ListenerConfig struct {
 	// AgentHttpGatewayListener only (refused on another type).
 	AllowedOrigins []string             `yaml:"allowed_origins,omitempty"` // CORS origins; none: CORS off
 	Limits         *GatewayLimitsConfig `yaml:"limits,omitempty"`
+	// WelcomeURL is the welcome service's hello URL that admits each HTTP caller under
+	// strict-overlay (FAME_GATEWAY_WELCOME_URL, else FAME_ADMISSION_SERVICE_URL, win).
+	WelcomeURL string `yaml:"welcome_url,omitempty"`
 }
 
 // GatewayLimitsConfig is the gateway listener's `limits:`. The reference spells its keys in
@@ -313,6 +316,10 @@ type GatewayOptions struct {
 	Enabled        bool
 	AllowedOrigins []string // CORS origins allowed (scheme://host[:port]); none: CORS off
 	BodyLimit      int64    // largest request body in bytes; 0: the gateway's default (1 MiB)
+	// WelcomeURL is the welcome hello URL that admits each HTTP caller under strict-overlay:
+	// the caller's bearer token is its hello credential, and its node gets a certificate
+	// of its own from the CA the welcome grant names (cmd/fame gateway.go).
+	WelcomeURL string
 }
 
 // AdminOptions guard the operator endpoints.
@@ -504,8 +511,8 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 		}
 	}
 	for i, l := range n.Listeners {
-		if l.Type != GatewayListenerType && (len(l.AllowedOrigins) > 0 || l.Limits != nil) {
-			problems = append(problems, fmt.Sprintf("listeners[%d]: allowed_origins and limits belong to a %s entry, not %s", i, GatewayListenerType, l.Type))
+		if l.Type != GatewayListenerType && (len(l.AllowedOrigins) > 0 || l.Limits != nil || l.WelcomeURL != "") {
+			problems = append(problems, fmt.Sprintf("listeners[%d]: allowed_origins, limits and welcome_url belong to a %s entry, not %s", i, GatewayListenerType, l.Type))
 		}
 		if l.Enabled != nil && !*l.Enabled {
 			continue
@@ -524,6 +531,7 @@ func (f *File) ResolveEnv(e config.SentinelEnv) (Options, error) {
 		case GatewayListenerType:
 			o.Gateway.Enabled = true
 			o.Gateway.AllowedOrigins = l.AllowedOrigins
+			o.Gateway.WelcomeURL = l.WelcomeURL
 			if lim := l.Limits; lim != nil {
 				if lim.BodyLimitBytes != 0 && lim.BodyLimitBytesCamel != 0 && lim.BodyLimitBytes != lim.BodyLimitBytesCamel {
 					problems = append(problems, fmt.Sprintf("listeners[%d]: limits.body_limit_bytes %d and bodyLimitBytes %d disagree", i, lim.BodyLimitBytes, lim.BodyLimitBytesCamel))
@@ -646,6 +654,9 @@ func (o *Options) applyEnv(e config.SentinelEnv) {
 		}
 	}
 	set64(&o.Gateway.BodyLimit, e.GatewayBodyLimit)
+	if e.GatewayWelcomeURL != "" {
+		o.Gateway.WelcomeURL = e.GatewayWelcomeURL
+	}
 	o.TrustBundle = e.TrustBundle
 	a := e.Admission
 	o.Admission = AdmissionOptions{Issuer: a.Issuer, JWKSURL: a.JWKSURL, Audience: a.Audience,
@@ -680,15 +691,25 @@ func (o *Options) validate() []string {
 	if o.StickyMaxTTL < o.StickyDefaultTTL {
 		p = append(p, "stickiness.max_ttl_sec is below default_ttl_sec")
 	}
-	return append(p, o.Gateway.validate(o.SecurityProfile)...)
+	return append(p, o.Gateway.validate(o.SecurityProfile, o.AdmissionProfile)...)
 }
 
 // validate checks the gateway's settings (whether or not it is on: a wrong origin is wrong).
-func (g GatewayOptions) validate(profile security.Profile) []string {
+func (g GatewayOptions) validate(profile security.Profile, admission AdmissionProfile) []string {
 	var p []string
 	if g.Enabled && profile == security.ProfileStrictOverlay {
-		// Each HTTP caller's node would need a certificate of its own (gateway.go, cmd/fame).
-		p = append(p, "gateway (AgentHttpGatewayListener, FAME_GATEWAY): not supported under strict-overlay: a caller node would need a certificate")
+		// Each HTTP caller's node needs a certificate of its own, which only a welcome grant
+		// gives it (cmd/fame gateway.go): without welcome admission there is no way to one.
+		if admission != AdmissionWelcome {
+			p = append(p, fmt.Sprintf("gateway (AgentHttpGatewayListener, FAME_GATEWAY) under strict-overlay needs welcome admission (FAME_ADMISSION_PROFILE=welcome), not %q: each caller is admitted and certified as a node of its own", admission))
+		} else if g.WelcomeURL == "" {
+			p = append(p, "gateway (AgentHttpGatewayListener, FAME_GATEWAY) under strict-overlay needs the welcome hello URL its callers are admitted by: welcome_url, FAME_GATEWAY_WELCOME_URL or FAME_ADMISSION_SERVICE_URL")
+		}
+	}
+	if g.WelcomeURL != "" {
+		if u, err := url.Parse(g.WelcomeURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p = append(p, fmt.Sprintf("gateway welcome_url (FAME_GATEWAY_WELCOME_URL): %q is not an http(s) URL", g.WelcomeURL))
+		}
 	}
 	if g.BodyLimit < 0 {
 		p = append(p, fmt.Sprintf("gateway limits.body_limit_bytes (FAME_GATEWAY_BODY_LIMIT): %d is negative", g.BodyLimit))

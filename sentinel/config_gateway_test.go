@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fame-go/fame/config"
+	"github.com/fame-go/fame/security"
 )
 
 func loadGatewayFile(t *testing.T, listeners string, env map[string]string) (Options, error) {
@@ -42,6 +43,12 @@ func TestGatewayListenerConfig(t *testing.T) {
 		{"env turns it on", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_GATEWAY_BODY_LIMIT": "4096"},
 			GatewayOptions{Enabled: true, BodyLimit: 4096}},
 		{"env turns it off", ws + "    - {type: AgentHttpGatewayListener}\n", map[string]string{"FAME_GATEWAY": "off"}, GatewayOptions{}},
+		{"welcome URL key", ws + "    - {type: AgentHttpGatewayListener, welcome_url: \"https://w:8090/hello\"}\n", nil,
+			GatewayOptions{Enabled: true, WelcomeURL: "https://w:8090/hello"}},
+		{"the admission's welcome URL", ws + "    - {type: AgentHttpGatewayListener, welcome_url: \"https://w:8090/hello\"}\n",
+			map[string]string{"FAME_ADMISSION_SERVICE_URL": "https://a/hello"}, GatewayOptions{Enabled: true, WelcomeURL: "https://a/hello"}},
+		{"the gateway's welcome URL first", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_ADMISSION_SERVICE_URL": "https://a/hello",
+			"FAME_GATEWAY_WELCOME_URL": "https://g/hello"}, GatewayOptions{Enabled: true, WelcomeURL: "https://g/hello"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,13 +88,19 @@ func TestGatewayConfigRefused(t *testing.T) {
 		{"gateway keys on another listener", "    - {type: WebSocketListener, port: 9001, allowed_origins: [\"https://a.example\"]}\n", nil, "belong to a AgentHttpGatewayListener entry"},
 		{"misspelt key", ws + "    - {type: AgentHttpGatewayListener, allowed_origin: [\"https://a.example\"]}\n", nil, "allowed_origins"},
 		{"unknown limit", ws + "    - {type: AgentHttpGatewayListener, limits: {maxMethodLength: 9}}\n", nil, "maxMethodLength"},
-		{"strict-overlay", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_SECURITY_PROFILE": "strict-overlay"}, "not supported under strict-overlay"},
+		{"strict-overlay without welcome", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_SECURITY_PROFILE": "strict-overlay"}, "needs welcome admission"},
+		{"strict-overlay without a welcome URL", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_SECURITY_PROFILE": "strict-overlay", "FAME_ADMISSION_PROFILE": "welcome"}, "needs the welcome hello URL"},
+		{"welcome URL not http", ws, map[string]string{"FAME_GATEWAY": "on", "FAME_GATEWAY_WELCOME_URL": "ftp://welcome/hello"}, "is not an http(s) URL"},
+		{"welcome URL on another listener", "    - {type: WebSocketListener, port: 9001, welcome_url: \"https://w/hello\"}\n", nil, "belong to a AgentHttpGatewayListener entry"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			listeners := tc.listeners
 			if tc.env["FAME_SECURITY_PROFILE"] != "" {
 				listeners += "  security: {profile: \"${env:FAME_SECURITY_PROFILE}\"}\n"
+			}
+			if tc.env["FAME_ADMISSION_PROFILE"] != "" {
+				listeners += "  admission: {profile: \"${env:FAME_ADMISSION_PROFILE}\"}\n"
 			}
 			_, err := loadGatewayFile(t, listeners, tc.env)
 			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -115,5 +128,22 @@ func TestGatewayKeysNeedRestart(t *testing.T) {
 	var rr *RestartRequiredError
 	if !errors.As(err, &rr) || !slices.Contains(rr.Keys, "node.listeners[AgentHttpGatewayListener] (FAME_GATEWAY)") {
 		t.Fatalf("reload turning the gateway off: %v", err)
+	}
+}
+
+// TestGatewayStrictOverlayAccepted: under strict-overlay the gateway is valid exactly with
+// welcome admission and a welcome URL (each caller is admitted and certified there).
+func TestGatewayStrictOverlayAccepted(t *testing.T) {
+	g := GatewayOptions{Enabled: true, WelcomeURL: "https://welcome:8090/fame/v1/welcome/hello"}
+	if p := g.validate(security.ProfileStrictOverlay, AdmissionWelcome); len(p) != 0 {
+		t.Fatalf("strict-overlay, welcome, URL: %v", p)
+	}
+	for _, adm := range []AdmissionProfile{AdmissionDirect, AdmissionOpen, AdmissionNone} {
+		if p := g.validate(security.ProfileStrictOverlay, adm); len(p) != 1 || !strings.Contains(p[0], "needs welcome admission") {
+			t.Fatalf("strict-overlay, %s: %v", adm, p)
+		}
+	}
+	if p := g.validate(security.ProfileOverlay, AdmissionDirect); len(p) != 0 {
+		t.Fatalf("overlay, direct: %v", p)
 	}
 }

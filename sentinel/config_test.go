@@ -186,6 +186,7 @@ tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", s
 		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://env:4318/t",
 		"OTEL_TRACES_SAMPLER_ARG": "0.25", "OTEL_SERVICE_NAME": "env",
 		"FAME_GATEWAY": "off", "FAME_GATEWAY_ALLOWED_ORIGINS": "https://env.example, http://b.example:8080", "FAME_GATEWAY_BODY_LIMIT": "200",
+		"FAME_GATEWAY_WELCOME_URL": "https://welcome.env:8090/hello",
 		// template: the file's values stand
 		"FAME_NODE_ID": "fromenv", "FAME_LISTENER_HOST": "127.0.0.8", "FAME_LISTENER_PORT": "9003",
 		"FAME_SECURITY_PROFILE": "gated", "FAME_ADMISSION_PROFILE": "none", "FAME_DELIVERY_PROFILE": "at-most-once",
@@ -215,7 +216,8 @@ tracing: {endpoint: "http://file:4318", traces_endpoint: "http://file:4318/t", s
 			RateLimits:   RateLimitOptions{PerIdentity: RateRule{Default: RateSpec{5, 6}}, PerAddress: RateRule{Default: RateSpec{7, 8}}}},
 		AdminOptions: AdminOptions{AdminToken: "env-token-0123456789"},
 		Tracing:      tracing.Config{Endpoint: "http://env:4318", TracesEndpoint: "http://env:4318/t", SampleRatio: 0.25, ServiceName: "env"},
-		Gateway:      GatewayOptions{Enabled: false, AllowedOrigins: []string{"https://env.example", "http://b.example:8080"}, BodyLimit: 200},
+		Gateway: GatewayOptions{Enabled: false, AllowedOrigins: []string{"https://env.example", "http://b.example:8080"}, BodyLimit: 200,
+			WelcomeURL: "https://welcome.env:8090/hello"},
 	}
 	got := want
 	got.Gateway = o.Gateway

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,9 +33,9 @@ import (
 // pass: a replica answering its calls must never be refused mid-stream because its clients
 // are busy. Acks, heartbeats, key and control frames are never limited.
 //
-// The buckets are counted by this sentinel alone. There is no cluster yet, so there is
-// nothing to share counts with; a deployment of several sentinels behind a load balancer
-// grants up to N times the limit.
+// The buckets are counted by this sentinel alone unless it is clustered with rate sharing
+// (ratelimit_cluster.go): then each sentinel also charges its peers' consumption into its own
+// buckets, so a caller spread over N sentinels gets its limit once, not N times.
 
 // CodeRateLimited is the nack code of a request refused by a rate limit.
 const CodeRateLimited = "RATE_LIMITED"
@@ -117,30 +118,30 @@ func (o RateLimitOptions) validate() []string {
 type rateTable struct {
 	kind  string
 	def   RateSpec
-	fixed map[string]*rate.Limiter // overrides, built once; a nil limiter exempts the key
-	lru   *lru.Cache[string, *rate.Limiter]
+	fixed map[string]*rateEntry // overrides, built once; a nil limiter exempts the key
+	lru   *lru.Cache[string, *rateEntry]
 }
 
 func newRateTable(kind string, r RateRule, maxEntries int) *rateTable {
 	if !r.on() {
 		return nil
 	}
-	t := &rateTable{kind: kind, def: r.Default.withBurst(), fixed: make(map[string]*rate.Limiter, len(r.Overrides))}
+	t := &rateTable{kind: kind, def: r.Default.withBurst(), fixed: make(map[string]*rateEntry, len(r.Overrides))}
 	for k, s := range r.Overrides {
 		if s = s.withBurst(); s.Rate > 0 {
-			t.fixed[k] = rate.NewLimiter(rate.Limit(s.Rate), s.Burst)
+			t.fixed[k] = &rateEntry{Limiter: rate.NewLimiter(rate.Limit(s.Rate), s.Burst), kind: kind, key: k}
 		} else {
 			t.fixed[k] = nil
 		}
 	}
 	if t.def.Rate > 0 {
-		t.lru, _ = lru.New[string, *rate.Limiter](maxEntries)
+		t.lru, _ = lru.New[string, *rateEntry](maxEntries)
 	}
 	return t
 }
 
 // limiter returns key's bucket, nil when key is not limited.
-func (t *rateTable) limiter(key string) *rate.Limiter {
+func (t *rateTable) limiter(key string) *rateEntry {
 	if l, ok := t.fixed[key]; ok {
 		return l
 	}
@@ -148,7 +149,7 @@ func (t *rateTable) limiter(key string) *rate.Limiter {
 }
 
 // limiterBytes is limiter for a key read from the envelope; an override costs no allocation.
-func (t *rateTable) limiterBytes(key []byte) *rate.Limiter {
+func (t *rateTable) limiterBytes(key []byte) *rateEntry {
 	if l, ok := t.fixed[string(key)]; ok {
 		return l
 	}
@@ -158,14 +159,14 @@ func (t *rateTable) limiterBytes(key []byte) *rate.Limiter {
 	return t.fromDefault(string(key))
 }
 
-func (t *rateTable) fromDefault(key string) *rate.Limiter {
+func (t *rateTable) fromDefault(key string) *rateEntry {
 	if t.lru == nil {
 		return nil
 	}
 	if l, ok := t.lru.Get(key); ok {
 		return l
 	}
-	l := rate.NewLimiter(rate.Limit(t.def.Rate), t.def.Burst)
+	l := &rateEntry{Limiter: rate.NewLimiter(rate.Limit(t.def.Rate), t.def.Burst), kind: t.kind, key: key}
 	if prev, found, _ := t.lru.PeekOrAdd(key, l); found {
 		return prev // another reader created it first
 	}
@@ -188,6 +189,24 @@ type rateLimits struct {
 	log         *slog.Logger
 	lastLog     atomic.Int64 // unix nanos of the last refusal logged
 	held        atomic.Int64 // refusals not logged since then
+	shareM      *rateShareMetrics
+	shared      bool // consumption is shared with the cluster (ratelimit_cluster.go); set before serving
+
+	// dirtyMu guards dirty: the entries whose used went from 0 since the last batch, so
+	// that a batch costs what was used, not a walk of every bucket (ratelimit_cluster.go).
+	dirtyMu sync.Mutex
+	dirty   []*rateEntry
+	// lastDropLog and heldDrops throttle the log of malformed batches from peers.
+	lastDropLog atomic.Int64
+	heldDrops   atomic.Int64
+}
+
+// rateEntry is one key's bucket and the tokens it consumed locally since the last batch
+// published to the cluster (used stays 0 when the limits are not shared).
+type rateEntry struct {
+	*rate.Limiter
+	used      atomic.Int64
+	kind, key string // what the cluster batch names it by
 }
 
 func newRateLimits(o RateLimitOptions, sec *secLayer, log *slog.Logger, reg prometheus.Registerer) *rateLimits {
@@ -254,8 +273,10 @@ func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte, replied b
 	}
 	now := time.Now()
 	var held *rate.Reservation
+	var identLim, addrLim *rateEntry
 	if r.ident != nil {
 		if lim := r.ident.limiter(r.rateIdentity(src)); lim != nil {
+			identLim = lim
 			res := lim.ReserveN(now, 1)
 			if d := res.DelayFrom(now); d > 0 || !res.OK() {
 				res.CancelAt(now)
@@ -267,6 +288,7 @@ func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte, replied b
 	}
 	if r.addr != nil && len(dest) > 0 {
 		if lim := r.addr.limiterBytes(dest); lim != nil {
+			addrLim = lim
 			res := lim.ReserveN(now, 1)
 			if d := res.DelayFrom(now); d > 0 || !res.OK() {
 				res.CancelAt(now)
@@ -276,6 +298,18 @@ func (r *rateLimits) check(src *conn, h *envelope.Header, dest []byte, replied b
 				return rateKindAddress, fmt.Sprintf("RATE_LIMITED: %s takes %g calls/s (burst %d); retry_after_ms=%d",
 					dest, float64(lim.Limit()), lim.Burst(), retryMs(d)), d, false
 			}
+		}
+	}
+	if r.shared {
+		// The call started: count it for the cluster (ratelimit_cluster.go); one atomic add
+		// on the key's own entry, no lock, no NATS call.
+		// The first use of an interval also puts the entry on the dirty list (a short lock
+		// once per key per interval).
+		if identLim != nil && identLim.used.Add(1) == 1 {
+			r.markDirty(identLim)
+		}
+		if addrLim != nil && addrLim.used.Add(1) == 1 {
+			r.markDirty(addrLim)
 		}
 	}
 	return "", "", 0, true

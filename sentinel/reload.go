@@ -99,6 +99,7 @@ var settings = []setting{
 	{"Gateway.Enabled", "node.listeners[AgentHttpGatewayListener] (FAME_GATEWAY)", true},
 	{"Gateway.AllowedOrigins", "node.listeners[AgentHttpGatewayListener].allowed_origins", true},
 	{"Gateway.BodyLimit", "node.listeners[AgentHttpGatewayListener].limits.body_limit_bytes", true},
+	{"Gateway.WelcomeURL", "node.listeners[AgentHttpGatewayListener].welcome_url (FAME_GATEWAY_WELCOME_URL)", true},
 }
 
 // Keys of what a reload re-reads from files even when no option changed.

@@ -29,9 +29,11 @@ import (
 // the replica does (replicaGone), one session at a time: its binding is removed, the client
 // gets a signed SecureClose for each channel it holds on the replica, and its next call is
 // placed by the balancer on another replica, which pins it (logged as a re-pin "from" the
-// drained replica "to" the new one). The channel bindings of a moved session stay until the
-// drain ends, so that a request the client had already encrypted for the old channel when the
-// SecureClose crossed it still reaches the one replica that can read it (and is answered).
+// drained replica "to" the new one). The channels of a moved session are unbound when their
+// SecureClose is sent and remembered as closed: a request the client had already encrypted for
+// one when the SecureClose crossed it is nacked CHANNEL_CLOSED. Forwarded, it would run on the
+// draining replica while the client (which forgets the channel on the SecureClose, so the reply
+// could not be read) re-sends it over a new channel: it would run twice.
 //
 // The drain ends ("drained", result idle) once no session is pinned to the replica, no
 // request awaits its reply there and that held for replicaDrainLinger; or at the drain
@@ -411,6 +413,17 @@ func (r *stickyRouter) moveSession(c peer, sid, reason string) {
 	}
 	if first {
 		d.moved.WithLabelValues(reason).Inc()
+	}
+	// The channels told closed are unbound now, not at the drain's end, and remembered as
+	// closed: a request the client encrypted for one before the SecureClose reached it is
+	// nacked CHANNEL_CLOSED (route.go). Forwarded to the draining replica it would run there
+	// while the client, which forgets the channel on the SecureClose and cannot read the reply,
+	// re-sends it over a new channel: the request would run twice (#20).
+	now := time.Now()
+	for _, cid := range closeNow {
+		if r.table.UnbindChannelIf(cid, st.id) {
+			r.closed.add(cid, now)
+		}
 	}
 	client := r.routes.bySID(sid)
 	sent := 0

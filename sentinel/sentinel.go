@@ -205,6 +205,12 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			return nil, fmt.Errorf("sentinel: cluster bus: %w", err)
 		}
 		s.log.Info("clustered: routing over the cluster's replica set", "grace", s.cl.grace, "stickiness", opts.Stickiness)
+		if s.rate != nil && s.clusterLink.Rate != nil {
+			if err := s.rate.share(s.ctx, &s.wg, s.clusterLink.Rate, s.metrics.reg); err != nil {
+				s.sticky.close()
+				return nil, err
+			}
+		}
 	}
 	s.wg.Add(1)
 	go s.sweepIdle()

@@ -33,6 +33,9 @@ func runChaos(ctx context.Context, args []string) error {
 	agent := fs.String("agent", "", "math-agent binary (default: math-agent beside this binary, else on PATH)")
 	verbose := fs.Bool("v", false, "log every fault as it happens")
 	replay := fs.Int("replay-cache", 1024, "every node's FAME_REPLAY_CACHE_SIZE (0: the SDK default, 65536, which fills for ~20 min at this load: RSS grows until then)")
+	instWarm := fs.Duration("instance-warmup", chaos.DefaultInstanceWarmup, "judge each process instance's RSS and goroutines from this long after its own start (measured, RELIABILITY.md)")
+	tsClient := fs.Bool("ts-client", false, "overlay profile: add one real TypeScript client (interop/'s pinned @naylence packages, Node 20) calling add with its own idempotency keys")
+	interopDir := fs.String("interop", "interop", "directory of interop/ whose node_modules the TS client uses (npm ci there first)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,7 +66,7 @@ func runChaos(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 	fmt.Fprintf(os.Stderr, "chaos: %s run, seed %d, profile %s; logs in %s\n", *dur, *seed, *profile, *dir)
 	res, err := chaos.Run(ctx, chaos.Config{FameBin: self, AgentBin: *agent, Duration: *dur, Seed: *seed,
-		Profile: strings.ToLower(*profile), Dir: *dir, ReplayCache: *replay, Logger: log})
+		Profile: strings.ToLower(*profile), Dir: *dir, ReplayCache: *replay, InstanceWarmup: *instWarm, TSClient: *tsClient, InteropDir: *interopDir, Logger: log})
 	if err != nil {
 		return err
 	}

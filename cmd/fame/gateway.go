@@ -16,6 +16,7 @@ import (
 
 	"github.com/fame-go/fame/gateway"
 	"github.com/fame-go/fame/node"
+	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
 	"github.com/fame-go/fame/sentinel"
 )
@@ -81,10 +82,18 @@ func (d *selfDial) pinned(peer []*x509.Certificate) error {
 // sentinel's own admission checks it and the envelopes carry the caller's identity. A token is
 // required whenever the admission profile requires one of nodes. Callers only connect once
 // the sentinel listens (dial.addr set).
+//
+// Under strict-overlay (which Options.validate allows only with welcome admission and a
+// welcome URL) a caller's node is admitted exactly as a node of its own: the caller's bearer
+// is its hello credential at the welcome service, which may refuse it (401) and which names the
+// CA; the node gets a certificate of its own from that CA for a key of its own and signs what
+// it sends with it. The attach ticket is presented here, on this sentinel's own listener, not
+// at the grant's attach URL (which may name this sentinel by a public address).
 func newGateway(opts sentinel.Options, dial *selfDial, log *slog.Logger) (*gateway.Gateway, error) {
-	if opts.SecurityProfile == security.ProfileStrictOverlay {
+	strict := opts.SecurityProfile == security.ProfileStrictOverlay
+	if strict && (opts.AdmissionProfile != sentinel.AdmissionWelcome || opts.Gateway.WelcomeURL == "") {
 		// Options.validate refuses this already; kept so that no other path mounts it.
-		return nil, fmt.Errorf("gateway: not supported under %s (a gateway caller node would need a certificate)", opts.SecurityProfile)
+		return nil, fmt.Errorf("gateway: under %s it needs welcome admission and a welcome URL", opts.SecurityProfile)
 	}
 	requireToken := opts.AdmissionProfile == sentinel.AdmissionDirect || opts.AdmissionProfile == sentinel.AdmissionWelcome
 	client := dial.httpClient()
@@ -105,12 +114,32 @@ func newGateway(opts sentinel.Options, dial *selfDial, log *slog.Logger) (*gatew
 				Delivery:        string(opts.DeliveryProfile),
 				Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 			}
+			if strict {
+				adm, err := admit.New(admit.Settings{Profile: admit.ProfileWelcome, ServiceURL: opts.Gateway.WelcomeURL,
+					CACerts: opts.TrustBundle}, admit.Options{Bearer: staticBearer(tok)})
+				if err != nil {
+					return nil, fmt.Errorf("gateway: caller admission: %w", err)
+				}
+				cfg.Admission = adm
+				cfg.AttachURL = func(context.Context) (string, error) { return u, nil }
+				return node.Connect(ctx, cfg)
+			}
 			if tok != "" {
 				cfg.Token = func(context.Context) (string, error) { return tok, nil }
 			}
 			return node.Connect(ctx, cfg)
 		},
 	})
+}
+
+// staticBearer is a caller's own bearer token as a welcome hello credential.
+type staticBearer string
+
+func (b staticBearer) Token(context.Context) (string, error) {
+	if b == "" {
+		return "", fmt.Errorf("gateway: a bearer token is required")
+	}
+	return string(b), nil
 }
 
 // selfAddr is the address the gateway's caller nodes dial for a listener on l: loopback when

@@ -198,7 +198,8 @@ func runSentinel(ctx context.Context, args []string) error {
 		}()
 		log.Info("cluster joined", "cluster", opts.Cluster.Name, "embedded", opts.Cluster.Embedded(),
 			"replicas", opts.Cluster.Replicas)
-		extra = append(extra, sentinel.WithCluster(sentinel.ClusterLink{Store: member.Store, Bus: member.Bus, Directory: member.Directory, Grace: opts.Cluster.Grace}))
+		extra = append(extra, sentinel.WithCluster(sentinel.ClusterLink{Store: member.Store, Bus: member.Bus, Directory: member.Directory, Grace: opts.Cluster.Grace,
+			Rate: cluster.NewRateShare(member.Conn, member.Config)}))
 	}
 	s, err := sentinel.New(opts, extra...)
 	if err != nil {

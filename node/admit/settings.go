@@ -71,6 +71,10 @@ type Options struct {
 	Capabilities []string
 	HTTPClient   *http.Client // overrides the CACerts client
 	Now          func() time.Time
+	// Bearer, when set, is the welcome profile's hello credential instead of an OAuth2
+	// client-credentials token from the settings: a token the program already holds (the
+	// sentinel's HTTP gateway admits each caller with the caller's own bearer).
+	Bearer TokenSource
 }
 
 // New builds the admission of a node from its settings (see the package doc).
@@ -117,9 +121,13 @@ func New(s Settings, o Options) (*Admission, error) {
 		a.OAuth2, a.Token = src, src.Token
 		return a, nil
 	case ProfileWelcome:
-		src, err := oauth2Source(cc)
-		if err != nil {
-			return nil, err
+		var src TokenSource = o.Bearer
+		if src == nil {
+			oa, err := oauth2Source(cc)
+			if err != nil {
+				return nil, err
+			}
+			a.OAuth2, src = oa, oa
 		}
 		ws, err := NewWelcomeTokenSource(&Welcome{
 			ServiceURL: get(s.ServiceURL), TokenSource: src,
@@ -129,7 +137,7 @@ func New(s Settings, o Options) (*Admission, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w (FAME_ADMISSION_SERVICE_URL)", err)
 		}
-		a.OAuth2, a.Welcome, a.Token = src, ws, ws.Token
+		a.Welcome, a.Token = ws, ws.Token
 		return a, nil
 	default:
 		return nil, fmt.Errorf("%w: FAME_ADMISSION_PROFILE %q is not one of none, noop, open, direct, welcome", ErrConfig, a.Profile)
