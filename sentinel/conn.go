@@ -65,6 +65,11 @@ type conn struct {
 	keysHeld    atomic.Int32  // keys registered for this connection (seclayer)
 	lastRefusal atomic.Int64  // unix nanos of the last logged limit refusal (log rate)
 	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
+	// owedMu guards owed: the connections whose queues this connection's reader owes a flush
+	// (flushOwed). Only the reader touches it, except when the library reads the socket on
+	// another goroutine (a close handshake), whose hook must not race it.
+	owedMu sync.Mutex
+	owed   []*conn
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
 	pingOn     atomic.Bool  // probed by the ping sweeper (serves an address)
@@ -198,7 +203,12 @@ func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	seq, flags := c.stampLocked(h.FlowID)
 	bp := getBuf()
 	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
-	why := c.enqueueLocked(bp, src)
+	var why string
+	if src != nil && wsengine.CanDirect(c.cork, len(*bp)) {
+		why = c.enqueueForReader(bp, src)
+	} else {
+		why = c.enqueueLocked(bp, src)
+	}
 	if why != queueOK && why != queueClosed {
 		c.overloaded(why, src, h)
 	}
@@ -268,6 +278,53 @@ func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
 		putBuf(b)
 	}
 	return why
+}
+
+// enqueueForReader queues b, routed by src's reader goroutine (forward from route), for src's
+// reader to write itself before its next read (sendQueue.pushDeferred, flushOwed): all
+// that one read brought for this connection then goes out in one system call, and no writer
+// goroutine is woken while the connection keeps up. Call with seqMu held.
+func (c *conn) enqueueForReader(b *[]byte, src *conn) string {
+	why, owe := c.q.pushDeferred(b, src)
+	if why != queueOK {
+		putBuf(b)
+		return why
+	}
+	if owe {
+		src.owedMu.Lock()
+		src.owed = append(src.owed, c)
+		src.owedMu.Unlock()
+	}
+	return queueOK
+}
+
+// flushOwed writes what this connection's reader queued on other connections (and its own)
+// since its last read; the read hook of its socket runs it, and serve once more at the end.
+// On the reader goroutine.
+func (c *conn) flushOwed() {
+	c.owedMu.Lock()
+	defer c.owedMu.Unlock()
+	for i, d := range c.owed {
+		d.q.flushOwed(d)
+		c.owed[i] = nil
+	}
+	c.owed = c.owed[:0]
+}
+
+// writeCorked writes a batch into the cork a caller took with TryCork and makes one
+// non-blocking write (wsengine.WriteCorked for many messages). The batch stays the caller's
+// (release). Partial: the rest is corked for the writer goroutine; an error is left for it too.
+func (c *conn) writeCorked(batch []queued) (wsengine.Outcome, error) {
+	for _, it := range batch {
+		if err := c.ws.Write(context.Background(), websocket.MessageBinary, *it.b); err != nil {
+			return wsengine.Partial, fmt.Errorf("reader flush: %w", err)
+		}
+		c.tx.Add(1)
+		if c.s.opts.ShowEnvelopes {
+			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *it.b)
+		}
+	}
+	return wsengine.Release(c.cork)
 }
 
 // writeDirect writes b itself (see internal/wsengine) and gives it back to the pool, or

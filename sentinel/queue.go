@@ -39,6 +39,9 @@ type sendQueue struct {
 	direct     bool
 	needFlush  bool
 	lastDirect int64         // wsengine.Now() of the last direct write: a burst is queued (BurstGap)
+	// owed: envelopes were queued by a sender's reader goroutine without waking the writer
+	// (pushDeferred); that reader writes them itself before its next read (flushOwed).
+	owed bool
 	wake       chan struct{} // the writer's, while it has one: a push ends its lingering
 	spawn      func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
 	global     *atomic.Int64 // bytes queued on every connection of the sentinel
@@ -210,6 +213,20 @@ func (q *sendQueue) setWriter(spawn func()) {
 // queue is closed, full, src already holds its share, or the sentinel-wide bound is reached.
 // On refusal b is not taken: the caller still owns it.
 func (q *sendQueue) push(b *[]byte, src *conn) string {
+	if why := q.add(b, src); why != queueOK {
+		return why
+	}
+	if q.direct {
+		q.mu.Unlock() // endDirect starts or wakes the writer
+		return queueOK
+	}
+	q.kickLocked()
+	return queueOK
+}
+
+// add queues b as push does and returns with mu held when it did (queueOK); on a refusal mu
+// is released and b not taken.
+func (q *sendQueue) add(b *[]byte, src *conn) string {
 	size := int64(len(*b))
 	q.mu.Lock()
 	if q.closed {
@@ -242,12 +259,60 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 	if src != nil {
 		q.setUse(src, srcUse{use.bytes + size, use.n + 1})
 	}
-	if q.direct {
-		q.mu.Unlock() // endDirect starts or wakes the writer
-		return queueOK
+	return queueOK // mu held
+}
+
+// pushDeferred is push for a sender's reader goroutine that will call flushOwed before it
+// reads again: when the writer is idle the envelope is queued without waking it, and owe
+// reports that the caller must remember this queue (once per spell: a second sender's reader
+// finds it owed already and relies on the first one's flush, microseconds away). A busy
+// writer, a direct write in progress or a writer not yet enabled take the envelope as for push.
+func (q *sendQueue) pushDeferred(b *[]byte, src *conn) (why string, owe bool) {
+	if why = q.add(b, src); why != queueOK {
+		return why, false
 	}
-	q.kickLocked()
-	return queueOK
+	switch {
+	case q.direct || q.needFlush || q.writer == writerRunning || q.spawn == nil:
+		// endDirect, the running writer, or setWriter takes it from here.
+		q.mu.Unlock()
+		return queueOK, false
+	case q.owed:
+		q.mu.Unlock()
+		return queueOK, false
+	}
+	q.owed = true
+	q.mu.Unlock()
+	return queueOK, true
+}
+
+// flushOwed writes what pushDeferred queued, on the reader goroutine that queued it, when the
+// connection's writing is idle: up to MaxBatch envelopes and wsengine.MaxReaderFlush bytes
+// corked into one non-blocking write. The rest, bytes the socket did not take and a failure go
+// to the writer goroutine (endDirect), which finishes under the slow-consumer deadline; so does
+// everything when the writer is busy or the socket is held by another write.
+func (q *sendQueue) flushOwed(c *conn) {
+	q.mu.Lock()
+	q.owed = false
+	if q.closed || q.n == 0 || q.direct || q.needFlush || q.writer == writerRunning || q.spawn == nil {
+		q.mu.Unlock() // nothing owed any more, or someone else writes it
+		return
+	}
+	q.direct = true
+	q.mu.Unlock()
+	if !c.cork.TryCork() {
+		q.endDirect(false) // the socket is busy: the writer takes the queue
+		return
+	}
+	bp := batchPool.Get().(*[]queued)
+	q.mu.Lock()
+	batch := q.takeLocked((*bp)[:0], wsengine.MaxBatch, wsengine.MaxReaderFlush)
+	q.mu.Unlock()
+	out, err := c.writeCorked(batch)
+	q.release(batch)
+	clear(batch)
+	*bp = batch[:0]
+	batchPool.Put(bp)
+	q.endDirect(out != wsengine.Written || err != nil)
 }
 
 // kickLocked makes the writer run: it starts one or wakes a parked one. Call with mu held; it

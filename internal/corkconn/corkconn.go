@@ -11,6 +11,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +27,8 @@ const maxBuffered = 512 << 10
 type Conn struct {
 	net.Conn
 	raw syscall.RawConn // the socket itself, for TryUncork's one non-blocking write; nil if not a socket
+	// readHook runs before every read from the socket (SetReadHook).
+	readHook atomic.Pointer[func()]
 
 	// mu guards the following fields.
 	mu     sync.Mutex
@@ -105,6 +108,27 @@ func (c *Conn) TryUncork() (done bool, err error) {
 	rest := copy(*c.buf, (*c.buf)[n:])
 	*c.buf = (*c.buf)[:rest]
 	return false, nil
+}
+
+// SetReadHook makes f run before every read from the socket, on the reading goroutine. A
+// WebSocket library reads from the socket only when what it buffered is used up, so for a
+// reader that handles each message as it comes this is "everything read so far has been
+// handled": the sentinel's reader writes out what its routing queued then (one system call
+// for all a read brought) rather than one write per envelope or a writer goroutine's wake-up.
+func (c *Conn) SetReadHook(f func()) {
+	if f == nil {
+		c.readHook.Store(nil)
+		return
+	}
+	c.readHook.Store(&f)
+}
+
+// Read runs the read hook, then reads.
+func (c *Conn) Read(p []byte) (int, error) {
+	if h := c.readHook.Load(); h != nil {
+		(*h)()
+	}
+	return c.Conn.Read(p)
 }
 
 // Write buffers p while corked, else writes it.

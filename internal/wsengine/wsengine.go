@@ -36,6 +36,11 @@ const MaxDirect = 256<<10 + 16
 // the gap its write calls per call went from 0.45 to 2.9.
 const BurstGap = 50 * time.Microsecond
 
+// MaxReaderFlush bounds what a reader's flush (the sentinel's deferred writes, written
+// before its next read) takes in one go, so that what it encodes into the cork, this plus one
+// largest message, stays below the cork's own flush bound and the write never blocks.
+const MaxReaderFlush = 192 << 10
+
 // clockBase makes Now a small monotonic number.
 var clockBase = time.Now()
 
