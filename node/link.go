@@ -112,6 +112,10 @@ type linkDeps struct {
 	lost func(l *link, cause error)
 	// loops are the owner's per-link goroutines, started by start and ended with the link.
 	loops []func(l *link)
+	// busy is the owner's work in progress (Node.busy): above one, envelopes go to the
+	// writer, which batches them, instead of being written on the sender's goroutine. nil:
+	// no such gate.
+	busy *atomic.Int64
 }
 
 // outItem is one envelope queued for the writer. Raw items (CreditUpdates) keep the
@@ -288,13 +292,15 @@ func (l *link) post(env *envelope.Envelope) bool {
 	}
 }
 
-// direct writes env on the caller's goroutine when the link's writing is idle: nothing
+// direct writes env on the caller's goroutine when the link's writing is idle and its owner
+// has at most one call or request in progress (deps.busy; more go to the writer, which
+// batches them): nothing
 // queued, the writer goroutine not in a batch (wmu free), nothing left in the cork. It never
 // waits: wmu is only tried, and the write is wsengine.Direct. sent false means the caller
 // must queue env; true means env was written, or held for credits (the writer sends it when
 // they come), or dropped as unencodable (as the writer would), or the link failed (err).
 func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
-	if l.cork == nil || l.queued.Load() != 0 || !l.wmu.TryLock() {
+	if l.cork == nil || l.queued.Load() != 0 || (l.deps.busy != nil && l.deps.busy.Load() > 1) || !l.wmu.TryLock() {
 		return false, nil
 	}
 	sent, err = l.directLocked(env)
@@ -310,6 +316,7 @@ func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
 func (l *link) directLocked(env *envelope.Envelope) (bool, error) {
 	now := wsengine.Now()
 	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) ||
+
 		(l.deps.flowControl && l.gate.full()) || wsengine.Burst(now, l.lastDirect) {
 		return false, nil // a burst (wsengine.BurstGap) goes to the writer, to be sent in one write
 	}
