@@ -45,9 +45,11 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var busy atomic.Int64
 	l := newLink(conn, cork.Load(), linkDeps{
 		log: discardLogger(), heartbeat: time.Hour, sendQueue: 8, flowControl: true,
 		seal: func(*envelope.Envelope) error { return nil }, deliver: func(*link, *envelope.Envelope) {},
+		busy: &busy,
 	})
 	l.lastAck.Store(time.Now().UnixNano())
 	l.start()
@@ -110,5 +112,36 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	send(7) // queued behind 5 and 6 unless the writer has handled them: never before them
 	for i := 5; i < 8; i++ {
 		recv(i)
+	}
+	// With two calls or requests in progress on the node, sends go to the writer (which
+	// batches them) even on an idle link; with one, they may be direct again.
+	busy.Store(2)
+	for i := 8; i < 11; i++ {
+		idle()
+		env, err := envelope.New(&envelope.Data{Payload: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.FlowID, env.TraceID = "F", string(rune('a'+i))
+		if sent, err := l.direct(env); sent || err != nil {
+			t.Fatalf("send %d with 2 in progress was written directly (err %v)", i, err)
+		}
+		if err := l.send(t.Context(), env); err != nil {
+			t.Fatal(err)
+		}
+		recv(i)
+	}
+	busy.Store(1)
+	direct = 0
+	for i := 11; i < 16; i++ {
+		idle()
+		send(i)
+		if l.queued.Load() == 0 {
+			direct++
+		}
+		recv(i)
+	}
+	if direct == 0 {
+		t.Fatal("with one in progress, no send on an idle link was written directly")
 	}
 }
