@@ -38,14 +38,14 @@ type sendQueue struct {
 	// bytes in the cork, which the writer must flush before the queue is idle again.
 	direct     bool
 	needFlush  bool
-	lastDirect int64         // wsengine.Now() of the last direct write: a burst is queued (BurstGap)
+	lastDirect int64 // wsengine.Now() of the last direct write: a burst is queued (BurstGap)
 	// owed: envelopes were queued by a sender's reader goroutine without waking the writer
 	// (pushDeferred); that reader writes them itself before its next read (flushOwed).
-	owed bool
-	wake       chan struct{} // the writer's, while it has one: a push ends its lingering
-	spawn      func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
-	global     *atomic.Int64 // bytes queued on every connection of the sentinel
-	max        queueLimits
+	owed   bool
+	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
+	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
+	global *atomic.Int64 // bytes queued on every connection of the sentinel
+	max    queueLimits
 }
 
 // writerState is the life of a queue's writer goroutine. Only push starts a writer (none ->
