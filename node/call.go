@@ -175,6 +175,7 @@ const codeChannelClosedNack = envelope.CodeChannelClosed
 type call struct {
 	n       *Node
 	w       *waiter
+	counted bool // counts in n.busy until close
 	method  string
 	id      string // envelope id, the same on every re-send so the receiver dedupes
 	corrID  string
@@ -283,6 +284,8 @@ func (n *Node) startCall(ctx context.Context, address string, caps []string, met
 		return nil, err
 	}
 	n.pend.track(c.w, c.id)
+	n.busy.Add(1) // until close
+	c.counted = true
 	if err := c.send(ctx); err != nil {
 		c.spanErr(err)
 		c.close()
@@ -461,6 +464,9 @@ func (c *call) close() {
 			c.retryAt.Stop()
 		}
 		c.n.pend.remove(c.w)
+		if c.counted {
+			c.n.busy.Add(-1)
+		}
 		c.endSpan()
 	})
 }

@@ -129,6 +129,7 @@ func (n *Node) linkDeps() linkDeps {
 		seal:         n.seal,
 		deliver:      n.receive,
 		lost:         n.linkLost,
+		busy:         &n.busy,
 	}
 	if n.cfg.ShowEnvelopes {
 		d.show = n.show

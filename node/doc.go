@@ -41,8 +41,10 @@
 //     heartbeat. It holds no pointer to the Node: it reports inbound envelopes to deliver
 //     and its failure to lost, once (not when the Node shuts it down).
 //
-// The writer is the only goroutine that touches the socket for writing and the only one
-// that stamps seqId/flowFlags, so per-flow numbering is consistent without locks. The reader
+// Whoever holds the link's wmu writes data to the socket and stamps seqId/flowFlags: the
+// writer goroutine for a corked batch, or a sender that found the writer idle and writes its
+// envelope itself without waiting (internal/wsengine's direct write; what the socket cannot
+// take at once is left to the writer), so per-flow numbering is consistent. The reader
 // never blocks on user code: requests run in their own goroutines and replies land in
 // per-call mailboxes. A supervisor goroutine re-dials with exponential backoff (1 s doubling
 // to 30 s) when the link dies (socket error, sentinel restart, or 30 s without a heartbeat

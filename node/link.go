@@ -14,13 +14,14 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // Credit constants of the reference connector: a window of 32 per flow, refilled once the
 // receiver has consumed 24 (its counter at the 0.25 low watermark).
 const (
-	creditWindow    = 32
-	creditThreshold = 24
+	creditWindow    = wsengine.CreditWindow
+	creditThreshold = wsengine.CreditThreshold
 	creditFlows     = 4096 // received flows tracked per link (LRU; idle flows fall out)
 )
 
@@ -34,8 +35,9 @@ const (
 //
 // What the Node talks to is small on purpose, so that a shared engine can replace the
 // per-link one: send (queue, blocking up to ctx), post (queue from the reader, never
-// blocking), flush, done/cause (its end), shutdown. The writer is the only goroutine that
-// writes to the socket and the only one that stamps seqId/flowFlags.
+// blocking), flush, done/cause (its end), shutdown. Data is written by whoever holds wmu: the
+// writer goroutine for a batch, or a sender that found the writer idle (send, post: a direct
+// write, internal/wsengine); the holder alone stamps seqId/flowFlags.
 type link struct {
 	deps   linkDeps
 	conn   *websocket.Conn
@@ -45,6 +47,19 @@ type link struct {
 	sendq  chan outItem
 	wg     sync.WaitGroup
 	lost   sync.Once // deps.lost is called at most once
+
+	// queued counts items handed to sendq (or waiting for room in it) that the writer has not
+	// yet handled: a direct write is allowed only at zero, so it never overtakes them.
+	queued atomic.Int64
+	// flushReq asks the writer goroutine to finish what a direct write left in the cork.
+	flushReq chan struct{}
+
+	// wmu guards the following fields: the writing state, used by the writer goroutine for a
+	// batch and by a sender writing directly.
+	wmu        sync.Mutex
+	w          *writer
+	gate       *senderCredits
+	lastDirect int64 // wsengine.Now() of the last direct write (wsengine.Burst)
 
 	flowID  string // this node's own flow on this link (control traffic)
 	traceID string // trace id of this link's control traffic (binds, heartbeats)
@@ -97,6 +112,10 @@ type linkDeps struct {
 	lost func(l *link, cause error)
 	// loops are the owner's per-link goroutines, started by start and ended with the link.
 	loops []func(l *link)
+	// busy is the owner's work in progress (Node.busy): above one, envelopes go to the
+	// writer, which batches them, instead of being written on the sender's goroutine. nil:
+	// no such gate.
+	busy *atomic.Int64
 }
 
 // outItem is one envelope queued for the writer. Raw items (CreditUpdates) keep the
@@ -112,7 +131,11 @@ type outItem struct {
 // newLink wraps an open socket (cork is the raw connection under it, nil if unknown). The
 // link is not running until start; attach may be run first on the caller's goroutine.
 func newLink(conn *websocket.Conn, cork *corkconn.Conn, deps linkDeps) *link {
-	l := &link{deps: deps, conn: conn, cork: cork, flowID: envelope.NewID(), traceID: envelope.NewID()}
+	l := &link{deps: deps, conn: conn, cork: cork, flowID: envelope.NewID(), traceID: envelope.NewID(),
+		flushReq: make(chan struct{}, 1)}
+	l.w = &writer{l: l, seq: map[string]int64{l.flowID: 0}, buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
+	l.gate = newSenderCredits()
+	l.gate.credits[l.flowID] = creditWindow - 1 // NodeAttach spent one
 	l.credits, _ = lru.New[string, int](creditFlows)
 	l.grants = newCreditGrants()
 	l.waits.kids = map[string]*keyWait{}
@@ -197,6 +220,7 @@ func (l *link) start() {
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
 	l.sendq = make(chan outItem, l.deps.sendQueue)
 	for _, cu := range l.pendingCredit {
+		l.queued.Add(1)
 		l.sendq <- outItem{env: cu, raw: true}
 	}
 	l.pendingCredit = nil
@@ -243,19 +267,84 @@ func (l *link) shutdown() {
 
 // send hands an envelope (prepared by the owner: flow, hooks, signature) to the writer,
 // waiting for room up to ctx or the link's end (errLinkLost).
+// When the writer is idle the envelope is written at once instead (direct).
 func (l *link) send(ctx context.Context, env *envelope.Envelope) error {
+	if sent, err := l.direct(env); sent {
+		return err
+	}
 	return l.enqueue(ctx, outItem{env: env})
 }
 
 // post queues an envelope from the reader goroutine, which must never block: false when the
-// queue is full and the envelope was dropped (the peer re-sends or times out).
+// queue is full and the envelope was dropped (the peer re-sends or times out). When the
+// writer is idle the envelope is written at once instead (direct), which never blocks either.
 func (l *link) post(env *envelope.Envelope) bool {
+	if sent, err := l.direct(env); sent {
+		return err == nil
+	}
+	l.queued.Add(1)
 	select {
 	case l.sendq <- outItem{env: env}:
 		return true
 	default:
+		l.queued.Add(-1)
 		return false
 	}
+}
+
+// direct writes env on the caller's goroutine when the link's writing is idle and its owner
+// has at most one call or request in progress (deps.busy; more go to the writer, which
+// batches them): nothing
+// queued, the writer goroutine not in a batch (wmu free), nothing left in the cork. It never
+// waits: wmu is only tried, and the write is wsengine.Direct. sent false means the caller
+// must queue env; true means env was written, or held for credits (the writer sends it when
+// they come), or dropped as unencodable (as the writer would), or the link failed (err).
+func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
+	if l.cork == nil || l.queued.Load() != 0 || (l.deps.busy != nil && l.deps.busy.Load() > 1) || !l.wmu.TryLock() {
+		return false, nil
+	}
+	sent, err = l.directLocked(env)
+	l.wmu.Unlock()
+	if err != nil {
+		// Outside wmu: the owner's lost hook must be free to do anything.
+		l.fail(fmt.Errorf("node: write: %w", err))
+		err = errLinkLost
+	}
+	return sent, err
+}
+
+func (l *link) directLocked(env *envelope.Envelope) (bool, error) {
+	now := wsengine.Now()
+	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) ||
+
+		(l.deps.flowControl && l.gate.full()) || wsengine.Burst(now, l.lastDirect) {
+		return false, nil // a burst (wsengine.BurstGap) goes to the writer, to be sent in one write
+	}
+	// Corked first: stamping commits env to being written, so the socket must be ours
+	// (no control frame being written, no rest of an earlier direct write) before that.
+	if !l.cork.TryCork() {
+		return false, nil
+	}
+	l.lastDirect = now
+	it := outItem{env: env}
+	var out wsengine.Outcome
+	var err error
+	msg, ok := []byte(nil), false
+	if !l.deps.flowControl || l.gate.admit(it) { // else held: a grant releases it through the writer
+		msg, ok = l.w.encode(it)
+	}
+	if ok {
+		out, err = wsengine.WriteCorked(l.conn, l.cork, msg)
+	} else {
+		out, err = wsengine.Release(l.cork)
+	}
+	if out == wsengine.Partial && err == nil {
+		select {
+		case l.flushReq <- struct{}{}:
+		default:
+		}
+	}
+	return true, err
 }
 
 // flush waits until the writer has reached everything queued so far, or ctx ends.
@@ -273,12 +362,15 @@ func (l *link) flush(ctx context.Context) {
 
 // enqueue hands an item to the writer without blocking past ctx or the link's end.
 func (l *link) enqueue(ctx context.Context, it outItem) error {
+	l.queued.Add(1)
 	select {
 	case l.sendq <- it:
 		return nil
 	case <-l.ctx.Done():
+		l.queued.Add(-1)
 		return errLinkLost
 	case <-ctx.Done():
+		l.queued.Add(-1)
 		return ctx.Err()
 	}
 }
@@ -289,26 +381,38 @@ var errLinkLost = errors.New("node: connection lost")
 
 func (l *link) writeLoop() {
 	defer l.wg.Done()
-	w := &writer{l: l, seq: map[string]int64{l.flowID: 0}, buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
-	gate := newSenderCredits()
-	gate.credits[l.flowID] = creditWindow - 1 // NodeAttach spent one
 	flow := l.deps.flowControl
+	// full is the gate's state as of the writer's last turn: taking wmu between turns only
+	// to look would make direct senders find the writer busy. A direct sender does not
+	// fill the gate (it queues when the gate is full), so the writer's own turns keep this
+	// up to date.
+	full := false
 	for {
 		sendq := l.sendq
-		if flow && gate.full() {
+		if full {
 			sendq = nil // stop taking more until grants drain the held envelopes
 		}
+		var ok bool
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-l.grants.wake:
-			if !w.flush(gate.grant(l.grants.take())) {
-				return
-			}
+			l.wmu.Lock()
+			ok = l.w.flush(l.gate.grant(l.grants.take()))
+			full = flow && l.gate.full()
+			l.wmu.Unlock()
+		case <-l.flushReq: // a direct write's rest
+			l.wmu.Lock()
+			ok = l.w.uncork(true)
+			l.wmu.Unlock()
 		case it := <-sendq:
-			if !w.batch(gate, flow, it) {
-				return
-			}
+			l.wmu.Lock()
+			ok = l.w.batch(l.gate, flow, it)
+			full = flow && l.gate.full()
+			l.wmu.Unlock()
+		}
+		if !ok {
+			return
 		}
 	}
 }
@@ -343,10 +447,11 @@ func (w *writer) uncork(ok bool) bool {
 }
 
 // maxBatch bounds how many queued envelopes one flush carries.
-const maxBatch = 128
+const maxBatch = wsengine.MaxBatch
 
 // batch writes it and whatever else is already queued (up to maxBatch) with the socket
-// corked, so the kernel sees one write(2) for the lot. False ends the writer.
+// corked, so the kernel sees one write(2) for the lot. False ends the writer. Call with wmu
+// held.
 func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 	l := w.l
 	if l.cork != nil {
@@ -357,9 +462,11 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 		if it.done != nil {
 			close(it.done)
 		} else if !flow || gate.admit(it) {
-			if ok = w.write(it); !ok {
-				break
-			}
+			ok = w.write(it)
+		}
+		l.queued.Add(-1)
+		if !ok {
+			break
 		}
 		if n+1 >= maxBatch || (flow && gate.full()) {
 			break
@@ -374,7 +481,7 @@ func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
 	return w.uncork(ok)
 }
 
-// writer stamps and writes envelopes; only the writer goroutine uses it.
+// writer stamps and writes envelopes; whoever holds the link's wmu uses it.
 type writer struct {
 	l   *link
 	seq map[string]int64
@@ -383,6 +490,24 @@ type writer struct {
 
 // write stamps seqId/flowFlags (raw items keep theirs) and writes; false ends the writer.
 func (w *writer) write(it outItem) bool {
+	l := w.l
+	msg, ok := w.encode(it)
+	if !ok {
+		return true
+	}
+	// No cancellable context: the library would arm and disarm a context.AfterFunc for every
+	// message. A stuck write still ends, because every path that cancels l.ctx (fail,
+	// shutdown) also closes the socket.
+	if err := l.conn.Write(context.Background(), websocket.MessageBinary, msg); err != nil {
+		l.fail(fmt.Errorf("node: write: %w", err))
+		return false
+	}
+	return true
+}
+
+// encode stamps seqId/flowFlags (raw items keep theirs) and encodes it into w.buf; false
+// means it was dropped (logged) as unencodable or oversize.
+func (w *writer) encode(it outItem) ([]byte, bool) {
 	l, e := w.l, it.env
 	if !it.raw {
 		last, seen := w.seq[e.FlowID]
@@ -398,21 +523,14 @@ func (w *writer) write(it outItem) bool {
 	w.buf, err = e.AppendMarshal(w.buf[:0])
 	if err != nil {
 		l.deps.log.Error("dropping unencodable envelope", "id", e.ID, "err", err)
-		return true
+		return nil, false
 	}
 	if len(w.buf) > envelope.MaxMessageSize {
 		l.deps.log.Error("dropping oversize envelope", "id", e.ID, "bytes", len(w.buf))
-		return true
+		return nil, false
 	}
 	l.showEnv("Sent envelope 🚀", w.buf)
-	// No cancellable context: the library would arm and disarm a context.AfterFunc for every
-	// message. A stuck write still ends, because every path that cancels l.ctx (fail,
-	// shutdown) also closes the socket.
-	if err := l.conn.Write(context.Background(), websocket.MessageBinary, w.buf); err != nil {
-		l.fail(fmt.Errorf("node: write: %w", err))
-		return false
-	}
-	return true
+	return w.buf, true
 }
 
 func (l *link) readLoop() {
@@ -485,9 +603,11 @@ func (l *link) credit(env *envelope.Envelope) {
 		return
 	}
 	// Never block the reader: the queue is long, and a full queue means the socket is stuck.
+	l.queued.Add(1)
 	select {
 	case l.sendq <- outItem{env: cu, raw: true}:
 	default:
+		l.queued.Add(-1)
 		l.deps.log.Warn("send queue full, CreditUpdate dropped", "flow", env.FlowID)
 	}
 }

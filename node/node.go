@@ -17,6 +17,13 @@ import (
 
 // Node is one attached FAME node. All methods are safe for concurrent use.
 type Node struct {
+	// busy counts the work in progress on this node: calls awaiting their answer and
+	// requests accepted for a handler and not yet answered. A link writes an envelope on the
+	// sender's goroutine (the direct write) only while busy is at most one: one call, or one
+	// request, at a time, where a wake-up of the writer goroutine per envelope is what costs.
+	// With more in progress the writer sends what they produce in batches.
+	busy atomic.Int64
+
 	cfg   Config
 	log   *slog.Logger
 	rpcID string // suffix of this node's __rpc__ inbox, stable across reconnects

@@ -46,11 +46,13 @@ func newHandlerPool(max, queue int) *handlerPool {
 // runs first (under the pool's lock, so before any handler can answer: the at-least-once
 // delivery ack goes out ahead of the reply). False means the node is at its bound and j was
 // not taken.
+// An accepted job counts in Node.busy until its handler returns.
 func (n *Node) runHandler(j job, accepted func()) bool {
 	p := n.handlers
 	p.mu.Lock()
 	if p.active < p.max {
 		p.active++
+		n.busy.Add(1)
 		accepted()
 		p.mu.Unlock()
 		n.startHandler(j)
@@ -58,6 +60,7 @@ func (n *Node) runHandler(j job, accepted func()) bool {
 	}
 	select {
 	case p.queue <- j:
+		n.busy.Add(1)
 		accepted()
 		p.mu.Unlock()
 		return true
@@ -105,6 +108,7 @@ func (n *Node) worker(j job, resident bool) {
 	}
 	for {
 		n.handle(j.r, j.env, j.ch)
+		n.busy.Add(-1)
 		if next, ok := n.handlers.next(); ok {
 			j = next
 			continue

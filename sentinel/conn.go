@@ -15,6 +15,7 @@ import (
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/bufpool"
 	"github.com/fame-go/fame/internal/corkconn"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
@@ -22,8 +23,8 @@ import (
 // connection from growing without limit as clients come and go.
 const (
 	maxFlowsPerConn = 8192
-	creditWindow    = 32
-	creditLowWater  = 8
+	creditWindow    = wsengine.CreditWindow
+	creditLowWater  = wsengine.CreditWindow - wsengine.CreditThreshold
 )
 
 // conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
@@ -64,6 +65,11 @@ type conn struct {
 	keysHeld    atomic.Int32  // keys registered for this connection (seclayer)
 	lastRefusal atomic.Int64  // unix nanos of the last logged limit refusal (log rate)
 	pause       time.Duration // reader goroutine only: back-off after this peer's envelopes were refused (throttle)
+	// owedMu guards owed: the connections whose queues this connection's reader owes a flush
+	// (flushOwed). Only the reader touches it, except when the library reads the socket on
+	// another goroutine (a close handshake), whose hook must not race it.
+	owedMu sync.Mutex
+	owed   []*conn
 
 	lastRx     atomic.Int64 // unix nanos of the last message read (idle sweeper)
 	pingOn     atomic.Bool  // probed by the ping sweeper (serves an address)
@@ -197,7 +203,12 @@ func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	seq, flags := c.stampLocked(h.FlowID)
 	bp := getBuf()
 	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
-	why := c.enqueueLocked(bp, src)
+	var why string
+	if src != nil && wsengine.CanDirect(c.cork, len(*bp)) {
+		why = c.enqueueForReader(bp, src)
+	} else {
+		why = c.enqueueLocked(bp, src)
+	}
 	if why != queueOK && why != queueClosed {
 		c.overloaded(why, src, h)
 	}
@@ -254,14 +265,88 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	c.seqMu.Unlock()
 }
 
-// enqueueLocked never blocks: when a bound refuses the envelope the caller gets the reason
-// (see sendQueue.push) and b is returned to the pool. Call with seqMu held.
+// enqueueLocked never blocks: when the connection's writing is idle the envelope is written
+// at once (writeDirect, which does not wait for the peer), else queued. When a bound refuses
+// it the caller gets the reason (see sendQueue.push). Either way b goes back to the pool.
+// Call with seqMu held, which keeps the wire order equal to the seqId order.
 func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
+	if wsengine.CanDirect(c.cork, len(*b)) && c.q.claimDirect() && c.writeDirect(b) {
+		return queueOK
+	}
 	why := c.q.push(b, src)
 	if why != queueOK {
 		putBuf(b)
 	}
 	return why
+}
+
+// enqueueForReader queues b, routed by src's reader goroutine (forward from route), for src's
+// reader to write itself before its next read (sendQueue.pushDeferred, flushOwed): all
+// that one read brought for this connection then goes out in one system call, and no writer
+// goroutine is woken while the connection keeps up. Call with seqMu held.
+func (c *conn) enqueueForReader(b *[]byte, src *conn) string {
+	why, owe := c.q.pushDeferred(b, src)
+	if why != queueOK {
+		putBuf(b)
+		return why
+	}
+	if owe {
+		src.owedMu.Lock()
+		src.owed = append(src.owed, c)
+		src.owedMu.Unlock()
+	}
+	return queueOK
+}
+
+// flushOwed writes what this connection's reader queued on other connections (and its own)
+// since its last read; the read hook of its socket runs it, and serve once more at the end.
+// On the reader goroutine.
+func (c *conn) flushOwed() {
+	c.owedMu.Lock()
+	defer c.owedMu.Unlock()
+	for i, d := range c.owed {
+		d.q.flushOwed(d)
+		c.owed[i] = nil
+	}
+	c.owed = c.owed[:0]
+}
+
+// writeCorked writes a batch into the cork a caller took with TryCork and makes one
+// non-blocking write (wsengine.WriteCorked for many messages). The batch stays the caller's
+// (release). Partial: the rest is corked for the writer goroutine; an error is left for it too.
+func (c *conn) writeCorked(batch []queued) (wsengine.Outcome, error) {
+	for _, it := range batch {
+		if err := c.ws.Write(context.Background(), websocket.MessageBinary, *it.b); err != nil {
+			return wsengine.Partial, fmt.Errorf("reader flush: %w", err)
+		}
+		c.tx.Add(1)
+		if c.s.opts.ShowEnvelopes {
+			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *it.b)
+		}
+	}
+	return wsengine.Release(c.cork)
+}
+
+// writeDirect writes b itself (see internal/wsengine) and gives it back to the pool, or
+// reports false when the socket is busy (a control frame being written): b must be queued.
+// What the socket could not take at once, and a failure, are left to the writer goroutine:
+// it flushes the rest under the slow-consumer deadline, or meets the error and closes the
+// connection, on a goroutine that holds no seqMu. Call after claimDirect.
+func (c *conn) writeDirect(b *[]byte) bool {
+	out, err := wsengine.Direct(c.ws, c.cork, *b)
+	if out == wsengine.Busy {
+		c.q.endDirect(false)
+		return false
+	}
+	if err == nil {
+		c.tx.Add(1)
+		if c.s.opts.ShowEnvelopes {
+			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *b)
+		}
+	}
+	putBuf(b)
+	c.q.endDirect(out == wsengine.Partial)
+	return true
 }
 
 // startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
@@ -291,8 +376,8 @@ func (c *conn) writeBatchOrClose(batch []queued) bool {
 // maxBatch and maxBatchBytes bound one flush: a peer that cannot take maxBatchBytes within the
 // slow-consumer timeout is reading (next to) nothing, and is cut.
 const (
-	maxBatch      = 128
-	maxBatchBytes = 1 << 20
+	maxBatch      = wsengine.MaxBatch
+	maxBatchBytes = wsengine.MaxBatchBytes
 )
 
 // writeBatch writes a batch in one system call: the socket is corked while the envelopes are

@@ -95,9 +95,16 @@
 //     buffer under seqMu and pushes them on the sendQueue (queue.go). A full queue, a sender's
 //     fair share or the global byte bound refuses: the sender is nacked OVERLOADED
 //     (nackOverloaded, limits.go) and its reader throttled.
-//  8. conn.go writer: the only goroutine writing the socket takes batches off the queue and
-//     writes them corked (internal/corkconn), one system call per batch; a peer that takes
-//     nothing for SlowConsumerTimeout is cut.
+//  8. What a reader routes is queued without waking the destination's writer when that
+//     writer is idle (enqueueForReader, sendQueue.pushDeferred), and the same reader writes it
+//     out itself right before its next read from its socket (the corkconn read hook,
+//     flushOwed): everything one read brought for a connection goes out corked in one
+//     non-blocking system call, leaving what the socket cannot take to the writer. The
+//     sentinel's own envelopes (nacks, credits, cluster deliveries) are written at once by
+//     their sender when the writing is idle and no burst is on (writeDirect,
+//     internal/wsengine). Otherwise the conn.go writer, the only goroutine then writing the
+//     socket, takes batches off the queue and writes them corked (internal/corkconn), one
+//     system call per batch; a peer that takes nothing for SlowConsumerTimeout is cut.
 //  9. The reply comes back on the replica's reader to __rpc__…@/<sentinel>/<client>: steps 3
 //     to 5 again, resolved by path; conn.answered clears the pending entry (a stream's at its
 //     final item) and the client's writer delivers it.

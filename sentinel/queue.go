@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // sendQueue is a connection's outbound queue, bounded in envelopes and in bytes, with a
@@ -31,6 +33,15 @@ type sendQueue struct {
 	perSrc map[*conn]srcUse
 	closed bool // the connection is gone: refuse, hold nothing
 	writer writerState
+	// direct: a sender is writing to the socket itself (claimDirect .. endDirect); the
+	// writer goroutine, if any, must not write meanwhile. needFlush: a direct write left
+	// bytes in the cork, which the writer must flush before the queue is idle again.
+	direct     bool
+	needFlush  bool
+	lastDirect int64 // wsengine.Now() of the last direct write: a burst is queued (BurstGap)
+	// owed: envelopes were queued by a sender's reader goroutine without waking the writer
+	// (pushDeferred); that reader writes them itself before its next read (flushOwed).
+	owed   bool
 	wake   chan struct{} // the writer's, while it has one: a push ends its lingering
 	spawn  func()        // starts a writer goroutine (running run); nil until the connection may write (setWriter)
 	global *atomic.Int64 // bytes queued on every connection of the sentinel
@@ -202,6 +213,20 @@ func (q *sendQueue) setWriter(spawn func()) {
 // queue is closed, full, src already holds its share, or the sentinel-wide bound is reached.
 // On refusal b is not taken: the caller still owns it.
 func (q *sendQueue) push(b *[]byte, src *conn) string {
+	if why := q.add(b, src); why != queueOK {
+		return why
+	}
+	if q.direct {
+		q.mu.Unlock() // endDirect starts or wakes the writer
+		return queueOK
+	}
+	q.kickLocked()
+	return queueOK
+}
+
+// add queues b as push does and returns with mu held when it did (queueOK); on a refusal mu
+// is released and b not taken.
+func (q *sendQueue) add(b *[]byte, src *conn) string {
 	size := int64(len(*b))
 	q.mu.Lock()
 	if q.closed {
@@ -234,6 +259,65 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 	if src != nil {
 		q.setUse(src, srcUse{use.bytes + size, use.n + 1})
 	}
+	return queueOK // mu held
+}
+
+// pushDeferred is push for a sender's reader goroutine that will call flushOwed before it
+// reads again: when the writer is idle the envelope is queued without waking it, and owe
+// reports that the caller must remember this queue (once per spell: a second sender's reader
+// finds it owed already and relies on the first one's flush, microseconds away). A busy
+// writer, a direct write in progress or a writer not yet enabled take the envelope as for push.
+func (q *sendQueue) pushDeferred(b *[]byte, src *conn) (why string, owe bool) {
+	if why = q.add(b, src); why != queueOK {
+		return why, false
+	}
+	switch {
+	case q.direct || q.needFlush || q.writer == writerRunning || q.spawn == nil:
+		// endDirect, the running writer, or setWriter takes it from here.
+		q.mu.Unlock()
+		return queueOK, false
+	case q.owed:
+		q.mu.Unlock()
+		return queueOK, false
+	}
+	q.owed = true
+	q.mu.Unlock()
+	return queueOK, true
+}
+
+// flushOwed writes what pushDeferred queued, on the reader goroutine that queued it, when the
+// connection's writing is idle: up to MaxBatch envelopes and wsengine.MaxReaderFlush bytes
+// corked into one non-blocking write. The rest, bytes the socket did not take and a failure go
+// to the writer goroutine (endDirect), which finishes under the slow-consumer deadline; so does
+// everything when the writer is busy or the socket is held by another write.
+func (q *sendQueue) flushOwed(c *conn) {
+	q.mu.Lock()
+	q.owed = false
+	if q.closed || q.n == 0 || q.direct || q.needFlush || q.writer == writerRunning || q.spawn == nil {
+		q.mu.Unlock() // nothing owed any more, or someone else writes it
+		return
+	}
+	q.direct = true
+	q.mu.Unlock()
+	if !c.cork.TryCork() {
+		q.endDirect(false) // the socket is busy: the writer takes the queue
+		return
+	}
+	bp := batchPool.Get().(*[]queued)
+	q.mu.Lock()
+	batch := q.takeLocked((*bp)[:0], wsengine.MaxBatch, wsengine.MaxReaderFlush)
+	q.mu.Unlock()
+	out, err := c.writeCorked(batch)
+	q.release(batch)
+	clear(batch)
+	*bp = batch[:0]
+	batchPool.Put(bp)
+	q.endDirect(out != wsengine.Written || err != nil)
+}
+
+// kickLocked makes the writer run: it starts one or wakes a parked one. Call with mu held; it
+// unlocks mu.
+func (q *sendQueue) kickLocked() {
 	var start bool
 	var wake chan struct{}
 	switch q.writer {
@@ -253,7 +337,41 @@ func (q *sendQueue) push(b *[]byte, src *conn) string {
 		default:
 		}
 	}
-	return queueOK
+}
+
+// claimDirect gives the caller the socket for one direct write (wsengine.Direct) when the
+// connection's writing is idle: writing is enabled (setWriter), nothing is queued, no batch
+// is being written, no other direct write is in progress and none left bytes to flush; and
+// the last direct write was not within wsengine.BurstGap (a burst goes to the writer). The
+// caller must call endDirect. A parked writer may stay parked meanwhile: takeOrPark keeps it
+// from writing until endDirect.
+func (q *sendQueue) claimDirect() bool {
+	q.mu.Lock()
+	ok := !q.closed && q.spawn != nil && q.n == 0 && !q.direct && !q.needFlush && q.writer != writerRunning
+	if ok {
+		now := wsengine.Now()
+		if ok = !wsengine.Burst(now, q.lastDirect); ok {
+			q.direct, q.lastDirect = true, now
+		}
+	}
+	q.mu.Unlock()
+	return ok
+}
+
+// endDirect ends a direct write. flush says it left bytes in the cork (or failed): the writer
+// then runs to finish them under the slow-consumer deadline (or find the error). Envelopes
+// pushed meanwhile make it run too.
+func (q *sendQueue) endDirect(flush bool) {
+	q.mu.Lock()
+	q.direct = false
+	if flush {
+		q.needFlush = true
+	}
+	if q.closed || (q.n == 0 && !q.needFlush) {
+		q.mu.Unlock()
+		return
+	}
+	q.kickLocked()
 }
 
 func (q *sendQueue) grow() {
@@ -297,7 +415,7 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 	for {
 		var parked bool
 		batch, parked = q.takeOrPark(batch[:0])
-		if len(batch) > 0 {
+		if !parked { // a batch, or (empty) a direct write's rest to flush
 			ok := write(batch)
 			q.release(batch)
 			if !ok {
@@ -330,18 +448,21 @@ func (q *sendQueue) run(done <-chan struct{}, write func([]queued) bool) {
 
 // batchPool holds the writers' batch slices: a writer lives for a busy spell, and its batch
 // must not be allocated anew for each.
-var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, maxBatch); return &b }}
+var batchPool = sync.Pool{New: func() any { b := make([]queued, 0, wsengine.MaxBatch); return &b }}
 
 // takeOrPark is take for the writer: it takes a batch, or, finding the queue empty, marks the
-// writer parked (the next push wakes it) and reports so.
+// writer parked (the next push wakes it) and reports so. While a sender writes directly the
+// writer parks too (endDirect wakes it). An empty batch, not parked, asks the writer to flush
+// what a direct write left in the cork; any batch's flush does that as well.
 func (q *sendQueue) takeOrPark(dst []queued) ([]queued, bool) {
 	q.mu.Lock()
-	if q.n == 0 {
+	if q.direct || (q.n == 0 && !q.needFlush) {
 		q.writer = writerParked
 		q.mu.Unlock()
 		return dst, true
 	}
-	dst = q.takeLocked(dst, maxBatch, maxBatchBytes)
+	q.needFlush = false
+	dst = q.takeLocked(dst, wsengine.MaxBatch, wsengine.MaxBatchBytes)
 	q.mu.Unlock()
 	return dst, false
 }

@@ -439,6 +439,9 @@ func (s *Sentinel) handleAttach(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(envelope.MaxMessageSize)
 	c := newConn(s, ws, r.RemoteAddr, urlID, origin)
 	c.cork = corkconn.FromContext(r.Context())
+	if c.cork != nil {
+		c.cork.SetReadHook(c.flushOwed) // before this connection's reader reads (serve)
+	}
 
 	if s.auth != nil {
 		p, err := s.auth.Authenticate(r.Context(), bearerToken(r), urlID)

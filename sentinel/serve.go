@@ -25,6 +25,7 @@ func (c *conn) serve() {
 	// every other end of the connection) closes the socket, which ends the read. Liveness
 	// pings run only for nodes that serve addresses.
 	defer c.close(websocket.StatusNormalClosure, "connection closed")
+	defer c.flushOwed() // what the last reads routed; the hook ran before each read
 
 	attachCtx, cancel := context.WithTimeout(s.ctx, s.opts.AttachTimeout)
 	typ, msg, err := c.ws.Read(attachCtx)

@@ -11,17 +11,26 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/fame-go/fame/internal/bufpool"
 )
 
-// maxBuffered bounds what a cork holds before it writes anyway.
-const maxBuffered = 256 << 10
+// maxBuffered bounds what a cork holds before it writes anyway: above one largest envelope
+// (256 KiB) with its frame header, so that encoding one message into an idle cork never
+// writes (internal/wsengine's direct write relies on it).
+const maxBuffered = 512 << 10
 
 // Conn is a net.Conn whose writes can be held back (Cork) and sent in one go (Uncork).
 type Conn struct {
 	net.Conn
+	raw syscall.RawConn // the socket itself, for TryUncork's one non-blocking write; nil if not a socket
+	// readHook runs before every read from the socket (SetReadHook).
+	readHook atomic.Pointer[func()]
+
+	// mu guards the following fields.
 	mu     sync.Mutex
 	corked bool
 	buf    *[]byte // what a cork holds, lent by internal/bufpool while corked (nil otherwise), so
@@ -34,7 +43,92 @@ func Wrap(c net.Conn) *Conn {
 	if cc, ok := c.(*Conn); ok {
 		return cc
 	}
-	return &Conn{Conn: c}
+	return &Conn{Conn: c, raw: rawOf(c)}
+}
+
+// CanTry reports whether TryUncork can write without blocking (the connection is a socket on a
+// platform where a single non-blocking write is available).
+func (c *Conn) CanTry() bool { return c.raw != nil }
+
+// Idle reports whether the connection is uncorked and holds nothing: a write now goes straight
+// to the socket, behind nothing. It waits for a write in progress; senders that must not
+// wait use TryCork.
+func (c *Conn) Idle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.corked && c.buf == nil && c.err == nil
+}
+
+// TryCork corks the connection if it is idle (see Idle) and nobody is writing to it right
+// now, without waiting: a write blocked on a peer that reads nothing (a ping, say) holds the
+// connection, and a sender that must not wait has to go elsewhere. It reports whether the
+// connection is now corked by the caller.
+func (c *Conn) TryCork() bool {
+	if !c.mu.TryLock() {
+		return false
+	}
+	defer c.mu.Unlock()
+	if c.corked || c.buf != nil || c.err != nil {
+		return false
+	}
+	c.corked = true
+	return true
+}
+
+// TryUncork is Uncork for a sender that must not wait: it makes one non-blocking write of what
+// the cork holds. When the socket took it all, the connection is uncorked and done is true.
+// Otherwise the rest stays corked (later writes queue behind it, so bytes never reorder) and
+// a writer that may block must finish it with Uncork. Without CanTry it writes nothing.
+func (c *Conn) TryUncork() (done bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false, c.err
+	}
+	if c.buf == nil || len(*c.buf) == 0 {
+		c.corked = false
+		if c.buf != nil {
+			c.releaseBufLocked()
+		}
+		return true, nil
+	}
+	if c.raw == nil {
+		return false, nil
+	}
+	n, err := tryWrite(c.raw, *c.buf)
+	if err != nil {
+		c.err = err
+		return false, err
+	}
+	if n == len(*c.buf) {
+		c.corked = false
+		c.releaseBufLocked()
+		return true, nil
+	}
+	rest := copy(*c.buf, (*c.buf)[n:])
+	*c.buf = (*c.buf)[:rest]
+	return false, nil
+}
+
+// SetReadHook makes f run before every read from the socket, on the reading goroutine. A
+// WebSocket library reads from the socket only when what it buffered is used up, so for a
+// reader that handles each message as it comes this is "everything read so far has been
+// handled": the sentinel's reader writes out what its routing queued then (one system call
+// for all a read brought) rather than one write per envelope or a writer goroutine's wake-up.
+func (c *Conn) SetReadHook(f func()) {
+	if f == nil {
+		c.readHook.Store(nil)
+		return
+	}
+	c.readHook.Store(&f)
+}
+
+// Read runs the read hook, then reads.
+func (c *Conn) Read(p []byte) (int, error) {
+	if h := c.readHook.Load(); h != nil {
+		(*h)()
+	}
+	return c.Conn.Read(p)
 }
 
 // Write buffers p while corked, else writes it.
