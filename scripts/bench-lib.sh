@@ -2,11 +2,15 @@
 # bench-instr-ab.sh) share; sourced, not run. The sourcing script owns the array `pids` (the
 # background processes it started, oldest first).
 
-# stop_all: stop what the script started, newest first, and wait for each.
+# stop_all: stop what the script started, newest first, each one waited for before the next
+# is stopped: an agent drains on SIGTERM, which needs its sentinel still up (stopped together,
+# the agent would wait out its drain timeout).
 stop_all() {
   local i
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   pids=()
 }
 
