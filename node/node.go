@@ -12,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
 )
 
@@ -34,8 +35,11 @@ type Node struct {
 	closed  bool
 	rebindC chan struct{} // routing epoch changed: re-bind everything
 
-	sec  *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
-	pend *pendingTable
+	sec *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
+	// certs issues the node certificate (strict-overlay with welcome admission); nil otherwise.
+	// Set before the first dial, read-only after.
+	certs *admit.CertSource
+	pend  *pendingTable
 	// served are the streams being answered, for the nacks of their items (served.go).
 	served servedStreams
 	// refused counts refusals by reason (see refusals.go).
@@ -200,6 +204,8 @@ func (n *Node) reconnect() (*link, bool) {
 			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
 			if authRefused(err) {
 				n.forgetCredentials()
+			} else {
+				n.forgetPlacement()
 			}
 			continue
 		}
