@@ -149,9 +149,12 @@ func (n *Node) forgetCredentials() {
 // says hello again and can be placed on another sentinel of the cluster, with a new ticket
 // and, under strict-overlay, a certificate for the new path (certificateForGrant). The
 // access token is kept: nothing refused it. A hello per failed dial, under the reconnect
-// backoff.
-func (n *Node) forgetPlacement() {
-	if a := n.cfg.Admission; a != nil && a.Welcome != nil {
-		a.Welcome.Invalidate()
+// backoff. False when the node is not admitted by welcome (nothing to forget).
+func (n *Node) forgetPlacement() bool {
+	a := n.cfg.Admission
+	if a == nil || a.Welcome == nil {
+		return false
 	}
+	a.Welcome.Invalidate()
+	return true
 }

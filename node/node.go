@@ -192,21 +192,26 @@ func (n *Node) supervise(l *link) {
 // reconnect dials until it succeeds (and the binds are back) or the node is closed.
 func (n *Node) reconnect() (*link, bool) {
 	backoff := n.cfg.ReconnectMin
+	wait := backoff
+	placeAgain := true // one immediate dial per outage on a new placement
 	for {
 		select {
 		case <-n.ctx.Done():
 			return nil, false
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, n.cfg.ReconnectMax)
+		wait = backoff
 		l, err := n.dial(n.ctx)
 		if err != nil {
-			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
 			if authRefused(err) {
 				n.forgetCredentials()
-			} else {
-				n.forgetPlacement()
+			} else if n.forgetPlacement() && placeAgain {
+				// The grant named a sentinel we could not reach (it died): the next hello may
+				// place us on a live one of the cluster, so try that at once.
+				placeAgain, wait = false, 0
 			}
+			n.log.Warn("reconnect failed", "err", err, "retry_in", wait)
 			continue
 		}
 		n.install(l)
