@@ -94,13 +94,22 @@ func unixNanos(t time.Time) int64 {
 
 // onCertificate installs a renewed certificate and re-announces the keys.
 func (n *Node) onCertificate(c *admit.Certificate) {
+	n.mu.Lock()
+	l := n.cur
+	n.mu.Unlock()
+	if l != nil && l.alive() && c.SID != "" && c.SID != l.sid {
+		// The renewal's welcome grant placed the node on another path (its hello reached the
+		// welcome service of another sentinel): the sentinel of this link would refuse a
+		// KeyAnnounce of this certificate, and keep verifying with the old one until it
+		// expires. Attach where the grant says instead; the dial installs this certificate.
+		n.log.Warn("renewed certificate is for another placement, attaching there", "sid", c.SID, "link_sid", l.sid)
+		l.fail(fmt.Errorf("%w: the welcome grant placed the node on another path", errLinkLost))
+		return
+	}
 	if n.sec.setCertificate(c.Chain) == 0 {
 		return // the first certificate, already installed before the attach
 	}
 	n.log.Info("node certificate renewed", "sid", c.SID, "not_after", c.NotAfter)
-	n.mu.Lock()
-	l := n.cur
-	n.mu.Unlock()
 	if l != nil {
 		n.syncKeys(l)
 	}
