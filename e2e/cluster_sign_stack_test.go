@@ -37,6 +37,12 @@ const strictStackClusterYAML = `  security: {type: SecurityProfile, profile: str
 
 func newStrictCluster(t *testing.T, n int) *strictCluster {
 	t.Helper()
+	return newStrictClusterGrace(t, n, "2s")
+}
+
+// newStrictClusterGrace is newStrictCluster with the cluster's grace window.
+func newStrictClusterGrace(t *testing.T, n int, grace string) *strictCluster {
+	t.Helper()
 	auth, err := ca.Ephemeral()
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +103,7 @@ func newStrictCluster(t *testing.T, n int) *strictCluster {
 		wSrvs[i] = httptest.NewServer(whs[i])
 		t.Cleanup(wSrvs[i].Close)
 	}
-	cf := startClusterSpec(t, clusterSpec{n: n, grace: "2s", node: strictStackClusterYAML, env: func(i int) map[string]string {
+	cf := startClusterSpec(t, clusterSpec{n: n, grace: grace, node: strictStackClusterYAML, env: func(i int) map[string]string {
 		return map[string]string{
 			"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel",
 			"FAME_JWT_AUDIENCE": strictAudience, "FAME_JWT_TRUSTED_ISSUER": strictIssuer,

@@ -143,3 +143,18 @@ func (n *Node) forgetCredentials() {
 		a.OAuth2.Invalidate()
 	}
 }
+
+// forgetPlacement drops the cached welcome grant after a dial that failed for another reason
+// than a refusal (the sentinel it names is unreachable: dead, partitioned), so the next dial
+// says hello again and can be placed on another sentinel of the cluster, with a new ticket
+// and, under strict-overlay, a certificate for the new path (certificateForGrant). The
+// access token is kept: nothing refused it. A hello per failed dial, under the reconnect
+// backoff. False when the node is not admitted by welcome (nothing to forget).
+func (n *Node) forgetPlacement() bool {
+	a := n.cfg.Admission
+	if a == nil || a.Welcome == nil {
+		return false
+	}
+	a.Welcome.Invalidate()
+	return true
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
 )
 
@@ -73,5 +74,43 @@ func TestLateRenewalReattaches(t *testing.T) {
 	waitFor(t, "KeyAnnounce sent", func() bool { return len(framesOf(f, client.SystemID(), envelope.TypeKeyAnnounce)) == 1 })
 	if !cur.alive() || f.attachCount(client.SystemID()) != 2 {
 		t.Fatalf("an in-time renewal re-attached (alive %v, attaches %d)", cur.alive(), f.attachCount(client.SystemID()))
+	}
+}
+
+// TestRenewalForAnotherPlacementReattaches: a renewal whose welcome grant places the node on
+// another path (its hello reached another sentinel's welcome service) is not announced on
+// the link, whose sentinel would refuse it for its sid: the node attaches again, as the grant
+// says, and goes on serving.
+func TestRenewalForAnotherPlacementReattaches(t *testing.T) {
+	auth := newTestAuthority(t)
+	f := overlaySentinel(t)
+	_, client := agentAndClient(t, f, overlay(""))
+	n := client
+	n.mu.Lock()
+	old := n.cur
+	n.mu.Unlock()
+	other := "/other-sentinel/" + client.SystemID()
+	chain := auth.issueNode(t, n.sec.signer.Key.Public().(ed25519.PublicKey), other)
+	n.onCertificate(&admit.Certificate{Chain: chain, SID: envelope.SecureDigest(other), NotAfter: chain[0].NotAfter})
+	waitFor(t, "the node attached again", func() bool { return f.attachCount(client.SystemID()) == 2 })
+	if old.alive() {
+		t.Fatal("the link of the old placement still runs")
+	}
+	if k := len(framesOf(f, client.SystemID(), envelope.TypeKeyAnnounce)); k != 0 {
+		t.Fatalf("%d KeyAnnounce of a certificate for another path, want 0", k)
+	}
+	if sum, err := add(t, client, 2, 3); err != nil || sum != 5 {
+		t.Fatalf("add after the re-attach = %d, %v", sum, err)
+	}
+
+	// A renewal for the path of the link is announced on it, as before.
+	n.mu.Lock()
+	cur := n.cur
+	n.mu.Unlock()
+	same := auth.issueNode(t, n.sec.signer.Key.Public().(ed25519.PublicKey), n.AssignedPath())
+	n.onCertificate(&admit.Certificate{Chain: same, SID: envelope.SecureDigest(n.AssignedPath()), NotAfter: same[0].NotAfter})
+	waitFor(t, "KeyAnnounce sent", func() bool { return len(framesOf(f, client.SystemID(), envelope.TypeKeyAnnounce)) == 1 })
+	if !cur.alive() || f.attachCount(client.SystemID()) != 2 {
+		t.Fatalf("a renewal for the same path re-attached (alive %v, attaches %d)", cur.alive(), f.attachCount(client.SystemID()))
 	}
 }

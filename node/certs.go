@@ -42,12 +42,41 @@ func (n *Node) startCertificates(ctx context.Context) error {
 		return fmt.Errorf("node: node certificate: %w", err)
 	}
 	n.sec.setCertificate(c.Chain)
+	n.certs = cs
 	n.log.Info("node certificate", "sid", c.SID, "not_after", c.NotAfter)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_ = cs.Run(n.ctx, n.onCertificate) // returns only when the node closes
 	}()
+	return nil
+}
+
+// certificateForGrant makes sure, before a NodeAttach is built, that the certificate the
+// node presents carries the sid of the path its welcome grant places it at. The first
+// certificate was issued for the first placement; a node that re-attaches to another
+// sentinel of a cluster (its own died) was placed anew by a fresh hello and gets a new path,
+// and a strict-overlay sentinel refuses a signing key whose x5c names another path's sid
+// (it checks this at attach, before it accepts anything from the link, so the certificate
+// cannot follow in a KeyAnnounce). The key pair, and so the kid, stay the same: the
+// cluster's key directory moves the kid to the new path, and channels keyed by it go on.
+// No-op without a welcome certificate source.
+func (n *Node) certificateForGrant(ctx context.Context) error {
+	cs := n.certs
+	if cs == nil {
+		return nil
+	}
+	g, err := n.cfg.Admission.Welcome.Grant(ctx)
+	if err != nil {
+		return fmt.Errorf("node: welcome grant: %w", err)
+	}
+	c, err := cs.CertificateFor(ctx, g.AssignedPath)
+	if err != nil {
+		return fmt.Errorf("node: node certificate for %s: %w", g.AssignedPath, err)
+	}
+	if n.sec.setCertificate(c.Chain) != 0 {
+		n.log.Info("node certificate for a new placement", "path", g.AssignedPath, "sid", c.SID, "not_after", c.NotAfter)
+	}
 	return nil
 }
 
@@ -65,13 +94,22 @@ func unixNanos(t time.Time) int64 {
 
 // onCertificate installs a renewed certificate and re-announces the keys.
 func (n *Node) onCertificate(c *admit.Certificate) {
+	n.mu.Lock()
+	l := n.cur
+	n.mu.Unlock()
+	if l != nil && l.alive() && c.SID != "" && c.SID != l.sid {
+		// The renewal's welcome grant placed the node on another path (its hello reached the
+		// welcome service of another sentinel): the sentinel of this link would refuse a
+		// KeyAnnounce of this certificate, and keep verifying with the old one until it
+		// expires. Attach where the grant says instead; the dial installs this certificate.
+		n.log.Warn("renewed certificate is for another placement, attaching there", "sid", c.SID, "link_sid", l.sid)
+		l.fail(fmt.Errorf("%w: the welcome grant placed the node on another path", errLinkLost))
+		return
+	}
 	if n.sec.setCertificate(c.Chain) == 0 {
 		return // the first certificate, already installed before the attach
 	}
 	n.log.Info("node certificate renewed", "sid", c.SID, "not_after", c.NotAfter)
-	n.mu.Lock()
-	l := n.cur
-	n.mu.Unlock()
 	if l != nil {
 		n.syncKeys(l)
 	}

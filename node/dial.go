@@ -42,6 +42,10 @@ func (n *Node) dial(ctx context.Context) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The certificate must name the path this grant places us at (a new one after a move).
+	if err := n.certificateForGrant(ctx); err != nil {
+		return nil, err
+	}
 	url := strings.TrimRight(base, "/") + "/" + cfg.SystemID
 	conn, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {

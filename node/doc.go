@@ -20,7 +20,12 @@
 // with the dev CA). Under strict-overlay the node also obtains a certificate for its
 // signing key from the welcome's CA grant before attaching, sends the chain as the JWK's
 // x5c, renews it at 2/3 of its life and re-announces its keys (signed KeyAnnounce) on the
-// open connection, so the sentinel never verifies under an expired certificate.
+// open connection, so the sentinel never verifies under an expired certificate. The
+// certificate names the sid of the grant's assigned path, so it follows the grant: a dial
+// to a sentinel that cannot be reached drops the grant (the next hello may place the node
+// on another sentinel of a cluster, tried at once), and before every NodeAttach a
+// certificate for the grant's path is obtained when the held one names another; the key
+// pair and kid stay. A renewal whose grant names another path re-attaches there.
 //
 // Shape of a Node. Words: a "session" in FAME is a client's sid (what stickiness pins); the
 // lifetime of one WebSocket to the sentinel is a link (link.go). Connect dials

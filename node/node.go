@@ -12,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/node/admit"
 	"github.com/fame-go/fame/security"
 )
 
@@ -41,8 +42,11 @@ type Node struct {
 	closed  bool
 	rebindC chan struct{} // routing epoch changed: re-bind everything
 
-	sec  *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
-	pend *pendingTable
+	sec *nodeSecurity // nil unless the profile signs (overlay, strict-overlay)
+	// certs issues the node certificate (strict-overlay with welcome admission); nil otherwise.
+	// Set before the first dial, read-only after.
+	certs *admit.CertSource
+	pend  *pendingTable
 	// served are the streams being answered, for the nacks of their items (served.go).
 	served servedStreams
 	// refused counts refusals by reason (see refusals.go).
@@ -195,19 +199,26 @@ func (n *Node) supervise(l *link) {
 // reconnect dials until it succeeds (and the binds are back) or the node is closed.
 func (n *Node) reconnect() (*link, bool) {
 	backoff := n.cfg.ReconnectMin
+	wait := backoff
+	placeAgain := true // one immediate dial per outage on a new placement
 	for {
 		select {
 		case <-n.ctx.Done():
 			return nil, false
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, n.cfg.ReconnectMax)
+		wait = backoff
 		l, err := n.dial(n.ctx)
 		if err != nil {
-			n.log.Warn("reconnect failed", "err", err, "retry_in", backoff)
 			if authRefused(err) {
 				n.forgetCredentials()
+			} else if n.forgetPlacement() && placeAgain {
+				// The grant named a sentinel we could not reach (it died): the next hello may
+				// place us on a live one of the cluster, so try that at once.
+				placeAgain, wait = false, 0
 			}
+			n.log.Warn("reconnect failed", "err", err, "retry_in", wait)
 			continue
 		}
 		n.install(l)

@@ -85,6 +85,32 @@ func NewCertSource(cfg CertConfig) (*CertSource, error) {
 // when due.
 func (s *CertSource) Certificate(ctx context.Context) (*Certificate, error) { return s.r.get(ctx) }
 
+// CertificateFor returns a certificate for the node at assignedPath: the
+// current one when it carries that path's sid, else a new one issued on the
+// current welcome grant. A node that is placed on another sentinel (its own
+// died, and a new hello placed it elsewhere) gets a new physical path, and a
+// strict-overlay sentinel refuses a signing key whose certificate names
+// another path's sid; the key, and so the kid, stay the same. ErrPlacement
+// when the grant the CA signed for names another path (it changed while the
+// certificate was issued): the caller asks again with the new grant.
+func (s *CertSource) CertificateFor(ctx context.Context, assignedPath string) (*Certificate, error) {
+	want := envelope.SecureDigest(assignedPath)
+	c, err := s.Certificate(ctx)
+	if err != nil || c.SID == want {
+		return c, err
+	}
+	// One for another path: issue anew rather than serve it until its
+	// renewal point.
+	s.r.invalidate()
+	if c, err = s.Certificate(ctx); err != nil {
+		return nil, err
+	}
+	if c.SID != want {
+		return nil, fmt.Errorf("%w: certificate issued for sid %s, the grant places us at %s", ErrPlacement, c.SID, assignedPath)
+	}
+	return c, nil
+}
+
 // Key is the node key certificates are issued for.
 func (s *CertSource) Key() ed25519.PrivateKey { return s.cfg.Key }
 

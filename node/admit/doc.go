@@ -13,6 +13,8 @@
 //   - RequestCertificate / CertSource: CSR (security.CreateCSR) to the CA
 //     named by the ca_sign grant (admission/ca), chain checked to certify our
 //     key and, with FAME_CA_CERTS, verified with security.VerifyNodeCert.
+//     CertSource.CertificateFor re-issues at once for a new placement (the
+//     grant's assigned path changed), for the same key.
 //   - New: picks all of the above from the Settings' profile.
 //
 // # Renewal

@@ -32,6 +32,9 @@ var (
 	// ErrTimeout: a request exceeded its time budget. It is always wrapped
 	// together with ErrUnavailable.
 	ErrTimeout = errors.New("admit: timed out")
+	// ErrPlacement: a certificate was issued for another placement than the
+	// one asked for (the welcome grant changed meanwhile).
+	ErrPlacement = errors.New("admit: placement changed")
 )
 
 // HTTPError is a non-2xx answer from an admission service.
