@@ -118,8 +118,10 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 		}
 	}
 	nacks, byCode := nc.total()
-	t.Logf("kill -9 of s1: first SecureClose %v, last %v after the kill (heartbeats 3 s + grace 1 s); first answer on the re-opened channel %v after the kill",
+	t.Logf("kill -9 of s1: first SecureClose %v, last %v after the kill (down verdict + grace 1 s); first answer on the re-opened channel %v after the kill",
 		firstClose.Round(time.Millisecond), closedAt.Round(time.Millisecond), repinned.Round(time.Millisecond))
+	t.Logf("down verdicts on s0: route_closed %v, silent %v (heartbeats 1 s: one missed beat with the route closed, else 3)",
+		cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="route_closed"`), cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="silent"`))
 	t.Logf("at-least-once callers on s0 (sessions per replica before %v): %d ok, %d failed, slowest call %v; nacks received %d (%s); executed twice: %d %v",
 		on, load.ok.Load(), load.failed.Load(), time.Duration(load.slowest.Load()).Round(time.Millisecond), nacks, byCode, len(ex.dupes()), ex.dupes())
 	if load.failed.Load() != 0 {
