@@ -47,7 +47,12 @@ var (
 //
 // Liveness: every sentinel publishes fame.<cluster>.hb.<id> every Heartbeat
 // (up or draining); a peer not heard for MissedBeats heartbeats is down. A
-// sentinel that closes says so ("bye") and is down at once.
+// sentinel that closes says so ("bye") and is down at once. With a route
+// probe (the embedded server, SetRouteProbe), a peer whose server's route
+// to ours has closed is down as soon as one beat is missed as well: a
+// process killed outright closes its sockets, so its routes go at once,
+// while a frozen or merely slow one keeps them and still gets the
+// MissedBeats verdict.
 type Bus interface {
 	// Publish hands env to the connection for sentinel to; it does not
 	// wait for the peer (nats.go buffers, also while reconnecting).
@@ -80,6 +85,7 @@ type NATSBus struct {
 	peers    map[string]*peer
 	onPeer   []func(string, PeerState)
 	draining bool
+	probe    func() map[string]bool // sentinel ids whose server has a route to ours; nil: timers only
 	sub      *nats.Subscription
 	hbSub    *nats.Subscription
 
@@ -91,6 +97,11 @@ type NATSBus struct {
 type peer struct {
 	last  time.Time
 	state PeerState
+	// routed: the last route probe found a route to its server. routeLost:
+	// when a probe first found that route gone (zero while routed, and for
+	// a peer never seen as a server, such as one on an external NATS).
+	routed    bool
+	routeLost time.Time
 }
 
 // SentinelSubject is the subject envelopes for sentinel id travel on.
@@ -197,7 +208,7 @@ func (b *NATSBus) onBeat(m *nats.Msg) {
 		b.peers[id] = p
 	}
 	p.last = time.Now()
-	fns := b.transition(id, p, st)
+	fns := b.transition(id, p, st, "bye")
 	b.mu.Unlock()
 	for _, fn := range fns {
 		fn(id, st)
@@ -206,11 +217,18 @@ func (b *NATSBus) onBeat(m *nats.Msg) {
 
 // transition sets p's state; it returns the callbacks to run (outside the
 // lock) when the state changed. Caller holds b.mu.
-func (b *NATSBus) transition(id string, p *peer, st PeerState) []func(string, PeerState) {
+// why names the evidence of a down verdict (bye, silent, route_closed).
+func (b *NATSBus) transition(id string, p *peer, st PeerState, why string) []func(string, PeerState) {
 	if p.state == st {
 		return nil
 	}
-	b.log.Info("cluster peer state", "peer", id, "from", p.state, "to", st)
+	if st == PeerDown {
+		b.log.Info("cluster peer state", "peer", id, "from", p.state, "to", st, "why", why,
+			"silent_for", time.Since(p.last).Round(time.Millisecond))
+		b.m.down(why)
+	} else {
+		b.log.Info("cluster peer state", "peer", id, "from", p.state, "to", st)
+	}
 	b.m.peer(string(st))
 	p.state = st
 	return b.onPeer
@@ -222,14 +240,39 @@ func (b *NATSBus) beat(state string) {
 	}
 }
 
+// SetRouteProbe gives the bus a way to ask which peers' servers have a
+// route to this sentinel's server (Embedded.RoutedServers). A peer whose
+// route closes is declared down once it has also missed one beat (with a
+// quarter of a heartbeat of slack), rather than MissedBeats: on kill -9 the
+// kernel closes the dead process's sockets and the route goes at once. The
+// missed beat keeps a route that is re-established at once (a duplicate
+// route resolved at start, a brief reconnect) from counting. A frozen
+// (SIGSTOP) or overloaded peer keeps its TCP connections, so it still gets
+// the MissedBeats verdict; so does a machine that vanishes without closing
+// its connections (power loss), until TCP or NATS notices.
+func (b *NATSBus) SetRouteProbe(fn func() map[string]bool) {
+	b.mu.Lock()
+	b.probe = fn
+	b.mu.Unlock()
+}
+
+// checkEvery is how often the liveness checker looks: a fraction of a
+// heartbeat, at most 100 ms so a route-closed verdict follows the missed
+// beat closely (the check walks a map of a few peers; the probe lists a
+// few routes).
+func checkEvery(hb time.Duration) time.Duration {
+	return max(min(hb/4, 100*time.Millisecond), time.Millisecond)
+}
+
 // run sends heartbeats and marks silent peers down.
 func (b *NATSBus) run() {
 	defer close(b.done)
 	hb := time.NewTicker(b.cfg.Heartbeat)
 	defer hb.Stop()
-	check := time.NewTicker(max(b.cfg.Heartbeat/4, time.Millisecond))
+	check := time.NewTicker(checkEvery(b.cfg.Heartbeat))
 	defer check.Stop()
 	deadline := time.Duration(b.cfg.MissedBeats) * b.cfg.Heartbeat
+	routeDeadline := b.cfg.Heartbeat + b.cfg.Heartbeat/4
 	for {
 		select {
 		case <-b.stop:
@@ -249,9 +292,32 @@ func (b *NATSBus) run() {
 			}
 			var downs []down
 			b.mu.Lock()
+			probe := b.probe
+			b.mu.Unlock()
+			var routed map[string]bool
+			if probe != nil {
+				routed = probe() // outside b.mu: it takes the server's locks
+			}
+			b.mu.Lock()
 			for id, p := range b.peers {
-				if p.state != PeerDown && now.Sub(p.last) > deadline {
-					downs = append(downs, down{id, b.transition(id, p, PeerDown)})
+				if routed != nil {
+					switch {
+					case routed[id]:
+						p.routed, p.routeLost = true, time.Time{}
+					case p.routed:
+						p.routed, p.routeLost = false, now
+					}
+				}
+				if p.state == PeerDown {
+					continue
+				}
+				// The closed route first: when both hold it is the better
+				// explanation (and the one the metric should name).
+				switch silent := now.Sub(p.last); {
+				case !p.routeLost.IsZero() && silent > routeDeadline:
+					downs = append(downs, down{id, b.transition(id, p, PeerDown, "route_closed")})
+				case silent > deadline:
+					downs = append(downs, down{id, b.transition(id, p, PeerDown, "silent")})
 				}
 			}
 			b.mu.Unlock()

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestLeaderLoss runs its own three servers (the shared ones must stay
@@ -128,7 +130,20 @@ func TestLeaderLoss(t *testing.T) {
 	}
 
 	var crashed int
-	phase("crash", func(i int) { crashed = i; tc.kill(i) })
+	var crashedID string
+	phase("crash", func(i int) { crashed, crashedID = i, tc.members[i].Config.SentinelID; tc.kill(i) })
+	// The survivors' servers saw the crashed server's routes close: their
+	// verdict names that evidence, not only the silence.
+	for _, m := range tc.members {
+		if m == nil {
+			continue
+		}
+		eventually(t, 10*time.Second, crashedID+" down on "+m.Config.SentinelID, func() bool { return m.Bus.State(crashedID) == PeerDown })
+		if n := testutil.ToFloat64(m.Metrics.downs.WithLabelValues("route_closed")); n < 1 {
+			t.Errorf("%s: down verdicts on a closed route %v (silent %v), want the crash of %s counted",
+				m.Config.SentinelID, n, testutil.ToFloat64(m.Metrics.downs.WithLabelValues("silent")), crashedID)
+		}
+	}
 
 	// Restart the crashed member from its data directory.
 	m, err := Open(tc.config(crashed), testLogger(), NewMetrics())

@@ -60,6 +60,10 @@ func Open(cfg Config, log *slog.Logger, m *Metrics) (_ *Member, err error) {
 	if mb.Bus, err = NewBus(mb.Conn, cfg, o); err != nil {
 		return nil, err
 	}
+	if mb.Embedded != nil {
+		// Server names are sentinel ids: a closed route names the peer.
+		mb.Bus.SetRouteProbe(mb.Embedded.RoutedServers)
+	}
 	if mb.Store, err = NewKVStore(js, cfg, o); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,10 @@ type Metrics struct {
 	watch *prometheus.CounterVec
 	// peers counts sentinel liveness transitions by state (up, down).
 	peers *prometheus.CounterVec
+	// downs counts down verdicts by why: bye (a graceful close said so),
+	// silent (MissedBeats heartbeats missed), route_closed (the embedded
+	// server's route to the peer's server closed and a beat was missed).
+	downs *prometheus.CounterVec
 	// forwards counts envelopes published to other sentinels by result
 	// (sent, refused, error) and received (received).
 	forwards *prometheus.CounterVec
@@ -29,6 +33,8 @@ func NewMetrics() *Metrics {
 			Help: "Binding changes seen by the KV watch by op (put, delete, stale, bad)."}, []string{"op"}),
 		peers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_peer_transitions_total",
 			Help: "Sentinel liveness transitions seen through heartbeats."}, []string{"state"}),
+		downs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_peer_down_total",
+			Help: "Sentinel down verdicts by why (bye, silent, route_closed)."}, []string{"why"}),
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_bus_envelopes_total",
 			Help: "Envelopes over the cluster bus by direction and result."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_refused_total",
@@ -38,7 +44,7 @@ func NewMetrics() *Metrics {
 
 // Collectors returns the series to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.writes, m.watch, m.peers, m.forwards, m.refused}
+	return []prometheus.Collector{m.writes, m.watch, m.peers, m.downs, m.forwards, m.refused}
 }
 
 func (m *Metrics) write(op, result string) {
@@ -56,6 +62,12 @@ func (m *Metrics) watchEvent(op string) {
 func (m *Metrics) peer(state string) {
 	if m != nil {
 		m.peers.WithLabelValues(state).Inc()
+	}
+}
+
+func (m *Metrics) down(why string) {
+	if m != nil {
+		m.downs.WithLabelValues(why).Inc()
 	}
 }
 

@@ -193,6 +193,24 @@ func (e *Embedded) ClientURL() string {
 // Routes is the number of routes to other servers (health, tests).
 func (e *Embedded) Routes() int { return e.srv.NumRoutes() }
 
+// RoutedServers returns the names (sentinel ids) of the servers this one
+// has a route to right now: the liveness evidence of Bus.SetRouteProbe.
+// Called a few times a second; it lists a few routes under the server's
+// lock.
+func (e *Embedded) RoutedServers() map[string]bool {
+	rz, err := e.srv.Routez(nil)
+	if err != nil || rz == nil {
+		return map[string]bool{}
+	}
+	out := make(map[string]bool, len(rz.Routes))
+	for _, r := range rz.Routes {
+		if r.RemoteName != "" {
+			out[r.RemoteName] = true
+		}
+	}
+	return out
+}
+
 // Close enters lame-duck mode, which moves every Raft leadership this
 // server holds to another server before it stops, so writes elsewhere do
 // not stall for an election; then it waits for the shutdown. Close the

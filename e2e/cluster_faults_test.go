@@ -118,8 +118,11 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 		}
 	}
 	nacks, byCode := nc.total()
-	t.Logf("kill -9 of s1: first SecureClose %v, last %v after the kill (heartbeats 3 s + grace 1 s); first answer on the re-opened channel %v after the kill",
+	t.Logf("kill -9 of s1: first SecureClose %v, last %v after the kill (down verdict + grace 1 s); first answer on the re-opened channel %v after the kill",
 		firstClose.Round(time.Millisecond), closedAt.Round(time.Millisecond), repinned.Round(time.Millisecond))
+	t.Logf("down verdicts on s0: route_closed %v, silent %v (heartbeats 1 s: one missed beat with the route closed, else 3): %s",
+		cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="route_closed"`), cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="silent"`),
+		grepLines(cf.procs[0].out.String(), `to=down`))
 	t.Logf("at-least-once callers on s0 (sessions per replica before %v): %d ok, %d failed, slowest call %v; nacks received %d (%s); executed twice: %d %v",
 		on, load.ok.Load(), load.failed.Load(), time.Duration(load.slowest.Load()).Round(time.Millisecond), nacks, byCode, len(ex.dupes()), ex.dupes())
 	if load.failed.Load() != 0 {
@@ -275,6 +278,8 @@ func TestClusterSigstopSentinel(t *testing.T) {
 		detected.Round(time.Millisecond), rejoined.Round(time.Millisecond))
 	t.Logf("longest wait between two answers: %v for sessions on r2 (on s2), %v for sessions on r1 (on the stopped s1)",
 		gapR2.Round(time.Millisecond), gapR1.Round(time.Millisecond))
+	t.Logf("s0's down verdicts by evidence: silent %v, route_closed %v (a frozen process keeps its routes)",
+		cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="silent"`), cf.procs[0].metric(t, "fame_cluster_peer_down_total", `why="route_closed"`))
 	t.Logf("peer-down verdicts on s0 %v, s2 %v (1 each: s1 only); s0 nacked %v calls within the grace window, %v with no replica live",
 		cf.procs[0].metric(t, "fame_cluster_peer_transitions_total", `state="down"`)-downBefore, cf.procs[2].metric(t, "fame_cluster_peer_transitions_total", `state="down"`),
 		cf.procs[0].metric(t, "fame_cluster_grace_nacks_total"), cf.procs[0].metric(t, "fame_cluster_away_nacks_total"))

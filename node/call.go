@@ -405,10 +405,13 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 					// over the new channel is what this call waits for.
 					continue
 				}
-				if c.alo && !c.replied && retryable(ev.nack.Code) && c.attempt < c.n.cfg.SenderRetry.MaxRetries {
+				if c.alo && !c.replied && c.attempt < c.n.cfg.SenderRetry.MaxRetries &&
+					(retryable(ev.nack.Code) || ev.nack.Code == codeDrainingNack && c.n.resendsOnDraining()) {
 					// The route to the serving replica closed before it answered, even if it had
 					// acknowledged: the request did not complete there, so it is sent again after
-					// the backoff and the sentinel routes it to a live replica.
+					// the backoff and the sentinel routes it to a live replica. DRAINING: the
+					// sentinel refused it unrouted (or abandoned it at its drain timeout); it goes
+					// again on the next link, or after the backoff.
 					c.n.log.Debug("nack, will re-send", "method", c.method, "code", ev.nack.Code)
 					c.acked = false
 					c.armRetry()

@@ -60,7 +60,11 @@
 // at-least-once (FAME_DELIVERY_PROFILE=at-least-once) requests and replies also ask for an ACK
 // and are re-sent with the same envelope id until the peer acknowledges them; receivers
 // acknowledge every such envelope and never run one request twice (a bounded LRU of recent
-// envelope ids).
+// envelope ids). An at-least-once call nacked ROUTE_CONNECTOR_CLOSED, CHILD_UNREACHABLE or
+// PEER_UNREACHABLE is re-sent after the back-off; one nacked DRAINING (its own sentinel is
+// draining) is re-sent once the node has attached elsewhere, or after the back-off, when
+// Config.AttachURL chooses the sentinel before every dial; with a fixed URL it fails with the
+// nack at once.
 //
 // Flow control. Both sides of the connector's credits (fame-protocol §5.5): the reader grants
 // the sender a fresh window of 32 after every 24 envelopes of a flow, and the writer spends

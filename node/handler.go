@@ -252,6 +252,21 @@ func retryable(code string) bool {
 	return false
 }
 
+// codeDrainingNack is the sentinel's DRAINING nack (fame-go, sentinel.CodeDraining; the
+// node does not import the sentinel): the sender's own sentinel is draining for a restart and
+// refused the call before routing it, or gave up on it at its drain timeout.
+const codeDrainingNack = "DRAINING"
+
+// resendsOnDraining reports whether an at-least-once call nacked DRAINING is sent again
+// rather than failed: only when the node asks where to attach before every dial
+// (Config.AttachURL: a list of the cluster's sentinels, or welcome admission placing it), so
+// that once the drain closes the link the node attaches to another sentinel and the call is
+// re-sent there (the linkLost re-send), or after the back-off, whichever comes first. With a
+// fixed URL the node would come back to the same sentinel, so the caller is told at once, as
+// a single sentinel's drain promises. An at-most-once call always gets the nack as its error:
+// a drain-timeout DRAINING may follow a call that ran, which it must not run twice.
+func (n *Node) resendsOnDraining() bool { return n.cfg.AttachURL != nil }
+
 // replyRetryable is retryable for an at-least-once reply, plus NO_ROUTE: a reply goes to one
 // node's inbox, and after a sentinel restart the replica may re-attach before its caller, whose
 // path then has no route for a moment. Given up at once, the reply was lost for good: the
