@@ -106,7 +106,7 @@ func newStrictClusterGrace(t *testing.T, n int, grace string) *strictCluster {
 	cf := startClusterSpec(t, clusterSpec{n: n, grace: grace, node: strictStackClusterYAML, env: func(i int) map[string]string {
 		return map[string]string{
 			"FAME_DEFAULT_ENCRYPTION_LEVEL": "channel",
-			"FAME_JWT_AUDIENCE": strictAudience, "FAME_JWT_TRUSTED_ISSUER": strictIssuer,
+			"FAME_JWT_AUDIENCE":             strictAudience, "FAME_JWT_TRUSTED_ISSUER": strictIssuer,
 			"FAME_JWKS_URL": jwks.URL + welcome.JWKSPath, "FAME_CA_CERTS": root,
 			"FAME_ADMISSION_SERVICE_URL": wSrvs[i].URL + welcome.HelloPath,
 		}
