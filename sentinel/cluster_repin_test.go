@@ -86,6 +86,9 @@ func TestClusterLostReplicaSecureClose(t *testing.T) {
 	if got := f.(*envelope.SecureClose).CID; got != cid {
 		t.Fatalf("SecureClose for %q, want %q", got, cid)
 	}
+	// Counted once the SecureClose is handed to the connection, which may write it (direct
+	// write) before the count: wait for it rather than read it at once.
+	waitFor(t, func() bool { return counterValue(t, s0.cl.m.closes.WithLabelValues(whyLost)) >= 1 })
 	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyLost)); n != 1 {
 		t.Fatalf("fame_cluster_secure_close_total{why=lost} = %v, want 1", n)
 	}
@@ -152,6 +155,7 @@ func TestClusterDrainingReplicaMovesWithoutNack(t *testing.T) {
 	if f, _ := sc.DecodeFrame(); f.(*envelope.SecureClose).CID != cid {
 		t.Fatalf("SecureClose %s, want cid %s", sc.Frame, cid)
 	}
+	waitFor(t, func() bool { return counterValue(t, s0.cl.m.closes.WithLabelValues(whyDraining)) >= 1 })
 	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyDraining)); n != 1 {
 		t.Fatalf("fame_cluster_secure_close_total{why=draining} = %v, want 1", n)
 	}
