@@ -48,6 +48,7 @@ func NodeFrom(env Getenv) (node.Config, error) {
 		}
 		c.URL = urls[0]
 		c.AttachURL = rotateURLs(urls)
+		c.AttachChoices = len(urls)
 	}
 	if d := e.duration("FAME_DRAIN_TIMEOUT"); d != nil {
 		c.DrainTimeout = *d

@@ -105,6 +105,10 @@ type Config struct {
 	// AttachURL, when set, is asked for the attach URL (without the system id) before every
 	// dial, and URL may be empty: welcome admission learns it from the welcome grant.
 	AttachURL func(ctx context.Context) (string, error)
+	// AttachChoices is how many different sentinels AttachURL names in turn (a list of a
+	// cluster's sentinels): Connect tries that many when a dial cannot reach its sentinel,
+	// before it gives up. 0 or 1: one attempt (a welcome placement still gets one more).
+	AttachChoices int
 	// InstanceID is NodeAttach.instanceId, the same for every attach of this Node; empty
 	// means a random one. A welcome ticket is bound to the instance id of its hello.
 	InstanceID string

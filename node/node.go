@@ -98,7 +98,7 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		n.wg.Wait()
 		return nil, err
 	}
-	l, err := n.dial(ctx)
+	l, err := n.connectDial(ctx)
 	if err != nil {
 		n.cancel()
 		n.wg.Wait()
@@ -112,6 +112,35 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		go n.channelJanitor()
 	}
 	return n, nil
+}
+
+// connectDial is Connect's dial: a sentinel that cannot be reached is not the end while the
+// node has others to try, the next sentinel of its list (AttachChoices), or one new
+// placement from the welcome service (forgetPlacement). A refusal is final: credentials or
+// an identity another sentinel would refuse the same way.
+func (n *Node) connectDial(ctx context.Context) (*link, error) {
+	placeAgain := true
+	for tries := 1; ; tries++ {
+		l, err := n.dial(ctx)
+		if err == nil || authRefused(err) || ctx.Err() != nil || refusedAttach(err) {
+			return l, err
+		}
+		switch {
+		case tries < n.cfg.AttachChoices:
+		case placeAgain && n.forgetPlacement():
+			placeAgain = false
+		default:
+			return nil, err
+		}
+		n.log.Warn("sentinel unreachable; trying the next one", "err", err)
+	}
+}
+
+// refusedAttach reports whether a sentinel answered the attach with a refusal (as opposed to
+// not being reached).
+func refusedAttach(err error) bool {
+	var ae *AttachError
+	return errors.As(err, &ae) && ae.Refused
 }
 
 // SystemID is this node's system id.
