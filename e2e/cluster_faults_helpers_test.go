@@ -331,3 +331,17 @@ func (cf *clusterFixture) leadKV(i int, via int) {
 		})
 	}
 }
+
+// ensureSessionOn adds at-least-once clients of sentinel home until one session is on replica
+// (at most 24 clients in all), counting each in on. Sessions are placed by HRW over random
+// sids, so 8 clients all on the other of two replicas happens (1 in 128); a check that needs
+// some on replica must not fail on that, while a real bias still shows as none of 24.
+func ensureSessionOn(t *testing.T, cf *clusterFixture, nc *nackCounter, clients []*aloClient, on map[string]int, replica string, home int) []*aloClient {
+	t.Helper()
+	for on[replica] == 0 && len(clients) < 24 {
+		c := newALOClients(t, cf, nc, false, home)[0]
+		clients = append(clients, c)
+		on[c.before]++
+	}
+	return clients
+}

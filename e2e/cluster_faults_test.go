@@ -61,6 +61,7 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 	for _, c := range clients {
 		on[c.before]++
 	}
+	clients = ensureSessionOn(t, cf, nc, clients, on, "r1", 0)
 	if on["r1"] == 0 {
 		t.Fatalf("sessions per replica %v: none of the callers on r1", on)
 	}
@@ -220,6 +221,7 @@ func TestClusterSigstopSentinel(t *testing.T) {
 	for _, c := range clients {
 		on[c.before]++
 	}
+	clients = ensureSessionOn(t, cf, nc, clients, on, "r2", 0)
 	if on["r2"] == 0 {
 		t.Fatalf("sessions per replica %v: none on r2 to measure", on)
 	}
@@ -326,6 +328,7 @@ func TestClusterSigtermSentinel(t *testing.T) {
 	for _, c := range clients {
 		on[c.before]++
 	}
+	clients = ensureSessionOn(t, cf, nc, clients, on, "r1", 0)
 	if on["r1"] == 0 {
 		t.Fatalf("sessions per replica %v: none on r1 (on s1)", on)
 	}
