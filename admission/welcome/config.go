@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/fame-go/fame/admission/jose"
@@ -26,7 +27,12 @@ type Config struct {
 	TargetPhysicalPath string // default "/" + TargetSystemID
 	AttachURL          string // public WS URL, e.g. wss://sentinel/fame/v1/attach/ws/downstream
 	CAServiceURL       string // e.g. https://ca/fame/v1/ca; empty = no ca_sign grant
-	Issuer             string // iss of tickets, default https://welcome/fame/welcome
+	// Targets, when set, are the sentinels of a cluster: each hello is placed on a ready one
+	// (placement.go), and TargetSystemID/AttachURL default to the first.
+	Targets []Target
+	// ReadyClient probes the targets' /readyz (nil: a plain client with a 500 ms timeout).
+	ReadyClient *http.Client
+	Issuer      string // iss of tickets, default https://welcome/fame/welcome
 	// Grants tie what a hello may ask for to the bearer token's subject
 	// (FAME_WELCOME_GRANTS / FAME_WELCOME_GRANTS_FILE). Required whenever
 	// hellos are authenticated: a hello naming a system id or a logical
@@ -73,6 +79,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Port:           envx.First(getenv, "8090", "FAME_APP_PORT"),
 	}
 	var err error
+	if v := getenv("FAME_WELCOME_TARGETS"); v != "" {
+		if c.Targets, err = parseTargets(v); err != nil {
+			return c, err
+		}
+	}
 	if c.Grants, err = grantsFromEnv(getenv); err != nil {
 		return c, err
 	}
@@ -95,6 +106,19 @@ var (
 )
 
 func (c *Config) setDefaults() error {
+	if len(c.Targets) > 0 {
+		for i := range c.Targets {
+			if c.Targets[i].PhysicalPath == "" {
+				c.Targets[i].PhysicalPath = "/" + c.Targets[i].SystemID
+			}
+		}
+		if c.TargetSystemID == "" {
+			c.TargetSystemID, c.TargetPhysicalPath = c.Targets[0].SystemID, c.Targets[0].PhysicalPath
+		}
+		if c.AttachURL == "" {
+			c.AttachURL = c.Targets[0].AttachURL
+		}
+	}
 	if c.TargetSystemID == "" {
 		return errNoTarget
 	}

@@ -3,6 +3,7 @@ package welcome
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/fame-go/fame/envelope"
@@ -188,9 +189,10 @@ func (g *clientGrant) hasAny() bool {
 
 // policy is the validated set of grants, by subject.
 type policy struct {
-	target string
-	bySub  map[string]*clientGrant
-	order  []*clientGrant
+	target  string
+	targets []string // the other sentinels of a cluster (Config.Targets): root ids too
+	bySub   map[string]*clientGrant
+	order   []*clientGrant
 }
 
 // validateGrants checks the grants and builds the policy. A grant of the
@@ -199,8 +201,8 @@ type policy struct {
 // issue 12), no deployment with per-client grants needs it (list the domains,
 // "*.example.org"), and a refusal at start is visible where a warning in a
 // log is not.
-func validateGrants(gs []ClientGrant, target string) (*policy, error) {
-	p := &policy{target: target, bySub: map[string]*clientGrant{}}
+func validateGrants(gs []ClientGrant, target string, more ...string) (*policy, error) {
+	p := &policy{target: target, targets: more, bySub: map[string]*clientGrant{}}
 	for i, cg := range gs {
 		if cg.Subject == "" {
 			return nil, fmt.Errorf("%w: grant %d has no sub", ErrGrantSyntax, i+1)
@@ -257,7 +259,7 @@ func pattern(p idPattern) string {
 
 // allowsID reports whether g may use id.
 func (p *policy) allowsID(g *clientGrant, id string) bool {
-	if strings.EqualFold(id, p.target) {
+	if strings.EqualFold(id, p.target) || slices.ContainsFunc(p.targets, func(t string) bool { return strings.EqualFold(id, t) }) {
 		// The sentinel's own id gets the root placement: only by name.
 		for _, ip := range g.ids {
 			if !ip.any && !ip.prefix && ip.value == id {

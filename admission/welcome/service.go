@@ -27,6 +27,7 @@ type Service struct {
 	jwks   []byte
 	mux    *http.ServeMux
 	m      *httpx.Outcomes
+	placer *placer // nil: one sentinel (cfg.Target*)
 }
 
 // New builds the service from cfg.
@@ -58,7 +59,7 @@ func New(cfg Config) (*Service, error) {
 	case auth == nil && len(cfg.Grants) > 0:
 		return nil, errAnonymousGrants
 	case auth != nil:
-		if pol, err = validateGrants(cfg.Grants, cfg.TargetSystemID); err != nil {
+		if pol, err = validateGrants(cfg.Grants, cfg.TargetSystemID, targetIDs(cfg.Targets)...); err != nil {
 			return nil, err
 		}
 	default:
@@ -74,11 +75,28 @@ func New(cfg Config) (*Service, error) {
 		issuer: &ticket.Issuer{Key: key, Issuer: cfg.Issuer, TTL: cfg.TicketTTL, Now: cfg.Now},
 		mux:    http.NewServeMux(),
 	}
+	if len(cfg.Targets) > 0 {
+		s.placer = newPlacer(cfg.Targets, cfg.ReadyClient, cfg.Now)
+	}
 	s.mux.HandleFunc("POST "+HelloPath, s.hello)
 	s.mux.HandleFunc("GET "+JWKSPath, s.serveJWKS)
 	s.mux.HandleFunc("GET "+JWKSPathV1, s.serveJWKS)
 	s.mux.Handle("GET "+MetricsPath, s.m.Handler())
 	return s, nil
+}
+
+// isTarget reports whether sid is a sentinel the service places nodes on (the sentinel
+// itself saying hello gets the root placement).
+func (s *Service) isTarget(sid string) bool {
+	if sid == s.cfg.TargetSystemID {
+		return true
+	}
+	for _, t := range s.cfg.Targets {
+		if sid == t.SystemID {
+			return true
+		}
+	}
+	return false
 }
 
 // Key is the ticket signing key (its public half is in the JWKS).
@@ -257,19 +275,27 @@ func (s *Service) place(subject string, h *envelope.NodeHello) (*envelope.NodeWe
 		ExpiresAt: envelope.FormatTime(now.Add(s.cfg.WelcomeTTL)), Metadata: meta,
 	}
 	p := ticket.Placement{SystemID: sid, InstanceID: h.InstanceID, AcceptedLogicals: accepted, ClientID: subject}
-	if sid == s.cfg.TargetSystemID {
+	target := Target{SystemID: s.cfg.TargetSystemID, PhysicalPath: s.cfg.TargetPhysicalPath, AttachURL: s.cfg.AttachURL}
+	if s.placer != nil && !s.isTarget(sid) {
+		t, err := s.placer.pick(sid)
+		if err != nil {
+			return nil, refuse(http.StatusServiceUnavailable, CodeNoSentinel, "%v", err).with(sid)
+		}
+		target = t
+	}
+	if s.isTarget(sid) {
 		// The sentinel itself: it is the root, nothing to attach to.
 		w.AssignedPath = "/" + sid
 		p.AssignedPath = w.AssignedPath
 	} else {
-		w.TargetSystemID, w.TargetPhysicalPath = s.cfg.TargetSystemID, s.cfg.TargetPhysicalPath
-		w.AssignedPath = s.cfg.TargetPhysicalPath + "/" + sid
-		p.ParentPath, p.AssignedPath = s.cfg.TargetPhysicalPath, w.AssignedPath
+		w.TargetSystemID, w.TargetPhysicalPath = target.SystemID, target.PhysicalPath
+		w.AssignedPath = target.PhysicalPath + "/" + sid
+		p.ParentPath, p.AssignedPath = target.PhysicalPath, w.AssignedPath
 		tk, _, err := s.issuer.IssueAttach(p)
 		if err != nil {
 			return nil, err
 		}
-		g, err := attachGrant(s.cfg.AttachURL, tk)
+		g, err := attachGrant(target.AttachURL, tk)
 		if err != nil {
 			return nil, fmt.Errorf("welcome: encode attach grant: %w", err)
 		}
