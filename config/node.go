@@ -114,7 +114,7 @@ func nodeLimitsFromEnv(e *vars, c *node.Config) error {
 	for _, d := range []struct {
 		k   string
 		dst *time.Duration
-	}{{"FAME_CHANNEL_IDLE_TIMEOUT", &c.ChannelIdleTimeout}, {"FAME_REPLAY_WINDOW", &c.ReplayWindow}, {"FAME_REPLAY_FUTURE_SKEW", &c.ReplayFutureSkew}, {"FAME_REPLY_CACHE_TTL", &c.ReplyCacheTTL}} {
+	}{{"FAME_CHANNEL_IDLE_TIMEOUT", &c.ChannelIdleTimeout}, {"FAME_REPLAY_WINDOW", &c.ReplayWindow}, {"FAME_REPLAY_FUTURE_SKEW", &c.ReplayFutureSkew}} {
 		if v := e.str(d.k); v != "" {
 			x, err := time.ParseDuration(v)
 			if err != nil || x <= 0 {
@@ -126,24 +126,13 @@ func nodeLimitsFromEnv(e *vars, c *node.Config) error {
 	for _, i := range []struct {
 		k   string
 		dst *int
-	}{{"FAME_MAX_HANDLERS", &c.MaxHandlers}, {"FAME_HANDLER_QUEUE", &c.HandlerQueue}, {"FAME_MAX_PENDING", &c.MaxPending}, {"FAME_REPLAY_CACHE_SIZE", &c.ReplayCacheSize}, {"FAME_REPLY_CACHE_BYTES", &c.ReplyCacheBytes}} {
+	}{{"FAME_MAX_HANDLERS", &c.MaxHandlers}, {"FAME_HANDLER_QUEUE", &c.HandlerQueue}, {"FAME_MAX_PENDING", &c.MaxPending}, {"FAME_REPLAY_CACHE_SIZE", &c.ReplayCacheSize}} {
 		if v := e.str(i.k); v != "" {
 			x, err := strconv.Atoi(v)
 			if err != nil || x <= 0 {
 				return fmt.Errorf("%w: %s=%q is not a positive integer", node.ErrConfig, i.k, v)
 			}
 			*i.dst = x
-		}
-	}
-	// 0 turns the reply cache off (node.Config: negative; its 0 is the default).
-	if v := e.str("FAME_REPLY_CACHE_SIZE"); v != "" {
-		x, err := strconv.Atoi(v)
-		if err != nil || x < 0 {
-			return fmt.Errorf("%w: FAME_REPLY_CACHE_SIZE=%q is not a non-negative integer", node.ErrConfig, v)
-		}
-		c.ReplyCacheSize = x
-		if x == 0 {
-			c.ReplyCacheSize = -1
 		}
 	}
 	return nil

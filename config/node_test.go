@@ -73,14 +73,13 @@ func TestNodeFromEnvErrors(t *testing.T) {
 func TestNodeLimitsFromEnv(t *testing.T) {
 	env := map[string]string{"FAME_DIRECT_ADMISSION_URL": "ws://h/x", "FAME_CHANNEL_IDLE_TIMEOUT": "90s", "FAME_MAX_HANDLERS": "7",
 		"FAME_HANDLER_QUEUE": "3", "FAME_MAX_PENDING": "11", "FAME_REPLAY_WINDOW": "2m", "FAME_REPLAY_FUTURE_SKEW": "5s",
-		"FAME_REPLAY_CACHE_SIZE": "99", "FAME_REPLY_CACHE_SIZE": "0", "FAME_REPLY_CACHE_BYTES": "5000", "FAME_REPLY_CACHE_TTL": "30s"}
+		"FAME_REPLAY_CACHE_SIZE": "99"}
 	c, err := NodeFrom(MapEnv(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.ChannelIdleTimeout != 90*time.Second || c.MaxHandlers != 7 || c.HandlerQueue != 3 || c.MaxPending != 11 ||
-		c.ReplayWindow != 2*time.Minute || c.ReplayFutureSkew != 5*time.Second || c.ReplayCacheSize != 99 ||
-		c.ReplyCacheSize != -1 || c.ReplyCacheBytes != 5000 || c.ReplyCacheTTL != 30*time.Second {
+		c.ReplayWindow != 2*time.Minute || c.ReplayFutureSkew != 5*time.Second || c.ReplayCacheSize != 99 {
 		t.Fatalf("got %+v", c)
 	}
 	for _, bad := range []map[string]string{{"FAME_MAX_HANDLERS": "0"}, {"FAME_REPLAY_WINDOW": "10"}, {"FAME_MAX_PENDING": "x"}} {

@@ -188,9 +188,9 @@ type Config struct {
 	ReplayCacheSize  int
 	// The reply cache keeps the replies of the requests this node ran, so that a caller's
 	// re-send of a request (same envelope id) whose reply was lost gets it again instead of
-	// only an ack: at most ReplyCacheSize requests (FAME_REPLY_CACHE_SIZE, 4096; negative
-	// turns the cache off), ReplyCacheBytes of replies (FAME_REPLY_CACHE_BYTES, 4 MiB), each
-	// for ReplyCacheTTL (FAME_REPLY_CACHE_TTL, 2 min). A request whose replies come to more
+	// only an ack: at most ReplyCacheSize requests (4096; negative turns the cache off),
+	// ReplyCacheBytes of replies (4 MiB), each for ReplyCacheTTL (2 min); no FAME_* variable
+	// sets them yet. A request whose replies come to more
 	// than ReplyCacheBytes/16 (min 1 KiB) is remembered without them: its re-send gets a
 	// REPLY_NOT_KEPT nack, as does one the cache forgot.
 	ReplyCacheSize  int
