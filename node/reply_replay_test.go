@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/security"
 )
 
 // replayOps: add counts its runs; big answers more than a small reply cache keeps; count
@@ -53,9 +54,13 @@ func replayOps(execs *atomic.Int64, release <-chan struct{}) Ops {
 
 // replayPair connects an at-most-once agent (cfg changed by agentCfg) serving math@fame.fabric
 // and an at-least-once client that re-sends quickly.
-func replayPair(t *testing.T, f *fakeSentinel, agentCfg func(*Config), ops Ops) (agent, client *Node) {
+func replayPair(t *testing.T, f *fakeSentinel, agentCfg, both func(*Config), ops Ops) (agent, client *Node) {
 	t.Helper()
 	acfg, ccfg := testConfig(f, "fame.fabric"), testConfig(f)
+	if both != nil {
+		both(&acfg)
+		both(&ccfg)
+	}
 	if agentCfg != nil {
 		agentCfg(&acfg)
 	}
@@ -97,12 +102,34 @@ func loseFirstAnswer(f *fakeSentinel, agent, client *Node) {
 func TestReplyReplayedToResend(t *testing.T) {
 	cases := []struct {
 		name     string
+		secure   func(*Config) // both nodes; the fake sentinel signs and keeps keys
 		agentCfg func(*Config)
 		call     func(ctx context.Context, c *Node) error
 		wantCode string // "" : the call succeeds
 		timeout  bool   // the call times out (the cache is off: the old behaviour)
 	}{
 		{name: "unary", call: func(ctx context.Context, c *Node) error {
+			var got int
+			if err := c.Call(ctx, "math@fame.fabric", "add", xy{3, 4}, &got); err != nil {
+				return err
+			}
+			if got != 7 {
+				return errors.New("wrong sum")
+			}
+			return nil
+		}},
+		// Signed: the re-send is caught by the replay guard (same signing key), not the id LRU.
+		{name: "unary signed", secure: overlay("plaintext"), call: func(ctx context.Context, c *Node) error {
+			var got int
+			if err := c.Call(ctx, "math@fame.fabric", "add", xy{3, 4}, &got); err != nil {
+				return err
+			}
+			if got != 7 {
+				return errors.New("wrong sum")
+			}
+			return nil
+		}},
+		{name: "unary over a secure channel", secure: overlay("channel"), call: func(ctx context.Context, c *Node) error {
 			var got int
 			if err := c.Call(ctx, "math@fame.fabric", "add", xy{3, 4}, &got); err != nil {
 				return err
@@ -146,8 +173,11 @@ func TestReplyReplayedToResend(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeSentinel(t)
+			if tc.secure != nil {
+				f = overlaySentinel(t)
+			}
 			var execs atomic.Int64
-			agent, client := replayPair(t, f, tc.agentCfg, replayOps(&execs, nil))
+			agent, client := replayPair(t, f, tc.agentCfg, tc.secure, replayOps(&execs, nil))
 			loseFirstAnswer(f, agent, client)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -180,6 +210,10 @@ func TestReplyReplayedToResend(t *testing.T) {
 				for _, e := range f.received(agent.SystemID()) {
 					if e.FrameType() == envelope.TypeData {
 						ids[e.ID]++
+						// A reply that went over a channel goes again over the re-send's channel.
+						if enc := encOf(t, e); tc.name == "unary over a secure channel" && (enc == nil || enc.Alg != security.EncAlgChannel) {
+							t.Errorf("reply %s not channel-encrypted: sec=%s", e.ID, e.Sec)
+						}
 					}
 				}
 				for id, k := range ids {
@@ -198,7 +232,7 @@ func TestResendWhileRunning(t *testing.T) {
 	f := newFakeSentinel(t)
 	var execs atomic.Int64
 	release := make(chan struct{})
-	agent, client := replayPair(t, f, nil, replayOps(&execs, release))
+	agent, client := replayPair(t, f, nil, nil, replayOps(&execs, release))
 	other := connect(t, testConfig(f))
 	movedTo := "__rpc__moved@" + other.AssignedPath()
 	var lostAck atomic.Bool
