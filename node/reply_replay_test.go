@@ -363,3 +363,71 @@ func TestReplyCacheBounds(t *testing.T) {
 		t.Error("a negative size must turn the cache off")
 	}
 }
+
+// The attacker learned a request's envelope id (and corrId) and re-sends it, signed with its
+// own key, with its own replyTo: under the signing profiles a kept reply goes only to the
+// request's signer, so the attacker gets the old acknowledgement and no copy of the reply,
+// and the handler does not run again.
+func TestResendFromAnotherSignerGetsNoReply(t *testing.T) {
+	f := overlaySentinel(t)
+	var execs atomic.Int64
+	agent, client := replayPair(t, f, nil, overlay("plaintext"), replayOps(&execs, nil))
+	acfg := testConfig(f)
+	overlay("plaintext")(&acfg)
+	attacker := connect(t, acfg)
+	var mu sync.Mutex
+	var request *envelope.Envelope
+	toAttacker := map[string]int{} // frame type → count from the agent
+	f.onForward = func(e *envelope.Envelope, to string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.SID == envelope.SecureDigest(client.AssignedPath()) && e.FrameType() == envelope.TypeData && request == nil {
+			cp := *e
+			request = &cp
+		}
+		if e.SID == envelope.SecureDigest(agent.AssignedPath()) && to == attacker.SystemID() {
+			toAttacker[e.FrameType()]++
+		}
+	}
+	var got int
+	if err := client.Call(context.Background(), "math@fame.fabric", "add", xy{2, 5}, &got); err != nil || got != 7 {
+		t.Fatalf("add = %d, %v", got, err)
+	}
+	mu.Lock()
+	orig := request
+	mu.Unlock()
+	fr, err := orig.DecodeFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := attacker.current(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := envelope.New(&envelope.Data{Payload: fr.(*envelope.Data).Payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.ID, env.SID, env.TraceID, env.To, env.ReplyTo = orig.ID, l.sid, orig.TraceID, orig.To, l.rpcInbox
+	env.RType, env.CorrID = envelope.RTypeAck|envelope.RTypeReply, orig.CorrID
+	if err := attacker.sendSecured(context.Background(), l, env, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the agent's ack to the attacker", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return toAttacker[envelope.TypeDeliveryAck] == 1
+	})
+	// The next call's reply follows any copy the agent would have sent the attacker.
+	if err := client.Call(context.Background(), "math@fame.fabric", "add", xy{1, 1}, &got); err != nil || got != 2 {
+		t.Fatalf("add = %d, %v", got, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := toAttacker[envelope.TypeData]; n != 0 {
+		t.Errorf("the agent sent the attacker %d replies for another signer's request id", n)
+	}
+	if n := execs.Load(); n != 2 {
+		t.Errorf("handler ran %d times for 2 calls and a foreign re-send, want 2", n)
+	}
+}
