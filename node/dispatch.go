@@ -71,7 +71,7 @@ func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel, sen
 		reg = n.lookup(env.To, env.Capabilities)
 	}
 	if reg != nil {
-		n.replies.begin(env, sender, ch != nil)
+		n.replies.begin(env, sender)
 		if !n.runHandler(job{r: reg, env: env, ch: ch}, func() {
 			if wantsAck {
 				n.sendAck(l, env)

@@ -75,8 +75,9 @@
 // stream's items and its end are kept and sent again together. A re-send that arrives while
 // the request runs is acknowledged and answered when it completes (the latest four such
 // replyTos per request). Only the original sender's re-send is answered (the same signing
-// key under the signing profiles; the sid of an unsigned one); a reply that went over a
-// secure channel is sent again only over the channel the re-send came on. A request whose
+// key under the signing profiles; the sid of an unsigned one; on open nodes the envelope id is
+// the only check). A copy goes over the secure channel the re-send came on, or in plaintext
+// when that channel has closed, as a handler's reply does after a SecureClose. A request whose
 // replies came to more than ReplyCacheBytes/16, or that the cache forgot, gets a
 // REPLY_NOT_KEPT nack rather than silence. The reference runtime acknowledges a re-send and
 // forgets a request's id once handled, so it runs a later re-send again (deduplication is the

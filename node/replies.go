@@ -12,9 +12,8 @@ import (
 )
 
 // CodeReplyNotKept is the nack code of a re-sent request (same envelope id) whose request
-// this node already ran but whose reply it no longer holds: too large to keep, forgotten by
-// the bounded reply cache, or produced over a secure channel while the re-send came in
-// plaintext. The handler is never run twice, so the caller is told at once instead of
+// this node already ran but whose reply it no longer holds: too large to keep, or forgotten
+// by the bounded reply cache. The handler is never run twice, so the caller is told at once instead of
 // waiting for its timeout.
 const CodeReplyNotKept = "REPLY_NOT_KEPT"
 
@@ -51,15 +50,14 @@ type replyCache struct {
 
 // replyEntry is one request this node ran or is running.
 type replyEntry struct {
-	owner      string // the request's sender ("kid:…", "sid:…"; "" on open nodes)
-	replyTo    string // the original replyTo and corrId: a waiter with both gets the reply anyway
-	corrID     string
-	viaChannel bool // the request came over a secure channel: replies go over one only
-	replies    []keptReply
-	dropped    bool // a reply was too large to keep: the request ran, its replies are gone
-	cost       int
-	expires    time.Time
-	waiters    []resendTo // re-sends that came while the request ran
+	owner   string // the request's sender ("kid:…", "sid:…"; "" on open nodes)
+	replyTo string // the original replyTo and corrId: a waiter with both gets the reply anyway
+	corrID  string
+	replies []keptReply
+	dropped bool // a reply was too large to keep: the request ran, its replies are gone
+	cost    int
+	expires time.Time
+	waiters []resendTo // re-sends that came while the request ran
 }
 
 // keptReply is one reply envelope's content; re-sent with the same envelope id, so that a
@@ -98,13 +96,13 @@ func newReplyCache(size, maxBytes int, ttl time.Duration) *replyCache {
 	return c
 }
 
-// begin records that the request env (sent by owner, over ch or not) is about to run.
-func (c *replyCache) begin(env *envelope.Envelope, owner string, viaChannel bool) {
+// begin records that the request env (sent by owner) is about to run.
+func (c *replyCache) begin(env *envelope.Envelope, owner string) {
 	if c == nil || env.ID == "" || env.ReplyTo == "" {
 		return
 	}
 	c.mu.Lock()
-	c.running[env.ID] = &replyEntry{owner: owner, replyTo: env.ReplyTo, corrID: env.CorrID, viaChannel: viaChannel}
+	c.running[env.ID] = &replyEntry{owner: owner, replyTo: env.ReplyTo, corrID: env.CorrID}
 	c.mu.Unlock()
 }
 
@@ -245,10 +243,6 @@ func (n *Node) onResend(l *link, env *envelope.Envelope, ch *security.Channel, s
 			n.sendAck(l, env)
 		}
 	case resendReplay:
-		if e.viaChannel && n.replyChannel(ch) == nil {
-			n.replyNotKept(l, env, "the reply went over a secure channel and the re-send came without one")
-			return
-		}
 		select {
 		case n.replaySem <- struct{}{}:
 		default:
@@ -306,8 +300,14 @@ func (n *Node) replyNotKept(l *link, env *envelope.Envelope, reason string) {
 }
 
 // replay sends kept replies to the re-send req (its replyTo and corrId) over l, through the
-// channel req came on when the replies went over one.
+// channel req came on while it is open. Without one (it closed, or the re-send came in
+// plaintext, which the profile then accepts) they go in plaintext, as handle's replies do after
+// a SecureClose: the re-send is signed by the request's signer (resent checks it) and names
+// its replyTo under that signature, so the copy goes only to the caller's inbox.
 func (n *Node) replay(l *link, req *envelope.Envelope, ch *security.Channel, replies []keptReply) {
+	if ch != nil && n.replyChannel(ch) == nil {
+		n.log.Debug("re-sending a reply in plaintext: the re-send's channel is closed", "id", req.ID, "cid", ch.CID())
+	}
 	for _, k := range replies {
 		env, err := n.replyEnvelope(l, req, k.id, k.payload, k.meta)
 		if err != nil {
@@ -334,13 +334,10 @@ func (n *Node) finishReplies(env *envelope.Envelope, rec *replyRecorder) {
 		if err != nil {
 			return
 		}
-		switch {
-		case e.dropped:
+		if e.dropped {
 			n.replyNotKept(l, w.env, "the request ran; its reply was too large to keep")
-		case e.viaChannel && n.replyChannel(w.ch) == nil:
-			n.replyNotKept(l, w.env, "the reply went over a secure channel and the re-send came without one")
-		default:
-			n.replay(l, w.env, w.ch, e.replies)
+			continue
 		}
+		n.replay(l, w.env, w.ch, e.replies)
 	}
 }

@@ -293,7 +293,7 @@ func TestReplyCacheBounds(t *testing.T) {
 	}
 	run := func(c *replyCache, id string, payload int) {
 		e := req(id, "__rpc__a@/s/a")
-		c.begin(e, "kid:a", false)
+		c.begin(e, "kid:a")
 		r := c.recorder(e)
 		r.add("r-"+id, json.RawMessage(strings.Repeat("1", payload)), nil)
 		c.finish(id, r)
@@ -343,7 +343,7 @@ func TestReplyCacheBounds(t *testing.T) {
 	t.Run("waiters while running", func(t *testing.T) {
 		c := newReplyCache(8, 1<<20, time.Minute)
 		e := req("1", "__rpc__a@/s/a")
-		c.begin(e, "kid:a", false)
+		c.begin(e, "kid:a")
 		for i := range 6 {
 			if got, _ := c.resent(req("1", "__rpc__a@/s"+string(rune('0'+i))+"/a"), "kid:a", nil); got != resendRunning {
 				t.Fatalf("re-send %d while running = %d", i, got)
