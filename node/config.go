@@ -190,6 +190,16 @@ type Config struct {
 	ReplayWindow     time.Duration
 	ReplayFutureSkew time.Duration
 	ReplayCacheSize  int
+	// The reply cache keeps the replies of the requests this node ran, so that a caller's
+	// re-send of a request (same envelope id) whose reply was lost gets it again instead of
+	// only an ack: at most ReplyCacheSize requests (4096; negative turns the cache off),
+	// ReplyCacheBytes of replies (4 MiB), each for ReplyCacheTTL (2 min); no FAME_* variable
+	// sets them yet. A request whose replies come to more
+	// than ReplyCacheBytes/16 (min 1 KiB) is remembered without them: its re-send gets a
+	// REPLY_NOT_KEPT nack, as does one the cache forgot.
+	ReplyCacheSize  int
+	ReplyCacheBytes int
+	ReplyCacheTTL   time.Duration
 
 	// Hook chains and the SecureClose handler (see the package doc).
 	Outbound      []EnvelopeHook
@@ -289,5 +299,12 @@ func (c Config) withDefaults() Config {
 	if c.ReplayCacheSize <= 0 {
 		c.ReplayCacheSize = 1 << 16
 	}
+	if c.ReplyCacheSize == 0 {
+		c.ReplyCacheSize = 4096
+	}
+	if c.ReplyCacheBytes <= 0 {
+		c.ReplyCacheBytes = 4 << 20
+	}
+	def(&c.ReplyCacheTTL, 2*time.Minute)
 	return c
 }

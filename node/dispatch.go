@@ -10,11 +10,12 @@ import (
 // dispatch handles one received envelope on the reader goroutine (CreditUpdates never get
 // here: the link applies them). It must not block: user code runs in handler goroutines and
 // waiters are mailboxes. ch is the secure channel a Data payload arrived on (nil for
-// plaintext).
-func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel) {
+// plaintext). sender is who sent it as the replay guard keys it ("kid:…" when signed,
+// "sid:…" when not; "" on open nodes): the reply cache answers a re-send only to its sender.
+func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel, sender string) {
 	switch env.FrameType() {
 	case envelope.TypeData:
-		n.onData(l, env, ch)
+		n.onData(l, env, ch, sender)
 	case envelope.TypeDeliveryAck:
 		n.onDeliveryAck(env)
 	case envelope.TypeNodeHeartbeatAck:
@@ -53,14 +54,13 @@ func (n *Node) dispatch(l *link, env *envelope.Envelope, ch *security.Channel) {
 	}
 }
 
-func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
+func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel, sender string) {
 	wantsAck := env.RType.Has(envelope.RTypeAck) && env.ReplyTo != ""
 	if env.ID != "" {
 		if dup, _ := n.seen.ContainsOrAdd(env.ID, struct{}{}); dup {
-			// A re-send: our ack (or reply) was lost. Ack again, never process twice.
-			if wantsAck {
-				n.sendAck(l, env)
-			}
+			// A re-send: our ack (or reply) was lost. Never process twice: the reply cache
+			// sends the reply again (or acks a request still running).
+			n.onResend(l, env, ch, sender)
 			return
 		}
 	}
@@ -71,6 +71,7 @@ func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
 		reg = n.lookup(env.To, env.Capabilities)
 	}
 	if reg != nil {
+		n.replies.begin(env, sender)
 		if !n.runHandler(job{r: reg, env: env, ch: ch}, func() {
 			if wantsAck {
 				n.sendAck(l, env)
@@ -78,6 +79,7 @@ func (n *Node) onData(l *link, env *envelope.Envelope, ch *security.Channel) {
 		}) {
 			// Not acknowledged and forgotten: an at-least-once sender may re-send it later.
 			n.seen.Remove(env.ID)
+			n.replies.abort(env.ID)
 			n.refused.inc(RefusedOverloaded)
 			n.log.Warn("request refused: handlers and their queue are full", "from", env.ReplyTo, "sid", env.SID, "id", env.ID,
 				"max_handlers", n.cfg.MaxHandlers, "queue", n.cfg.HandlerQueue)

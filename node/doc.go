@@ -66,6 +66,24 @@
 // Config.AttachURL chooses the sentinel before every dial; with a fixed URL it fails with the
 // nack at once.
 //
+// Re-sent requests. A node keeps the replies of the requests it ran (Config.ReplyCacheSize,
+// 4096 requests; ReplyCacheBytes, 4 MiB; ReplyCacheTTL, 2 min; an LRU), so that a re-send of
+// a request whose reply was lost (the caller's sentinel died with it, or the caller moved to
+// another sentinel) gets the reply again, at the re-send's replyTo with its corrId, instead of
+// only an ack: the handler still runs once per envelope id. The copies keep the original
+// reply envelope ids, so a caller that did get the original drops them as duplicates. A
+// stream's items and its end are kept and sent again together. A re-send that arrives while
+// the request runs is acknowledged and answered when it completes (the latest four such
+// replyTos per request). Only the original sender's re-send is answered (the same signing
+// key under the signing profiles; the sid of an unsigned one; on open nodes the envelope id is
+// the only check). A copy goes over the secure channel the re-send came on, or in plaintext
+// when that channel has closed, as a handler's reply does after a SecureClose. A request whose
+// replies came to more than ReplyCacheBytes/16, or that the cache forgot, gets a
+// REPLY_NOT_KEPT nack rather than silence. The reference runtime acknowledges a re-send and
+// forgets a request's id once handled, so it runs a later re-send again (deduplication is the
+// agent's job there) and replies anew; to its callers a re-sent reply from here is an
+// ordinary reply with their corrId.
+//
 // Flow control. Both sides of the connector's credits (fame-protocol §5.5): the reader grants
 // the sender a fresh window of 32 after every 24 envelopes of a flow, and the writer spends
 // one credit per envelope it sends on a flow, holding that flow's envelopes in a bounded FIFO
@@ -86,7 +104,7 @@
 // fails with ErrUnknownKey instead of hanging. Replayed envelope ids are refused, and so is
 // any envelope whose ts is outside the replay window (Config.ReplayWindow, 10 min, and
 // ReplayFutureSkew, 1 min) or older than the ids the bounded guard had to forget
-// (ReplayCacheSize, 65536); at-least-once re-sends are re-acknowledged instead. The ts is not
+// (ReplayCacheSize, 65536); at-least-once re-sends are re-acknowledged (and answered from the reply cache) instead. The ts is not
 // covered by the reference's signature, so the window stops byte-for-byte replays; a replayer
 // who also rewrites ts is stopped only while the id is remembered.
 //

@@ -21,6 +21,7 @@ import (
 func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Channel) {
 	f, err := env.DecodeFrame()
 	if err != nil {
+		n.replies.abort(env.ID)
 		return
 	}
 	req, rerr := decodeRequest(f.(*envelope.Data).Payload)
@@ -36,11 +37,19 @@ func (n *Node) handle(r *registration, env *envelope.Envelope, ch *security.Chan
 		defer span.End()
 		replyMeta = tracing.MetaFor(ctx)
 	}
+	// Every reply is also kept (replies.go) for a re-send of this request whose reply was
+	// lost; the re-sends that came while it ran are answered after its last reply.
+	rec := n.replies.recorder(env)
+	if rec != nil {
+		defer n.finishReplies(env, rec)
+	}
 	respond := func(p json.RawMessage) error {
 		if env.ReplyTo == "" {
 			return nil // a notification: nobody to answer
 		}
-		return n.sendReply(env, p, ch, replyMeta)
+		id := envelope.NewID()
+		rec.add(id, p, replyMeta)
+		return n.sendReply(env, id, p, ch, replyMeta)
 	}
 	fail := func(e *RemoteError) {
 		if span != nil {
@@ -144,27 +153,31 @@ func callStream(ctx context.Context, f StreamFunc, p json.RawMessage, emit func(
 	return f(ctx, p, emit)
 }
 
-// sendReply sends one reply envelope for req. Under at-least-once it asks for an ACK and
+// replyEnvelope builds the reply envelope id with payload for req on link l.
+func (n *Node) replyEnvelope(l *link, req *envelope.Envelope, id string, payload json.RawMessage, meta []byte) (*envelope.Envelope, error) {
+	env, err := envelope.New(&envelope.Data{Payload: payload})
+	if err != nil {
+		return nil, err
+	}
+	env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, l.sid, req.TraceID, req.ReplyTo, l.sysInbox, req.CorrID
+	if pinnable(req) {
+		// Says "calls pinned to this node reach me" (responder.go); acks still arrive,
+		// routed by the same path.
+		env.ReplyTo = PinnedParticipant + "@" + l.assignedPath
+	}
+	env.Meta = meta
+	if n.cfg.Delivery == AtLeastOnce {
+		env.RType = envelope.RTypeAck
+	}
+	return env, nil
+}
+
+// sendReply sends one reply envelope (id) for req. Under at-least-once it asks for an ACK and
 // re-sends (same envelope id, so the caller dedupes) until acknowledged.
-func (n *Node) sendReply(req *envelope.Envelope, payload json.RawMessage, ch *security.Channel, meta []byte) error {
+func (n *Node) sendReply(req *envelope.Envelope, id string, payload json.RawMessage, ch *security.Channel, meta []byte) error {
 	alo := n.cfg.Delivery == AtLeastOnce
-	id := envelope.NewID()
 	build := func(l *link) (*envelope.Envelope, error) {
-		env, err := envelope.New(&envelope.Data{Payload: payload})
-		if err != nil {
-			return nil, err
-		}
-		env.ID, env.SID, env.TraceID, env.To, env.ReplyTo, env.CorrID = id, l.sid, req.TraceID, req.ReplyTo, l.sysInbox, req.CorrID
-		if pinnable(req) {
-			// Says "calls pinned to this node reach me" (responder.go); acks still arrive,
-			// routed by the same path.
-			env.ReplyTo = PinnedParticipant + "@" + l.assignedPath
-		}
-		env.Meta = meta
-		if alo {
-			env.RType = envelope.RTypeAck
-		}
-		return env, nil
+		return n.replyEnvelope(l, req, id, payload, meta)
 	}
 	ctx := n.ctx
 	if !alo {

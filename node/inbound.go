@@ -42,7 +42,7 @@ func (n *Node) receive(l *link, env *envelope.Envelope) {
 		}
 	}
 	if n.sec == nil || exemptFromSignature(env.FrameType()) {
-		n.dispatch(l, env, nil)
+		n.dispatch(l, env, nil, "")
 		return
 	}
 	sec, err := security.ParseSec(env.Sec)
@@ -132,7 +132,8 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 		}
 	}
 	// Replays: the id must be new and the ts inside the window. At-least-once re-sends reuse
-	// their id on purpose: one the guard has seen is acknowledged again and not run twice.
+	// their id on purpose: one the guard has seen is not run twice; it gets the kept reply
+	// again, or an ack (onResend).
 	// Ids and floors are kept per sender (the verified signing key; the claimed sid for an
 	// unsigned envelope), so one sender's flood or future-dated ts cannot get another's refused.
 	sender := "sid:" + env.SID
@@ -143,9 +144,7 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 		alo := env.FrameType() == envelope.TypeData && env.RType.Has(envelope.RTypeAck)
 		switch {
 		case errors.Is(err, security.ErrReplay) && alo:
-			if env.ReplyTo != "" {
-				n.sendAck(l, env)
-			}
+			n.onResend(l, env, ch, sender)
 		// No nack: replyTo names whoever sent the original, whose call with this id may
 		// still be waiting; answering the replayer's copy would fail that call.
 		case errors.Is(err, security.ErrReplay):
@@ -163,7 +162,7 @@ func (n *Node) deliverSecured(l *link, env *envelope.Envelope, sec *envelope.Sec
 		n.onKeyAnnounce(l, env, signer)
 		return
 	}
-	n.dispatch(l, env, ch)
+	n.dispatch(l, env, ch, sender)
 }
 
 // envTime parses an envelope ts (ISO-8601; the reference writes UTC with milliseconds and

@@ -52,7 +52,11 @@ type Node struct {
 	// refused counts refusals by reason (see refusals.go).
 	refused *refusals
 	seen    *lru.Cache[string, struct{}] // recently received Data envelope ids
-	showMu  sync.Mutex
+	// replies keeps the replies of requests run here for their re-sends (replies.go); nil
+	// when Config.ReplyCacheSize < 0. replaySem bounds the re-sends of kept replies at once.
+	replies   *replyCache
+	replaySem chan struct{}
+	showMu    sync.Mutex
 	// drain is what the sentinel's heartbeat acks said of this node's drain (drain.go).
 	drain drainState
 
@@ -86,6 +90,8 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)
 	}
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
+	n.replies = newReplyCache(cfg.ReplyCacheSize, cfg.ReplyCacheBytes, cfg.ReplyCacheTTL)
+	n.replaySem = make(chan struct{}, maxReplaysInFlight)
 	n.pend.max = cfg.MaxPending
 	sec, err := newNodeSecurity(&n.cfg)
 	if err != nil {
