@@ -53,6 +53,18 @@ func NodeFrom(env Getenv) (node.Config, error) {
 	if d := e.duration("FAME_DRAIN_TIMEOUT"); d != nil {
 		c.DrainTimeout = *d
 	}
+	if n := e.integer("FAME_REPLY_CACHE_SIZE"); n != nil {
+		c.ReplyCacheSize = *n
+		if *n == 0 {
+			c.ReplyCacheSize = -1 // 0 here means off; the Config's zero value is the default
+		}
+	}
+	if n := e.integer("FAME_REPLY_CACHE_BYTES"); n != nil {
+		c.ReplyCacheBytes = *n
+	}
+	if d := e.duration("FAME_REPLY_CACHE_TTL"); d != nil {
+		c.ReplyCacheTTL = *d
+	}
 	if b := e.boolean("FAME_FLOW_CONTROL"); b != nil {
 		c.DisableFlowControl = !*b
 	}

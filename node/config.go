@@ -193,8 +193,8 @@ type Config struct {
 	// The reply cache keeps the replies of the requests this node ran, so that a caller's
 	// re-send of a request (same envelope id) whose reply was lost gets it again instead of
 	// only an ack: at most ReplyCacheSize requests (4096; negative turns the cache off),
-	// ReplyCacheBytes of replies (4 MiB), each for ReplyCacheTTL (2 min); no FAME_* variable
-	// sets them yet. A request whose replies come to more
+	// ReplyCacheBytes of replies (4 MiB), each for ReplyCacheTTL (2 min); FAME_REPLY_CACHE_SIZE
+	// (0: off), _BYTES and _TTL set them (config.Node). A request whose replies come to more
 	// than ReplyCacheBytes/16 (min 1 KiB) is remembered without them: its re-send gets a
 	// REPLY_NOT_KEPT nack, as does one the cache forgot.
 	ReplyCacheSize  int
