@@ -36,7 +36,8 @@
 // FAME_WELCOME_ATTACH_URL, FAME_WELCOME_TARGETS (the sentinels of a cluster,
 // "id=ws://host/fame/v1/attach/ws/downstream,...": each hello is placed on a
 // ready one, ranked by rendezvous hashing of the system id, readiness from
-// their /readyz cached 1 s; none ready: 503 no_sentinel; placement.go), FAME_CA_SERVICE_URL, FAME_WELCOME_ISSUER,
+// their /readyz cached 1 s; none ready: 503 no_sentinel; placement.go; `fame
+// welcome` probes wss:// sentinels trusting FAME_CA_CERTS), FAME_CA_SERVICE_URL, FAME_WELCOME_ISSUER,
 // FAME_WELCOME_GRANTS, FAME_WELCOME_GRANTS_FILE (ParseGrants),
 // FAME_WELCOME_ALLOWED_LOGICALS (anonymous only), FAME_WELCOME_TICKET_TTL,
 // FAME_WELCOME_TTL, FAME_WELCOME_KEY_FILE, FAME_WELCOME_ALLOW_ANONYMOUS,

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/fame-go/fame/admission/welcome"
 )
@@ -44,6 +48,13 @@ func runWelcome(ctx context.Context, args []string) error {
 	}
 	log := sf.logger("welcome")
 	cfg.Logger = log
+	if len(cfg.Targets) > 0 {
+		// The readiness probes of a cluster's wss:// sentinels trust the stack CA
+		// (FAME_CA_CERTS: a file, or PEM inline) besides the system roots.
+		if cfg.ReadyClient, err = readyClient(getenv("FAME_CA_CERTS")); err != nil {
+			return err
+		}
+	}
 	svc, err := welcome.New(cfg)
 	if err != nil {
 		return err
@@ -56,4 +67,30 @@ func runWelcome(ctx context.Context, args []string) error {
 			"logicals", strings.Join(g.Logicals, ","))
 	}
 	return serveHTTP(ctx, "welcome", svc, &sf, log)
+}
+
+// readyClient is the welcome service's client for the cluster's /readyz probes: no proxy, a
+// 500 ms timeout, the system roots plus caCerts (a file, or PEM inline; empty: none).
+func readyClient(caCerts string) (*http.Client, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	if caCerts != "" {
+		pem := []byte(caCerts)
+		if !strings.HasPrefix(strings.TrimSpace(caCerts), "-----BEGIN") {
+			b, err := os.ReadFile(caCerts)
+			if err != nil {
+				return nil, fmt.Errorf("welcome: FAME_CA_CERTS: %w", err)
+			}
+			pem = b
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("welcome: FAME_CA_CERTS: no PEM certificates")
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Transport: tr, Timeout: 500 * time.Millisecond}, nil
 }
