@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/fame-go/fame/admission/jose"
@@ -28,7 +29,9 @@ type Config struct {
 	AttachURL          string // public WS URL, e.g. wss://sentinel/fame/v1/attach/ws/downstream
 	CAServiceURL       string // e.g. https://ca/fame/v1/ca; empty = no ca_sign grant
 	// Targets, when set, are the sentinels of a cluster: each hello is placed on a ready one
-	// (placement.go), and TargetSystemID/AttachURL default to the first.
+	// (placement.go). A TargetSystemID set as well and among them is this service's home
+	// sentinel, preferred while it is ready; without one, TargetSystemID/AttachURL default to
+	// the first target and no sentinel is preferred.
 	Targets []Target
 	// ReadyClient probes the targets' /readyz (nil: a plain client with a 500 ms timeout).
 	ReadyClient *http.Client
@@ -57,6 +60,8 @@ type Config struct {
 	Key    *jose.SigningKey // overrides KeyFile (tests, shared keys)
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	home string // the preferred target's id (setDefaults), "" for none
 
 	Host string // FAME_APP_HOST, for the CLI
 	Port string // FAME_APP_PORT, default 8090
@@ -112,11 +117,14 @@ func (c *Config) setDefaults() error {
 				c.Targets[i].PhysicalPath = "/" + c.Targets[i].SystemID
 			}
 		}
+		home := c.Targets[0]
 		if c.TargetSystemID == "" {
-			c.TargetSystemID, c.TargetPhysicalPath = c.Targets[0].SystemID, c.Targets[0].PhysicalPath
+			c.TargetSystemID, c.TargetPhysicalPath = home.SystemID, home.PhysicalPath
+		} else if i := slices.IndexFunc(c.Targets, func(t Target) bool { return t.SystemID == c.TargetSystemID }); i >= 0 {
+			home, c.home = c.Targets[i], c.TargetSystemID
 		}
 		if c.AttachURL == "" {
-			c.AttachURL = c.Targets[0].AttachURL
+			c.AttachURL = home.AttachURL
 		}
 	}
 	if c.TargetSystemID == "" {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -24,8 +25,10 @@ type Target struct {
 const CodeNoSentinel = "no_sentinel"
 
 // Placement across a cluster. With several targets, each hello is placed on a ready one:
-// the sentinels are ranked for the node's system id by rendezvous hashing (so a node comes
-// back to the same sentinel while it is ready, and nodes spread evenly), and the first whose
+// the service's home sentinel first when it has one (Config.TargetSystemID among the
+// targets: a welcome service beside each sentinel keeps its nodes there), then the sentinels
+// ranked for the node's system id by rendezvous hashing (so a node comes back to the same
+// sentinel while it is ready, and nodes spread evenly), and the first whose
 // /readyz answers 200 takes it. A sentinel that is down or draining (its /readyz answers 503
 // from the first moment of a drain) is skipped. Readiness is cached for readyTTL, so a burst
 // of hellos costs one probe per sentinel, and probed with readyTimeout, so a dead sentinel
@@ -40,6 +43,7 @@ var errNoReadyTarget = errors.New("welcome: no sentinel of the cluster is ready"
 
 type placer struct {
 	targets []Target
+	home    string // preferred while ready ("" for none): the service's own sentinel
 	client  *http.Client
 	now     func() time.Time
 
@@ -53,11 +57,11 @@ type readiness struct {
 	at time.Time
 }
 
-func newPlacer(targets []Target, client *http.Client, now func() time.Time) *placer {
+func newPlacer(targets []Target, home string, client *http.Client, now func() time.Time) *placer {
 	if client == nil {
 		client = &http.Client{Timeout: readyTimeout}
 	}
-	return &placer{targets: targets, client: client, now: now, ready: map[string]readiness{}}
+	return &placer{targets: targets, home: home, client: client, now: now, ready: map[string]readiness{}}
 }
 
 // pick returns the ready target that ranks first for sid, or errNoReadyTarget naming what
@@ -89,6 +93,11 @@ func (p *placer) rank(sid string) []Target {
 		for j := i; j > 0 && w[out[j].SystemID] > w[out[j-1].SystemID]; j-- {
 			out[j], out[j-1] = out[j-1], out[j]
 		}
+	}
+	if i := slices.IndexFunc(out, func(t Target) bool { return t.SystemID == p.home }); i > 0 {
+		home := out[i] // the home sentinel first, the others in rendezvous order after it
+		copy(out[1:i+1], out[:i])
+		out[0] = home
 	}
 	return out
 }

@@ -150,3 +150,40 @@ func TestParseTargets(t *testing.T) {
 		}
 	}
 }
+
+// TestPlacementPrefersHome: a welcome service beside one sentinel of the cluster
+// (TargetSystemID among the targets) places every node there while it is ready, and on the
+// other ready sentinels, spread, once it is not.
+func TestPlacementPrefersHome(t *testing.T) {
+	s1, s2, s3 := newReadySentinel(t, 200), newReadySentinel(t, 200), newReadySentinel(t, 200)
+	now := time.Now()
+	var clock atomic.Int64
+	f := newFixture(t, func(c *Config) {
+		c.Verifier, c.AllowAnonymous, c.Grants = nil, true, nil
+		c.AllowedLogicals = []string{"*.fame.fabric"}
+		c.TargetSystemID, c.AttachURL = "s2", ""
+		c.Targets = []Target{{SystemID: "s1", AttachURL: s1.attachURL()}, {SystemID: "s2", AttachURL: s2.attachURL()},
+			{SystemID: "s3", AttachURL: s3.attachURL()}}
+		c.Now = func() time.Time { return now.Add(time.Duration(clock.Load())) }
+	})
+	parents := func() map[string]int {
+		per := map[string]int{}
+		for i := 0; i < 30; i++ {
+			resp, b := f.post(t, helloBody(t, &envelope.NodeHello{SystemID: fmt.Sprintf("n%02d", i), Logicals: []string{"fame.fabric"}}), "")
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, b)
+			}
+			w, _ := decodeWelcome(t, b)
+			per[w.AssignedPath[:strings.LastIndex(w.AssignedPath, "/")]]++
+		}
+		return per
+	}
+	if per := parents(); per["/s2"] != 30 {
+		t.Fatalf("home s2 ready: placed %v, want all 30 under /s2", per)
+	}
+	s2.status.Store(503)
+	clock.Add(int64(2 * readyTTL))
+	if per := parents(); per["/s2"] != 0 || per["/s1"] < 5 || per["/s3"] < 5 {
+		t.Fatalf("home s2 draining: placed %v, want none under /s2 and the rest spread", per)
+	}
+}

@@ -76,7 +76,7 @@ func New(cfg Config) (*Service, error) {
 		mux:    http.NewServeMux(),
 	}
 	if len(cfg.Targets) > 0 {
-		s.placer = newPlacer(cfg.Targets, cfg.ReadyClient, cfg.Now)
+		s.placer = newPlacer(cfg.Targets, cfg.home, cfg.ReadyClient, cfg.Now)
 	}
 	s.mux.HandleFunc("POST "+HelloPath, s.hello)
 	s.mux.HandleFunc("GET "+JWKSPath, s.serveJWKS)
