@@ -119,3 +119,33 @@ func TestRunHealthcheckArgs(t *testing.T) {
 func certPEM(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// TestWelcomeReadyClient: the welcome service's readiness client trusts FAME_CA_CERTS, given
+// as a file or inline PEM, and refuses a value without certificates.
+func TestWelcomeReadyClient(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	defer srv.Close()
+	pemBytes := certPEM(srv.Certificate().Raw)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pemBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]string{"file": caFile, "inline": string(pemBytes)} {
+		c, err := readyClient(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		resp.Body.Close()
+	}
+	plain, _ := readyClient("")
+	if _, err := plain.Get(srv.URL); err == nil {
+		t.Fatal("the client without FAME_CA_CERTS trusted an unknown certificate")
+	}
+	if _, err := readyClient("-----BEGIN nothing"); err == nil {
+		t.Fatal("readyClient accepted a value without certificates")
+	}
+}
