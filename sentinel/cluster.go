@@ -174,7 +174,7 @@ type clusterRouter struct {
 
 	mu      sync.Mutex
 	missing map[string]time.Time             // replica -> when a pick first found it lost
-	pending map[string]map[string]pendingReq // peer sentinel -> corrId -> request forwarded there
+	pending map[string]map[string]packedReq  // peer sentinel -> corrId -> request forwarded there
 	remotes map[[2]string]*remotePeer        // (sentinel, replica) -> peer value, so identity compares
 }
 
@@ -186,7 +186,7 @@ func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky boo
 	}
 	return &clusterRouter{self: self, store: l.Store, bus: l.Bus, dir: l.Directory, routes: routes, grace: g,
 		sticky: sticky, log: log.With("component", "cluster"), m: newClusterMetrics(reg, l.Directory), refuse: refuse,
-		missing: map[string]time.Time{}, pending: map[string]map[string]pendingReq{}, remotes: map[[2]string]*remotePeer{},
+		missing: map[string]time.Time{}, pending: map[string]map[string]packedReq{}, remotes: map[[2]string]*remotePeer{},
 		chans: clusterChannels{byReplica: map[string]map[string]string{}}, kick: make(chan struct{}, 1)}
 }
 
@@ -524,14 +524,52 @@ func (cl *clusterRouter) track(sentinel string, h *envelope.Header) bool {
 	defer cl.mu.Unlock()
 	m := cl.pending[sentinel]
 	if m == nil {
-		m = map[string]pendingReq{}
+		m = map[string]packedReq{}
 		cl.pending[sentinel] = m
 	}
 	if _, again := m[string(h.CorrID)]; !again && len(m) >= maxRemotePending {
 		return false
 	}
-	m[string(h.CorrID)] = packReq(h).unpack()
+	m[string(h.CorrID)] = packReq(h)
 	return true
+}
+
+// answered forgets a request forwarded to sentinel once its reply came back, or for a stream
+// its final item, as conn.answered does for a local peer: a stream stays tracked between its
+// items, so that the peer sentinel's death in the middle of it nacks the caller at once
+// instead of leaving it to its timeout.
+func (cl *clusterRouter) answered(sentinel string, corrID, msg []byte) {
+	if len(corrID) == 0 {
+		return
+	}
+	cl.mu.Lock()
+	if m := cl.pending[sentinel]; len(m) > 0 {
+		if p, ok := m[string(corrID)]; ok {
+			// An opaque stream's items are sealed: parsing them cannot find the end.
+			if !p.stream || (!p.opaque && streamEnded(msg)) {
+				delete(m, string(corrID))
+			} else {
+				p.seen = time.Now().UnixMilli()
+				m[string(corrID)] = p
+			}
+		}
+	}
+	cl.mu.Unlock()
+}
+
+// forgetStaleStreams drops forwarded streams quiet for staleStream (conn.forgetStaleStreams),
+// so that streams whose final item is sealed do not fill the table up to maxRemotePending.
+func (cl *clusterRouter) forgetStaleStreams(now time.Time) {
+	limit := now.Add(-staleStream).UnixMilli()
+	cl.mu.Lock()
+	for _, m := range cl.pending {
+		for k, p := range m {
+			if p.stream && p.seen < limit {
+				delete(m, k)
+			}
+		}
+	}
+	cl.mu.Unlock()
 }
 
 func (cl *clusterRouter) untrack(sentinel string, corrID []byte) {
@@ -553,7 +591,8 @@ func (cl *clusterRouter) peerDown(id string) {
 	m := cl.pending[id]
 	delete(cl.pending, id)
 	cl.mu.Unlock()
-	for _, p := range m {
+	for _, pk := range m {
+		p := pk.unpack()
 		cl.refuse.nackPending(p, envelope.CodePeerUnreachable, "Route to "+p.to+" lost: sentinel "+id+" is down")
 	}
 	if len(m) > 0 {
@@ -659,7 +698,8 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 		}
 	}
 	if isReplyFrame(&h) {
-		cl.untrack(from, h.CorrID) // the request it answers was forwarded to from
+		// The request it answers was forwarded to from; a stream's stays until its last item.
+		cl.answered(from, h.CorrID, msg)
 	}
 	if s.sec != nil && len(h.FrameAddress) > 0 && string(h.FrameType) == envelope.TypeKeyRequest {
 		s.notePeerKeyRequest(from, msg) // so that the answer is re-wrapped back (seclayer_cluster.go)

@@ -541,6 +541,9 @@ func (s *Sentinel) sweepIdle() {
 		case <-t.C:
 			now := time.Now()
 			limit := now.Add(-s.opts.IdleTimeout).UnixNano()
+			if s.cl != nil {
+				s.cl.forgetStaleStreams(now)
+			}
 			for _, p := range s.routes.attached() {
 				c := asConn(p)
 				if c == nil {
