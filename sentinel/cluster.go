@@ -173,9 +173,9 @@ type clusterRouter struct {
 	kick chan struct{}
 
 	mu      sync.Mutex
-	missing map[string]time.Time             // replica -> when a pick first found it lost
-	pending map[string]map[string]packedReq  // peer sentinel -> corrId -> request forwarded there
-	remotes map[[2]string]*remotePeer        // (sentinel, replica) -> peer value, so identity compares
+	missing map[string]time.Time            // replica -> when a pick first found it lost
+	pending map[string]map[string]packedReq // peer sentinel -> corrId -> request forwarded there
+	remotes map[[2]string]*remotePeer       // (sentinel, replica) -> peer value, so identity compares
 }
 
 func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky bool, log *slog.Logger,
