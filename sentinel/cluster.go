@@ -112,7 +112,7 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 		repins: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_repins_total",
 			Help: "Session bindings moved to the next replica in HRW order: their replica stayed lost past the grace window, or its sentinel drains."}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_secure_close_total",
-			Help: "SecureClose sent to clients attached here for channels whose replica was lost past the grace window (lost) or whose sentinel drains (draining)."}, []string{"why"}),
+			Help: "SecureClose sent to clients attached here for channels whose replica was lost past the grace window (lost), whose sentinel drains (draining) or which is drained itself (replica_drain)."}, []string{"why"}),
 		graceNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_grace_nacks_total",
 			Help: "Calls nacked PEER_UNREACHABLE because their bound replica was lost and still within the grace window."}),
 		awayNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_away_nacks_total",
@@ -137,7 +137,7 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 			return float64(n)
 		}))
 	}
-	for _, why := range []string{"lost", "draining"} {
+	for _, why := range []string{"lost", "draining", "replica_drain"} {
 		m.closes.WithLabelValues(why)
 	}
 	reg.MustRegister(m.routed, m.busRefusals, m.repins, m.closes, m.graceNacks, m.awayNacks, m.peerNacks)
@@ -162,6 +162,11 @@ type clusterRouter struct {
 
 	// secureClose sends client a SecureClose for channel cid (stickyRouter.sendSecureClose).
 	secureClose func(client peer, cid, reason string) bool
+	// drainingHere reports whether a replica attached here is being drained
+	// (POST /admin/replicas/{id}/drain or its drain heartbeat; replicadrain.go): it is then
+	// published draining in the directory, so that every sentinel moves its sessions and
+	// channels off it as off a replica whose sentinel drains. nil: none is.
+	drainingHere func(p peer) bool
 	// closed remembers the channels closed with their lost replica, so that a request still
 	// encrypted for one is nacked CHANNEL_CLOSED rather than routed to a replica without its
 	// keys (cluster_repin.go).
@@ -359,7 +364,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 			}
 			// A draining replica's sessions move at once (its in-flight calls finish there);
 			// a lost one's wait out the grace window, in which it may re-attach.
-			why := whyDraining
+			why := cl.drainWhy(b.Replica)
 			if !cl.draining(b.Replica) {
 				if cl.withinGrace(b.Replica, now) {
 					return nil, reasonReplicaLost, false
@@ -507,7 +512,11 @@ func (cl *clusterRouter) publishAddresses(c peer) {
 		cl.dir.Remove(id)
 		return
 	}
-	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs})
+	st := cluster.ReplicaUp
+	if cl.drainingHere != nil && cl.drainingHere(c) {
+		st = cluster.ReplicaDraining // a bind while draining must not make it pickable again
+	}
+	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs, State: st})
 }
 
 // left withdraws a detached replica; its bindings stay for the grace window.

@@ -98,7 +98,10 @@ type memDir struct {
 }
 
 func (d *memDir) Set(r cluster.Replica) {
-	r.Sentinel, r.State = d.self, cluster.ReplicaUp
+	r.Sentinel = d.self
+	if r.State == "" {
+		r.State = cluster.ReplicaUp
+	}
 	d.m.mu.Lock()
 	d.m.repls[r.ID] = r
 	d.m.mu.Unlock()

@@ -191,6 +191,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			s.metrics.secureCloses.Inc()
 			return true
 		}
+		s.cl.drainingHere = func(p peer) bool { return s.sticky.drains.on() && s.sticky.drains.draining(p) }
 	}
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
