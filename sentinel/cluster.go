@@ -508,7 +508,8 @@ func (cl *clusterRouter) conflict(a envelope.Address, systemID string) string {
 func (cl *clusterRouter) publishAddresses(c peer) {
 	id := c.ident().systemID
 	addrs := cl.routes.addressesOf(c)
-	if len(addrs) == 0 {
+	caps := cl.routes.capsOf(c)
+	if len(addrs) == 0 && len(caps) == 0 {
 		cl.dir.Remove(id)
 		return
 	}
@@ -516,7 +517,35 @@ func (cl *clusterRouter) publishAddresses(c peer) {
 	if cl.drainingHere != nil && cl.drainingHere(c) {
 		st = cluster.ReplicaDraining // a bind while draining must not make it pickable again
 	}
-	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs, State: st})
+	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs, State: st, Caps: caps})
+}
+
+// capabilityProvider picks a provider of every capability in caps attached to a peer
+// sentinel, up (not draining, its sentinel live), by HRW over key: where a request addressed
+// by capabilities goes when no provider here can take it.
+func (cl *clusterRouter) capabilityProvider(caps []string, key []byte) *remotePeer {
+	var ids []string
+	for _, r := range cl.dir.All() {
+		if r.Sentinel == cl.self || r.State != cluster.ReplicaUp || len(r.Caps) == 0 {
+			continue
+		}
+		all := true
+		for _, c := range caps {
+			if !slices.Contains(r.Caps, c) {
+				all = false
+				break
+			}
+		}
+		if all {
+			ids = append(ids, r.ID)
+		}
+	}
+	id, ok := cluster.Pick(string(key), ids)
+	if !ok {
+		return nil
+	}
+	rp, _ := cl.routeTo(id).(*remotePeer)
+	return rp
 }
 
 // left withdraws a detached replica; its bindings stay for the grace window.

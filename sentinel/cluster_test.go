@@ -137,9 +137,12 @@ func (d *memDir) All() []cluster.Replica {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
 	var out []cluster.Replica
-	for _, r := range d.m.repls {
+	for id, r := range d.m.repls {
+		r = d.m.effective(r)
+		r.ID = id
 		out = append(out, r)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
