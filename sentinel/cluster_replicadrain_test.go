@@ -96,7 +96,7 @@ func TestClusterReplicaDrainAcrossSentinels(t *testing.T) {
 	if readType(cli, envelope.TypeSecureClose, 300*time.Millisecond) != nil {
 		t.Fatal("a second SecureClose for the same channel")
 	}
-	if n := counterValue(t, s0.cl.m.closes.WithLabelValues("replica_drain")); n != 1 {
+	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyReplicaDrain)); n != 1 {
 		t.Fatalf("fame_cluster_secure_close_total{why=replica_drain} = %v, want 1", n)
 	}
 	if n := counterValue(t, s0.cl.m.repins); n != 1 {
