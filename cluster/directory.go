@@ -30,6 +30,38 @@ type Replica struct {
 	Sentinel string       `json:"s"`
 	State    ReplicaState `json:"st"`
 	Pools    []string     `json:"p,omitempty"` // pool addresses it serves (math@*.fame.fabric)
+	// Caps are the capabilities it advertises (CapabilityAdvertise), so that a request
+	// addressed by capabilities finds a provider on another sentinel. At most MaxReplicaCaps
+	// names of at most MaxCapLen bytes (Set keeps the first, sorted): a provider's entry stays
+	// a small KV value however much it advertises.
+	Caps []string `json:"c,omitempty"`
+}
+
+const (
+	// MaxReplicaCaps bounds the capability names of one directory entry.
+	MaxReplicaCaps = 64
+	// MaxCapLen bounds one capability name in the directory; longer ones stay local.
+	MaxCapLen = 128
+)
+
+// BoundCaps returns caps sorted, without duplicates and names over MaxCapLen, and at most
+// MaxReplicaCaps of them: what a directory entry carries.
+func BoundCaps(caps []string) []string {
+	if len(caps) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(caps), MaxReplicaCaps))
+	for _, c := range caps {
+		if c != "" && len(c) <= MaxCapLen {
+			out = append(out, c)
+		}
+	}
+	sort.Strings(out)
+	out = slices.Compact(out)
+	if len(out) > MaxReplicaCaps {
+		out = out[:MaxReplicaCaps]
+	}
+	return out
 }
 
 // DirectoryBucket is the KV bucket name of cluster name's replica directory.
@@ -134,6 +166,7 @@ func (d *Directory) Set(r Replica) {
 	}
 	r.Pools = slices.Clone(r.Pools)
 	sort.Strings(r.Pools)
+	r.Caps = BoundCaps(r.Caps)
 	d.mu.Lock()
 	d.owned[r.ID] = r
 	d.remote[r.ID] = r

@@ -116,6 +116,13 @@ func startCluster(t *testing.T, n int, grace string) *clusterFixture {
 // indented by two spaces, e.g. a limits: block).
 func startClusterWith(t *testing.T, n int, grace, nodeYAML string) *clusterFixture {
 	t.Helper()
+	return startClusterEnv(t, n, grace, nodeYAML, nil)
+}
+
+// startClusterEnv is startClusterWith with env for every sentinel process (e.g.
+// FAME_ADMIN_TOKEN, which the fixture's metric reads then send).
+func startClusterEnv(t *testing.T, n int, grace, nodeYAML string, env map[string]string) *clusterFixture {
+	t.Helper()
 	dir := t.TempDir()
 	cf := &clusterFixture{t: t, pki: newClusterPKI(t, dir)}
 	ports := freePorts(t, 2*n)
@@ -151,7 +158,7 @@ func startClusterWith(t *testing.T, n int, grace, nodeYAML string) *clusterFixtu
 		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cf.procs = append(cf.procs, startFameSentinel(t, nil, "-c", file))
+		cf.procs = append(cf.procs, startFameSentinel(t, env, "-c", file))
 	}
 	for i, p := range cf.procs {
 		waitUntil(t, 30*time.Second, cf.ids[i]+" hearing its peers", func() bool {

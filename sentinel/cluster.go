@@ -112,7 +112,7 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 		repins: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_repins_total",
 			Help: "Session bindings moved to the next replica in HRW order: their replica stayed lost past the grace window, or its sentinel drains."}),
 		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_secure_close_total",
-			Help: "SecureClose sent to clients attached here for channels whose replica was lost past the grace window (lost) or whose sentinel drains (draining)."}, []string{"why"}),
+			Help: "SecureClose sent to clients attached here for channels whose replica was lost past the grace window (lost), whose sentinel drains (draining) or which is drained itself (replica_drain)."}, []string{"why"}),
 		graceNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_grace_nacks_total",
 			Help: "Calls nacked PEER_UNREACHABLE because their bound replica was lost and still within the grace window."}),
 		awayNacks: prometheus.NewCounter(prometheus.CounterOpts{Name: "fame_cluster_away_nacks_total",
@@ -137,7 +137,7 @@ func newClusterMetrics(reg prometheus.Registerer, dir ClusterDirectory) *cluster
 			return float64(n)
 		}))
 	}
-	for _, why := range []string{"lost", "draining"} {
+	for _, why := range []string{"lost", "draining", "replica_drain"} {
 		m.closes.WithLabelValues(why)
 	}
 	reg.MustRegister(m.routed, m.busRefusals, m.repins, m.closes, m.graceNacks, m.awayNacks, m.peerNacks)
@@ -162,6 +162,11 @@ type clusterRouter struct {
 
 	// secureClose sends client a SecureClose for channel cid (stickyRouter.sendSecureClose).
 	secureClose func(client peer, cid, reason string) bool
+	// drainingHere reports whether a replica attached here is being drained
+	// (POST /admin/replicas/{id}/drain or its drain heartbeat; replicadrain.go): it is then
+	// published draining in the directory, so that every sentinel moves its sessions and
+	// channels off it as off a replica whose sentinel drains. nil: none is.
+	drainingHere func(p peer) bool
 	// closed remembers the channels closed with their lost replica, so that a request still
 	// encrypted for one is nacked CHANNEL_CLOSED rather than routed to a replica without its
 	// keys (cluster_repin.go).
@@ -173,9 +178,9 @@ type clusterRouter struct {
 	kick chan struct{}
 
 	mu      sync.Mutex
-	missing map[string]time.Time             // replica -> when a pick first found it lost
-	pending map[string]map[string]pendingReq // peer sentinel -> corrId -> request forwarded there
-	remotes map[[2]string]*remotePeer        // (sentinel, replica) -> peer value, so identity compares
+	missing map[string]time.Time            // replica -> when a pick first found it lost
+	pending map[string]map[string]packedReq // peer sentinel -> corrId -> request forwarded there
+	remotes map[[2]string]*remotePeer       // (sentinel, replica) -> peer value, so identity compares
 }
 
 func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky bool, log *slog.Logger,
@@ -186,7 +191,7 @@ func newClusterRouter(l ClusterLink, self string, routes *routeTable, sticky boo
 	}
 	return &clusterRouter{self: self, store: l.Store, bus: l.Bus, dir: l.Directory, routes: routes, grace: g,
 		sticky: sticky, log: log.With("component", "cluster"), m: newClusterMetrics(reg, l.Directory), refuse: refuse,
-		missing: map[string]time.Time{}, pending: map[string]map[string]pendingReq{}, remotes: map[[2]string]*remotePeer{},
+		missing: map[string]time.Time{}, pending: map[string]map[string]packedReq{}, remotes: map[[2]string]*remotePeer{},
 		chans: clusterChannels{byReplica: map[string]map[string]string{}}, kick: make(chan struct{}, 1)}
 }
 
@@ -359,7 +364,7 @@ func (cl *clusterRouter) resolveLogical(src peer, h *envelope.Header, dest, part
 			}
 			// A draining replica's sessions move at once (its in-flight calls finish there);
 			// a lost one's wait out the grace window, in which it may re-attach.
-			why := whyDraining
+			why := cl.drainWhy(b.Replica)
 			if !cl.draining(b.Replica) {
 				if cl.withinGrace(b.Replica, now) {
 					return nil, reasonReplicaLost, false
@@ -503,11 +508,44 @@ func (cl *clusterRouter) conflict(a envelope.Address, systemID string) string {
 func (cl *clusterRouter) publishAddresses(c peer) {
 	id := c.ident().systemID
 	addrs := cl.routes.addressesOf(c)
-	if len(addrs) == 0 {
+	caps := cl.routes.capsOf(c)
+	if len(addrs) == 0 && len(caps) == 0 {
 		cl.dir.Remove(id)
 		return
 	}
-	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs})
+	st := cluster.ReplicaUp
+	if cl.drainingHere != nil && cl.drainingHere(c) {
+		st = cluster.ReplicaDraining // a bind while draining must not make it pickable again
+	}
+	cl.dir.Set(cluster.Replica{ID: id, Pools: addrs, State: st, Caps: caps})
+}
+
+// capabilityProvider picks a provider of every capability in caps attached to a peer
+// sentinel, up (not draining, its sentinel live), by HRW over key: where a request addressed
+// by capabilities goes when no provider here can take it.
+func (cl *clusterRouter) capabilityProvider(caps []string, key []byte) *remotePeer {
+	var ids []string
+	for _, r := range cl.dir.All() {
+		if r.Sentinel == cl.self || r.State != cluster.ReplicaUp || len(r.Caps) == 0 {
+			continue
+		}
+		all := true
+		for _, c := range caps {
+			if !slices.Contains(r.Caps, c) {
+				all = false
+				break
+			}
+		}
+		if all {
+			ids = append(ids, r.ID)
+		}
+	}
+	id, ok := cluster.Pick(string(key), ids)
+	if !ok {
+		return nil
+	}
+	rp, _ := cl.routeTo(id).(*remotePeer)
+	return rp
 }
 
 // left withdraws a detached replica; its bindings stay for the grace window.
@@ -524,14 +562,52 @@ func (cl *clusterRouter) track(sentinel string, h *envelope.Header) bool {
 	defer cl.mu.Unlock()
 	m := cl.pending[sentinel]
 	if m == nil {
-		m = map[string]pendingReq{}
+		m = map[string]packedReq{}
 		cl.pending[sentinel] = m
 	}
 	if _, again := m[string(h.CorrID)]; !again && len(m) >= maxRemotePending {
 		return false
 	}
-	m[string(h.CorrID)] = packReq(h).unpack()
+	m[string(h.CorrID)] = packReq(h)
 	return true
+}
+
+// answered forgets a request forwarded to sentinel once its reply came back, or for a stream
+// its final item, as conn.answered does for a local peer: a stream stays tracked between its
+// items, so that the peer sentinel's death in the middle of it nacks the caller at once
+// instead of leaving it to its timeout.
+func (cl *clusterRouter) answered(sentinel string, corrID, msg []byte) {
+	if len(corrID) == 0 {
+		return
+	}
+	cl.mu.Lock()
+	if m := cl.pending[sentinel]; len(m) > 0 {
+		if p, ok := m[string(corrID)]; ok {
+			// An opaque stream's items are sealed: parsing them cannot find the end.
+			if !p.stream || (!p.opaque && streamEnded(msg)) {
+				delete(m, string(corrID))
+			} else {
+				p.seen = time.Now().UnixMilli()
+				m[string(corrID)] = p
+			}
+		}
+	}
+	cl.mu.Unlock()
+}
+
+// forgetStaleStreams drops forwarded streams quiet for staleStream (conn.forgetStaleStreams),
+// so that streams whose final item is sealed do not fill the table up to maxRemotePending.
+func (cl *clusterRouter) forgetStaleStreams(now time.Time) {
+	limit := now.Add(-staleStream).UnixMilli()
+	cl.mu.Lock()
+	for _, m := range cl.pending {
+		for k, p := range m {
+			if p.stream && p.seen < limit {
+				delete(m, k)
+			}
+		}
+	}
+	cl.mu.Unlock()
 }
 
 func (cl *clusterRouter) untrack(sentinel string, corrID []byte) {
@@ -553,7 +629,8 @@ func (cl *clusterRouter) peerDown(id string) {
 	m := cl.pending[id]
 	delete(cl.pending, id)
 	cl.mu.Unlock()
-	for _, p := range m {
+	for _, pk := range m {
+		p := pk.unpack()
 		cl.refuse.nackPending(p, envelope.CodePeerUnreachable, "Route to "+p.to+" lost: sentinel "+id+" is down")
 	}
 	if len(m) > 0 {
@@ -659,7 +736,8 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 		}
 	}
 	if isReplyFrame(&h) {
-		cl.untrack(from, h.CorrID) // the request it answers was forwarded to from
+		// The request it answers was forwarded to from; a stream's stays until its last item.
+		cl.answered(from, h.CorrID, msg)
 	}
 	if s.sec != nil && len(h.FrameAddress) > 0 && string(h.FrameType) == envelope.TypeKeyRequest {
 		s.notePeerKeyRequest(from, msg) // so that the answer is re-wrapped back (seclayer_cluster.go)

@@ -132,6 +132,12 @@ func (c *clusterChannels) prune(gone func(sid string) bool) {
 const (
 	whyLost     = "lost"
 	whyDraining = "draining"
+	// whyReplicaDrain: the replica itself drains (POST /admin/replicas/{id}/drain or its drain
+	// heartbeat) while its sentinel stays. It leaves once drained, so its channels are closed
+	// as the single sentinel's replica drain closes them: unbound and remembered closed, a
+	// request still encrypted for one nacked CHANNEL_CLOSED rather than run on the replica
+	// while the client re-sends it over a new channel.
+	whyReplicaDrain = "replica_drain"
 )
 
 // routed is routeTo for a replica of the live set: one with no route (detached here a moment
@@ -147,7 +153,10 @@ func (cl *clusterRouter) routed(replica string, sticky bool) (peer, resolveReaso
 // on a live peer, draining when its sentinel drains, down otherwise (not in the directory,
 // its sentinel silent, or said to be here but not attached).
 func (cl *clusterRouter) replicaState(replica string) cluster.ReplicaState {
-	if cl.routes.child([]byte(replica)) != nil {
+	if p := cl.routes.child([]byte(replica)); p != nil {
+		if cl.drainingHere != nil && cl.drainingHere(p) {
+			return cluster.ReplicaDraining // drained by an operator or by itself
+		}
 		return cluster.ReplicaUp
 	}
 	r, ok := cl.dir.Get(replica)
@@ -159,6 +168,22 @@ func (cl *clusterRouter) replicaState(replica string) cluster.ReplicaState {
 
 func (cl *clusterRouter) draining(replica string) bool {
 	return cl.replicaState(replica) == cluster.ReplicaDraining
+}
+
+// drainWhy tells a draining replica's own drain (whyReplicaDrain) from its sentinel's
+// (whyDraining): drained itself, it is draining here, or listed draining by a sentinel whose
+// heartbeats say up.
+func (cl *clusterRouter) drainWhy(replica string) string {
+	if p := cl.routes.child([]byte(replica)); p != nil {
+		if cl.drainingHere != nil && cl.drainingHere(p) {
+			return whyReplicaDrain
+		}
+		return whyDraining
+	}
+	if r, ok := cl.dir.Get(replica); ok && r.State == cluster.ReplicaDraining && cl.bus.State(r.Sentinel) == cluster.PeerUp {
+		return whyReplicaDrain
+	}
+	return whyDraining
 }
 
 // closeOnce reports whether cid is closed now for the first time (and remembers it closed).
@@ -184,6 +209,16 @@ func (cl *clusterRouter) sendClose(client peer, cid, reason, why string) bool {
 // CHANNEL_CLOSED.
 func (cl *clusterRouter) channelAway(src peer, kid string, b cluster.Binding, now time.Time) (peer, resolveReason, bool) {
 	if cl.draining(b.Replica) {
+		if cl.drainWhy(b.Replica) == whyReplicaDrain {
+			// Its SecureClose is sent (or crossing this request): the client re-sends over a
+			// new channel, so running this one too would run it twice.
+			cl.store.Delete(cluster.Channel, kid)
+			cl.chans.remove(b.Replica, kid)
+			if cl.closeOnce(kid, now) && src != nil {
+				cl.sendClose(src, kid, "replica "+b.Replica+" is draining: re-open the channel", whyReplicaDrain)
+			}
+			return nil, reasonChannelClosed, false
+		}
 		if p := cl.routeTo(b.Replica); p != nil {
 			return p, reasonNone, true
 		}
@@ -217,8 +252,11 @@ func (cl *clusterRouter) closeSessionChannels(src peer, sid, replica, why string
 func (cl *clusterRouter) closeChannels(replica string, m map[string]string, client func(sid string) peer, why string) int {
 	now := time.Now()
 	reason := "replica " + replica + " is gone; re-open the channel"
-	if why == whyDraining {
+	switch why {
+	case whyDraining:
 		reason = "replica " + replica + " is draining (its sentinel stops): re-open the channel"
+	case whyReplicaDrain:
+		reason = "replica " + replica + " is draining: re-open the channel"
 	}
 	sent := 0
 	for cid, sid := range m {
@@ -226,7 +264,7 @@ func (cl *clusterRouter) closeChannels(replica string, m map[string]string, clie
 		if c == nil {
 			continue // the client moved: its new sentinel closes the channel on its next use
 		}
-		if why == whyLost {
+		if why == whyLost || why == whyReplicaDrain {
 			b, ok := cl.store.Lookup(cluster.Channel, cid)
 			if !ok || b.Replica != replica {
 				continue // re-bound or closed meanwhile
@@ -304,7 +342,7 @@ func (cl *clusterRouter) checkChannels(now time.Time) {
 		switch cl.replicaState(r) {
 		case cluster.ReplicaUp:
 		case cluster.ReplicaDraining:
-			cl.closeChannels(r, cl.chans.take(r, ""), cl.routes.bySID, whyDraining)
+			cl.closeChannels(r, cl.chans.take(r, ""), cl.routes.bySID, cl.drainWhy(r))
 		default:
 			if !cl.withinGrace(r, now) {
 				cl.closeChannels(r, cl.chans.take(r, ""), cl.routes.bySID, whyLost)

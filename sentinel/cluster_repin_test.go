@@ -86,12 +86,10 @@ func TestClusterLostReplicaSecureClose(t *testing.T) {
 	if got := f.(*envelope.SecureClose).CID; got != cid {
 		t.Fatalf("SecureClose for %q, want %q", got, cid)
 	}
-	// Counted once the SecureClose is handed to the connection, which may write it (direct
-	// write) before the count: wait for it rather than read it at once.
-	waitFor(t, func() bool { return counterValue(t, s0.cl.m.closes.WithLabelValues(whyLost)) >= 1 })
-	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyLost)); n != 1 {
-		t.Fatalf("fame_cluster_secure_close_total{why=lost} = %v, want 1", n)
-	}
+	// The counter moves just after the SecureClose is queued: the client may read it first.
+	waitClustered(t, "fame_cluster_secure_close_total{why=lost} = 1", func() bool {
+		return counterValue(t, s0.cl.m.closes.WithLabelValues(whyLost)) == 1
+	})
 
 	req := sendOnChannel(cli, cid)
 	nack := readType(cli, envelope.TypeDeliveryAck, 5*time.Second)
@@ -155,9 +153,12 @@ func TestClusterDrainingReplicaMovesWithoutNack(t *testing.T) {
 	if f, _ := sc.DecodeFrame(); f.(*envelope.SecureClose).CID != cid {
 		t.Fatalf("SecureClose %s, want cid %s", sc.Frame, cid)
 	}
-	waitFor(t, func() bool { return counterValue(t, s0.cl.m.closes.WithLabelValues(whyDraining)) >= 1 })
-	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyDraining)); n != 1 {
-		t.Fatalf("fame_cluster_secure_close_total{why=draining} = %v, want 1", n)
+	// The counter moves just after the SecureClose is queued: the client may read it first.
+	waitClustered(t, "fame_cluster_secure_close_total{why=draining} = 1", func() bool {
+		return counterValue(t, s0.cl.m.closes.WithLabelValues(whyDraining)) == 1
+	})
+	if n := counterValue(t, s0.cl.m.closes.WithLabelValues(whyReplicaDrain)); n != 0 {
+		t.Fatalf("fame_cluster_secure_close_total{why=replica_drain} = %v: a sentinel's drain is not a replica's", n)
 	}
 	req := sendOnChannel(cli, cid)
 	if got := readType(holder, envelope.TypeData, 5*time.Second); got == nil || got.ID != req.ID {

@@ -98,7 +98,10 @@ type memDir struct {
 }
 
 func (d *memDir) Set(r cluster.Replica) {
-	r.Sentinel, r.State = d.self, cluster.ReplicaUp
+	r.Sentinel = d.self
+	if r.State == "" {
+		r.State = cluster.ReplicaUp
+	}
 	d.m.mu.Lock()
 	d.m.repls[r.ID] = r
 	d.m.mu.Unlock()
@@ -134,9 +137,12 @@ func (d *memDir) All() []cluster.Replica {
 	d.m.mu.Lock()
 	defer d.m.mu.Unlock()
 	var out []cluster.Replica
-	for _, r := range d.m.repls {
+	for id, r := range d.m.repls {
+		r = d.m.effective(r)
+		r.ID = id
 		out = append(out, r)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 

@@ -118,7 +118,7 @@ func newReplicaDrains(timeout time.Duration, reg prometheus.Registerer) *replica
 	d.moved = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_sessions_moved_total",
 		Help: "Client sessions moved off a draining replica: idle (no call in flight), timeout (moved at drain_timeout) or replica_gone (purged when the draining replica detached)."}, []string{"reason"})
 	d.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_replica_drain_refusals_total",
-		Help: "Replica drain requests refused: unknown_system_id, not_replica (admin endpoint or heartbeat), already_draining (admin endpoint), foreign_system_id (a drain heartbeat naming another node), malformed (a drain heartbeat that cannot be read)."}, []string{"reason"})
+		Help: "Replica drain requests refused: unknown_system_id, not_replica (admin endpoint or heartbeat), already_draining (admin endpoint), attached_elsewhere (admin endpoint of a clustered sentinel the replica is not attached to), foreign_system_id (a drain heartbeat naming another node), malformed (a drain heartbeat that cannot be read)."}, []string{"reason"})
 	for _, b := range []string{"admin", "self"} {
 		d.started.WithLabelValues(b)
 	}
@@ -128,7 +128,7 @@ func newReplicaDrains(timeout time.Duration, reg prometheus.Registerer) *replica
 	for _, r := range []string{"idle", "timeout", "replica_gone"} {
 		d.moved.WithLabelValues(r)
 	}
-	for _, r := range []string{"unknown_system_id", "not_replica", "already_draining", "foreign_system_id"} {
+	for _, r := range []string{"unknown_system_id", "not_replica", "already_draining", "foreign_system_id", "attached_elsewhere"} {
 		d.refusals.WithLabelValues(r)
 	}
 	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "fame_replica_draining",
@@ -687,7 +687,9 @@ func (s *Sentinel) drainRequest(c *conn, h *envelope.Header, msg []byte) {
 		s.nackSys(c, h, CodeDrainRefused, why)
 		return
 	}
-	s.sticky.startReplicaDrain(c, "self")
+	if _, started := s.sticky.startReplicaDrain(c, "self"); started && s.cl != nil {
+		s.cl.publishAddresses(c) // draining in the directory: every sentinel moves off it
+	}
 }
 
 // pushDrainStatus sends p an unsolicited NodeHeartbeatAck carrying its drain status. The
@@ -722,6 +724,15 @@ func (s *Sentinel) handleReplicaDrain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, why, status)
 	}
 	p := s.routes.child([]byte(id))
+	if p == nil && s.cl != nil {
+		// Clustered: only the replica's own sentinel can push it its drain status and see
+		// its calls in flight end, so the drain is started there; this one says where.
+		if rep, ok := s.cl.dir.Get(id); ok && rep.Sentinel != "" && rep.Sentinel != s.id {
+			refuse(http.StatusConflict, "attached_elsewhere", "replica "+id+" is attached to sentinel "+rep.Sentinel+
+				", not to "+s.id+": POST /admin/replicas/"+id+"/drain to sentinel "+rep.Sentinel)
+			return
+		}
+	}
 	if p == nil {
 		refuse(http.StatusNotFound, "unknown_system_id", "no node with system id "+id+" is attached")
 		return
@@ -735,6 +746,9 @@ func (s *Sentinel) handleReplicaDrain(w http.ResponseWriter, r *http.Request) {
 	if !started {
 		refuse(http.StatusConflict, "already_draining", "replica "+id+" is draining already (state "+st.State+", "+strconv.Itoa(st.PinnedSessions)+" pinned sessions)")
 		return
+	}
+	if s.cl != nil {
+		s.cl.publishAddresses(p) // draining in the directory: every sentinel moves off it
 	}
 	keys := make([]string, 0, len(pools))
 	for k := range pools {

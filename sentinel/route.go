@@ -241,6 +241,13 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 			}
 		}
 	}
+	if s.cl != nil && (dst == nil || s.sticky.drains.on() && s.sticky.drains.draining(dst)) {
+		// Clustered: a live provider on a peer sentinel before a draining one here (cluster.go).
+		if rp := s.cl.capabilityProvider(e.Capabilities, h.ID); rp != nil {
+			s.routeRemote(src, msg, h, nil, rp)
+			return
+		}
+	}
 	if dst == nil {
 		s.dropWith(src, h, nil, envelope.CodeNoRoute, "no node advertises capabilities "+strings.Join(e.Capabilities, ","))
 		return
@@ -402,10 +409,16 @@ func (s *Sentinel) handleControl(c *conn, msg []byte) {
 			break
 		}
 		s.routes.advertise(c, f.Address, f.Capabilities)
+		if s.cl != nil {
+			s.cl.publishAddresses(c) // its capabilities go in its directory entry
+		}
 		ack = &envelope.CapabilityAdvertiseAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
 	case *envelope.CapabilityWithdraw:
 		s.routes.withdraw(c, f.Address, f.Capabilities)
 		c.held.dropCaps(f.Address, f.Capabilities)
+		if s.cl != nil {
+			s.cl.publishAddresses(c)
+		}
 		ack = &envelope.CapabilityWithdrawAck{Ack: okAck, Capabilities: f.Capabilities, Address: f.Address}
 	default:
 		return

@@ -180,6 +180,23 @@ func (t *routeTable) advertise(c peer, address string, caps []string) {
 	}
 }
 
+// capsOf lists the capabilities c advertises, under any address (for the cluster's
+// directory entry of c).
+func (t *routeTable) capsOf(c peer) []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []string
+	for name, providers := range t.caps {
+		for _, p := range providers {
+			if p == c {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out
+}
+
 func (t *routeTable) withdraw(c peer, address string, caps []string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

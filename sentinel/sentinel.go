@@ -191,6 +191,7 @@ func New(opts Options, extra ...Option) (*Sentinel, error) {
 			s.metrics.secureCloses.Inc()
 			return true
 		}
+		s.cl.drainingHere = func(p peer) bool { return s.sticky.drains.on() && s.sticky.drains.draining(p) }
 	}
 	if s.sticky, err = newStickyRouter(stickyDeps{opts: stickyOpts, log: s.log, metrics: s.metrics, lb: s.lb,
 		routes: s.routes, sec: s.sec, sign: s.sec, refuse: s, sid: s.sid, tracer: s.tracer}); err != nil {
@@ -541,6 +542,9 @@ func (s *Sentinel) sweepIdle() {
 		case <-t.C:
 			now := time.Now()
 			limit := now.Add(-s.opts.IdleTimeout).UnixNano()
+			if s.cl != nil {
+				s.cl.forgetStaleStreams(now)
+			}
 			for _, p := range s.routes.attached() {
 				c := asConn(p)
 				if c == nil {
