@@ -305,17 +305,24 @@ func (d *Directory) kvOrNil() jetstream.KeyValue {
 	return d.kvh
 }
 
+// ttlBucket is the configuration of a bucket whose entries carry their own TTL (the replica
+// directory, the key directory): in memory, one revision per key, the bucket's own TTL only a
+// bound.
+func ttlBucket(bucket, description string, cfg Config) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         bucket,
+		Description:    description,
+		History:        1,
+		TTL:            cfg.DirectoryTTL * 6,
+		Storage:        jetstream.MemoryStorage,
+		Replicas:       cfg.Replicas,
+		LimitMarkerTTL: markerTTL,
+	}
+}
+
 func (d *Directory) run() {
 	defer d.wg.Done()
-	kv, err := bindKV(d.ctx, d.js, jetstream.KeyValueConfig{
-		Bucket:         d.bucket,
-		Description:    "fame-go replica directory",
-		History:        1,
-		TTL:            d.cfg.DirectoryTTL * 6, // bucket bound; entries carry their own TTL
-		Storage:        jetstream.MemoryStorage,
-		Replicas:       d.cfg.Replicas,
-		LimitMarkerTTL: markerTTL,
-	}, d.log)
+	kv, err := bindKV(d.ctx, d.js, ttlBucket(d.bucket, "fame-go replica directory", d.cfg), d.log)
 	if err != nil {
 		return
 	}

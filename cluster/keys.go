@@ -230,15 +230,7 @@ func (d *KeyDirectory) Close() error {
 
 func (d *KeyDirectory) run() {
 	defer d.wg.Done()
-	kv, err := bindKV(d.ctx, d.js, jetstream.KeyValueConfig{
-		Bucket:         d.bucket,
-		Description:    "fame-go public keys the sentinels vouch for",
-		History:        1,
-		TTL:            d.cfg.DirectoryTTL * 6, // bucket bound; entries carry their own TTL
-		Storage:        jetstream.MemoryStorage,
-		Replicas:       d.cfg.Replicas,
-		LimitMarkerTTL: markerTTL,
-	}, d.log)
+	kv, err := bindKV(d.ctx, d.js, ttlBucket(d.bucket, "fame-go public keys the sentinels vouch for", d.cfg), d.log)
 	if err != nil {
 		return
 	}
