@@ -179,13 +179,16 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 			// killed sentinel is delivered after the restart (an at-most-once replica cannot
 			// answer the caller's re-send, which it recognises and does not run again).
 			"FAME_DELIVERY_PROFILE": "at-least-once",
-			// The reply cache (node/replies.go) fills for its TTL (2 min by default) and then
-			// holds steady at its bound; with the default, a replica is judged while it still
-			// fills (+24 % RSS over a 2-minute run, CI 00:18 UTC, not a leak). A 20 s TTL puts
-			// the steady state inside the 30 s warm-up; the caller's re-sends come within
-			// seconds, so it still serves them.
-			"FAME_REPLY_CACHE_TTL": "20s",
-			"MATH_EXEC_LOG":        log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
+			// The reply cache (node/replies.go) holds steady only once it is full; until then
+			// it grows with the replica's load. Bound by its TTL (20 s, tried at fd6cc3f) it
+			// still grew while sessions moved onto the replica from killed ones: CI 00:58 UTC
+			// 2026-12-05 judged replica1 25.8 -> 30.1 MiB (+16.9 %), flat (+1.6 %) with the
+			// cache off. Bound by bytes (1 MiB, full within the warm-up at ~60 replies/s) it
+			// stays full whatever the load: +3.4 %, same duplicates (all explained). 1 MiB is
+			// still several seconds of replies at the whole load, and the callers' re-sends
+			// come within the re-pin time (< 4 s).
+			"FAME_REPLY_CACHE_BYTES": "1048576",
+			"MATH_EXEC_LOG":          log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
 		p := &proc{name: fmt.Sprintf("replica%d", i+1), logDir: logs, argv: []string{cfg.AgentBin}, env: envList(env),
 			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), goroutineProfile: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", mport)}
 		s.replicas = append(s.replicas, p)
