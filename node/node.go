@@ -91,6 +91,11 @@ func Connect(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.seen, _ = lru.New[string, struct{}](cfg.DedupeSize)
 	n.replies = newReplyCache(cfg.ReplyCacheSize, cfg.ReplyCacheBytes, cfg.ReplyCacheTTL)
+	if n.replies != nil {
+		if n.replies.metrics, err = newReplyMetrics(cfg.Registerer, cfg.SystemID); err != nil {
+			return nil, fmt.Errorf("%w: metrics: %w", ErrConfig, err)
+		}
+	}
 	n.replaySem = make(chan struct{}, maxReplaysInFlight)
 	n.pend.max = cfg.MaxPending
 	sec, err := newNodeSecurity(&n.cfg)

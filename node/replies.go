@@ -46,6 +46,7 @@ type replyCache struct {
 	maxEntry int // an entry over this is dropped (the id is remembered as "not kept")
 	ttl      time.Duration
 	now      func() time.Time
+	metrics  *replyMetrics // nil: not exported
 }
 
 // replyEntry is one request this node ran or is running.
@@ -176,6 +177,7 @@ func (c *replyCache) finish(id string, r *replyRecorder) (*replyEntry, []resendT
 		}
 		c.kept.RemoveOldest()
 	}
+	c.metrics.size(c.kept.Len(), c.bytes)
 	return e, waiters
 }
 
@@ -211,6 +213,7 @@ func (c *replyCache) resent(env *envelope.Envelope, sender string, ch *security.
 	}
 	if !c.now().Before(e.expires) {
 		c.kept.Remove(env.ID)
+		c.metrics.size(c.kept.Len(), c.bytes)
 		return resendUnknown, nil
 	}
 	if e.owner != sender {
@@ -239,6 +242,7 @@ func (n *Node) onResend(l *link, env *envelope.Envelope, ch *security.Channel, s
 	act, e := n.replies.resent(env, sender, ch)
 	switch act {
 	case resendRunning:
+		n.replies.metrics.resend(resendResultRunning)
 		if wantsAck {
 			n.sendAck(l, env)
 		}
@@ -247,11 +251,13 @@ func (n *Node) onResend(l *link, env *envelope.Envelope, ch *security.Channel, s
 		case n.replaySem <- struct{}{}:
 		default:
 			// Not even acknowledged, so the caller sends again.
+			n.replies.metrics.resend(resendResultBusy)
 			n.log.Debug("too many replies being re-sent, leaving this re-send to the next", "id", env.ID, "from", env.ReplyTo)
 			return
 		}
 		// Acknowledged too, as every at-least-once delivery is (the reference's sender waits
 		// for it); the reply follows.
+		n.replies.metrics.resend(resendResultReplayed)
 		if wantsAck {
 			n.sendAck(l, env)
 		}
@@ -262,11 +268,13 @@ func (n *Node) onResend(l *link, env *envelope.Envelope, ch *security.Channel, s
 			n.replay(l, env, ch, e.replies)
 		}()
 	case resendNotKept:
+		n.replies.metrics.resend(resendResultNotKept)
 		n.replyNotKept(l, env, "the request ran; its reply was too large to keep")
 	case resendUnknown:
 		// Forgotten (count, bytes or age bound): a request to one of ours that wants an answer
 		// is told, not left to time out.
 		if n.replies != nil && wantsAck && env.RType&(envelope.RTypeReply|envelope.RTypeStream) != 0 && n.servesRequest(env) {
+			n.replies.metrics.resend(resendResultNotKept)
 			n.replyNotKept(l, env, "the request ran; its reply is no longer kept")
 			return
 		}

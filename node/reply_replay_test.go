@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/security"
 )
@@ -177,7 +179,14 @@ func TestReplyReplayedToResend(t *testing.T) {
 				f = overlaySentinel(t)
 			}
 			var execs atomic.Int64
-			agent, client := replayPair(t, f, tc.agentCfg, tc.secure, replayOps(&execs, nil))
+			reg := prometheus.NewRegistry()
+			agentCfg := func(c *Config) {
+				c.Registerer = reg
+				if tc.agentCfg != nil {
+					tc.agentCfg(c)
+				}
+			}
+			agent, client := replayPair(t, f, agentCfg, tc.secure, replayOps(&execs, nil))
 			loseFirstAnswer(f, agent, client)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
@@ -202,6 +211,37 @@ func TestReplyReplayedToResend(t *testing.T) {
 			}
 			if n := execs.Load(); n != 1 {
 				t.Errorf("handler ran %d times, want exactly 1", n)
+			}
+			// What the re-send got is counted; the cache's fill is exported.
+			resends := map[string]float64{}
+			var entries float64
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				for _, m := range mf.GetMetric() {
+					switch mf.GetName() {
+					case "fame_node_reply_resends_total":
+						resends[m.GetLabel()[len(m.GetLabel())-1].GetValue()] += m.GetCounter().GetValue()
+					case "fame_node_reply_cache_entries":
+						entries = m.GetGauge().GetValue()
+					}
+				}
+			}
+			switch {
+			case tc.timeout:
+				if len(resends) != 0 {
+					t.Errorf("cache off, yet re-sends counted: %v", resends)
+				}
+			case tc.wantCode != "":
+				if resends[resendResultNotKept] != 1 {
+					t.Errorf("fame_node_reply_resends_total = %v, want not_kept 1", resends)
+				}
+			default:
+				if resends[resendResultReplayed] < 1 || entries < 1 {
+					t.Errorf("fame_node_reply_resends_total = %v, entries %v; want replayed >= 1 and an entry kept", resends, entries)
+				}
 			}
 			// The re-sent replies carry the original ids, so a caller that got the originals
 			// would drop them as duplicates.

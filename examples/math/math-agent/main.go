@@ -81,6 +81,13 @@ func run() error {
 	}
 	cfg.RequestedLogicals = []string{logical}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The node's own metrics (refusals, reply cache) go beside the process's on the metrics
+	// address, so the registry is made before the node connects.
+	metricsAddr := os.Getenv("MATH_METRICS_ADDR")
+	reg := prometheus.NewRegistry()
+	if metricsAddr != "" {
+		cfg.Registerer = reg
+	}
 	n, err := node.Connect(ctx, cfg)
 	if err != nil {
 		return err
@@ -99,8 +106,8 @@ func run() error {
 		defer f.Close()
 		execLog = mathagent.NewExecLog(f, name)
 	}
-	if addr := os.Getenv("MATH_METRICS_ADDR"); addr != "" {
-		stop, err := serveMetrics(addr, cfg.Logger)
+	if metricsAddr != "" {
+		stop, err := serveMetrics(metricsAddr, reg, cfg.Logger)
 		if err != nil {
 			return fmt.Errorf("MATH_METRICS_ADDR: %w", err)
 		}
@@ -138,8 +145,8 @@ func run() error {
 
 // serveMetrics serves the Go runtime and process collectors at addr/metrics (and the pprof
 // profiles) until stop, which closes the listener and waits for the server goroutine.
-func serveMetrics(addr string, log *slog.Logger) (stop func(), err error) {
-	m, err := serveMetricsAddr(addr, log)
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (stop func(), err error) {
+	m, err := serveMetricsAddr(addr, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +159,7 @@ type metricsServer struct {
 	close func()
 }
 
-func serveMetricsAddr(addr string, log *slog.Logger) (*metricsServer, error) {
+func serveMetricsAddr(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -160,7 +167,6 @@ func serveMetricsAddr(addr string, log *slog.Logger) (*metricsServer, error) {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("%q is not a loopback address: the metrics and profiles have no access control", addr)
 	}
-	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

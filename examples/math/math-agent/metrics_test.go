@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestServeMetricsLoopbackOnly: the metrics and profiles have no access control, so an address
@@ -13,12 +15,12 @@ import (
 func TestServeMetricsLoopbackOnly(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for _, addr := range []string{"0.0.0.0:0", ":0", "10.1.2.3:0", "example.com:0"} {
-		if stop, err := serveMetrics(addr, log); err == nil {
+		if stop, err := serveMetrics(addr, prometheus.NewRegistry(), log); err == nil {
 			stop()
 			t.Errorf("serveMetrics(%q) accepted a non-loopback address", addr)
 		}
 	}
-	stop, err := serveMetricsAddr("127.0.0.1:0", log)
+	stop, err := serveMetricsAddr("127.0.0.1:0", prometheus.NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
