@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/fame-go/fame/node"
 )
 
 // TestClusterSigtermCallersOnDraining (check 5, the callers of the draining sentinel itself):
@@ -19,28 +16,14 @@ import (
 func TestClusterSigtermCallersOnDraining(t *testing.T) {
 	cf := startCluster(t, 3, "2s")
 	ex := newExecLog()
-	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
-	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
-	cf.waitReplicas(2)
+	cf.startALOReplicas(ex)
 	nc := &nackCounter{}
 	clients := newALOClients(t, cf, nc, true, 1, 1, 1, 1, 0, 0, 0, 0)
 	load := startALOLoad(t, ex, nc, clients, 2)
 	time.Sleep(time.Second)
 	okBefore := load.ok.Load()
 
-	termAt := time.Now()
-	if err := cf.procs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-cf.procs[1].exited:
-	case <-time.After(60 * time.Second):
-		t.Fatal("s1 did not exit within 60 s of SIGTERM")
-	}
-	exited := time.Since(termAt)
-	if cf.procs[1].err != nil {
-		t.Errorf("s1 exit: %v, want 0 after its drain", cf.procs[1].err)
-	}
+	exited := cf.sigterm(1)
 	cf.waitReplicas(2, 1) // r1 re-attached to another sentinel
 	time.Sleep(2 * time.Second)
 	load.finish()

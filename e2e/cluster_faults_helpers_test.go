@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -344,4 +345,34 @@ func ensureSessionOn(t *testing.T, cf *clusterFixture, nc *nackCounter, clients 
 		on[c.before]++
 	}
 	return clients
+}
+
+// startALOReplicas starts the math replicas r1 on s1 and r2 on s2, at-least-once, each
+// re-attaching round the cluster from its own sentinel, and waits until every sentinel
+// lists both.
+func (cf *clusterFixture) startALOReplicas(ex *execLog) {
+	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
+	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
+	cf.waitReplicas(2)
+}
+
+// sigterm sends SIGTERM to sentinel i and waits (60 s at most) for it to exit, which it
+// must do with status 0 once drained; it returns how long the exit took.
+func (cf *clusterFixture) sigterm(i int) time.Duration {
+	cf.t.Helper()
+	p := cf.procs[i]
+	at := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		cf.t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+	case <-time.After(60 * time.Second):
+		cf.t.Fatalf("s%d did not exit within 60 s of SIGTERM", i)
+	}
+	took := time.Since(at)
+	if p.err != nil {
+		cf.t.Errorf("s%d exit: %v, want 0 after its drain", i, p.err)
+	}
+	return took
 }

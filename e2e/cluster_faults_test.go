@@ -211,9 +211,7 @@ func TestClusterKillReattachKeepsChannel(t *testing.T) {
 func TestClusterSigstopSentinel(t *testing.T) {
 	cf := startCluster(t, 3, "2s")
 	ex := newExecLog()
-	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
-	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
-	cf.waitReplicas(2)
+	cf.startALOReplicas(ex)
 	cf.leadKV(1, 0) // B leads the KV streams: stopping it stalls every KV write
 	nc := &nackCounter{}
 	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 2, 2)
@@ -318,9 +316,7 @@ func TestClusterSigstopSentinel(t *testing.T) {
 func TestClusterSigtermSentinel(t *testing.T) {
 	cf := startCluster(t, 3, "2s")
 	ex := newExecLog()
-	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
-	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
-	cf.waitReplicas(2)
+	cf.startALOReplicas(ex)
 	cf.leadKV(1, 0) // its lame duck must move the KV leadership without a stall seen by callers
 	nc := &nackCounter{}
 	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 0, 0)
@@ -336,19 +332,7 @@ func TestClusterSigtermSentinel(t *testing.T) {
 	time.Sleep(time.Second)
 	okBefore := load.ok.Load()
 
-	termAt := time.Now()
-	if err := cf.procs[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-cf.procs[1].exited:
-	case <-time.After(60 * time.Second):
-		t.Fatal("s1 did not exit within 60 s of SIGTERM")
-	}
-	exited := time.Since(termAt)
-	if cf.procs[1].err != nil {
-		t.Errorf("s1 exit: %v, want 0 after its drain", cf.procs[1].err)
-	}
+	exited := cf.sigterm(1)
 	cf.waitReplicas(2, 1) // r1 re-attached to another sentinel
 	time.Sleep(2 * time.Second)
 	load.finish()

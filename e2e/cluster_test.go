@@ -88,9 +88,7 @@ func TestClusterKillSentinel(t *testing.T) {
 	ex := newExecLog()
 	// At-least-once on both sides, as FAME_DELIVERY_PROFILE sets it: a replica re-sends a
 	// reply until the caller acknowledges it.
-	cf.procs[1].startReplica("r1", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(1), node.AtLeastOnce })
-	cf.procs[2].startReplica("r2", "*.fame.fabric", ex, func(c *node.Config) { c.AttachURL, c.Delivery = cf.rotating(2), node.AtLeastOnce })
-	cf.waitReplicas(2)
+	cf.startALOReplicas(ex)
 
 	type client struct {
 		n      *node.Node
