@@ -347,6 +347,24 @@ func ensureSessionOn(t *testing.T, cf *clusterFixture, nc *nackCounter, clients 
 	return clients
 }
 
+// aloClientsOn makes at-least-once clients, one per entry of homes (the index of its
+// sentinel), adding clients of s0 until one session is on replica (ensureSessionOn); it
+// returns them with the count of sessions per replica, and fails the test when none of 24
+// landed on replica.
+func aloClientsOn(t *testing.T, cf *clusterFixture, nc *nackCounter, replica string, homes ...int) ([]*aloClient, map[string]int) {
+	t.Helper()
+	clients := newALOClients(t, cf, nc, false, homes...)
+	on := map[string]int{}
+	for _, c := range clients {
+		on[c.before]++
+	}
+	clients = ensureSessionOn(t, cf, nc, clients, on, replica, 0)
+	if on[replica] == 0 {
+		t.Fatalf("sessions per replica %v: none of %d callers on %s", on, len(clients), replica)
+	}
+	return clients, on
+}
+
 // startALOReplicas starts the math replicas r1 on s1 and r2 on s2, at-least-once, each
 // re-attaching round the cluster from its own sentinel, and waits until every sentinel
 // lists both.

@@ -56,15 +56,7 @@ func TestClusterKillRepinSecureClose(t *testing.T) {
 	}
 
 	nc := &nackCounter{}
-	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 0, 0)
-	on := map[string]int{}
-	for _, c := range clients {
-		on[c.before]++
-	}
-	clients = ensureSessionOn(t, cf, nc, clients, on, "r1", 0)
-	if on["r1"] == 0 {
-		t.Fatalf("sessions per replica %v: none of the callers on r1", on)
-	}
+	clients, on := aloClientsOn(t, cf, nc, "r1", 0, 0, 0, 0, 0, 0, 0, 0)
 	load := startALOLoad(t, ex, nc, clients, 2)
 	time.Sleep(time.Second)
 
@@ -214,15 +206,7 @@ func TestClusterSigstopSentinel(t *testing.T) {
 	cf.startALOReplicas(ex)
 	cf.leadKV(1, 0) // B leads the KV streams: stopping it stalls every KV write
 	nc := &nackCounter{}
-	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 2, 2)
-	on := map[string]int{}
-	for _, c := range clients {
-		on[c.before]++
-	}
-	clients = ensureSessionOn(t, cf, nc, clients, on, "r2", 0)
-	if on["r2"] == 0 {
-		t.Fatalf("sessions per replica %v: none on r2 to measure", on)
-	}
+	clients, _ := aloClientsOn(t, cf, nc, "r2", 0, 0, 0, 0, 0, 0, 2, 2)
 	load := startALOLoad(t, ex, nc, clients, 2)
 	time.Sleep(time.Second)
 
@@ -319,15 +303,7 @@ func TestClusterSigtermSentinel(t *testing.T) {
 	cf.startALOReplicas(ex)
 	cf.leadKV(1, 0) // its lame duck must move the KV leadership without a stall seen by callers
 	nc := &nackCounter{}
-	clients := newALOClients(t, cf, nc, false, 0, 0, 0, 0, 0, 0, 0, 0)
-	on := map[string]int{}
-	for _, c := range clients {
-		on[c.before]++
-	}
-	clients = ensureSessionOn(t, cf, nc, clients, on, "r1", 0)
-	if on["r1"] == 0 {
-		t.Fatalf("sessions per replica %v: none on r1 (on s1)", on)
-	}
+	clients, on := aloClientsOn(t, cf, nc, "r1", 0, 0, 0, 0, 0, 0, 0, 0)
 	load := startALOLoad(t, ex, nc, clients, 2)
 	time.Sleep(time.Second)
 	okBefore := load.ok.Load()

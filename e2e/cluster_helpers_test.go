@@ -13,7 +13,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,49 +122,8 @@ func startClusterWith(t *testing.T, n int, grace, nodeYAML string) *clusterFixtu
 // FAME_ADMIN_TOKEN, which the fixture's metric reads then send).
 func startClusterEnv(t *testing.T, n int, grace, nodeYAML string, env map[string]string) *clusterFixture {
 	t.Helper()
-	dir := t.TempDir()
-	cf := &clusterFixture{t: t, pki: newClusterPKI(t, dir)}
-	ports := freePorts(t, 2*n)
-	var routes []string
-	for i := 0; i < n; i++ {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
-	}
-	for i := 0; i < n; i++ {
-		id := fmt.Sprintf("s%d", i)
-		cf.ids = append(cf.ids, id)
-		cf.clientPort = append(cf.clientPort, ports[n+i])
-		file := filepath.Join(dir, id+".yml")
-		body := fmt.Sprintf(`node:
-  type: Sentinel
-  id: %s
-  listeners:
-    - {type: HttpListener, host: "${env:FAME_LISTENER_HOST:127.0.0.1}", port: "${env:FAME_LISTENER_PORT:0}"}
-    - {type: WebSocketListener, host: "${env:FAME_LISTENER_HOST:127.0.0.1}", port: "${env:FAME_LISTENER_PORT:0}"}
-  requested_logicals: [fame.fabric]
-  security: {type: SecurityProfile, profile: open}
-  admission: {type: AdmissionProfile, profile: none}
-%scluster:
-  name: e2e
-  listen: 127.0.0.1:%d
-  client_listen: 127.0.0.1:%d
-  routes: [%s]
-  data_dir: %s
-  grace: %s
-  tls: {cert: %s, key: %s, ca: %s}
-  auth: {user: %s, password: %q}
-`, id, nodeYAML, ports[i], ports[n+i], strings.Join(routes, ", "), filepath.Join(dir, id+"-nats"), grace,
-			cf.pki.cert, cf.pki.key, cf.pki.ca, clusterUser, clusterPass)
-		if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cf.procs = append(cf.procs, startFameSentinel(t, env, "-c", file))
-	}
-	for i, p := range cf.procs {
-		waitUntil(t, 30*time.Second, cf.ids[i]+" hearing its peers", func() bool {
-			return p.metric(t, "fame_cluster_peer_transitions_total", `state="up"`) >= float64(n-1)
-		})
-	}
-	return cf
+	return startClusterSpec(t, clusterSpec{n: n, grace: grace, env: func(int) map[string]string { return env },
+		node: "  security: {type: SecurityProfile, profile: open}\n  admission: {type: AdmissionProfile, profile: none}\n" + nodeYAML})
 }
 
 // url is sentinel i's attach URL.
