@@ -47,9 +47,19 @@ type placer struct {
 	client  *http.Client
 	now     func() time.Time
 
-	// mu guards the following field: the last readiness seen per target.
-	mu    sync.Mutex
-	ready map[string]readiness
+	// mu guards the following fields: the last readiness seen per target, and the probe
+	// in flight per target, which concurrent hellos wait for instead of each probing (while a
+	// sentinel dies, a burst of hellos would otherwise each spend readyTimeout on it).
+	mu      sync.Mutex
+	ready   map[string]readiness
+	probing map[string]*probeCall
+}
+
+// probeCall is one /readyz probe in flight; done closes when ok and why are set.
+type probeCall struct {
+	done chan struct{}
+	ok   bool
+	why  string
 }
 
 type readiness struct {
@@ -61,7 +71,7 @@ func newPlacer(targets []Target, home string, client *http.Client, now func() ti
 	if client == nil {
 		client = &http.Client{Timeout: readyTimeout}
 	}
-	return &placer{targets: targets, home: home, client: client, now: now, ready: map[string]readiness{}}
+	return &placer{targets: targets, home: home, client: client, now: now, ready: map[string]readiness{}, probing: map[string]*probeCall{}}
 }
 
 // pick returns the ready target that ranks first for sid, or errNoReadyTarget naming what
@@ -102,23 +112,34 @@ func (p *placer) rank(sid string) []Target {
 	return out
 }
 
-// isReady reports t's readiness, from the cache when fresh, else by probing its /readyz.
+// isReady reports t's readiness, from the cache when fresh, else by probing its /readyz (or
+// waiting for the probe another hello started).
 func (p *placer) isReady(t Target) (bool, string) {
 	now := p.now()
 	p.mu.Lock()
-	r, ok := p.ready[t.SystemID]
-	p.mu.Unlock()
-	if ok && now.Sub(r.at) < readyTTL {
+	if r, ok := p.ready[t.SystemID]; ok && now.Sub(r.at) < readyTTL {
+		p.mu.Unlock()
 		if r.ok {
 			return true, "ready"
 		}
 		return false, "not ready (cached)"
 	}
-	ready, why := p.probe(t)
-	p.mu.Lock()
-	p.ready[t.SystemID] = readiness{ok: ready, at: now}
+	if c := p.probing[t.SystemID]; c != nil {
+		p.mu.Unlock()
+		<-c.done
+		return c.ok, c.why
+	}
+	c := &probeCall{done: make(chan struct{})}
+	p.probing[t.SystemID] = c
 	p.mu.Unlock()
-	return ready, why
+
+	c.ok, c.why = p.probe(t)
+	p.mu.Lock()
+	p.ready[t.SystemID] = readiness{ok: c.ok, at: now}
+	delete(p.probing, t.SystemID)
+	p.mu.Unlock()
+	close(c.done)
+	return c.ok, c.why
 }
 
 func (p *placer) probe(t Target) (bool, string) {

@@ -187,3 +187,42 @@ func TestPlacementPrefersHome(t *testing.T) {
 		t.Fatalf("home s2 draining: placed %v, want none under /s2 and the rest spread", per)
 	}
 }
+
+// TestPlacementProbesCollapse: hellos that come while a sentinel's readiness is being probed
+// wait for that probe rather than each probing it: a burst of hellos while a sentinel dies
+// costs one probe (up to readyTimeout), not one each.
+func TestPlacementProbesCollapse(t *testing.T) {
+	release := make(chan struct{})
+	var probes atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		probes.Add(1)
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	target := Target{SystemID: "s1", AttachURL: "ws://" + strings.TrimPrefix(srv.URL, "http://") + "/fame/v1/attach/ws/downstream"}
+	p := newPlacer([]Target{target}, "", &http.Client{Timeout: 10 * time.Second}, time.Now)
+
+	const hellos = 20
+	errs := make(chan error, hellos)
+	for i := range hellos {
+		go func() {
+			_, err := p.pick(fmt.Sprintf("node-%d", i))
+			errs <- err
+		}()
+	}
+	// Every hello is either probing or waiting for the probe before it is released.
+	deadline := time.Now().Add(5 * time.Second)
+	for probes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	for range hellos {
+		if err := <-errs; err != nil {
+			t.Fatalf("pick: %v", err)
+		}
+	}
+	if n := probes.Load(); n != 1 {
+		t.Fatalf("%d readiness probes for %d concurrent hellos, want 1", n, hellos)
+	}
+}
