@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fame-go/fame/internal/loopport"
 )
 
 // The stack the harness runs: in the strict profile the reference example's strict-overlay
@@ -54,13 +55,15 @@ type stack struct {
 	sentinelB string // http://127.0.0.1:port
 }
 
+// freePort is a loopback port for a process of the stack, below the kernel's ephemeral
+// range: a killed sentinel is restarted on its port, which an outgoing connection must not
+// have taken meanwhile (internal/loopport).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ps, err := loopport.Free(1)
 	if err != nil {
 		return 0, fmt.Errorf("chaos: free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ps[0], nil
 }
 
 func envList(m map[string]string) []string {

@@ -10,15 +10,14 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fame-go/fame/internal/loopport"
 	"github.com/fame-go/fame/node"
 )
 
@@ -73,53 +72,15 @@ func newClusterPKI(t *testing.T, dir string) clusterPKI {
 	return p
 }
 
-// freePorts returns n TCP ports free on loopback for processes the test starts (the
-// cluster's NATS route and client ports). They are taken below the kernel's ephemeral
-// range: a port from 127.0.0.1:0 is an ephemeral one, which the kernel may hand to any
-// outgoing connection between our close and the sentinel's bind (seen once as "address
-// already in use"); below the range only another test choosing the same port can take
-// it, and ports this binary handed out are never handed out again.
+// freePorts returns n loopback TCP ports for processes the test starts (the cluster's NATS
+// route and client ports), below the kernel's ephemeral range (internal/loopport).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	lo, hi := 20000, ephemeralLow()-1
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	var out []int
-	for tries := 0; len(out) < n; tries++ {
-		if tries > 10000 || hi-lo < 1000 {
-			t.Fatalf("no free port below the ephemeral range (%d-%d) after %d tries", lo, hi, tries)
-		}
-		p := lo + mrand.IntN(hi-lo+1)
-		if portsGiven[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue // in use
-		}
-		_ = l.Close()
-		portsGiven[p] = true
-		out = append(out, p)
-	}
-	return out
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// ephemeralLow is the first port of the kernel's ephemeral range (32768 when unknown).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	ps, err := loopport.Free(n)
 	if err != nil {
-		return 32768
+		t.Fatal(err)
 	}
-	var lo, hi int
-	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
-		return 32768
-	}
-	return lo
+	return ps
 }
 
 const (
