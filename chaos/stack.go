@@ -162,6 +162,15 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 	if cfg.ReplayCache > 0 {
 		rc := map[string]string{"FAME_REPLAY_CACHE_SIZE": fmt.Sprint(cfg.ReplayCache)}
 		replicaCred, callerCred = mergeEnv(replicaCred, rc), mergeEnv(callerCred, rc)
+		// The replicas' reply cache (node/replies.go: replies kept for re-sent requests)
+		// holds as many requests as the replay guard remembers ids: a re-send the guard has
+		// forgotten is not recognised as one, so a reply kept longer is never used. Like the
+		// guard, it is then full within the warm-up whatever the replica's load, and holds
+		// steady after. Bound by a 20 s TTL instead (fd6cc3f) it grew while sessions moved
+		// onto the replica from killed ones (CI 00:58 UTC 2026-12-05: replica1 25.8 -> 30.1
+		// MiB, +16.9 %; +1.6 % with the cache off); by 1 MiB it still filled after the
+		// warm-up (+8.1 %, 01:35 UTC).
+		replicaCred = mergeEnv(replicaCred, map[string]string{"FAME_REPLY_CACHE_SIZE": fmt.Sprint(cfg.ReplayCache)})
 	}
 	s.nodeEnv = callerCred
 	s.sentinel = &proc{name: "sentinel", logDir: logs, argv: []string{cfg.FameBin, "sentinel"}, env: envList(sentinelEnv),
@@ -182,16 +191,7 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 			// killed sentinel is delivered after the restart (an at-most-once replica cannot
 			// answer the caller's re-send, which it recognises and does not run again).
 			"FAME_DELIVERY_PROFILE": "at-least-once",
-			// The reply cache (node/replies.go) holds steady only once it is full; until then
-			// it grows with the replica's load. Bound by its TTL (20 s, tried at fd6cc3f) it
-			// still grew while sessions moved onto the replica from killed ones: CI 00:58 UTC
-			// 2026-12-05 judged replica1 25.8 -> 30.1 MiB (+16.9 %), flat (+1.6 %) with the
-			// cache off. Bound by bytes (1 MiB, full within the warm-up at ~60 replies/s) it
-			// stays full whatever the load: +3.4 %, same duplicates (all explained). 1 MiB is
-			// still several seconds of replies at the whole load, and the callers' re-sends
-			// come within the re-pin time (< 4 s).
-			"FAME_REPLY_CACHE_BYTES": "1048576",
-			"MATH_EXEC_LOG":          log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
+			"MATH_EXEC_LOG":         log, "MATH_METRICS_ADDR": fmt.Sprintf("127.0.0.1:%d", mport)})
 		p := &proc{name: fmt.Sprintf("replica%d", i+1), logDir: logs, argv: []string{cfg.AgentBin}, env: envList(env),
 			metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", mport), goroutineProfile: fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", mport)}
 		s.replicas = append(s.replicas, p)
