@@ -94,9 +94,10 @@ cmd_init() {
   # TLS certificates for the admission services and the sentinel (wss), from the stack CA
   # (90 days; renewed by a start once a month). Each service mounts only its own key; clients
   # trust root-ca.crt.
-  local svc services=(oauth2 welcome ca sentinel)
-  # The cluster profile's other two sentinels serve wss too.
-  [ "${FAME_STACK_PROFILE:-}" = cluster ] && services+=(sentinel-2 sentinel-3)
+  local svc kid services=(oauth2 welcome ca sentinel)
+  # The cluster profile's other two sentinels serve wss too, and so do the welcome services
+  # beside them.
+  [ "${FAME_STACK_PROFILE:-}" = cluster ] && services+=(sentinel-2 sentinel-3 welcome-2 welcome-3)
   for svc in "${services[@]}"; do
     if [ ! -s "$SECRETS/tls/$svc.crt" ] || [ ! -s "$SECRETS/tls/$svc.key" ] ||
       [ -n "$(find "$SECRETS/tls/$svc.crt" -mtime +30 2>/dev/null)" ]; then
@@ -138,6 +139,12 @@ cmd_init() {
         log "issued the cluster (NATS route) certificate of $svc (compose/.secrets/cluster/$svc.crt)"
       fi
     done
+    # One ticket signing key for the three welcome services: the sentinels and the CA verify
+    # tickets and CA grants against one JWKS (welcome's), whichever service admitted the node.
+    if [ ! -s "$SECRETS/welcome/ticket.key" ]; then
+      kid=$("$BIN/fame" welcome -init-key "$SECRETS/welcome/ticket.key")
+      log "generated the welcome services' shared ticket key (kid $kid) in compose/.secrets/welcome/ticket.key"
+    fi
     if [ ! -s "$SECRETS/cluster.env" ]; then
       {
         echo "# The NATS user and password of the cluster's routes (generated; never commit): sentinels only."

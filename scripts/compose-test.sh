@@ -15,9 +15,10 @@
 #   4. stop replica 1: runs are still correct, all served by replica 2;
 #   5. start replica 1 again: healthy, runs correct, and new sessions reach it again;
 #   5b. (cluster profile) the client's sentinel forwarded the calls to the replicas' sentinels
-#      over the bus; stop sentinel-2, replica 1's (docker compose stop): replica 1 re-attaches
-#      to the next sentinel of its list, runs still answer, and new sessions reach replica 1
-#      again through its new sentinel;
+#      over the bus; stop sentinel-2, replica 1's (docker compose stop): replica 1 says hello
+#      again, welcome-2 places it on another ready sentinel (the CA certifies the new path), it
+#      re-attaches there, runs still answer, and new sessions reach replica 1 again through its
+#      new sentinel;
 #   6. stop the sentinel under load (docker compose stop sentinel): it drains, every client call
 #      ends in a reply or an explicit refusal (none waits for a timeout), it exits 0;
 #   7. stop everything.
@@ -207,8 +208,9 @@ if [ "$(profile_var FAME_SECURITY_PROFILE)" = strict-overlay ]; then
   [ "$(count sent.frame.NodeAttach.x5c)" -gt 0 ] || fail "strict-overlay but the client's NodeAttach carries no x5c certificate chain"
 fi
 if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
-  # Every node was placed by the welcome service and certified by the CA.
-  logs=$("$STACK" compose logs --no-color welcome ca 2>&1)
+  # Every node was placed by a welcome service (the cluster profile has one beside each
+  # sentinel) and certified by the CA.
+  logs=$("$STACK" compose logs --no-color $("$STACK" compose config --services | grep '^welcome') ca 2>&1)
   for r in math-replica1 math-replica2; do
     grep -q "welcome: placed node.*system_id=$r " <<<"$logs" || fail "welcome service did not place $r"
     grep -q "ca: issued node certificate.*requester=$r " <<<"$logs" || fail "CA issued no certificate to $r"
@@ -281,14 +283,26 @@ if [ "$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME")" = clu
   remote=$(routed_remote sentinel)
   [ -n "$remote" ] && [ "${remote%.*}" -gt 0 ] || fail "the client's sentinel forwarded no call over the cluster bus (fame_cluster_routed_total{where=\"remote\"} = '$remote')"
   echo "sentinel (the client's) forwarded $remote envelopes to the replicas' sentinels over the bus"
+  # Replica 1's re-attaches so far (its log keeps those of earlier runs of the container).
+  reattached() { "$STACK" compose logs --no-color math-agent-replica1 2>&1 | grep "reconnected.*path=/" || true; }
+  before=$(reattached | wc -l)
+  stopped_at=$SECONDS
   "$STACK" compose stop sentinel-2
-  # Replica 1 finds sentinel-2 gone and re-attaches to the next URL of its list (sentinel-3).
+  # Replica 1 finds sentinel-2 gone, says hello again to welcome-2, which places it on another
+  # ready sentinel; the CA certifies it for the new path (same key) and it attaches there.
   deadline=$((SECONDS + 60))
-  until "$STACK" compose logs --no-color math-agent-replica1 2>&1 | grep -q "reconnected.*path=/sentinel-3/"; do
-    [ $SECONDS -lt $deadline ] || fail "replica1 did not re-attach to sentinel-3 within 60s: $("$STACK" compose logs --no-color --tail 10 math-agent-replica1 2>&1)"
+  until line=$(reattached | tail -n +$((before + 1)) | grep -v "path=/sentinel-2/" | head -n 1) && [ -n "$line" ]; do
+    [ $SECONDS -lt $deadline ] || fail "replica1 did not re-attach to another sentinel within 60s: $("$STACK" compose logs --no-color --tail 10 math-agent-replica1 2>&1)"
     sleep 1
   done
-  echo "replica1 re-attached to sentinel-3"
+  echo "replica1 re-attached $((SECONDS - stopped_at)) s after the stop began: ${line##*reconnected }"
+  if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
+    # Placed by welcome-2 on a sentinel other than its own, and certified for that path.
+    logs=$("$STACK" compose logs --no-color welcome-2 2>&1)
+    grep "welcome: placed node.*system_id=math-replica1 " <<<"$logs" | tail -n 1 | grep -vq "sentinel-2" ||
+      fail "welcome-2 did not place math-replica1 on another sentinel: $(grep 'placed node.*math-replica1' <<<"$logs" | tail -n 2)"
+    echo "welcome-2 placed math-replica1 elsewhere: $(grep 'placed node.*system_id=math-replica1 ' <<<"$logs" | tail -n 1 | sed 's/.*welcome: //')"
+  fi
   served=""
   for i in $(seq 1 10); do
     out=$(run_client)
@@ -297,7 +311,7 @@ if [ "$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME")" = clu
     if grep -qx 'whoami = replica1' <<<"$out"; then served=$i; break; fi
   done
   [ -n "$served" ] || fail "replica1 served none of 10 new sessions after sentinel-2 stopped"
-  echo "with sentinel-2 stopped, runs answer, and replica1 serves again through sentinel-3 (run $served)"
+  echo "with sentinel-2 stopped, runs answer, and replica1 serves again from its new sentinel (run $served)"
 fi
 
 step "stop the sentinel under load: it drains and exits 0"

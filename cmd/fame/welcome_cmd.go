@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fame-go/fame/admission/jose"
 	"github.com/fame-go/fame/admission/welcome"
 )
 
@@ -32,8 +33,20 @@ func runWelcome(ctx context.Context, args []string) error {
 	var sf serveFlags
 	sf.register(fs, net.JoinHostPort(cfg.Host, cfg.Port))
 	grantsFile := fs.String("grants-file", "", "more client grants, one per line (syntax of FAME_WELCOME_GRANTS)")
+	initKey := fs.String("init-key", "", "create the ticket signing key at this path (FAME_WELCOME_KEY_FILE of every welcome service that must share it) unless it exists, print its kid and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *initKey != "" {
+		// Several welcome services (one beside each sentinel of a cluster) must sign with one
+		// key, since the sentinels and the CA verify tickets and grants against one JWKS; the
+		// key is made once, before any of them starts (no service may race to create it).
+		k, err := jose.LoadOrCreate(*initKey)
+		if err != nil {
+			return fmt.Errorf("-init-key: %w", err)
+		}
+		fmt.Println(k.Kid)
+		return nil
 	}
 	if *grantsFile != "" {
 		b, err := os.ReadFile(*grantsFile)
