@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,20 +14,11 @@ func TestWelcomeInitKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "welcome", "ticket.key")
 	kid := func() string {
 		t.Helper()
-		r, w, err := os.Pipe()
+		out, err := captureStdout(t, func() error { return runWelcome(context.Background(), []string{"-init-key", path}) })
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("fame welcome -init-key: %v", err)
 		}
-		stdout := os.Stdout
-		os.Stdout = w
-		runErr := runWelcome(context.Background(), []string{"-init-key", path})
-		os.Stdout = stdout
-		w.Close()
-		out, _ := io.ReadAll(r)
-		if runErr != nil {
-			t.Fatalf("fame welcome -init-key: %v", runErr)
-		}
-		return strings.TrimSpace(string(out))
+		return strings.TrimSpace(out)
 	}
 	first, second := kid(), kid()
 	if first == "" || first != second {
