@@ -1,7 +1,6 @@
 package node
 
 import (
-	"errors"
 	"maps"
 	"sync"
 
@@ -43,12 +42,9 @@ func newRefusals(reg prometheus.Registerer, nodeID string) (*refusals, error) {
 		Help:        "Envelopes and frames the node refused, by reason.",
 		ConstLabels: prometheus.Labels{"node": nodeID},
 	}, []string{"reason"})
-	if err := reg.Register(vec); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if !errors.As(err, &are) {
-			return nil, err
-		}
-		vec = are.ExistingCollector.(*prometheus.CounterVec)
+	vec, err := register(reg, vec)
+	if err != nil {
+		return nil, err
 	}
 	r.vec = vec
 	return r, nil

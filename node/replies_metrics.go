@@ -50,7 +50,8 @@ func newReplyMetrics(reg prometheus.Registerer, nodeID string) (*replyMetrics, e
 }
 
 // register registers c, or returns the collector already registered under its name and
-// labels (a program that connects a node with the same system id again).
+// labels (a program that connects a node with the same system id again); another collector
+// under that name is an error, not a panic. Used by every node metric (refusals.go too).
 func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
