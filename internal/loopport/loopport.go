@@ -51,8 +51,10 @@ func Free(n int) ([]int, error) {
 	return out, nil
 }
 
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's default, 32768,
-// where it cannot be read).
+// ephemeralLow is the first port of the kernel's ephemeral range: Linux's default, 32768,
+// where it cannot be read (not Linux) or starts at or below lowest (a machine configured
+// with a wide ephemeral range, where the ports drawn can be ephemeral ones after all and
+// the race this package avoids comes back).
 func ephemeralLow() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
