@@ -299,7 +299,7 @@ if [ "$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME")" = clu
   if [ "$(profile_var FAME_ADMISSION_PROFILE)" = welcome ]; then
     # Placed by welcome-2 on a sentinel other than its own, and certified for that path.
     logs=$("$STACK" compose logs --no-color welcome-2 2>&1)
-    grep "welcome: placed node.*system_id=math-replica1 " <<<"$logs" | tail -n 1 | grep -vq "sentinel-2" ||
+    grep "welcome: placed node.*system_id=math-replica1 " <<<"$logs" | tail -n 1 | grep -vq "assigned_path=/sentinel-2/" ||
       fail "welcome-2 did not place math-replica1 on another sentinel: $(grep 'placed node.*math-replica1' <<<"$logs" | tail -n 2)"
     echo "welcome-2 placed math-replica1 elsewhere: $(grep 'placed node.*system_id=math-replica1 ' <<<"$logs" | tail -n 1 | sed 's/.*welcome: //')"
   fi
