@@ -163,10 +163,11 @@ func startStack(ctx context.Context, cfg Config, dir string) (*stack, error) {
 		rc := map[string]string{"FAME_REPLAY_CACHE_SIZE": fmt.Sprint(cfg.ReplayCache)}
 		replicaCred, callerCred = mergeEnv(replicaCred, rc), mergeEnv(callerCred, rc)
 		// The replicas' reply cache (node/replies.go: replies kept for re-sent requests)
-		// holds as many requests as the replay guard remembers ids: a re-send the guard has
-		// forgotten is not recognised as one, so a reply kept longer is never used. Like the
-		// guard, it is then full within the warm-up whatever the replica's load, and holds
-		// steady after. Bound by a 20 s TTL instead (fd6cc3f) it grew while sessions moved
+		// is sized like the replay guard, for the same reason: so that it is full within the
+		// warm-up whatever the replica's load, and holds steady after. 1,024 requests are
+		// ~17 s of one replica's share of the load (~5 s with all of it), longer than the
+		// callers' re-sends take (< 4 s after a fault); an older re-send, still recognised
+		// by the node's id dedupe (4,096), gets a REPLY_NOT_KEPT nack, not a second run. Bound by a 20 s TTL instead (fd6cc3f) it grew while sessions moved
 		// onto the replica from killed ones (CI 00:58 UTC 2026-12-05: replica1 25.8 -> 30.1
 		// MiB, +16.9 %; +1.6 % with the cache off); by 1 MiB it still filled after the
 		// warm-up (+8.1 %, 01:35 UTC).
