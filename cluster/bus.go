@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -78,8 +80,9 @@ type NATSBus struct {
 	cfg    Config
 	log    *slog.Logger
 	m      *Metrics
-	prefix string // fame.<cluster>.
-	self   string // fame.<cluster>.s.<id>
+	prefix string                // fame.<cluster>.
+	self   string                // fame.<cluster>.s.<id>
+	links  atomic.Pointer[links] // the direct data path; nil: envelopes over NATS only
 
 	mu       sync.Mutex
 	peers    map[string]*peer
@@ -88,6 +91,7 @@ type NATSBus struct {
 	probe    func() map[string]bool // sentinel ids whose server has a route to ours; nil: timers only
 	sub      *nats.Subscription
 	hbSub    *nats.Subscription
+	deliver  func(from string, env []byte) // Subscribe's fn
 
 	stop chan struct{}
 	done chan struct{}
@@ -147,13 +151,71 @@ func (b *NATSBus) Publish(to string, env []byte) error {
 		b.m.forward("refused")
 		return fmt.Errorf("%w: %q", ErrBadSentinel, to)
 	}
-	// The reply subject carries the sender: no header to build or parse.
-	if err := b.nc.PublishRequest(b.prefix+"s."+to, b.self, env); err != nil {
+	var err error
+	if l := b.linksOf(); l != nil {
+		err = l.publish(to, env)
+	} else {
+		err = b.viaNATS(to, env)
+	}
+	if err != nil {
 		b.m.forward("error")
-		return fmt.Errorf("cluster: forward to %s: %w", to, err)
+		return err
 	}
 	b.m.forward("sent")
 	return nil
+}
+
+// viaNATS publishes env for sentinel to over NATS.
+func (b *NATSBus) viaNATS(to string, env []byte) error {
+	// The reply subject carries the sender: no header to build or parse.
+	if err := b.nc.PublishRequest(b.prefix+"s."+to, b.self, env); err != nil {
+		return fmt.Errorf("cluster: forward to %s: %w", to, err)
+	}
+	return nil
+}
+
+// linksOf is the bus's peer links (set once, by EnableLinks).
+func (b *NATSBus) linksOf() *links { return b.links.Load() }
+
+// EnableLinks starts the direct data path (peer links, peerlink.go) on
+// cfg.DataListen with tc, the cluster's mutual TLS: heartbeats advertise its
+// address, and envelopes for a peer that advertises one go over a link to it
+// once that link is up. Once.
+func (b *NATSBus) EnableLinks(tc *tls.Config) error {
+	if !b.cfg.DataPath() {
+		return fmt.Errorf("%w: no data_listen", ErrConfig)
+	}
+	if b.links.Load() != nil {
+		return errors.New("cluster: links already enabled")
+	}
+	marker := func(to, token string) error {
+		return b.nc.PublishMsg(natsSwitchMsg(b.prefix+"s."+to, b.self, token))
+	}
+	l, err := listenLinks(b.cfg, tc, b.log, b.m, b.viaNATS, marker)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	if b.deliver != nil {
+		l.setDeliver(b.deliver)
+	}
+	b.links.Store(l)
+	b.mu.Unlock()
+	b.OnPeer(func(id string, st PeerState) {
+		if st == PeerDown {
+			l.drop(id)
+		}
+	})
+	b.beat(beatUp) // advertise it now rather than at the next beat
+	return nil
+}
+
+// LinkAddr is the address this sentinel's peer links are accepted on ("" when off).
+func (b *NATSBus) LinkAddr() string {
+	if l := b.linksOf(); l != nil {
+		return l.Addr()
+	}
+	return ""
 }
 
 // Subscribe implements Bus.
@@ -163,12 +225,22 @@ func (b *NATSBus) Subscribe(fn func(from string, env []byte)) error {
 	if b.sub != nil {
 		return errors.New("cluster: bus already subscribed")
 	}
+	b.deliver = fn
+	if l := b.links.Load(); l != nil {
+		l.setDeliver(fn)
+	}
 	sp := b.prefix + "s."
 	sub, err := b.nc.Subscribe(b.self, func(m *nats.Msg) {
 		from, ok := strings.CutPrefix(m.Reply, sp)
 		if !ok || !validID(from) {
 			b.m.forward("refused")
 			b.log.Warn("envelope on the cluster bus without a sentinel sender; dropped", "reply", m.Reply)
+			return
+		}
+		if tok := m.Header.Get(hdrSwitch); tok != "" {
+			if l := b.links.Load(); l != nil {
+				l.sawMarker(from, tok)
+			}
 			return
 		}
 		b.m.forward("received")
@@ -209,7 +281,11 @@ func (b *NATSBus) onBeat(m *nats.Msg) {
 	}
 	p.last = time.Now()
 	fns := b.transition(id, p, st, "bye")
+	l := b.links.Load()
 	b.mu.Unlock()
+	if addr := m.Header.Get(hdrData); l != nil && addr != "" && st != PeerDown {
+		l.advertise(id, addr)
+	}
 	for _, fn := range fns {
 		fn(id, st)
 	}
@@ -235,7 +311,11 @@ func (b *NATSBus) transition(id string, p *peer, st PeerState, why string) []fun
 }
 
 func (b *NATSBus) beat(state string) {
-	if err := b.nc.Publish(HeartbeatSubject(b.cfg.Name, b.cfg.SentinelID), []byte(state)); err != nil {
+	m := &nats.Msg{Subject: HeartbeatSubject(b.cfg.Name, b.cfg.SentinelID), Data: []byte(state)}
+	if l := b.linksOf(); l != nil && state != beatBye {
+		m.Header = nats.Header{hdrData: []string{l.Addr()}}
+	}
+	if err := b.nc.PublishMsg(m); err != nil {
 		b.log.Debug("heartbeat not sent", "err", err)
 	}
 }
@@ -398,6 +478,9 @@ func (b *NATSBus) Close() error {
 			}
 		}
 		_ = b.nc.Flush()
+		if l := b.linksOf(); l != nil {
+			l.close()
+		}
 	})
 	return nil
 }

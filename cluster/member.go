@@ -64,6 +64,18 @@ func Open(cfg Config, log *slog.Logger, m *Metrics) (_ *Member, err error) {
 		// Server names are sentinel ids: a closed route names the peer.
 		mb.Bus.SetRouteProbe(mb.Embedded.RoutedServers)
 	}
+	if cfg.DataPath() {
+		tc, err := TLSConfig(cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		if err := mb.Bus.EnableLinks(tc); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info("cluster direct data path off: envelopes between sentinels go through NATS",
+			"why", "data_listen is off, or has no specific host and no data_advertise")
+	}
 	if mb.Store, err = NewKVStore(js, cfg, o); err != nil {
 		return nil, err
 	}
@@ -105,6 +117,11 @@ func (mb *Member) Close() error {
 // Kill stops this member as a crash would (tests): no bye, no lame duck,
 // no directory withdrawal.
 func (mb *Member) Kill() {
+	if mb.Bus != nil {
+		if l := mb.Bus.linksOf(); l != nil {
+			l.close()
+		}
+	}
 	if mb.Conn != nil {
 		mb.Conn.Close()
 	}

@@ -20,8 +20,18 @@ type Metrics struct {
 	// (sent, refused, error) and received (received).
 	forwards *prometheus.CounterVec
 	// refused counts connections the embedded server refused, by link
-	// (client, route) and reason (auth, tls).
+	// (client, route) and reason (auth, tls), and peer links refused (link
+	// data, reason as on the wire: tls, bad_hello, bad_credentials, ...).
 	refused *prometheus.CounterVec
+	// links counts peer link events: up (a link this sentinel dialed is
+	// carrying its envelopes), lost_out (it ended; back to NATS), accepted,
+	// lost_in, no_marker (an accepted link delivered without having seen its
+	// switch marker over NATS).
+	links *prometheus.CounterVec
+	// linkFrames counts envelopes on peer links by result: sent, received,
+	// full (refused: the link's queue was full), to_nats (queued on a link
+	// that was lost, then published over NATS), lost (neither).
+	linkFrames *prometheus.CounterVec
 }
 
 // NewMetrics builds the series (not registered).
@@ -38,13 +48,17 @@ func NewMetrics() *Metrics {
 		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_bus_envelopes_total",
 			Help: "Envelopes over the cluster bus by direction and result."}, []string{"result"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_refused_total",
-			Help: "Connections the embedded NATS server refused, by link (client, route) and reason (auth, tls)."}, []string{"link", "reason"}),
+			Help: "Connections refused by link (client, route: the embedded NATS server; data: a peer link) and reason."}, []string{"link", "reason"}),
+		links: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_links_total",
+			Help: "Peer link (direct data path) events: up, lost_out, accepted, lost_in, no_marker."}, []string{"event"}),
+		linkFrames: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fame_cluster_link_envelopes_total",
+			Help: "Envelopes on peer links by result: sent, received, full, to_nats, lost."}, []string{"result"}),
 	}
 }
 
 // Collectors returns the series to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.writes, m.watch, m.peers, m.downs, m.forwards, m.refused}
+	return []prometheus.Collector{m.writes, m.watch, m.peers, m.downs, m.forwards, m.refused, m.links, m.linkFrames}
 }
 
 func (m *Metrics) write(op, result string) {
@@ -80,5 +94,23 @@ func (m *Metrics) forward(result string) {
 func (m *Metrics) refusal(link, reason string) {
 	if m != nil {
 		m.refused.WithLabelValues(link, reason).Inc()
+	}
+}
+
+func (m *Metrics) link(event string) {
+	if m != nil {
+		m.links.WithLabelValues(event).Inc()
+	}
+}
+
+func (m *Metrics) frame(result string) {
+	if m != nil {
+		m.linkFrames.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) frames(result string, n int) {
+	if m != nil {
+		m.linkFrames.WithLabelValues(result).Add(float64(n))
 	}
 }

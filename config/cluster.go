@@ -20,6 +20,8 @@ type ClusterFile struct {
 	ClientListen string          `yaml:"client_listen,omitempty"`
 	URL          string          `yaml:"url,omitempty"`
 	DataDir      string          `yaml:"data_dir,omitempty"`
+	DataListen   string          `yaml:"data_listen,omitempty"`
+	DataAdvert   string          `yaml:"data_advertise,omitempty"`
 	Replicas     int             `yaml:"replicas,omitempty"`
 	TLS          ClusterTLSFile  `yaml:"tls,omitempty"`
 	Auth         ClusterAuthFile `yaml:"auth,omitempty"`
@@ -69,6 +71,8 @@ func ClusterConfig(f *ClusterFile, env Getenv, nodeID, storagePath string) (clus
 	set(&c.URL, "FAME_CLUSTER_URL")
 	set(&c.ClientListen, "FAME_CLUSTER_CLIENT_LISTEN")
 	set(&c.DataDir, "FAME_CLUSTER_DATA_DIR")
+	set(&c.DataListen, "FAME_CLUSTER_DATA_LISTEN")
+	set(&c.DataAdvert, "FAME_CLUSTER_DATA_ADVERTISE")
 	set(&c.TLS.Cert, "FAME_CLUSTER_TLS_CERT")
 	set(&c.TLS.Key, "FAME_CLUSTER_TLS_KEY")
 	set(&c.TLS.CA, "FAME_CLUSTER_TLS_CA")
@@ -91,6 +95,7 @@ func ClusterConfig(f *ClusterFile, env Getenv, nodeID, storagePath string) (clus
 	out := clustercfg.Config{
 		Name: c.Name, SentinelID: nodeID, Listen: c.Listen, Routes: c.Routes,
 		ClientListen: c.ClientListen, URL: c.URL, DataDir: c.DataDir, Replicas: c.Replicas,
+		DataListen: c.DataListen, DataAdvertise: c.DataAdvert,
 		TLS:         clustercfg.TLSFiles{Cert: c.TLS.Cert, Key: c.TLS.Key, CA: c.TLS.CA},
 		Auth:        clustercfg.Auth{User: c.Auth.User, Password: c.Auth.Password, NkeySeedFile: c.Auth.NkeySeedFile},
 		MissedBeats: c.MissedBeats, CacheMax: c.CacheMax,

@@ -88,6 +88,8 @@ var Vars = []Var{
 	{"FAME_CLUSTER_ROUTES", "sentinel", Override, "cluster.routes", "", "comma-separated seed URLs nats-route://host:port (list every member)"},
 	{"FAME_CLUSTER_URL", "sentinel", Override, "cluster.url", "", "use this external NATS (tls://host:port, 2.11 or newer) instead of the embedded one"},
 	{"FAME_CLUSTER_CLIENT_LISTEN", "sentinel", Override, "cluster.client_listen", clustercfg.DefaultClientListen, "embedded NATS client port (TLS + auth; the sentinel itself connects in-process)"},
+	{"FAME_CLUSTER_DATA_LISTEN", "sentinel", Override, "cluster.data_listen", "listen's host, any port", "host:port of the direct data path (peer links: envelopes between sentinels on mutual TLS instead of through NATS); off: NATS only"},
+	{"FAME_CLUSTER_DATA_ADVERTISE", "sentinel", Override, "cluster.data_advertise", "the bound address", "host or host:port peers dial for the data path (required when data_listen's host is 0.0.0.0)"},
 	{"FAME_CLUSTER_DATA_DIR", "sentinel", Override, "cluster.data_dir", "nats/ beside storage.path", "JetStream directory of the embedded server"},
 	{"FAME_CLUSTER_REPLICAS", "sentinel", Override, "cluster.replicas", "min(3, 1 + other routes)", "JetStream replication of the binding and directory buckets"},
 	{"FAME_CLUSTER_TLS_CERT", "sentinel", Override, "cluster.tls.cert", "", "PEM certificate of this sentinel for routes and client links (stack CA)"},

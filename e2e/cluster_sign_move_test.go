@@ -215,6 +215,24 @@ func strictMove(t *testing.T, moves string) {
 			}
 		}()
 	}
+	// A binding is written to the cluster's store in the background: a sentinel killed before
+	// its write of the client's session and channel bindings lands takes them with it, and the
+	// client's channel then re-handshakes on whichever replica the survivors pick (seen in CI
+	// when the buckets took 6.5 s to elect their leaders and the kill came 1 s after them).
+	// This test is about what follows a kill once they are in the store: wait for both to be
+	// visible (through each survivor's watch) first.
+	waitUntil(t, 30*time.Second, "the client's bindings visible on the survivors", func() bool {
+		created := sc.procs[0].metric(t, "fame_cluster_binding_writes_total", `op="create"`, `result="won"`)
+		if created < 2 {
+			return false
+		}
+		for i := range sc.procs {
+			if i != 0 && i != victim && sc.procs[i].metric(t, "fame_cluster_watch_events_total", `op="put"`) < created {
+				return false
+			}
+		}
+		return true
+	})
 	time.Sleep(time.Second)
 	killedAt := time.Now()
 	if err := sc.procs[victim].cmd.Process.Kill(); err != nil {

@@ -25,6 +25,8 @@ const (
 	// re-attaches (to any sentinel) within it serves its sessions again.
 	DefaultGrace        = 2 * time.Second
 	DefaultClientListen = "127.0.0.1:0"
+	// DataOff as DataListen turns the direct data path off.
+	DataOff = "off"
 	// MaxReplicas is the JetStream replication the KV buckets ask for at most:
 	// R = min(MaxReplicas, cluster size).
 	MaxReplicas = 3
@@ -58,6 +60,16 @@ type Config struct {
 
 	// URL of an external NATS (nats:// or tls://, comma-separated seeds).
 	URL string
+
+	// DataListen is host:port of the direct data path (peer links: each
+	// sentinel's envelopes for a peer on one mutual-TLS connection instead of
+	// through NATS); DataOff turns it off. Empty: with an embedded server
+	// whose Listen host is a specific address (or with DataAdvertise set),
+	// that host on any port; else off. DataAdvertise is what peers dial
+	// (host or host:port; a host alone takes the bound port), needed when
+	// DataListen's host is unspecified (0.0.0.0).
+	DataListen    string
+	DataAdvertise string
 
 	// Replicas is R, the JetStream replication of the KV buckets. 0 means
 	// min(MaxReplicas, cluster size), the size of an embedded cluster being
@@ -104,6 +116,9 @@ var (
 // Enabled reports whether a cluster is configured at all.
 func (c Config) Enabled() bool { return c.Listen != "" || c.URL != "" }
 
+// DataPath reports whether the direct data path (peer links) is on.
+func (c Config) DataPath() bool { return c.DataListen != "" && c.DataListen != DataOff }
+
 // Embedded reports whether this sentinel runs the NATS server itself.
 func (c Config) Embedded() bool { return c.Listen != "" }
 
@@ -138,6 +153,13 @@ func (c Config) Normalize() (Config, error) {
 	}
 	if c.Replicas == 0 {
 		c.Replicas = c.defaultReplicas()
+	}
+	if c.DataListen == "" && c.Embedded() {
+		if host, _, err := net.SplitHostPort(c.Listen); err == nil {
+			if ip := net.ParseIP(host); c.DataAdvertise != "" || (host != "" && (ip == nil || !ip.IsUnspecified())) {
+				c.DataListen = net.JoinHostPort(host, "0")
+			}
+		}
 	}
 	return c, c.Validate()
 }
@@ -202,6 +224,18 @@ func (c Config) Validate() error {
 		}
 		if (c.Auth.User == "" || c.Auth.Password == "") && c.Auth.NkeySeedFile == "" {
 			bad("auth: user and password or an nkey seed file are required")
+		}
+	}
+	if c.DataPath() {
+		host, _, err := net.SplitHostPort(c.DataListen)
+		switch ip := net.ParseIP(host); {
+		case err != nil:
+			bad("data_listen %q: %v", c.DataListen, err)
+		case c.DataAdvertise == "" && (host == "" || (ip != nil && ip.IsUnspecified())):
+			bad("data_listen %q has no specific host: set data_advertise to the name peers dial", c.DataListen)
+		}
+		if c.Auth.User == "" || c.Auth.Password == "" {
+			bad("data_listen: the direct data path authenticates peers with the cluster user and password; set them or data_listen: off")
 		}
 	}
 	if c.TLS.Cert == "" || c.TLS.Key == "" || c.TLS.CA == "" {
