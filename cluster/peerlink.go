@@ -530,9 +530,34 @@ type outLink struct {
 	qmu    sync.Mutex
 	q      [][]byte
 	qbytes int
+
+	// cmu guards conn, the connection of the session in progress (nil between sessions).
+	cmu  sync.Mutex
+	conn net.Conn
 }
 
-func (o *outLink) stop() { o.once.Do(func() { close(o.quit) }) }
+// stop ends the link: a write blocked on a frozen peer ends at once, not at its deadline.
+func (o *outLink) stop() {
+	o.once.Do(func() {
+		close(o.quit)
+		o.cmu.Lock()
+		if o.conn != nil {
+			o.conn.Close()
+		}
+		o.cmu.Unlock()
+	})
+}
+
+// setConn records the session's connection; false when the link was stopped meanwhile.
+func (o *outLink) setConn(c net.Conn) bool {
+	o.cmu.Lock()
+	defer o.cmu.Unlock()
+	if o.stopped() {
+		return false
+	}
+	o.conn = c
+	return true
+}
 
 // publish queues env on the link when it is up, else publishes it over NATS.
 func (o *outLink) publish(env []byte) error {
@@ -609,6 +634,10 @@ func (o *outLink) session() error {
 		return err
 	}
 	defer tc.Close()
+	if !o.setConn(tc) {
+		return nil
+	}
+	defer o.setConn(nil)
 	// The switch: no NATS publish to the peer can come after the marker.
 	o.mu.Lock()
 	if err := o.l.marker(o.peer, token); err != nil {

@@ -94,7 +94,9 @@ start_form() {
     CPU="sentinel=$SPID,agent=$AGENT_PID"
     return
   fi
-  local ports a b apid bpid i routes
+  local ports a b apid bpid i routes data=()
+  # nats: the same cluster with the direct data path off (envelopes through NATS).
+  [[ $1 == nats ]] && data=(FAME_CLUSTER_DATA_LISTEN=off)
   # Two route ports and two NATS client ports, all chosen now.
   ports=()
   for i in 1 2 3 4; do ports+=("$(free_port)"); done
@@ -105,11 +107,16 @@ start_form() {
       FAME_CLUSTER_LISTEN="127.0.0.1:${ports[i]}" FAME_CLUSTER_CLIENT_LISTEN="127.0.0.1:${ports[i + 2]}" \
       FAME_CLUSTER_ROUTES="$routes" FAME_CLUSTER_DATA_DIR="$work/nats-$i" \
       FAME_CLUSTER_TLS_CERT="$work/cluster.crt" FAME_CLUSTER_TLS_KEY="$work/cluster.key" \
-      FAME_CLUSTER_TLS_CA="$work/ca/root-ca.crt" FAME_CLUSTER_USER=fame-cluster FAME_CLUSTER_PASSWORD="$CLUSTER_PASSWORD"
+      FAME_CLUSTER_TLS_CA="$work/ca/root-ca.crt" FAME_CLUSTER_USER=fame-cluster FAME_CLUSTER_PASSWORD="$CLUSTER_PASSWORD" \
+      "${data[@]}"
     if [[ $i == 0 ]]; then a=$ADDR apid=$SPID; else b=$ADDR bpid=$SPID; fi
   done
   wait_metric "$a" fame_cluster_peer_transitions_total 'state="up"' 1 30 "$apid"
   wait_metric "$b" fame_cluster_peer_transitions_total 'state="up"' 1 30 "$bpid"
+  if [[ $1 == cluster ]]; then # both peer links carrying envelopes before the first call
+    wait_metric "$a" fame_cluster_links_total 'event="up"' 1 30 "$apid"
+    wait_metric "$b" fame_cluster_links_total 'event="up"' 1 30 "$bpid"
+  fi
   start_agent "$b"
   # The client's sentinel must see the replica on B before the first call.
   wait_metric "$a" fame_cluster_directory_replicas 'state="up"' 1 30 "$apid"
@@ -130,7 +137,7 @@ stop_form() {
 }
 
 scenarios=("seq|sequential (1 caller)|-c 1" "c50|50 callers|-c 50")
-forms=(single cluster)
+forms=(single cluster nats)
 limit=$(($(secs "$D") + $(secs "$WARMUP") + $(secs "$CALL_TIMEOUT") + 30))
 
 for ((rep = 1; rep <= REPEAT; rep++)); do
@@ -144,11 +151,13 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
       # shellcheck disable=SC2086 # flags are words on purpose
       timeout --kill-after=5 "$limit" "$BIN/fame" bench -url "$URL" -d "$D" -warmup "$WARMUP" -timeout "$CALL_TIMEOUT" \
         -cpu "$CPU" -json $flags >"$f.json" 2>"$f.err" || rc=$?
-      if [[ $form == cluster && -s $f.json ]]; then
-        # Proof that the calls crossed the bus: A's remote and local routing counters.
+      if [[ $form != single && -s $f.json ]]; then
+        # Proof that the calls crossed to B: A's remote and local routing counters, and what
+        # A sent on its peer link (none with the data path off).
         jq --argjson r "$(metric "$A_ADDR" fame_cluster_routed_total 'where="remote"')" \
           --argjson l "$(metric "$A_ADDR" fame_cluster_routed_total 'where="local"')" \
-          '. + {routed_remote: $r, routed_local: $l}' "$f.json" >"$f.tmp" && mv "$f.tmp" "$f.json"
+          --argjson k "$(metric "$A_ADDR" fame_cluster_link_envelopes_total 'result="sent"')" \
+          '. + {routed_remote: $r, routed_local: $l, link_sent: $k}' "$f.json" >"$f.tmp" && mv "$f.tmp" "$f.json"
       fi
       echo "$rc" >"$f.rc"
       if [[ -s $f.json ]]; then
@@ -196,8 +205,10 @@ section=$work/cluster.md
   echo "\`make bench-cluster\` (\`scripts/bench-cluster.sh\`), $STARTED."
   echo "Single: one sentinel, the math agent and the client on it. Cluster: sentinels A and B clustered over"
   echo "the embedded NATS (mutual TLS 1.3 from the stack CA, user/password auth), the agent attached to B, the"
-  echo "client to A, so every request and every reply crosses the bus once. Open security profile, same"
-  echo "\`fame bench\` load ($WARMUP warm-up, $D measured); the two forms alternate run by run; each cell is the median"
+  echo "client to A, so every request and every reply crosses from one sentinel to the other once, on the direct"
+  echo "data path (each sentinel's peer link: mutual TLS to the other, \`cluster/peerlink.go\`). NATS: the same"
+  echo "cluster with \`data_listen: off\`, every envelope through NATS. Open security profile, same"
+  echo "\`fame bench\` load ($WARMUP warm-up, $D measured); the forms alternate run by run; each cell is the median"
   echo "of $REPEAT run(s) by throughput. Four processes share the cores in the cluster form, three in the single one."
   echo
   echo "| scenario | single sentinel | cluster: client on A, replica on B | cluster vs single | target | |"
@@ -216,6 +227,12 @@ section=$work/cluster.md
     echo "| sequential: throughput | $(cell single seq tput) | $(cell cluster seq tput) | $(jq -n "$(j cluster-seq .calls_per_sec) / $(j single-seq .calls_per_sec) * 100 | round")% | | |"
   else
     echo "| sequential: latency | $(cell single seq lat) | $(cell cluster seq lat) | — | added p50 ≤ 150 µs | **missed** |"
+  fi
+  if ok "$work/single-c50.json" && ok "$work/nats-c50.json" && ok "$work/single-seq.json" && ok "$work/nats-seq.json"; then
+    echo
+    echo "Over NATS only (\`data_listen: off\`), same runs: 50 callers $(cell nats c50 tput)" \
+      "($(jq -n "$(j nats-c50 .calls_per_sec) / $(j single-c50 .calls_per_sec) * 100 | round")% of single)," \
+      "sequential $(cell nats seq lat) (p50 +$(jq -n "$(j nats-seq .p50_us) - $(j single-seq .p50_us) | round") µs)."
   fi
   echo
   echo "CPU time per call (µs; utime + stime from /proc over the measured window ÷ calls, 10 ms ticks):"
@@ -240,7 +257,7 @@ section=$work/cluster.md
       for ((rep = 1; rep <= REPEAT; rep++)); do
         f=$work/$form-$name-$rep.json
         if [[ -s $f ]]; then
-          line+=" $(jq -r '"\(.calls_per_sec|round)/s \(.p50_us|round) µs\(if .stalled then " stalled" else "" end)\(if .routed_remote then " (A routed \(.routed_remote) remote, \(.routed_local) local)" else "" end)"' "$f");"
+          line+=" $(jq -r '"\(.calls_per_sec|round)/s \(.p50_us|round) µs\(if .stalled then " stalled" else "" end)\(if .routed_remote then " (A routed \(.routed_remote) remote, \(.routed_local) local; \(.link_sent) on its link)" else "" end)"' "$f");"
         else
           line+=" no result;"
         fi
