@@ -283,6 +283,12 @@ if [ "$(cat "$ROOT/compose/.secrets/stack-profile.$COMPOSE_PROJECT_NAME")" = clu
   remote=$(routed_remote sentinel)
   [ -n "$remote" ] && [ "${remote%.*}" -gt 0 ] || fail "the client's sentinel forwarded no call over the cluster bus (fame_cluster_routed_total{where=\"remote\"} = '$remote')"
   echo "sentinel (the client's) forwarded $remote envelopes to the replicas' sentinels over the bus"
+  # ... on its peer links (the direct data path, data_listen/data_advertise in env/cluster.env
+  # and docker-compose.cluster.yml), not through NATS.
+  linked=$(curl -fsS --max-time 10 --cacert "$ROOT/compose/.secrets/ca/root-ca.crt" -H "Authorization: Bearer dev-admin-token-4f2c9a7e1b" \
+    "https://$published/metrics" | awk '$1 == "fame_cluster_link_envelopes_total{result=\"sent\"}" { print $2 }')
+  [ -n "$linked" ] && [ "${linked%.*}" -gt 0 ] || fail "the client's sentinel sent nothing on its peer links (fame_cluster_link_envelopes_total{result=\"sent\"} = '$linked')"
+  echo "of which $linked on its peer links (direct data path)"
   # Replica 1's re-attaches so far (its log keeps those of earlier runs of the container).
   reattached() { "$STACK" compose logs --no-color math-agent-replica1 2>&1 | grep "reconnected.*path=/" || true; }
   before=$(reattached | wc -l)
