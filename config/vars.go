@@ -95,8 +95,8 @@ var Vars = []Var{
 	{"FAME_CLUSTER_TLS_CERT", "sentinel", Override, "cluster.tls.cert", "", "PEM certificate of this sentinel for routes and client links (stack CA)"},
 	{"FAME_CLUSTER_TLS_KEY", "sentinel", Override, "cluster.tls.key", "", "its PEM key"},
 	{"FAME_CLUSTER_TLS_CA", "sentinel", Override, "cluster.tls.ca", "", "PEM CA bundle cluster peers must chain to"},
-	{"FAME_CLUSTER_USER", "sentinel", Override, "cluster.auth.user", "", "NATS user of routes and client links"},
-	{"FAME_CLUSTER_PASSWORD", "sentinel", Override, "cluster.auth.password", "", "its password (required for the embedded server: routes use it)"},
+	{"FAME_CLUSTER_USER", "sentinel", Override, "cluster.auth.user", "", "NATS user of routes and client links (and of peer links)"},
+	{"FAME_CLUSTER_PASSWORD", "sentinel", Override, "cluster.auth.password", "", "its password (required for the embedded server and the data path: routes and peer links use it)"},
 	{"FAME_CLUSTER_NKEY_SEED_FILE", "sentinel", Override, "cluster.auth.nkey_seed_file", "", "client links authenticate with this nkey user seed instead of the password"},
 	{"FAME_CLUSTER_HEARTBEAT", "sentinel", Override, "cluster.heartbeat", clustercfg.DefaultHeartbeat.String(), "sentinel heartbeat period; 3 missed (missed_beats) = down"},
 
