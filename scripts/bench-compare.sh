@@ -109,6 +109,7 @@ scenarios=(
   "open400|open loop 400 calls/s (≤ 32 in flight)|-rate 400 -c 32|"
   "c50|50 callers|-c 50|"
   "c500|500 callers|-c 500|"
+  "c50nofc|50 callers, flow control off on every process (FAME_FLOW_CONTROL=0)|-c 50|FAME_FLOW_CONTROL=0"
   "oseq|overlay (every envelope signed), sequential|-c 1|$OVERLAY"
   "o50|overlay (every envelope signed), 50 callers|-c 50|$OVERLAY"
 )
@@ -462,7 +463,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "- command: \`BENCH_REPEAT=$REPEAT BENCH_D=$D BENCH_WARMUP=$WARMUP BENCH_CALL_TIMEOUT=$CALL_TIMEOUT scripts/bench-compare.sh\`"
   echo
   echo "Setup: loopback, open security profile (overlay rows: every process in the overlay profile,"
-  echo "every envelope EdDSA-signed and verified), at-most-once delivery, default flow control. Per"
+  echo "every envelope EdDSA-signed and verified), at-most-once delivery, default flow control (credits;"
+  echo "one row with it off on every process). Per"
   echo "scenario and sentinel, a fresh sentinel and one Go \`math-agent\` (MATH_LOGICAL=fame.fabric);"
   echo "the load is \`fame bench\` calling \`add({x:3,y:4})\` (answer checked) on one client connection,"
   echo "$WARMUP warm-up then $D measured. Closed loop: every caller calls back to back. Open loop:"
@@ -477,6 +479,20 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo
   cat "$table"
   echo
+  if [[ $(status ref c50) == stalled ]]; then
+    echo "Why the TS reference stalls at 50 callers with flow control on (its default, and ours): each of"
+    echo "its connectors runs one receive loop that awaits the forwarding of every envelope it reads, and"
+    echo "forwarding waits for the destination flow's credits (a window of 32). With more than a window of"
+    echo "calls in flight, the client's loop waits for credits from the agent while the agent's loop, which"
+    echo "would read the agent's CreditUpdate, waits for credits from the client: both loops hold the"
+    echo "CreditUpdate that would free the other, and every call hangs. Seen from our side of its sockets:"
+    echo "the last CreditUpdate our agent and our client sent was written and never applied, with 16"
+    echo "requests and 34 replies held in the TS sentinel (one stalled run by hand, 2026-12-05). By hand it"
+    echo "stalled in 6 of 12 fresh starts at 50 callers (\"Every run\" below has this table's); with"
+    echo "\`FAME_FLOW_CONTROL=0\` on every process it did not in 5 of 5 (and see that row). Our sentinel's readers never wait on a"
+    echo "destination (a full queue is a refusal to the sender), so flow control does not deadlock it."
+    echo
+  fi
   if [[ -s $cluster_md ]]; then
     cat "$cluster_md"
     echo
