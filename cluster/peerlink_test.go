@@ -124,7 +124,7 @@ func TestLinkSwitchKeepsOrder(t *testing.T) {
 	enableLinks(t, a)
 	var sink seqSink
 	probes := make(chan struct{}, 64)
-	// A slow receiver: NATS deliveries fall behind, so that the link's first
+	// A slow receiver (twice as slow as the sender): NATS deliveries fall behind, so that the link's first
 	// envelopes would overtake them if the link did not wait for its marker.
 	var slow atomic.Bool
 	if err := b.Subscribe(func(from string, env []byte) {
@@ -133,7 +133,7 @@ func TestLinkSwitchKeepsOrder(t *testing.T) {
 			return
 		}
 		if slow.Load() {
-			time.Sleep(time.Millisecond)
+			time.Sleep(400 * time.Microsecond)
 		}
 		sink.fn(from, env)
 	}); err != nil {
@@ -169,7 +169,7 @@ func TestLinkSwitchKeepsOrder(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: not within 10s", what)
 			}
-			time.Sleep(100 * time.Microsecond)
+			time.Sleep(200 * time.Microsecond)
 		}
 	}
 	// 1. NATS, then the link: lb starts advertising one mid-stream.
