@@ -9,7 +9,9 @@
 #     two stacks alternate BENCH_REPEAT times (3); the median run of each (by calls/s) is shown.
 #  2. Channel encryption: our Go stack at 50 callers with every process in the overlay profile
 #     and FAME_DEFAULT_ENCRYPTION_LEVEL=channel (every request and reply sealed end to end over a
-#     SecureOpen'd channel, and signed), beside the overlay profile alone in the same run.
+#     SecureOpen'd channel, and signed), beside the overlay profile alone in the same run, and
+#     the compose stack's default: strict-overlay + channel + welcome admission (its oauth2,
+#     welcome and CA services started on loopback; FULLSTACK_STRICT=0 skips it).
 #
 # Prints a markdown section (BENCHMARKS.md keeps it under "Full stack and channel encryption").
 # Environment: BIN (bin), GO (go), BENCH_D (10s), BENCH_WARMUP (2s), BENCH_REPEAT (3),
@@ -108,6 +110,75 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
   done
 done
 
+# The strict form: strict-overlay + channel encryption + welcome admission, as the compose
+# stack's default profile, with its services on loopback: a throwaway stack CA (`fame ca init`),
+# HTTPS certificates from it, `fame oauth2` (two clients: the replicas' and the client's),
+# `fame welcome` (grants as compose/env/welcome.env) and `fame ca`. Each node gets its bearer
+# token from oauth2, is placed by welcome and certified by the CA before it attaches; the
+# sentinel checks every certificate chain and signature. The sentinel serves plain ws:// like
+# the other forms, so the figures differ by the security profile alone.
+strict_pki() {
+  "$BIN/fame" ca init -dir "$work/ca" >/dev/null 2>&1
+  "$BIN/fame" ca server-cert -dir "$work/ca" -dns "localhost,127.0.0.1" -out "$work/tls" >/dev/null
+  ROOT=$work/ca/root-ca.crt
+  SP=$(free_port) OP=$(free_port) WP=$(free_port) CP=$(free_port)
+  RS=s-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n') CS=s-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  STRICT=(FAME_SECURITY_PROFILE=strict-overlay FAME_DEFAULT_ENCRYPTION_LEVEL=channel FAME_ADMISSION_PROFILE=welcome
+    FAME_STICKINESS_LEVEL=strict FAME_JWT_TRUSTED_ISSUER=https://welcome/fame/welcome FAME_JWT_AUDIENCE=fame.fabric
+    FAME_JWKS_URL="https://127.0.0.1:$WP/fame/welcome/.well-known/jwks.json" FAME_CA_CERTS="$ROOT" SSL_CERT_FILE="$ROOT"
+    FAME_ADMISSION_SERVICE_URL="https://127.0.0.1:$WP/fame/v1/welcome/hello" FAME_ADMISSION_TOKEN_URL="https://127.0.0.1:$OP/oauth/token")
+}
+
+# up URL PID: until URL answers over HTTPS (the stack CA), at most 30 s.
+up() {
+  local i
+  for ((i = 0; i < 300; i++)); do
+    "$BIN/fame" healthcheck -q -ca "$ROOT" "$1" >/dev/null 2>&1 && return 0
+    kill -0 "$2" 2>/dev/null || { echo "bench-fullstack: process $2 exited before $1 answered" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "bench-fullstack: $1 did not answer within 30 s" >&2
+  return 1
+}
+
+start_strict() {
+  local tls=(FAME_TLS_CERT_FILE="$work/tls.crt" FAME_TLS_KEY_FILE="$work/tls.key" SSL_CERT_FILE="$ROOT")
+  env "${tls[@]}" FAME_APP_HOST=127.0.0.1 FAME_APP_PORT="$CP" FAME_CA_DIR="$work/ca" FAME_CA_CERTS="$ROOT" FAME_CA_TRUSTED_ISSUER=https://welcome/fame/welcome \
+    FAME_CA_JWKS_URL="https://127.0.0.1:$WP/fame/welcome/.well-known/jwks.json" "$BIN/fame" ca >"$work/ca.log" 2>&1 &
+  pids+=($!)
+  env "${tls[@]}" APP_HOST=127.0.0.1 APP_PORT="$OP" FAME_JWT_ISSUER="https://127.0.0.1:$OP" FAME_JWT_AUDIENCE=fame.fabric \
+    FAME_JWT_ALLOWED_SCOPES=node.connect FAME_OAUTH2_CLIENTS="math-replicas:$RS,math-client:$CS" "$BIN/fame" oauth2 >"$work/oauth2.log" 2>&1 &
+  pids+=($!)
+  up "https://127.0.0.1:$OP/healthz" "${pids[-1]}"
+  env "${tls[@]}" FAME_APP_HOST=127.0.0.1 FAME_APP_PORT="$WP" FAME_WELCOME_TARGET_SYSTEM_ID=Cb8WVCC4ML5RsFM \
+    FAME_WELCOME_ATTACH_URL="ws://127.0.0.1:$SP/fame/v1/attach/ws/downstream" FAME_CA_SERVICE_URL="https://127.0.0.1:$CP/fame/v1/ca" \
+    FAME_WELCOME_ISSUER=https://welcome/fame/welcome FAME_JWT_TRUSTED_ISSUER="https://127.0.0.1:$OP" FAME_JWT_AUDIENCE=fame.fabric \
+    FAME_WELCOME_GRANTS="sub=math-replicas system_ids=math-replica* logicals=*.fame.fabric; sub=math-client system_ids=*" \
+    "$BIN/fame" welcome >"$work/welcome.log" 2>&1 &
+  pids+=($!)
+  up "https://127.0.0.1:$WP/healthz" "${pids[-1]}"
+  up "https://127.0.0.1:$CP/fame/v1/ca/health" "${pids[-3]}"
+  URL="ws://127.0.0.1:$SP/fame/v1/attach/ws/downstream"
+  env "${STRICT[@]}" FAME_NODE_ID=Cb8WVCC4ML5RsFM FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT="$SP" "$BIN/fame" sentinel \
+    >"$work/sentinel.out" 2>"$work/sentinel.log" &
+  pids+=($!)
+  for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$SP") 2>/dev/null && break; sleep 0.1; done
+  env "${STRICT[@]}" FAME_NODE_ID=math-replica1 MATH_LOGICAL='*.fame.fabric' FAME_REQUESTED_LOGICALS='*.fame.fabric' AGENT_NAME=bench \
+    FAME_ADMISSION_CLIENT_ID=math-replicas FAME_ADMISSION_CLIENT_SECRET="$RS" "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
+  pids+=($!)
+  wait_for "$work/agent.out" READY 30 "${pids[-1]}"
+}
+
+if [[ ${FULLSTACK_STRICT:-1} == 1 ]]; then
+  strict_pki
+  for ((rep = 1; rep <= REPEAT; rep++)); do
+    echo "== strict-overlay + channel + welcome admission, 50 callers (run $rep of $REPEAT)" >&2
+    start_strict
+    client go 50 "$work/enc-strict-$rep.json" "${STRICT[@]}" FAME_ADMISSION_CLIENT_ID=math-client FAME_ADMISSION_CLIENT_SECRET="$CS"
+    stop_all
+  done
+fi
+
 files() { local p=$1; for ((rep = 1; rep <= REPEAT; rep++)); do echo "$work/$p-$rep.json"; done; }
 # shellcheck disable=SC2046 # one file name per word
 gf=$(median $(files full-go)) tf=$(median $(files full-ts)) of=$(median $(files enc-plaintext)) cf=$(median $(files enc-channel))
@@ -116,6 +187,23 @@ row() { echo "$(jq '.calls_per_sec | round' "$1") calls/s · p50 $(fmt_us "$(jq 
 runs() { for f in $(files "$1"); do jq -r '.calls_per_sec | round' "$f"; done | paste -sd' ' | sed 's/ /, /g'; }
 ratio=$(jq -n --slurpfile g "$gf" --slurpfile t "$tf" 'if $t[0].calls_per_sec > 0 then ($g[0].calls_per_sec / $t[0].calls_per_sec * 10 | round / 10) else null end')
 enc_cost=$(jq -n --slurpfile o "$of" --slurpfile c "$cf" 'if $o[0].calls_per_sec > 0 then (100 - $c[0].calls_per_sec / $o[0].calls_per_sec * 100 | round) else null end')
+strict_row() {
+  [[ -s $work/enc-strict-1.json ]] || return 0
+  # shellcheck disable=SC2046
+  sf=$(median $(files enc-strict))
+  echo "| strict-overlay + channel, welcome admission (the compose stack's default profile; oauth2, welcome and CA on loopback) | $(row "$sf") | $(runs enc-strict) |"
+}
+strict_note() {
+  if [[ ! -s $work/enc-strict-1.json ]]; then
+    echo " Strict-overlay was not run (FULLSTACK_STRICT=0)."
+    return
+  fi
+  local sf
+  # shellcheck disable=SC2046
+  sf=$(median $(files enc-strict))
+  echo " Strict-overlay + channel does $(jq -n --slurpfile s "$sf" --slurpfile c "$cf" 'if $c[0].calls_per_sec > 0 then ($s[0].calls_per_sec / $c[0].calls_per_sec * 100 | round) else null end') % of overlay + channel's calls"
+  echo "(certificate chains are checked when a key is announced, not per call; admission happens once per node)."
+}
 verdict=missed
 [[ $ratio != null ]] && [[ $(jq -n "$ratio >= 30") == true ]] && verdict=met
 
@@ -134,8 +222,7 @@ $(date -u '+%Y-%m-%d %H:%M UTC'); load average before: $(cut -d' ' -f1-3 /proc/l
 |---|---|---|
 | signed (overlay) | $(row "$of") | $(runs enc-plaintext) |
 | signed and channel-encrypted (FAME_DEFAULT_ENCRYPTION_LEVEL=channel) | $(row "$cf") | $(runs enc-channel) |
+$(strict_row)
 
-Channel encryption costs ${enc_cost} % of the overlay throughput here. Under strict-overlay the per-call work
-is the same as overlay + channel (certificate chains are checked when a key is announced, not per call);
-the admission services it needs are not started by this script.
+Channel encryption costs ${enc_cost} % of the overlay throughput here.$(strict_note)
 EOF
