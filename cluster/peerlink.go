@@ -440,41 +440,50 @@ func (l *links) handshake(raw net.Conn) (linkHello, *tls.Conn, bool) {
 		l.refuse(tc, "", refuseHello, "reading hello: "+err.Error(), true)
 		return h, nil, false
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		l.refuse(tc, "", refuseHello, "hello is not JSON", true)
+	h, reason, detail := checkHello(b, l.cfg)
+	if reason != "" {
+		from := h.From
+		if !validID(from) {
+			from = ""
+		}
+		l.refuse(tc, from, reason, detail, true)
 		return h, nil, false
 	}
-	from := h.From
-	if !validID(from) {
-		from = ""
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		l.refuse(tc, h.From, refuseClosing, "sentinel is closing", true)
+		return h, nil, false
+	}
+	ok, _ := json.Marshal(linkAnswer{OK: true})
+	if err := writeFrame(tc, ok); err != nil {
+		return h, nil, false
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return h, tc, true
+}
+
+// checkHello decodes and checks a hello for the sentinel of cfg: the refusal
+// reason and its detail, or "" when the dialer may send.
+func checkHello(b []byte, cfg Config) (linkHello, string, string) {
+	var h linkHello
+	if err := json.Unmarshal(b, &h); err != nil {
+		return linkHello{}, refuseHello, "hello is not JSON"
 	}
 	switch {
 	case h.V != linkVersion:
-		l.refuse(tc, from, refuseVersion, "link version "+strconv.Itoa(h.V)+", want "+strconv.Itoa(linkVersion), true)
-	case h.Cluster != l.cfg.Name:
-		l.refuse(tc, from, refuseCluster, "hello for cluster "+strconv.Quote(h.Cluster), true)
-	case from == "" || from == l.cfg.SentinelID || h.Token == "" || len(h.Token) > 64:
-		l.refuse(tc, from, refuseHello, "bad sender id or token", true)
-	case h.To != l.cfg.SentinelID:
-		l.refuse(tc, from, refuseTarget, "hello for sentinel "+strconv.Quote(h.To), true)
-	case !credentialsMatch(h.User, h.Password, l.cfg.Auth):
-		l.refuse(tc, from, refuseCredentials, "cluster user or password does not match", true)
-	default:
-		l.mu.Lock()
-		closed := l.closed
-		l.mu.Unlock()
-		if closed {
-			l.refuse(tc, from, refuseClosing, "sentinel is closing", true)
-			return h, nil, false
-		}
-		ok, _ := json.Marshal(linkAnswer{OK: true})
-		if err := writeFrame(tc, ok); err != nil {
-			return h, nil, false
-		}
-		_ = raw.SetDeadline(time.Time{})
-		return h, tc, true
+		return h, refuseVersion, "link version " + strconv.Itoa(h.V) + ", want " + strconv.Itoa(linkVersion)
+	case h.Cluster != cfg.Name:
+		return h, refuseCluster, "hello for cluster " + strconv.Quote(h.Cluster)
+	case !validID(h.From) || h.From == cfg.SentinelID || h.Token == "" || len(h.Token) > 64:
+		return h, refuseHello, "bad sender id or token"
+	case h.To != cfg.SentinelID:
+		return h, refuseTarget, "hello for sentinel " + strconv.Quote(h.To)
+	case !credentialsMatch(h.User, h.Password, cfg.Auth):
+		return h, refuseCredentials, "cluster user or password does not match"
 	}
-	return h, nil, false
+	return h, "", ""
 }
 
 // credentialsMatch compares in constant time (both fields, always).
