@@ -60,7 +60,10 @@ type Bus interface {
 	// wait for the peer (nats.go buffers, also while reconnecting).
 	Publish(to string, env []byte) error
 	// Subscribe delivers envelopes addressed to this sentinel, with the
-	// sending sentinel's id, to fn on one goroutine, in order. Once.
+	// sending sentinel's id, to fn, each sender's in the order it sent them.
+	// fn is called from NATS's delivery goroutine and, with peer links, from
+	// one reader goroutine per link at once: it must be safe for concurrent
+	// use. Once.
 	Subscribe(fn func(from string, env []byte)) error
 	// State returns a peer's liveness (PeerDown for one never heard).
 	State(sentinel string) PeerState
