@@ -69,7 +69,8 @@ bench-instr:
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-instr.sh $(BASE)
 
 # The full Go stack against the full reference TS stack (TS client, sentinel and agent) at 32
-# callers, and our stack signed vs signed + channel-encrypted at 50 (Node 20, jq, python3); prints
+# callers, and our stack signed vs signed + channel-encrypted vs strict-overlay + welcome admission at
+# 50 (Node 20, jq, python3); prints
 # the markdown section BENCHMARKS.md keeps.
 bench-fullstack: build
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-fullstack.sh
