@@ -15,6 +15,7 @@ import (
 
 	"github.com/fame-go/fame/cluster"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // Clustered routing (issue #15, docs/cluster.md). A clustered sentinel is given its cluster
@@ -773,11 +774,11 @@ func (s *Sentinel) deliverFromPeer(from string, target, msg []byte) {
 		s.nackFromPeer(&h, envelope.CodeOverloaded, overloadReason(limitPending, string(h.To)))
 		return
 	}
-	if why := dst.forward(msg, &h, nil); why != queueOK {
+	if why := dst.forward(msg, &h, nil); why != wsengine.Accepted {
 		dst.untrack(&h)
 		cl.refused(busRefusedOverloaded, from, why, "replica", dst.systemID)
 		code := envelope.CodeOverloaded
-		if why == queueClosed {
+		if why == wsengine.RefusedClosed {
 			code = envelope.CodeRouteConnectorClosed
 		}
 		s.nackFromPeer(&h, code, "Route to "+dst.systemID+" refused: "+why)

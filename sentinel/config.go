@@ -281,7 +281,7 @@ type StorageOptions struct {
 	StoragePath    string
 }
 
-// LimitOptions bound per-connection and sentinel-wide resources (limits.go, queue.go).
+// LimitOptions bound per-connection and sentinel-wide resources (limits.go; the send queue, internal/wsengine.Queue).
 type LimitOptions struct {
 	SendQueue     int
 	WriteTimeout  time.Duration

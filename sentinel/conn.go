@@ -41,7 +41,7 @@ type conn struct {
 	flowID    string // the sentinel's own flow on this connection
 	principal *Principal
 
-	q         *sendQueue
+	q         *wsengine.Queue[*conn]
 	cork      *corkconn.Conn // the socket under ws, corked by the writer around batches; nil if unknown
 	done      chan struct{}
 	closeOnce sync.Once
@@ -131,7 +131,7 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
 		flowID: envelope.NewID(),
-		q:      newSendQueue(&s.limits.queued, queueLimits{count: lim.SendQueue, bytes: lim.SendQueueBytes, globalBytes: s.opts.GlobalQueueBytes}),
+		q:      wsengine.NewQueue(&queuePool, &s.limits.queued, wsengine.Limits{Count: lim.SendQueue, Bytes: lim.SendQueueBytes, GlobalBytes: s.opts.GlobalQueueBytes}),
 		done:   make(chan struct{}),
 		// seq, recvCredits and pending are made on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.
@@ -194,7 +194,7 @@ func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
 }
 
 // forward re-stamps an envelope received from src for this connection and queues it. It
-// returns queueOK, queueClosed when this connection is gone, or the limit that refused it
+// returns wsengine.Accepted, wsengine.RefusedClosed when this connection is gone, or the limit that refused it
 // (counted and logged here; the caller nacks the sender OVERLOADED).
 func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	c.seqMu.Lock()
@@ -209,7 +209,7 @@ func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	} else {
 		why = c.enqueueLocked(bp, src)
 	}
-	if why != queueOK && why != queueClosed {
+	if why != wsengine.Accepted && why != wsengine.RefusedClosed {
 		c.overloaded(why, src, h)
 	}
 	return why
@@ -237,9 +237,9 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 	}
 	*bp = b
 	switch why := c.enqueueLocked(bp, nil); why {
-	case queueOK:
+	case wsengine.Accepted:
 		return true
-	case queueClosed:
+	case wsengine.RefusedClosed:
 	default:
 		c.overloaded(why, nil, nil)
 	}
@@ -259,7 +259,7 @@ func (c *conn) sendCredit(flowID, traceID string) {
 	}
 	*bp = b
 	c.seqMu.Lock()
-	if why := c.enqueueLocked(bp, nil); why != queueOK && why != queueClosed {
+	if why := c.enqueueLocked(bp, nil); why != wsengine.Accepted && why != wsengine.RefusedClosed {
 		c.overloaded(why, nil, nil)
 	}
 	c.seqMu.Unlock()
@@ -267,26 +267,26 @@ func (c *conn) sendCredit(flowID, traceID string) {
 
 // enqueueLocked never blocks: when the connection's writing is idle the envelope is written
 // at once (writeDirect, which does not wait for the peer), else queued. When a bound refuses
-// it the caller gets the reason (see sendQueue.push). Either way b goes back to the pool.
+// it the caller gets the reason (see wsengine.Queue.Push). Either way b goes back to the pool.
 // Call with seqMu held, which keeps the wire order equal to the seqId order.
 func (c *conn) enqueueLocked(b *[]byte, src *conn) string {
-	if wsengine.CanDirect(c.cork, len(*b)) && c.q.claimDirect() && c.writeDirect(b) {
-		return queueOK
+	if wsengine.CanDirect(c.cork, len(*b)) && c.q.ClaimDirect() && c.writeDirect(b) {
+		return wsengine.Accepted
 	}
-	why := c.q.push(b, src)
-	if why != queueOK {
+	why := c.q.Push(b, src)
+	if why != wsengine.Accepted {
 		putBuf(b)
 	}
 	return why
 }
 
 // enqueueForReader queues b, routed by src's reader goroutine (forward from route), for src's
-// reader to write itself before its next read (sendQueue.pushDeferred, flushOwed): all
+// reader to write itself before its next read (wsengine.Queue.PushDeferred, flushOwed): all
 // that one read brought for this connection then goes out in one system call, and no writer
 // goroutine is woken while the connection keeps up. Call with seqMu held.
 func (c *conn) enqueueForReader(b *[]byte, src *conn) string {
-	why, owe := c.q.pushDeferred(b, src)
-	if why != queueOK {
+	why, owe := c.q.PushDeferred(b, src)
+	if why != wsengine.Accepted {
 		putBuf(b)
 		return why
 	}
@@ -295,7 +295,7 @@ func (c *conn) enqueueForReader(b *[]byte, src *conn) string {
 		src.owed = append(src.owed, c)
 		src.owedMu.Unlock()
 	}
-	return queueOK
+	return wsengine.Accepted
 }
 
 // flushOwed writes what this connection's reader queued on other connections (and its own)
@@ -305,7 +305,7 @@ func (c *conn) flushOwed() {
 	c.owedMu.Lock()
 	defer c.owedMu.Unlock()
 	for i, d := range c.owed {
-		d.q.flushOwed(d)
+		d.q.FlushOwed(d.cork, d.writeCorked)
 		c.owed[i] = nil
 	}
 	c.owed = c.owed[:0]
@@ -314,14 +314,14 @@ func (c *conn) flushOwed() {
 // writeCorked writes a batch into the cork a caller took with TryCork and makes one
 // non-blocking write (wsengine.WriteCorked for many messages). The batch stays the caller's
 // (release). Partial: the rest is corked for the writer goroutine; an error is left for it too.
-func (c *conn) writeCorked(batch []queued) (wsengine.Outcome, error) {
+func (c *conn) writeCorked(batch []wsengine.Item[*conn]) (wsengine.Outcome, error) {
 	for _, it := range batch {
-		if err := c.ws.Write(context.Background(), websocket.MessageBinary, *it.b); err != nil {
+		if err := c.ws.Write(context.Background(), websocket.MessageBinary, *it.B); err != nil {
 			return wsengine.Partial, fmt.Errorf("reader flush: %w", err)
 		}
 		c.tx.Add(1)
 		if c.s.opts.ShowEnvelopes {
-			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *it.b)
+			c.s.showEnvelope("Sent envelope to "+c.urlID+" 🚀", *it.B)
 		}
 	}
 	return wsengine.Release(c.cork)
@@ -331,11 +331,11 @@ func (c *conn) writeCorked(batch []queued) (wsengine.Outcome, error) {
 // reports false when the socket is busy (a control frame being written): b must be queued.
 // What the socket could not take at once, and a failure, are left to the writer goroutine:
 // it flushes the rest under the slow-consumer deadline, or meets the error and closes the
-// connection, on a goroutine that holds no seqMu. Call after claimDirect.
+// connection, on a goroutine that holds no seqMu. Call after ClaimDirect.
 func (c *conn) writeDirect(b *[]byte) bool {
 	out, err := wsengine.Direct(c.ws, c.cork, *b)
 	if out == wsengine.Busy {
-		c.q.endDirect(false)
+		c.q.EndDirect(false)
 		return false
 	}
 	if err == nil {
@@ -345,31 +345,31 @@ func (c *conn) writeDirect(b *[]byte) bool {
 		}
 	}
 	putBuf(b)
-	c.q.endDirect(out == wsengine.Partial)
+	c.q.EndDirect(out == wsengine.Partial)
 	return true
 }
 
-// startWriter starts the writer goroutine; the send queue calls it (through setWriter) when a
+// startWriter starts the writer goroutine; the send queue calls it (through SetWriter) when a
 // push ends an empty spell, so a connection has a writer only while it has something to send.
 func (c *conn) startWriter() {
 	c.s.wg.Add(1)
 	go c.writer()
 }
 
-// writer is the only goroutine that writes to the socket while it runs (sendQueue.run): it
+// writer is the only goroutine that writes to the socket while it runs (wsengine.Queue.Run): it
 // writes what is queued in batches and exits after the queue stayed empty for writerLinger.
 func (c *conn) writer() {
 	defer c.s.wg.Done()
-	c.q.run(c.done, c.writeBatchOrClose)
+	c.q.Run(c.done, c.writeBatchOrClose)
 }
 
 // writeBatchOrClose writes a batch; when that fails the connection is closed (writeFailed)
 // and what is still queued is freed.
-func (c *conn) writeBatchOrClose(batch []queued) bool {
+func (c *conn) writeBatchOrClose(batch []wsengine.Item[*conn]) bool {
 	if c.writeBatch(batch) {
 		return true
 	}
-	c.q.close()
+	c.q.Close()
 	return false
 }
 
@@ -383,7 +383,7 @@ const (
 // writeBatch writes a batch in one system call: the socket is corked while the envelopes are
 // written and flushed once at the end. The write deadline covers the whole batch, including
 // flushes the cork makes on its own when its buffer fills.
-func (c *conn) writeBatch(batch []queued) bool {
+func (c *conn) writeBatch(batch []wsengine.Item[*conn]) bool {
 	timeout := c.limits.o().SlowConsumerTimeout
 	if c.cork != nil {
 		_ = c.cork.SetWriteDeadline(time.Now().Add(timeout))
@@ -391,7 +391,7 @@ func (c *conn) writeBatch(batch []queued) bool {
 	}
 	ok := true
 	for _, it := range batch {
-		if ok = c.writeOne(it.b, timeout); !ok {
+		if ok = c.writeOne(it.B, timeout); !ok {
 			break
 		}
 	}
@@ -438,7 +438,7 @@ func (c *conn) writeFailed(err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		t := c.limits.o().SlowConsumerTimeout
-		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.queuedBytes())
+		c.limits.refused(limitSlowConsumer, c.urlID, c.remote, "slow consumer cut", "timeout", t, "queued_bytes", c.q.Bytes())
 		c.close(websocket.StatusPolicyViolation, "slow consumer: nothing read for "+t.String())
 		return
 	}
@@ -534,7 +534,7 @@ func (c *conn) close(code websocket.StatusCode, reason string) {
 		if c.pingOn.Load() {
 			c.s.pings.remove(c)
 		}
-		c.q.close() // what was queued for a closed peer is freed (and uncounted) now
+		c.q.Close() // what was queued for a closed peer is freed (and uncounted) now
 		c.owner.connClosed(c, reason)
 		if len(reason) > 120 {
 			reason = reason[:120]
@@ -632,3 +632,6 @@ func attachErr(format string, args ...any) error {
 func getBuf() *[]byte { return bufpool.Get() }
 
 func putBuf(b *[]byte) { bufpool.Put(b) }
+
+// queuePool holds the rings and writer batches of every connection's send queue.
+var queuePool wsengine.Pool[*conn]

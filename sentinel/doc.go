@@ -52,8 +52,8 @@
 //     call re-pins elsewhere); the status ("draining", then "drained") rides in the payload of
 //     the replica's NodeHeartbeatAcks and is pushed to it when an operator starts the drain and
 //     when it ends. Its loop goroutine runs from the first drain until the router closes.
-//   - conn (conn.go, serve.go, queue.go) is the per-connection engine: reader, bounded send
-//     queue, on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
+//   - conn (conn.go, serve.go) is the per-connection engine: reader, bounded send
+//     queue (internal/wsengine.Queue, shared with the node SDK), on-demand writer, credits; the ping sweeper (conn.go) probes the serving ones. It implements peer, and reports its close once to its
 //     owner (connOwner: Sentinel.connClosed) instead of calling into the router.
 //
 // Goroutines: an idle connection has one, its reader (conn.serve, started by handleAttach so
@@ -92,11 +92,11 @@
 //     chooses the member: channel binding, session binding, else the balancer, which pins it.
 //  7. route.go, on the chosen conn: trackPending remembers a request awaiting its reply (so the
 //     replica's death nacks it), and conn.forward (conn.go) re-stamps the bytes into a pooled
-//     buffer under seqMu and pushes them on the sendQueue (queue.go). A full queue, a sender's
+//     buffer under seqMu and pushes them on its send queue (internal/wsengine.Queue). A full queue, a sender's
 //     fair share or the global byte bound refuses: the sender is nacked OVERLOADED
 //     (nackOverloaded, limits.go) and its reader throttled.
 //  8. What a reader routes is queued without waking the destination's writer when that
-//     writer is idle (enqueueForReader, sendQueue.pushDeferred), and the same reader writes it
+//     writer is idle (enqueueForReader, wsengine.Queue.PushDeferred), and the same reader writes it
 //     out itself right before its next read from its socket (the corkconn read hook,
 //     flushOwed): everything one read brought for a connection goes out corked in one
 //     non-blocking system call, leaving what the socket cannot take to the writer. The
@@ -162,7 +162,7 @@
 // # Bounds
 //
 // Under hostile load the sentinel stays bounded and says what it refuses (limits.go): send
-// queues are bounded in envelopes and bytes, per connection and in total (queue.go); a full
+// queues are bounded in envelopes and bytes, per connection and in total (internal/wsengine.Queue); a full
 // queue nacks the *sender* OVERLOADED and slows its reads, so a flood costs the flooder, not
 // the destination or other senders. Routes, capability entries, keys and open requests per
 // connection, connections, and attach attempts per address are capped; each refusal carries a

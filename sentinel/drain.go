@@ -74,7 +74,7 @@ type drainPeer interface {
 	takePending() []pendingReq
 }
 
-func (c *conn) queuedBytes() int64 { return c.q.queuedBytes() }
+func (c *conn) queuedBytes() int64 { return c.q.Bytes() }
 
 // drainDeps is what the drainer is built with.
 type drainDeps struct {

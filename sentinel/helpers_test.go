@@ -17,6 +17,7 @@ import (
 
 	"github.com/fame-go/fame/config"
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 type testSentinel struct {
@@ -225,4 +226,12 @@ func (p *rawPeer) expectClosed(t *testing.T, code websocket.StatusCode, reasonPa
 		}
 		return
 	}
+}
+
+// drainQueue makes c's queue drain as its writer goroutines would, without a socket: the
+// writers run the real loop (wsengine.Queue.Run) and release what they take.
+func drainQueue(c *conn) {
+	c.q.SetWriter(func() {
+		go c.q.Run(c.done, func([]wsengine.Item[*conn]) bool { return true })
+	})
 }

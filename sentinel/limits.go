@@ -13,6 +13,8 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/fame-go/fame/internal/wsengine"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
@@ -27,17 +29,17 @@ const CodeLimitExceeded = "LIMIT_EXCEEDED"
 // Reasons of fame_limit_refusals_total. One label set per limit, so an operator sees which
 // bound a hostile (or merely busy) peer ran into.
 const (
-	limitQueue        = "send_queue"       // the destination's queue is full: the sender is nacked
-	limitQueueFair    = "send_queue_share" // one sender holds most of a busy destination's queue
-	limitGlobalQueue  = "global_queue"     // all queues together hold GlobalQueueBytes
-	limitSlowConsumer = "slow_consumer"    // a peer took nothing for SlowConsumerTimeout and was cut
-	limitRoutes       = "routes"           // AddressBind past MaxRoutes
-	limitCapabilities = "capabilities"     // CapabilityAdvertise past MaxCapabilities
-	limitKeys         = "keys"             // keys past MaxKeys
-	limitPending      = "pending"          // a request past MaxPending awaiting replies on its destination
-	limitConnections  = "connections"      // upgrade past MaxConnections
-	limitAttachRate   = "attach_rate"      // attach attempts from one address past the rate
-	limitAdminToken   = "admin_token"      // an admin endpoint without the right bearer token
+	limitQueue        = wsengine.RefusedFull   // the destination's queue is full: the sender is nacked
+	limitQueueFair    = wsengine.RefusedShare  // one sender holds most of a busy destination's queue
+	limitGlobalQueue  = wsengine.RefusedGlobal // all queues together hold GlobalQueueBytes
+	limitSlowConsumer = "slow_consumer"        // a peer took nothing for SlowConsumerTimeout and was cut
+	limitRoutes       = "routes"               // AddressBind past MaxRoutes
+	limitCapabilities = "capabilities"         // CapabilityAdvertise past MaxCapabilities
+	limitKeys         = "keys"                 // keys past MaxKeys
+	limitPending      = "pending"              // a request past MaxPending awaiting replies on its destination
+	limitConnections  = "connections"          // upgrade past MaxConnections
+	limitAttachRate   = "attach_rate"          // attach attempts from one address past the rate
+	limitAdminToken   = "admin_token"          // an admin endpoint without the right bearer token
 )
 
 var allLimitReasons = []string{limitQueue, limitQueueFair, limitGlobalQueue, limitSlowConsumer, limitRoutes,
@@ -84,7 +86,7 @@ func (o *Options) validateLimits() []string {
 }
 
 // limiter holds the sentinel-wide bounds: the connection count and the attach rate per remote
-// address. Per-connection bounds live on the connection (conn.go, queue.go).
+// address. Per-connection bounds live on the connection (conn.go; the send queue is internal/wsengine.Queue).
 type limiter struct {
 	// cur holds the limits.* settings; a hot reload swaps it whole (setOptions), so a reader
 	// sees one consistent set and pays one atomic load, no lock.
@@ -244,7 +246,7 @@ func (c *conn) overloaded(why string, src *conn, h *envelope.Header) {
 	if now-last < int64(time.Second) || !c.lastRefusal.CompareAndSwap(last, now) {
 		return
 	}
-	args := []any{"limit", why, "peer", c.systemID, "remote", c.remote, "queued", c.q.len(), "queued_bytes", c.q.queuedBytes()}
+	args := []any{"limit", why, "peer", c.systemID, "remote", c.remote, "queued", c.q.Len(), "queued_bytes", c.q.Bytes()}
 	if src != nil {
 		args = append(args, "sender", src.systemID, "sender_remote", src.remote)
 	}

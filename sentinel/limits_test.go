@@ -58,11 +58,11 @@ func request(t *testing.T, from *conn, to string, payload int) ([]byte, *envelop
 // queuedFrames decodes what waits in c's queue.
 func queuedFrames(t *testing.T, c *conn) []*envelope.Envelope {
 	t.Helper()
-	batch := c.q.take(nil, 1<<20, 1<<30)
-	defer c.q.release(batch)
+	batch := c.q.Take(nil, 1<<20, 1<<30)
+	defer c.q.Release(batch)
 	var out []*envelope.Envelope
 	for _, it := range batch {
-		e, err := envelope.Decode(*it.b)
+		e, err := envelope.Decode(*it.B)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +97,7 @@ func TestFloodingSenderIsNackedNotTheDestination(t *testing.T) {
 	if refusedAt < 0 {
 		t.Fatal("100 requests of 64 KB into a 1 MiB queue were all accepted")
 	}
-	if held := replica.q.queuedBytes(); held > 512<<10 {
+	if held := replica.q.Bytes(); held > 512<<10 {
 		t.Fatalf("one sender holds %d bytes of a 1 MiB queue, more than its half", held)
 	}
 	if replica.closed() {

@@ -4,62 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fame-go/fame/envelope"
 )
-
-// TestSendQueuePushDeferred: a reader's push leaves the writer asleep, and owes a flush, only
-// when the queue's writing is idle and nobody owes one yet; in every other state someone else
-// (the running writer, the direct writer's endDirect, setWriter, the reader that owes) writes
-// the envelope, and nothing is owed twice.
-func TestSendQueuePushDeferred(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		setup   func(q *sendQueue)
-		wantOwe bool
-	}{
-		{"idle, no writer", func(q *sendQueue) {}, true},
-		{"writer parked (lingering)", func(q *sendQueue) { q.writer = writerParked }, true},
-		{"writer running", func(q *sendQueue) { q.writer = writerRunning }, false},
-		{"a direct write in progress", func(q *sendQueue) { q.direct = true }, false},
-		{"a direct write's rest to flush", func(q *sendQueue) { q.needFlush = true }, false},
-		{"writing not enabled yet (before attach)", func(q *sendQueue) { q.spawn = nil }, false},
-		{"owed already by another reader", func(q *sendQueue) { q.owed = true }, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var global atomic.Int64
-			q := newSendQueue(&global, queueLimits{count: 8, bytes: 1 << 10, globalBytes: 1 << 20})
-			var spawned atomic.Int32
-			q.spawn = func() { spawned.Add(1) }
-			tc.setup(q)
-			b := []byte("x")
-			why, owe := q.pushDeferred(&b, &conn{})
-			if why != queueOK || owe != tc.wantOwe {
-				t.Fatalf("pushDeferred = %q, owe %v; want ok, owe %v", why, owe, tc.wantOwe)
-			}
-			if spawned.Load() != 0 {
-				t.Fatal("a deferred push started a writer")
-			}
-			if owe {
-				c := []byte("y")
-				if _, again := q.pushDeferred(&c, &conn{}); again {
-					t.Fatal("a second push owes the same flush again")
-				}
-			}
-		})
-	}
-	var global atomic.Int64
-	q := newSendQueue(&global, queueLimits{count: 1, bytes: 1 << 10, globalBytes: 1 << 20})
-	q.spawn = func() {}
-	a, b := []byte("a"), []byte("b")
-	q.pushDeferred(&a, nil)
-	if why, owe := q.pushDeferred(&b, nil); why != limitQueue || owe {
-		t.Fatalf("a full queue: %q, owe %v; want %q", why, owe, limitQueue)
-	}
-}
 
 // TestReaderFlushOrderAndCompleteness: four clients' readers route calls concurrently to one
 // replica through the reader flush (deferred pushes written before each reader's next read,
@@ -133,10 +82,7 @@ func TestReaderFlushOrderAndCompleteness(t *testing.T) {
 	if rc == nil {
 		t.Fatal("replica connection not found")
 	}
-	rc.q.mu.Lock()
-	n, owed, direct := rc.q.n, rc.q.owed, rc.q.direct
-	rc.q.mu.Unlock()
-	if n != 0 || direct {
-		t.Fatalf("replica queue after the calls: %d queued, direct %v, owed %v", n, direct, owed)
+	if n, b := rc.q.Len(), rc.q.Bytes(); n != 0 || b != 0 {
+		t.Fatalf("replica queue after the calls: %d queued, %d bytes held", n, b)
 	}
 }

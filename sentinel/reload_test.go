@@ -156,7 +156,7 @@ func TestReloadAppliesEachSetting(t *testing.T) {
 			}
 		}},
 		{"node.limits.send_queue", nil, func(o *Options) { o.SendQueue, o.SendQueueBytes = 32, 1<<20 }, func(t *testing.T, s *Sentinel, _ *slog.LevelVar) {
-			if q := offlineConn(s, "r1").q.max; q.count != 32 || q.bytes != 1<<20 {
+			if q := offlineConn(s, "r1").q.Limits(); q.Count != 32 || q.Bytes != 1<<20 {
 				t.Fatalf("a new connection's queue: %+v", q)
 			}
 		}},

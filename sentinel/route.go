@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // route forwards an envelope from src to the peer that serves dest, or nacks it. With
@@ -88,9 +89,9 @@ func (s *Sentinel) routeOnce(src *conn, msg []byte, h *envelope.Header, dest []b
 		s.nackOverloaded(src, h, dest, overloadReason(limitPending, string(dest)))
 		return outOverloaded
 	}
-	if why := dst.forward(msg, h, src); why != queueOK {
+	if why := dst.forward(msg, h, src); why != wsengine.Accepted {
 		dst.untrack(h)
-		if why == queueClosed {
+		if why == wsengine.RefusedClosed {
 			s.drop(src, h, dest, envelope.CodeRouteConnectorClosed)
 			return outClosed
 		}
@@ -255,8 +256,8 @@ func (s *Sentinel) routeByCapabilities(src *conn, msg []byte, h *envelope.Header
 	if s.drain.draining() && s.refuseDraining(src, nil, h, nil) {
 		return
 	}
-	if why := dst.forward(msg, h, src); why != queueOK {
-		if why == queueClosed {
+	if why := dst.forward(msg, h, src); why != wsengine.Accepted {
+		if why == wsengine.RefusedClosed {
 			s.drop(src, h, nil, envelope.CodeNoRoute)
 			return
 		}

@@ -44,11 +44,11 @@ func offlineOverlay(tb testing.TB) (*Sentinel, *conn, *security.Signer) {
 
 func drain(c *conn) {
 	for {
-		batch := c.q.take(nil, maxBatch, maxBatchBytes)
+		batch := c.q.Take(nil, maxBatch, maxBatchBytes)
 		if len(batch) == 0 {
 			return
 		}
-		c.q.release(batch)
+		c.q.Release(batch)
 	}
 }
 

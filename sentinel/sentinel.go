@@ -593,7 +593,7 @@ func (s *Sentinel) handleStats(w http.ResponseWriter, _ *http.Request) {
 		if c == nil {
 			continue
 		}
-		peers = append(peers, peerStats{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.len(), c.q.queuedBytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
+		peers = append(peers, peerStats{c.systemID, c.path, c.remote, c.attachedAt, c.rx.Load(), c.tx.Load(), c.q.Len(), c.q.Bytes(), c.pendingLen(), int64(s.sticky.sessionsOn(c))})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

@@ -20,7 +20,7 @@ func (c *conn) serve() {
 	defer c.s.wg.Done()
 	s := c.s
 	// One goroutine per idle connection: this reader. A writer runs only while something is
-	// queued for the peer (sendQueue.setWriter), from the attach on. Reads after the attach
+	// queued for the peer (wsengine.Queue.SetWriter), from the attach on. Reads after the attach
 	// take no context: a context would cost a registration on every read, and Shutdown (like
 	// every other end of the connection) closes the socket, which ends the read. Liveness
 	// pings run only for nodes that serve addresses.
@@ -48,7 +48,7 @@ func (c *conn) serve() {
 		c.close(attachCloseCode(err), strings.TrimPrefix(err.Error(), errAttach.Error()+": "))
 		return
 	}
-	c.q.setWriter(c.startWriter) // starts writing the NodeAttachAck, queued already
+	c.q.SetWriter(c.startWriter) // starts writing the NodeAttachAck, queued already
 	c.lastRx.Store(time.Now().UnixNano())
 
 	var h envelope.Header

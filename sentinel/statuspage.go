@@ -132,7 +132,7 @@ type statusReplica struct {
 // statusPeer is the page's row for c: read-only, from fields fixed at attach and atomics.
 func (c *conn) statusPeer() statusPeer {
 	p := statusPeer{SystemID: c.systemID, Path: c.path, Remote: c.remote, Origin: c.origin,
-		Logicals: c.logicals, AttachedAt: c.attachedAt, Queued: c.q.len(), QueuedBytes: c.q.queuedBytes(),
+		Logicals: c.logicals, AttachedAt: c.attachedAt, Queued: c.q.Len(), QueuedBytes: c.q.Bytes(),
 		Pending: c.pendingLen()}
 	if c.principal != nil {
 		p.Identity = c.principal.Subject

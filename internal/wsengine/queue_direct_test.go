@@ -1,4 +1,4 @@
-package sentinel
+package wsengine
 
 import (
 	"sync"
@@ -6,8 +6,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-
-	"github.com/fame-go/fame/internal/wsengine"
 )
 
 // TestSendQueueClaimDirect: a sender may write directly only while the queue's writing is
@@ -16,29 +14,29 @@ import (
 func TestSendQueueClaimDirect(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		setup func(q *sendQueue)
+		setup func(q *Queue[*sender])
 		want  bool
 	}{
-		{"idle, no writer", func(q *sendQueue) {}, true},
-		{"writer parked (lingering)", func(q *sendQueue) { q.writer = writerParked }, true},
-		{"writing not enabled yet (before attach)", func(q *sendQueue) { q.spawn = nil }, false},
-		{"envelopes queued", func(q *sendQueue) { b := []byte("x"); q.spawn = nil; q.push(&b, nil); q.spawn = func() {} }, false},
-		{"writer running a batch", func(q *sendQueue) { q.writer = writerRunning }, false},
-		{"another direct write", func(q *sendQueue) { q.direct = true }, false},
-		{"a direct write's rest to flush", func(q *sendQueue) { q.needFlush = true }, false},
-		{"closed", func(q *sendQueue) { q.close() }, false},
-		{"a direct write just now (a burst)", func(q *sendQueue) { q.lastDirect = wsengine.Now() }, false},
-		{"a direct write a while ago", func(q *sendQueue) { q.lastDirect = wsengine.Now() - int64(2*wsengine.BurstGap) }, true},
+		{"idle, no writer", func(q *Queue[*sender]) {}, true},
+		{"writer parked (lingering)", func(q *Queue[*sender]) { q.writer = writerParked }, true},
+		{"writing not enabled yet (before attach)", func(q *Queue[*sender]) { q.spawn = nil }, false},
+		{"envelopes queued", func(q *Queue[*sender]) { b := []byte("x"); q.spawn = nil; q.Push(&b, nil); q.spawn = func() {} }, false},
+		{"writer running a batch", func(q *Queue[*sender]) { q.writer = writerRunning }, false},
+		{"another direct write", func(q *Queue[*sender]) { q.direct = true }, false},
+		{"a direct write's rest to flush", func(q *Queue[*sender]) { q.needFlush = true }, false},
+		{"closed", func(q *Queue[*sender]) { q.Close() }, false},
+		{"a direct write just now (a burst)", func(q *Queue[*sender]) { q.lastDirect = Now() }, false},
+		{"a direct write a while ago", func(q *Queue[*sender]) { q.lastDirect = Now() - int64(2*BurstGap) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var global atomic.Int64
-			q := newSendQueue(&global, queueLimits{count: 8, bytes: 1 << 10, globalBytes: 1 << 20})
+			q := NewQueue(&testPool, &global, Limits{Count: 8, Bytes: 1 << 10, GlobalBytes: 1 << 20})
 			q.spawn = func() {}
 			tc.setup(q)
-			if got := q.claimDirect(); got != tc.want {
+			if got := q.ClaimDirect(); got != tc.want {
 				t.Fatalf("claimDirect = %v, want %v", got, tc.want)
 			}
-			if tc.want && q.claimDirect() {
+			if tc.want && q.ClaimDirect() {
 				t.Fatal("a second claim while the first is in progress")
 			}
 		})
@@ -52,22 +50,22 @@ func TestSendQueueClaimDirect(t *testing.T) {
 func TestSendQueueDirectHandOver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var global atomic.Int64
-		q := newSendQueue(&global, queueLimits{count: 8, bytes: 1 << 10, globalBytes: 1 << 20})
+		q := NewQueue(&testPool, &global, Limits{Count: 8, Bytes: 1 << 10, GlobalBytes: 1 << 20})
 		done := make(chan struct{})
 		defer close(done)
 		var mu sync.Mutex
 		var batches [][]string
 		var writers atomic.Int32
-		q.setWriter(func() {
+		q.SetWriter(func() {
 			writers.Add(1)
 			go func() {
 				defer writers.Add(-1)
-				q.run(done, func(batch []queued) bool {
+				q.Run(done, func(batch []Item[*sender]) bool {
 					mu.Lock()
 					defer mu.Unlock()
 					var got []string
 					for _, it := range batch {
-						got = append(got, string(*it.b))
+						got = append(got, string(*it.B))
 					}
 					batches = append(batches, got)
 					return true
@@ -84,7 +82,7 @@ func TestSendQueueDirectHandOver(t *testing.T) {
 		}
 		push := func(s string) {
 			b := []byte(s)
-			if why := q.push(&b, nil); why != queueOK {
+			if why := q.Push(&b, nil); why != Accepted {
 				t.Fatalf("push %q: %s", s, why)
 			}
 		}
@@ -93,7 +91,7 @@ func TestSendQueueDirectHandOver(t *testing.T) {
 		if got := written(); len(got) != 1 || len(got[0]) != 1 || got[0][0] != "first" {
 			t.Fatalf("written %v, want [[first]]", got)
 		}
-		if !q.claimDirect() {
+		if !q.ClaimDirect() {
 			t.Fatal("claimDirect refused with the writer lingering")
 		}
 		push("a")
@@ -102,27 +100,27 @@ func TestSendQueueDirectHandOver(t *testing.T) {
 		if got := written(); len(got) != 0 {
 			t.Fatalf("the writer wrote %v during a direct write", got)
 		}
-		q.endDirect(false)
+		q.EndDirect(false)
 		if got := written(); len(got) != 1 || len(got[0]) != 2 || got[0][0] != "a" || got[0][1] != "b" {
 			t.Fatalf("after endDirect: written %v, want [[a b]]", got)
 		}
 
-		time.Sleep(wsengine.BurstGap)
-		if !q.claimDirect() {
+		time.Sleep(BurstGap)
+		if !q.ClaimDirect() {
 			t.Fatal("claimDirect refused on an idle queue")
 		}
-		q.endDirect(true) // the socket took part of it: the writer must flush the rest
+		q.EndDirect(true) // the socket took part of it: the writer must flush the rest
 		if got := written(); len(got) != 1 || len(got[0]) != 0 {
 			t.Fatalf("after a partial direct write: batches %v, want one empty batch (the flush)", got)
 		}
-		if q.claimDirect() {
-			t.Fatal("claimDirect within wsengine.BurstGap of the last direct write: a burst must go to the writer")
+		if q.ClaimDirect() {
+			t.Fatal("claimDirect within BurstGap of the last direct write: a burst must go to the writer")
 		}
-		time.Sleep(wsengine.BurstGap)
-		if !q.claimDirect() {
+		time.Sleep(BurstGap)
+		if !q.ClaimDirect() {
 			t.Fatal("claimDirect refused after the rest was flushed")
 		}
-		q.endDirect(false)
+		q.EndDirect(false)
 
 		time.Sleep(2 * writerLinger)
 		synctest.Wait()
