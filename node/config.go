@@ -154,7 +154,7 @@ type Config struct {
 	// DrainTimeout bounds Node.Drain when its context has no deadline (FAME_DRAIN_TIMEOUT;
 	// 30 s): how long a replica waits for the sentinel to move its sessions before it closes.
 	DrainTimeout time.Duration
-	SendQueue    int // writer queue length per link; 1024
+	SendQueue    int // envelopes queued per link (also bounded at 64 MiB); 1024. A full queue makes Call wait up to its context
 	DedupeSize   int // recent envelope ids remembered for dedupe; 4096
 
 	// Trust is the FAME_CA_CERTS bundle node certificates must chain to. Under strict-overlay a

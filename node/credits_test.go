@@ -65,34 +65,3 @@ func testSenderHoldsAtZeroCreditsAndResumes(t *testing.T) {
 		t.Errorf("client sent %d envelopes on its flow, want %d (attach + calls)", got, calls+1)
 	}
 }
-
-func TestSenderCreditsUnit(t *testing.T) {
-	mk := func(flow string) outItem {
-		e, _ := envelope.New(&envelope.Data{})
-		e.FlowID = flow
-		return outItem{env: e}
-	}
-	c := newSenderCredits()
-	for i := 0; i < creditWindow; i++ {
-		if !c.admit(mk("a")) {
-			t.Fatalf("envelope %d held with credits left", i)
-		}
-	}
-	if c.admit(mk("a")) || c.admit(mk("a")) {
-		t.Fatal("envelope sent at zero credits")
-	}
-	if !c.admit(mk("b")) {
-		t.Fatal("another flow was held by flow a's exhaustion")
-	}
-	cu, _ := envelope.New(&envelope.CreditUpdate{FlowID: "x", Credits: 32})
-	cu.FlowID = "a"
-	if !c.admit(outItem{env: cu}) {
-		t.Fatal("a CreditUpdate was held")
-	}
-	if out := c.grant(map[string]int{"a": 1}); len(out) != 1 || c.nHeld != 1 {
-		t.Fatalf("grant 1 released %d (held %d), want 1 (1)", len(out), c.nHeld)
-	}
-	if out := c.grant(map[string]int{"a": 100}); len(out) != 1 || c.nHeld != 0 || c.credits["a"] != creditWindow-1 {
-		t.Fatalf("big grant released %d, held %d, credits %d; want 1, 0, %d (clamped)", len(out), c.nHeld, c.credits["a"], creditWindow-1)
-	}
-}

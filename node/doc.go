@@ -30,8 +30,8 @@
 // Shape of a Node. Words: a "session" in FAME is a client's sid (what stickiness pins); the
 // lifetime of one WebSocket to the sentinel is a link (link.go). Connect dials
 // `<attach URL>/<systemId>`, sends NodeAttach and waits for NodeAttachAck; from then on one
-// link owns the socket with exactly three goroutines (reader, writer, heartbeat), plus the
-// key-request loop on secured nodes. Ownership is one way:
+// link owns the socket with two goroutines (reader, heartbeat), a writer only while it has
+// something queued to write, plus the key-request loop on secured nodes. Ownership is one way:
 //
 //   - The Node owns identity and policy: admission and credentials, the NodeAttach it sends
 //     and the attachment it reads back (paths, sid, inboxes), keys, signatures, replay and
@@ -41,15 +41,19 @@
 //     for its failure, and the per-link loops to run). It drives the link only through
 //     send, post, flush, done/alive, heartbeatAcked and shutdown; the attachment fields on
 //     the link (paths, sid, inboxes, epoch, key waits) are the Node's, set before start.
-//   - A link owns the socket and the engine that moves envelopes: the send queue, the corked
-//     writer, both sides of credit flow control (CreditUpdates never leave it) and the
-//     heartbeat. It holds no pointer to the Node: it reports inbound envelopes to deliver
+//   - A link owns the socket and the engine that moves envelopes, the one the sentinel's
+//     connections use too (internal/wsengine): the send queue bounded in envelopes and bytes,
+//     the corked on-demand writer, per-flow stamping, both sides of credit flow control
+//     (CreditUpdates never leave it) and the heartbeat. It holds no pointer to the Node: it reports inbound envelopes to deliver
 //     and its failure to lost, once (not when the Node shuts it down).
 //
-// Whoever holds the link's wmu writes data to the socket and stamps seqId/flowFlags: the
-// writer goroutine for a corked batch, or a sender that found the writer idle and writes its
-// envelope itself without waiting (internal/wsengine's direct write; what the socket cannot
-// take at once is left to the writer), so per-flow numbering is consistent. The reader
+// A sender stamps seqId/flowFlags and encodes its envelope under the link's smu, which it
+// holds until the envelope is queued, held by the credit gate, or written: by the sender
+// itself when the link's writing is idle (internal/wsengine's direct write; what the socket
+// cannot take at once is left to the writer), else by the writer goroutine in a corked batch.
+// So a flow's wire order is its seqId order. A full queue (Config.SendQueue envelopes, 64 MiB)
+// makes send wait for room up to its context; the reader's posts are refused instead, and
+// logged. The reader
 // never blocks on user code: requests run in their own goroutines and replies land in
 // per-call mailboxes. A supervisor goroutine re-dials with exponential backoff (1 s doubling
 // to 30 s) when the link dies (socket error, sentinel restart, or 30 s without a heartbeat
@@ -85,11 +89,11 @@
 // ordinary reply with their corrId.
 //
 // Flow control. Both sides of the connector's credits (fame-protocol §5.5): the reader grants
-// the sender a fresh window of 32 after every 24 envelopes of a flow, and the writer spends
-// one credit per envelope it sends on a flow, holding that flow's envelopes in a bounded FIFO
-// at zero until a CreditUpdate arrives (other flows keep going; the reader never blocks, and
-// when the held envelopes reach their bound the writer stops taking new ones, so callers
-// wait on their context). Without this a Go node floods the reference TS sentinel and
+// the sender a fresh window of 32 after every 24 envelopes of a flow, and a sender spends one
+// credit per envelope it sends on a flow; at zero the link's gate holds that flow's envelopes
+// in a FIFO until a CreditUpdate arrives, which the reader applies by queueing them (other
+// flows keep going; the reader never blocks; when the held envelopes reach their bound, 4096
+// or 64 MiB, senders wait on their context). Without this a Go node floods the reference TS sentinel and
 // stalls around 40 concurrent calls.
 //
 // Security (FAME_SECURITY_PROFILE=overlay or strict-overlay). The node makes an ephemeral

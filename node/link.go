@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/fame-go/fame/envelope"
+	"github.com/fame-go/fame/internal/bufpool"
 	"github.com/fame-go/fame/internal/corkconn"
 	"github.com/fame-go/fame/internal/wsengine"
 )
@@ -22,44 +22,44 @@ import (
 const (
 	creditWindow    = wsengine.CreditWindow
 	creditThreshold = wsengine.CreditThreshold
-	creditFlows     = 4096 // received flows tracked per link (LRU; idle flows fall out)
 )
+
+// linkQueueBytes bounds what one link holds to write, in its send queue and (as many again)
+// held by its credit gate: past it senders wait for room (send) or are refused (post).
+const linkQueueBytes = 64 << 20
 
 // link is one attached WebSocket connection to the sentinel, from the attach handshake to
 // the socket's close. ("Session" in FAME means a client's sid; a link is a socket lifetime.)
 //
 // A link knows nothing of the Node: everything it needs is handed to it at construction in
 // linkDeps (config values, the hooks, the signer for what it originates, where inbound
-// envelopes go and whom to tell when it fails). It owns its goroutines (reader, writer,
-// heartbeat, and the owner's per-link loops), all ended by ctx and waited for by wg.
+// envelopes go and whom to tell when it fails). It owns its goroutines (reader, heartbeat,
+// the owner's per-link loops, and a writer while there is something to write), all ended by
+// ctx and waited for by wg.
 //
-// What the Node talks to is small on purpose, so that a shared engine can replace the
-// per-link one: send (queue, blocking up to ctx), post (queue from the reader, never
-// blocking), flush, done/cause (its end), shutdown. Data is written by whoever holds wmu: the
-// writer goroutine for a batch, or a sender that found the writer idle (send, post: a direct
-// write, internal/wsengine); the holder alone stamps seqId/flowFlags.
+// Its writing is the connection engine the sentinel uses too (internal/wsengine): a send
+// queue bounded in envelopes and bytes whose writer goroutine exists only while the link is
+// busy, a direct write by the sender when that writer is idle, per-flow stamping and the
+// credit gate. What the Node talks to is small: send (queue, waiting for room up to ctx),
+// post (queue from the reader, never waiting), flush, done/cause (its end), shutdown.
 type link struct {
 	deps   linkDeps
 	conn   *websocket.Conn
 	cork   *corkconn.Conn // the socket under conn, corked around batches; nil if unknown
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	sendq  chan outItem
+	q      *wsengine.Queue[noSender]
 	wg     sync.WaitGroup
 	lost   sync.Once // deps.lost is called at most once
 
-	// queued counts items handed to sendq (or waiting for room in it) that the writer has not
-	// yet handled: a direct write is allowed only at zero, so it never overtakes them.
-	queued atomic.Int64
-	// flushReq asks the writer goroutine to finish what a direct write left in the cork.
-	flushReq chan struct{}
+	// smu guards the following fields. It is held from an envelope's stamp to its push (or
+	// direct write), so that a flow's wire order is its seqId order.
+	smu      sync.Mutex
+	stamps   wsengine.Stamps // Own: flowID; NodeAttach used its seqId 0
+	gate     *wsengine.Gate  // the sender side of credit flow control (deps.flowControl)
+	released []*[]byte       // scratch for what a grant releases
 
-	// wmu guards the following fields: the writing state, used by the writer goroutine for a
-	// batch and by a sender writing directly.
-	wmu        sync.Mutex
-	w          *writer
-	gate       *senderCredits
-	lastDirect int64 // wsengine.Now() of the last direct write (wsengine.Burst)
+	recv wsengine.RecvCredits // the receiver side; the reader's (the dialer's before start)
 
 	flowID  string // this node's own flow on this link (control traffic)
 	traceID string // trace id of this link's control traffic (binds, heartbeats)
@@ -75,10 +75,6 @@ type link struct {
 	epoch        atomic.Pointer[string]
 	lastAck      atomic.Int64 // unix nanos of the last NodeHeartbeatAck (or attach)
 
-	credits       *lru.Cache[string, int] // reader-owned counters per received flowId
-	grants        *creditGrants           // CreditUpdates received, for the writer
-	pendingCredit []*envelope.Envelope    // credits earned during attach, sent by start
-
 	// Owner state that lives and dies with the link (the Node's inbound security).
 	waits keyWaits // envelopes waiting for an unknown signing key
 	aft   bool     // pool replica whose sentinel enabled AFT stickiness
@@ -88,6 +84,13 @@ type link struct {
 	certGen      atomic.Uint64
 	certNotAfter atomic.Int64
 }
+
+// noSender is the sender type of a link's queue: a node's envelopes are all its own, so no
+// sender's share applies (the sentinel's queues key shares by the connection they came from).
+type noSender struct{}
+
+// linkPool holds the rings and writer batches of every link's queue.
+var linkPool wsengine.Pool[noSender]
 
 // linkDeps is what a link needs from its owner, fixed at construction.
 type linkDeps struct {
@@ -118,26 +121,15 @@ type linkDeps struct {
 	busy *atomic.Int64
 }
 
-// outItem is one envelope queued for the writer. Raw items (CreditUpdates) keep the
-// seqId/flowFlags they were built with and do not advance the flow's counter.
-type outItem struct {
-	env *envelope.Envelope
-	raw bool
-	// done, on an item without env, is a flush marker: the writer closes it when it gets
-	// there, so everything queued before it has been written (or held for credit).
-	done chan struct{}
-}
-
 // newLink wraps an open socket (cork is the raw connection under it, nil if unknown). The
 // link is not running until start; attach may be run first on the caller's goroutine.
 func newLink(conn *websocket.Conn, cork *corkconn.Conn, deps linkDeps) *link {
-	l := &link{deps: deps, conn: conn, cork: cork, flowID: envelope.NewID(), traceID: envelope.NewID(),
-		flushReq: make(chan struct{}, 1)}
-	l.w = &writer{l: l, seq: map[string]int64{l.flowID: 0}, buf: make([]byte, 0, 4096)} // NodeAttach used seqId 0
-	l.gate = newSenderCredits()
-	l.gate.credits[l.flowID] = creditWindow - 1 // NodeAttach spent one
-	l.credits, _ = lru.New[string, int](creditFlows)
-	l.grants = newCreditGrants()
+	l := &link{deps: deps, conn: conn, cork: cork, flowID: envelope.NewID(), traceID: envelope.NewID()}
+	l.q = wsengine.NewQueue(&linkPool, nil, wsengine.Limits{Count: max(deps.sendQueue, 1), Bytes: linkQueueBytes})
+	l.stamps.Own = l.flowID
+	l.stamps.StartOwn(1) // NodeAttach used seqId 0
+	l.gate = wsengine.NewGate(linkQueueBytes)
+	l.gate.Spent(l.flowID, 1) // and one credit
 	l.waits.kids = map[string]*keyWait{}
 	return l
 }
@@ -215,18 +207,12 @@ func (l *link) showEnv(label string, raw []byte) {
 
 // start launches the link's goroutines. Their context is not derived from the owner's: a
 // cancelled read makes the WebSocket library drop the socket without a close frame, and
-// shutdown must say goodbye with 1000 first.
+// shutdown must say goodbye with 1000 first. CreditUpdates the attach earned are queued
+// already; enabling the writer sends them.
 func (l *link) start() {
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
-	l.sendq = make(chan outItem, l.deps.sendQueue)
-	for _, cu := range l.pendingCredit {
-		l.queued.Add(1)
-		l.sendq <- outItem{env: cu, raw: true}
-	}
-	l.pendingCredit = nil
-	l.wg.Add(3 + len(l.deps.loops))
+	l.wg.Add(2 + len(l.deps.loops))
 	go l.readLoop()
-	go l.writeLoop()
 	go l.heartbeatLoop()
 	for _, loop := range l.deps.loops {
 		go func() {
@@ -234,6 +220,19 @@ func (l *link) start() {
 			loop(l)
 		}()
 	}
+	l.q.SetWriter(l.startWriter)
+}
+
+// startWriter starts a writer goroutine; the queue calls it (with its lock held, see
+// wsengine.Queue.SetWriter) when a push finds the link's writing idle with no writer, so a
+// link has a writer only while it has something to send. After the queue is closed (fail,
+// shutdown) it is not called again, so shutdown's wg.Wait sees every writer.
+func (l *link) startWriter() {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		l.q.Run(l.ctx.Done(), l.writeBatch)
+	}()
 }
 
 // done is closed when the link has ended (failed or shut down); cause then says why.
@@ -248,6 +247,7 @@ func (l *link) cause() error { return context.Cause(l.ctx) }
 // fail ends the link (first cause wins) and tells the owner once.
 func (l *link) fail(cause error) {
 	l.cancel(cause)
+	l.q.Close() // senders waiting for room give up; what was queued is dropped
 	l.conn.CloseNow()
 	if l.deps.lost != nil {
 		l.lost.Do(func() { l.deps.lost(l, l.cause()) })
@@ -261,282 +261,214 @@ func (l *link) shutdown() {
 		_ = l.conn.Close(websocket.StatusNormalClosure, "normal closure")
 	}
 	l.cancel(ErrClosed)
+	l.q.Close()
 	l.conn.CloseNow()
 	l.wg.Wait()
+	l.smu.Lock()
+	l.gate.Drop(bufpool.Put)
+	l.smu.Unlock()
 }
 
-// send hands an envelope (prepared by the owner: flow, hooks, signature) to the writer,
-// waiting for room up to ctx or the link's end (errLinkLost).
-// When the writer is idle the envelope is written at once instead (direct).
+// send hands an envelope (prepared by the owner: flow, hooks, signature) to the link: it is
+// stamped and written at once when the link's writing is idle (direct), else queued for the
+// writer goroutine, or held by the credit gate until the sentinel grants its flow credits.
+// When the queue or the gate is full it waits for room up to ctx or the link's end
+// (errLinkLost). An envelope that cannot be encoded is an error, not a silent drop.
 func (l *link) send(ctx context.Context, env *envelope.Envelope) error {
-	if sent, err := l.direct(env); sent {
-		return err
-	}
-	return l.enqueue(ctx, outItem{env: env})
+	return l.put(ctx, env, false, true)
 }
 
-// post queues an envelope from the reader goroutine, which must never block: false when the
-// queue is full and the envelope was dropped (the peer re-sends or times out). When the
-// writer is idle the envelope is written at once instead (direct), which never blocks either.
+// post is send from the reader goroutine, which must never block: false when the queue or
+// the credit gate is full (or the link is gone, or env cannot be encoded) and the envelope
+// was not sent (logged here; the peer re-sends or times out).
 func (l *link) post(env *envelope.Envelope) bool {
-	if sent, err := l.direct(env); sent {
-		return err == nil
+	err := l.put(context.Background(), env, false, false)
+	if err != nil && !errors.Is(err, errLinkLost) {
+		l.deps.log.Warn("envelope not sent", "id", env.ID, "frame", env.FrameType(), "err", err)
 	}
-	l.queued.Add(1)
-	select {
-	case l.sendq <- outItem{env: env}:
-		return true
-	default:
-		l.queued.Add(-1)
-		return false
-	}
+	return err == nil
 }
 
-// direct writes env on the caller's goroutine when the link's writing is idle and its owner
-// has at most one call or request in progress (deps.busy; more go to the writer, which
-// batches them): nothing
-// queued, the writer goroutine not in a batch (wmu free), nothing left in the cork. It never
-// waits: wmu is only tried, and the write is wsengine.Direct. sent false means the caller
-// must queue env; true means env was written, or held for credits (the writer sends it when
-// they come), or dropped as unencodable (as the writer would), or the link failed (err).
-func (l *link) direct(env *envelope.Envelope) (sent bool, err error) {
-	if l.cork == nil || l.queued.Load() != 0 || (l.deps.busy != nil && l.deps.busy.Load() > 1) || !l.wmu.TryLock() {
-		return false, nil
-	}
-	sent, err = l.directLocked(env)
-	l.wmu.Unlock()
-	if err != nil {
-		// Outside wmu: the owner's lost hook must be free to do anything.
-		l.fail(fmt.Errorf("node: write: %w", err))
-		err = errLinkLost
-	}
-	return sent, err
-}
+// errQueueFull: post found no room (the queue or the credit gate is full).
+var errQueueFull = errors.New("node: send queue full")
 
-func (l *link) directLocked(env *envelope.Envelope) (bool, error) {
-	now := wsengine.Now()
-	if l.queued.Load() != 0 || l.ctx == nil || l.ctx.Err() != nil || !wsengine.CanDirect(l.cork, 0) ||
-
-		(l.deps.flowControl && l.gate.full()) || wsengine.Burst(now, l.lastDirect) {
-		return false, nil // a burst (wsengine.BurstGap) goes to the writer, to be sent in one write
-	}
-	// Corked first: stamping commits env to being written, so the socket must be ours
-	// (no control frame being written, no rest of an earlier direct write) before that.
-	if !l.cork.TryCork() {
-		return false, nil
-	}
-	l.lastDirect = now
-	it := outItem{env: env}
-	var out wsengine.Outcome
-	var err error
-	msg, ok := []byte(nil), false
-	if !l.deps.flowControl || l.gate.admit(it) { // else held: a grant releases it through the writer
-		msg, ok = l.w.encode(it)
-	}
-	if ok {
-		out, err = wsengine.WriteCorked(l.conn, l.cork, msg)
-	} else {
-		out, err = wsengine.Release(l.cork)
-	}
-	if out == wsengine.Partial && err == nil {
-		select {
-		case l.flushReq <- struct{}{}:
-		default:
+// put is send and post: raw envelopes (CreditUpdates) keep the seqId/flowFlags they were built
+// with and bypass the credit gate; wait says whether a full queue or gate is waited for.
+func (l *link) put(ctx context.Context, env *envelope.Envelope, raw, wait bool) error {
+	flow := env.FlowID
+	for {
+		l.smu.Lock()
+		if !raw && l.deps.flowControl && l.gate.Full() {
+			room := l.gate.Room()
+			l.smu.Unlock()
+			if !wait {
+				return errQueueFull
+			}
+			if err := l.waitFor(ctx, room); err != nil {
+				return err
+			}
+			continue
+		}
+		var seq int64
+		if !raw {
+			seq, env.FlowFlags = l.stamps.Next([]byte(flow))
+			env.SeqID = seq
+		}
+		bp := bufpool.Get()
+		b, err := env.AppendMarshal((*bp)[:0])
+		*bp = b
+		if err == nil && len(b) > envelope.MaxMessageSize {
+			err = fmt.Errorf("%d bytes, above the %d-byte bound", len(b), envelope.MaxMessageSize)
+		}
+		if err != nil {
+			if !raw {
+				l.stamps.Undo([]byte(flow), seq)
+			}
+			l.smu.Unlock()
+			bufpool.Put(bp)
+			return fmt.Errorf("node: envelope %s not encodable: %w", env.ID, err)
+		}
+		if !raw && l.deps.flowControl && !l.gate.Admit(flow, bp) {
+			l.smu.Unlock() // held: a grant releases it (grant)
+			return nil
+		}
+		if sent, err := l.direct(bp); sent {
+			l.smu.Unlock()
+			if err != nil {
+				// Not under smu: the owner's lost hook must be free to do anything.
+				l.fail(fmt.Errorf("node: write: %w", err))
+				return errLinkLost
+			}
+			return nil
+		}
+		why := l.q.Push(bp, noSender{})
+		if why == wsengine.Accepted {
+			l.smu.Unlock()
+			return nil
+		}
+		if !raw { // not written after all: take the stamp and the credit back
+			l.stamps.Undo([]byte(flow), seq)
+			if l.deps.flowControl {
+				l.gate.Refund(flow)
+			}
+		}
+		l.smu.Unlock()
+		size := len(*bp)
+		bufpool.Put(bp)
+		switch {
+		case why == wsengine.RefusedClosed:
+			return errLinkLost
+		case !wait:
+			return errQueueFull
+		}
+		if err := l.q.WaitRoom(ctx, size); err != nil {
+			if errors.Is(err, wsengine.ErrClosed) {
+				return errLinkLost
+			}
+			return err
 		}
 	}
+}
+
+// waitFor waits for c, or ctx's end (its error), or the link's (errLinkLost).
+func (l *link) waitFor(ctx context.Context, c <-chan struct{}) error {
+	var linkDone <-chan struct{}
+	if l.ctx != nil {
+		linkDone = l.ctx.Done()
+	}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-linkDone:
+		return errLinkLost
+	}
+}
+
+// direct writes the encoded envelope b on the caller's goroutine when the link's writing is
+// idle (wsengine.Queue.ClaimDirect: nothing queued, no batch being written, not within a
+// burst) and its owner has at most one call or request in progress (deps.busy; more go to
+// the writer, which batches them). It never waits on the peer: the write is wsengine.Direct,
+// and what the socket does not take at once is left corked for the writer goroutine to
+// finish. sent false: b must be queued; else b is the link's, and err says the socket
+// failed (the caller fails the link, outside smu). Call with smu held.
+func (l *link) direct(b *[]byte) (sent bool, err error) {
+	if l.cork == nil || (l.deps.busy != nil && l.deps.busy.Load() > 1) || !wsengine.CanDirect(l.cork, len(*b)) || !l.q.ClaimDirect() {
+		return false, nil
+	}
+	out, err := wsengine.Direct(l.conn, l.cork, *b)
+	if out == wsengine.Busy {
+		l.q.EndDirect(false)
+		return false, nil
+	}
+	if err == nil {
+		l.showEnv("Sent envelope 🚀", *b)
+	}
+	bufpool.Put(b)
+	l.q.EndDirect(out == wsengine.Partial && err == nil)
 	return true, err
 }
 
-// flush waits until the writer has reached everything queued so far, or ctx ends.
+// flush waits until everything queued so far has been written (what the credit gate holds
+// is not waited for), or ctx ends, or the link does.
 func (l *link) flush(ctx context.Context) {
-	done := make(chan struct{})
-	if l.enqueue(ctx, outItem{done: done}) != nil {
-		return
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-	case <-l.ctx.Done():
-	}
-}
-
-// enqueue hands an item to the writer without blocking past ctx or the link's end.
-func (l *link) enqueue(ctx context.Context, it outItem) error {
-	l.queued.Add(1)
-	select {
-	case l.sendq <- it:
-		return nil
-	case <-l.ctx.Done():
-		l.queued.Add(-1)
-		return errLinkLost
-	case <-ctx.Done():
-		l.queued.Add(-1)
-		return ctx.Err()
-	}
+	_ = l.q.WaitWritten(ctx, l.q.Mark())
 }
 
 // errLinkLost: the link ended while an envelope waited to be queued; callers that can wait
 // for the next link retry.
 var errLinkLost = errors.New("node: connection lost")
 
-func (l *link) writeLoop() {
-	defer l.wg.Done()
-	flow := l.deps.flowControl
-	// full is the gate's state as of the writer's last turn: taking wmu between turns only
-	// to look would make direct senders find the writer busy. A direct sender does not
-	// fill the gate (it queues when the gate is full), so the writer's own turns keep this
-	// up to date.
-	full := false
-	for {
-		sendq := l.sendq
-		if full {
-			sendq = nil // stop taking more until grants drain the held envelopes
-		}
-		var ok bool
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-l.grants.wake:
-			l.wmu.Lock()
-			ok = l.w.flush(l.gate.grant(l.grants.take()))
-			full = flow && l.gate.full()
-			l.wmu.Unlock()
-		case <-l.flushReq: // a direct write's rest
-			l.wmu.Lock()
-			ok = l.w.uncork(true)
-			l.wmu.Unlock()
-		case it := <-sendq:
-			l.wmu.Lock()
-			ok = l.w.batch(l.gate, flow, it)
-			full = flow && l.gate.full()
-			l.wmu.Unlock()
-		}
-		if !ok {
-			return
-		}
-	}
-}
-
-// flush writes envelopes released by credit grants as one corked batch. False ends the writer.
-func (w *writer) flush(items []outItem) bool {
-	if len(items) == 0 {
-		return true
-	}
-	l := w.l
+// writeBatch is the writer goroutine's write (wsengine.Queue.Run): the batch in one system
+// call, the socket corked while the envelopes are encoded into it. An empty batch flushes
+// what a direct write left in the cork. False ends the writer: the link has failed.
+func (l *link) writeBatch(batch []wsengine.Item[noSender]) bool {
 	if l.cork != nil {
 		l.cork.Cork()
 	}
-	ok := true
-	for _, it := range items {
-		if ok = w.write(it); !ok {
-			break
+	for _, it := range batch {
+		// No cancellable context: the library would arm and disarm a context.AfterFunc for
+		// every message. A stuck write still ends, because every path that cancels l.ctx
+		// (fail, shutdown) also closes the socket.
+		if err := l.conn.Write(context.Background(), websocket.MessageBinary, *it.B); err != nil {
+			l.fail(fmt.Errorf("node: write: %w", err))
+			return false
 		}
+		l.showEnv("Sent envelope 🚀", *it.B)
 	}
-	return w.uncork(ok)
-}
-
-// uncork sends what a batch left in the corked socket.
-func (w *writer) uncork(ok bool) bool {
-	if l := w.l; l.cork != nil {
-		if err := l.cork.Uncork(0); err != nil && ok {
+	if l.cork != nil {
+		if err := l.cork.Uncork(0); err != nil {
 			l.fail(fmt.Errorf("node: write: %w", err))
 			return false
 		}
 	}
-	return ok
-}
-
-// maxBatch bounds how many queued envelopes one flush carries.
-const maxBatch = wsengine.MaxBatch
-
-// batch writes it and whatever else is already queued (up to maxBatch) with the socket
-// corked, so the kernel sees one write(2) for the lot. False ends the writer. Call with wmu
-// held.
-func (w *writer) batch(gate *senderCredits, flow bool, it outItem) bool {
-	l := w.l
-	if l.cork != nil {
-		l.cork.Cork()
-	}
-	ok := true
-	for n := 0; ; n++ {
-		if it.done != nil {
-			close(it.done)
-		} else if !flow || gate.admit(it) {
-			ok = w.write(it)
-		}
-		l.queued.Add(-1)
-		if !ok {
-			break
-		}
-		if n+1 >= maxBatch || (flow && gate.full()) {
-			break
-		}
-		select {
-		case it = <-l.sendq:
-			continue
-		default:
-		}
-		break
-	}
-	return w.uncork(ok)
-}
-
-// writer stamps and writes envelopes; whoever holds the link's wmu uses it.
-type writer struct {
-	l   *link
-	seq map[string]int64
-	buf []byte
-}
-
-// write stamps seqId/flowFlags (raw items keep theirs) and writes; false ends the writer.
-func (w *writer) write(it outItem) bool {
-	l := w.l
-	msg, ok := w.encode(it)
-	if !ok {
-		return true
-	}
-	// No cancellable context: the library would arm and disarm a context.AfterFunc for every
-	// message. A stuck write still ends, because every path that cancels l.ctx (fail,
-	// shutdown) also closes the socket.
-	if err := l.conn.Write(context.Background(), websocket.MessageBinary, msg); err != nil {
-		l.fail(fmt.Errorf("node: write: %w", err))
-		return false
-	}
 	return true
 }
 
-// encode stamps seqId/flowFlags (raw items keep theirs) and encodes it into w.buf; false
-// means it was dropped (logged) as unencodable or oversize.
-func (w *writer) encode(it outItem) ([]byte, bool) {
-	l, e := w.l, it.env
-	if !it.raw {
-		last, seen := w.seq[e.FlowID]
-		if !seen {
-			e.SeqID, e.FlowFlags = 0, envelope.FlowSyn
-			w.seq[e.FlowID] = 0
-		} else {
-			e.SeqID, e.FlowFlags = last+1, 0
-			w.seq[e.FlowID] = last + 1
+// grant applies a CreditUpdate from the sentinel (reader goroutine): the envelopes the gate
+// held for the flow that may now go are queued, in order, past the queue's bounds (the gate
+// bounded them already).
+func (l *link) grant(flow string, credits int) {
+	if flow == "" || credits <= 0 || !l.deps.flowControl {
+		return
+	}
+	l.smu.Lock()
+	rel := l.gate.Grant(flow, credits, l.released[:0])
+	for i, b := range rel {
+		if l.q.PushOver(b) != wsengine.Accepted {
+			bufpool.Put(b) // closed: the link is gone
 		}
+		rel[i] = nil
 	}
-	var err error
-	w.buf, err = e.AppendMarshal(w.buf[:0])
-	if err != nil {
-		l.deps.log.Error("dropping unencodable envelope", "id", e.ID, "err", err)
-		return nil, false
-	}
-	if len(w.buf) > envelope.MaxMessageSize {
-		l.deps.log.Error("dropping oversize envelope", "id", e.ID, "bytes", len(w.buf))
-		return nil, false
-	}
-	l.showEnv("Sent envelope 🚀", w.buf)
-	return w.buf, true
+	l.released = rel[:0]
+	l.smu.Unlock()
 }
 
 func (l *link) readLoop() {
 	defer l.wg.Done()
 	for {
-		_, msg, err := l.conn.Read(context.Background()) // see writer.write: fail and shutdown close the socket
+		_, msg, err := l.conn.Read(context.Background()) // see writeBatch: fail and shutdown close the socket
 		if err != nil {
 			l.fail(fmt.Errorf("node: read: %w", err))
 			return
@@ -563,7 +495,7 @@ func (l *link) receive(msg []byte) {
 		// Hop-local and exempt from signatures: the link's own business.
 		if f, err := env.DecodeFrame(); err == nil {
 			cu := f.(*envelope.CreditUpdate)
-			l.grants.add(cu.FlowID, cu.Credits)
+			l.grant(cu.FlowID, cu.Credits)
 		}
 		return
 	}
@@ -581,34 +513,20 @@ func (l *link) countCredit(env *envelope.Envelope) {
 	l.credit(env)
 }
 
-// credit is countCredit for an envelope known not to be a CreditUpdate.
+// credit is countCredit for an envelope known not to be a CreditUpdate. The CreditUpdate is
+// queued, or written at once, never waited for: a full queue means the socket is stuck, and
+// the refusal is logged.
 func (l *link) credit(env *envelope.Envelope) {
-	if !l.deps.flowControl || env.FlowID == "" {
+	if !l.deps.flowControl || env.FlowID == "" || !l.recv.Count([]byte(env.FlowID)) {
 		return
 	}
-	c, _ := l.credits.Get(env.FlowID)
-	c++
-	if c < creditThreshold {
-		l.credits.Add(env.FlowID, c)
-		return
-	}
-	l.credits.Add(env.FlowID, 0)
 	cu, err := envelope.New(&envelope.CreditUpdate{FlowID: env.FlowID, Credits: creditWindow})
 	if err != nil {
 		return
 	}
 	cu.TraceID, cu.FlowID, cu.SeqID, cu.FlowFlags = env.TraceID, env.FlowID, 0, envelope.FlowAck
-	if l.sendq == nil {
-		l.pendingCredit = append(l.pendingCredit, cu)
-		return
-	}
-	// Never block the reader: the queue is long, and a full queue means the socket is stuck.
-	l.queued.Add(1)
-	select {
-	case l.sendq <- outItem{env: cu, raw: true}:
-	default:
-		l.queued.Add(-1)
-		l.deps.log.Warn("send queue full, CreditUpdate dropped", "flow", env.FlowID)
+	if err := l.put(context.Background(), cu, true, false); err != nil && !errors.Is(err, errLinkLost) {
+		l.deps.log.Warn("CreditUpdate not sent", "flow", env.FlowID, "err", err)
 	}
 }
 

@@ -82,18 +82,22 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	}
 	// On an idle link a send is written by the sender. Not always: a write in progress on
 	// the socket (the HTTP client's, a pong) makes it queue, so of a few sends some must be.
-	idle := func() { // the writer has nothing queued and is not in a batch; no burst
-		for l.queued.Load() != 0 || !l.wmu.TryLock() {
+	idle := func() { // nothing queued or being written; no burst
+		for l.q.Len() != 0 || l.q.Bytes() != 0 {
 			time.Sleep(time.Millisecond)
 		}
-		l.wmu.Unlock()
 		time.Sleep(2 * wsengine.BurstGap)
+	}
+	// sentDirect sends i and reports whether it was written by the sender (not queued).
+	sentDirect := func(i int) bool {
+		before := l.q.Mark()
+		send(i)
+		return l.q.Mark() == before
 	}
 	direct := 0
 	for i := range 5 {
 		idle()
-		send(i)
-		if l.queued.Load() == 0 {
+		if sentDirect(i) {
 			direct++
 		}
 		recv(i)
@@ -101,14 +105,21 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	if direct == 0 {
 		t.Fatal("no send on an idle link was written directly")
 	}
-	l.wmu.Lock() // the writer is busy: sends queue
+	// The socket is busy (another direct write in progress): sends queue.
+	for {
+		idle()
+		if l.q.ClaimDirect() {
+			break
+		}
+	}
+	before := l.q.Mark()
 	send(5)
 	send(6)
-	if n := l.queued.Load(); n != 2 {
-		l.wmu.Unlock()
-		t.Fatalf("%d queued while the writer was busy, want 2", n)
+	if n := l.q.Mark() - before; n != 2 {
+		l.q.EndDirect(false)
+		t.Fatalf("%d queued while the socket was busy, want 2", n)
 	}
-	l.wmu.Unlock()
+	l.q.EndDirect(false)
 	send(7) // queued behind 5 and 6 unless the writer has handled them: never before them
 	for i := 5; i < 8; i++ {
 		recv(i)
@@ -123,11 +134,12 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		env.FlowID, env.TraceID = "F", string(rune('a'+i))
-		if sent, err := l.direct(env); sent || err != nil {
-			t.Fatalf("send %d with 2 in progress was written directly (err %v)", i, err)
-		}
+		before := l.q.Mark()
 		if err := l.send(t.Context(), env); err != nil {
 			t.Fatal(err)
+		}
+		if l.q.Mark() == before {
+			t.Fatalf("send %d with 2 in progress was written directly", i)
 		}
 		recv(i)
 	}
@@ -135,8 +147,7 @@ func TestLinkDirectKeepsOrder(t *testing.T) {
 	direct = 0
 	for i := 11; i < 16; i++ {
 		idle()
-		send(i)
-		if l.queued.Load() == 0 {
+		if sentDirect(i) {
 			direct++
 		}
 		recv(i)

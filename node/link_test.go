@@ -49,8 +49,6 @@ func TestLinkReceive(t *testing.T) {
 		}},
 		deliver: func(_ *link, e *envelope.Envelope) { delivered = append(delivered, e) },
 	})
-	l.sendq = make(chan outItem, 4) // as start makes it
-
 	data := marshal(t, &envelope.Data{Payload: []byte(`{}`)}, "F")
 	for range creditThreshold {
 		l.receive(data)
@@ -58,23 +56,39 @@ func TestLinkReceive(t *testing.T) {
 	if len(delivered) != creditThreshold {
 		t.Fatalf("delivered %d, want %d", len(delivered), creditThreshold)
 	}
-	select {
-	case it := <-l.sendq:
-		f, err := it.env.DecodeFrame()
-		if err != nil || !it.raw {
-			t.Fatalf("queued %+v, %v: want a raw CreditUpdate", it, err)
-		}
-		if cu := f.(*envelope.CreditUpdate); cu.FlowID != "F" || cu.Credits != creditWindow {
-			t.Fatalf("CreditUpdate %+v, want flow F, %d credits", cu, creditWindow)
-		}
-	default:
-		t.Fatalf("no CreditUpdate after %d envelopes of a flow", creditThreshold)
+	queued := l.q.Take(nil, 10, 1<<20)
+	if len(queued) != 1 {
+		t.Fatalf("%d queued after %d envelopes of a flow, want one CreditUpdate", len(queued), creditThreshold)
 	}
+	cuEnv, err := envelope.Decode(*queued[0].B)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := cuEnv.DecodeFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cu, ok := f.(*envelope.CreditUpdate); !ok || cu.FlowID != "F" || cu.Credits != creditWindow || cuEnv.FlowFlags != envelope.FlowAck || cuEnv.SeqID != 0 {
+		t.Fatalf("queued %+v (seq %d, flags %v), want CreditUpdate{F, %d} with ACK, seqId 0", f, cuEnv.SeqID, cuEnv.FlowFlags, creditWindow)
+	}
+	l.q.Release(queued)
 
-	l.receive(marshal(t, &envelope.CreditUpdate{FlowID: "G", Credits: 7}, "G"))
-	if got := l.grants.take(); got["G"] != 7 || len(delivered) != creditThreshold {
-		t.Fatalf("grants %v, delivered %d: a CreditUpdate is the link's, not delivered", got, len(delivered))
+	// Flow G has spent its window: the next envelope is held until the sentinel grants.
+	l.gate.Spent("G", creditWindow)
+	held, err := envelope.New(&envelope.Data{Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	held.FlowID = "G"
+	if !l.post(held) || l.q.Len() != 0 || l.gate.Held() != 1 {
+		t.Fatalf("post at zero credits: queued %d, held %d; want 0, 1", l.q.Len(), l.gate.Held())
+	}
+	l.receive(marshal(t, &envelope.CreditUpdate{FlowID: "G", Credits: 7}, "G"))
+	if l.q.Len() != 1 || l.gate.Held() != 0 || len(delivered) != creditThreshold {
+		t.Fatalf("after CreditUpdate{G, 7}: queued %d, held %d, delivered %d: the grant releases the held envelope and is not delivered",
+			l.q.Len(), l.gate.Held(), len(delivered))
+	}
+	l.q.Release(l.q.Take(nil, 10, 1<<20))
 
 	env, err := envelope.New(&envelope.Data{Payload: []byte(`{}`)})
 	if err != nil {
@@ -90,13 +104,13 @@ func TestLinkReceive(t *testing.T) {
 	if len(delivered) != creditThreshold {
 		t.Fatalf("delivered %d: hook-dropped and undecodable envelopes must not be delivered", len(delivered))
 	}
-	if len(l.sendq) != 0 {
-		t.Fatalf("%d items queued by dropped envelopes", len(l.sendq))
+	if n := l.q.Len(); n != 0 {
+		t.Fatalf("%d items queued by dropped envelopes", n)
 	}
 }
 
-// TestLinkCreditsEarnedBeforeStart: credits earned while attaching (no queue yet) are
-// queued first by start.
+// TestLinkCreditsEarnedBeforeStart: credits earned while attaching (no writer yet) are
+// queued, for the writer start enables.
 func TestLinkCreditsEarnedBeforeStart(t *testing.T) {
 	l := newLink(nil, nil, linkDeps{log: discardLogger(), flowControl: true})
 	env, err := envelope.New(&envelope.Data{})
@@ -107,8 +121,13 @@ func TestLinkCreditsEarnedBeforeStart(t *testing.T) {
 	for range creditThreshold {
 		l.countCredit(env)
 	}
-	if len(l.pendingCredit) != 1 || l.pendingCredit[0].FlowID != "F" {
-		t.Fatalf("pending %v, want one CreditUpdate for F", l.pendingCredit)
+	queued := l.q.Take(nil, 10, 1<<20)
+	defer l.q.Release(queued)
+	if len(queued) != 1 {
+		t.Fatalf("%d queued, want one CreditUpdate", len(queued))
+	}
+	if e, err := envelope.Decode(*queued[0].B); err != nil || e.FlowID != "F" || e.FrameType() != envelope.TypeCreditUpdate {
+		t.Fatalf("queued %v (%v), want a CreditUpdate for F", e, err)
 	}
 }
 
@@ -188,6 +207,61 @@ func TestLinkReportsLossOnce(t *testing.T) {
 		defer mu.Unlock()
 		if len(causes) != 1 {
 			t.Fatalf("shutdown reported as a loss: %v", causes)
+		}
+	})
+}
+
+// TestLinkSendWaitsForRoom: a sentinel that stops reading fills the link's send queue;
+// send then waits for room until its context ends (its error, nothing queued past the
+// bound), post refuses at once, and the link's end releases a waiting send with
+// errLinkLost.
+func TestLinkSendWaitsForRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		stop := make(chan struct{})
+		deps := linkDeps{
+			log: discardLogger(), heartbeat: time.Hour, sendQueue: 4,
+			seal:    func(*envelope.Envelope) error { return nil },
+			deliver: func(*link, *envelope.Envelope) {},
+			lost:    func(*link, error) {},
+		}
+		l := pipeLink(t, func(*websocket.Conn) { <-stop }, deps) // never reads
+		defer close(stop)
+		l.start()
+		env := func() *envelope.Envelope {
+			e, err := envelope.New(&envelope.Data{Payload: []byte(`{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.FlowID = "F"
+			return e
+		}
+		// The writer takes the first envelope and blocks on the socket; four more fill the queue.
+		for i := range 5 {
+			if err := l.send(t.Context(), env()); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+			synctest.Wait()
+		}
+		if n := l.q.Len(); n != 4 {
+			t.Fatalf("%d queued, want the bound of 4", n)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := l.send(ctx, env()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("send on a full queue: %v, want its context's deadline", err)
+		}
+		if l.post(env()) {
+			t.Fatal("post on a full queue accepted")
+		}
+		if n := l.q.Len(); n != 4 {
+			t.Fatalf("%d queued after the refusals, want 4", n)
+		}
+		waiting := make(chan error, 1)
+		go func() { waiting <- l.send(t.Context(), env()) }()
+		synctest.Wait()
+		l.shutdown()
+		if err := <-waiting; !errors.Is(err, errLinkLost) {
+			t.Fatalf("waiting send when the link ended: %v, want errLinkLost", err)
 		}
 	})
 }

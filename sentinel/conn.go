@@ -18,16 +18,15 @@ import (
 	"github.com/fame-go/fame/internal/wsengine"
 )
 
-// Limits on per-connection bookkeeping maps. Receivers do not enforce seqId order, so
-// forgetting a flow's counter only restarts it at SYN; the bound keeps a long-lived agent
-// connection from growing without limit as clients come and go.
+// Limits on per-connection bookkeeping maps (wsengine.MaxFlows). Receivers do not enforce
+// seqId order, so forgetting a flow's counter only restarts it at SYN; the bound keeps a
+// long-lived agent connection from growing without limit as clients come and go.
 const (
-	maxFlowsPerConn = 8192
+	maxFlowsPerConn = wsengine.MaxFlows
 	creditWindow    = wsengine.CreditWindow
-	creditLowWater  = wsengine.CreditWindow - wsengine.CreditThreshold
 )
 
-// conn is one attached peer. The reader goroutine (serve) owns recvCredits; seq is shared by
+// conn is one attached peer. The reader goroutine (serve) owns recv; stamps is shared by
 // every goroutine that sends to this peer and guarded by seqMu, which is also held across the
 // enqueue so that queue order equals seqId order.
 type conn struct {
@@ -48,15 +47,9 @@ type conn struct {
 	closeWhy  atomic.Value // string
 
 	seqMu  sync.Mutex
-	ownSeq int64             // the next seqId on flowID, the sentinel's own flow (acks, nacks)
-	seq    map[string]*int64 // other flows; pointer values: incrementing needs only a lookup, which does not allocate
+	stamps wsengine.Stamps // seqIds per flow; Own is flowID, the sentinel's own flow (acks, nacks)
 
-	// Receive credits per flow (countCredit): the first flow the peer sends on is counted
-	// here, further ones in recvCredits, so that a peer using one flow (an idle node's
-	// heartbeats) needs no map.
-	credFlow    string
-	credLeft    int
-	recvCredits map[string]int
+	recv wsengine.RecvCredits // receive credits per flow (countCredit); the reader's
 
 	pendMu  sync.Mutex
 	pending map[string]packedReq // corrId -> request routed to this peer, awaiting its reply (or its stream's end)
@@ -130,12 +123,13 @@ func newConn(s *Sentinel, ws *websocket.Conn, remote, urlID, origin string) *con
 	c := &conn{
 		identity: identity{urlID: urlID, remote: remote, origin: origin},
 		s:        s, owner: s, limits: s.limits, ws: ws,
-		flowID: envelope.NewID(),
-		q:      wsengine.NewQueue(&queuePool, &s.limits.queued, wsengine.Limits{Count: lim.SendQueue, Bytes: lim.SendQueueBytes, GlobalBytes: s.opts.GlobalQueueBytes}),
-		done:   make(chan struct{}),
-		// seq, recvCredits and pending are made on first use: an idle connection needs
+		q:    wsengine.NewQueue(&queuePool, &s.limits.queued, wsengine.Limits{Count: lim.SendQueue, Bytes: lim.SendQueueBytes, GlobalBytes: s.opts.GlobalQueueBytes}),
+		done: make(chan struct{}),
+		// stamps, recv and pending make their maps on first use: an idle connection needs
 		// little of them, and a map made empty costs as much as a small one.
 	}
+	c.flowID = envelope.NewID()
+	c.stamps.Own = c.flowID
 	c.log = slog.New(&connLog{h: s.log.Handler(), c: c})
 	return c
 }
@@ -168,31 +162,6 @@ func (l *connLog) WithGroup(name string) slog.Handler {
 	return &connLog{h: l.h.WithGroup(name), c: l.c}
 }
 
-// stamp returns the next (seqId, flowFlags) for flowID on this connection. Call with seqMu held.
-func (c *conn) stampLocked(flowID []byte) (int64, envelope.FlowFlags) {
-	if string(flowID) == c.flowID {
-		v := c.ownSeq
-		c.ownSeq++
-		if v == 0 {
-			return 0, envelope.FlowSyn
-		}
-		return v, 0
-	}
-	if n := c.seq[string(flowID)]; n != nil {
-		v := *n
-		*n = v + 1
-		return v, 0
-	}
-	if c.seq == nil {
-		c.seq = make(map[string]*int64, 1)
-	} else if len(c.seq) >= maxFlowsPerConn {
-		clear(c.seq)
-	}
-	one := int64(1)
-	c.seq[string(flowID)] = &one
-	return 0, envelope.FlowSyn
-}
-
 // forward re-stamps an envelope received from src for this connection and queues it. It
 // returns wsengine.Accepted, wsengine.RefusedClosed when this connection is gone, or the limit that refused it
 // (counted and logged here; the caller nacks the sender OVERLOADED).
@@ -200,7 +169,7 @@ func (c *conn) forward(msg []byte, h *envelope.Header, src *conn) string {
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
 	// A refused envelope leaves a gap in seqId; receivers do not enforce the order (above).
-	seq, flags := c.stampLocked(h.FlowID)
+	seq, flags := c.stamps.Next(h.FlowID)
 	bp := getBuf()
 	*bp = envelope.Restamp((*bp)[:0], msg, h, seq, flags)
 	var why string
@@ -223,7 +192,7 @@ func (c *conn) sendOwn(e *envelope.Envelope, flagsOverride envelope.FlowFlags) b
 	}
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
-	seq, flags := c.stampLocked([]byte(e.FlowID))
+	seq, flags := c.stamps.Next([]byte(e.FlowID))
 	if flagsOverride != 0 {
 		flags = flagsOverride
 	}

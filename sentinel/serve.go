@@ -141,33 +141,8 @@ func (c *conn) countCredit(h *envelope.Header) {
 	if string(h.FrameType) == envelope.TypeCreditUpdate || len(h.FlowID) == 0 {
 		return
 	}
-	inline := c.credFlow == string(h.FlowID)
-	var n int
-	switch {
-	case inline:
-		n = c.credLeft
-	case c.credFlow == "":
-		c.credFlow, inline, n = string(h.FlowID), true, creditWindow
-	default:
-		var ok bool
-		if n, ok = c.recvCredits[string(h.FlowID)]; !ok {
-			if c.recvCredits == nil {
-				c.recvCredits = make(map[string]int, 1)
-			} else if len(c.recvCredits) >= maxFlowsPerConn {
-				clear(c.recvCredits)
-			}
-			n = creditWindow
-		}
-	}
-	n--
-	if n <= creditLowWater {
+	if c.recv.Count(h.FlowID) {
 		c.sendCredit(string(h.FlowID), string(h.TraceID))
-		n = creditWindow
-	}
-	if inline {
-		c.credLeft = n
-	} else {
-		c.recvCredits[string(h.FlowID)] = n
 	}
 }
 

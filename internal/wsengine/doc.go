@@ -1,6 +1,22 @@
-// Package wsengine is what the sentinel's and the node SDK's per-connection engines share:
-// the constants of credit flow control and write batching, and the direct write that lets a
-// sender skip the writer goroutine.
+// Package wsengine is the per-connection engine the sentinel and the node SDK share: what a
+// WebSocket connection does between its reader and the socket, with one implementation of
+// each part.
+//
+//   - Queue: the send queue, bounded in envelopes and bytes (and, for the sentinel, in bytes
+//     over all its connections and per sender), whose writer goroutine exists only while the
+//     connection is busy and writes corked batches; a sender may write directly when the
+//     writer is idle (below). The sentinel refuses on a full queue (and nacks the sender);
+//     the node's senders may wait for room (WaitRoom) or for what they queued to be written
+//     (Mark, WaitWritten), up to their context.
+//   - Stamps: per-flow sequence numbers and the SYN of a flow's first envelope.
+//   - RecvCredits: the receiver side of credit flow control (when to grant the peer more).
+//   - Gate: the sender side, for a connection that honours the peer's grants (the node):
+//     envelopes of a flow out of credits are held, bounded, until a grant releases them.
+//   - Direct, WriteCorked, Release: the writes onto the corked socket (internal/corkconn).
+//
+// The rest of a connection (its reader and what it dispatches to, the attach handshake,
+// heartbeats, the security checks) is the owner's: the sentinel's conn routes on the reader
+// goroutine, the node's link hands envelopes to its Node.
 //
 // # The direct write
 //

@@ -269,6 +269,34 @@ func (q *Queue[S]) Push(b *[]byte, src S) string {
 	return Accepted
 }
 
+// PushOver queues b past the queue's own bounds (count, bytes, share, global; its bytes are
+// still counted): for messages already bounded elsewhere that must not be refused now, such as
+// envelopes a credit gate held (bounded by the gate) and a grant released. Only a closed
+// queue refuses.
+func (q *Queue[S]) PushOver(b *[]byte) string {
+	size := int64(len(*b))
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return RefusedClosed
+	}
+	q.global.Add(size)
+	if q.n == len(q.ring) {
+		q.grow()
+	}
+	var zero S
+	q.ring[(q.head+q.n)%len(q.ring)] = Item[S]{b, zero}
+	q.n++
+	q.pushed++
+	q.bytes += size
+	if q.direct {
+		q.mu.Unlock() // EndDirect starts or wakes the writer
+		return Accepted
+	}
+	q.kickLocked()
+	return Accepted
+}
+
 // add queues b as push does and returns with mu held when it did (Accepted); on a refusal mu
 // is released and b not taken.
 func (q *Queue[S]) add(b *[]byte, src S) string {
@@ -424,8 +452,8 @@ func (q *Queue[S]) grow() {
 	if size < minRing {
 		size = minRing
 	}
-	if size > q.max.Count {
-		size = q.max.Count
+	if size > q.max.Count && q.max.Count > q.n {
+		size = q.max.Count // PushOver may go past the bound: then the ring grows past it too
 	}
 	ring := q.pool.getRing(size)
 	for i := 0; i < q.n; i++ {
@@ -624,15 +652,15 @@ func (q *Queue[S]) Bytes() int64 {
 }
 
 // Mark is a point in the queue: what has been pushed so far. WaitWritten(ctx, Mark()) returns
-// once all of it has been written (or dropped by Close).
+// once all of it has been written.
 func (q *Queue[S]) Mark() uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.pushed
 }
 
-// WaitWritten waits until everything pushed before mark has been written or dropped, or ctx
-// ends (its error), or the queue is closed (RefusedClosed as an error: ErrClosed).
+// WaitWritten waits until everything pushed before mark has been written, or ctx ends (its
+// error), or the queue is closed (ErrClosed: what was still queued was dropped).
 func (q *Queue[S]) WaitWritten(ctx context.Context, mark uint64) error {
 	return q.wait(ctx, func() bool { return q.released >= mark })
 }
@@ -654,12 +682,12 @@ func (q *Queue[S]) wait(ctx context.Context, done func() bool) error {
 	for {
 		q.mu.Lock()
 		switch {
+		case q.closed: // first: Close frees what is queued, which would satisfy done
+			q.mu.Unlock()
+			return ErrClosed
 		case done():
 			q.mu.Unlock()
 			return nil
-		case q.closed:
-			q.mu.Unlock()
-			return ErrClosed
 		}
 		if q.waitc == nil {
 			q.waitc = make(chan struct{})
