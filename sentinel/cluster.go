@@ -630,13 +630,16 @@ func (cl *clusterRouter) peerDown(id string) {
 	m := cl.pending[id]
 	delete(cl.pending, id)
 	cl.mu.Unlock()
+	if len(m) == 0 {
+		return
+	}
+	// Counted and logged before the nacks go out: a caller that reads the counter after its
+	// nack arrives must see it (the nack may be written to its socket before this returns).
+	cl.m.peerNacks.Add(float64(len(m)))
+	cl.log.Warn("peer sentinel down; requests forwarded to it nacked", "peer_sentinel", id, "nacked", len(m))
 	for _, pk := range m {
 		p := pk.unpack()
 		cl.refuse.nackPending(p, envelope.CodePeerUnreachable, "Route to "+p.to+" lost: sentinel "+id+" is down")
-	}
-	if len(m) > 0 {
-		cl.m.peerNacks.Add(float64(len(m)))
-		cl.log.Warn("peer sentinel down; requests forwarded to it nacked", "peer_sentinel", id, "nacked", len(m))
 	}
 }
 
