@@ -10,7 +10,7 @@ PKGS      := ./...
 # The docker compose deployment: start, run, run-verbose, stop, clean-compose, compose-test.
 include compose/make.mk
 
-.PHONY: all build test bench bench-compare bench-cluster bench-ceiling bench-instr bench-fullstack bench-wakeups fuzz vet demo interop scale clean env-table status-screenshot
+.PHONY: all build test bench bench-compare bench-cluster bench-ceiling bench-instr bench-fullstack bench-wakeups bench-overlay-profile fuzz vet demo interop scale clean env-table status-screenshot
 
 all: build
 
@@ -74,6 +74,12 @@ bench-instr:
 # the markdown section BENCHMARKS.md keeps.
 bench-fullstack: build
 	BIN=$(BIN) GO=$(GO) ./scripts/bench-fullstack.sh
+
+# Where an overlay call's CPU goes beyond its crypto: sentinel and client CPU profiles at 50
+# callers, split into ed25519 verify / sign, the rest of security, syscalls, GC (OVERLAY_PROFILE_D
+# seconds, default 10); prints the markdown section BENCHMARKS.md keeps.
+bench-overlay-profile: build
+	BIN=$(BIN) GO=$(GO) ./scripts/bench-overlay-profile.sh
 
 # Goroutine wake-ups per call (runtime trace of an in-process sentinel, agent and client, and of
 # the one-process ceiling), by where the woken goroutine blocked.
