@@ -30,8 +30,9 @@
 // Shape of a Node. Words: a "session" in FAME is a client's sid (what stickiness pins); the
 // lifetime of one WebSocket to the sentinel is a link (link.go). Connect dials
 // `<attach URL>/<systemId>`, sends NodeAttach and waits for NodeAttachAck; from then on one
-// link owns the socket with two goroutines (reader, heartbeat), a writer only while it has
-// something queued to write, plus the key-request loop on secured nodes. Ownership is one way:
+// link owns the socket with one goroutine (its reader), a writer only while it has
+// something queued to write, a timer for its heartbeats, plus the key-request loop on
+// secured nodes. Ownership is one way:
 //
 //   - The Node owns identity and policy: admission and credentials, the NodeAttach it sends
 //     and the attachment it reads back (paths, sid, inboxes), keys, signatures, replay and

@@ -72,7 +72,7 @@ func TestHandlerOverloadNack(t *testing.T) {
 		}()
 	}
 	<-started
-	waitFor(t, "the second request queued", func() bool { return len(agent.handlers.queue) == 1 })
+	waitFor(t, "the second request queued", func() bool { return agent.handlers.queued() == 1 })
 	err := client.Call(context.Background(), "gate@fame.fabric", "wait", nil, nil)
 	var ne *NackError
 	if !errors.As(err, &ne) || ne.Code != envelope.CodeOverloaded {
@@ -533,4 +533,11 @@ func gathered(t *testing.T, reg *prometheus.Registry, name, reason string) float
 		}
 	}
 	return 0
+}
+
+// queued is the number of requests waiting for a handler.
+func (p *handlerPool) queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
 }

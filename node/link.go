@@ -33,9 +33,9 @@ const linkQueueBytes = 64 << 20
 //
 // A link knows nothing of the Node: everything it needs is handed to it at construction in
 // linkDeps (config values, the hooks, the signer for what it originates, where inbound
-// envelopes go and whom to tell when it fails). It owns its goroutines (reader, heartbeat,
-// the owner's per-link loops, and a writer while there is something to write), all ended by
-// ctx and waited for by wg.
+// envelopes go and whom to tell when it fails). It owns its goroutines (the reader, the
+// owner's per-link loops, a writer while there is something to write and a heartbeat while
+// one is being sent), all ended by ctx and waited for by wg.
 //
 // Its writing is the connection engine the sentinel uses too (internal/wsengine): a send
 // queue bounded in envelopes and bytes whose writer goroutine exists only while the link is
@@ -60,6 +60,11 @@ type link struct {
 	released []*[]byte       // scratch for what a grant releases
 
 	recv wsengine.RecvCredits // the receiver side; the reader's (the dialer's before start)
+
+	// hbMu guards hb, the heartbeat timer (beat), and orders a beat's wg.Add before
+	// shutdown's wg.Wait.
+	hbMu sync.Mutex
+	hb   *time.Timer
 
 	flowID  string // this node's own flow on this link (control traffic)
 	traceID string // trace id of this link's control traffic (binds, heartbeats)
@@ -211,9 +216,11 @@ func (l *link) showEnv(label string, raw []byte) {
 // already; enabling the writer sends them.
 func (l *link) start() {
 	l.ctx, l.cancel = context.WithCancelCause(context.Background())
-	l.wg.Add(2 + len(l.deps.loops))
+	l.wg.Add(1 + len(l.deps.loops))
 	go l.readLoop()
-	go l.heartbeatLoop()
+	l.hbMu.Lock()
+	l.hb = time.AfterFunc(l.deps.heartbeat, l.beat)
+	l.hbMu.Unlock()
 	for _, loop := range l.deps.loops {
 		go func() {
 			defer l.wg.Done()
@@ -263,6 +270,13 @@ func (l *link) shutdown() {
 	l.cancel(ErrClosed)
 	l.q.Close()
 	l.conn.CloseNow()
+	// A beat that started before the cancel has joined wg (under hbMu); later ones see the
+	// link ended and neither join nor re-arm the timer.
+	l.hbMu.Lock()
+	if l.hb != nil {
+		l.hb.Stop()
+	}
+	l.hbMu.Unlock()
 	l.wg.Wait()
 	l.smu.Lock()
 	l.gate.Drop(bufpool.Put)
@@ -533,33 +547,38 @@ func (l *link) credit(env *envelope.Envelope) {
 // heartbeatAcked records a NodeHeartbeatAck the owner accepted as the sentinel's.
 func (l *link) heartbeatAcked() { l.lastAck.Store(time.Now().UnixNano()) }
 
-func (l *link) heartbeatLoop() {
+// beat is one NodeHeartbeat, run by the link's timer (hb) every heartbeat interval: a
+// timer rather than a goroutine, so that an idle link costs its reader goroutine only. The
+// link fails when two intervals passed without an acknowledgement.
+func (l *link) beat() {
+	l.hbMu.Lock()
+	if l.ctx.Err() != nil { // ended: shutdown has stopped the timer or is about to
+		l.hbMu.Unlock()
+		return
+	}
+	l.wg.Add(1) // under hbMu, before shutdown's wg.Wait (see shutdown)
+	l.hbMu.Unlock()
 	defer l.wg.Done()
 	iv := l.deps.heartbeat
-	t := time.NewTicker(iv)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.ctx.Done():
-			return
-		case <-t.C:
-		}
-		if time.Since(time.Unix(0, l.lastAck.Load())) > 2*iv {
-			l.deps.log.Warn("missed heartbeat acknowledgement, reconnecting")
-			l.fail(errors.New("node: missed heartbeat acknowledgement"))
-			return
-		}
-		env, err := envelope.New(&envelope.NodeHeartbeat{})
-		if err != nil {
-			continue
-		}
+	if time.Since(time.Unix(0, l.lastAck.Load())) > 2*iv {
+		l.deps.log.Warn("missed heartbeat acknowledgement, reconnecting")
+		l.fail(errors.New("node: missed heartbeat acknowledgement"))
+		return
+	}
+	env, err := envelope.New(&envelope.NodeHeartbeat{})
+	if err == nil {
 		env.SID, env.TraceID, env.CorrID, env.FlowID = l.sid, l.traceID, envelope.NewID(), l.flowID
 		err = l.deps.seal(env)
-		if err == nil {
-			err = l.send(l.ctx, env)
-		}
-		if err != nil && l.ctx.Err() == nil {
-			l.deps.log.Warn("heartbeat not sent", "err", err)
-		}
 	}
+	if err == nil {
+		err = l.send(l.ctx, env)
+	}
+	if err != nil && l.ctx.Err() == nil {
+		l.deps.log.Warn("heartbeat not sent", "err", err)
+	}
+	l.hbMu.Lock()
+	if l.ctx.Err() == nil {
+		l.hb.Reset(iv)
+	}
+	l.hbMu.Unlock()
 }

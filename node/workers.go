@@ -18,7 +18,7 @@ type job struct {
 }
 
 // handlerPool runs requests off the reader goroutine, at most max at once (Config.MaxHandlers)
-// with up to cap(queue) more waiting (Config.HandlerQueue); a request past both is refused, so
+// with up to maxQueue more waiting (Config.HandlerQueue); a request past both is refused, so
 // a flood of requests costs a bounded number of goroutines and bounded memory. A request goes
 // to a resident worker if one is idle, otherwise to a new goroutine that then stays resident
 // while fewer than maxIdleWorkers do. Reusing workers saves a goroutine spawn per request and,
@@ -31,15 +31,16 @@ type handlerPool struct {
 	// mu makes "count a running handler" and "queue a job" one decision with "take the next
 	// job or stop counting": a job is queued only while max handlers run, and a handler takes
 	// queued work before it stops counting, so nothing waits in the queue with no one to run it.
-	mu     sync.Mutex
-	active int
-	max    int
-	queue  chan job
+	mu       sync.Mutex
+	active   int
+	max      int
+	queue    []job // waiting requests, oldest first; nil while none wait, so an idle node holds no queue
+	maxQueue int
 }
 
 func newHandlerPool(max, queue int) *handlerPool {
 	return &handlerPool{jobs: make(chan job), resident: make(chan struct{}, maxIdleWorkers),
-		max: max, queue: make(chan job, queue)}
+		max: max, maxQueue: queue}
 }
 
 // runHandler hands j to a handler or queues it, without blocking (reader goroutine); accepted
@@ -58,29 +59,32 @@ func (n *Node) runHandler(j job, accepted func()) bool {
 		n.startHandler(j)
 		return true
 	}
-	select {
-	case p.queue <- j:
-		n.busy.Add(1)
-		accepted()
-		p.mu.Unlock()
-		return true
-	default:
+	if len(p.queue) >= p.maxQueue {
 		p.mu.Unlock()
 		return false
 	}
+	p.queue = append(p.queue, j)
+	n.busy.Add(1)
+	accepted()
+	p.mu.Unlock()
+	return true
 }
 
 // next returns queued work for a handler that just finished, or stops counting it.
 func (p *handlerPool) next() (job, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	select {
-	case j := <-p.queue:
-		return j, true
-	default:
+	if len(p.queue) == 0 {
 		p.active--
 		return job{}, false
 	}
+	j := p.queue[0]
+	p.queue[0] = job{}
+	p.queue = p.queue[1:]
+	if len(p.queue) == 0 {
+		p.queue = nil // the burst is over: let its array go
+	}
+	return j, true
 }
 
 // startHandler runs j on an idle resident worker, or a new goroutine.
