@@ -482,11 +482,18 @@ func (l *link) grant(flow string, credits int) {
 func (l *link) readLoop() {
 	defer l.wg.Done()
 	for {
-		_, msg, err := l.conn.Read(context.Background()) // see writeBatch: fail and shutdown close the socket
+		// Not cancelled by ctx: see writeBatch (fail and shutdown close the socket).
+		buf, err := wsengine.ReadMessage(context.Background(), l.conn)
 		if err != nil {
+			if buf != nil {
+				bufpool.Put(buf)
+			}
 			l.fail(fmt.Errorf("node: read: %w", err))
 			return
 		}
+		// The decoded envelope keeps slices of its message: one copy at the message's size.
+		msg := append([]byte(nil), *buf...)
+		bufpool.Put(buf)
 		l.receive(msg)
 	}
 }

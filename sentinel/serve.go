@@ -2,8 +2,6 @@ package sentinel
 
 import (
 	"context"
-	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +9,7 @@ import (
 
 	"github.com/fame-go/fame/envelope"
 	"github.com/fame-go/fame/internal/bufpool"
+	"github.com/fame-go/fame/internal/wsengine"
 	"github.com/fame-go/fame/tracing"
 )
 
@@ -59,39 +58,17 @@ func (c *conn) serve() {
 	}
 }
 
-// readMessage reads a whole message into *b (from internal/bufpool). Nothing on the dispatch
-// path keeps a reference to the message after dispatch returns (forwarding copies it into an
-// outbound buffer, everything remembered is converted to strings), so the buffer goes back to
-// the pool at once and serves message after message.
-func readMessage(b *[]byte, r io.Reader) error {
-	buf := *b
-	defer func() { *b = buf }()
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, cap(buf)) // doubling: a large message costs few copies
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
 // readOne reads and dispatches one message; false means the connection is done.
 func (c *conn) readOne(h *envelope.Header) bool {
 	s := c.s
-	_, r, err := c.ws.Reader(context.Background())
-	if err != nil {
-		c.readFailed(err)
-		return false
+	// Nothing on the dispatch path keeps a reference to the message after dispatch returns
+	// (forwarding copies it into an outbound buffer, everything remembered is converted to
+	// strings), so the buffer goes back to the pool at once and serves message after message.
+	buf, err := wsengine.ReadMessage(context.Background(), c.ws)
+	if buf != nil {
+		defer bufpool.Put(buf)
 	}
-	buf := bufpool.Get()
-	defer bufpool.Put(buf)
-	if err := readMessage(buf, r); err != nil {
+	if err != nil {
 		c.readFailed(err)
 		return false
 	}

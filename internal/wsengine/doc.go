@@ -13,8 +13,10 @@
 //   - Gate: the sender side, for a connection that honours the peer's grants (the node):
 //     envelopes of a flow out of credits are held, bounded, until a grant releases them.
 //   - Direct, WriteCorked, Release: the writes onto the corked socket (internal/corkconn).
+//   - ReadMessage: the read of one message into a pooled buffer, taken only once the message
+//     has begun (an idle connection's reader holds none).
 //
-// The rest of a connection (its reader and what it dispatches to, the attach handshake,
+// The rest of a connection (what its reader dispatches to, the attach handshake,
 // heartbeats, the security checks) is the owner's: the sentinel's conn routes on the reader
 // goroutine, the node's link hands envelopes to its Node.
 //
