@@ -45,7 +45,7 @@
 // already routes on its own goroutine (routing is cheap and never blocks: a full queue is a
 // refusal, not a wait).
 //
-// Who may write directly is the caller's business (the sentinel's sendQueue, the node's
+// Who may write directly is the caller's business (the sentinel's conn, the node's
 // link): it must own the connection's writing for the duration of Direct, exactly as the
 // writer goroutine does for a batch.
 package wsengine
