@@ -204,6 +204,27 @@ type call struct {
 	tr *callTrace
 }
 
+// reopen re-sends the call over a new channel after its channel was closed under it (a
+// SecureClose, or the sentinel's CHANNEL_CLOSED nack), once; a second close fails the call.
+func (c *call) reopen(ctx context.Context) error {
+	if c.reopened {
+		return fmt.Errorf("node: %s on %s: %w twice", c.method, c.to, errChannelClosed)
+	}
+	if c.replied {
+		// A stream that already delivered items: a re-send would run it again from its
+		// first item. The caller is told it was cut.
+		return fmt.Errorf("node: %s on %s: secure channel closed after items were delivered: %w", c.method, c.to, ErrConnectionLost)
+	}
+	c.reopened = true
+	c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
+	c.superseded, c.id = c.id, envelope.NewID()
+	c.n.pend.track(c.w, c.id)
+	if err := c.send(ctx); err != nil {
+		return c.mapErr(ctx, err)
+	}
+	return nil
+}
+
 // checkTarget validates where a Data goes: a valid address, or (caps not nil) a non-empty
 // capability list, which channel encryption cannot serve (no channel to a peer not chosen yet).
 func (n *Node) checkTarget(address string, caps []string) error {
@@ -363,20 +384,8 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 			case evFail:
 				return nil, ev.err
 			case evReopen:
-				if c.reopened {
-					return nil, fmt.Errorf("node: %s on %s: %w twice", c.method, c.to, errChannelClosed)
-				}
-				if c.replied {
-					// A stream that already delivered items: a re-send would run it again
-					// from its first item. The caller is told it was cut.
-					return nil, fmt.Errorf("node: %s on %s: secure channel closed after items were delivered: %w", c.method, c.to, ErrConnectionLost)
-				}
-				c.reopened = true
-				c.n.log.Debug("secure channel closed under a call, re-sending", "method", c.method)
-				c.superseded, c.id = c.id, envelope.NewID()
-				c.n.pend.track(c.w, c.id)
-				if err := c.send(ctx); err != nil {
-					return nil, c.mapErr(ctx, err)
+				if err := c.reopen(ctx); err != nil {
+					return nil, err
 				}
 			case evLinkLost:
 				if ev.link != c.sentOn {
@@ -398,6 +407,21 @@ func (c *call) next(ctx context.Context) (json.RawMessage, error) {
 			case evNack:
 				if c.superseded != "" && ev.ref == c.superseded {
 					continue // the superseded send's nack; the re-send is what this call waits for
+				}
+				if !c.reopened && ev.nack.Code == codeChannelClosedNack && c.n.sec != nil {
+					// The sentinel refused the request unrouted: the channel it was encrypted
+					// for is closed (its replica left or was drained). The SecureClose saying
+					// so may still be behind this nack, or lost; the nack alone says the
+					// request did not run, so it goes again over a new channel, once.
+					if cid, first := c.w.closeCID(); cid != "" {
+						if first {
+							c.n.sec.channels.forget(cid)
+							if err := c.reopen(ctx); err != nil {
+								return nil, err
+							}
+						}
+						continue // else the SecureClose's evReopen is queued behind this nack
+					}
 				}
 				if c.reopened && ev.nack.Code == codeChannelClosedNack {
 					// The nack of the send that went over the channel a SecureClose closed

@@ -60,6 +60,22 @@ func (w *waiter) setCID(cid string) {
 	w.mu.Unlock()
 }
 
+// closeCID marks the channel of the last send closed, as channelClosed does for a
+// SecureClose, and returns it ("" for none); first is false when a SecureClose marked it
+// already (its evReopen is queued for the call).
+func (w *waiter) closeCID() (cid string, first bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cid == "" {
+		return "", false
+	}
+	if w.closedCID == w.cid {
+		return w.cid, false
+	}
+	w.closedCID = w.cid
+	return w.cid, true
+}
+
 // setSent records the link and channel ("" for none) of the request about to be sent.
 func (w *waiter) setSent(l *link, cid string) {
 	w.mu.Lock()
