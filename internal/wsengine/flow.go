@@ -147,6 +147,12 @@ func (g *Gate) Admit(flow string, b *[]byte) bool {
 	left, seen := g.credits[flow]
 	if !seen {
 		left = CreditWindow
+		if len(g.credits) >= MaxFlows {
+			// Bounded like Stamps: a node replying on every client's flow would otherwise
+			// keep a counter per flow for ever. A forgotten flow starts with a full window
+			// again; one with envelopes held stays held (above) until its grant.
+			clear(g.credits)
+		}
 	}
 	if left <= 0 {
 		g.hold(flow, b)

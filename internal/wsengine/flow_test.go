@@ -1,6 +1,7 @@
 package wsengine
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/fame-go/fame/envelope"
@@ -126,5 +127,32 @@ func TestGate(t *testing.T) {
 	g.Drop(func(*[]byte) { put++ })
 	if put != 1 || g.Held() != 0 {
 		t.Fatalf("Drop gave back %d buffers, holds %d; want 1 (flow c's), 0", put, g.Held())
+	}
+}
+
+// TestGateForgetsFlows: the gate keeps credit counters for at most MaxFlows flows; past them
+// it starts afresh, and a flow with envelopes held stays held until its grant.
+func TestGateForgetsFlows(t *testing.T) {
+	b := func() *[]byte { x := make([]byte, 1); return &x }
+	g := NewGate(1 << 20)
+	for range CreditWindow {
+		g.Admit("starved", b())
+	}
+	if g.Admit("starved", b()) {
+		t.Fatal("an envelope past the window was admitted")
+	}
+	for i := range 2*MaxFlows + 1 {
+		if !g.Admit(fmt.Sprintf("flow-%d", i), b()) {
+			t.Fatalf("the first envelope of flow %d was held", i)
+		}
+		if len(g.credits) > MaxFlows {
+			t.Fatalf("%d flows counted, bound %d", len(g.credits), MaxFlows)
+		}
+	}
+	if g.Admit("starved", b()) || g.Held() != 2 {
+		t.Fatalf("a flow with envelopes held was let through after the counters were cleared (held %d)", g.Held())
+	}
+	if got := g.Grant("starved", CreditWindow, nil); len(got) != 2 {
+		t.Fatalf("grant released %d envelopes, want 2", len(got))
 	}
 }
