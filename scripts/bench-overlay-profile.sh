@@ -9,33 +9,14 @@
 #   BIN=bin GO=go scripts/bench-overlay-profile.sh        (make bench-overlay-profile)
 #   OVERLAY_PROFILE_KEEP=DIR keeps sentinel.prof and client.prof there; OVERLAY_PROFILE_D=10 seconds
 set -euo pipefail
-BIN=${BIN:-bin}
 GO=${GO:-go}
 D=${OVERLAY_PROFILE_D:-10}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-wait_for() { # file pattern seconds
-  for _ in $(seq $(($3 * 10))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench-overlay-profile: timed out waiting for $2 in $1" >&2
-  cat "$1" >&2 || true
-  exit 1
-}
+DEMO=bench-overlay-profile
+# shellcheck source=scripts/demo-lib.sh
+. "$(dirname "$0")/demo-lib.sh" # work, pids, cleanup, wait_for, start_sentinel
 
 export FAME_SECURITY_PROFILE=overlay FAME_ADMISSION_PROFILE=open FAME_AUTHORIZATION_PROFILE=noop
-FAME_LISTENER_HOST=127.0.0.1 FAME_LISTENER_PORT=0 FAME_PPROF=true FAME_LOG_LEVEL=warning \
-  "$BIN/fame" sentinel -addr-file "$work/addr" >"$work/sentinel.out" 2>"$work/sentinel.log" &
-pids+=($!)
-wait_for "$work/addr" ":" 15
-addr=$(cat "$work/addr")
+FAME_PPROF=true FAME_LOG_LEVEL=warning start_sentinel
 url="ws://$addr/fame/v1/attach/ws/downstream"
 FAME_DIRECT_ADMISSION_URL=$url MATH_LOGICAL=fame.fabric AGENT_NAME=bench \
   "$BIN/math-agent" >"$work/agent.out" 2>"$work/agent.log" &
