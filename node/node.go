@@ -332,15 +332,14 @@ func (n *Node) sendSecured(ctx context.Context, l *link, env *envelope.Envelope,
 }
 
 // post queues an envelope from the reader goroutine, which must never block: when the
-// queue is full the envelope is dropped (the peer re-sends or times out).
+// queue is full the envelope is dropped (the peer re-sends or times out); link.post logs
+// that, with the reason.
 func (n *Node) post(l *link, env *envelope.Envelope) {
 	if err := n.prepare(l, env, nil); err != nil {
 		n.log.Warn("not sent", "type", env.FrameType(), "err", err)
 		return
 	}
-	if !l.post(env) {
-		n.log.Warn("send queue full, dropped", "type", env.FrameType(), "id", env.ID)
-	}
+	l.post(env)
 }
 
 // prepare gives env the link's flow unless it has one, seals it (see seal) and encrypts a
